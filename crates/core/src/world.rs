@@ -1,0 +1,389 @@
+//! The objects of SPEC §1: merchants, sales units, ledgers, partners, keys and grants.
+
+use crate::ParseError;
+use crate::ids::{BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle};
+use jiff::Timestamp;
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+
+/// Row id of a merchant, partner or key inside Ledgerport (never on the Report API wire).
+pub type RowId = i64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merchant {
+    pub id: RowId,
+    pub business: BusinessId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SalesUnitKind {
+    /// ePayment / recurring: has API keys.
+    Api,
+    /// Vippsnummer / MyShop: no API keys at all.
+    VmNumber,
+}
+
+impl SalesUnitKind {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
+        match s {
+            "api" => Ok(SalesUnitKind::Api),
+            "vm-number" => Ok(SalesUnitKind::VmNumber),
+            _ => Err(ParseError::new(field, "must be api or vm-number")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SalesUnitKind::Api => "api",
+            SalesUnitKind::VmNumber => "vm-number",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SalesUnit {
+    pub msn: Msn,
+    pub merchant_id: RowId,
+    pub name: String,
+    pub kind: SalesUnitKind,
+    pub country: Country,
+    pub handle: RecipientHandle,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayoutFrequency {
+    Daily,
+    /// At Monday's cutoff.
+    Weekly,
+    /// At the cutoff of the 1st.
+    Monthly,
+}
+
+impl PayoutFrequency {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
+        match s {
+            "daily" => Ok(Self::Daily),
+            "weekly" => Ok(Self::Weekly),
+            "monthly" => Ok(Self::Monthly),
+            _ => Err(ParseError::new(field, "must be daily, weekly or monthly")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Daily => "daily",
+            Self::Weekly => "weekly",
+            Self::Monthly => "monthly",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementMode {
+    /// Fees retained from funds at each payout.
+    Net,
+    /// Fees invoiced monthly.
+    Gross,
+}
+
+impl SettlementMode {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
+        match s {
+            "net" => Ok(Self::Net),
+            "gross" => Ok(Self::Gross),
+            _ => Err(ParseError::new(field, "must be net or gross")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Net => "net",
+            Self::Gross => "gross",
+        }
+    }
+}
+
+/// What a capture costs: a percentage in basis points plus a fixed amount in minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeePlan {
+    pub basis_points: i64,
+    pub fixed_minor: i64,
+}
+
+/// Page sizes the Report API allows per ledger.
+pub const DEFAULT_PAGE_SIZE: u32 = 1000;
+pub const MAX_PAGE_SIZE: u32 = 10_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ledger {
+    pub ledger_id: LedgerId,
+    pub currency: Currency,
+    pub payout_account: BankAccount,
+    pub owner_merchant_id: RowId,
+    pub time_zone: String,
+    /// Start of a ledger date in the ledger's time zone (default 00:00).
+    pub cutoff: Time,
+    pub payout_frequency: PayoutFrequency,
+    pub settlement_mode: SettlementMode,
+    pub fee_plan: FeePlan,
+    pub page_size: u32,
+    pub created_at: Timestamp,
+}
+
+impl Ledger {
+    /// The ledger date `t` falls on: the civil date in the ledger's zone, moved back one day when
+    /// the local time is before the cutoff. Comparing local civil times is what makes this right
+    /// on the days the clocks change.
+    pub fn ledger_date_of(&self, t: Timestamp) -> LedgerDate {
+        let tz = TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC);
+        let local = tz.to_datetime(t);
+        let date = if local.time() < self.cutoff {
+            local.date().yesterday().unwrap_or(local.date())
+        } else {
+            local.date()
+        };
+        LedgerDate::from_date(date)
+    }
+
+    /// Today's ledger date and later ones are open: their reports are not complete yet.
+    pub fn is_open(&self, date: LedgerDate, now: Timestamp) -> bool {
+        date >= self.ledger_date_of(now)
+    }
+}
+
+/// Checks a time zone name against the time zone database.
+pub fn parse_time_zone(field: &'static str, s: &str) -> Result<String, ParseError> {
+    TimeZone::get(s)
+        .map(|_| s.to_owned())
+        .map_err(|_| ParseError::new(field, format!("{s} is not a known time zone")))
+}
+
+/// Parses a cutoff `HH:MM`.
+pub fn parse_cutoff(field: &'static str, s: &str) -> Result<Time, ParseError> {
+    let b = s.as_bytes();
+    let bad = || ParseError::new(field, "must be a time of day HH:MM");
+    if b.len() != 5 || b[2] != b':' || !b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let h = (b[0] - b'0') * 10 + (b[1] - b'0');
+    let m = (b[3] - b'0') * 10 + (b[4] - b'0');
+    Time::new(h as i8, m as i8, 0, 0).map_err(|_| bad())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerKind {
+    /// Reads ledgers that merchants grant it, with accounting keys.
+    Accounting,
+    /// Integrates on merchants' behalf; never reads the Report API.
+    Integration,
+    /// Management keys; never reads the Report API.
+    Management,
+}
+
+impl PartnerKind {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
+        match s {
+            "accounting" => Ok(Self::Accounting),
+            "integration" => Ok(Self::Integration),
+            "management" => Ok(Self::Management),
+            _ => Err(ParseError::new(field, "must be accounting, integration or management")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accounting => "accounting",
+            Self::Integration => "integration",
+            Self::Management => "management",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerState {
+    Applied,
+    Approved,
+    Rejected,
+    Suspended,
+}
+
+impl PartnerState {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
+        match s {
+            "applied" => Ok(Self::Applied),
+            "approved" => Ok(Self::Approved),
+            "rejected" => Ok(Self::Rejected),
+            "suspended" => Ok(Self::Suspended),
+            _ => Err(ParseError::new(field, "must be applied, approved, rejected or suspended")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    /// The operator's state changes: approve or reject an application, suspend an approved
+    /// partner, reinstate a suspended one. Anything else is refused.
+    pub fn may_become(self, next: PartnerState) -> bool {
+        use PartnerState::*;
+        matches!(
+            (self, next),
+            (Applied, Approved) | (Applied, Rejected) | (Approved, Suspended) | (Suspended, Approved)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partner {
+    pub id: RowId,
+    pub name: String,
+    pub kind: PartnerKind,
+    pub state: PartnerState,
+    pub business: Option<BusinessId>,
+    pub contact_email: String,
+    pub created_at: Timestamp,
+}
+
+/// What a set of credentials belongs to, and so which token endpoint and which reads it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Bound to one api sales unit; `/accesstoken/get`.
+    SalesUnit,
+    /// An approved accounting partner's keys; `/miami/v1/token`.
+    Accounting,
+    /// Merchant-level keys of an organisation; `/miami/v1/token`.
+    MerchantLevel,
+    /// An integration partner's keys; `/accesstoken/get`; no Report API.
+    Integration,
+    /// Management keys; `/miami/v1/token`; no Report API.
+    Management,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SalesUnit => "sales-unit",
+            Self::Accounting => "accounting",
+            Self::MerchantLevel => "merchant-level",
+            Self::Integration => "integration",
+            Self::Management => "management",
+        }
+    }
+
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
+        match s {
+            "sales-unit" => Ok(Self::SalesUnit),
+            "accounting" => Ok(Self::Accounting),
+            "merchant-level" => Ok(Self::MerchantLevel),
+            "integration" => Ok(Self::Integration),
+            "management" => Ok(Self::Management),
+            _ => Err(ParseError::new(
+                field,
+                "must be sales-unit, accounting, merchant-level, integration or management",
+            )),
+        }
+    }
+
+    /// Keys of these kinds are exchanged at `/accesstoken/get` and carry subscription keys.
+    pub fn uses_standard_token_endpoint(self) -> bool {
+        matches!(self, Self::SalesUnit | Self::Integration)
+    }
+}
+
+/// The owner of a set of keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOwner {
+    SalesUnit(Msn),
+    Partner(RowId),
+    Merchant(RowId),
+}
+
+/// A set of credentials as stored: the secret only as a hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: RowId,
+    pub kind: KeyKind,
+    pub owner: KeyOwner,
+    pub client_id: String,
+    pub secret_hash: [u8; 32],
+    /// Rises each time the secret is regenerated; tokens carry it, so older tokens die at once.
+    pub generation: i64,
+    /// Subscription keys (standard-endpoint keys only). Not secret: the portal shows them.
+    pub subscription_keys: Option<[String; 2]>,
+    pub revoked: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub partner_id: RowId,
+    pub ledger_id: LedgerId,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(tz: &str, cutoff: &str) -> Ledger {
+        Ledger {
+            ledger_id: LedgerId::parse("l", "1").expect("id"),
+            currency: Currency::NOK,
+            payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").expect("acct"),
+            owner_merchant_id: 1,
+            time_zone: tz.into(),
+            cutoff: parse_cutoff("c", cutoff).expect("cutoff"),
+            payout_frequency: PayoutFrequency::Daily,
+            settlement_mode: SettlementMode::Net,
+            fee_plan: FeePlan::default(),
+            page_size: DEFAULT_PAGE_SIZE,
+            created_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    #[test]
+    fn a_ledger_date_starts_at_the_cutoff_in_the_ledgers_zone() {
+        let l = ledger("Europe/Oslo", "04:00");
+        // 03:59 local on 2 October (UTC+2) is still 1 October's ledger date.
+        assert_eq!(l.ledger_date_of(at("2022-10-02T01:59:00Z")).to_string(), "2022-10-01");
+        assert_eq!(l.ledger_date_of(at("2022-10-02T02:00:00Z")).to_string(), "2022-10-02");
+        // Midnight cutoff in UTC+1 winter time.
+        let m = ledger("Europe/Oslo", "00:00");
+        assert_eq!(m.ledger_date_of(at("2022-12-31T23:00:00Z")).to_string(), "2023-01-01");
+        assert_eq!(m.ledger_date_of(at("2022-12-31T22:59:59Z")).to_string(), "2022-12-31");
+    }
+
+    #[test]
+    fn the_cutoff_follows_daylight_saving_changes() {
+        let l = ledger("Europe/Oslo", "04:00");
+        // 2024-03-31: clocks go from 02:00 to 03:00; 04:00 local is 02:00Z.
+        assert_eq!(l.ledger_date_of(at("2024-03-31T01:59:59Z")).to_string(), "2024-03-30");
+        assert_eq!(l.ledger_date_of(at("2024-03-31T02:00:00Z")).to_string(), "2024-03-31");
+        // 2024-10-27: clocks go from 03:00 back to 02:00; 04:00 local is 03:00Z.
+        assert_eq!(l.ledger_date_of(at("2024-10-27T02:59:59Z")).to_string(), "2024-10-26");
+        assert_eq!(l.ledger_date_of(at("2024-10-27T03:00:00Z")).to_string(), "2024-10-27");
+    }
+
+    #[test]
+    fn partners_change_state_only_along_the_operator_paths() {
+        use PartnerState::*;
+        assert!(Applied.may_become(Approved));
+        assert!(Approved.may_become(Suspended));
+        assert!(Suspended.may_become(Approved));
+        assert!(!Rejected.may_become(Approved));
+        assert!(!Applied.may_become(Suspended));
+    }
+}

@@ -1,0 +1,114 @@
+//! Storage for Ledgerport, in the domain's words.
+//!
+//! [`Store`] is the one interface the server and the command line use; each backend implements all
+//! of it (`sqlite` today), and [`contract`] holds the tests every backend must pass. Queries that
+//! read a ledger's entries take a [`LedgerAccess`], so they cannot be called without an access
+//! decision.
+
+pub mod contract;
+mod error;
+mod model;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use model::*;
+
+use async_trait::async_trait;
+use ledgerport_core::access::{LedgerAccess, LedgerFacts, ListScope};
+use ledgerport_core::entry::{Entry, NewEntry};
+use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
+use ledgerport_core::world::{ApiKey, Grant, Merchant, Partner, PartnerState, RowId, SalesUnit};
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Who made a change; recorded with every state change in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn new(s: impl Into<String>) -> Self {
+        Actor(s.into())
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- merchants and sales units ---
+    async fn create_merchant(&self, by: &Actor, m: NewMerchant) -> Result<Merchant>;
+    async fn merchants(&self) -> Result<Vec<Merchant>>;
+    async fn merchant(&self, id: RowId) -> Result<Option<Merchant>>;
+    async fn merchant_by_org(&self, org_id: &str) -> Result<Option<Merchant>>;
+    async fn create_sales_unit(&self, by: &Actor, u: NewSalesUnit) -> Result<SalesUnit>;
+    async fn sales_units(&self, merchant: Option<RowId>) -> Result<Vec<SalesUnit>>;
+    async fn sales_unit(&self, msn: Msn) -> Result<Option<SalesUnit>>;
+
+    // --- ledgers ---
+    async fn create_ledger(&self, by: &Actor, l: NewLedger) -> Result<LedgerView>;
+    async fn ledgers(&self) -> Result<Vec<LedgerView>>;
+    async fn ledger(&self, id: &LedgerId) -> Result<Option<LedgerView>>;
+    /// What the access policy needs about one ledger, with standing grants of approved partners.
+    async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>>;
+    /// One keyset page of the ledgers a listing scope covers, ordered by `ledgerId`, after `after`.
+    async fn ledgers_in_scope(
+        &self,
+        scope: &ListScope,
+        handle: Option<&RecipientHandle>,
+        after: Option<&LedgerId>,
+        limit: u32,
+    ) -> Result<Vec<(LedgerView, LedgerFacts)>>;
+
+    // --- partners ---
+    async fn create_partner(&self, by: &Actor, p: NewPartner) -> Result<Partner>;
+    async fn partners(&self) -> Result<Vec<Partner>>;
+    async fn partner(&self, id: RowId) -> Result<Option<Partner>>;
+    /// Moves a partner along the operator's paths ([`PartnerState::may_become`]).
+    async fn set_partner_state(&self, by: &Actor, id: RowId, to: PartnerState) -> Result<Partner>;
+
+    // --- keys ---
+    async fn create_key(&self, by: &Actor, k: NewKey) -> Result<ApiKey>;
+    async fn keys(&self) -> Result<Vec<ApiKey>>;
+    async fn key(&self, id: RowId) -> Result<Option<ApiKey>>;
+    async fn key_by_client_id(&self, client_id: &str) -> Result<Option<ApiKey>>;
+    async fn key_by_subscription_key(&self, key: &str) -> Result<Option<ApiKey>>;
+    /// Replaces the secret and raises the generation, so tokens from the old secret stop working.
+    async fn replace_secret(&self, by: &Actor, id: RowId, secret_hash: [u8; 32]) -> Result<ApiKey>;
+    async fn revoke_key(&self, by: &Actor, id: RowId) -> Result<ApiKey>;
+
+    // --- grants ---
+    async fn create_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<Grant>;
+    /// Returns whether a grant was there to remove.
+    async fn remove_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<bool>;
+    async fn grants(&self, partner: Option<RowId>, ledger: Option<&LedgerId>) -> Result<Vec<Grant>>;
+
+    // --- entries ---
+    /// The one way entries reach a ledger: assigns the next sequence numbers and chains balances
+    /// from the topic's last entry, atomically.
+    async fn append_entries(&self, ledger: &LedgerId, topic: Topic, entries: Vec<NewEntry>) -> Result<Vec<Entry>>;
+    /// Entries after `after_seq` in feed order, at most `limit`.
+    async fn feed_page(&self, access: &LedgerAccess, topic: Topic, after_seq: i64, limit: u32) -> Result<Vec<Entry>>;
+    /// Entries of one ledger date after `after_seq`, at most `limit`.
+    async fn date_page(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        date: LedgerDate,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Entry>>;
+
+    // --- the server's own keys ---
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    async fn add_signing_key(&self, by: &Actor, key: SigningKeyRecord) -> Result<()>;
+    async fn retire_signing_key(&self, by: &Actor, kid: &str) -> Result<()>;
+    /// Returns the secret called `name`, storing `candidate` first if there is none yet; every
+    /// process sharing the database gets the same value.
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
+
+    // --- logs ---
+    async fn record_access(&self, rec: NewAccessRecord) -> Result<()>;
+    async fn access_log(&self, filter: &AccessLogFilter) -> Result<Vec<AccessRecord>>;
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+
+    /// A cheap query that fails when the database is unreachable.
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,127 @@
+//! The shapes the store takes and returns beyond the core's world types.
+
+use jiff::civil::Time;
+use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn};
+use ledgerport_core::world::{
+    FeePlan, KeyKind, KeyOwner, Ledger, PartnerKind, PayoutFrequency, RowId, SalesUnit, SalesUnitKind,
+    SettlementMode,
+};
+
+#[derive(Debug, Clone)]
+pub struct NewMerchant {
+    pub business: BusinessId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSalesUnit {
+    pub msn: Msn,
+    pub merchant_id: RowId,
+    pub name: String,
+    pub kind: SalesUnitKind,
+    pub country: Country,
+    /// The Vippsnummer of a vm-number unit (its handle is `<country>:<number>`); `None` for api.
+    pub vm_number: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewLedger {
+    pub ledger_id: LedgerId,
+    pub currency: Currency,
+    pub payout_account: BankAccount,
+    pub owner_merchant_id: RowId,
+    /// Sales units the ledger settles for, in the order the ledger lists them.
+    pub settles_for: Vec<Msn>,
+    pub time_zone: String,
+    pub cutoff: Time,
+    pub payout_frequency: PayoutFrequency,
+    pub settlement_mode: SettlementMode,
+    pub fee_plan: FeePlan,
+    pub page_size: u32,
+}
+
+/// A ledger with the sales units it settles for, as listings show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerView {
+    pub ledger: Ledger,
+    pub units: Vec<SalesUnit>,
+    /// The owner's organisation, for `businessIdentifier` and `owner`.
+    pub owner: BusinessId,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPartner {
+    pub name: String,
+    pub kind: PartnerKind,
+    pub business: Option<BusinessId>,
+    pub contact_email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub kind: KeyKind,
+    pub owner: KeyOwner,
+    pub client_id: String,
+    pub secret_hash: [u8; 32],
+    pub subscription_keys: Option<[String; 2]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// PKCS#8 DER of the Ed25519 private key.
+    pub private_der: Vec<u8>,
+    pub public_raw: Vec<u8>,
+    pub created_at: String,
+    pub retired_at: Option<String>,
+}
+
+/// One Report API request, as the access log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewAccessRecord {
+    pub request_id: String,
+    pub key_id: Option<RowId>,
+    pub key_kind: Option<KeyKind>,
+    pub client_id: Option<String>,
+    pub partner_id: Option<RowId>,
+    pub merchant_id: Option<RowId>,
+    pub msn: Option<Msn>,
+    pub ledger_id: Option<String>,
+    pub endpoint: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRecord {
+    pub id: RowId,
+    pub at: String,
+    pub rec: NewAccessRecord,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccessLogFilter {
+    pub ledger_id: Option<LedgerId>,
+    pub partner_id: Option<RowId>,
+    /// Only requests on ledgers this merchant owns.
+    pub owner_merchant_id: Option<RowId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: RowId,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// Owner columns of a key row, in one place so the backends agree.
+pub fn key_owner_columns(owner: KeyOwner) -> (Option<i64>, Option<RowId>, Option<RowId>) {
+    match owner {
+        KeyOwner::SalesUnit(msn) => (Some(i64::from(msn.get())), None, None),
+        KeyOwner::Partner(p) => (None, Some(p), None),
+        KeyOwner::Merchant(m) => (None, None, Some(m)),
+    }
+}

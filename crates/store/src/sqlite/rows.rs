@@ -1,0 +1,320 @@
+//! Rows as SQLite returns them, and their conversion into domain values. Stored text is parsed
+//! with the same parsers as input from outside, so a bad row is reported, never trusted.
+
+use crate::{AccessRecord, AuditRecord, LedgerView, NewAccessRecord, Result, SigningKeyRecord, StoreError};
+use ledgerport_core::entry::{Entry, PayerDetails};
+use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle};
+use ledgerport_core::world::{
+    ApiKey, FeePlan, Grant, KeyKind, KeyOwner, Ledger, Merchant, Partner, PartnerKind, PartnerState,
+    PayoutFrequency, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
+};
+
+fn ts(s: &str) -> Result<jiff::Timestamp> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("timestamp {s}")))
+}
+
+#[derive(sqlx::FromRow)]
+pub struct MerchantRow {
+    pub id: i64,
+    pub org_scheme: String,
+    pub org_id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+impl MerchantRow {
+    pub fn into_domain(self) -> Result<Merchant> {
+        Ok(Merchant {
+            id: self.id,
+            business: BusinessId::parse("org", &self.org_scheme, &self.org_id)?,
+            name: self.name,
+            created_at: ts(&self.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SalesUnitRow {
+    pub msn: i64,
+    pub merchant_id: i64,
+    pub name: String,
+    pub kind: String,
+    pub country: String,
+    pub handle: String,
+    pub created_at: String,
+}
+
+impl SalesUnitRow {
+    pub fn into_domain(self) -> Result<SalesUnit> {
+        Ok(SalesUnit {
+            msn: Msn::from_stored(self.msn),
+            merchant_id: self.merchant_id,
+            name: self.name,
+            kind: SalesUnitKind::parse("kind", &self.kind)?,
+            country: Country::parse("country", &self.country)?,
+            handle: RecipientHandle::parse("handle", &self.handle)?,
+            created_at: ts(&self.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct LedgerRow {
+    pub ledger_id: String,
+    pub currency: String,
+    pub payout_scheme: String,
+    pub payout_account: String,
+    pub owner_merchant_id: i64,
+    pub time_zone: String,
+    pub cutoff: String,
+    pub payout_frequency: String,
+    pub settlement_mode: String,
+    pub fee_basis_points: i64,
+    pub fee_fixed_minor: i64,
+    pub page_size: i64,
+    pub created_at: String,
+    pub org_scheme: String,
+    pub org_id: String,
+}
+
+impl LedgerRow {
+    pub fn into_view(self, units: Vec<SalesUnit>) -> Result<LedgerView> {
+        Ok(LedgerView {
+            owner: BusinessId::parse("org", &self.org_scheme, &self.org_id)?,
+            ledger: Ledger {
+                ledger_id: LedgerId::parse("ledger_id", &self.ledger_id)?,
+                currency: Currency::parse("currency", &self.currency)?,
+                payout_account: BankAccount::parse("payout", &self.payout_scheme, &self.payout_account)?,
+                owner_merchant_id: self.owner_merchant_id,
+                time_zone: self.time_zone,
+                cutoff: parse_cutoff("cutoff", &self.cutoff)?,
+                payout_frequency: PayoutFrequency::parse("payout_frequency", &self.payout_frequency)?,
+                settlement_mode: SettlementMode::parse("settlement_mode", &self.settlement_mode)?,
+                fee_plan: FeePlan { basis_points: self.fee_basis_points, fixed_minor: self.fee_fixed_minor },
+                page_size: u32::try_from(self.page_size).map_err(|_| StoreError::Corrupt("page_size".into()))?,
+                created_at: ts(&self.created_at)?,
+            },
+            units,
+        })
+    }
+}
+
+/// A sales unit row with the ledger it settles on, for loading the units of many ledgers at once.
+#[derive(sqlx::FromRow)]
+pub struct LedgerUnitRow {
+    pub ledger_id: String,
+    #[sqlx(flatten)]
+    pub unit: SalesUnitRow,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PartnerRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub org_scheme: Option<String>,
+    pub org_id: Option<String>,
+    pub contact_email: String,
+    pub created_at: String,
+}
+
+impl PartnerRow {
+    pub fn into_domain(self) -> Result<Partner> {
+        let business = match (self.org_scheme, self.org_id) {
+            (Some(s), Some(i)) => Some(BusinessId::parse("org", &s, &i)?),
+            _ => None,
+        };
+        Ok(Partner {
+            id: self.id,
+            name: self.name,
+            kind: PartnerKind::parse("kind", &self.kind)?,
+            state: PartnerState::parse("state", &self.state)?,
+            business,
+            contact_email: self.contact_email,
+            created_at: ts(&self.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: i64,
+    pub kind: String,
+    pub owner_msn: Option<i64>,
+    pub owner_partner_id: Option<i64>,
+    pub owner_merchant_id: Option<i64>,
+    pub client_id: String,
+    pub secret_hash: Vec<u8>,
+    pub generation: i64,
+    pub subscription_key_1: Option<String>,
+    pub subscription_key_2: Option<String>,
+    pub revoked: bool,
+    pub created_at: String,
+}
+
+impl KeyRow {
+    pub fn into_domain(self) -> Result<ApiKey> {
+        let owner = match (self.owner_msn, self.owner_partner_id, self.owner_merchant_id) {
+            (Some(m), None, None) => KeyOwner::SalesUnit(Msn::from_stored(m)),
+            (None, Some(p), None) => KeyOwner::Partner(p),
+            (None, None, Some(m)) => KeyOwner::Merchant(m),
+            _ => return Err(StoreError::Corrupt(format!("owner of key {}", self.id))),
+        };
+        let secret_hash: [u8; 32] = self
+            .secret_hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("secret hash of key {}", self.id)))?;
+        let subscription_keys = match (self.subscription_key_1, self.subscription_key_2) {
+            (Some(a), Some(b)) => Some([a, b]),
+            _ => None,
+        };
+        Ok(ApiKey {
+            id: self.id,
+            kind: KeyKind::parse("kind", &self.kind)?,
+            owner,
+            client_id: self.client_id,
+            secret_hash,
+            generation: self.generation,
+            subscription_keys,
+            revoked: self.revoked,
+            created_at: ts(&self.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct GrantRow {
+    pub partner_id: i64,
+    pub ledger_id: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl GrantRow {
+    pub fn into_domain(self) -> Result<Grant> {
+        Ok(Grant {
+            partner_id: self.partner_id,
+            ledger_id: LedgerId::parse("ledger_id", &self.ledger_id)?,
+            created_at: ts(&self.created_at)?,
+            created_by: self.created_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct EntryRow {
+    pub seq: i64,
+    pub psp_reference: String,
+    pub time: String,
+    pub ledger_date: String,
+    pub entry_type: String,
+    pub reference: String,
+    pub currency: String,
+    pub amount: i64,
+    pub balance_before: i64,
+    pub balance_after: i64,
+    pub recipient_handle: String,
+    pub payer_name: Option<String>,
+    pub payer_message: Option<String>,
+    pub masked_phone_no: Option<String>,
+}
+
+impl EntryRow {
+    pub fn into_domain(self) -> Result<Entry> {
+        let payer = match (self.payer_name, self.payer_message, self.masked_phone_no) {
+            (Some(name), Some(message), Some(masked_phone_no)) => {
+                Some(PayerDetails { name, message, masked_phone_no })
+            }
+            _ => None,
+        };
+        Ok(Entry {
+            seq: self.seq,
+            psp_reference: self.psp_reference,
+            time: self.time,
+            ledger_date: LedgerDate::parse("ledger_date", &self.ledger_date)?,
+            entry_type: self.entry_type,
+            reference: self.reference,
+            currency: Currency::parse("currency", &self.currency)?,
+            amount: self.amount,
+            balance_before: self.balance_before,
+            balance_after: self.balance_after,
+            recipient_handle: self.recipient_handle,
+            payer,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub private_der: Vec<u8>,
+    pub public_raw: Vec<u8>,
+    pub created_at: String,
+    pub retired_at: Option<String>,
+}
+
+impl From<SigningKeyRow> for SigningKeyRecord {
+    fn from(r: SigningKeyRow) -> Self {
+        SigningKeyRecord {
+            kid: r.kid,
+            private_der: r.private_der,
+            public_raw: r.public_raw,
+            created_at: r.created_at,
+            retired_at: r.retired_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AccessRow {
+    pub id: i64,
+    pub at: String,
+    pub request_id: String,
+    pub key_id: Option<i64>,
+    pub key_kind: Option<String>,
+    pub client_id: Option<String>,
+    pub partner_id: Option<i64>,
+    pub merchant_id: Option<i64>,
+    pub msn: Option<i64>,
+    pub ledger_id: Option<String>,
+    pub endpoint: String,
+    pub status: i64,
+}
+
+impl AccessRow {
+    pub fn into_domain(self) -> Result<AccessRecord> {
+        Ok(AccessRecord {
+            id: self.id,
+            at: self.at,
+            rec: NewAccessRecord {
+                request_id: self.request_id,
+                key_id: self.key_id,
+                key_kind: self.key_kind.as_deref().map(|k| KeyKind::parse("key_kind", k)).transpose()?,
+                client_id: self.client_id,
+                partner_id: self.partner_id,
+                merchant_id: self.merchant_id,
+                msn: self.msn.map(Msn::from_stored),
+                ledger_id: self.ledger_id,
+                endpoint: self.endpoint,
+                status: u16::try_from(self.status).map_err(|_| StoreError::Corrupt("status".into()))?,
+            },
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord { id: r.id, at: r.at, actor: r.actor, action: r.action, subject: r.subject, detail: r.detail }
+    }
+}
