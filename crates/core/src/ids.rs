@@ -336,6 +336,12 @@ impl LedgerDate {
     }
 }
 
+impl Serialize for LedgerDate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for LedgerDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.0.year(), self.0.month(), self.0.day())

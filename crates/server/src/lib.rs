@@ -1,1 +1,113 @@
+//! Ledgerport's HTTP server.
+//!
+//! `router(state)` builds the whole application; `serve(listener, state, shutdown)` runs it until
+//! the shutdown future resolves, finishing requests in flight. Tests bind `127.0.0.1:0` and pass
+//! their own shutdown future.
+//!
+//! A request flows: [`middleware::request_context`] (request id, error bodies, panics) ->
+//! for the Report API [`api::report::access_log`] -> [`api::report::authenticate`] (token ->
+//! `Principal`) -> handler, which asks the access policy for a `LedgerAccess` and reads with it.
 
+pub mod api;
+pub mod credentials;
+pub mod cursor;
+pub mod error;
+pub mod middleware;
+pub mod tokens;
+
+use axum::Router;
+use ledgerport_core::clock::Clock;
+use ledgerport_store::Store;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub use error::AppError;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `iss` of issued tokens, and the only issuer accepted.
+    pub issuer: String,
+    /// `aud` of issued tokens, and the only audience accepted.
+    pub audience: String,
+    /// Lifetime of `/accesstoken/get` tokens (default 24 h).
+    pub standard_token_lifetime: Duration,
+    /// Lifetime of `/miami/v1/token` tokens (default 15 min).
+    pub miami_token_lifetime: Duration,
+    /// Page size of `GET /settlement/v1/ledgers`.
+    pub ledger_list_page_size: u32,
+    /// Requests taking longer are answered 500 and abandoned.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            issuer: "ledgerport".into(),
+            audience: "ledgerport-report-api".into(),
+            standard_token_lifetime: Duration::from_secs(24 * 3600),
+            miami_token_lifetime: Duration::from_secs(15 * 60),
+            ledger_list_page_size: 1000,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a handler may use. Cloned per request (all fields are shared pointers).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub tokens: Arc<tokens::TokenService>,
+    pub cursors: cursor::CursorCodec,
+    pub config: Arc<ServerConfig>,
+}
+
+/// Name under which the cursor MAC key is kept in the store.
+const CURSOR_KEY_NAME: &str = "cursor-mac-key";
+
+impl AppState {
+    /// Loads (or on first start creates) the signing keys and the cursor key from the store.
+    pub async fn load(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Result<Self, String> {
+        let max_lifetime = config.standard_token_lifetime.max(config.miami_token_lifetime).as_secs() as i64;
+        let tokens = tokens::TokenService::load(
+            store.clone(),
+            clock.clone(),
+            config.issuer.clone(),
+            config.audience.clone(),
+            max_lifetime,
+        )
+        .await
+        .map_err(|e| format!("loading signing keys: {e}"))?;
+        let mut candidate = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut candidate);
+        let cursor_key = store
+            .server_secret(CURSOR_KEY_NAME, &candidate)
+            .await
+            .map_err(|e| format!("loading the cursor key: {e}"))?;
+        Ok(AppState {
+            store,
+            clock,
+            tokens: Arc::new(tokens),
+            cursors: cursor::CursorCodec::new(cursor_key),
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    middleware::apply(api::routes(state), timeout)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and finishes requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

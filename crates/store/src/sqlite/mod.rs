@@ -532,6 +532,20 @@ impl Store for SqliteStore {
         };
         let _w = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
+        // Each column is UNIQUE on its own; a key's first subscription key must not be another
+        // key's second either, or a lookup by subscription key could find either key.
+        if let (Some(a), Some(b)) = (&sk1, &sk2) {
+            let taken: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM api_keys WHERE subscription_key_1 IN (?1, ?2) OR subscription_key_2 IN (?1, ?2) LIMIT 1",
+            )
+            .bind(a)
+            .bind(b)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict(format!("a subscription key of key {}", k.client_id)));
+            }
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_keys (kind, owner_msn, owner_partner_id, owner_merchant_id, client_id, secret_hash, \
              generation, subscription_key_1, subscription_key_2, revoked, created_at) \

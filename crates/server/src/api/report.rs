@@ -1,0 +1,274 @@
+//! The Report API: ledger listing, date pages and the feed, behind authentication and the access
+//! log.
+
+use super::wire::{DatePage, FeedPage, LedgerList, WireEntry, WireLedger};
+use super::{QueryParams, check_system_headers, header};
+use crate::cursor::Binding;
+use crate::error::{INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY};
+use crate::middleware::RequestId;
+use crate::{AppError, AppState};
+use axum::Json;
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ledgerport_core::access::{self, Decision, LedgerAccess, Principal};
+use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
+use ledgerport_core::world::{ApiKey, KeyKind, KeyOwner, PartnerState};
+use ledgerport_store::{LedgerView, NewAccessRecord};
+
+/// The authenticated caller of a Report API request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub key: ApiKey,
+}
+
+/// Turns the bearer token into a [`Caller`], checking on every request that the keys still stand:
+/// not revoked, not regenerated since the token was issued, the partner still approved. So a
+/// change takes effect on the next request, not when the token expires.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match caller(&state, req.headers()).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller.clone());
+            let mut res = next.run(req).await;
+            res.extensions_mut().insert(caller);
+            res
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, AppError> {
+    check_system_headers(headers)?;
+    let auth = header(headers, "Authorization").map_err(|_| AppError::Unauthorized)?;
+    // `Bearer` is case-sensitive.
+    let token = auth.and_then(|a| a.strip_prefix("Bearer ")).ok_or(AppError::Unauthorized)?;
+    let claims = state.tokens.verify(token).await.ok_or(AppError::Unauthorized)?;
+    let key = state.store.key(claims.key_id).await?.ok_or(AppError::Unauthorized)?;
+    if key.revoked || key.generation != claims.generation || key.client_id != claims.sub || key.kind.as_str() != claims.key_type
+    {
+        return Err(AppError::Unauthorized);
+    }
+    let principal = match (key.kind, key.owner) {
+        (KeyKind::SalesUnit, KeyOwner::SalesUnit(msn)) => {
+            // A standard token travels with one of its unit's subscription keys.
+            let presented = header(headers, "Ocp-Apim-Subscription-Key")?
+                .filter(|k| !k.is_empty())
+                .ok_or(AppError::SubscriptionKey(MISSING_SUBSCRIPTION_KEY))?;
+            let own = key.subscription_keys.as_ref().is_some_and(|ks| ks.iter().any(|k| k == presented));
+            if !own {
+                return Err(AppError::SubscriptionKey(INVALID_SUBSCRIPTION_KEY));
+            }
+            if let Some(m) = header(headers, "Merchant-Serial-Number")? {
+                if Msn::parse("Merchant-Serial-Number", m)? != msn {
+                    return Err(AppError::Forbidden(
+                        "Merchant-Serial-Number: does not match the sales unit of these keys".into(),
+                    ));
+                }
+            }
+            Principal::SalesUnit { key_id: key.id, msn }
+        }
+        (KeyKind::MerchantLevel, KeyOwner::Merchant(merchant_id)) => Principal::MerchantLevel { key_id: key.id, merchant_id },
+        (kind @ (KeyKind::Accounting | KeyKind::Integration | KeyKind::Management), KeyOwner::Partner(partner_id)) => {
+            let partner = state.store.partner(partner_id).await?.ok_or(AppError::Unauthorized)?;
+            if partner.state != PartnerState::Approved {
+                return Err(AppError::Unauthorized);
+            }
+            match kind {
+                KeyKind::Accounting => Principal::Accounting { key_id: key.id, partner_id },
+                KeyKind::Integration => Principal::Integration { key_id: key.id, partner_id },
+                _ => Principal::Management { key_id: key.id, partner_id },
+            }
+        }
+        _ => return Err(AppError::Internal(format!("key {} has an owner that does not fit its kind", key.id))),
+    };
+    Ok(Caller { principal, key })
+}
+
+/// Records every Report API request: who, which ledger, which endpoint, the status, the request
+/// id. A failure to record is logged but does not fail the request that was already answered.
+pub async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    // `/report/v2/ledgers/{ledgerId}/...`: the ledger as the client named it.
+    let ledger_id = req
+        .uri()
+        .path()
+        .strip_prefix("/report/v2/ledgers/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| LedgerId::parse("ledgerId", id).is_ok())
+        .map(str::to_owned);
+    let res = next.run(req).await;
+    let caller = res.extensions().get::<Caller>();
+    let rec = NewAccessRecord {
+        request_id,
+        key_id: caller.map(|c| c.key.id),
+        key_kind: caller.map(|c| c.key.kind),
+        client_id: caller.map(|c| c.key.client_id.clone()),
+        partner_id: caller.and_then(|c| match c.key.owner {
+            KeyOwner::Partner(p) => Some(p),
+            _ => None,
+        }),
+        merchant_id: caller.and_then(|c| match c.key.owner {
+            KeyOwner::Merchant(m) => Some(m),
+            _ => None,
+        }),
+        msn: caller.and_then(|c| match c.key.owner {
+            KeyOwner::SalesUnit(m) => Some(m),
+            _ => None,
+        }),
+        ledger_id,
+        endpoint,
+        status: res.status().as_u16(),
+    };
+    if let Err(e) = state.store.record_access(rec).await {
+        tracing::error!(error = %e, "could not record a Report API request in the access log");
+    }
+    res
+}
+
+pub async fn gone() -> AppError {
+    AppError::Gone("/report/v1/ledgertransactions is retired: use /report/v2 and /settlement/v1")
+}
+
+fn page_size_header(n: u32) -> [(axum::http::HeaderName, HeaderValue); 1] {
+    [(axum::http::HeaderName::from_static("vipps-feed-page-size"), HeaderValue::from(n))]
+}
+
+pub async fn list_ledgers(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    let scope = access::list_scope(&caller.principal).ok_or_else(forbidden)?;
+    let q = QueryParams::parse(raw.as_deref())?;
+    let filter_text = q.get("settlesForRecipientHandles").filter(|s| !s.is_empty()).unwrap_or("");
+    let filter = (!filter_text.is_empty())
+        .then(|| RecipientHandle::parse("settlesForRecipientHandles", filter_text))
+        .transpose()?;
+    let binding = Binding::Ledgers { filter: filter_text };
+    let after = match q.cursor() {
+        None => None,
+        Some(c) => {
+            let bytes = state.cursors.decode(&binding, c).map_err(|_| bad_cursor())?;
+            let text = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
+            Some(LedgerId::parse("cursor", &text).map_err(|_| bad_cursor())?)
+        }
+    };
+    let limit = state.config.ledger_list_page_size;
+    let mut rows = state.store.ledgers_in_scope(&scope, filter.as_ref(), after.as_ref(), limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let cursor = match (more, rows.last()) {
+        (true, Some((last, _))) => state.cursors.encode(&binding, last.ledger.ledger_id.as_str().as_bytes()),
+        _ => String::new(),
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for (view, facts) in &rows {
+        // The scope query and the policy must agree; if they ever do not, the policy wins.
+        match access::decide(&caller.principal, Some(facts)) {
+            Decision::Allow(_) => items.push(WireLedger::from(view)),
+            other => tracing::error!(ledger = %view.ledger.ledger_id, ?other, "listing scope returned a ledger the policy refuses"),
+        }
+    }
+    Ok((page_size_header(limit), Json(LedgerList { items, cursor })).into_response())
+}
+
+fn forbidden() -> AppError {
+    AppError::Forbidden("These credentials may not use the Report API.".into())
+}
+
+fn bad_cursor() -> AppError {
+    AppError::bad("cursor", "is not a cursor of this ledger, topic and query")
+}
+
+/// The common start of the ledger endpoints: refuse credentials that may never read, parse the
+/// path, ask the policy. Returns the access capability and the ledger.
+async fn open_ledger(
+    state: &AppState,
+    caller: &Caller,
+    ledger_id: &str,
+    topic: &str,
+) -> Result<(LedgerAccess, LedgerView, Topic), AppError> {
+    if !access::may_use_report_api(&caller.principal) {
+        return Err(forbidden());
+    }
+    let topic = Topic::parse("topic", topic)?;
+    // An id that cannot be a ledger id names no ledger: the same 404 as any other.
+    let id = LedgerId::parse("ledgerId", ledger_id).map_err(|_| AppError::NoSuchLedger)?;
+    let facts = state.store.ledger_facts(&id).await?;
+    let access = match access::decide(&caller.principal, facts.as_ref()) {
+        Decision::Allow(a) => a,
+        Decision::NoSuchLedger => return Err(AppError::NoSuchLedger),
+        Decision::Forbidden => return Err(forbidden()),
+    };
+    let view = state.store.ledger(&id).await?.ok_or(AppError::NoSuchLedger)?;
+    Ok((access, view, topic))
+}
+
+pub async fn date_page(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    let Path((ledger_id, topic, date)) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
+    if !access::may_use_report_api(&caller.principal) {
+        return Err(forbidden());
+    }
+    let date = LedgerDate::parse("ledgerDate", &date)?;
+    let q = QueryParams::parse(raw.as_deref())?;
+    let gdpr = q.flag("includeGDPRSensitiveData")?;
+    let (access, view, topic) = open_ledger(&state, &caller, &ledger_id, &topic).await?;
+    let binding = Binding::Date { ledger: access.ledger_id(), topic, date };
+    let after = match q.cursor() {
+        None => 0,
+        Some(c) => state.cursors.decode_seq(&binding, c).map_err(|_| bad_cursor())?,
+    };
+    let limit = view.ledger.page_size;
+    let mut entries = state.store.date_page(&access, topic, date, after, limit + 1).await?;
+    let has_more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    let cursor = match (has_more, entries.last()) {
+        (true, Some(last)) => Some(state.cursors.encode_seq(&binding, last.seq)),
+        _ => None,
+    };
+    let try_later = view.ledger.is_open(date, state.clock.now());
+    let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
+    Ok((page_size_header(limit), Json(DatePage { items, has_more, try_later, cursor })).into_response())
+}
+
+pub async fn feed_page(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    let Path((ledger_id, topic)) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
+    if !access::may_use_report_api(&caller.principal) {
+        return Err(forbidden());
+    }
+    let q = QueryParams::parse(raw.as_deref())?;
+    let gdpr = q.flag("includeGDPRSensitiveData")?;
+    let (access, view, topic) = open_ledger(&state, &caller, &ledger_id, &topic).await?;
+    let binding = Binding::Feed { ledger: access.ledger_id(), topic };
+    let after = match q.cursor() {
+        None => 0,
+        Some(c) => state.cursors.decode_seq(&binding, c).map_err(|_| bad_cursor())?,
+    };
+    let limit = view.ledger.page_size;
+    let mut entries = state.store.feed_page(&access, topic, after, limit + 1).await?;
+    // Fewer than a page beyond this one: the client has caught up and should come back later.
+    let try_later = entries.len() <= limit as usize;
+    entries.truncate(limit as usize);
+    let position = entries.last().map(|e| e.seq).unwrap_or(after);
+    let cursor = state.cursors.encode_seq(&binding, position);
+    let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
+    Ok((page_size_header(limit), Json(FeedPage { cursor, try_later, items })).into_response())
+}
+

@@ -1,0 +1,165 @@
+//! The Access Token API: `POST /accesstoken/get` and `POST /miami/v1/token`.
+//!
+//! Whatever is wrong with presented credentials (unknown client id, wrong secret, revoked keys,
+//! keys for the other endpoint, a partner not approved) gets one answer, and the work done is
+//! the same either way: one lookup by client id and one SHA-256 of the presented secret.
+
+use super::{check_system_headers, header};
+use crate::credentials::secret_matches;
+use crate::{AppError, AppState};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header as h};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ledgerport_core::ids::Msn;
+use ledgerport_core::world::{ApiKey, KeyKind, KeyOwner, PartnerState};
+use serde_json::json;
+
+const RESOURCE: &str = "00000002-0000-0000-c000-000000000000";
+
+/// Checks a presented secret against the key found by client id, or against a dummy hash when
+/// there is none, so both failures cost the same.
+fn check_secret(key: Option<ApiKey>, secret: &str) -> Option<ApiKey> {
+    const DUMMY: [u8; 32] = [0x5a; 32];
+    let stored = key.as_ref().map(|k| k.secret_hash).unwrap_or(DUMMY);
+    let ok = secret_matches(secret, &stored);
+    key.filter(|k| ok && !k.revoked)
+}
+
+/// Whether the partner behind partner keys is approved. Other keys have no partner.
+async fn owner_in_good_standing(state: &AppState, key: &ApiKey) -> Result<bool, AppError> {
+    match key.owner {
+        KeyOwner::Partner(p) => Ok(state.store.partner(p).await?.is_some_and(|p| p.state == PartnerState::Approved)),
+        KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) => Ok(true),
+    }
+}
+
+pub async fn standard_token(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    check_system_headers(&headers)?;
+    let sub_key = header(&headers, "Ocp-Apim-Subscription-Key")?
+        .filter(|k| !k.is_empty())
+        .ok_or(AppError::SubscriptionKey(crate::error::MISSING_SUBSCRIPTION_KEY))?;
+    let subscription = state
+        .store
+        .key_by_subscription_key(sub_key)
+        .await?
+        .filter(|k| !k.revoked)
+        .ok_or(AppError::SubscriptionKey(crate::error::INVALID_SUBSCRIPTION_KEY))?;
+    let client_id = header(&headers, "client_id")?
+        .ok_or_else(|| AppError::oauth(StatusCode::BAD_REQUEST, "invalid_request", "The client_id header is required."))?;
+    let secret = header(&headers, "client_secret")?.ok_or_else(|| {
+        AppError::oauth(StatusCode::BAD_REQUEST, "invalid_request", "The client_secret header is required.")
+    })?;
+    let msn = header(&headers, "Merchant-Serial-Number")?
+        .map(|m| Msn::parse("Merchant-Serial-Number", m))
+        .transpose()?;
+
+    let found = state.store.key_by_client_id(client_id).await?;
+    let key = check_secret(found, secret)
+        .filter(|k| k.id == subscription.id && k.kind.uses_standard_token_endpoint());
+    let key = match key {
+        Some(k) if owner_in_good_standing(&state, &k).await? => k,
+        _ => {
+            return Err(AppError::oauth(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "The client could not be authenticated: check client_id and client_secret.",
+            ));
+        }
+    };
+    if let (Some(msn), KeyOwner::SalesUnit(own)) = (msn, key.owner) {
+        if msn != own {
+            return Err(AppError::bad("Merchant-Serial-Number", "does not match the sales unit of these keys"));
+        }
+    }
+    let lifetime = state.config.standard_token_lifetime.as_secs() as i64;
+    let (token, claims) = state.tokens.issue(&key, lifetime).map_err(|e| AppError::Internal(e.to_string()))?;
+    tracing::info!(key_id = key.id, key_type = key.kind.as_str(), "issued standard token");
+    let body = json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime.to_string(),
+        "ext_expires_in": "0",
+        "expires_on": claims.exp.to_string(),
+        "not_before": claims.nbf.to_string(),
+        "resource": RESOURCE,
+        "access_token": token,
+    });
+    Ok(([(h::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// Parses `Authorization: Basic base64(client_id:client_secret)`.
+fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AppError> {
+    let bad = || AppError::invalid_client("Authorization: must be Basic base64(client_id:client_secret)");
+    let value = headers
+        .get(h::AUTHORIZATION)
+        .ok_or_else(|| AppError::invalid_client("Authorization: header is required"))?
+        .to_str()
+        .map_err(|_| bad())?;
+    let (scheme, rest) = value.split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad());
+    }
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    if id.is_empty() || secret.is_empty() {
+        return Err(bad());
+    }
+    Ok((id.to_owned(), secret.to_owned()))
+}
+
+pub async fn miami_token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
+    let invalid_request = |d: &str| AppError::oauth(StatusCode::BAD_REQUEST, "invalid_request", d);
+    check_system_headers(&headers)?;
+    if headers.contains_key("Ocp-Apim-Subscription-Key") {
+        return Err(invalid_request("Ocp-Apim-Subscription-Key: must not be sent to this endpoint"));
+    }
+    let (client_id, secret) = basic_credentials(&headers)?;
+    let content_type = header(&headers, "Content-Type")?.unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(invalid_request("Content-Type: must be application/x-www-form-urlencoded"));
+    }
+    let form: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(&body).map_err(|_| invalid_request("body: is not a valid form"))?;
+    for (i, (k, _)) in form.iter().enumerate() {
+        if form[..i].iter().any(|(k2, _)| k2 == k) {
+            return Err(invalid_request(&format!("{k}: given more than once")));
+        }
+    }
+    match form.iter().find(|(k, _)| k == "grant_type").map(|(_, v)| v.as_str()) {
+        None => return Err(invalid_request("grant_type: is required")),
+        Some("client_credentials") => {}
+        Some(_) => {
+            return Err(AppError::oauth(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type: must be client_credentials",
+            ));
+        }
+    }
+
+    let found = state.store.key_by_client_id(&client_id).await?;
+    let key = check_secret(found, &secret).filter(|k| {
+        matches!(k.kind, KeyKind::Accounting | KeyKind::MerchantLevel | KeyKind::Management)
+    });
+    let key = match key {
+        Some(k) if owner_in_good_standing(&state, &k).await? => k,
+        _ => return Err(AppError::invalid_client("The client could not be authenticated.")),
+    };
+    let lifetime = state.config.miami_token_lifetime.as_secs() as i64;
+    let (token, _) = state.tokens.issue(&key, lifetime).map_err(|e| AppError::Internal(e.to_string()))?;
+    tracing::info!(key_id = key.id, key_type = key.kind.as_str(), "issued miami token");
+    Ok((
+        [(h::CACHE_CONTROL, "no-store")],
+        Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})),
+    )
+        .into_response())
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    Json(state.tokens.jwks()).into_response()
+}

@@ -1,0 +1,134 @@
+//! JSON shapes of the Report API, written straight from domain values without copies.
+
+use ledgerport_core::entry::Entry;
+use ledgerport_core::ids::BusinessId;
+use ledgerport_store::LedgerView;
+use serde::Serialize;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireEntry<'a> {
+    psp_reference: &'a str,
+    time: &'a str,
+    ledger_date: ledgerport_core::ids::LedgerDate,
+    entry_type: &'a str,
+    reference: &'a str,
+    currency: &'static str,
+    amount: i64,
+    balance_before: i64,
+    balance_after: i64,
+    recipient_handle: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    masked_phone_no: Option<&'a str>,
+}
+
+impl<'a> WireEntry<'a> {
+    /// Payer details go out only when asked for, and only vm-number payments have them.
+    pub fn new(e: &'a Entry, include_gdpr: bool) -> Self {
+        let payer = e.payer.as_ref().filter(|_| include_gdpr);
+        WireEntry {
+            psp_reference: &e.psp_reference,
+            time: &e.time,
+            ledger_date: e.ledger_date,
+            entry_type: &e.entry_type,
+            reference: &e.reference,
+            currency: e.currency.as_str(),
+            amount: e.amount,
+            balance_before: e.balance_before,
+            balance_after: e.balance_after,
+            recipient_handle: &e.recipient_handle,
+            name: payer.map(|p| p.name.as_str()),
+            message: payer.map(|p| p.message.as_str()),
+            masked_phone_no: payer.map(|p| p.masked_phone_no.as_str()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct WireBusinessId {
+    scheme: &'static str,
+    id: String,
+}
+
+impl From<&BusinessId> for WireBusinessId {
+    fn from(b: &BusinessId) -> Self {
+        WireBusinessId { scheme: b.scheme.as_str(), id: b.id.clone() }
+    }
+}
+
+#[derive(Serialize)]
+pub struct WireAccount {
+    scheme: String,
+    id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireSalesUnit {
+    name: String,
+    recipient_handle: String,
+    business_identifier: WireBusinessId,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireLedger {
+    ledger_id: String,
+    currency: &'static str,
+    payout_bank_account: WireAccount,
+    owner: WireBusinessId,
+    settles_for_recipient_handles: Vec<String>,
+    sales_units: Vec<WireSalesUnit>,
+}
+
+impl From<&LedgerView> for WireLedger {
+    fn from(v: &LedgerView) -> Self {
+        WireLedger {
+            ledger_id: v.ledger.ledger_id.to_string(),
+            currency: v.ledger.currency.as_str(),
+            payout_bank_account: WireAccount {
+                scheme: v.ledger.payout_account.scheme.clone(),
+                id: v.ledger.payout_account.id.clone(),
+            },
+            owner: (&v.owner).into(),
+            settles_for_recipient_handles: v.units.iter().map(|u| u.handle.to_string()).collect(),
+            sales_units: v
+                .units
+                .iter()
+                .map(|u| WireSalesUnit {
+                    name: u.name.clone(),
+                    recipient_handle: u.handle.to_string(),
+                    business_identifier: (&v.owner).into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct LedgerList {
+    pub items: Vec<WireLedger>,
+    pub cursor: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatePage<'a> {
+    pub items: Vec<WireEntry<'a>>,
+    pub has_more: bool,
+    pub try_later: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedPage<'a> {
+    pub cursor: String,
+    pub try_later: bool,
+    pub items: Vec<WireEntry<'a>>,
+}

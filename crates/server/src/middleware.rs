@@ -1,0 +1,97 @@
+//! Layers every request passes through.
+
+use crate::error::{PendingInternalError, PendingProblem, internal_body, problem_body};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::any::Any;
+use std::time::Duration;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+/// The request's id: taken from a sane `X-Request-Id` header or made up. It is the `contextId` of
+/// a 500, the `request_id` of the access log and a field of every log line of the request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Largest request body accepted (token forms and, later, ingestion batches).
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Wraps the application in the layers every request passes; the last added is the outermost.
+pub fn apply(router: Router, timeout: Duration) -> Router {
+    router
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::INTERNAL_SERVER_ERROR, timeout))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(request_context))
+}
+
+fn panic_response(_payload: Box<dyn Any + Send>) -> Response {
+    // The payload may hold anything, including request data: it is not logged.
+    let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    r.extensions_mut().insert(PendingInternalError("handler panicked".into()));
+    r
+}
+
+fn request_id_from(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+async fn request_context(mut req: Request, next: axum::middleware::Next) -> Response {
+    {
+        let id = request_id_from(&req);
+        req.extensions_mut().insert(RequestId(id.clone()));
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        let span = tracing::info_span!("request", request_id = %id, %method, %path);
+        let started = std::time::Instant::now();
+        let mut res = {
+            use tracing::Instrument;
+            next.run(req).instrument(span.clone()).await
+        };
+        let status = res.status();
+        if let Some(PendingInternalError(cause)) = res.extensions_mut().remove::<PendingInternalError>() {
+            tracing::error!(parent: &span, context_id = %id, cause = %cause, "internal error");
+            res = json_response(StatusCode::INTERNAL_SERVER_ERROR, "application/json", &internal_body(&id));
+        } else if status == StatusCode::INTERNAL_SERVER_ERROR && res.headers().get(header::CONTENT_TYPE).is_none() {
+            // A 500 made by a layer (e.g. the timeout) rather than by AppError.
+            tracing::error!(parent: &span, context_id = %id, "internal error without cause (timeout?)");
+            res = json_response(StatusCode::INTERNAL_SERVER_ERROR, "application/json", &internal_body(&id));
+        } else if let Some(p) = res.extensions_mut().remove::<PendingProblem>() {
+            let mut r = json_response(p.status, "application/problem+json", &problem_body(&p, &path));
+            for (k, v) in res.headers() {
+                if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                    r.headers_mut().insert(k.clone(), v.clone());
+                }
+            }
+            res = r;
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+            let p = PendingProblem {
+                status,
+                title: "Payload Too Large",
+                detail: format!("body: larger than {BODY_LIMIT} bytes"),
+            };
+            res = json_response(status, "application/problem+json", &problem_body(&p, &path));
+        }
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert("x-request-id", v);
+        }
+        tracing::info!(parent: &span, status = res.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+        res
+    }
+}
+
+fn json_response(status: StatusCode, content_type: &'static str, body: &serde_json::Value) -> Response {
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}

@@ -1,0 +1,237 @@
+//! Access tokens: RFC 9068 JWTs signed with Ed25519.
+//!
+//! Signing keys live in the store, so every server process on one database signs and verifies
+//! with the same set. The newest active key signs; retired keys still verify (and stay in the
+//! JWKS) until every token they signed has expired. A token naming a key this process has not seen
+//! makes it reload the set once, which is how a key created by another process becomes known.
+//! Expiry is checked against the injected clock, not the system's, so tests can expire tokens.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ledgerport_core::clock::Clock;
+use ledgerport_core::entry::wire_time;
+use ledgerport_core::world::{ApiKey, KeyKind};
+use ledgerport_store::{Actor, SigningKeyRecord, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub const TOKEN_TYPE: &str = "at+jwt";
+
+/// The claims Ledgerport puts in a token and requires back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    /// The client id.
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub client_id: String,
+    /// Key type of the principal (`sales-unit`, `accounting`, …).
+    pub key_type: String,
+    /// Row id of the key the token was issued from.
+    pub key_id: i64,
+    /// The key's generation when issued; a regenerated secret raises it and kills the token.
+    pub generation: i64,
+}
+
+struct KeyEntry {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public_raw: Vec<u8>,
+    retired_at: Option<i64>,
+    created_at: i64,
+}
+
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<KeyEntry>>,
+    /// The newest active key.
+    signer: Option<Arc<KeyEntry>>,
+}
+
+pub struct TokenService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    issuer: String,
+    audience: String,
+    /// The longest token lifetime configured, for how long a retired key must keep verifying.
+    max_lifetime_secs: i64,
+    keys: RwLock<KeySet>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing: {0}")]
+    Signing(String),
+}
+
+fn unix(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().map(|t| t.as_second()).unwrap_or(0)
+}
+
+/// Makes a new Ed25519 signing key record.
+pub fn new_signing_key(now: jiff::Timestamp) -> Result<SigningKeyRecord, TokenError> {
+    let sk = SigningKey::generate(&mut rand::rngs::OsRng);
+    let der = sk.to_pkcs8_der().map_err(|e| TokenError::Signing(e.to_string()))?;
+    let public_raw = sk.verifying_key().to_bytes().to_vec();
+    Ok(SigningKeyRecord {
+        kid: uuid::Uuid::new_v4().simple().to_string(),
+        private_der: der.as_bytes().to_vec(),
+        public_raw,
+        created_at: wire_time(now),
+        retired_at: None,
+    })
+}
+
+impl TokenService {
+    /// Loads the signing keys, creating the first one if the store has none active.
+    pub async fn load(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        issuer: String,
+        audience: String,
+        max_lifetime_secs: i64,
+    ) -> Result<Self, TokenError> {
+        let svc = TokenService { store, clock, issuer, audience, max_lifetime_secs, keys: RwLock::new(KeySet::default()) };
+        svc.reload().await?;
+        let has_signer = svc.keys.read().map(|k| k.signer.is_some()).unwrap_or(false);
+        if !has_signer {
+            let rec = new_signing_key(svc.clock.now())?;
+            svc.store.add_signing_key(&Actor::new("server:startup"), rec).await?;
+            svc.reload().await?;
+        }
+        Ok(svc)
+    }
+
+    /// Reads the key set from the store again.
+    pub async fn reload(&self) -> Result<(), TokenError> {
+        let records = self.store.signing_keys().await?;
+        let mut set = KeySet::default();
+        for r in records {
+            let x = URL_SAFE_NO_PAD.encode(&r.public_raw);
+            let decoding = DecodingKey::from_ed_components(&x).map_err(|e| TokenError::Signing(e.to_string()))?;
+            let entry = Arc::new(KeyEntry {
+                kid: r.kid.clone(),
+                encoding: EncodingKey::from_ed_der(&r.private_der),
+                decoding,
+                public_raw: r.public_raw.clone(),
+                retired_at: r.retired_at.as_deref().map(unix),
+                created_at: unix(&r.created_at),
+            });
+            if entry.retired_at.is_none() && set.signer.as_ref().is_none_or(|s| s.created_at <= entry.created_at) {
+                set.signer = Some(entry.clone());
+            }
+            set.by_kid.insert(r.kid, entry);
+        }
+        *self.keys.write().map_err(|_| TokenError::Signing("key set lock poisoned".into()))? = set;
+        Ok(())
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Issues a token for `key` valid for `lifetime_secs` from now.
+    pub fn issue(&self, key: &ApiKey, lifetime_secs: i64) -> Result<(String, Claims), TokenError> {
+        let signer = self
+            .keys
+            .read()
+            .map_err(|_| TokenError::Signing("key set lock poisoned".into()))?
+            .signer
+            .clone()
+            .ok_or_else(|| TokenError::Signing("no active signing key".into()))?;
+        let now = self.clock.now().as_second();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: key.client_id.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + lifetime_secs,
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: key.client_id.clone(),
+            key_type: key.kind.as_str().to_owned(),
+            key_id: key.id,
+            generation: key.generation,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(signer.kid.clone());
+        let token =
+            jsonwebtoken::encode(&header, &claims, &signer.encoding).map_err(|e| TokenError::Signing(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    fn lookup(&self, kid: &str) -> Option<Arc<KeyEntry>> {
+        self.keys.read().ok()?.by_kid.get(kid).cloned()
+    }
+
+    /// Checks signature, algorithm, type, issuer, audience and times. `None` for any failure: the
+    /// client gets one answer whatever was wrong.
+    pub async fn verify(&self, token: &str) -> Option<Claims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TOKEN_TYPE) {
+            return None;
+        }
+        let kid = header.kid?;
+        let entry = match self.lookup(&kid) {
+            Some(e) => e,
+            None => {
+                // Perhaps another process made a key since this one loaded the set.
+                if let Err(e) = self.reload().await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+                self.lookup(&kid)?
+            }
+        };
+        let now = self.clock.now().as_second();
+        if entry.retired_at.is_some_and(|r| r + self.max_lifetime_secs < now) {
+            return None;
+        }
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_audience(&[&self.audience]);
+        v.set_issuer(&[&self.issuer]);
+        v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        // Times are checked below against the injected clock.
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &entry.decoding, &v).ok()?;
+        let c = data.claims;
+        if c.exp <= now || c.nbf > now || KeyKind::parse("key_type", &c.key_type).is_err() {
+            return None;
+        }
+        Some(c)
+    }
+
+    /// The public keys as a JWK set: every key that may still have live tokens.
+    pub fn jwks(&self) -> serde_json::Value {
+        let now = self.clock.now().as_second();
+        let Ok(set) = self.keys.read() else { return serde_json::json!({"keys": []}) };
+        let mut entries: Vec<&Arc<KeyEntry>> = set
+            .by_kid
+            .values()
+            .filter(|e| e.retired_at.is_none_or(|r| r + self.max_lifetime_secs >= now))
+            .collect();
+        entries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.kid.cmp(&b.kid)));
+        let keys: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
+                    "kid": e.kid, "x": URL_SAFE_NO_PAD.encode(&e.public_raw),
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
