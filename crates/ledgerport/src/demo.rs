@@ -404,7 +404,7 @@ Accounting keys of the partner Regnskap AS (granted ledgers 302321, 302322 and 4
   curl -s {base}/settlement/v1/ledgers -H "Authorization: Bearer $PTOKEN"
   curl -s '{base}/report/v2/ledgers/302322/funds/feed?includeGDPRSensitiveData=true' -H "Authorization: Bearer $PTOKEN"
 
-More: `ledgerport --database-url {url} admin --help` (e.g. `admin grant remove --partner 1 --ledger 302322`,
+More: `ledgerport --database-url {url} admin --help` (e.g. `admin grant remove --partner 1 --ledger 302322 --for-merchant 987654321`,
 then the last curl answers 404 on the very next request). Stop with Ctrl-C.
 "#,
         cid = k.unit_client_id,

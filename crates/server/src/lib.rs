@@ -109,5 +109,23 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    // Signing keys rotated by `admin signing-key rotate` (or another process) are picked up
+    // within a minute: the new key starts signing, the retired one only verifies.
+    let tokens = state.tokens.clone();
+    let reloader = tokio::spawn(async move {
+        let mut every = tokio::time::interval(KEY_RELOAD_INTERVAL);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = tokens.reload().await {
+                tracing::warn!(error = %e, "reloading signing keys failed; keeping the current set");
+            }
+        }
+    });
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    reloader.abort();
+    result
 }
+
+/// How often a running server re-reads the signing keys from the store.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);

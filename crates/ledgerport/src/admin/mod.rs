@@ -1,0 +1,385 @@
+//! Operator commands: `ledgerport admin …`.
+//!
+//! One clap enum per object; each command returns an [`Output`] (text for people and a JSON value
+//! for machines) and [`run`] prints the one `--json` asks for. Errors name the flag that was wrong.
+//! Every change is made as the actor `admin:$USER` and lands in the audit log.
+//!
+//! - [`world`]: merchants, sales units, ledgers, partners, grants
+//! - [`keys`]: API keys and the server's token signing keys
+//! - [`logs`]: the Report API access log and the audit log
+
+mod keys;
+mod logs;
+mod world;
+
+use clap::Subcommand;
+use ledgerport_core::ParseError;
+use ledgerport_core::ids::{BusinessId, LedgerId, OrgScheme};
+use ledgerport_core::world::{Merchant, Partner, RowId};
+use ledgerport_store::{Actor, LedgerView, Store, StoreError};
+use serde_json::Value;
+
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Merchants: the organisations that sell.
+    #[command(subcommand)]
+    Merchant(world::MerchantCmd),
+    /// Sales units: a merchant's points of sale (api or vm-number).
+    #[command(subcommand)]
+    SalesUnit(world::SalesUnitCmd),
+    /// Ledgers: the accounts that settle one or more sales units.
+    #[command(subcommand)]
+    Ledger(world::LedgerCmd),
+    /// Partners: accounting, integration and management partners, and their approval.
+    #[command(subcommand)]
+    Partner(world::PartnerCmd),
+    /// API keys of sales units, partners and merchants.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// Grants: which accounting partner may read which ledger.
+    #[command(subcommand)]
+    Grant(world::GrantCmd),
+    /// Who read which ledger through the Report API, newest first.
+    AccessLog(logs::AccessLogArgs),
+    /// Every state change and who made it, newest first.
+    AuditLog(logs::AuditLogArgs),
+    /// The keys the server signs access tokens with.
+    #[command(subcommand)]
+    SigningKey(keys::SigningKeyCmd),
+}
+
+pub async fn run(store: &dyn Store, args: AdminArgs) -> Result<(), String> {
+    let out = execute(store, args.command).await?;
+    print(args.json, &out)
+}
+
+async fn execute(store: &dyn Store, command: AdminCommand) -> Result<Output, String> {
+    match command {
+        AdminCommand::Merchant(c) => world::merchant(store, c).await,
+        AdminCommand::SalesUnit(c) => world::sales_unit(store, c).await,
+        AdminCommand::Ledger(c) => world::ledger(store, c).await,
+        AdminCommand::Partner(c) => world::partner(store, c).await,
+        AdminCommand::Keys(c) => keys::keys(store, c).await,
+        AdminCommand::Grant(c) => world::grant(store, c).await,
+        AdminCommand::AccessLog(a) => logs::access_log(store, a).await,
+        AdminCommand::AuditLog(a) => logs::audit_log(store, a).await,
+        AdminCommand::SigningKey(c) => keys::signing_key(store, c).await,
+    }
+}
+
+/// What a command has to say, in both forms.
+struct Output {
+    text: String,
+    json: Value,
+}
+
+impl Output {
+    fn new(text: impl Into<String>, json: Value) -> Self {
+        Output {
+            text: text.into(),
+            json,
+        }
+    }
+}
+
+fn print(json: bool, out: &Output) -> Result<(), String> {
+    use std::io::Write;
+    let mut text = if json {
+        serde_json::to_string_pretty(&out.json).map_err(|e| e.to_string())?
+    } else {
+        out.text.clone()
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("writing the output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Rows under a header, each column as wide as its widest cell; `(none)` when there are no rows.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "(none)\n".into();
+    }
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// `name: value` lines with the values aligned.
+fn fields(pairs: &[(&str, String)]) -> String {
+    let w = pairs.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{:<w$} {v}\n", format!("{k}:")))
+        .collect()
+}
+
+/// Who the audit log records for changes made here: `admin:$USER`.
+fn actor() -> Actor {
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "operator".into());
+    Actor::new(format!("admin:{user}"))
+}
+
+/// A time in text output: `2024-04-05 07:19:26Z`.
+fn short_time(t: &str) -> String {
+    match t.get(..19) {
+        Some(s) if t.len() > 19 => format!("{}Z", s.replace('T', " ")),
+        _ => t.to_owned(),
+    }
+}
+
+fn time(t: jiff::Timestamp) -> String {
+    ledgerport_core::entry::wire_time(t)
+}
+
+fn store_err(e: StoreError) -> String {
+    match e {
+        StoreError::Database(db) => format!("database error: {db}"),
+        e => e.to_string(),
+    }
+}
+
+/// A refusal of the store about what `flag` named, e.g. `--units: sales unit 1234 belongs to another merchant`.
+fn store_err_on(flag: &'static str) -> impl Fn(StoreError) -> String {
+    move |e| match e {
+        StoreError::Database(_) | StoreError::Corrupt(_) => store_err(e),
+        e => format!("{flag}: {e}"),
+    }
+}
+
+fn parsed<T>(r: Result<T, ParseError>) -> Result<T, String> {
+    r.map_err(|e| e.to_string())
+}
+
+fn non_empty(flag: &str, s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        Err(format!("{flag}: must not be empty"))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+fn parse_business(
+    scheme_flag: &'static str,
+    id_flag: &'static str,
+    scheme: &str,
+    id: &str,
+) -> Result<BusinessId, String> {
+    parsed(OrgScheme::parse(scheme_flag, scheme))?;
+    parsed(BusinessId::parse(id_flag, scheme, id))
+}
+
+async fn find_merchant(store: &dyn Store, flag: &str, org_id: &str) -> Result<Merchant, String> {
+    store
+        .merchant_by_org(org_id.trim())
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| format!("{flag}: no merchant with organisation number {org_id}"))
+}
+
+async fn find_partner(store: &dyn Store, flag: &str, id: RowId) -> Result<Partner, String> {
+    store
+        .partner(id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| format!("{flag}: no partner {id}"))
+}
+
+async fn find_ledger(
+    store: &dyn Store,
+    flag: &'static str,
+    id: &str,
+) -> Result<LedgerView, String> {
+    let id = parsed(LedgerId::parse(flag, id))?;
+    store
+        .ledger(&id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| format!("{flag}: no ledger {id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(no_binary_name = true)]
+    struct Cli {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+
+    /// Runs one admin command line (words split on spaces) against `store`.
+    async fn admin(store: &dyn Store, line: &str) -> Result<Output, String> {
+        let cli = Cli::try_parse_from(line.split_whitespace()).map_err(|e| e.to_string())?;
+        execute(store, cli.admin.command).await
+    }
+
+    #[test]
+    fn tables_align_columns_and_say_none_when_empty() {
+        let rows = vec![
+            vec!["1".to_owned(), "long value".to_owned(), "x".to_owned()],
+            vec!["22".into(), "v".into(), "".into()],
+        ];
+        assert_eq!(
+            table(&["ID", "VALUE", "LAST"], &rows),
+            "ID  VALUE       LAST\n1   long value  x\n22  v\n"
+        );
+        assert_eq!(table(&["ID"], &[]), "(none)\n");
+    }
+
+    #[tokio::test]
+    async fn a_world_is_built_and_bad_input_names_its_flag() {
+        let store = crate::store::open("sqlite::memory:").await.expect("store");
+        let s = store.as_ref();
+        let err = |r: Result<Output, String>| r.err().expect("an error");
+        admin(
+            s,
+            "merchant create --scheme business:NO:ORG --org-id 987654321 --name ACME",
+        )
+        .await
+        .expect("merchant");
+        assert!(
+            err(admin(
+                s,
+                "merchant create --scheme business:NO:ORG --org-id 987654321 --name Again"
+            )
+            .await)
+            .starts_with("--org-id: ")
+        );
+        assert!(
+            err(admin(
+                s,
+                "sales-unit create --msn 12 --merchant 987654321 --name X --kind api"
+            )
+            .await)
+            .starts_with("--msn: ")
+        );
+        assert!(
+            err(admin(
+                s,
+                "sales-unit create --msn 12345 --merchant 111111111 --name X --kind api"
+            )
+            .await)
+            .starts_with("--merchant: ")
+        );
+        admin(
+            s,
+            "sales-unit create --msn 123455 --merchant 987654321 --name Oslo --kind api",
+        )
+        .await
+        .expect("api unit");
+        admin(s, "sales-unit create --msn 223344 --merchant 987654321 --name Kiosk --kind vm-number --vm-number 57860")
+            .await
+            .expect("vm unit");
+        let l = admin(s, "ledger create --ledger-id 302321 --merchant 987654321 --units 123455 --account-scheme BBAN:NO --account 86011117947")
+            .await
+            .expect("ledger");
+        assert_eq!(l.json["currency"], "NOK");
+        assert_eq!(
+            l.json["page_size"],
+            ledgerport_core::world::DEFAULT_PAGE_SIZE
+        );
+        assert!(err(admin(s, "ledger create --ledger-id 1 --merchant 987654321 --units 123455 --account-scheme BBAN:NO --account 86011117947").await)
+            .starts_with("--units: "));
+        assert!(
+            err(admin(s, "keys issue --sales-unit 223344").await).starts_with("--sales-unit: ")
+        );
+
+        let issued = admin(s, "keys issue --sales-unit 123455")
+            .await
+            .expect("keys");
+        let secret = issued.json["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_owned();
+        assert!(issued.text.contains(&secret) && issued.text.contains("shown only now"));
+        let listed = admin(s, "keys list").await.expect("list");
+        assert!(!listed.text.contains(&secret) && !listed.json.to_string().contains(&secret));
+        assert!(listed.json[0].get("secret_hash").is_none());
+
+        admin(
+            s,
+            "partner create --name Regnskap --kind accounting --email a@b.no",
+        )
+        .await
+        .expect("partner");
+        assert!(
+            err(admin(s, "grant create --partner 1 --ledger 302321").await)
+                .starts_with("--partner: ")
+        );
+        admin(s, "partner approve 1").await.expect("approve");
+        assert_eq!(
+            err(admin(s, "partner approve 1").await),
+            "partner 1 is approved and cannot become approved"
+        );
+        assert!(err(admin(s, "partner reinstate 1").await).contains("not suspended"));
+        admin(s, "grant create --partner 1 --ledger 302321")
+            .await
+            .expect("grant");
+        assert_eq!(
+            admin(s, "grant remove --partner 1 --ledger 302321")
+                .await
+                .expect("remove")
+                .json["removed"],
+            true
+        );
+        assert_eq!(
+            admin(s, "grant remove --partner 1 --ledger 302321")
+                .await
+                .expect("remove")
+                .json["removed"],
+            false
+        );
+
+        let rotated = admin(s, "signing-key rotate").await.expect("rotate");
+        assert_eq!(rotated.json["retired"], serde_json::json!([]));
+        let again = admin(s, "signing-key rotate").await.expect("rotate again");
+        assert_eq!(
+            again.json["retired"],
+            serde_json::json!([rotated.json["new_kid"]])
+        );
+        let audit = admin(s, "audit-log --limit 3").await.expect("audit");
+        assert_eq!(audit.json.as_array().map(Vec::len), Some(3));
+    }
+}
