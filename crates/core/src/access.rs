@@ -87,7 +87,10 @@ pub enum Decision {
 
 /// Whether credentials of this kind may use the Report API at all.
 pub fn may_use_report_api(p: &Principal) -> bool {
-    !matches!(p, Principal::Integration { .. } | Principal::Management { .. })
+    !matches!(
+        p,
+        Principal::Integration { .. } | Principal::Management { .. }
+    )
 }
 
 /// The rule. `ledger` is `None` when no ledger has the requested id.
@@ -95,7 +98,9 @@ pub fn decide(p: &Principal, ledger: Option<&LedgerFacts>) -> Decision {
     if !may_use_report_api(p) {
         return Decision::Forbidden;
     }
-    let Some(l) = ledger else { return Decision::NoSuchLedger };
+    let Some(l) = ledger else {
+        return Decision::NoSuchLedger;
+    };
     let allowed = match p {
         // Only a ledger that settles for exactly this unit: a multi-unit ledger is not visible
         // through one unit's keys.
@@ -107,7 +112,10 @@ pub fn decide(p: &Principal, ledger: Option<&LedgerFacts>) -> Decision {
         Principal::Integration { .. } | Principal::Management { .. } => false,
     };
     if allowed {
-        Decision::Allow(LedgerAccess { ledger_id: l.ledger_id.clone(), principal_key_id: p.key_id() })
+        Decision::Allow(LedgerAccess {
+            ledger_id: l.ledger_id.clone(),
+            principal_key_id: p.key_id(),
+        })
     } else {
         Decision::NoSuchLedger
     }
@@ -144,7 +152,10 @@ mod tests {
         LedgerFacts {
             ledger_id: LedgerId::parse("l", id).expect("id"),
             owner_merchant_id: owner,
-            settles_for: handles.iter().map(|h| RecipientHandle::parse("h", h).expect("h")).collect(),
+            settles_for: handles
+                .iter()
+                .map(|h| RecipientHandle::parse("h", h).expect("h"))
+                .collect(),
             granted_partners: grants.to_vec(),
         }
     }
@@ -156,14 +167,38 @@ mod tests {
         let multi = facts("200", 1, &["api:123455", "NO:57860"], &[7]);
         let vm = facts("300", 1, &["NO:57860"], &[]);
         let other = facts("400", 2, &["api:222222"], &[8]);
-        let su = Principal::SalesUnit { key_id: 1, msn: msn("123455") };
-        let su_other = Principal::SalesUnit { key_id: 2, msn: msn("222222") };
-        let acc = Principal::Accounting { key_id: 3, partner_id: 7 };
-        let acc_none = Principal::Accounting { key_id: 4, partner_id: 9 };
-        let ml = Principal::MerchantLevel { key_id: 5, merchant_id: 1 };
-        let ml_other = Principal::MerchantLevel { key_id: 6, merchant_id: 3 };
-        let int = Principal::Integration { key_id: 10, partner_id: 7 };
-        let mgmt = Principal::Management { key_id: 11, partner_id: 7 };
+        let su = Principal::SalesUnit {
+            key_id: 1,
+            msn: msn("123455"),
+        };
+        let su_other = Principal::SalesUnit {
+            key_id: 2,
+            msn: msn("222222"),
+        };
+        let acc = Principal::Accounting {
+            key_id: 3,
+            partner_id: 7,
+        };
+        let acc_none = Principal::Accounting {
+            key_id: 4,
+            partner_id: 9,
+        };
+        let ml = Principal::MerchantLevel {
+            key_id: 5,
+            merchant_id: 1,
+        };
+        let ml_other = Principal::MerchantLevel {
+            key_id: 6,
+            merchant_id: 3,
+        };
+        let int = Principal::Integration {
+            key_id: 10,
+            partner_id: 7,
+        };
+        let mgmt = Principal::Management {
+            key_id: 11,
+            partner_id: 7,
+        };
         // A = allow, N = no such ledger, F = forbidden. Columns: single, multi, vm, other, missing.
         let table: &[(&Principal, &str)] = &[
             (&su, "ANNNN"),
@@ -195,7 +230,10 @@ mod tests {
 
     #[test]
     fn a_removed_grant_is_no_access() {
-        let acc = Principal::Accounting { key_id: 3, partner_id: 7 };
+        let acc = Principal::Accounting {
+            key_id: 3,
+            partner_id: 7,
+        };
         let before = facts("100", 1, &["api:123455"], &[7, 8]);
         let after = facts("100", 1, &["api:123455"], &[8]);
         assert!(matches!(decide(&acc, Some(&before)), Decision::Allow(_)));
@@ -204,9 +242,18 @@ mod tests {
 
     #[test]
     fn listing_scopes_follow_the_principal() {
-        assert_eq!(list_scope(&Principal::Management { key_id: 1, partner_id: 1 }), None);
         assert_eq!(
-            list_scope(&Principal::Accounting { key_id: 1, partner_id: 4 }),
+            list_scope(&Principal::Management {
+                key_id: 1,
+                partner_id: 1
+            }),
+            None
+        );
+        assert_eq!(
+            list_scope(&Principal::Accounting {
+                key_id: 1,
+                partner_id: 4
+            }),
             Some(ListScope::GrantedTo(4))
         );
     }

@@ -24,7 +24,10 @@ pub const ENTRY_TYPES: &[(&str, &[Topic])] = &[
 /// Checks that `entry_type` exists and belongs on `topic`.
 pub fn check_entry_type(topic: Topic, entry_type: &str) -> Result<(), ParseError> {
     match ENTRY_TYPES.iter().find(|(name, _)| *name == entry_type) {
-        None => Err(ParseError::new("entryType", format!("unknown entry type {entry_type}"))),
+        None => Err(ParseError::new(
+            "entryType",
+            format!("unknown entry type {entry_type}"),
+        )),
         Some((_, topics)) if !topics.contains(&topic) => Err(ParseError::new(
             "entryType",
             format!("{entry_type} does not belong on the {topic} topic"),

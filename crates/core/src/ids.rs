@@ -19,9 +19,14 @@ pub struct Msn(u32);
 impl Msn {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
         if !(5..=7).contains(&s.len()) || !all_digits(s) {
-            return Err(ParseError::new(field, "must be a merchant serial number of 5 to 7 digits"));
+            return Err(ParseError::new(
+                field,
+                "must be a merchant serial number of 5 to 7 digits",
+            ));
         }
-        s.parse().map(Msn).map_err(|_| ParseError::new(field, "not a number"))
+        s.parse()
+            .map(Msn)
+            .map_err(|_| ParseError::new(field, "not a number"))
     }
 
     pub fn from_stored(n: i64) -> Self {
@@ -47,7 +52,10 @@ pub struct LedgerId(String);
 impl LedgerId {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
         if s.len() > 20 || !all_digits(s) {
-            return Err(ParseError::new(field, "must be a ledger id of 1 to 20 digits"));
+            return Err(ParseError::new(
+                field,
+                "must be a ledger id of 1 to 20 digits",
+            ));
         }
         Ok(LedgerId(s.to_owned()))
     }
@@ -116,17 +124,25 @@ pub enum RecipientHandle {
 impl RecipientHandle {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
         let bad = || {
-            ParseError::new(field, "must be a recipient handle such as api:123455 or NO:57860")
+            ParseError::new(
+                field,
+                "must be a recipient handle such as api:123455 or NO:57860",
+            )
         };
         let (prefix, rest) = s.split_once(':').ok_or_else(bad)?;
         if prefix == "api" {
-            return Msn::parse(field, rest).map(RecipientHandle::Api).map_err(|_| bad());
+            return Msn::parse(field, rest)
+                .map(RecipientHandle::Api)
+                .map_err(|_| bad());
         }
         let country = Country::parse(field, prefix).map_err(|_| bad())?;
         if !(1..=10).contains(&rest.len()) || !all_digits(rest) {
             return Err(bad());
         }
-        Ok(RecipientHandle::VmNumber { country, number: rest.to_owned() })
+        Ok(RecipientHandle::VmNumber {
+            country,
+            number: rest.to_owned(),
+        })
     }
 }
 
@@ -202,7 +218,10 @@ impl BusinessId {
             };
             return Err(ParseError::new(field, format!("must be {expected}")));
         }
-        Ok(BusinessId { scheme, id: id.to_owned() })
+        Ok(BusinessId {
+            scheme,
+            id: id.to_owned(),
+        })
     }
 }
 
@@ -301,9 +320,14 @@ impl LedgerDate {
         let shape_ok = b.len() == 10
             && b[4] == b'-'
             && b[7] == b'-'
-            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
         if !shape_ok {
-            return Err(ParseError::new(field, "must be a date in the form YYYY-MM-DD"));
+            return Err(ParseError::new(
+                field,
+                "must be a date in the form YYYY-MM-DD",
+            ));
         }
         let num = |r: std::ops::Range<usize>| -> i32 {
             b[r].iter().fold(0, |acc, c| acc * 10 + i32::from(c - b'0'))
@@ -344,7 +368,13 @@ impl Serialize for LedgerDate {
 
 impl fmt::Display for LedgerDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.0.year(), self.0.month(), self.0.day())
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0.year(),
+            self.0.month(),
+            self.0.day()
+        )
     }
 }
 
@@ -359,13 +389,22 @@ impl BankAccount {
     pub fn parse(field: &'static str, scheme: &str, id: &str) -> Result<Self, ParseError> {
         let scheme_ok = matches!(scheme, "BBAN:NO" | "BBAN:DK" | "BBAN:FI" | "IBAN");
         if !scheme_ok {
-            return Err(ParseError::new(field, "scheme must be BBAN:NO, BBAN:DK, BBAN:FI or IBAN"));
+            return Err(ParseError::new(
+                field,
+                "scheme must be BBAN:NO, BBAN:DK, BBAN:FI or IBAN",
+            ));
         }
         let id_ok = (4..=34).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
         if !id_ok {
-            return Err(ParseError::new(field, "account number must be 4 to 34 letters or digits"));
+            return Err(ParseError::new(
+                field,
+                "account number must be 4 to 34 letters or digits",
+            ));
         }
-        Ok(BankAccount { scheme: scheme.to_owned(), id: id.to_owned() })
+        Ok(BankAccount {
+            scheme: scheme.to_owned(),
+            id: id.to_owned(),
+        })
     }
 }
 
@@ -376,8 +415,19 @@ mod tests {
     #[test]
     fn ledger_dates_must_be_real_dates() {
         assert!(LedgerDate::parse("ledgerDate", "2024-02-29").is_ok());
-        for bad in ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "24-01-01", "2024-1-01",
-            "2024-01-01x", "", "2024/01/01", "+024-01-01", "２０２４-01-01"] {
+        for bad in [
+            "2024-02-30",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "24-01-01",
+            "2024-1-01",
+            "2024-01-01x",
+            "",
+            "2024/01/01",
+            "+024-01-01",
+            "２０２４-01-01",
+        ] {
             let err = LedgerDate::parse("ledgerDate", bad).expect_err(bad);
             assert_eq!(err.field, "ledgerDate");
         }
@@ -385,7 +435,13 @@ mod tests {
 
     #[test]
     fn ledger_dates_round_trip_through_days() {
-        for s in ["1970-01-01", "2022-10-01", "2024-02-29", "1969-12-31", "2099-12-31"] {
+        for s in [
+            "1970-01-01",
+            "2022-10-01",
+            "2024-02-29",
+            "1969-12-31",
+            "2099-12-31",
+        ] {
             let d = LedgerDate::parse("d", s).expect("valid");
             assert_eq!(LedgerDate::from_days(d.to_days()), Some(d));
             assert_eq!(d.to_string(), s);
@@ -397,7 +453,16 @@ mod tests {
         for s in ["api:123455", "NO:57860", "DK:90601", "FI:1234"] {
             assert_eq!(RecipientHandle::parse("h", s).expect(s).to_string(), s);
         }
-        for bad in ["api:12", "api:12345678", "SE:1234", "NO:", "NO:12a", "57860", "api:", ":1"] {
+        for bad in [
+            "api:12",
+            "api:12345678",
+            "SE:1234",
+            "NO:",
+            "NO:12a",
+            "57860",
+            "api:",
+            ":1",
+        ] {
             assert!(RecipientHandle::parse("h", bad).is_err(), "{bad}");
         }
     }

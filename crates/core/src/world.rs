@@ -1,7 +1,9 @@
 //! The objects of SPEC §1: merchants, sales units, ledgers, partners, keys and grants.
 
 use crate::ParseError;
-use crate::ids::{BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle};
+use crate::ids::{
+    BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle,
+};
 use jiff::Timestamp;
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
@@ -165,7 +167,13 @@ pub fn parse_time_zone(field: &'static str, s: &str) -> Result<String, ParseErro
 pub fn parse_cutoff(field: &'static str, s: &str) -> Result<Time, ParseError> {
     let b = s.as_bytes();
     let bad = || ParseError::new(field, "must be a time of day HH:MM");
-    if b.len() != 5 || b[2] != b':' || !b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit()) {
+    if b.len() != 5
+        || b[2] != b':'
+        || !b
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 2 || c.is_ascii_digit())
+    {
         return Err(bad());
     }
     let h = (b[0] - b'0') * 10 + (b[1] - b'0');
@@ -189,7 +197,10 @@ impl PartnerKind {
             "accounting" => Ok(Self::Accounting),
             "integration" => Ok(Self::Integration),
             "management" => Ok(Self::Management),
-            _ => Err(ParseError::new(field, "must be accounting, integration or management")),
+            _ => Err(ParseError::new(
+                field,
+                "must be accounting, integration or management",
+            )),
         }
     }
 
@@ -217,7 +228,10 @@ impl PartnerState {
             "approved" => Ok(Self::Approved),
             "rejected" => Ok(Self::Rejected),
             "suspended" => Ok(Self::Suspended),
-            _ => Err(ParseError::new(field, "must be applied, approved, rejected or suspended")),
+            _ => Err(ParseError::new(
+                field,
+                "must be applied, approved, rejected or suspended",
+            )),
         }
     }
 
@@ -236,7 +250,10 @@ impl PartnerState {
         use PartnerState::*;
         matches!(
             (self, next),
-            (Applied, Approved) | (Applied, Rejected) | (Approved, Suspended) | (Suspended, Approved)
+            (Applied, Approved)
+                | (Applied, Rejected)
+                | (Approved, Suspended)
+                | (Suspended, Approved)
         )
     }
 }
@@ -358,23 +375,47 @@ mod tests {
     fn a_ledger_date_starts_at_the_cutoff_in_the_ledgers_zone() {
         let l = ledger("Europe/Oslo", "04:00");
         // 03:59 local on 2 October (UTC+2) is still 1 October's ledger date.
-        assert_eq!(l.ledger_date_of(at("2022-10-02T01:59:00Z")).to_string(), "2022-10-01");
-        assert_eq!(l.ledger_date_of(at("2022-10-02T02:00:00Z")).to_string(), "2022-10-02");
+        assert_eq!(
+            l.ledger_date_of(at("2022-10-02T01:59:00Z")).to_string(),
+            "2022-10-01"
+        );
+        assert_eq!(
+            l.ledger_date_of(at("2022-10-02T02:00:00Z")).to_string(),
+            "2022-10-02"
+        );
         // Midnight cutoff in UTC+1 winter time.
         let m = ledger("Europe/Oslo", "00:00");
-        assert_eq!(m.ledger_date_of(at("2022-12-31T23:00:00Z")).to_string(), "2023-01-01");
-        assert_eq!(m.ledger_date_of(at("2022-12-31T22:59:59Z")).to_string(), "2022-12-31");
+        assert_eq!(
+            m.ledger_date_of(at("2022-12-31T23:00:00Z")).to_string(),
+            "2023-01-01"
+        );
+        assert_eq!(
+            m.ledger_date_of(at("2022-12-31T22:59:59Z")).to_string(),
+            "2022-12-31"
+        );
     }
 
     #[test]
     fn the_cutoff_follows_daylight_saving_changes() {
         let l = ledger("Europe/Oslo", "04:00");
         // 2024-03-31: clocks go from 02:00 to 03:00; 04:00 local is 02:00Z.
-        assert_eq!(l.ledger_date_of(at("2024-03-31T01:59:59Z")).to_string(), "2024-03-30");
-        assert_eq!(l.ledger_date_of(at("2024-03-31T02:00:00Z")).to_string(), "2024-03-31");
+        assert_eq!(
+            l.ledger_date_of(at("2024-03-31T01:59:59Z")).to_string(),
+            "2024-03-30"
+        );
+        assert_eq!(
+            l.ledger_date_of(at("2024-03-31T02:00:00Z")).to_string(),
+            "2024-03-31"
+        );
         // 2024-10-27: clocks go from 03:00 back to 02:00; 04:00 local is 03:00Z.
-        assert_eq!(l.ledger_date_of(at("2024-10-27T02:59:59Z")).to_string(), "2024-10-26");
-        assert_eq!(l.ledger_date_of(at("2024-10-27T03:00:00Z")).to_string(), "2024-10-27");
+        assert_eq!(
+            l.ledger_date_of(at("2024-10-27T02:59:59Z")).to_string(),
+            "2024-10-26"
+        );
+        assert_eq!(
+            l.ledger_date_of(at("2024-10-27T03:00:00Z")).to_string(),
+            "2024-10-27"
+        );
     }
 
     #[test]

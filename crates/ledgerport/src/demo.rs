@@ -12,8 +12,8 @@ use jiff::{Timestamp, ToSpan};
 use ledgerport_core::entry::{NewEntry, PayerDetails, wire_time};
 use ledgerport_core::ids::{BankAccount, BusinessId, Country, LedgerDate, LedgerId, Msn, Topic};
 use ledgerport_core::world::{
-    DEFAULT_PAGE_SIZE, FeePlan, KeyKind, KeyOwner, Ledger, PartnerKind, PartnerState, PayoutFrequency, SalesUnitKind,
-    SettlementMode, parse_cutoff,
+    DEFAULT_PAGE_SIZE, FeePlan, KeyKind, KeyOwner, Ledger, PartnerKind, PartnerState,
+    PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
 use ledgerport_store::{Actor, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store};
@@ -23,7 +23,11 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// Database file for the demo world; it is deleted and created afresh on every run.
-    #[arg(long, env = "LEDGERPORT_DEMO_DATABASE", default_value = "ledgerport-demo.db")]
+    #[arg(
+        long,
+        env = "LEDGERPORT_DEMO_DATABASE",
+        default_value = "ledgerport-demo.db"
+    )]
     pub database: PathBuf,
     /// Days of history to create, ending today.
     #[arg(long, default_value_t = 60)]
@@ -58,8 +62,22 @@ impl Rng {
     }
 }
 
-const PAYERS: &[&str] = &["Kari Nordmann", "Ola Hansen", "Ingrid Berg", "Mette Jensen", "Lars Nielsen", "Aino Virtanen"];
-const MESSAGES: &[&str] = &["Takk for sist!", "Kaffe og bolle", "Medlemskap", "Tak for hjælpen", "Kiitos", "Loppemarked"];
+const PAYERS: &[&str] = &[
+    "Kari Nordmann",
+    "Ola Hansen",
+    "Ingrid Berg",
+    "Mette Jensen",
+    "Lars Nielsen",
+    "Aino Virtanen",
+];
+const MESSAGES: &[&str] = &[
+    "Takk for sist!",
+    "Kaffe og bolle",
+    "Medlemskap",
+    "Tak for hjælpen",
+    "Kiitos",
+    "Loppemarked",
+];
 
 struct DemoUnit {
     msn: &'static str,
@@ -94,12 +112,38 @@ const WORLD: &[DemoMerchant] = &[
         name: "ACME Fitness AS",
         tz: "Europe/Oslo",
         units: &[
-            DemoUnit { msn: "123455", name: "ACME Fitness Oslo", kind: SalesUnitKind::Api, vm_number: None },
-            DemoUnit { msn: "223344", name: "ACME Kiosk", kind: SalesUnitKind::VmNumber, vm_number: Some("57860") },
+            DemoUnit {
+                msn: "123455",
+                name: "ACME Fitness Oslo",
+                kind: SalesUnitKind::Api,
+                vm_number: None,
+            },
+            DemoUnit {
+                msn: "223344",
+                name: "ACME Kiosk",
+                kind: SalesUnitKind::VmNumber,
+                vm_number: Some("57860"),
+            },
         ],
         ledgers: &[
-            DemoLedger { id: "302321", units: &["123455"], account: ("BBAN:NO", "86011117947"), cutoff: "00:00", payout: PayoutFrequency::Daily, fee_bp: 175, fee_fixed: 0 },
-            DemoLedger { id: "302322", units: &["223344"], account: ("BBAN:NO", "86011117947"), cutoff: "04:00", payout: PayoutFrequency::Weekly, fee_bp: 100, fee_fixed: 100 },
+            DemoLedger {
+                id: "302321",
+                units: &["123455"],
+                account: ("BBAN:NO", "86011117947"),
+                cutoff: "00:00",
+                payout: PayoutFrequency::Daily,
+                fee_bp: 175,
+                fee_fixed: 0,
+            },
+            DemoLedger {
+                id: "302322",
+                units: &["223344"],
+                account: ("BBAN:NO", "86011117947"),
+                cutoff: "04:00",
+                payout: PayoutFrequency::Weekly,
+                fee_bp: 100,
+                fee_fixed: 100,
+            },
         ],
     },
     DemoMerchant {
@@ -108,19 +152,50 @@ const WORLD: &[DemoMerchant] = &[
         name: "Hygge Bageri ApS",
         tz: "Europe/Copenhagen",
         units: &[
-            DemoUnit { msn: "654321", name: "Hygge Bageri Webshop", kind: SalesUnitKind::Api, vm_number: None },
-            DemoUnit { msn: "654322", name: "Hygge Bageri Disk", kind: SalesUnitKind::VmNumber, vm_number: Some("90601") },
+            DemoUnit {
+                msn: "654321",
+                name: "Hygge Bageri Webshop",
+                kind: SalesUnitKind::Api,
+                vm_number: None,
+            },
+            DemoUnit {
+                msn: "654322",
+                name: "Hygge Bageri Disk",
+                kind: SalesUnitKind::VmNumber,
+                vm_number: Some("90601"),
+            },
         ],
         // A legacy ledger settling for two units: not visible through one unit's keys.
-        ledgers: &[DemoLedger { id: "402101", units: &["654321", "654322"], account: ("BBAN:DK", "30004004001234"), cutoff: "00:00", payout: PayoutFrequency::Daily, fee_bp: 150, fee_fixed: 50 }],
+        ledgers: &[DemoLedger {
+            id: "402101",
+            units: &["654321", "654322"],
+            account: ("BBAN:DK", "30004004001234"),
+            cutoff: "00:00",
+            payout: PayoutFrequency::Daily,
+            fee_bp: 150,
+            fee_fixed: 50,
+        }],
     },
     DemoMerchant {
         scheme: "business:FI:Y-tunnus",
         org: "1234567-8",
         name: "Sauna Oy",
         tz: "Europe/Helsinki",
-        units: &[DemoUnit { msn: "765432", name: "Sauna Oy Helsinki", kind: SalesUnitKind::Api, vm_number: None }],
-        ledgers: &[DemoLedger { id: "502101", units: &["765432"], account: ("BBAN:FI", "FI2112345600000785"), cutoff: "00:00", payout: PayoutFrequency::Monthly, fee_bp: 120, fee_fixed: 0 }],
+        units: &[DemoUnit {
+            msn: "765432",
+            name: "Sauna Oy Helsinki",
+            kind: SalesUnitKind::Api,
+            vm_number: None,
+        }],
+        ledgers: &[DemoLedger {
+            id: "502101",
+            units: &["765432"],
+            account: ("BBAN:FI", "FI2112345600000785"),
+            cutoff: "00:00",
+            payout: PayoutFrequency::Monthly,
+            fee_bp: 120,
+            fee_fixed: 0,
+        }],
     },
 ];
 
@@ -144,14 +219,26 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("removing the old demo database {}: {e}", PathBuf::from(p).display())),
+            Err(e) => {
+                return Err(format!(
+                    "removing the old demo database {}: {e}",
+                    PathBuf::from(p).display()
+                ));
+            }
         }
     }
     let url = format!("sqlite://{}", args.database.display());
     let store = crate::store::open(&url).await?;
     eprintln!("building the demo world in {} ...", args.database.display());
     let issued = build_world(store.as_ref(), args.days, args.size.max(1)).await?;
-    let yesterday = LedgerDate::from_date(TimeZone::get("Europe/Oslo").unwrap_or(TimeZone::UTC).to_datetime(Timestamp::now()).date().yesterday().map_err(demo_err)?);
+    let yesterday = LedgerDate::from_date(
+        TimeZone::get("Europe/Oslo")
+            .unwrap_or(TimeZone::UTC)
+            .to_datetime(Timestamp::now())
+            .date()
+            .yesterday()
+            .map_err(demo_err)?,
+    );
     let print = move |addr: SocketAddr| print_instructions(addr, &url, &issued, yesterday);
     if args.no_serve {
         print(args.serve.listen);
@@ -162,11 +249,20 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 
 async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, String> {
     let by = Actor::new("demo");
-    let mut rng = Rng(0x5eed_1ed9_e7);
+    let mut rng = Rng(0x005e_ed1e_d9e7);
     for m in WORLD {
         let business = BusinessId::parse("org", m.scheme, m.org).map_err(demo_err)?;
         let country = business.scheme.country();
-        let merchant = store.create_merchant(&by, NewMerchant { business, name: m.name.into() }).await.map_err(demo_err)?;
+        let merchant = store
+            .create_merchant(
+                &by,
+                NewMerchant {
+                    business,
+                    name: m.name.into(),
+                },
+            )
+            .await
+            .map_err(demo_err)?;
         for u in m.units {
             store
                 .create_sales_unit(
@@ -190,14 +286,23 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
                     NewLedger {
                         ledger_id: LedgerId::parse("ledger", l.id).map_err(demo_err)?,
                         currency: country.currency(),
-                        payout_account: BankAccount::parse("account", l.account.0, l.account.1).map_err(demo_err)?,
+                        payout_account: BankAccount::parse("account", l.account.0, l.account.1)
+                            .map_err(demo_err)?,
                         owner_merchant_id: merchant.id,
-                        settles_for: l.units.iter().map(|u| Msn::parse("msn", u)).collect::<Result<_, _>>().map_err(demo_err)?,
+                        settles_for: l
+                            .units
+                            .iter()
+                            .map(|u| Msn::parse("msn", u))
+                            .collect::<Result<_, _>>()
+                            .map_err(demo_err)?,
                         time_zone: m.tz.into(),
                         cutoff: parse_cutoff("cutoff", l.cutoff).map_err(demo_err)?,
                         payout_frequency: l.payout,
                         settlement_mode: SettlementMode::Net,
-                        fee_plan: FeePlan { basis_points: l.fee_bp, fixed_minor: l.fee_fixed },
+                        fee_plan: FeePlan {
+                            basis_points: l.fee_bp,
+                            fixed_minor: l.fee_fixed,
+                        },
                         page_size: DEFAULT_PAGE_SIZE,
                     },
                 )
@@ -206,13 +311,31 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
             let units: Vec<(String, bool, String)> = view
                 .units
                 .iter()
-                .map(|u| (u.handle.to_string(), u.kind == SalesUnitKind::VmNumber, u.handle.to_string().rsplit(':').next().unwrap_or("").to_owned()))
+                .map(|u| {
+                    (
+                        u.handle.to_string(),
+                        u.kind == SalesUnitKind::VmNumber,
+                        u.handle
+                            .to_string()
+                            .rsplit(':')
+                            .next()
+                            .unwrap_or("")
+                            .to_owned(),
+                    )
+                })
                 .collect();
             write_history(store, &view.ledger, &units, days, size, &mut rng).await?;
         }
         if country == Country::NO {
             // Merchant-level keys of the Norwegian merchant, to show the third kind of reader.
-            issue_keys(store, &by, KeyKind::MerchantLevel, KeyOwner::Merchant(merchant.id)).await.map_err(demo_err)?;
+            issue_keys(
+                store,
+                &by,
+                KeyKind::MerchantLevel,
+                KeyOwner::Merchant(merchant.id),
+            )
+            .await
+            .map_err(demo_err)?;
         }
     }
 
@@ -222,28 +345,116 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
         business: None,
         contact_email: email.into(),
     };
-    let regnskap = store.create_partner(&by, approved("Regnskap AS", PartnerKind::Accounting, "api@regnskap.example")).await.map_err(demo_err)?;
-    store.set_partner_state(&by, regnskap.id, PartnerState::Approved).await.map_err(demo_err)?;
-    let tili = store.create_partner(&by, approved("Tilimestari Oy", PartnerKind::Accounting, "tuki@tilimestari.example")).await.map_err(demo_err)?;
-    store.set_partner_state(&by, tili.id, PartnerState::Approved).await.map_err(demo_err)?;
-    store.create_partner(&by, approved("Nye Tall AS", PartnerKind::Accounting, "hei@nyetall.example")).await.map_err(demo_err)?;
-    let kassa = store.create_partner(&by, approved("Kassa Integrasjon AS", PartnerKind::Integration, "dev@kassa.example")).await.map_err(demo_err)?;
-    store.set_partner_state(&by, kassa.id, PartnerState::Approved).await.map_err(demo_err)?;
+    let regnskap = store
+        .create_partner(
+            &by,
+            approved(
+                "Regnskap AS",
+                PartnerKind::Accounting,
+                "api@regnskap.example",
+            ),
+        )
+        .await
+        .map_err(demo_err)?;
+    store
+        .set_partner_state(&by, regnskap.id, PartnerState::Approved)
+        .await
+        .map_err(demo_err)?;
+    let tili = store
+        .create_partner(
+            &by,
+            approved(
+                "Tilimestari Oy",
+                PartnerKind::Accounting,
+                "tuki@tilimestari.example",
+            ),
+        )
+        .await
+        .map_err(demo_err)?;
+    store
+        .set_partner_state(&by, tili.id, PartnerState::Approved)
+        .await
+        .map_err(demo_err)?;
+    store
+        .create_partner(
+            &by,
+            approved(
+                "Nye Tall AS",
+                PartnerKind::Accounting,
+                "hei@nyetall.example",
+            ),
+        )
+        .await
+        .map_err(demo_err)?;
+    let kassa = store
+        .create_partner(
+            &by,
+            approved(
+                "Kassa Integrasjon AS",
+                PartnerKind::Integration,
+                "dev@kassa.example",
+            ),
+        )
+        .await
+        .map_err(demo_err)?;
+    store
+        .set_partner_state(&by, kassa.id, PartnerState::Approved)
+        .await
+        .map_err(demo_err)?;
 
     let merchant_user = Actor::new("demo:merchant-user");
     for l in ["302321", "302322", "402101"] {
-        store.create_grant(&merchant_user, regnskap.id, &LedgerId::parse("l", l).map_err(demo_err)?).await.map_err(demo_err)?;
+        store
+            .create_grant(
+                &merchant_user,
+                regnskap.id,
+                &LedgerId::parse("l", l).map_err(demo_err)?,
+            )
+            .await
+            .map_err(demo_err)?;
     }
-    store.create_grant(&merchant_user, tili.id, &LedgerId::parse("l", "502101").map_err(demo_err)?).await.map_err(demo_err)?;
-    issue_keys(store, &by, KeyKind::Integration, KeyOwner::Partner(kassa.id)).await.map_err(demo_err)?;
-    issue_keys(store, &by, KeyKind::Accounting, KeyOwner::Partner(tili.id)).await.map_err(demo_err)?;
+    store
+        .create_grant(
+            &merchant_user,
+            tili.id,
+            &LedgerId::parse("l", "502101").map_err(demo_err)?,
+        )
+        .await
+        .map_err(demo_err)?;
+    issue_keys(
+        store,
+        &by,
+        KeyKind::Integration,
+        KeyOwner::Partner(kassa.id),
+    )
+    .await
+    .map_err(demo_err)?;
+    issue_keys(store, &by, KeyKind::Accounting, KeyOwner::Partner(tili.id))
+        .await
+        .map_err(demo_err)?;
 
-    let (unit_key, unit_secret) =
-        issue_keys(store, &by, KeyKind::SalesUnit, KeyOwner::SalesUnit(Msn::parse("msn", "123455").map_err(demo_err)?)).await.map_err(demo_err)?;
-    let (partner_key, partner_secret) =
-        issue_keys(store, &by, KeyKind::Accounting, KeyOwner::Partner(regnskap.id)).await.map_err(demo_err)?;
+    let (unit_key, unit_secret) = issue_keys(
+        store,
+        &by,
+        KeyKind::SalesUnit,
+        KeyOwner::SalesUnit(Msn::parse("msn", "123455").map_err(demo_err)?),
+    )
+    .await
+    .map_err(demo_err)?;
+    let (partner_key, partner_secret) = issue_keys(
+        store,
+        &by,
+        KeyKind::Accounting,
+        KeyOwner::Partner(regnskap.id),
+    )
+    .await
+    .map_err(demo_err)?;
     Ok(Issued {
-        unit_sub_key: unit_key.subscription_keys.as_ref().map(|k| k[0].clone()).unwrap_or_default(),
+        unit_sub_key: unit_key
+            .subscription_keys
+            .as_ref()
+            .map(|k| k[0].clone())
+            .unwrap_or_default(),
         unit_client_id: unit_key.client_id,
         unit_secret: unit_secret.reveal().to_owned(),
         partner_client_id: partner_key.client_id,
@@ -289,8 +500,11 @@ async fn write_history(
         let mut captures: Vec<(i64, String, String, String)> = Vec::new();
         let mut times = Vec::new();
         for _ in 0..count {
-            let at = start.checked_add(rng.range(6 * 60, 20 * 60).minutes()).map_err(demo_err)?
-                .checked_add(rng.range(0, 59_999_999).microseconds()).map_err(demo_err)?;
+            let at = start
+                .checked_add(rng.range(6 * 60, 20 * 60).minutes())
+                .map_err(demo_err)?
+                .checked_add(rng.range(0, 59_999_999).microseconds())
+                .map_err(demo_err)?;
             match tz.to_timestamp(at) {
                 Ok(t) if t <= now => times.push(t),
                 _ => {}
@@ -309,45 +523,108 @@ async fn write_history(
                 masked_phone_no: format!("xxxx {:04}", rng.range(0, 9999)),
             });
             let time = wire_time(t);
-            funds.push(entry(&psp.to_string(), &time, date, "capture", &reference, ledger, amount, &handle, payer));
+            funds.push(entry(
+                &psp.to_string(),
+                &time,
+                date,
+                "capture",
+                &reference,
+                ledger,
+                amount,
+                &handle,
+                payer,
+            ));
             let fee = capture_fee(ledger.fee_plan, amount);
-            fees.push(entry(&psp.to_string(), &time, date, "capture-fee", &reference, ledger, -fee, &handle, None));
+            fees.push(entry(
+                &psp.to_string(),
+                &time,
+                date,
+                "capture-fee",
+                &reference,
+                ledger,
+                -fee,
+                &handle,
+                None,
+            ));
             funds_balance += amount;
             period_fees += fee;
             captures.push((amount, psp.to_string(), reference, time));
         }
         // Now and then a customer gets part of a payment back.
-        if let Some((amount, psp_ref, reference, time)) = captures.first().filter(|_| rng.range(0, 3) == 0) {
+        if let Some((amount, psp_ref, reference, time)) =
+            captures.first().filter(|_| rng.range(0, 3) == 0)
+        {
             let refund = -(amount / 2);
             let handle = units[0].0.clone();
-            funds.push(entry(psp_ref, time, date, "refund", reference, ledger, refund, &handle, None));
+            funds.push(entry(
+                psp_ref, time, date, "refund", reference, ledger, refund, &handle, None,
+            ));
             funds_balance += refund;
         }
         if day < today && is_payout_day(ledger.payout_frequency, day) {
             // The date's last microsecond, in the ledger's zone.
             let end = tz
-                .to_timestamp(DateTime::from_parts(day.tomorrow().map_err(demo_err)?, ledger.cutoff))
+                .to_timestamp(DateTime::from_parts(
+                    day.tomorrow().map_err(demo_err)?,
+                    ledger.cutoff,
+                ))
                 .map_err(demo_err)?
                 .checked_sub(1.microsecond())
                 .map_err(demo_err)?;
             let time = wire_time(end);
             let close_ref = format!("{}-{}", ledger.ledger_id, payout_number);
             if period_fees != 0 {
-                funds.push(entry(&close_ref, &time, date, "fees-retained", "fees-retained", ledger, -period_fees, "", None));
-                fees.push(entry(&close_ref, &time, date, "fees-retained", "fees-retained", ledger, period_fees, "", None));
+                funds.push(entry(
+                    &close_ref,
+                    &time,
+                    date,
+                    "fees-retained",
+                    "fees-retained",
+                    ledger,
+                    -period_fees,
+                    "",
+                    None,
+                ));
+                fees.push(entry(
+                    &close_ref,
+                    &time,
+                    date,
+                    "fees-retained",
+                    "fees-retained",
+                    ledger,
+                    period_fees,
+                    "",
+                    None,
+                ));
                 funds_balance -= period_fees;
                 period_fees = 0;
             }
             if funds_balance > 0 {
                 let number = units[0].2.clone();
                 let text = format!("Utb. {payout_number} Vippsnr {number}");
-                funds.push(entry(&close_ref, &time, date, "payout-scheduled", &text, ledger, -funds_balance, "", None));
+                funds.push(entry(
+                    &close_ref,
+                    &time,
+                    date,
+                    "payout-scheduled",
+                    &text,
+                    ledger,
+                    -funds_balance,
+                    "",
+                    None,
+                ));
                 funds_balance = 0;
                 payout_number += 1;
             }
         }
-        store.append_entries(&ledger.ledger_id, Topic::Funds, funds).await.map_err(demo_err)?;
-        store.append_entries(&ledger.ledger_id, Topic::Fees, fees).await.map_err(demo_err)?;
+        store
+            .append_entries(&ledger.ledger_id, Topic::Funds, funds)
+            .await
+            .map_err(demo_err)?;
+        store
+            .append_entries(&ledger.ledger_id, Topic::Fees, fees)
+            .await
+            .map_err(demo_err)?;
         day = day.tomorrow().map_err(demo_err)?;
     }
     Ok(())
@@ -421,20 +698,40 @@ mod tests {
 
     #[test]
     fn capture_fees_round_half_up() {
-        let plan = FeePlan { basis_points: 175, fixed_minor: 0 };
+        let plan = FeePlan {
+            basis_points: 175,
+            fixed_minor: 0,
+        };
         assert_eq!(capture_fee(plan, 10_000), 175);
         // 0.0175 * 1234 = 21.595 -> 22
         assert_eq!(capture_fee(plan, 1234), 22);
-        assert_eq!(capture_fee(FeePlan { basis_points: 100, fixed_minor: 100 }, 10_000), 200);
+        assert_eq!(
+            capture_fee(
+                FeePlan {
+                    basis_points: 100,
+                    fixed_minor: 100
+                },
+                10_000
+            ),
+            200
+        );
     }
 
     #[test]
     fn payout_days_follow_the_frequency() {
         let sunday = jiff::civil::date(2024, 6, 2);
         assert!(is_payout_day(PayoutFrequency::Weekly, sunday));
-        assert!(!is_payout_day(PayoutFrequency::Weekly, jiff::civil::date(2024, 6, 3)));
-        assert!(is_payout_day(PayoutFrequency::Monthly, jiff::civil::date(2024, 6, 30)));
-        assert!(!is_payout_day(PayoutFrequency::Monthly, jiff::civil::date(2024, 6, 29)));
+        assert!(!is_payout_day(
+            PayoutFrequency::Weekly,
+            jiff::civil::date(2024, 6, 3)
+        ));
+        assert!(is_payout_day(
+            PayoutFrequency::Monthly,
+            jiff::civil::date(2024, 6, 30)
+        ));
+        assert!(!is_payout_day(
+            PayoutFrequency::Monthly,
+            jiff::civil::date(2024, 6, 29)
+        ));
     }
 }
-

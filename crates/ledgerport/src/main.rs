@@ -14,10 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "ledgerport", version, about = "Settlement reporting: the Report API and Access Token API, wire-compatible with Vipps MobilePay")]
+#[command(
+    name = "ledgerport",
+    version,
+    about = "Settlement reporting: the Report API and Access Token API, wire-compatible with Vipps MobilePay"
+)]
 struct Cli {
     /// Database to use: `sqlite://PATH` (created if missing) or `sqlite::memory:`.
-    #[arg(long, global = true, env = "LEDGERPORT_DATABASE_URL", default_value = "sqlite://ledgerport.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "LEDGERPORT_DATABASE_URL",
+        default_value = "sqlite://ledgerport.db"
+    )]
     database_url: String,
 
     /// Log filter, e.g. `info` or `ledgerport_server=debug`.
@@ -53,10 +62,18 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGERPORT_ISSUER", default_value = "ledgerport")]
     pub issuer: String,
     /// `aud` of issued tokens.
-    #[arg(long, env = "LEDGERPORT_AUDIENCE", default_value = "ledgerport-report-api")]
+    #[arg(
+        long,
+        env = "LEDGERPORT_AUDIENCE",
+        default_value = "ledgerport-report-api"
+    )]
     pub audience: String,
     /// Lifetime of /accesstoken/get tokens, in seconds.
-    #[arg(long, env = "LEDGERPORT_STANDARD_TOKEN_LIFETIME", default_value_t = 86400)]
+    #[arg(
+        long,
+        env = "LEDGERPORT_STANDARD_TOKEN_LIFETIME",
+        default_value_t = 86400
+    )]
     pub standard_token_lifetime: u64,
     /// Lifetime of /miami/v1/token tokens, in seconds.
     #[arg(long, env = "LEDGERPORT_MIAMI_TOKEN_LIFETIME", default_value_t = 900)]
@@ -80,8 +97,11 @@ impl ServeArgs {
 }
 
 fn init_logging(filter: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -110,13 +130,21 @@ async fn shutdown_signal() {
 }
 
 /// Starts the server on an opened store and serves until a shutdown signal.
-pub async fn run_server(store: Arc<dyn ledgerport_store::Store>, args: &ServeArgs, on_ready: impl FnOnce(SocketAddr)) -> Result<(), String> {
+pub async fn run_server(
+    store: Arc<dyn ledgerport_store::Store>,
+    args: &ServeArgs,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
     let state = AppState::load(store, Arc::new(SystemClock), args.config()).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, "serving");
     on_ready(addr);
-    ledgerport_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
+    ledgerport_server::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -141,7 +169,10 @@ async fn run(cli: Cli) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log, &cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -7,9 +7,13 @@ use std::sync::Arc;
 
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url, Arc::new(SystemClock)).await.map_err(|e| format!("opening {url}: {e}: {:?}", std::error::Error::source(&e)))?;
+        let store = SqliteStore::open(url, Arc::new(SystemClock))
+            .await
+            .map_err(|e| format!("opening {url}: {e}: {:?}", std::error::Error::source(&e)))?;
         Ok(Arc::new(store))
     } else {
-        Err(format!("unsupported database URL {url:?}: use sqlite://PATH"))
+        Err(format!(
+            "unsupported database URL {url:?}: use sqlite://PATH"
+        ))
     }
 }

@@ -22,7 +22,16 @@ fn the_demo_prints_curl_commands_that_return_a_token_and_then_real_entries() {
     let db = dir.join("demo.db");
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_ledgerport"))
-            .args(["--log", "warn", "demo", "--days", "10", "--listen", "127.0.0.1:0", "--database"])
+            .args([
+                "--log",
+                "warn",
+                "demo",
+                "--days",
+                "10",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+            ])
             .arg(&db)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -47,19 +56,54 @@ fn the_demo_prints_curl_commands_that_return_a_token_and_then_real_entries() {
     assert_eq!(commands.len(), 7, "printed:\n{}", printed.join("\n"));
 
     // Run them exactly as printed, in one shell, separating their outputs.
-    let script: String = commands.iter().map(|c| format!("{c}\necho; echo '=====' \n")).collect();
-    let out = Command::new("bash").arg("-c").arg(&script).output().expect("bash");
+    let script: String = commands
+        .iter()
+        .map(|c| format!("{c}\necho; echo '=====' \n"))
+        .collect();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("bash");
     let text = String::from_utf8_lossy(&out.stdout);
     let outputs: Vec<&str> = text.split("=====").map(str::trim).collect();
-    assert!(outputs[0].is_empty(), "token command printed {}", outputs[0]);
-    assert!(outputs[1].contains(r#""ledgerId":"302321""#), "ledgers: {}", outputs[1]);
-    assert!(outputs[2].contains(r#""entryType":"capture""#) && outputs[2].contains(r#""hasMore""#), "dates: {}", outputs[2]);
-    assert!(outputs[3].contains(r#""entryType":"capture-fee""#), "feed: {}", outputs[3]);
+    assert!(
+        outputs[0].is_empty(),
+        "token command printed {}",
+        outputs[0]
+    );
+    assert!(
+        outputs[1].contains(r#""ledgerId":"302321""#),
+        "ledgers: {}",
+        outputs[1]
+    );
+    assert!(
+        outputs[2].contains(r#""entryType":"capture""#) && outputs[2].contains(r#""hasMore""#),
+        "dates: {}",
+        outputs[2]
+    );
+    assert!(
+        outputs[3].contains(r#""entryType":"capture-fee""#),
+        "feed: {}",
+        outputs[3]
+    );
     for id in ["302321", "302322", "402101"] {
-        assert!(outputs[5].contains(&format!(r#""ledgerId":"{id}""#)), "partner ledgers: {}", outputs[5]);
+        assert!(
+            outputs[5].contains(&format!(r#""ledgerId":"{id}""#)),
+            "partner ledgers: {}",
+            outputs[5]
+        );
     }
-    assert!(!outputs[5].contains("502101"), "partner sees a ledger it was not granted: {}", outputs[5]);
-    assert!(outputs[6].contains("maskedPhoneNo"), "GDPR feed: {}", outputs[6]);
+    assert!(
+        !outputs[5].contains("502101"),
+        "partner sees a ledger it was not granted: {}",
+        outputs[5]
+    );
+    assert!(
+        outputs[6].contains("maskedPhoneNo"),
+        "GDPR feed: {}",
+        outputs[6]
+    );
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -42,12 +42,18 @@ pub fn new_client_id() -> String {
 }
 
 pub fn new_secret() -> IssuedSecret {
-    IssuedSecret(format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>())))
+    IssuedSecret(format!(
+        "{SECRET_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    ))
 }
 
 /// A subscription key: 32 lowercase hex digits, as the API gateway issues them.
 pub fn new_subscription_key() -> String {
-    random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn hash_secret(secret: &str) -> [u8; 32] {
@@ -79,16 +85,30 @@ pub async fn issue_keys(
 ) -> Result<(ApiKey, IssuedSecret), IssueError> {
     match (kind, owner) {
         (KeyKind::SalesUnit, KeyOwner::SalesUnit(msn)) => {
-            let unit = store.sales_unit(msn).await?.ok_or_else(|| StoreError::NotFound(format!("sales unit {msn}")))?;
+            let unit = store
+                .sales_unit(msn)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("sales unit {msn}")))?;
             if unit.kind != SalesUnitKind::Api {
-                return Err(IssueError::NotAllowed(format!("sales unit {msn} is a vm-number unit and has no API keys")));
+                return Err(IssueError::NotAllowed(format!(
+                    "sales unit {msn} is a vm-number unit and has no API keys"
+                )));
             }
         }
         (KeyKind::MerchantLevel, KeyOwner::Merchant(m)) => {
-            store.merchant(m).await?.ok_or_else(|| StoreError::NotFound(format!("merchant {m}")))?;
+            store
+                .merchant(m)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("merchant {m}")))?;
         }
-        (KeyKind::Accounting | KeyKind::Integration | KeyKind::Management, KeyOwner::Partner(p)) => {
-            let partner = store.partner(p).await?.ok_or_else(|| StoreError::NotFound(format!("partner {p}")))?;
+        (
+            KeyKind::Accounting | KeyKind::Integration | KeyKind::Management,
+            KeyOwner::Partner(p),
+        ) => {
+            let partner = store
+                .partner(p)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("partner {p}")))?;
             let wanted = match kind {
                 KeyKind::Accounting => PartnerKind::Accounting,
                 KeyKind::Integration => PartnerKind::Integration,
@@ -102,27 +122,48 @@ pub async fn issue_keys(
                 )));
             }
             if partner.state != PartnerState::Approved {
-                return Err(IssueError::NotAllowed(format!("partner {p} is {}, not approved", partner.state.as_str())));
+                return Err(IssueError::NotAllowed(format!(
+                    "partner {p} is {}, not approved",
+                    partner.state.as_str()
+                )));
             }
         }
-        _ => return Err(IssueError::NotAllowed(format!("{} keys cannot belong to {owner:?}", kind.as_str()))),
+        _ => {
+            return Err(IssueError::NotAllowed(format!(
+                "{} keys cannot belong to {owner:?}",
+                kind.as_str()
+            )));
+        }
     }
     let secret = new_secret();
-    let subscription_keys =
-        kind.uses_standard_token_endpoint().then(|| [new_subscription_key(), new_subscription_key()]);
+    let subscription_keys = kind
+        .uses_standard_token_endpoint()
+        .then(|| [new_subscription_key(), new_subscription_key()]);
     let key = store
         .create_key(
             by,
-            NewKey { kind, owner, client_id: new_client_id(), secret_hash: hash_secret(secret.reveal()), subscription_keys },
+            NewKey {
+                kind,
+                owner,
+                client_id: new_client_id(),
+                secret_hash: hash_secret(secret.reveal()),
+                subscription_keys,
+            },
         )
         .await?;
     Ok((key, secret))
 }
 
 /// Replaces a key's secret; the old secret and every token issued from it stop working at once.
-pub async fn regenerate_secret(store: &dyn Store, by: &Actor, key_id: i64) -> Result<(ApiKey, IssuedSecret), StoreError> {
+pub async fn regenerate_secret(
+    store: &dyn Store,
+    by: &Actor,
+    key_id: i64,
+) -> Result<(ApiKey, IssuedSecret), StoreError> {
     let secret = new_secret();
-    let key = store.replace_secret(by, key_id, hash_secret(secret.reveal())).await?;
+    let key = store
+        .replace_secret(by, key_id, hash_secret(secret.reveal()))
+        .await?;
     Ok((key, secret))
 }
 

@@ -19,10 +19,19 @@ const MAC_LEN: usize = 16;
 /// What a cursor is bound to, besides its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding<'a> {
-    Feed { ledger: &'a LedgerId, topic: Topic },
-    Date { ledger: &'a LedgerId, topic: Topic, date: LedgerDate },
+    Feed {
+        ledger: &'a LedgerId,
+        topic: Topic,
+    },
+    Date {
+        ledger: &'a LedgerId,
+        topic: Topic,
+        date: LedgerDate,
+    },
     /// The ledger listing, with its `settlesForRecipientHandles` filter ("" for none).
-    Ledgers { filter: &'a str },
+    Ledgers {
+        filter: &'a str,
+    },
 }
 
 #[derive(Clone)]
@@ -49,7 +58,11 @@ impl CursorCodec {
                 out.push(topic.code());
                 push_str(out, ledger.as_str());
             }
-            Binding::Date { ledger, topic, date } => {
+            Binding::Date {
+                ledger,
+                topic,
+                date,
+            } => {
                 out.push(1);
                 out.push(topic.code());
                 push_str(out, ledger.as_str());
@@ -64,7 +77,8 @@ impl CursorCodec {
 
     fn mac(&self, data: &[u8]) -> [u8; MAC_LEN] {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        let mut m =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
         m.update(data);
         let full = m.finalize().into_bytes();
         let mut out = [0u8; MAC_LEN];
@@ -100,7 +114,11 @@ impl CursorCodec {
         let mut signed = vec![VERSION];
         Self::binding_bytes(binding, &mut signed);
         signed.extend_from_slice(position);
-        if bool::from(self.mac(&signed).ct_eq(mac)) { Ok(position.to_vec()) } else { Err(CursorError) }
+        if bool::from(self.mac(&signed).ct_eq(mac)) {
+            Ok(position.to_vec())
+        } else {
+            Err(CursorError)
+        }
     }
 
     pub fn encode_seq(&self, binding: &Binding<'_>, seq: i64) -> String {
@@ -127,20 +145,54 @@ mod tests {
     fn a_cursor_decodes_only_for_its_own_binding() {
         let c = CursorCodec::new(b"k".to_vec());
         let (a, b) = (lid("100"), lid("200"));
-        let feed_a = Binding::Feed { ledger: &a, topic: Topic::Funds };
+        let feed_a = Binding::Feed {
+            ledger: &a,
+            topic: Topic::Funds,
+        };
         let cur = c.encode_seq(&feed_a, 42);
         assert_eq!(c.decode_seq(&feed_a, &cur), Ok(42));
-        assert_eq!(c.decode_seq(&Binding::Feed { ledger: &b, topic: Topic::Funds }, &cur), Err(CursorError));
-        assert_eq!(c.decode_seq(&Binding::Feed { ledger: &a, topic: Topic::Fees }, &cur), Err(CursorError));
+        assert_eq!(
+            c.decode_seq(
+                &Binding::Feed {
+                    ledger: &b,
+                    topic: Topic::Funds
+                },
+                &cur
+            ),
+            Err(CursorError)
+        );
+        assert_eq!(
+            c.decode_seq(
+                &Binding::Feed {
+                    ledger: &a,
+                    topic: Topic::Fees
+                },
+                &cur
+            ),
+            Err(CursorError)
+        );
         let date = LedgerDate::parse("d", "2024-01-01").expect("date");
-        assert_eq!(c.decode_seq(&Binding::Date { ledger: &a, topic: Topic::Funds, date }, &cur), Err(CursorError));
+        assert_eq!(
+            c.decode_seq(
+                &Binding::Date {
+                    ledger: &a,
+                    topic: Topic::Funds,
+                    date
+                },
+                &cur
+            ),
+            Err(CursorError)
+        );
     }
 
     #[test]
     fn any_change_to_a_cursor_is_detected() {
         let c = CursorCodec::new(b"k".to_vec());
         let a = lid("100");
-        let bind = Binding::Feed { ledger: &a, topic: Topic::Funds };
+        let bind = Binding::Feed {
+            ledger: &a,
+            topic: Topic::Funds,
+        };
         let cur = c.encode_seq(&bind, 7);
         let bytes = cur.as_bytes();
         for i in 0..bytes.len() {
@@ -157,14 +209,20 @@ mod tests {
                 }
             }
         }
-        assert_eq!(CursorCodec::new(b"other".to_vec()).decode_seq(&bind, &cur), Err(CursorError));
+        assert_eq!(
+            CursorCodec::new(b"other".to_vec()).decode_seq(&bind, &cur),
+            Err(CursorError)
+        );
     }
 
     #[test]
     fn cursors_are_url_safe_and_deterministic() {
         let c = CursorCodec::new(b"k".to_vec());
         let a = lid("302321");
-        let bind = Binding::Feed { ledger: &a, topic: Topic::Fees };
+        let bind = Binding::Feed {
+            ledger: &a,
+            topic: Topic::Fees,
+        };
         for seq in [0, 1, 255, 1 << 40] {
             let cur = c.encode_seq(&bind, seq);
             assert!(!cur.contains(['+', '/', '=']), "{cur}");

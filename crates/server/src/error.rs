@@ -28,6 +28,9 @@ pub enum AppError {
     /// 404 problem for a path that names nothing.
     #[error("not found")]
     NotFound,
+    /// 405 problem: the path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// 410 problem.
     #[error("gone: {0}")]
     Gone(&'static str),
@@ -36,16 +39,19 @@ pub enum AppError {
     SubscriptionKey(&'static str),
     /// RFC 6749 §5.2 error of the token endpoints.
     #[error("oauth {error}: {description}")]
-    OAuth { status: StatusCode, error: &'static str, description: String, basic_challenge: bool },
+    OAuth {
+        status: StatusCode,
+        error: &'static str,
+        description: String,
+        basic_challenge: bool,
+    },
     /// 500; the text goes to the log, never to the client.
     #[error("internal: {0}")]
     Internal(String),
 }
 
-pub const MISSING_SUBSCRIPTION_KEY: &str =
-    "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.";
-pub const INVALID_SUBSCRIPTION_KEY: &str =
-    "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";
+pub const MISSING_SUBSCRIPTION_KEY: &str = "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.";
+pub const INVALID_SUBSCRIPTION_KEY: &str = "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";
 
 impl AppError {
     pub fn bad(field: &str, reason: impl std::fmt::Display) -> Self {
@@ -53,7 +59,12 @@ impl AppError {
     }
 
     pub fn oauth(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        AppError::OAuth { status, error, description: description.into(), basic_challenge: false }
+        AppError::OAuth {
+            status,
+            error,
+            description: description.into(),
+            basic_challenge: false,
+        }
     }
 
     pub fn invalid_client(description: impl Into<String>) -> Self {
@@ -96,30 +107,62 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let problem = |status: StatusCode, title: &'static str, detail: String| {
             let mut r = status.into_response();
-            r.extensions_mut().insert(PendingProblem { status, title, detail });
+            r.extensions_mut().insert(PendingProblem {
+                status,
+                title,
+                detail,
+            });
             r
         };
         match self {
             AppError::BadRequest(detail) => problem(StatusCode::BAD_REQUEST, "Bad Request", detail),
             AppError::Forbidden(detail) => problem(StatusCode::FORBIDDEN, "Forbidden", detail),
-            AppError::NoSuchLedger => problem(StatusCode::NOT_FOUND, "Not Found", "No such ledgerId".into()),
-            AppError::NotFound => problem(StatusCode::NOT_FOUND, "Not Found", "No such endpoint".into()),
+            AppError::NoSuchLedger => problem(
+                StatusCode::NOT_FOUND,
+                "Not Found",
+                "No such ledgerId".into(),
+            ),
+            AppError::NotFound => problem(
+                StatusCode::NOT_FOUND,
+                "Not Found",
+                "No such endpoint".into(),
+            ),
+            AppError::MethodNotAllowed => problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method Not Allowed",
+                "method: not allowed on this path".into(),
+            ),
             AppError::Gone(detail) => problem(StatusCode::GONE, "Gone", detail.into()),
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"code": "Unauthorized", "message": "Please check your API keys"})),
+                axum::Json(
+                    json!({"code": "Unauthorized", "message": "Please check your API keys"}),
+                ),
             )
                 .into_response(),
-            AppError::SubscriptionKey(message) => {
-                (StatusCode::UNAUTHORIZED, axum::Json(json!({"statusCode": 401, "message": message}))).into_response()
-            }
-            AppError::OAuth { status, error, description, basic_challenge } => {
-                let mut r =
-                    (status, axum::Json(json!({"error": error, "error_description": description}))).into_response();
+            AppError::SubscriptionKey(message) => (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"statusCode": 401, "message": message})),
+            )
+                .into_response(),
+            AppError::OAuth {
+                status,
+                error,
+                description,
+                basic_challenge,
+            } => {
+                let mut r = (
+                    status,
+                    axum::Json(json!({"error": error, "error_description": description})),
+                )
+                    .into_response();
                 let h = r.headers_mut();
                 h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 if basic_challenge {
-                    h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ledgerport\""));
+                    h.insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"ledgerport\""),
+                    );
                 }
                 r
             }

@@ -70,8 +70,15 @@ const CURSOR_KEY_NAME: &str = "cursor-mac-key";
 
 impl AppState {
     /// Loads (or on first start creates) the signing keys and the cursor key from the store.
-    pub async fn load(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Result<Self, String> {
-        let max_lifetime = config.standard_token_lifetime.max(config.miami_token_lifetime).as_secs() as i64;
+    pub async fn load(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: ServerConfig,
+    ) -> Result<Self, String> {
+        let max_lifetime = config
+            .standard_token_lifetime
+            .max(config.miami_token_lifetime)
+            .as_secs() as i64;
         let tokens = tokens::TokenService::load(
             store.clone(),
             clock.clone(),
@@ -122,7 +129,9 @@ pub async fn serve(
             }
         }
     });
-    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
     reloader.abort();
     result
 }

@@ -1,13 +1,13 @@
 //! Layers every request passes through.
 
 use crate::error::{PendingInternalError, PendingProblem, internal_body, problem_body};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::any::Any;
 use std::time::Duration;
-use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -24,7 +24,10 @@ const BODY_LIMIT: usize = 1024 * 1024;
 pub fn apply(router: Router, timeout: Duration) -> Router {
     router
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(StatusCode::INTERNAL_SERVER_ERROR, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            timeout,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(request_context))
 }
@@ -32,7 +35,8 @@ pub fn apply(router: Router, timeout: Duration) -> Router {
 fn panic_response(_payload: Box<dyn Any + Send>) -> Response {
     // The payload may hold anything, including request data: it is not logged.
     let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    r.extensions_mut().insert(PendingInternalError("handler panicked".into()));
+    r.extensions_mut()
+        .insert(PendingInternalError("handler panicked".into()));
     r
 }
 
@@ -40,7 +44,11 @@ fn request_id_from(req: &Request) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
@@ -58,15 +66,31 @@ async fn request_context(mut req: Request, next: axum::middleware::Next) -> Resp
             next.run(req).instrument(span.clone()).await
         };
         let status = res.status();
-        if let Some(PendingInternalError(cause)) = res.extensions_mut().remove::<PendingInternalError>() {
+        if let Some(PendingInternalError(cause)) =
+            res.extensions_mut().remove::<PendingInternalError>()
+        {
             tracing::error!(parent: &span, context_id = %id, cause = %cause, "internal error");
-            res = json_response(StatusCode::INTERNAL_SERVER_ERROR, "application/json", &internal_body(&id));
-        } else if status == StatusCode::INTERNAL_SERVER_ERROR && res.headers().get(header::CONTENT_TYPE).is_none() {
+            res = json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "application/json",
+                &internal_body(&id),
+            );
+        } else if status == StatusCode::INTERNAL_SERVER_ERROR
+            && res.headers().get(header::CONTENT_TYPE).is_none()
+        {
             // A 500 made by a layer (e.g. the timeout) rather than by AppError.
             tracing::error!(parent: &span, context_id = %id, "internal error without cause (timeout?)");
-            res = json_response(StatusCode::INTERNAL_SERVER_ERROR, "application/json", &internal_body(&id));
+            res = json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "application/json",
+                &internal_body(&id),
+            );
         } else if let Some(p) = res.extensions_mut().remove::<PendingProblem>() {
-            let mut r = json_response(p.status, "application/problem+json", &problem_body(&p, &path));
+            let mut r = json_response(
+                p.status,
+                "application/problem+json",
+                &problem_body(&p, &path),
+            );
             for (k, v) in res.headers() {
                 if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
                     r.headers_mut().insert(k.clone(), v.clone());
@@ -89,9 +113,14 @@ async fn request_context(mut req: Request, next: axum::middleware::Next) -> Resp
     }
 }
 
-fn json_response(status: StatusCode, content_type: &'static str, body: &serde_json::Value) -> Response {
+fn json_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &serde_json::Value,
+) -> Response {
     let mut r = Response::new(Body::from(body.to_string()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }

@@ -76,13 +76,17 @@ pub enum TokenError {
 }
 
 fn unix(s: &str) -> i64 {
-    s.parse::<jiff::Timestamp>().map(|t| t.as_second()).unwrap_or(0)
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .unwrap_or(0)
 }
 
 /// Makes a new Ed25519 signing key record.
 pub fn new_signing_key(now: jiff::Timestamp) -> Result<SigningKeyRecord, TokenError> {
     let sk = SigningKey::generate(&mut rand::rngs::OsRng);
-    let der = sk.to_pkcs8_der().map_err(|e| TokenError::Signing(e.to_string()))?;
+    let der = sk
+        .to_pkcs8_der()
+        .map_err(|e| TokenError::Signing(e.to_string()))?;
     let public_raw = sk.verifying_key().to_bytes().to_vec();
     Ok(SigningKeyRecord {
         kid: uuid::Uuid::new_v4().simple().to_string(),
@@ -102,12 +106,21 @@ impl TokenService {
         audience: String,
         max_lifetime_secs: i64,
     ) -> Result<Self, TokenError> {
-        let svc = TokenService { store, clock, issuer, audience, max_lifetime_secs, keys: RwLock::new(KeySet::default()) };
+        let svc = TokenService {
+            store,
+            clock,
+            issuer,
+            audience,
+            max_lifetime_secs,
+            keys: RwLock::new(KeySet::default()),
+        };
         svc.reload().await?;
         let has_signer = svc.keys.read().map(|k| k.signer.is_some()).unwrap_or(false);
         if !has_signer {
             let rec = new_signing_key(svc.clock.now())?;
-            svc.store.add_signing_key(&Actor::new("server:startup"), rec).await?;
+            svc.store
+                .add_signing_key(&Actor::new("server:startup"), rec)
+                .await?;
             svc.reload().await?;
         }
         Ok(svc)
@@ -119,7 +132,8 @@ impl TokenService {
         let mut set = KeySet::default();
         for r in records {
             let x = URL_SAFE_NO_PAD.encode(&r.public_raw);
-            let decoding = DecodingKey::from_ed_components(&x).map_err(|e| TokenError::Signing(e.to_string()))?;
+            let decoding = DecodingKey::from_ed_components(&x)
+                .map_err(|e| TokenError::Signing(e.to_string()))?;
             let entry = Arc::new(KeyEntry {
                 kid: r.kid.clone(),
                 encoding: EncodingKey::from_ed_der(&r.private_der),
@@ -128,12 +142,20 @@ impl TokenService {
                 retired_at: r.retired_at.as_deref().map(unix),
                 created_at: unix(&r.created_at),
             });
-            if entry.retired_at.is_none() && set.signer.as_ref().is_none_or(|s| s.created_at <= entry.created_at) {
+            if entry.retired_at.is_none()
+                && set
+                    .signer
+                    .as_ref()
+                    .is_none_or(|s| s.created_at <= entry.created_at)
+            {
                 set.signer = Some(entry.clone());
             }
             set.by_kid.insert(r.kid, entry);
         }
-        *self.keys.write().map_err(|_| TokenError::Signing("key set lock poisoned".into()))? = set;
+        *self
+            .keys
+            .write()
+            .map_err(|_| TokenError::Signing("key set lock poisoned".into()))? = set;
         Ok(())
     }
 
@@ -167,8 +189,8 @@ impl TokenService {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TOKEN_TYPE.into());
         header.kid = Some(signer.kid.clone());
-        let token =
-            jsonwebtoken::encode(&header, &claims, &signer.encoding).map_err(|e| TokenError::Signing(e.to_string()))?;
+        let token = jsonwebtoken::encode(&header, &claims, &signer.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))?;
         Ok((token, claims))
     }
 
@@ -195,7 +217,10 @@ impl TokenService {
             }
         };
         let now = self.clock.now().as_second();
-        if entry.retired_at.is_some_and(|r| r + self.max_lifetime_secs < now) {
+        if entry
+            .retired_at
+            .is_some_and(|r| r + self.max_lifetime_secs < now)
+        {
             return None;
         }
         let mut v = Validation::new(Algorithm::EdDSA);
@@ -216,11 +241,16 @@ impl TokenService {
     /// The public keys as a JWK set: every key that may still have live tokens.
     pub fn jwks(&self) -> serde_json::Value {
         let now = self.clock.now().as_second();
-        let Ok(set) = self.keys.read() else { return serde_json::json!({"keys": []}) };
+        let Ok(set) = self.keys.read() else {
+            return serde_json::json!({"keys": []});
+        };
         let mut entries: Vec<&Arc<KeyEntry>> = set
             .by_kid
             .values()
-            .filter(|e| e.retired_at.is_none_or(|r| r + self.max_lifetime_secs >= now))
+            .filter(|e| {
+                e.retired_at
+                    .is_none_or(|r| r + self.max_lifetime_secs >= now)
+            })
             .collect();
         entries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.kid.cmp(&b.kid)));
         let keys: Vec<serde_json::Value> = entries

@@ -35,8 +35,18 @@ struct Row {
     expected: [&'static str; 7],
 }
 
-fn row(name: &'static str, token: Option<String>, headers: Vec<(&'static str, String)>, expected: [&'static str; 7]) -> Row {
-    Row { name, token, headers, expected }
+fn row(
+    name: &'static str,
+    token: Option<String>,
+    headers: Vec<(&'static str, String)>,
+    expected: [&'static str; 7],
+) -> Row {
+    Row {
+        name,
+        token,
+        headers,
+        expected,
+    }
 }
 
 const UNAUTHORIZED: [&str; 7] = ["401"; 7];
@@ -45,7 +55,8 @@ const FORBIDDEN: [&str; 7] = ["403"; 7];
 /// Swaps one claim of a token and keeps the old signature.
 fn tamper(token: &str, claim: &str, value: Value) -> String {
     let parts: Vec<&str> = token.split('.').collect();
-    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("claims");
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("claims");
     claims[claim] = value;
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("json"));
     format!("{}.{}.{}", parts[0], payload, parts[2])
@@ -55,24 +66,75 @@ async fn check(app: &TestApp, r: &Row, endpoint: &str, expected: &str) -> Result
     let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let res = app.get(endpoint, r.token.as_deref(), &headers).await;
     let status = res.status().as_u16();
-    let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let body: Value = res.json().await.unwrap_or(Value::Null);
-    let fail = |why: &str| Err(format!("{} {endpoint}: expected {expected}, {why}: {status} {body}", r.name));
-    let problem = |code: u16| status == code && content_type == "application/problem+json" && body["status"] == json!(code);
+    let fail = |why: &str| {
+        Err(format!(
+            "{} {endpoint}: expected {expected}, {why}: {status} {body}",
+            r.name
+        ))
+    };
+    let problem = |code: u16| {
+        status == code
+            && content_type == "application/problem+json"
+            && body["status"] == json!(code)
+    };
     match expected {
-        "401" if status == 401 && body == json!({"code": "Unauthorized", "message": "Please check your API keys"}) => Ok(()),
-        "401S" if status == 401 && body["statusCode"] == json!(401) && body["message"].as_str().is_some_and(|m| m.contains("missing subscription key")) => Ok(()),
-        "401I" if status == 401 && body["statusCode"] == json!(401) && body["message"].as_str().is_some_and(|m| m.contains("invalid subscription key")) => Ok(()),
+        "401"
+            if status == 401
+                && body
+                    == json!({"code": "Unauthorized", "message": "Please check your API keys"}) =>
+        {
+            Ok(())
+        }
+        "401S"
+            if status == 401
+                && body["statusCode"] == json!(401)
+                && body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("missing subscription key")) =>
+        {
+            Ok(())
+        }
+        "401I"
+            if status == 401
+                && body["statusCode"] == json!(401)
+                && body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("invalid subscription key")) =>
+        {
+            Ok(())
+        }
         "403" if problem(403) => Ok(()),
         "404" if problem(404) && body["detail"] == json!("No such ledgerId") => Ok(()),
-        "200" if status == 200 && body["items"].is_array() && (body["hasMore"].is_boolean() || body["cursor"].is_string()) => Ok(()),
+        "200"
+            if status == 200
+                && body["items"].is_array()
+                && (body["hasMore"].is_boolean() || body["cursor"].is_string()) =>
+        {
+            Ok(())
+        }
         l if l.starts_with("L:") && status == 200 => {
             let want: Vec<&str> = l[2..].split(',').filter(|s| !s.is_empty()).collect();
             let got: Vec<&str> = body["items"]
                 .as_array()
-                .map(|items| items.iter().filter_map(|i| i["ledgerId"].as_str()).collect())
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i["ledgerId"].as_str())
+                        .collect()
+                })
                 .unwrap_or_default();
-            if got == want && body["cursor"] == json!("") { Ok(()) } else { fail("got ledgers") }
+            if got == want && body["cursor"] == json!("") {
+                Ok(())
+            } else {
+                fail("got ledgers")
+            }
         }
         _ => fail("got"),
     }
@@ -84,26 +146,56 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
     let app = TestApp::start().await;
     let w = world(&app).await;
     let s = app.store.as_ref();
-    let su_own = app.issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455"))).await;
-    let su_other = app.issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("222222"))).await;
-    let su_multi = app.issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("654321"))).await;
-    let su_regen = app.issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455"))).await;
-    let su_revoked = app.issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455"))).await;
-    let acc_granted = app.issue(KeyKind::Accounting, KeyOwner::Partner(w.granted_partner)).await;
+    let su_own = app
+        .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455")))
+        .await;
+    let su_other = app
+        .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("222222")))
+        .await;
+    let su_multi = app
+        .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("654321")))
+        .await;
+    let su_regen = app
+        .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455")))
+        .await;
+    let su_revoked = app
+        .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455")))
+        .await;
+    let acc_granted = app
+        .issue(KeyKind::Accounting, KeyOwner::Partner(w.granted_partner))
+        .await;
     let ungranted = partner(s, "No Grants AS", PartnerKind::Accounting, true).await;
-    let acc_ungranted = app.issue(KeyKind::Accounting, KeyOwner::Partner(ungranted)).await;
+    let acc_ungranted = app
+        .issue(KeyKind::Accounting, KeyOwner::Partner(ungranted))
+        .await;
     let removed = partner(s, "Removed AS", PartnerKind::Accounting, true).await;
-    s.create_grant(&by(), removed, &lid("100")).await.expect("grant");
-    let acc_removed = app.issue(KeyKind::Accounting, KeyOwner::Partner(removed)).await;
+    s.create_grant(&by(), removed, &lid("100"))
+        .await
+        .expect("grant");
+    let acc_removed = app
+        .issue(KeyKind::Accounting, KeyOwner::Partner(removed))
+        .await;
     let suspended = partner(s, "Suspended AS", PartnerKind::Accounting, true).await;
-    s.create_grant(&by(), suspended, &lid("100")).await.expect("grant");
-    let acc_suspended = app.issue(KeyKind::Accounting, KeyOwner::Partner(suspended)).await;
-    let ml_owner = app.issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant1)).await;
-    let ml_other = app.issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant2)).await;
+    s.create_grant(&by(), suspended, &lid("100"))
+        .await
+        .expect("grant");
+    let acc_suspended = app
+        .issue(KeyKind::Accounting, KeyOwner::Partner(suspended))
+        .await;
+    let ml_owner = app
+        .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant1))
+        .await;
+    let ml_other = app
+        .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant2))
+        .await;
     let integrator = partner(s, "Kassa AS", PartnerKind::Integration, true).await;
-    let integration = app.issue(KeyKind::Integration, KeyOwner::Partner(integrator)).await;
+    let integration = app
+        .issue(KeyKind::Integration, KeyOwner::Partner(integrator))
+        .await;
     let manager = partner(s, "Management AS", PartnerKind::Management, true).await;
-    let management = app.issue(KeyKind::Management, KeyOwner::Partner(manager)).await;
+    let management = app
+        .issue(KeyKind::Management, KeyOwner::Partner(manager))
+        .await;
 
     let t_su_own = app.standard_token(&su_own).await;
     let t_su_other = app.standard_token(&su_other).await;
@@ -126,14 +218,24 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
     let other_audience = TestApp::start_on(
         app.store.clone(),
         app.clock.clone(),
-        ServerConfig { audience: "someone-else".into(), ..ServerConfig::default() },
+        ServerConfig {
+            audience: "someone-else".into(),
+            ..ServerConfig::default()
+        },
     )
     .await;
-    let (t_wrong_aud, _) = other_audience.state.tokens.issue(&key, 3600).expect("issue");
+    let (t_wrong_aud, _) = other_audience
+        .state
+        .tokens
+        .issue(&key, 3600)
+        .expect("issue");
     let other_issuer = TestApp::start_on(
         app.store.clone(),
         app.clock.clone(),
-        ServerConfig { issuer: "another-issuer".into(), ..ServerConfig::default() },
+        ServerConfig {
+            issuer: "another-issuer".into(),
+            ..ServerConfig::default()
+        },
     )
     .await;
     let (t_wrong_iss, _) = other_issuer.state.tokens.issue(&key, 3600).expect("issue");
@@ -141,47 +243,183 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
     let (t_other_server, _) = other_server.state.tokens.issue(&key, 3600).expect("issue");
 
     // The state changes, after the tokens were issued.
-    s.remove_grant(&by(), removed, &lid("100")).await.expect("remove");
-    s.set_partner_state(&by(), suspended, PartnerState::Suspended).await.expect("suspend");
-    regenerate_secret(s, &by(), su_regen.key_id).await.expect("regenerate");
-    s.revoke_key(&by(), su_revoked.key_id).await.expect("revoke");
+    s.remove_grant(&by(), removed, &lid("100"))
+        .await
+        .expect("remove");
+    s.set_partner_state(&by(), suspended, PartnerState::Suspended)
+        .await
+        .expect("suspend");
+    regenerate_secret(s, &by(), su_regen.key_id)
+        .await
+        .expect("regenerate");
+    s.revoke_key(&by(), su_revoked.key_id)
+        .await
+        .expect("revoke");
 
-    let sub = |k: &Keys| vec![("Ocp-Apim-Subscription-Key", k.subscription_key.clone().expect("sub key"))];
+    let sub = |k: &Keys| {
+        vec![(
+            "Ocp-Apim-Subscription-Key",
+            k.subscription_key.clone().expect("sub key"),
+        )]
+    };
     let with = |mut h: Vec<(&'static str, String)>, k: &'static str, v: &str| {
         h.push((k, v.to_owned()));
         h
     };
     let own = sub(&su_own);
     let table = vec![
-        row("sales-unit keys of the ledger's unit", Some(t_su_own.clone()), own.clone(), ["L:100", "200", "200", "404", "404", "404", "404"]),
-        row("…with its Merchant-Serial-Number", Some(t_su_own.clone()), with(own.clone(), "Merchant-Serial-Number", "123455"), ["L:100", "200", "200", "404", "404", "404", "404"]),
-        row("…with its second subscription key", Some(t_su_own.clone()), {
-            let k = s.key(su_own.key_id).await.expect("store").expect("key");
-            vec![("Ocp-Apim-Subscription-Key", k.subscription_keys.expect("keys")[1].clone())]
-        }, ["L:100", "200", "200", "404", "404", "404", "404"]),
-        row("sales-unit keys of another merchant's unit", Some(t_su_other), sub(&su_other), ["L:400", "404", "404", "404", "404", "200", "404"]),
-        row("sales-unit keys of a unit on a multi-unit ledger", Some(t_su_multi), sub(&su_multi), ["L:", "404", "404", "404", "404", "404", "404"]),
-        row("accounting keys with grants on 100 and 200", Some(t_acc_granted), vec![], ["L:100,200", "200", "200", "200", "404", "404", "404"]),
-        row("accounting keys without a grant", Some(t_acc_ungranted), vec![], ["L:", "404", "404", "404", "404", "404", "404"]),
-        row("accounting keys after the grant was removed", Some(t_acc_removed), vec![], ["L:", "404", "404", "404", "404", "404", "404"]),
-        row("accounting keys of a suspended partner", Some(t_acc_suspended), vec![], UNAUTHORIZED),
-        row("merchant-level keys of the owner", Some(t_ml_owner), vec![], ["L:100,200,300", "200", "200", "200", "200", "404", "404"]),
-        row("merchant-level keys of another organisation", Some(t_ml_other), vec![], ["L:400", "404", "404", "404", "404", "200", "404"]),
-        row("integration partner keys", Some(t_integration), sub(&integration), FORBIDDEN),
+        row(
+            "sales-unit keys of the ledger's unit",
+            Some(t_su_own.clone()),
+            own.clone(),
+            ["L:100", "200", "200", "404", "404", "404", "404"],
+        ),
+        row(
+            "…with its Merchant-Serial-Number",
+            Some(t_su_own.clone()),
+            with(own.clone(), "Merchant-Serial-Number", "123455"),
+            ["L:100", "200", "200", "404", "404", "404", "404"],
+        ),
+        row(
+            "…with its second subscription key",
+            Some(t_su_own.clone()),
+            {
+                let k = s.key(su_own.key_id).await.expect("store").expect("key");
+                vec![(
+                    "Ocp-Apim-Subscription-Key",
+                    k.subscription_keys.expect("keys")[1].clone(),
+                )]
+            },
+            ["L:100", "200", "200", "404", "404", "404", "404"],
+        ),
+        row(
+            "sales-unit keys of another merchant's unit",
+            Some(t_su_other),
+            sub(&su_other),
+            ["L:400", "404", "404", "404", "404", "200", "404"],
+        ),
+        row(
+            "sales-unit keys of a unit on a multi-unit ledger",
+            Some(t_su_multi),
+            sub(&su_multi),
+            ["L:", "404", "404", "404", "404", "404", "404"],
+        ),
+        row(
+            "accounting keys with grants on 100 and 200",
+            Some(t_acc_granted),
+            vec![],
+            ["L:100,200", "200", "200", "200", "404", "404", "404"],
+        ),
+        row(
+            "accounting keys without a grant",
+            Some(t_acc_ungranted),
+            vec![],
+            ["L:", "404", "404", "404", "404", "404", "404"],
+        ),
+        row(
+            "accounting keys after the grant was removed",
+            Some(t_acc_removed),
+            vec![],
+            ["L:", "404", "404", "404", "404", "404", "404"],
+        ),
+        row(
+            "accounting keys of a suspended partner",
+            Some(t_acc_suspended),
+            vec![],
+            UNAUTHORIZED,
+        ),
+        row(
+            "merchant-level keys of the owner",
+            Some(t_ml_owner),
+            vec![],
+            ["L:100,200,300", "200", "200", "200", "200", "404", "404"],
+        ),
+        row(
+            "merchant-level keys of another organisation",
+            Some(t_ml_other),
+            vec![],
+            ["L:400", "404", "404", "404", "404", "200", "404"],
+        ),
+        row(
+            "integration partner keys",
+            Some(t_integration),
+            sub(&integration),
+            FORBIDDEN,
+        ),
         row("management keys", Some(t_management), vec![], FORBIDDEN),
-        row("an expired token", Some(t_expired), own.clone(), UNAUTHORIZED),
-        row("a token with another key id swapped in", Some(t_tampered), own.clone(), UNAUTHORIZED),
-        row("a token with a later expiry swapped in", Some(t_tampered_exp), own.clone(), UNAUTHORIZED),
-        row("a token for another audience", Some(t_wrong_aud), own.clone(), UNAUTHORIZED),
-        row("a token of another issuer", Some(t_wrong_iss), own.clone(), UNAUTHORIZED),
-        row("a token of another server", Some(t_other_server), own.clone(), UNAUTHORIZED),
-        row("a token from a secret since regenerated", Some(t_su_regen), sub(&su_regen), UNAUTHORIZED),
-        row("a token of revoked keys", Some(t_su_revoked), sub(&su_revoked), UNAUTHORIZED),
+        row(
+            "an expired token",
+            Some(t_expired),
+            own.clone(),
+            UNAUTHORIZED,
+        ),
+        row(
+            "a token with another key id swapped in",
+            Some(t_tampered),
+            own.clone(),
+            UNAUTHORIZED,
+        ),
+        row(
+            "a token with a later expiry swapped in",
+            Some(t_tampered_exp),
+            own.clone(),
+            UNAUTHORIZED,
+        ),
+        row(
+            "a token for another audience",
+            Some(t_wrong_aud),
+            own.clone(),
+            UNAUTHORIZED,
+        ),
+        row(
+            "a token of another issuer",
+            Some(t_wrong_iss),
+            own.clone(),
+            UNAUTHORIZED,
+        ),
+        row(
+            "a token of another server",
+            Some(t_other_server),
+            own.clone(),
+            UNAUTHORIZED,
+        ),
+        row(
+            "a token from a secret since regenerated",
+            Some(t_su_regen),
+            sub(&su_regen),
+            UNAUTHORIZED,
+        ),
+        row(
+            "a token of revoked keys",
+            Some(t_su_revoked),
+            sub(&su_revoked),
+            UNAUTHORIZED,
+        ),
         row("no token", None, own.clone(), UNAUTHORIZED),
-        row("a token that is not a JWT", Some("not-a-jwt".into()), own.clone(), UNAUTHORIZED),
-        row("a standard token without a subscription key", Some(t_su_own.clone()), vec![], ["401S"; 7]),
-        row("a standard token with another unit's subscription key", Some(t_su_own.clone()), sub(&su_other), ["401I"; 7]),
-        row("a standard token with a Merchant-Serial-Number that does not match", Some(t_su_own.clone()), with(own.clone(), "Merchant-Serial-Number", "222222"), FORBIDDEN),
+        row(
+            "a token that is not a JWT",
+            Some("not-a-jwt".into()),
+            own.clone(),
+            UNAUTHORIZED,
+        ),
+        row(
+            "a standard token without a subscription key",
+            Some(t_su_own.clone()),
+            vec![],
+            ["401S"; 7],
+        ),
+        row(
+            "a standard token with another unit's subscription key",
+            Some(t_su_own.clone()),
+            sub(&su_other),
+            ["401I"; 7],
+        ),
+        row(
+            "a standard token with a Merchant-Serial-Number that does not match",
+            Some(t_su_own.clone()),
+            with(own.clone(), "Merchant-Serial-Number", "222222"),
+            FORBIDDEN,
+        ),
     ];
 
     // Act and assert: every cell, collecting all failures before failing.
@@ -210,6 +448,15 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
             failures.push(format!("lowercase bearer on {endpoint}: {}", res.status()));
         }
     }
-    println!("access table: {cases} cases, {} rows x {} endpoints + 'bearer'", table.len(), ENDPOINTS.len());
-    assert!(failures.is_empty(), "{} of {cases} cases failed:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "access table: {cases} cases, {} rows x {} endpoints + 'bearer'",
+        table.len(),
+        ENDPOINTS.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

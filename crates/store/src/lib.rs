@@ -78,14 +78,26 @@ pub trait Store: Send + Sync + 'static {
     async fn create_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<Grant>;
     /// Returns whether a grant was there to remove.
     async fn remove_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<bool>;
-    async fn grants(&self, partner: Option<RowId>, ledger: Option<&LedgerId>) -> Result<Vec<Grant>>;
+    async fn grants(&self, partner: Option<RowId>, ledger: Option<&LedgerId>)
+    -> Result<Vec<Grant>>;
 
     // --- entries ---
     /// The one way entries reach a ledger: assigns the next sequence numbers and chains balances
     /// from the topic's last entry, atomically.
-    async fn append_entries(&self, ledger: &LedgerId, topic: Topic, entries: Vec<NewEntry>) -> Result<Vec<Entry>>;
+    async fn append_entries(
+        &self,
+        ledger: &LedgerId,
+        topic: Topic,
+        entries: Vec<NewEntry>,
+    ) -> Result<Vec<Entry>>;
     /// Entries after `after_seq` in feed order, at most `limit`.
-    async fn feed_page(&self, access: &LedgerAccess, topic: Topic, after_seq: i64, limit: u32) -> Result<Vec<Entry>>;
+    async fn feed_page(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Entry>>;
     /// Entries of one ledger date after `after_seq`, at most `limit`.
     async fn date_page(
         &self,

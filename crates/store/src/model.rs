@@ -3,8 +3,8 @@
 use jiff::civil::Time;
 use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn};
 use ledgerport_core::world::{
-    FeePlan, KeyKind, KeyOwner, Ledger, PartnerKind, PayoutFrequency, RowId, SalesUnit, SalesUnitKind,
-    SettlementMode,
+    FeePlan, KeyKind, KeyOwner, Ledger, PartnerKind, PayoutFrequency, RowId, SalesUnit,
+    SalesUnitKind, SettlementMode,
 };
 
 #[derive(Debug, Clone)]

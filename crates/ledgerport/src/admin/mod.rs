@@ -345,8 +345,12 @@ mod tests {
         .await
         .expect("partner");
         assert!(
-            err(admin(s, "grant create --partner 1 --ledger 302321").await)
-                .starts_with("--partner: ")
+            err(admin(
+                s,
+                "grant create --partner 1 --ledger 302321 --for-merchant 987654321"
+            )
+            .await)
+            .starts_with("--partner: ")
         );
         admin(s, "partner approve 1").await.expect("approve");
         assert_eq!(
@@ -354,21 +358,38 @@ mod tests {
             "partner 1 is approved and cannot become approved"
         );
         assert!(err(admin(s, "partner reinstate 1").await).contains("not suspended"));
-        admin(s, "grant create --partner 1 --ledger 302321")
-            .await
-            .expect("grant");
+        assert!(
+            err(admin(
+                s,
+                "grant create --partner 1 --ledger 302321 --for-merchant 912345678"
+            )
+            .await)
+            .starts_with("--for-merchant: ")
+        );
+        admin(
+            s,
+            "grant create --partner 1 --ledger 302321 --for-merchant 987654321",
+        )
+        .await
+        .expect("grant");
         assert_eq!(
-            admin(s, "grant remove --partner 1 --ledger 302321")
-                .await
-                .expect("remove")
-                .json["removed"],
+            admin(
+                s,
+                "grant remove --partner 1 --ledger 302321 --for-merchant 987654321"
+            )
+            .await
+            .expect("remove")
+            .json["removed"],
             true
         );
         assert_eq!(
-            admin(s, "grant remove --partner 1 --ledger 302321")
-                .await
-                .expect("remove")
-                .json["removed"],
+            admin(
+                s,
+                "grant remove --partner 1 --ledger 302321 --for-merchant 987654321"
+            )
+            .await
+            .expect("remove")
+            .json["removed"],
             false
         );
 

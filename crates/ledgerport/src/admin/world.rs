@@ -898,7 +898,11 @@ fn acting_for_owner(l: &LedgerView, org_id: &str) -> Result<Actor, String> {
             l.ledger.ledger_id, l.owner
         ));
     }
-    Ok(Actor::new(format!("{} for merchant {}", actor().0, l.owner)))
+    Ok(Actor::new(format!(
+        "{} for merchant {}",
+        actor().0,
+        l.owner
+    )))
 }
 
 pub(super) async fn grant(store: &dyn Store, cmd: GrantCmd) -> Result<Output, String> {

@@ -12,11 +12,23 @@ use axum::routing::{get, post};
 pub fn routes(state: AppState) -> Router {
     let report = Router::new()
         .route("/settlement/v1/ledgers", get(report::list_ledgers))
-        .route("/report/v2/ledgers/{ledger_id}/{topic}/dates/{ledger_date}", get(report::date_page))
-        .route("/report/v2/ledgers/{ledger_id}/{topic}/feed", get(report::feed_page))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), report::authenticate))
+        .route(
+            "/report/v2/ledgers/{ledger_id}/{topic}/dates/{ledger_date}",
+            get(report::date_page),
+        )
+        .route(
+            "/report/v2/ledgers/{ledger_id}/{topic}/feed",
+            get(report::feed_page),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            report::authenticate,
+        ))
         .route("/report/v1/ledgertransactions", get(report::gone))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), report::access_log));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            report::access_log,
+        ));
     Router::new()
         .route("/accesstoken/get", post(token::standard_token))
         .route("/accessToken/get", post(token::standard_token))
@@ -26,32 +38,40 @@ pub fn routes(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(report)
         .fallback(|| async { AppError::NotFound })
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .with_state(state)
 }
 
-async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, AppError> {
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, AppError> {
     state.store.ping().await?;
     Ok("ready")
 }
 
 /// The optional `Vipps-System-*` headers: at most 30 characters each.
-const SYSTEM_HEADERS: [&str; 4] =
-    ["Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name", "Vipps-System-Plugin-Version"];
+const SYSTEM_HEADERS: [&str; 4] = [
+    "Vipps-System-Name",
+    "Vipps-System-Version",
+    "Vipps-System-Plugin-Name",
+    "Vipps-System-Plugin-Version",
+];
 
 /// A header as text; a header that is not visible ASCII is bad input naming the header.
 pub fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, AppError> {
     match headers.get(name) {
         None => Ok(None),
-        Some(v) => v.to_str().map(Some).map_err(|_| AppError::bad(name, "must be visible ASCII text")),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| AppError::bad(name, "must be visible ASCII text")),
     }
 }
 
 pub fn check_system_headers(headers: &HeaderMap) -> Result<(), AppError> {
     for name in SYSTEM_HEADERS {
-        if let Some(v) = header(headers, name)? {
-            if v.chars().count() > 30 {
-                return Err(AppError::bad(name, "must be at most 30 characters"));
-            }
+        if header(headers, name)?.is_some_and(|v| v.chars().count() > 30) {
+            return Err(AppError::bad(name, "must be at most 30 characters"));
         }
     }
     Ok(())
@@ -73,7 +93,10 @@ impl QueryParams {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean parameter: absent is `false`; `true`/`false` in any case.

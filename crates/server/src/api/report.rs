@@ -43,10 +43,23 @@ async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
     check_system_headers(headers)?;
     let auth = header(headers, "Authorization").map_err(|_| AppError::Unauthorized)?;
     // `Bearer` is case-sensitive.
-    let token = auth.and_then(|a| a.strip_prefix("Bearer ")).ok_or(AppError::Unauthorized)?;
-    let claims = state.tokens.verify(token).await.ok_or(AppError::Unauthorized)?;
-    let key = state.store.key(claims.key_id).await?.ok_or(AppError::Unauthorized)?;
-    if key.revoked || key.generation != claims.generation || key.client_id != claims.sub || key.kind.as_str() != claims.key_type
+    let token = auth
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .ok_or(AppError::Unauthorized)?;
+    let claims = state
+        .tokens
+        .verify(token)
+        .await
+        .ok_or(AppError::Unauthorized)?;
+    let key = state
+        .store
+        .key(claims.key_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    if key.revoked
+        || key.generation != claims.generation
+        || key.client_id != claims.sub
+        || key.kind.as_str() != claims.key_type
     {
         return Err(AppError::Unauthorized);
     }
@@ -56,32 +69,63 @@ async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
             let presented = header(headers, "Ocp-Apim-Subscription-Key")?
                 .filter(|k| !k.is_empty())
                 .ok_or(AppError::SubscriptionKey(MISSING_SUBSCRIPTION_KEY))?;
-            let own = key.subscription_keys.as_ref().is_some_and(|ks| ks.iter().any(|k| k == presented));
+            let own = key
+                .subscription_keys
+                .as_ref()
+                .is_some_and(|ks| ks.iter().any(|k| k == presented));
             if !own {
                 return Err(AppError::SubscriptionKey(INVALID_SUBSCRIPTION_KEY));
             }
-            if let Some(m) = header(headers, "Merchant-Serial-Number")? {
-                if Msn::parse("Merchant-Serial-Number", m)? != msn {
-                    return Err(AppError::Forbidden(
-                        "Merchant-Serial-Number: does not match the sales unit of these keys".into(),
-                    ));
-                }
+            let claimed = header(headers, "Merchant-Serial-Number")?
+                .map(|m| Msn::parse("Merchant-Serial-Number", m))
+                .transpose()?;
+            if claimed.is_some_and(|m| m != msn) {
+                return Err(AppError::Forbidden(
+                    "Merchant-Serial-Number: does not match the sales unit of these keys".into(),
+                ));
             }
-            Principal::SalesUnit { key_id: key.id, msn }
+            Principal::SalesUnit {
+                key_id: key.id,
+                msn,
+            }
         }
-        (KeyKind::MerchantLevel, KeyOwner::Merchant(merchant_id)) => Principal::MerchantLevel { key_id: key.id, merchant_id },
-        (kind @ (KeyKind::Accounting | KeyKind::Integration | KeyKind::Management), KeyOwner::Partner(partner_id)) => {
-            let partner = state.store.partner(partner_id).await?.ok_or(AppError::Unauthorized)?;
+        (KeyKind::MerchantLevel, KeyOwner::Merchant(merchant_id)) => Principal::MerchantLevel {
+            key_id: key.id,
+            merchant_id,
+        },
+        (
+            kind @ (KeyKind::Accounting | KeyKind::Integration | KeyKind::Management),
+            KeyOwner::Partner(partner_id),
+        ) => {
+            let partner = state
+                .store
+                .partner(partner_id)
+                .await?
+                .ok_or(AppError::Unauthorized)?;
             if partner.state != PartnerState::Approved {
                 return Err(AppError::Unauthorized);
             }
             match kind {
-                KeyKind::Accounting => Principal::Accounting { key_id: key.id, partner_id },
-                KeyKind::Integration => Principal::Integration { key_id: key.id, partner_id },
-                _ => Principal::Management { key_id: key.id, partner_id },
+                KeyKind::Accounting => Principal::Accounting {
+                    key_id: key.id,
+                    partner_id,
+                },
+                KeyKind::Integration => Principal::Integration {
+                    key_id: key.id,
+                    partner_id,
+                },
+                _ => Principal::Management {
+                    key_id: key.id,
+                    partner_id,
+                },
             }
         }
-        _ => return Err(AppError::Internal(format!("key {} has an owner that does not fit its kind", key.id))),
+        _ => {
+            return Err(AppError::Internal(format!(
+                "key {} has an owner that does not fit its kind",
+                key.id
+            )));
+        }
     };
     Ok(Caller { principal, key })
 }
@@ -89,7 +133,11 @@ async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
 /// Records every Report API request: who, which ledger, which endpoint, the status, the request
 /// id. A failure to record is logged but does not fail the request that was already answered.
 pub async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     let endpoint = req
         .extensions()
         .get::<MatchedPath>()
@@ -137,7 +185,10 @@ pub async fn gone() -> AppError {
 }
 
 fn page_size_header(n: u32) -> [(axum::http::HeaderName, HeaderValue); 1] {
-    [(axum::http::HeaderName::from_static("vipps-feed-page-size"), HeaderValue::from(n))]
+    [(
+        axum::http::HeaderName::from_static("vipps-feed-page-size"),
+        HeaderValue::from(n),
+    )]
 }
 
 pub async fn list_ledgers(
@@ -147,25 +198,38 @@ pub async fn list_ledgers(
 ) -> Result<Response, AppError> {
     let scope = access::list_scope(&caller.principal).ok_or_else(forbidden)?;
     let q = QueryParams::parse(raw.as_deref())?;
-    let filter_text = q.get("settlesForRecipientHandles").filter(|s| !s.is_empty()).unwrap_or("");
+    let filter_text = q
+        .get("settlesForRecipientHandles")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("");
     let filter = (!filter_text.is_empty())
         .then(|| RecipientHandle::parse("settlesForRecipientHandles", filter_text))
         .transpose()?;
-    let binding = Binding::Ledgers { filter: filter_text };
+    let binding = Binding::Ledgers {
+        filter: filter_text,
+    };
     let after = match q.cursor() {
         None => None,
         Some(c) => {
-            let bytes = state.cursors.decode(&binding, c).map_err(|_| bad_cursor())?;
+            let bytes = state
+                .cursors
+                .decode(&binding, c)
+                .map_err(|_| bad_cursor())?;
             let text = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
             Some(LedgerId::parse("cursor", &text).map_err(|_| bad_cursor())?)
         }
     };
     let limit = state.config.ledger_list_page_size;
-    let mut rows = state.store.ledgers_in_scope(&scope, filter.as_ref(), after.as_ref(), limit + 1).await?;
+    let mut rows = state
+        .store
+        .ledgers_in_scope(&scope, filter.as_ref(), after.as_ref(), limit + 1)
+        .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let cursor = match (more, rows.last()) {
-        (true, Some((last, _))) => state.cursors.encode(&binding, last.ledger.ledger_id.as_str().as_bytes()),
+        (true, Some((last, _))) => state
+            .cursors
+            .encode(&binding, last.ledger.ledger_id.as_str().as_bytes()),
         _ => String::new(),
     };
     let mut items = Vec::with_capacity(rows.len());
@@ -173,7 +237,9 @@ pub async fn list_ledgers(
         // The scope query and the policy must agree; if they ever do not, the policy wins.
         match access::decide(&caller.principal, Some(facts)) {
             Decision::Allow(_) => items.push(WireLedger::from(view)),
-            other => tracing::error!(ledger = %view.ledger.ledger_id, ?other, "listing scope returned a ledger the policy refuses"),
+            other => {
+                tracing::error!(ledger = %view.ledger.ledger_id, ?other, "listing scope returned a ledger the policy refuses")
+            }
         }
     }
     Ok((page_size_header(limit), Json(LedgerList { items, cursor })).into_response())
@@ -207,7 +273,11 @@ async fn open_ledger(
         Decision::NoSuchLedger => return Err(AppError::NoSuchLedger),
         Decision::Forbidden => return Err(forbidden()),
     };
-    let view = state.store.ledger(&id).await?.ok_or(AppError::NoSuchLedger)?;
+    let view = state
+        .store
+        .ledger(&id)
+        .await?
+        .ok_or(AppError::NoSuchLedger)?;
     Ok((access, view, topic))
 }
 
@@ -225,13 +295,23 @@ pub async fn date_page(
     let q = QueryParams::parse(raw.as_deref())?;
     let gdpr = q.flag("includeGDPRSensitiveData")?;
     let (access, view, topic) = open_ledger(&state, &caller, &ledger_id, &topic).await?;
-    let binding = Binding::Date { ledger: access.ledger_id(), topic, date };
+    let binding = Binding::Date {
+        ledger: access.ledger_id(),
+        topic,
+        date,
+    };
     let after = match q.cursor() {
         None => 0,
-        Some(c) => state.cursors.decode_seq(&binding, c).map_err(|_| bad_cursor())?,
+        Some(c) => state
+            .cursors
+            .decode_seq(&binding, c)
+            .map_err(|_| bad_cursor())?,
     };
     let limit = view.ledger.page_size;
-    let mut entries = state.store.date_page(&access, topic, date, after, limit + 1).await?;
+    let mut entries = state
+        .store
+        .date_page(&access, topic, date, after, limit + 1)
+        .await?;
     let has_more = entries.len() > limit as usize;
     entries.truncate(limit as usize);
     let cursor = match (has_more, entries.last()) {
@@ -240,7 +320,16 @@ pub async fn date_page(
     };
     let try_later = view.ledger.is_open(date, state.clock.now());
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
-    Ok((page_size_header(limit), Json(DatePage { items, has_more, try_later, cursor })).into_response())
+    Ok((
+        page_size_header(limit),
+        Json(DatePage {
+            items,
+            has_more,
+            try_later,
+            cursor,
+        }),
+    )
+        .into_response())
 }
 
 pub async fn feed_page(
@@ -256,19 +345,35 @@ pub async fn feed_page(
     let q = QueryParams::parse(raw.as_deref())?;
     let gdpr = q.flag("includeGDPRSensitiveData")?;
     let (access, view, topic) = open_ledger(&state, &caller, &ledger_id, &topic).await?;
-    let binding = Binding::Feed { ledger: access.ledger_id(), topic };
+    let binding = Binding::Feed {
+        ledger: access.ledger_id(),
+        topic,
+    };
     let after = match q.cursor() {
         None => 0,
-        Some(c) => state.cursors.decode_seq(&binding, c).map_err(|_| bad_cursor())?,
+        Some(c) => state
+            .cursors
+            .decode_seq(&binding, c)
+            .map_err(|_| bad_cursor())?,
     };
     let limit = view.ledger.page_size;
-    let mut entries = state.store.feed_page(&access, topic, after, limit + 1).await?;
+    let mut entries = state
+        .store
+        .feed_page(&access, topic, after, limit + 1)
+        .await?;
     // Fewer than a page beyond this one: the client has caught up and should come back later.
     let try_later = entries.len() <= limit as usize;
     entries.truncate(limit as usize);
     let position = entries.last().map(|e| e.seq).unwrap_or(after);
     let cursor = state.cursors.encode_seq(&binding, position);
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
-    Ok((page_size_header(limit), Json(FeedPage { cursor, try_later, items })).into_response())
+    Ok((
+        page_size_header(limit),
+        Json(FeedPage {
+            cursor,
+            try_later,
+            items,
+        }),
+    )
+        .into_response())
 }
-

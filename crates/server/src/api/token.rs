@@ -32,26 +32,48 @@ fn check_secret(key: Option<ApiKey>, secret: &str) -> Option<ApiKey> {
 /// Whether the partner behind partner keys is approved. Other keys have no partner.
 async fn owner_in_good_standing(state: &AppState, key: &ApiKey) -> Result<bool, AppError> {
     match key.owner {
-        KeyOwner::Partner(p) => Ok(state.store.partner(p).await?.is_some_and(|p| p.state == PartnerState::Approved)),
+        KeyOwner::Partner(p) => Ok(state
+            .store
+            .partner(p)
+            .await?
+            .is_some_and(|p| p.state == PartnerState::Approved)),
         KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) => Ok(true),
     }
 }
 
-pub async fn standard_token(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn standard_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     check_system_headers(&headers)?;
     let sub_key = header(&headers, "Ocp-Apim-Subscription-Key")?
         .filter(|k| !k.is_empty())
-        .ok_or(AppError::SubscriptionKey(crate::error::MISSING_SUBSCRIPTION_KEY))?;
-    let subscription = state
-        .store
-        .key_by_subscription_key(sub_key)
-        .await?
-        .filter(|k| !k.revoked)
-        .ok_or(AppError::SubscriptionKey(crate::error::INVALID_SUBSCRIPTION_KEY))?;
-    let client_id = header(&headers, "client_id")?
-        .ok_or_else(|| AppError::oauth(StatusCode::BAD_REQUEST, "invalid_request", "The client_id header is required."))?;
+        .ok_or(AppError::SubscriptionKey(
+            crate::error::MISSING_SUBSCRIPTION_KEY,
+        ))?;
+    // A revoked key's subscription key still names it: revoked keys get the same answer as any
+    // other bad credentials (`check_secret` refuses them), not the gateway's 401.
+    let subscription =
+        state
+            .store
+            .key_by_subscription_key(sub_key)
+            .await?
+            .ok_or(AppError::SubscriptionKey(
+                crate::error::INVALID_SUBSCRIPTION_KEY,
+            ))?;
+    let client_id = header(&headers, "client_id")?.ok_or_else(|| {
+        AppError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The client_id header is required.",
+        )
+    })?;
     let secret = header(&headers, "client_secret")?.ok_or_else(|| {
-        AppError::oauth(StatusCode::BAD_REQUEST, "invalid_request", "The client_secret header is required.")
+        AppError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The client_secret header is required.",
+        )
     })?;
     let msn = header(&headers, "Merchant-Serial-Number")?
         .map(|m| Msn::parse("Merchant-Serial-Number", m))
@@ -70,14 +92,24 @@ pub async fn standard_token(State(state): State<AppState>, headers: HeaderMap) -
             ));
         }
     };
-    if let (Some(msn), KeyOwner::SalesUnit(own)) = (msn, key.owner) {
-        if msn != own {
-            return Err(AppError::bad("Merchant-Serial-Number", "does not match the sales unit of these keys"));
-        }
+    if let (Some(msn), KeyOwner::SalesUnit(own)) = (msn, key.owner)
+        && msn != own
+    {
+        return Err(AppError::bad(
+            "Merchant-Serial-Number",
+            "does not match the sales unit of these keys",
+        ));
     }
     let lifetime = state.config.standard_token_lifetime.as_secs() as i64;
-    let (token, claims) = state.tokens.issue(&key, lifetime).map_err(|e| AppError::Internal(e.to_string()))?;
-    tracing::info!(key_id = key.id, key_type = key.kind.as_str(), "issued standard token");
+    let (token, claims) = state
+        .tokens
+        .issue(&key, lifetime)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    tracing::info!(
+        key_id = key.id,
+        key_type = key.kind.as_str(),
+        "issued standard token"
+    );
     let body = json!({
         "token_type": "Bearer",
         "expires_in": lifetime.to_string(),
@@ -92,7 +124,8 @@ pub async fn standard_token(State(state): State<AppState>, headers: HeaderMap) -
 
 /// Parses `Authorization: Basic base64(client_id:client_secret)`.
 fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AppError> {
-    let bad = || AppError::invalid_client("Authorization: must be Basic base64(client_id:client_secret)");
+    let bad =
+        || AppError::invalid_client("Authorization: must be Basic base64(client_id:client_secret)");
     let value = headers
         .get(h::AUTHORIZATION)
         .ok_or_else(|| AppError::invalid_client("Authorization: header is required"))?
@@ -111,26 +144,38 @@ fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AppError> 
     Ok((id.to_owned(), secret.to_owned()))
 }
 
-pub async fn miami_token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
+pub async fn miami_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
     let invalid_request = |d: &str| AppError::oauth(StatusCode::BAD_REQUEST, "invalid_request", d);
     check_system_headers(&headers)?;
     if headers.contains_key("Ocp-Apim-Subscription-Key") {
-        return Err(invalid_request("Ocp-Apim-Subscription-Key: must not be sent to this endpoint"));
+        return Err(invalid_request(
+            "Ocp-Apim-Subscription-Key: must not be sent to this endpoint",
+        ));
     }
     let (client_id, secret) = basic_credentials(&headers)?;
     let content_type = header(&headers, "Content-Type")?.unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(invalid_request("Content-Type: must be application/x-www-form-urlencoded"));
+        return Err(invalid_request(
+            "Content-Type: must be application/x-www-form-urlencoded",
+        ));
     }
-    let form: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(&body).map_err(|_| invalid_request("body: is not a valid form"))?;
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| invalid_request("body: is not a valid form"))?;
     for (i, (k, _)) in form.iter().enumerate() {
         if form[..i].iter().any(|(k2, _)| k2 == k) {
             return Err(invalid_request(&format!("{k}: given more than once")));
         }
     }
-    match form.iter().find(|(k, _)| k == "grant_type").map(|(_, v)| v.as_str()) {
+    match form
+        .iter()
+        .find(|(k, _)| k == "grant_type")
+        .map(|(_, v)| v.as_str())
+    {
         None => return Err(invalid_request("grant_type: is required")),
         Some("client_credentials") => {}
         Some(_) => {
@@ -144,15 +189,29 @@ pub async fn miami_token(State(state): State<AppState>, headers: HeaderMap, body
 
     let found = state.store.key_by_client_id(&client_id).await?;
     let key = check_secret(found, &secret).filter(|k| {
-        matches!(k.kind, KeyKind::Accounting | KeyKind::MerchantLevel | KeyKind::Management)
+        matches!(
+            k.kind,
+            KeyKind::Accounting | KeyKind::MerchantLevel | KeyKind::Management
+        )
     });
     let key = match key {
         Some(k) if owner_in_good_standing(&state, &k).await? => k,
-        _ => return Err(AppError::invalid_client("The client could not be authenticated.")),
+        _ => {
+            return Err(AppError::invalid_client(
+                "The client could not be authenticated.",
+            ));
+        }
     };
     let lifetime = state.config.miami_token_lifetime.as_secs() as i64;
-    let (token, _) = state.tokens.issue(&key, lifetime).map_err(|e| AppError::Internal(e.to_string()))?;
-    tracing::info!(key_id = key.id, key_type = key.kind.as_str(), "issued miami token");
+    let (token, _) = state
+        .tokens
+        .issue(&key, lifetime)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    tracing::info!(
+        key_id = key.id,
+        key_type = key.kind.as_str(),
+        "issued miami token"
+    );
     Ok((
         [(h::CACHE_CONTROL, "no-store")],
         Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})),

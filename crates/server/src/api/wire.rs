@@ -56,7 +56,10 @@ pub struct WireBusinessId {
 
 impl From<&BusinessId> for WireBusinessId {
     fn from(b: &BusinessId) -> Self {
-        WireBusinessId { scheme: b.scheme.as_str(), id: b.id.clone() }
+        WireBusinessId {
+            scheme: b.scheme.as_str(),
+            id: b.id.clone(),
+        }
     }
 }
 

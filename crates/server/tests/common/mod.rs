@@ -5,10 +5,12 @@
 use jiff::Timestamp;
 use ledgerport_core::clock::{Clock, ManualClock};
 use ledgerport_core::entry::{NewEntry, PayerDetails};
-use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, Topic};
+use ledgerport_core::ids::{
+    BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, Topic,
+};
 use ledgerport_core::world::{
-    FeePlan, KeyKind, KeyOwner, PartnerKind, PartnerState, PayoutFrequency, RowId, SalesUnitKind, SettlementMode,
-    parse_cutoff,
+    FeePlan, KeyKind, KeyOwner, PartnerKind, PartnerState, PayoutFrequency, RowId, SalesUnitKind,
+    SettlementMode, parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
 use ledgerport_server::{AppState, ServerConfig};
@@ -56,15 +58,26 @@ impl TestApp {
 
     pub async fn start_with(config: ServerConfig) -> TestApp {
         let clock = Arc::new(ManualClock::new(START.parse().expect("start")));
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open("sqlite::memory:", clock.clone()).await.expect("open store"));
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open("sqlite::memory:", clock.clone())
+                .await
+                .expect("open store"),
+        );
         Self::start_on(store, clock, config).await
     }
 
     /// Another server process on the same store (and clock).
-    pub async fn start_on(store: Arc<dyn Store>, clock: Arc<ManualClock>, config: ServerConfig) -> TestApp {
-        let state = AppState::load(store.clone(), clock.clone() as Arc<dyn Clock>, config).await.expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    pub async fn start_on(
+        store: Arc<dyn Store>,
+        clock: Arc<ManualClock>,
+        config: ServerConfig,
+    ) -> TestApp {
+        let state = AppState::load(store.clone(), clock.clone() as Arc<dyn Clock>, config)
+            .await
+            .expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serve_state = state.clone();
@@ -75,7 +88,14 @@ impl TestApp {
             .await
             .expect("serve");
         });
-        TestApp { base, store, clock, state, http: reqwest::Client::new(), shutdown: Some(tx) }
+        TestApp {
+            base,
+            store,
+            clock,
+            state,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -93,19 +113,35 @@ impl TestApp {
 
     /// A standard token for sales-unit or integration keys; panics unless 200.
     pub async fn standard_token(&self, k: &Keys) -> String {
-        let sub = k.subscription_key.as_deref().expect("standard keys have subscription keys");
+        let sub = k
+            .subscription_key
+            .as_deref()
+            .expect("standard keys have subscription keys");
         let res = self
-            .standard_token_raw(&[("client_id", &k.client_id), ("client_secret", &k.secret), ("Ocp-Apim-Subscription-Key", sub)])
+            .standard_token_raw(&[
+                ("client_id", &k.client_id),
+                ("client_secret", &k.secret),
+                ("Ocp-Apim-Subscription-Key", sub),
+            ])
             .await;
         assert_eq!(res.status(), 200, "token for {}", k.client_id);
         let body: serde_json::Value = res.json().await.expect("json");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// `POST /miami/v1/token` with Basic credentials and a form body.
-    pub async fn miami_token_raw(&self, client_id: &str, secret: &str, form: &str) -> reqwest::Response {
+    pub async fn miami_token_raw(
+        &self,
+        client_id: &str,
+        secret: &str,
+        form: &str,
+    ) -> reqwest::Response {
         use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
         self.http
             .post(self.url("/miami/v1/token"))
             .header("Authorization", format!("Basic {basic}"))
@@ -118,14 +154,24 @@ impl TestApp {
 
     /// A miami token for accounting, merchant-level or management keys; panics unless 200.
     pub async fn miami_token(&self, k: &Keys) -> String {
-        let res = self.miami_token_raw(&k.client_id, &k.secret, "grant_type=client_credentials").await;
+        let res = self
+            .miami_token_raw(&k.client_id, &k.secret, "grant_type=client_credentials")
+            .await;
         assert_eq!(res.status(), 200, "miami token for {}", k.client_id);
         let body: serde_json::Value = res.json().await.expect("json");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// GET a Report API path with a bearer token and optional extra headers.
-    pub async fn get(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut r = self.http.get(self.url(path));
         if let Some(t) = token {
             r = r.header("Authorization", format!("Bearer {t}"));
@@ -137,7 +183,9 @@ impl TestApp {
     }
 
     pub async fn issue(&self, kind: KeyKind, owner: KeyOwner) -> Keys {
-        let (key, secret) = issue_keys(self.store.as_ref(), &by(), kind, owner).await.expect("issue keys");
+        let (key, secret) = issue_keys(self.store.as_ref(), &by(), kind, owner)
+            .await
+            .expect("issue keys");
         Keys {
             key_id: key.id,
             client_id: key.client_id,
@@ -165,6 +213,7 @@ pub fn date(s: &str) -> LedgerDate {
 ///   NO:11111 (MSN 334455) on ledger 300;
 /// - merchant 2 (NO, 912345678): api unit 222222 on ledger 400;
 /// - accounting partner "granted" with grants on 100 and 200;
+///
 /// Ledger 100 has 5 funds entries on 2024-04-04 and 2 on 2024-04-05, 3 fees entries on 2024-04-04.
 pub struct World {
     pub merchant1: RowId,
@@ -174,7 +223,17 @@ pub struct World {
 
 pub async fn merchant(store: &dyn Store, org: &str, name: &str) -> RowId {
     let business = BusinessId::parse("org", "business:NO:ORG", org).expect("org");
-    store.create_merchant(&by(), NewMerchant { business, name: name.into() }).await.expect("merchant").id
+    store
+        .create_merchant(
+            &by(),
+            NewMerchant {
+                business,
+                name: name.into(),
+            },
+        )
+        .await
+        .expect("merchant")
+        .id
 }
 
 pub async fn unit(store: &dyn Store, merchant: RowId, m: &str, vm_number: Option<&str>) {
@@ -185,7 +244,11 @@ pub async fn unit(store: &dyn Store, merchant: RowId, m: &str, vm_number: Option
                 msn: msn(m),
                 merchant_id: merchant,
                 name: format!("Unit {m}"),
-                kind: if vm_number.is_some() { SalesUnitKind::VmNumber } else { SalesUnitKind::Api },
+                kind: if vm_number.is_some() {
+                    SalesUnitKind::VmNumber
+                } else {
+                    SalesUnitKind::Api
+                },
                 country: Country::NO,
                 vm_number: vm_number.map(str::to_owned),
             },
@@ -208,7 +271,10 @@ pub async fn ledger(store: &dyn Store, id: &str, owner: RowId, units: &[&str], p
                 cutoff: parse_cutoff("c", "00:00").expect("cutoff"),
                 payout_frequency: PayoutFrequency::Daily,
                 settlement_mode: SettlementMode::Net,
-                fee_plan: FeePlan { basis_points: 175, fixed_minor: 0 },
+                fee_plan: FeePlan {
+                    basis_points: 175,
+                    fixed_minor: 0,
+                },
                 page_size,
             },
         )
@@ -218,18 +284,39 @@ pub async fn ledger(store: &dyn Store, id: &str, owner: RowId, units: &[&str], p
 
 pub async fn partner(store: &dyn Store, name: &str, kind: PartnerKind, approve: bool) -> RowId {
     let p = store
-        .create_partner(&by(), NewPartner { name: name.into(), kind, business: None, contact_email: "x@example.com".into() })
+        .create_partner(
+            &by(),
+            NewPartner {
+                name: name.into(),
+                kind,
+                business: None,
+                contact_email: "x@example.com".into(),
+            },
+        )
         .await
         .expect("partner");
     if approve {
-        store.set_partner_state(&by(), p.id, PartnerState::Approved).await.expect("approve");
+        store
+            .set_partner_state(&by(), p.id, PartnerState::Approved)
+            .await
+            .expect("approve");
     }
     p.id
 }
 
-pub fn new_entry(psp: &str, time: &str, entry_type: &str, amount: i64, handle: &str, payer: Option<PayerDetails>) -> NewEntry {
+pub fn new_entry(
+    psp: &str,
+    time: &str,
+    entry_type: &str,
+    amount: i64,
+    handle: &str,
+    payer: Option<PayerDetails>,
+) -> NewEntry {
     let t: Timestamp = time.parse().expect("time");
-    let d = jiff::tz::TimeZone::get("Europe/Oslo").expect("tz").to_datetime(t).date();
+    let d = jiff::tz::TimeZone::get("Europe/Oslo")
+        .expect("tz")
+        .to_datetime(t)
+        .date();
     NewEntry {
         psp_reference: psp.into(),
         time: ledgerport_core::entry::wire_time(t),
@@ -257,32 +344,143 @@ pub async fn world(app: &TestApp) -> World {
     ledger(s, "300", m1, &["334455"], 1000).await;
     ledger(s, "400", m2, &["222222"], 1000).await;
     let granted = partner(s, "Granted Regnskap", PartnerKind::Accounting, true).await;
-    s.create_grant(&by(), granted, &lid("100")).await.expect("grant");
-    s.create_grant(&by(), granted, &lid("200")).await.expect("grant");
+    s.create_grant(&by(), granted, &lid("100"))
+        .await
+        .expect("grant");
+    s.create_grant(&by(), granted, &lid("200"))
+        .await
+        .expect("grant");
 
     let funds = vec![
-        new_entry("1001", "2024-04-04T08:00:00.000001Z", "capture", 10000, "api:123455", None),
-        new_entry("1002", "2024-04-04T09:00:00Z", "capture", 10000, "api:123455", None),
-        new_entry("1003", "2024-04-04T10:00:00Z", "capture", 20000, "api:123455", None),
-        new_entry("1003", "2024-04-04T11:00:00Z", "refund", -10000, "api:123455", None),
-        new_entry("100-2000001", "2024-04-04T21:59:59.999999Z", "payout-scheduled", -30000, "", None),
-        new_entry("1004", "2024-04-05T08:00:00Z", "capture", 5000, "api:123455", None),
-        new_entry("1005", "2024-04-05T09:00:00Z", "capture", 7000, "api:123455", None),
+        new_entry(
+            "1001",
+            "2024-04-04T08:00:00.000001Z",
+            "capture",
+            10000,
+            "api:123455",
+            None,
+        ),
+        new_entry(
+            "1002",
+            "2024-04-04T09:00:00Z",
+            "capture",
+            10000,
+            "api:123455",
+            None,
+        ),
+        new_entry(
+            "1003",
+            "2024-04-04T10:00:00Z",
+            "capture",
+            20000,
+            "api:123455",
+            None,
+        ),
+        new_entry(
+            "1003",
+            "2024-04-04T11:00:00Z",
+            "refund",
+            -10000,
+            "api:123455",
+            None,
+        ),
+        new_entry(
+            "100-2000001",
+            "2024-04-04T21:59:59.999999Z",
+            "payout-scheduled",
+            -30000,
+            "",
+            None,
+        ),
+        new_entry(
+            "1004",
+            "2024-04-05T08:00:00Z",
+            "capture",
+            5000,
+            "api:123455",
+            None,
+        ),
+        new_entry(
+            "1005",
+            "2024-04-05T09:00:00Z",
+            "capture",
+            7000,
+            "api:123455",
+            None,
+        ),
     ];
-    s.append_entries(&lid("100"), Topic::Funds, funds).await.expect("funds");
+    s.append_entries(&lid("100"), Topic::Funds, funds)
+        .await
+        .expect("funds");
     let fees = vec![
-        new_entry("1001", "2024-04-04T08:00:00.000001Z", "capture-fee", -175, "api:123455", None),
-        new_entry("1002", "2024-04-04T09:00:00Z", "capture-fee", -175, "api:123455", None),
-        new_entry("1003", "2024-04-04T10:00:00Z", "capture-fee", -350, "api:123455", None),
+        new_entry(
+            "1001",
+            "2024-04-04T08:00:00.000001Z",
+            "capture-fee",
+            -175,
+            "api:123455",
+            None,
+        ),
+        new_entry(
+            "1002",
+            "2024-04-04T09:00:00Z",
+            "capture-fee",
+            -175,
+            "api:123455",
+            None,
+        ),
+        new_entry(
+            "1003",
+            "2024-04-04T10:00:00Z",
+            "capture-fee",
+            -350,
+            "api:123455",
+            None,
+        ),
     ];
-    s.append_entries(&lid("100"), Topic::Fees, fees).await.expect("fees");
-    let payer = PayerDetails { name: "Kari Nordmann".into(), message: "Kaffe".into(), masked_phone_no: "xxxx 1234".into() };
+    s.append_entries(&lid("100"), Topic::Fees, fees)
+        .await
+        .expect("fees");
+    let payer = PayerDetails {
+        name: "Kari Nordmann".into(),
+        message: "Kaffe".into(),
+        masked_phone_no: "xxxx 1234".into(),
+    };
     let vm = vec![
-        new_entry("2001", "2024-04-04T08:00:00Z", "capture", 4000, "NO:57860", Some(payer)),
-        new_entry("2002", "2024-04-04T09:00:00Z", "capture", 6000, "api:654321", None),
+        new_entry(
+            "2001",
+            "2024-04-04T08:00:00Z",
+            "capture",
+            4000,
+            "NO:57860",
+            Some(payer),
+        ),
+        new_entry(
+            "2002",
+            "2024-04-04T09:00:00Z",
+            "capture",
+            6000,
+            "api:654321",
+            None,
+        ),
     ];
-    s.append_entries(&lid("200"), Topic::Funds, vm).await.expect("vm funds");
-    let b = vec![new_entry("4001", "2024-04-04T08:00:00Z", "capture", 999, "api:222222", None)];
-    s.append_entries(&lid("400"), Topic::Funds, b).await.expect("other funds");
-    World { merchant1: m1, merchant2: m2, granted_partner: granted }
+    s.append_entries(&lid("200"), Topic::Funds, vm)
+        .await
+        .expect("vm funds");
+    let b = vec![new_entry(
+        "4001",
+        "2024-04-04T08:00:00Z",
+        "capture",
+        999,
+        "api:222222",
+        None,
+    )];
+    s.append_entries(&lid("400"), Topic::Funds, b)
+        .await
+        .expect("other funds");
+    World {
+        merchant1: m1,
+        merchant2: m2,
+        granted_partner: granted,
+    }
 }

@@ -6,8 +6,9 @@
 mod rows;
 
 use crate::{
-    AccessLogFilter, AccessRecord, Actor, AuditRecord, LedgerView, NewAccessRecord, NewKey, NewLedger,
-    NewMerchant, NewPartner, NewSalesUnit, Result, SigningKeyRecord, Store, StoreError, key_owner_columns,
+    AccessLogFilter, AccessRecord, Actor, AuditRecord, LedgerView, NewAccessRecord, NewKey,
+    NewLedger, NewMerchant, NewPartner, NewSalesUnit, Result, SigningKeyRecord, Store, StoreError,
+    key_owner_columns,
 };
 use async_trait::async_trait;
 use ledgerport_core::access::{LedgerAccess, LedgerFacts, ListScope};
@@ -27,8 +28,11 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// Migrations, in order. Each runs once, in its own transaction, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "world", include_str!("../../migrations/sqlite/0001_world.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "world",
+    include_str!("../../migrations/sqlite/0001_world.sql"),
+)];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -51,18 +55,30 @@ impl SqliteStore {
         let memory = url.contains(":memory:");
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
-            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .journal_mode(if memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // An in-memory database lives as long as its one connection, so it gets exactly one.
         let pool_options = if memory {
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
         } else {
             SqlitePoolOptions::new().max_connections(8)
         };
         let pool = pool_options.connect_with(options).await?;
-        let store = SqliteStore { pool, clock, write_lock: Mutex::new(()) };
+        let store = SqliteStore {
+            pool,
+            clock,
+            write_lock: Mutex::new(()),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -76,18 +92,21 @@ impl SqliteStore {
         .await?;
         for (version, name, sql) in MIGRATIONS {
             let mut tx = self.pool.begin().await?;
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_none() {
                 sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-                    .bind(version)
-                    .bind(name)
-                    .bind(self.now())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                )
+                .bind(version)
+                .bind(name)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await?;
                 tracing::info!(version, name, "applied migration");
             }
             tx.commit().await?;
@@ -99,15 +118,24 @@ impl SqliteStore {
         wire_time(self.clock.now())
     }
 
-    async fn audit(&self, tx: &mut Transaction<'_, Sqlite>, by: &Actor, action: &str, subject: &str, detail: &str) -> Result<()> {
-        sqlx::query("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)")
-            .bind(self.now())
-            .bind(&by.0)
-            .bind(action)
-            .bind(subject)
-            .bind(detail)
-            .execute(&mut **tx)
-            .await?;
+    async fn audit(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        by: &Actor,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(self.now())
+        .bind(&by.0)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
@@ -123,7 +151,9 @@ impl SqliteStore {
         .await?;
         let mut out: HashMap<String, Vec<SalesUnit>> = HashMap::new();
         for r in rows {
-            out.entry(r.ledger_id).or_default().push(r.unit.into_domain()?);
+            out.entry(r.ledger_id)
+                .or_default()
+                .push(r.unit.into_domain()?);
         }
         Ok(out)
     }
@@ -161,12 +191,17 @@ impl SqliteStore {
             "client_id" => "SELECT * FROM api_keys WHERE client_id = ?",
             _ => "SELECT * FROM api_keys WHERE subscription_key_1 = ?1 OR subscription_key_2 = ?1",
         };
-        let row: Option<KeyRow> = sqlx::query_as(sql).bind(value).fetch_optional(&self.pool).await?;
+        let row: Option<KeyRow> = sqlx::query_as(sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(KeyRow::into_domain).transpose()
     }
 
     async fn require_key(&self, id: RowId) -> Result<ApiKey> {
-        self.key(id).await?.ok_or_else(|| StoreError::NotFound(format!("key {id}")))
+        self.key(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("key {id}")))
     }
 }
 
@@ -220,28 +255,42 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| constraint(e, || format!("merchant {}", m.business)))?;
-        self.audit(&mut tx, by, "merchant.create", &m.business.to_string(), &m.name).await?;
+        self.audit(
+            &mut tx,
+            by,
+            "merchant.create",
+            &m.business.to_string(),
+            &m.name,
+        )
+        .await?;
         tx.commit().await?;
         drop(_w);
-        self.merchant(id).await?.ok_or_else(|| StoreError::NotFound(format!("merchant {id}")))
+        self.merchant(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("merchant {id}")))
     }
 
     async fn merchants(&self) -> Result<Vec<Merchant>> {
-        let rows: Vec<MerchantRow> = sqlx::query_as("SELECT * FROM merchants ORDER BY id").fetch_all(&self.pool).await?;
+        let rows: Vec<MerchantRow> = sqlx::query_as("SELECT * FROM merchants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(MerchantRow::into_domain).collect()
     }
 
     async fn merchant(&self, id: RowId) -> Result<Option<Merchant>> {
-        let row: Option<MerchantRow> =
-            sqlx::query_as("SELECT * FROM merchants WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<MerchantRow> = sqlx::query_as("SELECT * FROM merchants WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(MerchantRow::into_domain).transpose()
     }
 
     async fn merchant_by_org(&self, org_id: &str) -> Result<Option<Merchant>> {
-        let row: Option<MerchantRow> = sqlx::query_as("SELECT * FROM merchants WHERE org_id = ? ORDER BY id LIMIT 1")
-            .bind(org_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<MerchantRow> =
+            sqlx::query_as("SELECT * FROM merchants WHERE org_id = ? ORDER BY id LIMIT 1")
+                .bind(org_id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(MerchantRow::into_domain).transpose()
     }
 
@@ -253,10 +302,14 @@ impl Store for SqliteStore {
                     .map_err(|e| StoreError::Invalid(e.to_string()))?
             }
             (SalesUnitKind::Api, Some(_)) => {
-                return Err(StoreError::Invalid("an api sales unit has no Vippsnummer".into()));
+                return Err(StoreError::Invalid(
+                    "an api sales unit has no Vippsnummer".into(),
+                ));
             }
             (SalesUnitKind::VmNumber, None) => {
-                return Err(StoreError::Invalid("a vm-number sales unit needs its Vippsnummer".into()));
+                return Err(StoreError::Invalid(
+                    "a vm-number sales unit needs its Vippsnummer".into(),
+                ));
             }
         };
         let _w = self.write_lock.lock().await;
@@ -274,18 +327,28 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| constraint(e, || format!("sales unit {} or handle {handle}", u.msn)))?;
-        self.audit(&mut tx, by, "sales-unit.create", &u.msn.to_string(), &format!("{} {}", handle, u.name)).await?;
+        self.audit(
+            &mut tx,
+            by,
+            "sales-unit.create",
+            &u.msn.to_string(),
+            &format!("{} {}", handle, u.name),
+        )
+        .await?;
         tx.commit().await?;
         drop(_w);
-        self.sales_unit(u.msn).await?.ok_or_else(|| StoreError::NotFound(format!("sales unit {}", u.msn)))
+        self.sales_unit(u.msn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("sales unit {}", u.msn)))
     }
 
     async fn sales_units(&self, merchant: Option<RowId>) -> Result<Vec<SalesUnit>> {
-        let rows: Vec<SalesUnitRow> =
-            sqlx::query_as("SELECT * FROM sales_units WHERE ?1 IS NULL OR merchant_id = ?1 ORDER BY msn")
-                .bind(merchant)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<SalesUnitRow> = sqlx::query_as(
+            "SELECT * FROM sales_units WHERE ?1 IS NULL OR merchant_id = ?1 ORDER BY msn",
+        )
+        .bind(merchant)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter().map(SalesUnitRow::into_domain).collect()
     }
 
@@ -299,19 +362,24 @@ impl Store for SqliteStore {
 
     async fn create_ledger(&self, by: &Actor, l: NewLedger) -> Result<LedgerView> {
         if l.settles_for.is_empty() {
-            return Err(StoreError::Invalid("a ledger must settle for at least one sales unit".into()));
+            return Err(StoreError::Invalid(
+                "a ledger must settle for at least one sales unit".into(),
+            ));
         }
         let _w = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
         for msn in &l.settles_for {
-            let owner: Option<i64> = sqlx::query_scalar("SELECT merchant_id FROM sales_units WHERE msn = ?")
-                .bind(i64::from(msn.get()))
-                .fetch_optional(&mut *tx)
-                .await?;
+            let owner: Option<i64> =
+                sqlx::query_scalar("SELECT merchant_id FROM sales_units WHERE msn = ?")
+                    .bind(i64::from(msn.get()))
+                    .fetch_optional(&mut *tx)
+                    .await?;
             match owner {
                 None => return Err(StoreError::NotFound(format!("sales unit {msn}"))),
                 Some(m) if m != l.owner_merchant_id => {
-                    return Err(StoreError::Invalid(format!("sales unit {msn} belongs to another merchant")));
+                    return Err(StoreError::Invalid(format!(
+                        "sales unit {msn} belongs to another merchant"
+                    )));
                 }
                 Some(_) => {}
             }
@@ -348,11 +416,19 @@ impl Store for SqliteStore {
                 .map_err(|e| constraint(e, || format!("a ledger for sales unit {msn}")))?;
         }
         let units: Vec<String> = l.settles_for.iter().map(|m| m.to_string()).collect();
-        self.audit(&mut tx, by, "ledger.create", l.ledger_id.as_str(), &format!("settles for {}", units.join(",")))
-            .await?;
+        self.audit(
+            &mut tx,
+            by,
+            "ledger.create",
+            l.ledger_id.as_str(),
+            &format!("settles for {}", units.join(",")),
+        )
+        .await?;
         tx.commit().await?;
         drop(_w);
-        self.ledger(&l.ledger_id).await?.ok_or_else(|| StoreError::NotFound(format!("ledger {}", l.ledger_id)))
+        self.ledger(&l.ledger_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ledger {}", l.ledger_id)))
     }
 
     async fn ledgers(&self) -> Result<Vec<LedgerView>> {
@@ -378,10 +454,11 @@ impl Store for SqliteStore {
     }
 
     async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>> {
-        let owner: Option<i64> = sqlx::query_scalar("SELECT owner_merchant_id FROM ledgers WHERE ledger_id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let owner: Option<i64> =
+            sqlx::query_scalar("SELECT owner_merchant_id FROM ledgers WHERE ledger_id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(owner) = owner else { return Ok(None) };
         let handles: Vec<String> = sqlx::query_scalar(
             "SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = ? ORDER BY lu.position",
@@ -398,7 +475,10 @@ impl Store for SqliteStore {
         Ok(Some(LedgerFacts {
             ledger_id: id.clone(),
             owner_merchant_id: owner,
-            settles_for: handles.iter().map(|h| RecipientHandle::parse("handle", h)).collect::<std::result::Result<_, _>>()?,
+            settles_for: handles
+                .iter()
+                .map(|h| RecipientHandle::parse("handle", h))
+                .collect::<std::result::Result<_, _>>()?,
             granted_partners: granted,
         }))
     }
@@ -460,7 +540,9 @@ impl Store for SqliteStore {
                     ledger_id: v.ledger.ledger_id.clone(),
                     owner_merchant_id: v.ledger.owner_merchant_id,
                     settles_for: v.units.iter().map(|u| u.handle.clone()).collect(),
-                    granted_partners: grants.remove(v.ledger.ledger_id.as_str()).unwrap_or_default(),
+                    granted_partners: grants
+                        .remove(v.ledger.ledger_id.as_str())
+                        .unwrap_or_default(),
                 };
                 (v, facts)
             })
@@ -482,21 +564,33 @@ impl Store for SqliteStore {
         .bind(self.now())
         .fetch_one(&mut *tx)
         .await?;
-        self.audit(&mut tx, by, "partner.create", &format!("partner {id}"), &format!("{} ({})", p.name, p.kind.as_str()))
-            .await?;
+        self.audit(
+            &mut tx,
+            by,
+            "partner.create",
+            &format!("partner {id}"),
+            &format!("{} ({})", p.name, p.kind.as_str()),
+        )
+        .await?;
         tx.commit().await?;
         drop(_w);
-        self.partner(id).await?.ok_or_else(|| StoreError::NotFound(format!("partner {id}")))
+        self.partner(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("partner {id}")))
     }
 
     async fn partners(&self) -> Result<Vec<Partner>> {
-        let rows: Vec<PartnerRow> = sqlx::query_as("SELECT * FROM partners ORDER BY id").fetch_all(&self.pool).await?;
+        let rows: Vec<PartnerRow> = sqlx::query_as("SELECT * FROM partners ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(PartnerRow::into_domain).collect()
     }
 
     async fn partner(&self, id: RowId) -> Result<Option<Partner>> {
-        let row: Option<PartnerRow> =
-            sqlx::query_as("SELECT * FROM partners WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<PartnerRow> = sqlx::query_as("SELECT * FROM partners WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(PartnerRow::into_domain).transpose()
     }
 
@@ -516,12 +610,24 @@ impl Store for SqliteStore {
                 to.as_str()
             )));
         }
-        sqlx::query("UPDATE partners SET state = ? WHERE id = ?").bind(to.as_str()).bind(id).execute(&mut *tx).await?;
-        self.audit(&mut tx, by, "partner.state", &format!("partner {id}"), &format!("{} -> {}", current.as_str(), to.as_str()))
+        sqlx::query("UPDATE partners SET state = ? WHERE id = ?")
+            .bind(to.as_str())
+            .bind(id)
+            .execute(&mut *tx)
             .await?;
+        self.audit(
+            &mut tx,
+            by,
+            "partner.state",
+            &format!("partner {id}"),
+            &format!("{} -> {}", current.as_str(), to.as_str()),
+        )
+        .await?;
         tx.commit().await?;
         drop(_w);
-        self.partner(id).await?.ok_or_else(|| StoreError::NotFound(format!("partner {id}")))
+        self.partner(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("partner {id}")))
     }
 
     async fn create_key(&self, by: &Actor, k: NewKey) -> Result<ApiKey> {
@@ -543,7 +649,10 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
             if taken.is_some() {
-                return Err(StoreError::Conflict(format!("a subscription key of key {}", k.client_id)));
+                return Err(StoreError::Conflict(format!(
+                    "a subscription key of key {}",
+                    k.client_id
+                )));
             }
         }
         let id: i64 = sqlx::query_scalar(
@@ -563,21 +672,31 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| constraint(e, || format!("key {}", k.client_id)))?;
-        self.audit(&mut tx, by, "key.issue", &format!("key {id}"), &format!("{} client_id {}", k.kind.as_str(), k.client_id))
-            .await?;
+        self.audit(
+            &mut tx,
+            by,
+            "key.issue",
+            &format!("key {id}"),
+            &format!("{} client_id {}", k.kind.as_str(), k.client_id),
+        )
+        .await?;
         tx.commit().await?;
         drop(_w);
         self.require_key(id).await
     }
 
     async fn keys(&self) -> Result<Vec<ApiKey>> {
-        let rows: Vec<KeyRow> = sqlx::query_as("SELECT * FROM api_keys ORDER BY id").fetch_all(&self.pool).await?;
+        let rows: Vec<KeyRow> = sqlx::query_as("SELECT * FROM api_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(KeyRow::into_domain).collect()
     }
 
     async fn key(&self, id: RowId) -> Result<Option<ApiKey>> {
-        let row: Option<KeyRow> =
-            sqlx::query_as("SELECT * FROM api_keys WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<KeyRow> = sqlx::query_as("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(KeyRow::into_domain).transpose()
     }
 
@@ -601,7 +720,14 @@ impl Store for SqliteStore {
         if n == 0 {
             return Err(StoreError::NotFound(format!("active key {id}")));
         }
-        self.audit(&mut tx, by, "key.regenerate", &format!("key {id}"), "secret replaced").await?;
+        self.audit(
+            &mut tx,
+            by,
+            "key.regenerate",
+            &format!("key {id}"),
+            "secret replaced",
+        )
+        .await?;
         tx.commit().await?;
         drop(_w);
         self.require_key(id).await
@@ -610,19 +736,29 @@ impl Store for SqliteStore {
     async fn revoke_key(&self, by: &Actor, id: RowId) -> Result<ApiKey> {
         let _w = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected();
+        let n = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound(format!("key {id}")));
         }
-        self.audit(&mut tx, by, "key.revoke", &format!("key {id}"), "revoked").await?;
+        self.audit(&mut tx, by, "key.revoke", &format!("key {id}"), "revoked")
+            .await?;
         tx.commit().await?;
         drop(_w);
         self.require_key(id).await
     }
 
     async fn create_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<Grant> {
-        let p = self.partner(partner).await?.ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
-        if p.kind != ledgerport_core::world::PartnerKind::Accounting || p.state != PartnerState::Approved {
+        let p = self
+            .partner(partner)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("partner {partner}")))?;
+        if p.kind != ledgerport_core::world::PartnerKind::Accounting
+            || p.state != PartnerState::Approved
+        {
             return Err(StoreError::Invalid(format!(
                 "partner {partner} is not an approved accounting partner ({} {})",
                 p.kind.as_str(),
@@ -639,7 +775,14 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| constraint(e, || format!("grant of ledger {ledger} to partner {partner}")))?;
-        self.audit(&mut tx, by, "grant.create", &format!("ledger {ledger}"), &format!("partner {partner}")).await?;
+        self.audit(
+            &mut tx,
+            by,
+            "grant.create",
+            &format!("ledger {ledger}"),
+            &format!("partner {partner}"),
+        )
+        .await?;
         tx.commit().await?;
         drop(_w);
         self.grants(Some(partner), Some(ledger))
@@ -658,13 +801,24 @@ impl Store for SqliteStore {
             .await?
             .rows_affected();
         if n > 0 {
-            self.audit(&mut tx, by, "grant.remove", &format!("ledger {ledger}"), &format!("partner {partner}")).await?;
+            self.audit(
+                &mut tx,
+                by,
+                "grant.remove",
+                &format!("ledger {ledger}"),
+                &format!("partner {partner}"),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(n > 0)
     }
 
-    async fn grants(&self, partner: Option<RowId>, ledger: Option<&LedgerId>) -> Result<Vec<Grant>> {
+    async fn grants(
+        &self,
+        partner: Option<RowId>,
+        ledger: Option<&LedgerId>,
+    ) -> Result<Vec<Grant>> {
         let rows: Vec<GrantRow> = sqlx::query_as(
             "SELECT * FROM grants WHERE (?1 IS NULL OR partner_id = ?1) AND (?2 IS NULL OR ledger_id = ?2) \
              ORDER BY partner_id, ledger_id",
@@ -676,13 +830,19 @@ impl Store for SqliteStore {
         rows.into_iter().map(GrantRow::into_domain).collect()
     }
 
-    async fn append_entries(&self, ledger: &LedgerId, topic: Topic, entries: Vec<NewEntry>) -> Result<Vec<Entry>> {
+    async fn append_entries(
+        &self,
+        ledger: &LedgerId,
+        topic: Topic,
+        entries: Vec<NewEntry>,
+    ) -> Result<Vec<Entry>> {
         let _w = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
-        let currency: Option<String> = sqlx::query_scalar("SELECT currency FROM ledgers WHERE ledger_id = ?")
-            .bind(ledger.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let currency: Option<String> =
+            sqlx::query_scalar("SELECT currency FROM ledgers WHERE ledger_id = ?")
+                .bind(ledger.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         let currency = currency.ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
         let last: Option<(i64, i64)> = sqlx::query_as(
             "SELECT seq, balance_after FROM entries WHERE ledger_id = ? AND topic = ? ORDER BY seq DESC LIMIT 1",
@@ -694,7 +854,8 @@ impl Store for SqliteStore {
         let (mut seq, mut balance) = last.unwrap_or((0, 0));
         let mut written = Vec::with_capacity(entries.len());
         for e in entries {
-            check_entry_type(topic, &e.entry_type).map_err(|err| StoreError::Invalid(err.to_string()))?;
+            check_entry_type(topic, &e.entry_type)
+                .map_err(|err| StoreError::Invalid(err.to_string()))?;
             if e.currency.as_str() != currency {
                 return Err(StoreError::Invalid(format!(
                     "entry currency {} is not the ledger's {currency}",
@@ -706,7 +867,11 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::Invalid("balance would overflow".into()))?;
             seq += 1;
             let (name, message, phone) = match &e.payer {
-                Some(p) => (Some(p.name.as_str()), Some(p.message.as_str()), Some(p.masked_phone_no.as_str())),
+                Some(p) => (
+                    Some(p.name.as_str()),
+                    Some(p.message.as_str()),
+                    Some(p.masked_phone_no.as_str()),
+                ),
                 None => (None, None, None),
             };
             sqlx::query(
@@ -752,7 +917,13 @@ impl Store for SqliteStore {
         Ok(written)
     }
 
-    async fn feed_page(&self, access: &LedgerAccess, topic: Topic, after_seq: i64, limit: u32) -> Result<Vec<Entry>> {
+    async fn feed_page(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Entry>> {
         let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY_COLUMNS} FROM entries WHERE ledger_id = ? AND topic = ? AND seq > ? ORDER BY seq LIMIT ?"
         )))
@@ -789,7 +960,9 @@ impl Store for SqliteStore {
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
         let rows: Vec<SigningKeyRow> =
-            sqlx::query_as("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await?;
+            sqlx::query_as("SELECT * FROM signing_keys ORDER BY created_at, kid")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(SigningKeyRecord::from).collect())
     }
 
@@ -805,7 +978,8 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| constraint(e, || format!("signing key {}", key.kid)))?;
-        self.audit(&mut tx, by, "signing-key.add", &key.kid, "").await?;
+        self.audit(&mut tx, by, "signing-key.add", &key.kid, "")
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -813,27 +987,32 @@ impl Store for SqliteStore {
     async fn retire_signing_key(&self, by: &Actor, kid: &str) -> Result<()> {
         let _w = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL")
-            .bind(self.now())
-            .bind(kid)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
+        )
+        .bind(self.now())
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound(format!("active signing key {kid}")));
         }
-        self.audit(&mut tx, by, "signing-key.retire", kid, "").await?;
+        self.audit(&mut tx, by, "signing-key.retire", kid, "")
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
         let _w = self.write_lock.lock().await;
-        sqlx::query("INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(candidate)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await?;
         let v: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
             .bind(name)
             .fetch_one(&self.pool)
@@ -879,10 +1058,11 @@ impl Store for SqliteStore {
     }
 
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>> {
-        let rows: Vec<AuditRow> = sqlx::query_as("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<AuditRow> =
+            sqlx::query_as("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(AuditRecord::from).collect())
     }
 

@@ -1,16 +1,21 @@
 //! Rows as SQLite returns them, and their conversion into domain values. Stored text is parsed
 //! with the same parsers as input from outside, so a bad row is reported, never trusted.
 
-use crate::{AccessRecord, AuditRecord, LedgerView, NewAccessRecord, Result, SigningKeyRecord, StoreError};
+use crate::{
+    AccessRecord, AuditRecord, LedgerView, NewAccessRecord, Result, SigningKeyRecord, StoreError,
+};
 use ledgerport_core::entry::{Entry, PayerDetails};
-use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle};
+use ledgerport_core::ids::{
+    BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle,
+};
 use ledgerport_core::world::{
-    ApiKey, FeePlan, Grant, KeyKind, KeyOwner, Ledger, Merchant, Partner, PartnerKind, PartnerState,
-    PayoutFrequency, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
+    ApiKey, FeePlan, Grant, KeyKind, KeyOwner, Ledger, Merchant, Partner, PartnerKind,
+    PartnerState, PayoutFrequency, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
 };
 
 fn ts(s: &str) -> Result<jiff::Timestamp> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("timestamp {s}")))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {s}")))
 }
 
 #[derive(sqlx::FromRow)]
@@ -84,14 +89,25 @@ impl LedgerRow {
             ledger: Ledger {
                 ledger_id: LedgerId::parse("ledger_id", &self.ledger_id)?,
                 currency: Currency::parse("currency", &self.currency)?,
-                payout_account: BankAccount::parse("payout", &self.payout_scheme, &self.payout_account)?,
+                payout_account: BankAccount::parse(
+                    "payout",
+                    &self.payout_scheme,
+                    &self.payout_account,
+                )?,
                 owner_merchant_id: self.owner_merchant_id,
                 time_zone: self.time_zone,
                 cutoff: parse_cutoff("cutoff", &self.cutoff)?,
-                payout_frequency: PayoutFrequency::parse("payout_frequency", &self.payout_frequency)?,
+                payout_frequency: PayoutFrequency::parse(
+                    "payout_frequency",
+                    &self.payout_frequency,
+                )?,
                 settlement_mode: SettlementMode::parse("settlement_mode", &self.settlement_mode)?,
-                fee_plan: FeePlan { basis_points: self.fee_basis_points, fixed_minor: self.fee_fixed_minor },
-                page_size: u32::try_from(self.page_size).map_err(|_| StoreError::Corrupt("page_size".into()))?,
+                fee_plan: FeePlan {
+                    basis_points: self.fee_basis_points,
+                    fixed_minor: self.fee_fixed_minor,
+                },
+                page_size: u32::try_from(self.page_size)
+                    .map_err(|_| StoreError::Corrupt("page_size".into()))?,
                 created_at: ts(&self.created_at)?,
             },
             units,
@@ -155,7 +171,11 @@ pub struct KeyRow {
 
 impl KeyRow {
     pub fn into_domain(self) -> Result<ApiKey> {
-        let owner = match (self.owner_msn, self.owner_partner_id, self.owner_merchant_id) {
+        let owner = match (
+            self.owner_msn,
+            self.owner_partner_id,
+            self.owner_merchant_id,
+        ) {
             (Some(m), None, None) => KeyOwner::SalesUnit(Msn::from_stored(m)),
             (None, Some(p), None) => KeyOwner::Partner(p),
             (None, None, Some(m)) => KeyOwner::Merchant(m),
@@ -223,9 +243,11 @@ pub struct EntryRow {
 impl EntryRow {
     pub fn into_domain(self) -> Result<Entry> {
         let payer = match (self.payer_name, self.payer_message, self.masked_phone_no) {
-            (Some(name), Some(message), Some(masked_phone_no)) => {
-                Some(PayerDetails { name, message, masked_phone_no })
-            }
+            (Some(name), Some(message), Some(masked_phone_no)) => Some(PayerDetails {
+                name,
+                message,
+                masked_phone_no,
+            }),
             _ => None,
         };
         Ok(Entry {
@@ -290,14 +312,19 @@ impl AccessRow {
             rec: NewAccessRecord {
                 request_id: self.request_id,
                 key_id: self.key_id,
-                key_kind: self.key_kind.as_deref().map(|k| KeyKind::parse("key_kind", k)).transpose()?,
+                key_kind: self
+                    .key_kind
+                    .as_deref()
+                    .map(|k| KeyKind::parse("key_kind", k))
+                    .transpose()?,
                 client_id: self.client_id,
                 partner_id: self.partner_id,
                 merchant_id: self.merchant_id,
                 msn: self.msn.map(Msn::from_stored),
                 ledger_id: self.ledger_id,
                 endpoint: self.endpoint,
-                status: u16::try_from(self.status).map_err(|_| StoreError::Corrupt("status".into()))?,
+                status: u16::try_from(self.status)
+                    .map_err(|_| StoreError::Corrupt("status".into()))?,
             },
         })
     }
@@ -315,6 +342,13 @@ pub struct AuditRow {
 
 impl From<AuditRow> for AuditRecord {
     fn from(r: AuditRow) -> Self {
-        AuditRecord { id: r.id, at: r.at, actor: r.actor, action: r.action, subject: r.subject, detail: r.detail }
+        AuditRecord {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            subject: r.subject,
+            detail: r.detail,
+        }
     }
 }
