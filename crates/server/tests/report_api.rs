@@ -1610,3 +1610,53 @@ async fn a_wrong_method_is_a_405_problem() {
     assert_eq!(body["status"], 405);
     assert_eq!(body["instance"], "/accesstoken/get");
 }
+
+#[tokio::test]
+async fn a_server_error_is_opaque_and_carries_the_request_id_as_context_id() {
+    // Arrange: a server on a database file whose ledgers table then disappears behind its back.
+    let path = std::env::temp_dir().join(format!("ledgerport-500-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}", path.display());
+    let clock = std::sync::Arc::new(ledgerport_core::clock::ManualClock::new(
+        common::START.parse().expect("start"),
+    ));
+    let store = ledgerport_store::sqlite::SqliteStore::open(&url, clock.clone())
+        .await
+        .expect("store");
+    let app = TestApp::start_on(std::sync::Arc::new(store), clock, ServerConfig::default()).await;
+    let w = world(&app).await;
+    let keys = app
+        .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant1))
+        .await;
+    let token = app.miami_token(&keys).await;
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("PRAGMA foreign_keys = OFF; DROP TABLE ledger_units; DROP TABLE grants; DROP TABLE entries; DROP TABLE ledgers;")
+        .execute(&mut conn)
+        .await
+        .expect("drop");
+
+    // Act
+    let res = app
+        .http
+        .get(app.url("/settlement/v1/ledgers"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("X-Request-Id", "req-0001")
+        .send()
+        .await
+        .expect("request");
+
+    // Assert: 500, the request id as contextId, and nothing of the cause in the body.
+    assert_eq!(res.status(), 500);
+    assert_eq!(res.headers()["x-request-id"], "req-0001");
+    let text = res.text().await.expect("body");
+    let body: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(body["errorCode"], 10001);
+    assert_eq!(body["contextId"], "req-0001");
+    for leak in ["ledgers", "sqlite", "SQL", "table"] {
+        assert!(!text.contains(leak), "500 body reveals {leak}: {text}");
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
