@@ -51,10 +51,12 @@ pub struct LedgerId(String);
 
 impl LedgerId {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
-        if s.len() > 20 || !all_digits(s) {
+        // No leading zeros: then the numeric order of ledger ids is (length, text), which an
+        // index can walk.
+        if s.len() > 20 || !all_digits(s) || (s.len() > 1 && s.starts_with('0')) {
             return Err(ParseError::new(
                 field,
-                "must be a ledger id of 1 to 20 digits",
+                "must be a ledger id of 1 to 20 digits without leading zeros",
             ));
         }
         Ok(LedgerId(s.to_owned()))
@@ -475,6 +477,15 @@ mod tests {
         assert!(BusinessId::parse("o", "business:NO:ORG", "98765432").is_err());
         assert!(BusinessId::parse("o", "business:FI:Y-tunnus", "12345678").is_err());
         assert!(BusinessId::parse("o", "business:SE:ORG", "987654321").is_err());
+    }
+
+    #[test]
+    fn ledger_ids_are_digits_without_leading_zeros() {
+        assert!(LedgerId::parse("l", "302321").is_ok());
+        assert!(LedgerId::parse("l", "0").is_ok());
+        for bad in ["", "0302321", "30a", "123456789012345678901", "-1"] {
+            assert!(LedgerId::parse("l", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

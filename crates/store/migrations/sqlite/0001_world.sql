@@ -36,7 +36,8 @@ CREATE TABLE ledgers (
     page_size          INTEGER NOT NULL,
     created_at         TEXT NOT NULL
 );
-CREATE INDEX ledgers_by_owner ON ledgers (owner_merchant_id, ledger_id);
+-- Ledger ids are digits without leading zeros: (length, text) orders them numerically.
+CREATE INDEX ledgers_by_owner ON ledgers (owner_merchant_id, length(ledger_id), ledger_id);
 
 -- Which sales units a ledger settles for. A sales unit settles on one ledger only.
 CREATE TABLE ledger_units (
@@ -81,6 +82,7 @@ CREATE TABLE grants (
     PRIMARY KEY (partner_id, ledger_id)
 );
 CREATE INDEX grants_by_ledger ON grants (ledger_id, partner_id);
+CREATE INDEX grants_by_partner ON grants (partner_id, length(ledger_id), ledger_id);
 
 -- topic: 0 funds, 1 fees. seq is gap-free from 1 on each (ledger, topic).
 CREATE TABLE entries (

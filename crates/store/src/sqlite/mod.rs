@@ -433,7 +433,7 @@ impl Store for SqliteStore {
 
     async fn ledgers(&self) -> Result<Vec<LedgerView>> {
         let rows: Vec<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {LEDGER_COLUMNS} FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id ORDER BY l.ledger_id"
+            "SELECT {LEDGER_COLUMNS} FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id ORDER BY length(l.ledger_id), l.ledger_id"
         )))
         .fetch_all(&self.pool)
         .await?;
@@ -490,7 +490,8 @@ impl Store for SqliteStore {
         after: Option<&LedgerId>,
         limit: u32,
     ) -> Result<Vec<(LedgerView, LedgerFacts)>> {
-        // One query per scope shape, each walking an index in ledger_id order from `after`.
+        // One query per scope shape, each walking an index in ledger id order from `after`. Ledger
+        // ids are digits without leading zeros, so (length, text) is their numeric order.
         let handle_filter = "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM ledger_units f JOIN sales_units fs ON fs.msn = f.msn \
                              WHERE f.ledger_id = l.ledger_id AND fs.handle = ?3))";
         let after = after.map(|a| a.as_str()).unwrap_or("");
@@ -500,9 +501,9 @@ impl Store for SqliteStore {
                 format!(
                     "SELECT {LEDGER_COLUMNS} FROM sales_units su JOIN ledger_units lu ON lu.msn = su.msn \
                      JOIN ledgers l ON l.ledger_id = lu.ledger_id JOIN merchants m ON m.id = l.owner_merchant_id \
-                     WHERE su.handle = ?1 AND l.ledger_id > ?2 \
+                     WHERE su.handle = ?1 AND (length(l.ledger_id), l.ledger_id) > (length(?2), ?2) \
                      AND (SELECT COUNT(*) FROM ledger_units c WHERE c.ledger_id = l.ledger_id) = 1 {handle_filter} \
-                     ORDER BY l.ledger_id LIMIT ?4"
+                     ORDER BY length(l.ledger_id), l.ledger_id LIMIT ?4"
                 ),
                 h.to_string(),
             ),
@@ -510,14 +511,16 @@ impl Store for SqliteStore {
                 format!(
                     "SELECT {LEDGER_COLUMNS} FROM grants g JOIN ledgers l ON l.ledger_id = g.ledger_id \
                      JOIN merchants m ON m.id = l.owner_merchant_id \
-                     WHERE g.partner_id = ?1 AND g.ledger_id > ?2 {handle_filter} ORDER BY g.ledger_id LIMIT ?4"
+                     WHERE g.partner_id = ?1 AND (length(g.ledger_id), g.ledger_id) > (length(?2), ?2) {handle_filter} \
+                     ORDER BY length(g.ledger_id), g.ledger_id LIMIT ?4"
                 ),
                 p.to_string(),
             ),
             ListScope::OwnedBy(o) => (
                 format!(
                     "SELECT {LEDGER_COLUMNS} FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id \
-                     WHERE l.owner_merchant_id = ?1 AND l.ledger_id > ?2 {handle_filter} ORDER BY l.ledger_id LIMIT ?4"
+                     WHERE l.owner_merchant_id = ?1 AND (length(l.ledger_id), l.ledger_id) > (length(?2), ?2) {handle_filter} \
+                     ORDER BY length(l.ledger_id), l.ledger_id LIMIT ?4"
                 ),
                 o.to_string(),
             ),
