@@ -67,6 +67,15 @@ pub struct LedgerAccess {
 }
 
 impl LedgerAccess {
+    /// Access for the operator's own tools (`ledgerport verify`, the console): never reachable
+    /// with Report API credentials, which only ever get access through [`decide`].
+    pub fn for_operator(ledger_id: LedgerId) -> Self {
+        LedgerAccess {
+            ledger_id,
+            principal_key_id: 0,
+        }
+    }
+
     pub fn ledger_id(&self) -> &LedgerId {
         &self.ledger_id
     }

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod clock;
+pub mod engine;
 pub mod entry;
 pub mod error;
 pub mod ids;

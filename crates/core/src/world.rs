@@ -133,6 +133,25 @@ pub struct Ledger {
     pub fee_plan: FeePlan,
     pub page_size: u32,
     pub created_at: Timestamp,
+    /// The last ledger date the settlement engine has closed (at creation: the day before the
+    /// ledger's first date). Dates after it are open until their period's payout point passes.
+    pub closed_through: LedgerDate,
+    /// The number the ledger's next payout gets.
+    pub next_payout_number: i64,
+}
+
+/// The ledger date `t` falls on for a ledger in `time_zone` with `cutoff`: the civil date there,
+/// moved back one day when the local time is before the cutoff. Comparing local civil times is
+/// what makes this right on the days the clocks change.
+pub fn ledger_date_at(time_zone: &str, cutoff: Time, t: Timestamp) -> LedgerDate {
+    let tz = TimeZone::get(time_zone).unwrap_or(TimeZone::UTC);
+    let local = tz.to_datetime(t);
+    let date = if local.time() < cutoff {
+        local.date().yesterday().unwrap_or(local.date())
+    } else {
+        local.date()
+    };
+    LedgerDate::from_date(date)
 }
 
 impl Ledger {
@@ -140,19 +159,13 @@ impl Ledger {
     /// the local time is before the cutoff. Comparing local civil times is what makes this right
     /// on the days the clocks change.
     pub fn ledger_date_of(&self, t: Timestamp) -> LedgerDate {
-        let tz = TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC);
-        let local = tz.to_datetime(t);
-        let date = if local.time() < self.cutoff {
-            local.date().yesterday().unwrap_or(local.date())
-        } else {
-            local.date()
-        };
-        LedgerDate::from_date(date)
+        ledger_date_at(&self.time_zone, self.cutoff, t)
     }
 
-    /// Today's ledger date and later ones are open: their reports are not complete yet.
+    /// Open dates are not complete yet: today's and later ones, and past dates whose payout
+    /// period the engine has not closed yet.
     pub fn is_open(&self, date: LedgerDate, now: Timestamp) -> bool {
-        date >= self.ledger_date_of(now)
+        date > self.closed_through || date >= self.ledger_date_of(now)
     }
 }
 
@@ -282,6 +295,8 @@ pub enum KeyKind {
     Integration,
     /// Management keys; `/miami/v1/token`; no Report API.
     Management,
+    /// The operator's service keys: post payment events to ingestion; no token, no Report API.
+    Service,
 }
 
 impl KeyKind {
@@ -292,11 +307,13 @@ impl KeyKind {
             Self::MerchantLevel => "merchant-level",
             Self::Integration => "integration",
             Self::Management => "management",
+            Self::Service => "service",
         }
     }
 
     pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
         match s {
+            "service" => Ok(Self::Service),
             "sales-unit" => Ok(Self::SalesUnit),
             "accounting" => Ok(Self::Accounting),
             "merchant-level" => Ok(Self::MerchantLevel),
@@ -304,7 +321,7 @@ impl KeyKind {
             "management" => Ok(Self::Management),
             _ => Err(ParseError::new(
                 field,
-                "must be sales-unit, accounting, merchant-level, integration or management",
+                "must be sales-unit, accounting, merchant-level, integration, management or service",
             )),
         }
     }
@@ -321,6 +338,8 @@ pub enum KeyOwner {
     SalesUnit(Msn),
     Partner(RowId),
     Merchant(RowId),
+    /// The operator itself (service keys).
+    Operator,
 }
 
 /// A set of credentials as stored: the secret only as a hash.
@@ -364,6 +383,8 @@ mod tests {
             fee_plan: FeePlan::default(),
             page_size: DEFAULT_PAGE_SIZE,
             created_at: Timestamp::UNIX_EPOCH,
+            closed_through: LedgerDate::parse("d", "1970-01-01").expect("date"),
+            next_payout_number: 2_000_001,
         }
     }
 

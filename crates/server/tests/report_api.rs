@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Keys, TestApp, by, lid, msn, new_entry, world};
+use ledgerport_core::clock::Clock;
 use ledgerport_core::ids::Topic;
 use ledgerport_core::world::{KeyKind, KeyOwner, PartnerState};
 use ledgerport_server::ServerConfig;
@@ -420,7 +421,7 @@ async fn a_closed_date_without_entries_is_empty_and_final() {
 }
 
 #[tokio::test]
-async fn a_date_closes_at_midnight_oslo_time() {
+async fn a_date_closes_once_midnight_oslo_time_has_passed_and_the_engine_closed_it() {
     let app = TestApp::start().await;
     world(&app).await;
     let su = app
@@ -429,17 +430,38 @@ async fn a_date_closes_at_midnight_oslo_time() {
     let reader = Reader::standard(&app, &su).await;
     let path = "/report/v2/ledgers/100/funds/dates/2024-04-05";
 
-    // 23:59:59 in Oslo (UTC+2 in April).
+    // 23:59:59 in Oslo (UTC+2 in April): the date is today, open, and closing does nothing.
     app.clock.set("2024-04-05T21:59:59Z".parse().expect("time"));
+    let early = app
+        .store
+        .close_due(&lid("100"), app.clock.now())
+        .await
+        .expect("close");
     let before = reader.get(&app, path).await;
+    // Midnight: the payout point has passed, but until the engine closes the date it stays open.
     app.clock.set("2024-04-05T22:00:00Z".parse().expect("time"));
+    let pending = reader.get(&app, path).await;
+    let closed = app
+        .store
+        .close_due(&lid("100"), app.clock.now())
+        .await
+        .expect("close");
     let after = reader.get(&app, path).await;
 
-    assert_eq!(before.status, 200);
+    assert!(early.is_empty());
     assert_eq!(before.body["tryLater"], true);
+    assert_eq!(pending.body["tryLater"], true);
+    assert_eq!(closed.len(), 1);
     assert_eq!(after.status, 200);
     assert_eq!(after.body["tryLater"], false);
-    assert_eq!(items(&after), funds_100()[5..7]);
+    let got = items(&after);
+    assert_eq!(got[..2], funds_100()[5..7]);
+    // The day's balance of 12000 is paid out as the date's last entry.
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2]["entryType"], "payout-scheduled");
+    assert_eq!(got[2]["amount"], -12000);
+    assert_eq!(got[2]["balanceAfter"], 0);
+    assert_eq!(got[2]["pspReference"], "100-2000001");
     let tomorrow = reader
         .get(&app, "/report/v2/ledgers/100/funds/dates/2024-04-06")
         .await;

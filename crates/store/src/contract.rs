@@ -821,6 +821,17 @@ pub async fn a_ledger_with_one_sales_unit_reads_back_exactly_as_created(s: &dyn 
             },
             page_size: 500,
             created_at: contract_now(),
+            // The ledger's first date is the one it was created on (cutoff 04:00 Oslo).
+            closed_through: ledgerport_core::world::ledger_date_at(
+                "Europe/Oslo",
+                jiff::civil::time(4, 0, 0, 0),
+                contract_now(),
+            )
+            .date()
+            .yesterday()
+            .map(ledgerport_core::ids::LedgerDate::from_date)
+            .expect("a date"),
+            next_payout_number: 2_000_001,
         },
         units: vec![u],
         owner: org("987654321"),

@@ -14,7 +14,9 @@ pub use error::StoreError;
 pub use model::*;
 
 use async_trait::async_trait;
+use jiff::Timestamp;
 use ledgerport_core::access::{LedgerAccess, LedgerFacts, ListScope};
+use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{ApiKey, Grant, Merchant, Partner, PartnerState, RowId, SalesUnit};
@@ -107,6 +109,22 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>>;
+
+    // --- the settlement engine ---
+    /// Applies payment events in order with the engine's rules ([`ledgerport_core::engine`]).
+    /// Each accepted event's entries, its pspReference totals and its id are written together;
+    /// a rejected event writes nothing; an event id applied before answers as it did then. The
+    /// whole batch is one transaction: on a database error nothing is written and the caller
+    /// may post the batch again.
+    async fn ingest_events(
+        &self,
+        events: Vec<PaymentEvent>,
+        now: Timestamp,
+    ) -> Result<Vec<EventOutcome>>;
+    /// Closes every payout period of the ledger that `now` has passed, oldest first, each in its
+    /// own transaction together with the ledger's progress, so a run stopped at any point is
+    /// completed by the next without writing anything twice.
+    async fn close_due(&self, ledger: &LedgerId, now: Timestamp) -> Result<Vec<ClosedPeriod>>;
 
     // --- the server's own keys ---
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;

@@ -123,5 +123,44 @@ pub fn key_owner_columns(owner: KeyOwner) -> (Option<i64>, Option<RowId>, Option
         KeyOwner::SalesUnit(msn) => (Some(i64::from(msn.get())), None, None),
         KeyOwner::Partner(p) => (None, Some(p), None),
         KeyOwner::Merchant(m) => (None, None, Some(m)),
+        KeyOwner::Operator => (None, None, None),
     }
+}
+
+/// What became of one posted payment event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Applied (now or, for a repeated event id, the first time): its entries are on `ledger_id`.
+    Accepted {
+        event_id: String,
+        ledger_id: LedgerId,
+        entries: u32,
+    },
+    /// Not applied; nothing of it was written.
+    Rejected {
+        event_id: String,
+        rejection: ledgerport_core::engine::Rejection,
+    },
+}
+
+impl EventOutcome {
+    pub fn event_id(&self) -> &str {
+        match self {
+            EventOutcome::Accepted { event_id, .. } | EventOutcome::Rejected { event_id, .. } => {
+                event_id
+            }
+        }
+    }
+}
+
+/// One payout period a closing run closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedPeriod {
+    pub ledger_id: LedgerId,
+    /// The period's last date.
+    pub end: ledgerport_core::ids::LedgerDate,
+    /// Payout number and amount (positive), if the period paid out.
+    pub payout: Option<(i64, i64)>,
+    /// Fees retained (net) or invoiced (gross), positive.
+    pub fees: i64,
 }

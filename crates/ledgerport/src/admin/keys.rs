@@ -225,6 +225,7 @@ pub(super) fn key_json(k: &ApiKey) -> Value {
         KeyOwner::SalesUnit(msn) => ("sales-unit", json!(msn)),
         KeyOwner::Partner(p) => ("partner", json!(p)),
         KeyOwner::Merchant(m) => ("merchant", json!(m)),
+        KeyOwner::Operator => ("operator", json!(null)),
     };
     json!({
         "id": k.id, "kind": k.kind.as_str(), "owner_type": kind, "owner_id": id, "client_id": k.client_id,
@@ -245,6 +246,7 @@ fn owner_text(o: KeyOwner, orgs: &HashMap<RowId, String>) -> String {
             "merchant:{}",
             orgs.get(&m).map(String::as_str).unwrap_or("?")
         ),
+        KeyOwner::Operator => "operator".into(),
     }
 }
 

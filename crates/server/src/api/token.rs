@@ -37,7 +37,7 @@ async fn owner_in_good_standing(state: &AppState, key: &ApiKey) -> Result<bool, 
             .partner(p)
             .await?
             .is_some_and(|p| p.state == PartnerState::Approved)),
-        KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) => Ok(true),
+        KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) | KeyOwner::Operator => Ok(true),
     }
 }
 

@@ -34,7 +34,10 @@ CREATE TABLE ledgers (
     fee_basis_points   INTEGER NOT NULL,
     fee_fixed_minor    INTEGER NOT NULL,
     page_size          INTEGER NOT NULL,
-    created_at         TEXT NOT NULL
+    created_at         TEXT NOT NULL,
+    -- The settlement engine's progress: the last closed ledger date, the next payout number.
+    closed_through     TEXT NOT NULL,
+    next_payout_number INTEGER NOT NULL DEFAULT 2000001
 );
 -- Ledger ids are digits without leading zeros: (length, text) orders them numerically.
 CREATE INDEX ledgers_by_owner ON ledgers (owner_merchant_id, length(ledger_id), ledger_id);
@@ -71,7 +74,9 @@ CREATE TABLE api_keys (
     subscription_key_2  TEXT UNIQUE,
     revoked             INTEGER NOT NULL DEFAULT 0,
     created_at          TEXT NOT NULL,
-    CHECK ((owner_msn IS NOT NULL) + (owner_partner_id IS NOT NULL) + (owner_merchant_id IS NOT NULL) = 1)
+    -- Operator service keys (ingestion) belong to the operator: no owner row.
+    CHECK ((owner_msn IS NOT NULL) + (owner_partner_id IS NOT NULL) + (owner_merchant_id IS NOT NULL)
+           = CASE WHEN kind = 'service' THEN 0 ELSE 1 END)
 );
 
 CREATE TABLE grants (
@@ -144,3 +149,20 @@ CREATE TABLE audit_log (
     subject  TEXT NOT NULL,
     detail   TEXT NOT NULL
 );
+
+-- Payment events applied, for idempotency: posting an event again answers as the first time.
+CREATE TABLE events (
+    event_id     TEXT PRIMARY KEY,
+    ledger_id    TEXT NOT NULL REFERENCES ledgers(ledger_id),
+    entries      INTEGER NOT NULL,
+    received_at  TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- What each pspReference has captured and refunded on its ledger (refunds may not exceed captures).
+CREATE TABLE payments (
+    ledger_id      TEXT NOT NULL REFERENCES ledgers(ledger_id),
+    psp_reference  TEXT NOT NULL,
+    captured       INTEGER NOT NULL,
+    refunded       INTEGER NOT NULL,
+    PRIMARY KEY (ledger_id, psp_reference)
+) WITHOUT ROWID;

@@ -78,6 +78,8 @@ pub struct LedgerRow {
     pub fee_fixed_minor: i64,
     pub page_size: i64,
     pub created_at: String,
+    pub closed_through: String,
+    pub next_payout_number: i64,
     pub org_scheme: String,
     pub org_id: String,
 }
@@ -109,6 +111,8 @@ impl LedgerRow {
                 page_size: u32::try_from(self.page_size)
                     .map_err(|_| StoreError::Corrupt("page_size".into()))?,
                 created_at: ts(&self.created_at)?,
+                closed_through: LedgerDate::parse("closed_through", &self.closed_through)?,
+                next_payout_number: self.next_payout_number,
             },
             units,
         })
@@ -179,6 +183,7 @@ impl KeyRow {
             (Some(m), None, None) => KeyOwner::SalesUnit(Msn::from_stored(m)),
             (None, Some(p), None) => KeyOwner::Partner(p),
             (None, None, Some(m)) => KeyOwner::Merchant(m),
+            (None, None, None) if self.kind == "service" => KeyOwner::Operator,
             _ => return Err(StoreError::Corrupt(format!("owner of key {}", self.id))),
         };
         let secret_hash: [u8; 32] = self
@@ -351,4 +356,12 @@ impl From<AuditRow> for AuditRecord {
             detail: r.detail,
         }
     }
+}
+
+/// A sales unit with the ledger it settles on, if any (a LEFT JOIN).
+#[derive(sqlx::FromRow)]
+pub struct UnitLedgerRow {
+    pub ledger_id: Option<String>,
+    #[sqlx(flatten)]
+    pub unit: SalesUnitRow,
 }
