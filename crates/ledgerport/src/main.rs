@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Requests running longer than this many seconds are abandoned with a 500.
     #[arg(long, env = "LEDGERPORT_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
+    /// Seconds between closing runs (due ledger dates closed, payouts scheduled); 0 turns the
+    /// closing task off (then `admin close` or another server does it).
+    #[arg(long, env = "LEDGERPORT_CLOSE_INTERVAL", default_value_t = 10)]
+    pub close_interval: u64,
 }
 
 impl ServeArgs {
@@ -91,6 +95,8 @@ impl ServeArgs {
             standard_token_lifetime: Duration::from_secs(self.standard_token_lifetime),
             miami_token_lifetime: Duration::from_secs(self.miami_token_lifetime),
             request_timeout: Duration::from_secs(self.request_timeout),
+            close_interval: (self.close_interval > 0)
+                .then(|| Duration::from_secs(self.close_interval)),
             ..ServerConfig::default()
         }
     }

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub ledger_list_page_size: u32,
     /// Requests taking longer are answered 500 and abandoned.
     pub request_timeout: Duration,
+    /// How often the server closes due ledger dates and schedules payouts; `None`: never (another
+    /// process or `admin close` does it).
+    pub close_interval: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             miami_token_lifetime: Duration::from_secs(15 * 60),
             ledger_list_page_size: 1000,
             request_timeout: Duration::from_secs(30),
+            close_interval: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -129,11 +133,47 @@ pub async fn serve(
             }
         }
     });
+    let closer = state
+        .config
+        .close_interval
+        .map(|every| tokio::spawn(closing_loop(state.clone(), every)));
     let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     reloader.abort();
+    if let Some(c) = closer {
+        // A closing period is one transaction: stopping between awaits loses nothing.
+        c.abort();
+    }
     result
+}
+
+/// Closes due ledger dates as time passes: every `every`, each ledger's passed payout periods.
+async fn closing_loop(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match close_all_due(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(periods = n, "closed ledger periods"),
+            Err(e) => tracing::error!(error = %e, "closing ledger periods failed; will retry"),
+        }
+    }
+}
+
+/// Closes every ledger's periods that the clock has passed; returns how many were closed.
+pub async fn close_all_due(state: &AppState) -> Result<usize, ledgerport_store::StoreError> {
+    let now = state.clock.now();
+    let mut closed = 0;
+    for view in state.store.ledgers().await? {
+        closed += state
+            .store
+            .close_due(&view.ledger.ledger_id, now)
+            .await?
+            .len();
+    }
+    Ok(closed)
 }
 
 /// How often a running server re-reads the signing keys from the store.

@@ -52,8 +52,13 @@ pub fn by() -> Actor {
 }
 
 impl TestApp {
+    /// A server whose closing task is off: tests close dates explicitly with `close_due`.
     pub async fn start() -> TestApp {
-        Self::start_with(ServerConfig::default()).await
+        Self::start_with(ServerConfig {
+            close_interval: None,
+            ..ServerConfig::default()
+        })
+        .await
     }
 
     pub async fn start_with(config: ServerConfig) -> TestApp {

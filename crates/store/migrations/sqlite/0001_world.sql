@@ -37,7 +37,12 @@ CREATE TABLE ledgers (
     created_at         TEXT NOT NULL,
     -- The settlement engine's progress: the last closed ledger date, the next payout number.
     closed_through     TEXT NOT NULL,
-    next_payout_number INTEGER NOT NULL DEFAULT 2000001
+    next_payout_number INTEGER NOT NULL DEFAULT 2000001,
+    -- Balances of the dates through closed_through after their closing (what carries over).
+    -- Entries of later dates may already precede a closing in the chain, so a period's balance
+    -- is this plus the period's entries, not the chain's last balance.
+    closed_funds_balance INTEGER NOT NULL DEFAULT 0,
+    closed_fees_balance  INTEGER NOT NULL DEFAULT 0
 );
 -- Ledger ids are digits without leading zeros: (length, text) orders them numerically.
 CREATE INDEX ledgers_by_owner ON ledgers (owner_merchant_id, length(ledger_id), ledger_id);

@@ -34,11 +34,18 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// Migrations, in order. Each runs once, in its own transaction, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "world",
-    include_str!("../../migrations/sqlite/0001_world.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "world",
+        include_str!("../../migrations/sqlite/0001_world.sql"),
+    ),
+    (
+        2,
+        "rejected events",
+        include_str!("../../migrations/sqlite/0002_rejected_events.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -1129,17 +1136,18 @@ impl Store for SqliteStore {
                 outcomes.push(o.clone());
                 continue;
             }
-            let before: Option<(String, i64)> =
-                sqlx::query_as("SELECT ledger_id, entries FROM events WHERE event_id = ?")
-                    .bind(&ev.event_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            // An event id seen before answers as it did then, accepted or rejected: a rejected
+            // event posted again must not be applied because the world has changed since (a
+            // refund posted before its capture, in the same batch or not).
+            let before: Option<PriorEventRow> = sqlx::query_as(
+                "SELECT ledger_id, entries, NULL AS field, NULL AS reason FROM events WHERE event_id = ?1 \
+                 UNION ALL SELECT NULL, NULL, field, reason FROM rejected_events WHERE event_id = ?1",
+            )
+            .bind(&ev.event_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let outcome = match before {
-                Some((ledger_id, entries)) => EventOutcome::Accepted {
-                    event_id: ev.event_id.clone(),
-                    ledger_id: LedgerId::parse("ledger_id", &ledger_id)?,
-                    entries: entries as u32,
-                },
+                Some(prior) => prior.into_outcome(&ev.event_id)?,
                 None => {
                     let unit = match units.get(&ev.msn) {
                         Some(u) => u.clone(),
@@ -1154,7 +1162,21 @@ impl Store for SqliteStore {
                         totals: &mut totals,
                         chain: &mut chain,
                     };
-                    apply_event(&mut tx, &mut ctx, ev.clone(), unit, now, &received_at).await?
+                    let outcome =
+                        apply_event(&mut tx, &mut ctx, ev.clone(), unit, now, &received_at)
+                            .await?;
+                    if let EventOutcome::Rejected { rejection, .. } = &outcome {
+                        sqlx::query(
+                            "INSERT INTO rejected_events (event_id, field, reason, received_at) VALUES (?, ?, ?, ?)",
+                        )
+                        .bind(&ev.event_id)
+                        .bind(rejection.field)
+                        .bind(&rejection.reason)
+                        .bind(&received_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    outcome
                 }
             };
             seen.insert(ev.event_id.clone(), outcome.clone());
@@ -1192,19 +1214,25 @@ impl Store for SqliteStore {
             let _w = self.write_lock.lock().await;
             let mut tx = self.pool.begin().await?;
             // Progress is read again inside the transaction: another run may have closed it.
-            let (closed_through, next_payout_number): (String, i64) = sqlx::query_as(
-                "SELECT closed_through, next_payout_number FROM ledgers WHERE ledger_id = ?",
-            )
-            .bind(ledger.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
+            let (closed_through, next_payout_number, carried_funds, carried_fees): (String, i64, i64, i64) =
+                sqlx::query_as(
+                    "SELECT closed_through, next_payout_number, closed_funds_balance, closed_fees_balance \
+                     FROM ledgers WHERE ledger_id = ?",
+                )
+                .bind(ledger.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
             let closed_through = LedgerDate::parse("closed_through", &closed_through)?;
             if closed_through >= end {
                 continue;
             }
-            let capture_fees: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(SUM(amount), 0) FROM entries WHERE ledger_id = ? AND topic = 1 \
-                 AND ledger_date > ? AND ledger_date <= ? AND entry_type = 'capture-fee'",
+            // The period's capture fees, and its balances: what carried over plus what the
+            // period's dates added (entries of later dates may already be in the chain).
+            let (capture_fees, period_funds, period_fees): (i64, i64, i64) = sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN entry_type = 'capture-fee' THEN amount END), 0), \
+                        COALESCE(SUM(CASE WHEN topic = 0 THEN amount END), 0), \
+                        COALESCE(SUM(CASE WHEN topic = 1 THEN amount END), 0) \
+                 FROM entries WHERE ledger_id = ? AND topic IN (0, 1) AND ledger_date > ? AND ledger_date <= ?",
             )
             .bind(ledger.as_str())
             .bind(closed_through.to_string())
@@ -1212,8 +1240,8 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
             let mut chain = Chains::default();
-            let funds_balance = chain.last(&mut tx, ledger, Topic::Funds).await?.1;
-            let fees_balance = chain.last(&mut tx, ledger, Topic::Fees).await?.1;
+            let funds_balance = carried_funds + period_funds;
+            let fees_balance = carried_fees + period_fees;
             let facts = PeriodFacts {
                 capture_fees,
                 funds_balance,
@@ -1223,7 +1251,12 @@ impl Store for SqliteStore {
             let plan = plan_close(&view.ledger, country, &first_unit, end, facts);
             let mut payout = None;
             let mut fees = 0;
+            let (mut funds_after, mut fees_after) = (funds_balance, fees_balance);
             for (topic, e) in plan.entries {
+                match topic {
+                    Topic::Funds => funds_after += e.amount,
+                    Topic::Fees => fees_after += e.amount,
+                }
                 match e.entry_type.as_str() {
                     "payout-scheduled" => payout = Some((next_payout_number, -e.amount)),
                     "fees-invoiced" => fees = e.amount,
@@ -1233,10 +1266,13 @@ impl Store for SqliteStore {
                 chain.write(&mut tx, ledger, topic, e).await?;
             }
             sqlx::query(
-                "UPDATE ledgers SET closed_through = ?, next_payout_number = ? WHERE ledger_id = ?",
+                "UPDATE ledgers SET closed_through = ?, next_payout_number = ?, closed_funds_balance = ?, \
+                 closed_fees_balance = ? WHERE ledger_id = ?",
             )
             .bind(end.to_string())
             .bind(next_payout_number + i64::from(plan.used_payout_number))
+            .bind(funds_after)
+            .bind(fees_after)
             .bind(ledger.as_str())
             .execute(&mut *tx)
             .await?;
