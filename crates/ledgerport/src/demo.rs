@@ -1,24 +1,29 @@
 //! `ledgerport demo`: a believable world in a fresh database, its credentials, and curl commands
 //! that work as printed.
 //!
-//! Until the settlement engine exists, the history is written here directly through the store's
-//! append operation: captures with their fees, refunds, and at each payout point the fees
-//! retained and the payout of the whole positive balance.
+//! The history goes through the settlement engine like production payments do: the ledgers are
+//! created on a manual clock set before the first day, each day's payment events (captures with
+//! fees, refunds, disputes, a service fee, a big refund that leaves a balance negative and the
+//! top-up that covers it) are ingested, and the clock moves on and closes the day's due periods.
 
 use crate::ServeArgs;
-use jiff::civil::{Date, DateTime};
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan};
-use ledgerport_core::entry::{NewEntry, PayerDetails, wire_time};
-use ledgerport_core::ids::{BankAccount, BusinessId, Country, LedgerDate, LedgerId, Msn, Topic};
+use ledgerport_core::clock::ManualClock;
+use ledgerport_core::engine::{EventKind, PaymentEvent};
+use ledgerport_core::entry::PayerDetails;
+use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn};
 use ledgerport_core::world::{
-    DEFAULT_PAGE_SIZE, FeePlan, KeyKind, KeyOwner, Ledger, PartnerKind, PartnerState,
-    PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
+    DEFAULT_PAGE_SIZE, FeePlan, KeyKind, KeyOwner, PartnerKind, PartnerState, PayoutFrequency,
+    SalesUnitKind, SettlementMode, parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
-use ledgerport_store::{Actor, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store};
+use ledgerport_store::{
+    Actor, EventOutcome, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -228,13 +233,23 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         }
     }
     let url = format!("sqlite://{}", args.database.display());
-    let store = crate::store::open(&url).await?;
+    let now = Timestamp::now();
+    let days = args.days.max(1);
+    // History is replayed on a manual clock that starts before the first day, so the ledgers
+    // exist from then on and every date is closed by the engine as its payout point passes.
+    let start = now
+        .checked_sub(jiff::SignedDuration::from_hours(24 * (i64::from(days) + 1)))
+        .map_err(demo_err)?;
+    let clock = Arc::new(ManualClock::new(start));
+    let history = crate::store::open_with_clock(&url, clock.clone()).await?;
     eprintln!("building the demo world in {} ...", args.database.display());
-    let issued = build_world(store.as_ref(), args.days, args.size.max(1)).await?;
+    let issued = build_world(history.as_ref(), &clock, now, days, args.size.max(1)).await?;
+    drop(history);
+    let store = crate::store::open(&url).await?;
     let yesterday = LedgerDate::from_date(
         TimeZone::get("Europe/Oslo")
             .unwrap_or(TimeZone::UTC)
-            .to_datetime(Timestamp::now())
+            .to_datetime(now)
             .date()
             .yesterday()
             .map_err(demo_err)?,
@@ -247,9 +262,16 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     crate::run_server(store, &args.serve, print).await
 }
 
-async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, String> {
+async fn build_world(
+    store: &dyn Store,
+    clock: &ManualClock,
+    now: Timestamp,
+    days: u32,
+    size: u32,
+) -> Result<Issued, String> {
     let by = Actor::new("demo");
-    let mut rng = Rng(0x005e_ed1e_d9e7);
+    let mut units: Vec<DemoPayee> = Vec::new();
+    let mut ledger_ids = Vec::new();
     for m in WORLD {
         let business = BusinessId::parse("org", m.scheme, m.org).map_err(demo_err)?;
         let country = business.scheme.country();
@@ -264,7 +286,7 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
             .await
             .map_err(demo_err)?;
         for u in m.units {
-            store
+            let unit = store
                 .create_sales_unit(
                     &by,
                     NewSalesUnit {
@@ -278,6 +300,12 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
                 )
                 .await
                 .map_err(demo_err)?;
+            units.push(DemoPayee {
+                msn: unit.msn,
+                vm: u.kind == SalesUnitKind::VmNumber,
+                currency: country.currency(),
+                captures: Vec::new(),
+            });
         }
         for l in m.ledgers {
             let view = store
@@ -308,23 +336,7 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
                 )
                 .await
                 .map_err(demo_err)?;
-            let units: Vec<(String, bool, String)> = view
-                .units
-                .iter()
-                .map(|u| {
-                    (
-                        u.handle.to_string(),
-                        u.kind == SalesUnitKind::VmNumber,
-                        u.handle
-                            .to_string()
-                            .rsplit(':')
-                            .next()
-                            .unwrap_or("")
-                            .to_owned(),
-                    )
-                })
-                .collect();
-            write_history(store, &view.ledger, &units, days, size, &mut rng).await?;
+            ledger_ids.push(view.ledger.ledger_id);
         }
         if country == Country::NO {
             // Merchant-level keys of the Norwegian merchant, to show the third kind of reader.
@@ -338,6 +350,7 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
             .map_err(demo_err)?;
         }
     }
+    replay_history(store, clock, now, days, size, &mut units, &ledger_ids).await?;
 
     let approved = |name: &str, kind: PartnerKind, email: &str| NewPartner {
         name: name.into(),
@@ -432,6 +445,9 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
     issue_keys(store, &by, KeyKind::Accounting, KeyOwner::Partner(tili.id))
         .await
         .map_err(demo_err)?;
+    issue_keys(store, &by, KeyKind::Service, KeyOwner::Operator)
+        .await
+        .map_err(demo_err)?;
 
     let (unit_key, unit_secret) = issue_keys(
         store,
@@ -462,195 +478,249 @@ async fn build_world(store: &dyn Store, days: u32, size: u32) -> Result<Issued, 
     })
 }
 
-/// Fee of one capture: basis points rounded half up, plus the fixed part.
-fn capture_fee(plan: FeePlan, amount: i64) -> i64 {
-    (amount * plan.basis_points + 5_000) / 10_000 + plan.fixed_minor
+/// A sales unit that gets paid in the demo, and its captures so far (for refunds and disputes).
+struct DemoPayee {
+    msn: Msn,
+    vm: bool,
+    currency: Currency,
+    captures: Vec<(String, i64)>,
 }
 
-fn is_payout_day(freq: PayoutFrequency, date: Date) -> bool {
-    let next = date.tomorrow().unwrap_or(date);
-    match freq {
-        PayoutFrequency::Daily => true,
-        PayoutFrequency::Weekly => next.weekday() == jiff::civil::Weekday::Monday,
-        PayoutFrequency::Monthly => next.day() == 1,
-    }
-}
-
-async fn write_history(
+/// Feeds `days` of payment events to the engine, a day at a time, closing each day's due
+/// periods as the clock passes them, the way a running server would.
+async fn replay_history(
     store: &dyn Store,
-    ledger: &Ledger,
-    units: &[(String, bool, String)],
+    clock: &ManualClock,
+    now: Timestamp,
     days: u32,
     size: u32,
-    rng: &mut Rng,
+    payees: &mut [DemoPayee],
+    ledgers: &[LedgerId],
 ) -> Result<(), String> {
-    let tz = TimeZone::get(&ledger.time_zone).map_err(demo_err)?;
-    let now = Timestamp::now();
-    let today = ledger.ledger_date_of(now).date();
-    let first = today.checked_sub((days as i64).days()).map_err(demo_err)?;
-    let (mut funds_balance, mut period_fees) = (0i64, 0i64);
-    let mut payout_number = 2_000_001i64;
-    let mut psp = 3_343_121_302i64 + i64::from(rng.range(0, 1_000_000) as i32);
-    let mut day = first;
-    while day <= today {
-        let date = LedgerDate::from_date(day);
-        let (mut funds, mut fees) = (Vec::new(), Vec::new());
-        let start = DateTime::from_parts(day, ledger.cutoff);
-        let count = rng.range(4, 14) * i64::from(size);
-        let mut captures: Vec<(i64, String, String, String)> = Vec::new();
-        let mut times = Vec::new();
-        for _ in 0..count {
-            let at = start
-                .checked_add(rng.range(6 * 60, 20 * 60).minutes())
-                .map_err(demo_err)?
-                .checked_add(rng.range(0, 59_999_999).microseconds())
-                .map_err(demo_err)?;
-            match tz.to_timestamp(at) {
-                Ok(t) if t <= now => times.push(t),
-                _ => {}
+    let mut rng = Rng(0x005e_ed1e_d9e7);
+    let mut psp = 3_343_121_302i64;
+    let mut event_no = 0u64;
+    // Days run from UTC midnight. Payments happen 06:00–20:00 UTC, inside the same local date in
+    // Oslo, Copenhagen and Helsinki; closing runs at 05:00 and 23:30 UTC, after every cutoff
+    // (00:00 or 04:00 local) of the night before, so each date is closed before the next
+    // date's payments arrive and every payout is its date's last entry with nothing after it.
+    let today = TimeZone::UTC.to_datetime(now).date();
+    let (mut accepted, mut rejected) = (0usize, 0usize);
+    for day in 0..=days {
+        let date = today
+            .checked_sub(jiff::Span::new().days(i64::from(days - day)))
+            .map_err(demo_err)?;
+        let day_start = TimeZone::UTC
+            .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+            .map_err(demo_err)?;
+        let hours = |h: i64| {
+            day_start
+                .checked_add(jiff::SignedDuration::from_mins(h))
+                .map_err(demo_err)
+        };
+        let morning = hours(5 * 60)?.min(now);
+        clock.set(morning);
+        for l in ledgers {
+            store.close_due(l, morning).await.map_err(demo_err)?;
+        }
+        let mut events = Vec::new();
+        for (i, p) in payees.iter_mut().enumerate() {
+            let count = rng.range(3, 12) * i64::from(size);
+            let mut times: Vec<Timestamp> = (0..count)
+                .filter_map(|_| {
+                    day_start
+                        .checked_add(jiff::SignedDuration::from_secs(
+                            rng.range(6 * 3600, 20 * 3600),
+                        ))
+                        .ok()
+                })
+                .filter(|t| *t <= now)
+                .collect();
+            times.sort();
+            for t in times {
+                psp += 1;
+                event_no += 1;
+                let amount = rng.range(50, 1500) * 100;
+                let payer = p.vm.then(|| PayerDetails {
+                    name: (*rng.pick(PAYERS)).into(),
+                    message: (*rng.pick(MESSAGES)).into(),
+                    masked_phone_no: format!("xxxx {:04}", rng.range(0, 9999)),
+                });
+                events.push(demo_event(
+                    event_no,
+                    EventKind::Capture,
+                    p,
+                    &psp.to_string(),
+                    amount,
+                    t,
+                    payer,
+                ));
+                p.captures.push((psp.to_string(), amount));
             }
+            // Now and then a customer gets money back, a card payment is disputed, a service
+            // fee is charged; once a big refund drives a balance negative and is topped up.
+            let Some(last) = events.last().map(|e: &PaymentEvent| e.time) else {
+                continue;
+            };
+            let later = |mins: i64| {
+                last.checked_add(jiff::SignedDuration::from_mins(mins))
+                    .ok()
+                    .filter(|t| *t <= now)
+            };
+            if let (Some((ref_psp, amount)), Some(t)) = (p.captures.first().cloned(), later(3)) {
+                if rng.range(0, 2) == 0 {
+                    event_no += 1;
+                    events.push(demo_event(
+                        event_no,
+                        EventKind::Refund,
+                        p,
+                        &ref_psp,
+                        amount / 2,
+                        t,
+                        None,
+                    ));
+                    p.captures[0].1 -= amount / 2;
+                }
+            }
+            if !p.vm && rng.range(0, 9) == 0 {
+                if let (Some((d_psp, amount)), Some(t)) = (p.captures.last().cloned(), later(4)) {
+                    event_no += 1;
+                    events.push(demo_event(
+                        event_no,
+                        EventKind::DisputeRetained,
+                        p,
+                        &d_psp,
+                        amount,
+                        t,
+                        None,
+                    ));
+                    if let Some(t2) = later(6) {
+                        event_no += 1;
+                        events.push(demo_event(
+                            event_no,
+                            EventKind::DisputeReturned,
+                            p,
+                            &d_psp,
+                            amount,
+                            t2,
+                            None,
+                        ));
+                    }
+                }
+            }
+            if day == days / 2 && i == 0 {
+                if let Some(t) = later(5) {
+                    // A big refund of everything captured so far that day and more: the balance goes negative.
+                    let total: i64 = p.captures.iter().map(|(_, a)| a).sum();
+                    let mut left = total;
+                    for (c_psp, amount) in p.captures.clone() {
+                        event_no += 1;
+                        events.push(demo_event(
+                            event_no,
+                            EventKind::Refund,
+                            p,
+                            &c_psp,
+                            amount,
+                            t,
+                            None,
+                        ));
+                        left -= amount;
+                    }
+                    let _ = left;
+                    if let Some(t2) = t
+                        .checked_add(jiff::SignedDuration::from_mins(1))
+                        .ok()
+                        .filter(|x| *x <= now)
+                    {
+                        event_no += 1;
+                        events.push(demo_event(
+                            event_no,
+                            EventKind::ServiceFee,
+                            p,
+                            &format!("svc-{event_no}"),
+                            29_900,
+                            t2,
+                            None,
+                        ));
+                    }
+                }
+            }
+            if day == days / 2 + 1 && i == 0 {
+                if let Some(t) = day_start
+                    .checked_add(jiff::SignedDuration::from_hours(9))
+                    .ok()
+                    .filter(|x| *x <= now)
+                {
+                    event_no += 1;
+                    events.push(demo_event(
+                        event_no,
+                        EventKind::TopUp,
+                        p,
+                        &format!("topup-{event_no}"),
+                        50_000,
+                        t,
+                        None,
+                    ));
+                }
+            }
+            // Captures are refunded at most once each in this story.
+            p.captures.retain(|_| false);
         }
-        // Entries of a date are in time order.
-        times.sort();
-        for t in times {
-            let (handle, vm, _) = rng.pick(units).clone();
-            let amount = rng.range(50, 1500) * 100;
-            psp += 1;
-            let reference = format!("order-{}", psp % 100_000);
-            let payer = vm.then(|| PayerDetails {
-                name: (*rng.pick(PAYERS)).into(),
-                message: (*rng.pick(MESSAGES)).into(),
-                masked_phone_no: format!("xxxx {:04}", rng.range(0, 9999)),
-            });
-            let time = wire_time(t);
-            funds.push(entry(
-                &psp.to_string(),
-                &time,
-                date,
-                "capture",
-                &reference,
-                ledger,
-                amount,
-                &handle,
-                payer,
-            ));
-            let fee = capture_fee(ledger.fee_plan, amount);
-            fees.push(entry(
-                &psp.to_string(),
-                &time,
-                date,
-                "capture-fee",
-                &reference,
-                ledger,
-                -fee,
-                &handle,
-                None,
-            ));
-            funds_balance += amount;
-            period_fees += fee;
-            captures.push((amount, psp.to_string(), reference, time));
-        }
-        // Now and then a customer gets part of a payment back.
-        if let Some((amount, psp_ref, reference, time)) =
-            captures.first().filter(|_| rng.range(0, 3) == 0)
+        let day_end = hours(23 * 60 + 30)?.min(now);
+        for o in store
+            .ingest_events(events, day_end)
+            .await
+            .map_err(demo_err)?
         {
-            let refund = -(amount / 2);
-            let handle = units[0].0.clone();
-            funds.push(entry(
-                psp_ref, time, date, "refund", reference, ledger, refund, &handle, None,
-            ));
-            funds_balance += refund;
-        }
-        if day < today && is_payout_day(ledger.payout_frequency, day) {
-            // The date's last microsecond, in the ledger's zone.
-            let end = tz
-                .to_timestamp(DateTime::from_parts(
-                    day.tomorrow().map_err(demo_err)?,
-                    ledger.cutoff,
-                ))
-                .map_err(demo_err)?
-                .checked_sub(1.microsecond())
-                .map_err(demo_err)?;
-            let time = wire_time(end);
-            let close_ref = format!("{}-{}", ledger.ledger_id, payout_number);
-            if period_fees != 0 {
-                funds.push(entry(
-                    &close_ref,
-                    &time,
-                    date,
-                    "fees-retained",
-                    "fees-retained",
-                    ledger,
-                    -period_fees,
-                    "",
-                    None,
-                ));
-                fees.push(entry(
-                    &close_ref,
-                    &time,
-                    date,
-                    "fees-retained",
-                    "fees-retained",
-                    ledger,
-                    period_fees,
-                    "",
-                    None,
-                ));
-                funds_balance -= period_fees;
-                period_fees = 0;
-            }
-            if funds_balance > 0 {
-                let number = units[0].2.clone();
-                let text = format!("Utb. {payout_number} Vippsnr {number}");
-                funds.push(entry(
-                    &close_ref,
-                    &time,
-                    date,
-                    "payout-scheduled",
-                    &text,
-                    ledger,
-                    -funds_balance,
-                    "",
-                    None,
-                ));
-                funds_balance = 0;
-                payout_number += 1;
+            match o {
+                EventOutcome::Accepted { .. } => accepted += 1,
+                EventOutcome::Rejected {
+                    event_id,
+                    rejection,
+                } => {
+                    rejected += 1;
+                    tracing::debug!(%event_id, %rejection, "demo event rejected");
+                }
             }
         }
-        store
-            .append_entries(&ledger.ledger_id, Topic::Funds, funds)
-            .await
-            .map_err(demo_err)?;
-        store
-            .append_entries(&ledger.ledger_id, Topic::Fees, fees)
-            .await
-            .map_err(demo_err)?;
-        day = day.tomorrow().map_err(demo_err)?;
+        clock.set(day_end);
+        for l in ledgers {
+            store.close_due(l, day_end).await.map_err(demo_err)?;
+        }
+        eprint!("\r  {date}  day {day:>3}/{days}: {accepted} events accepted, {rejected} rejected");
     }
+    eprintln!();
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn entry(
+fn demo_event(
+    n: u64,
+    kind: EventKind,
+    p: &DemoPayee,
     psp: &str,
-    time: &str,
-    date: LedgerDate,
-    entry_type: &str,
-    reference: &str,
-    ledger: &Ledger,
     amount: i64,
-    handle: &str,
+    time: Timestamp,
     payer: Option<PayerDetails>,
-) -> NewEntry {
-    NewEntry {
+) -> PaymentEvent {
+    PaymentEvent {
+        event_id: format!("demo-{n}"),
+        kind,
+        msn: p.msn,
         psp_reference: psp.into(),
-        time: time.into(),
-        ledger_date: date,
-        entry_type: entry_type.into(),
-        reference: reference.into(),
-        currency: ledger.currency,
+        reference: format!(
+            "order-{}",
+            psp.chars()
+                .rev()
+                .take(5)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
+        ),
         amount,
-        recipient_handle: handle.into(),
+        currency: p.currency,
+        time,
+        topic: None,
         payer,
     }
 }
@@ -690,48 +760,4 @@ then the last curl answers 404 on the very next request). Stop with Ctrl-C.
         pid = k.partner_client_id,
         psecret = k.partner_secret,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn capture_fees_round_half_up() {
-        let plan = FeePlan {
-            basis_points: 175,
-            fixed_minor: 0,
-        };
-        assert_eq!(capture_fee(plan, 10_000), 175);
-        // 0.0175 * 1234 = 21.595 -> 22
-        assert_eq!(capture_fee(plan, 1234), 22);
-        assert_eq!(
-            capture_fee(
-                FeePlan {
-                    basis_points: 100,
-                    fixed_minor: 100
-                },
-                10_000
-            ),
-            200
-        );
-    }
-
-    #[test]
-    fn payout_days_follow_the_frequency() {
-        let sunday = jiff::civil::date(2024, 6, 2);
-        assert!(is_payout_day(PayoutFrequency::Weekly, sunday));
-        assert!(!is_payout_day(
-            PayoutFrequency::Weekly,
-            jiff::civil::date(2024, 6, 3)
-        ));
-        assert!(is_payout_day(
-            PayoutFrequency::Monthly,
-            jiff::civil::date(2024, 6, 30)
-        ));
-        assert!(!is_payout_day(
-            PayoutFrequency::Monthly,
-            jiff::civil::date(2024, 6, 29)
-        ));
-    }
 }
