@@ -1,0 +1,183 @@
+//! `ledgerport bench-ingest`: how fast payment events become ledger entries on this machine.
+//!
+//! Builds a world of `--ledgers` ledgers in a fresh database, feeds `--events` events through the
+//! same `Store::ingest_events` path as the ingestion endpoint and `import` (captures with their
+//! fees, and part of every ninth capture refunded), closes every ledger's periods, and prints events per
+//! second and the process's peak memory. Run it on a release build:
+//! `cargo run --release -- bench-ingest --events 1000000`.
+
+use jiff::Timestamp;
+use ledgerport_core::clock::ManualClock;
+use ledgerport_core::engine::{EventKind, PaymentEvent};
+use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn};
+use ledgerport_core::world::{
+    DEFAULT_PAGE_SIZE, FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
+};
+use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Events to ingest.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Ledgers (one api sales unit each) the events spread over.
+    #[arg(long, default_value_t = 100)]
+    pub ledgers: u32,
+    /// Events per `ingest_events` call (one transaction each).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Days of history the events spread over.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Database file; deleted and created afresh.
+    #[arg(long, default_value = "ledgerport-bench.db")]
+    pub database: PathBuf,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("bench: {e}")
+}
+
+/// Peak resident memory of this process, from /proc (Linux), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = args.database.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(&p);
+    }
+    let start: Timestamp = Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(24 * (i64::from(args.days) + 2)))
+        .map_err(err)?;
+    let clock = Arc::new(ManualClock::new(start));
+    let url = format!("sqlite://{}", args.database.display());
+    let store = crate::store::open_with_clock(&url, clock.clone()).await?;
+    let ledger_ids = world(store.as_ref(), args.ledgers).await?;
+
+    let first = start.checked_add(jiff::SignedDuration::from_hours(24)).map_err(err)?;
+    let span_us = i64::from(args.days) * 86_400_000_000;
+    let now = Timestamp::now();
+    let began = Instant::now();
+    let (mut accepted, mut rejected, mut done) = (0u64, 0u64, 0u64);
+    let mut batch = Vec::with_capacity(args.batch);
+    let mut last_report = Instant::now();
+    while done < args.events {
+        batch.clear();
+        while batch.len() < args.batch && done < args.events {
+            // Events in time order overall, spread evenly over the days and the ledgers.
+            let i = done;
+            let at = first
+                .checked_add(jiff::SignedDuration::from_micros((i as i128 * span_us as i128 / args.events as i128) as i64))
+                .map_err(err)?;
+            let unit = 100_000 + (i % u64::from(args.ledgers)) as u32;
+            let msn = Msn::parse("msn", &unit.to_string()).map_err(err)?;
+            // Every tenth round, each unit refunds part of its capture of the round before.
+            let refund = (i / u64::from(args.ledgers)) % 10 == 9;
+            let psp = if refund { format!("p{}", i - u64::from(args.ledgers)) } else { format!("p{i}") };
+            batch.push(PaymentEvent {
+                event_id: format!("e{i}"),
+                kind: if refund { EventKind::Refund } else { EventKind::Capture },
+                msn,
+                psp_reference: psp,
+                reference: format!("order-{i}"),
+                amount: if refund { 500 } else { 1_000 + (i % 97) as i64 * 100 },
+                currency: Currency::NOK,
+                time: at,
+                topic: None,
+                payer: None,
+            });
+            done += 1;
+        }
+        for o in store.ingest_events(std::mem::take(&mut batch), now).await.map_err(err)? {
+            match o {
+                EventOutcome::Accepted { .. } => accepted += 1,
+                EventOutcome::Rejected { .. } => rejected += 1,
+            }
+        }
+        if last_report.elapsed().as_millis() > 500 {
+            last_report = Instant::now();
+            let rate = done as f64 / began.elapsed().as_secs_f64();
+            eprint!("\r  {done}/{} events, {rate:.0} events/s", args.events);
+        }
+    }
+    let ingest_secs = began.elapsed().as_secs_f64();
+    eprintln!();
+    let close_began = Instant::now();
+    let mut periods = 0;
+    for l in &ledger_ids {
+        periods += store.close_due(l, now).await.map_err(err)?.len();
+    }
+    let close_secs = close_began.elapsed().as_secs_f64();
+    println!("events ingested     {accepted} accepted, {rejected} rejected, in batches of {}", args.batch);
+    println!("ingest time         {ingest_secs:.2} s");
+    println!("ingest rate         {:.0} events/s", done as f64 / ingest_secs);
+    println!("closing             {periods} periods of {} ledgers in {close_secs:.2} s", ledger_ids.len());
+    match peak_rss_mib() {
+        Some(m) => println!("peak memory (RSS)   {m:.1} MiB"),
+        None => println!("peak memory (RSS)   unknown (no /proc/self/status)"),
+    }
+    Ok(())
+}
+
+async fn world(store: &dyn Store, ledgers: u32) -> Result<Vec<LedgerId>, String> {
+    let by = Actor::new("bench");
+    let m = store
+        .create_merchant(
+            &by,
+            NewMerchant {
+                business: BusinessId::parse("org", "business:NO:ORG", "987654321").map_err(err)?,
+                name: "Bench AS".into(),
+            },
+        )
+        .await
+        .map_err(err)?;
+    let mut ids = Vec::new();
+    for i in 0..ledgers {
+        let msn = Msn::parse("msn", &(100_000 + i).to_string()).map_err(err)?;
+        store
+            .create_sales_unit(
+                &by,
+                NewSalesUnit {
+                    msn,
+                    merchant_id: m.id,
+                    name: format!("Unit {i}"),
+                    kind: SalesUnitKind::Api,
+                    country: Country::NO,
+                    vm_number: None,
+                },
+            )
+            .await
+            .map_err(err)?;
+        let id = LedgerId::parse("ledger", &(700_000 + i).to_string()).map_err(err)?;
+        store
+            .create_ledger(
+                &by,
+                NewLedger {
+                    ledger_id: id.clone(),
+                    currency: Currency::NOK,
+                    payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").map_err(err)?,
+                    owner_merchant_id: m.id,
+                    settles_for: vec![msn],
+                    time_zone: "Europe/Oslo".into(),
+                    cutoff: parse_cutoff("c", "00:00").map_err(err)?,
+                    payout_frequency: PayoutFrequency::Daily,
+                    settlement_mode: SettlementMode::Net,
+                    fee_plan: FeePlan { basis_points: 175, fixed_minor: 0 },
+                    page_size: DEFAULT_PAGE_SIZE,
+                },
+            )
+            .await
+            .map_err(err)?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
