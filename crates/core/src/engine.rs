@@ -112,11 +112,39 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// The wire names of every field a rejection may name (the event's JSON fields).
+    pub const FIELDS: [&'static str; 14] = [
+        "event",
+        "eventId",
+        "type",
+        "msn",
+        "pspReference",
+        "reference",
+        "amount",
+        "currency",
+        "time",
+        "topic",
+        "payer",
+        "payer.name",
+        "payer.message",
+        "payer.maskedPhoneNo",
+    ];
+
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Rejection {
             field,
             reason: reason.into(),
         }
+    }
+
+    /// A rejection read back from storage; a field name not in [`Rejection::FIELDS`] becomes
+    /// `event` (the event as a whole).
+    pub fn from_stored(field: &str, reason: impl Into<String>) -> Self {
+        let field = Self::FIELDS
+            .into_iter()
+            .find(|f| *f == field)
+            .unwrap_or("event");
+        Rejection::new(field, reason)
     }
 }
 
@@ -500,6 +528,20 @@ mod tests {
 
     fn d(s: &str) -> LedgerDate {
         LedgerDate::parse("d", s).expect("date")
+    }
+
+    #[test]
+    fn a_stored_rejection_keeps_its_field_name_and_an_unknown_one_becomes_event() {
+        for field in Rejection::FIELDS {
+            assert_eq!(
+                Rejection::from_stored(field, "why"),
+                Rejection::new(field, "why")
+            );
+        }
+        assert_eq!(
+            Rejection::from_stored("colour", "why"),
+            Rejection::new("event", "why")
+        );
     }
 
     #[test]

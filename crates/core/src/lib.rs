@@ -11,6 +11,7 @@ pub mod engine;
 pub mod entry;
 pub mod error;
 pub mod ids;
+pub mod verify;
 pub mod world;
 
 pub use error::ParseError;

@@ -56,14 +56,18 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         let _ = std::fs::remove_file(&p);
     }
     let start: Timestamp = Timestamp::now()
-        .checked_sub(jiff::SignedDuration::from_hours(24 * (i64::from(args.days) + 2)))
+        .checked_sub(jiff::SignedDuration::from_hours(
+            24 * (i64::from(args.days) + 2),
+        ))
         .map_err(err)?;
     let clock = Arc::new(ManualClock::new(start));
     let url = format!("sqlite://{}", args.database.display());
     let store = crate::store::open_with_clock(&url, clock.clone()).await?;
     let ledger_ids = world(store.as_ref(), args.ledgers).await?;
 
-    let first = start.checked_add(jiff::SignedDuration::from_hours(24)).map_err(err)?;
+    let first = start
+        .checked_add(jiff::SignedDuration::from_hours(24))
+        .map_err(err)?;
     let span_us = i64::from(args.days) * 86_400_000_000;
     let now = Timestamp::now();
     let began = Instant::now();
@@ -76,20 +80,34 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             // Events in time order overall, spread evenly over the days and the ledgers.
             let i = done;
             let at = first
-                .checked_add(jiff::SignedDuration::from_micros((i as i128 * span_us as i128 / args.events as i128) as i64))
+                .checked_add(jiff::SignedDuration::from_micros(
+                    (i as i128 * span_us as i128 / args.events as i128) as i64,
+                ))
                 .map_err(err)?;
             let unit = 100_000 + (i % u64::from(args.ledgers)) as u32;
             let msn = Msn::parse("msn", &unit.to_string()).map_err(err)?;
             // Every tenth round, each unit refunds part of its capture of the round before.
             let refund = (i / u64::from(args.ledgers)) % 10 == 9;
-            let psp = if refund { format!("p{}", i - u64::from(args.ledgers)) } else { format!("p{i}") };
+            let psp = if refund {
+                format!("p{}", i - u64::from(args.ledgers))
+            } else {
+                format!("p{i}")
+            };
             batch.push(PaymentEvent {
                 event_id: format!("e{i}"),
-                kind: if refund { EventKind::Refund } else { EventKind::Capture },
+                kind: if refund {
+                    EventKind::Refund
+                } else {
+                    EventKind::Capture
+                },
                 msn,
                 psp_reference: psp,
                 reference: format!("order-{i}"),
-                amount: if refund { 500 } else { 1_000 + (i % 97) as i64 * 100 },
+                amount: if refund {
+                    500
+                } else {
+                    1_000 + (i % 97) as i64 * 100
+                },
                 currency: Currency::NOK,
                 time: at,
                 topic: None,
@@ -97,7 +115,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             });
             done += 1;
         }
-        for o in store.ingest_events(std::mem::take(&mut batch), now).await.map_err(err)? {
+        for o in store
+            .ingest_events(std::mem::take(&mut batch), now)
+            .await
+            .map_err(err)?
+        {
             match o {
                 EventOutcome::Accepted { .. } => accepted += 1,
                 EventOutcome::Rejected { .. } => rejected += 1,
@@ -117,10 +139,19 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         periods += store.close_due(l, now).await.map_err(err)?.len();
     }
     let close_secs = close_began.elapsed().as_secs_f64();
-    println!("events ingested     {accepted} accepted, {rejected} rejected, in batches of {}", args.batch);
+    println!(
+        "events ingested     {accepted} accepted, {rejected} rejected, in batches of {}",
+        args.batch
+    );
     println!("ingest time         {ingest_secs:.2} s");
-    println!("ingest rate         {:.0} events/s", done as f64 / ingest_secs);
-    println!("closing             {periods} periods of {} ledgers in {close_secs:.2} s", ledger_ids.len());
+    println!(
+        "ingest rate         {:.0} events/s",
+        done as f64 / ingest_secs
+    );
+    println!(
+        "closing             {periods} periods of {} ledgers in {close_secs:.2} s",
+        ledger_ids.len()
+    );
     match peak_rss_mib() {
         Some(m) => println!("peak memory (RSS)   {m:.1} MiB"),
         None => println!("peak memory (RSS)   unknown (no /proc/self/status)"),
@@ -164,14 +195,18 @@ async fn world(store: &dyn Store, ledgers: u32) -> Result<Vec<LedgerId>, String>
                 NewLedger {
                     ledger_id: id.clone(),
                     currency: Currency::NOK,
-                    payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").map_err(err)?,
+                    payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947")
+                        .map_err(err)?,
                     owner_merchant_id: m.id,
                     settles_for: vec![msn],
                     time_zone: "Europe/Oslo".into(),
                     cutoff: parse_cutoff("c", "00:00").map_err(err)?,
                     payout_frequency: PayoutFrequency::Daily,
                     settlement_mode: SettlementMode::Net,
-                    fee_plan: FeePlan { basis_points: 175, fixed_minor: 0 },
+                    fee_plan: FeePlan {
+                        basis_points: 175,
+                        fixed_minor: 0,
+                    },
                     page_size: DEFAULT_PAGE_SIZE,
                 },
             )

@@ -2,8 +2,11 @@
 //! over: `serve` to the server crate, `admin` to [`admin`], `demo` to [`demo`].
 
 mod admin;
+mod bench;
 mod demo;
+mod import;
 mod store;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use ledgerport_core::clock::SystemClock;
@@ -51,6 +54,15 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Operator commands: merchants, sales units, ledgers, partners, keys, grants, logs.
     Admin(admin::AdminArgs),
+    /// Import payment events from an NDJSON file (one event per line) through the settlement
+    /// engine; rejected events are reported, not a failure.
+    Import(import::ImportArgs),
+    /// Benchmark: ingest many payment events into a fresh SQLite database and report events/s
+    /// and peak memory.
+    BenchIngest(bench::BenchArgs),
+    /// Check every ledger's invariants (balance chain, mirrored fees, payouts, closed dates,
+    /// capture fees); exits 1 with one line per violation when one fails.
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -165,9 +177,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::BenchIngest(args) => bench::run(args).await,
         Command::Admin(args) => {
             let store = store::open(&cli.database_url).await?;
             admin::run(store.as_ref(), args).await
+        }
+        Command::Import(args) => {
+            let store = store::open(&cli.database_url).await?;
+            import::run(store.as_ref(), args).await
+        }
+        Command::Verify(args) => {
+            let store = store::open(&cli.database_url).await?;
+            verify::run(store.as_ref(), args).await
         }
     }
 }

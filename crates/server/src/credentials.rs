@@ -65,6 +65,50 @@ pub fn secret_matches(presented: &str, stored: &[u8; 32]) -> bool {
     bool::from(hash_secret(presented).ct_eq(stored))
 }
 
+/// Checks a presented secret against the key found by client id, or against a dummy hash when
+/// there is none, so both failures cost the same: one SHA-256 and one constant-time comparison.
+/// Revoked keys are refused like a wrong secret.
+pub fn check_secret(key: Option<ApiKey>, secret: &str) -> Option<ApiKey> {
+    const DUMMY: [u8; 32] = [0x5a; 32];
+    let stored = key.as_ref().map(|k| k.secret_hash).unwrap_or(DUMMY);
+    let ok = secret_matches(secret, &stored);
+    key.filter(|k| ok && !k.revoked)
+}
+
+/// What is wrong with an `Authorization: Basic` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasicAuthError {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Basic base64(client_id:client_secret)` with both parts non-empty.
+    Malformed,
+}
+
+/// Parses `Authorization: Basic base64(client_id:client_secret)` (the scheme in any case).
+pub fn basic_credentials(
+    headers: &axum::http::HeaderMap,
+) -> Result<(String, String), BasicAuthError> {
+    use base64::engine::general_purpose::STANDARD;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(BasicAuthError::Missing)?
+        .to_str()
+        .map_err(|_| BasicAuthError::Malformed)?;
+    let (scheme, rest) = value.split_once(' ').ok_or(BasicAuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(BasicAuthError::Malformed);
+    }
+    let decoded = STANDARD
+        .decode(rest.trim())
+        .map_err(|_| BasicAuthError::Malformed)?;
+    let text = String::from_utf8(decoded).map_err(|_| BasicAuthError::Malformed)?;
+    let (id, secret) = text.split_once(':').ok_or(BasicAuthError::Malformed)?;
+    if id.is_empty() || secret.is_empty() {
+        return Err(BasicAuthError::Malformed);
+    }
+    Ok((id.to_owned(), secret.to_owned()))
+}
+
 /// Why keys could not be issued.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
@@ -76,7 +120,7 @@ pub enum IssueError {
 
 /// Issues new keys of `kind` for `owner`, after checking that such an owner may hold them:
 /// sales-unit keys only for api units (vm-number units have none), accounting keys only for
-/// approved accounting partners, and so on.
+/// approved accounting partners, service keys only for the operator, and so on.
 pub async fn issue_keys(
     store: &dyn Store,
     by: &Actor,
@@ -95,6 +139,7 @@ pub async fn issue_keys(
                 )));
             }
         }
+        (KeyKind::Service, KeyOwner::Operator) => {}
         (KeyKind::MerchantLevel, KeyOwner::Merchant(m)) => {
             store
                 .merchant(m)
@@ -181,6 +226,69 @@ mod tests {
         assert!(secret_matches(a.reveal(), &h));
         assert!(!secret_matches(b.reveal(), &h));
         assert_eq!(format!("{a:?}"), "IssuedSecret(<redacted>)");
+    }
+
+    fn basic(value: &str) -> Result<(String, String), BasicAuthError> {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            value.parse().expect("header value"),
+        );
+        basic_credentials(&h)
+    }
+
+    #[test]
+    fn basic_credentials_are_base64_of_id_colon_secret_with_both_parts_present() {
+        // "id:se:cret" -> the secret may contain colons.
+        assert_eq!(
+            basic("Basic aWQ6c2U6Y3JldA=="),
+            Ok(("id".into(), "se:cret".into()))
+        );
+        assert_eq!(
+            basic("basic aWQ6c2U6Y3JldA=="),
+            Ok(("id".into(), "se:cret".into()))
+        );
+        assert_eq!(
+            basic_credentials(&axum::http::HeaderMap::new()),
+            Err(BasicAuthError::Missing)
+        );
+        for bad in [
+            "Bearer aWQ6c2VjcmV0",
+            "Basic",
+            "Basic !!!",
+            "Basic aWQ=",         // "id": no colon
+            "Basic OnNlY3JldA==", // ":secret": no id
+            "Basic aWQ6",         // "id:": no secret
+        ] {
+            assert_eq!(basic(bad), Err(BasicAuthError::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_secret_passes_only_for_its_own_unrevoked_key() {
+        let secret = new_secret();
+        let key = ApiKey {
+            id: 7,
+            kind: KeyKind::Service,
+            owner: KeyOwner::Operator,
+            client_id: "c".into(),
+            secret_hash: hash_secret(secret.reveal()),
+            generation: 1,
+            subscription_keys: None,
+            revoked: false,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(
+            check_secret(Some(key.clone()), secret.reveal()),
+            Some(key.clone())
+        );
+        assert_eq!(check_secret(Some(key.clone()), "lpsec_wrong"), None);
+        assert_eq!(check_secret(None, secret.reveal()), None);
+        let revoked = ApiKey {
+            revoked: true,
+            ..key
+        };
+        assert_eq!(check_secret(Some(revoked), secret.reveal()), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod api;
 pub mod credentials;
 pub mod cursor;
 pub mod error;
+pub mod ingest;
 pub mod middleware;
 pub mod tokens;
 

@@ -17,13 +17,33 @@ use tower_http::timeout::TimeoutLayer;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Largest request body accepted (token forms and, later, ingestion batches).
-const BODY_LIMIT: usize = 1024 * 1024;
+/// Largest request body an endpoint accepts unless its route raises the limit (token forms).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Largest request body of `POST /ingest/v1/events` (its route raises the limit to this), and
+/// the largest any request may announce.
+pub const INGEST_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The body limit of a path, for the 413 answer.
+fn body_limit_of(path: &str) -> usize {
+    if path == crate::api::ingest::PATH {
+        INGEST_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    }
+}
 
 /// Wraps the application in the layers every request passes; the last added is the outermost.
+///
+/// Body limits: `RequestBodyLimitLayer` refuses any body over the largest limit of any route
+/// up front (by `Content-Length`, or while streaming); below that, axum's `DefaultBodyLimit`
+/// (the default set here, raised by a route's own `DefaultBodyLimit` layer, which runs later
+/// and wins) limits what a handler's body extractor reads. Both apply to every request, so the
+/// outer limit must not be smaller than any route's.
 pub fn apply(router: Router, timeout: Duration) -> Router {
     router
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(INGEST_BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::INTERNAL_SERVER_ERROR,
             timeout,
@@ -101,7 +121,7 @@ async fn request_context(mut req: Request, next: axum::middleware::Next) -> Resp
             let p = PendingProblem {
                 status,
                 title: "Payload Too Large",
-                detail: format!("body: larger than {BODY_LIMIT} bytes"),
+                detail: format!("body: larger than {} bytes", body_limit_of(&path)),
             };
             res = json_response(status, "application/problem+json", &problem_body(&p, &path));
         }

@@ -22,7 +22,7 @@ pub enum KeysCmd {
     Issue(IssueArgs),
     /// List keys (never secrets).
     List {
-        /// Only the keys of this owner: sales-unit:MSN, partner:ID or merchant:ORG-ID.
+        /// Only the keys of this owner: sales-unit:MSN, partner:ID, merchant:ORG-ID or operator.
         #[arg(long)]
         owner: Option<String>,
     },
@@ -52,6 +52,9 @@ pub struct IssueArgs {
     /// Merchant-level keys for this organisation (organisation number): read every ledger it owns.
     #[arg(long, value_name = "ORG-ID")]
     merchant: Option<String>,
+    /// Operator service keys: post payment events to `POST /ingest/v1/events` (Basic auth).
+    #[arg(long)]
+    service: bool,
 }
 
 pub(super) async fn keys(store: &dyn Store, cmd: KeysCmd) -> Result<Output, String> {
@@ -172,8 +175,10 @@ async fn issue(store: &dyn Store, a: IssueArgs) -> Result<Output, String> {
             KeyKind::MerchantLevel,
             KeyOwner::Merchant(m.id),
         )
+    } else if a.service {
+        ("--service", KeyKind::Service, KeyOwner::Operator)
     } else {
-        return Err("give one of --sales-unit, --partner or --merchant".into());
+        return Err("give one of --sales-unit, --partner, --merchant or --service".into());
     };
     let (k, secret) = issue_keys(store, &actor(), kind, owner)
         .await
@@ -190,8 +195,11 @@ async fn issue(store: &dyn Store, a: IssueArgs) -> Result<Output, String> {
     Ok(Output::new(text, credentials_json(&k, &secret)))
 }
 
+/// Where the keys are used: their token endpoint, or for service keys the ingestion endpoint.
 fn token_endpoint(kind: KeyKind) -> &'static str {
-    if kind.uses_standard_token_endpoint() {
+    if kind == KeyKind::Service {
+        "POST /ingest/v1/events with Basic auth"
+    } else if kind.uses_standard_token_endpoint() {
         "POST /accesstoken/get"
     } else {
         "POST /miami/v1/token"
@@ -207,7 +215,12 @@ fn credentials_text(k: &ApiKey, secret: &IssuedSecret) -> String {
         pairs.push(("subscription key 1", a.clone()));
         pairs.push(("subscription key 2", b.clone()));
     }
-    pairs.push(("token endpoint", token_endpoint(k.kind).into()));
+    let label = if k.kind == KeyKind::Service {
+        "ingestion endpoint"
+    } else {
+        "token endpoint"
+    };
+    pairs.push((label, token_endpoint(k.kind).into()));
     format!("{}{SHOWN_ONCE}\n", fields(&pairs))
 }
 
@@ -251,7 +264,11 @@ fn owner_text(o: KeyOwner, orgs: &HashMap<RowId, String>) -> String {
 }
 
 async fn parse_owner(store: &dyn Store, s: &str) -> Result<KeyOwner, String> {
-    let bad = || "--owner: must be sales-unit:MSN, partner:ID or merchant:ORG-ID".to_owned();
+    let bad =
+        || "--owner: must be sales-unit:MSN, partner:ID, merchant:ORG-ID or operator".to_owned();
+    if s == "operator" {
+        return Ok(KeyOwner::Operator);
+    }
     let (what, id) = s.split_once(':').ok_or_else(bad)?;
     match what {
         "sales-unit" => Ok(KeyOwner::SalesUnit(parsed(Msn::parse("--owner", id))?)),

@@ -7,7 +7,9 @@
 //! - [`world`]: merchants, sales units, ledgers, partners, grants
 //! - [`keys`]: API keys and the server's token signing keys
 //! - [`logs`]: the Report API access log and the audit log
+//! - [`close`]: closing the payout periods that have passed
 
+mod close;
 mod keys;
 mod logs;
 mod world;
@@ -56,6 +58,8 @@ pub enum AdminCommand {
     /// The keys the server signs access tokens with.
     #[command(subcommand)]
     SigningKey(keys::SigningKeyCmd),
+    /// Close every payout period that has passed: retain or invoice fees, schedule payouts.
+    Close(close::CloseArgs),
 }
 
 pub async fn run(store: &dyn Store, args: AdminArgs) -> Result<(), String> {
@@ -74,6 +78,7 @@ async fn execute(store: &dyn Store, command: AdminCommand) -> Result<Output, Str
         AdminCommand::AccessLog(a) => logs::access_log(store, a).await,
         AdminCommand::AuditLog(a) => logs::audit_log(store, a).await,
         AdminCommand::SigningKey(c) => keys::signing_key(store, c).await,
+        AdminCommand::Close(a) => close::close(store, a).await,
     }
 }
 

@@ -1,5 +1,7 @@
-//! The public API: the Access Token API, the Report API and the JWKS.
+//! The public API: the Access Token API, the Report API and the JWKS; and the operator's
+//! ingestion endpoint.
 
+pub mod ingest;
 pub mod report;
 pub mod token;
 pub mod wire;
@@ -29,6 +31,15 @@ pub fn routes(state: AppState) -> Router {
             state.clone(),
             report::access_log,
         ));
+    let ingest = Router::new()
+        .route(
+            ingest::PATH,
+            post(ingest::post_events).layer(ingest::body_limit()),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ingest::authenticate,
+        ));
     Router::new()
         .route("/accesstoken/get", post(token::standard_token))
         .route("/accessToken/get", post(token::standard_token))
@@ -37,6 +48,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(report)
+        .merge(ingest)
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .with_state(state)

@@ -5,29 +5,18 @@
 //! the same either way: one lookup by client id and one SHA-256 of the presented secret.
 
 use super::{check_system_headers, header};
-use crate::credentials::secret_matches;
+use crate::credentials::{self, BasicAuthError, check_secret};
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use ledgerport_core::ids::Msn;
 use ledgerport_core::world::{ApiKey, KeyKind, KeyOwner, PartnerState};
 use serde_json::json;
 
 const RESOURCE: &str = "00000002-0000-0000-c000-000000000000";
-
-/// Checks a presented secret against the key found by client id, or against a dummy hash when
-/// there is none, so both failures cost the same.
-fn check_secret(key: Option<ApiKey>, secret: &str) -> Option<ApiKey> {
-    const DUMMY: [u8; 32] = [0x5a; 32];
-    let stored = key.as_ref().map(|k| k.secret_hash).unwrap_or(DUMMY);
-    let ok = secret_matches(secret, &stored);
-    key.filter(|k| ok && !k.revoked)
-}
 
 /// Whether the partner behind partner keys is approved. Other keys have no partner.
 async fn owner_in_good_standing(state: &AppState, key: &ApiKey) -> Result<bool, AppError> {
@@ -122,26 +111,14 @@ pub async fn standard_token(
     Ok(([(h::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
-/// Parses `Authorization: Basic base64(client_id:client_secret)`.
+/// The Basic credentials of `/miami/v1/token`, or its RFC 6749 §5.2 answer.
 fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AppError> {
-    let bad =
-        || AppError::invalid_client("Authorization: must be Basic base64(client_id:client_secret)");
-    let value = headers
-        .get(h::AUTHORIZATION)
-        .ok_or_else(|| AppError::invalid_client("Authorization: header is required"))?
-        .to_str()
-        .map_err(|_| bad())?;
-    let (scheme, rest) = value.split_once(' ').ok_or_else(bad)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(bad());
-    }
-    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
-    let text = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    if id.is_empty() || secret.is_empty() {
-        return Err(bad());
-    }
-    Ok((id.to_owned(), secret.to_owned()))
+    credentials::basic_credentials(headers).map_err(|e| match e {
+        BasicAuthError::Missing => AppError::invalid_client("Authorization: header is required"),
+        BasicAuthError::Malformed => {
+            AppError::invalid_client("Authorization: must be Basic base64(client_id:client_secret)")
+        }
+    })
 }
 
 pub async fn miami_token(

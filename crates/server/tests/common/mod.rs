@@ -489,3 +489,74 @@ pub async fn world(app: &TestApp) -> World {
         granted_partner: granted,
     }
 }
+
+/// A ledger with its own fee plan (`basis_points` and a fixed part in minor units), daily net
+/// payouts, NOK, Europe/Oslo, cutoff 00:00.
+pub async fn ledger_with_fees(
+    store: &dyn Store,
+    id: &str,
+    owner: RowId,
+    units: &[&str],
+    basis_points: i64,
+    fixed_minor: i64,
+) {
+    store
+        .create_ledger(
+            &by(),
+            NewLedger {
+                ledger_id: lid(id),
+                currency: Currency::NOK,
+                payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").expect("account"),
+                owner_merchant_id: owner,
+                settles_for: units.iter().map(|u| msn(u)).collect(),
+                time_zone: "Europe/Oslo".into(),
+                cutoff: parse_cutoff("c", "00:00").expect("cutoff"),
+                payout_frequency: PayoutFrequency::Daily,
+                settlement_mode: SettlementMode::Net,
+                fee_plan: FeePlan {
+                    basis_points,
+                    fixed_minor,
+                },
+                page_size: 1000,
+            },
+        )
+        .await
+        .expect("ledger");
+}
+
+impl TestApp {
+    /// Operator service keys: what the payment systems post events with.
+    pub async fn service_keys(&self) -> Keys {
+        self.issue(KeyKind::Service, KeyOwner::Operator).await
+    }
+
+    /// `POST /ingest/v1/events` with Basic credentials and a JSON body.
+    pub async fn post_events(&self, k: &Keys, body: &serde_json::Value) -> reqwest::Response {
+        self.post_events_raw(
+            Some((&k.client_id, &k.secret)),
+            "application/json",
+            body.to_string(),
+        )
+        .await
+    }
+
+    /// `POST /ingest/v1/events` with any credentials, content type and body.
+    pub async fn post_events_raw(
+        &self,
+        basic: Option<(&str, &str)>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        use base64::Engine;
+        let mut r = self
+            .http
+            .post(self.url("/ingest/v1/events"))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some((id, secret)) = basic {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            r = r.header("Authorization", format!("Basic {basic}"));
+        }
+        r.send().await.expect("request")
+    }
+}

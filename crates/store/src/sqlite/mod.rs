@@ -1163,8 +1163,7 @@ impl Store for SqliteStore {
                         chain: &mut chain,
                     };
                     let outcome =
-                        apply_event(&mut tx, &mut ctx, ev.clone(), unit, now, &received_at)
-                            .await?;
+                        apply_event(&mut tx, &mut ctx, ev.clone(), unit, now, &received_at).await?;
                     if let EventOutcome::Rejected { rejection, .. } = &outcome {
                         sqlx::query(
                             "INSERT INTO rejected_events (event_id, field, reason, received_at) VALUES (?, ?, ?, ?)",

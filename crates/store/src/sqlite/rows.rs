@@ -365,3 +365,39 @@ pub struct UnitLedgerRow {
     #[sqlx(flatten)]
     pub unit: SalesUnitRow,
 }
+
+/// How an event id was answered before: applied (`ledger_id`, `entries`) or rejected
+/// (`field`, `reason`).
+#[derive(sqlx::FromRow)]
+pub struct PriorEventRow {
+    pub ledger_id: Option<String>,
+    pub entries: Option<i64>,
+    pub field: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl PriorEventRow {
+    pub fn into_outcome(self, event_id: &str) -> Result<crate::EventOutcome> {
+        match self {
+            PriorEventRow {
+                ledger_id: Some(ledger_id),
+                entries: Some(entries),
+                ..
+            } => Ok(crate::EventOutcome::Accepted {
+                event_id: event_id.to_owned(),
+                ledger_id: LedgerId::parse("ledger_id", &ledger_id)?,
+                entries: u32::try_from(entries)
+                    .map_err(|_| StoreError::Corrupt(format!("event {event_id} entries")))?,
+            }),
+            PriorEventRow {
+                field: Some(field),
+                reason: Some(reason),
+                ..
+            } => Ok(crate::EventOutcome::Rejected {
+                event_id: event_id.to_owned(),
+                rejection: ledgerport_core::engine::Rejection::from_stored(&field, reason),
+            }),
+            _ => Err(StoreError::Corrupt(format!("event {event_id}"))),
+        }
+    }
+}

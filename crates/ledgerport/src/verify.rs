@@ -1,0 +1,191 @@
+//! `ledgerport verify`: reads every ledger's two topics and checks the invariants of
+//! [`ledgerport_core::verify`], printing one line per violation and a summary. Exits non-zero when
+//! anything is wrong, so it can gate a deployment or a backup.
+
+use ledgerport_core::access::LedgerAccess;
+use ledgerport_core::entry::Entry;
+use ledgerport_core::ids::{LedgerId, Topic};
+use ledgerport_core::verify::{Violation, check_ledger};
+use ledgerport_store::{LedgerView, Store, StoreError};
+use serde_json::json;
+use std::io::Write;
+
+/// Entries read per query.
+const PAGE: u32 = 10_000;
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Rules (each violation names one):
+  chain                 seq runs 1, 2, 3... on each topic; balanceBefore is the previous balanceAfter
+                        (0 for the first entry); balanceAfter = balanceBefore + amount
+  amount-sign           each entry type has the sign SPEC §3 gives it; correction and credit-note are
+                        not zero
+  closed-date           no entry on a date that a closing entry (fees-retained, payout-scheduled,
+                        fees-invoiced) already closed comes after that closing entry
+  payout-last           payout-scheduled is the last funds entry of its date and leaves a balance of 0
+  fees-retained-mirror  every fees-retained of -X on funds has one of +X on fees (same pspReference
+                        and ledgerDate), and the other way round
+  capture-fee           every capture with a fee under the ledger's fee plan has one capture-fee of
+                        minus that fee (same pspReference and reference), and every capture-fee has
+                        its capture
+
+Exit status: 0 when every ledger is clean, 1 when a rule is broken or the database cannot be read.")]
+pub struct VerifyArgs {
+    /// Check only this ledger.
+    #[arg(long, value_name = "LEDGER-ID")]
+    pub ledger: Option<String>,
+    /// Print one JSON document (ledgers, entries, violations) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a run found.
+#[derive(Debug, Default)]
+struct Summary {
+    ledgers: usize,
+    entries: usize,
+    violations: Vec<Violation>,
+}
+
+pub async fn run(store: &dyn Store, args: VerifyArgs) -> Result<(), String> {
+    let ledgers = match &args.ledger {
+        Some(id) => {
+            let id = LedgerId::parse("--ledger", id).map_err(|e| e.to_string())?;
+            let view = store
+                .ledger(&id)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| format!("--ledger: no ledger {id}"))?;
+            vec![view]
+        }
+        None => store.ledgers().await.map_err(store_err)?,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut summary = Summary::default();
+    for view in &ledgers {
+        let found = verify_ledger(store, view, &mut summary).await?;
+        if !args.json {
+            for v in &found {
+                line(&mut out, &v.to_string())?;
+            }
+        }
+        summary.violations.extend(found);
+    }
+    if args.json {
+        let report = json!({
+            "ledgers": summary.ledgers,
+            "entries": summary.entries,
+            "violations": summary.violations.iter().map(|v| json!({
+                "ledgerId": v.ledger_id,
+                "topic": v.topic.map(Topic::as_str),
+                "seq": v.seq,
+                "rule": v.rule,
+                "detail": v.detail,
+            })).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        line(&mut out, &text)?;
+    } else {
+        line(&mut out, &summary_line(&summary))?;
+    }
+    match summary.violations.len() {
+        0 => Ok(()),
+        1 => Err("1 violation found".into()),
+        n => Err(format!("{n} violations found")),
+    }
+}
+
+/// Reads one ledger's topics and checks them; counts what it read into `summary`.
+async fn verify_ledger(
+    store: &dyn Store,
+    view: &LedgerView,
+    summary: &mut Summary,
+) -> Result<Vec<Violation>, String> {
+    let id = &view.ledger.ledger_id;
+    let access = LedgerAccess::for_operator(id.clone());
+    let funds = whole_topic(store, &access, Topic::Funds)
+        .await
+        .map_err(|e| format!("reading ledger {id} funds: {}", store_err(e)))?;
+    let fees = whole_topic(store, &access, Topic::Fees)
+        .await
+        .map_err(|e| format!("reading ledger {id} fees: {}", store_err(e)))?;
+    summary.ledgers += 1;
+    summary.entries += funds.len() + fees.len();
+    Ok(check_ledger(&view.ledger, &funds, &fees))
+}
+
+/// Every entry of one topic in feed order, read in pages of [`PAGE`].
+async fn whole_topic(
+    store: &dyn Store,
+    access: &LedgerAccess,
+    topic: Topic,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut all: Vec<Entry> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |e| e.seq);
+        let page = store.feed_page(access, topic, after, PAGE).await?;
+        let last = page.len() < PAGE as usize;
+        all.extend(page);
+        if last {
+            return Ok(all);
+        }
+    }
+}
+
+fn summary_line(s: &Summary) -> String {
+    format!(
+        "{}, {} checked, {}",
+        count(s.ledgers, "ledger", "ledgers"),
+        count(s.entries, "entry", "entries"),
+        count(s.violations.len(), "violation", "violations")
+    )
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn line(out: &mut impl Write, text: &str) -> Result<(), String> {
+    match writeln!(out, "{text}") {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("writing the output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn store_err(e: StoreError) -> String {
+    match e {
+        StoreError::Database(db) => format!("database error: {db}"),
+        e => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_in_words() {
+        let one = Summary {
+            ledgers: 1,
+            entries: 1,
+            violations: vec![],
+        };
+        let many = Summary {
+            ledgers: 3,
+            entries: 20,
+            violations: vec![],
+        };
+
+        assert_eq!(
+            summary_line(&one),
+            "1 ledger, 1 entry checked, 0 violations"
+        );
+        assert_eq!(
+            summary_line(&many),
+            "3 ledgers, 20 entries checked, 0 violations"
+        );
+    }
+}
