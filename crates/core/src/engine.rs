@@ -170,31 +170,33 @@ pub fn capture_fee(ledger: &Ledger, amount: i64) -> i64 {
         .saturating_add(ledger.fee_plan.fixed_minor)
 }
 
-/// The date an entry at `time` is booked on: its own ledger date, or the first open date when
-/// that one has been closed already (a late event never changes a closed date).
-pub fn booking_date(ledger: &Ledger, time: Timestamp, closed_through: LedgerDate) -> LedgerDate {
+/// The date an entry at `time` is booked on: its own ledger date, but never a closed date (a late
+/// event never changes a closed date) and never a date before the latest one already booked on
+/// the ledger (so the feed order and the date order stay one sequence).
+pub fn booking_date(
+    ledger: &Ledger,
+    time: Timestamp,
+    last_booked: Option<LedgerDate>,
+) -> LedgerDate {
     let own = ledger.ledger_date_of(time);
-    if own > closed_through {
-        own
-    } else {
-        next_date(closed_through)
-    }
+    let first_open = next_date(ledger.closed_through);
+    own.max(first_open).max(last_booked.unwrap_or(first_open))
 }
 
 fn next_date(d: LedgerDate) -> LedgerDate {
     LedgerDate::from_date(d.date().tomorrow().unwrap_or(d.date()))
 }
 
-/// Turns one event into entries on `ledger`, or says why not. `totals` are the pspReference's
-/// totals before this event; the caller adds [`totals_after`] once the entries are written.
-pub fn plan_event(
+/// Whether the event may be applied to `ledger` at all, whatever date it would be booked on:
+/// currency, time, amount and its sign, account, kind for the unit, payer, and refunds within
+/// what was captured (`totals` are the pspReference's totals before this event).
+pub fn check_event(
     ledger: &Ledger,
     unit: &SalesUnit,
     ev: &PaymentEvent,
-    closed_through: LedgerDate,
     totals: PaymentTotals,
     now: Timestamp,
-) -> Result<Vec<(Topic, NewEntry)>, Rejection> {
+) -> Result<(), Rejection> {
     if ev.currency != ledger.currency {
         return Err(Rejection::new(
             "currency",
@@ -267,7 +269,22 @@ pub fn plan_event(
         _ => {}
     }
 
-    let date = booking_date(ledger, ev.time, closed_through);
+    Ok(())
+}
+
+/// Turns one event into entries on `ledger`, or says why not. `last_booked` is the latest date
+/// booked on the ledger so far; `totals` are the pspReference's totals before this event (the
+/// caller adds [`totals_after`] once the entries are written).
+pub fn plan_event(
+    ledger: &Ledger,
+    unit: &SalesUnit,
+    ev: &PaymentEvent,
+    last_booked: Option<LedgerDate>,
+    totals: PaymentTotals,
+    now: Timestamp,
+) -> Result<Vec<(Topic, NewEntry)>, Rejection> {
+    check_event(ledger, unit, ev, totals, now)?;
+    let date = booking_date(ledger, ev.time, last_booked);
     let handle = unit.handle.to_string();
     let time = wire_time(ev.time);
     let entry =
@@ -593,10 +610,27 @@ mod tests {
 
     #[test]
     fn a_late_event_is_booked_on_the_first_open_date() {
-        let l = ledger(PayoutFrequency::Daily, SettlementMode::Net, 0, 0);
+        let mut l = ledger(PayoutFrequency::Daily, SettlementMode::Net, 0, 0);
         let t: Timestamp = "2024-06-10T10:00:00Z".parse().expect("ts");
-        assert_eq!(booking_date(&l, t, d("2024-06-09")), d("2024-06-10"));
-        assert_eq!(booking_date(&l, t, d("2024-06-11")), d("2024-06-12"));
+        l.closed_through = d("2024-06-09");
+        assert_eq!(booking_date(&l, t, None), d("2024-06-10"));
+        l.closed_through = d("2024-06-11");
+        assert_eq!(booking_date(&l, t, None), d("2024-06-12"));
+    }
+
+    #[test]
+    fn an_event_is_never_booked_before_the_latest_booked_date() {
+        let mut l = ledger(PayoutFrequency::Weekly, SettlementMode::Net, 0, 0);
+        l.closed_through = d("2024-06-09");
+        let tuesday: Timestamp = "2024-06-11T10:00:00Z".parse().expect("ts");
+        assert_eq!(
+            booking_date(&l, tuesday, Some(d("2024-06-10"))),
+            d("2024-06-11")
+        );
+        assert_eq!(
+            booking_date(&l, tuesday, Some(d("2024-06-12"))),
+            d("2024-06-12")
+        );
     }
 
     #[test]

@@ -32,9 +32,14 @@ pub const CAPTURE_FEE: &str = "capture-fee";
 /// `credit-note` may have either sign but not zero. Unknown types are not checked.
 pub const AMOUNT_SIGN: &str = "amount-sign";
 
+/// Feed order and date order are one sequence: along each topic, in seq order, the ledgerDate
+/// never goes back.
+pub const DATE_ORDER: &str = "date-order";
+
 /// Every rule, in the order reports list a single entry's violations.
-pub const RULES: [&str; 6] = [
+pub const RULES: [&str; 7] = [
     CHAIN,
+    DATE_ORDER,
     AMOUNT_SIGN,
     CLOSED_DATE,
     PAYOUT_LAST,
@@ -78,6 +83,7 @@ pub fn check_ledger(ledger: &Ledger, funds: &[Entry], fees: &[Entry]) -> Vec<Vio
     };
     for (topic, entries) in [(Topic::Funds, funds), (Topic::Fees, fees)] {
         check_chain(&mut r, topic, entries);
+        check_date_order(&mut r, topic, entries);
         check_amount_signs(&mut r, topic, entries);
         check_closed_dates(&mut r, topic, entries);
     }
@@ -104,6 +110,19 @@ impl Report<'_> {
             rule,
             detail,
         });
+    }
+}
+
+fn check_date_order(r: &mut Report<'_>, topic: Topic, entries: &[Entry]) {
+    for pair in entries.windows(2) {
+        let (p, e) = (&pair[0], &pair[1]);
+        if e.ledger_date < p.ledger_date {
+            let detail = format!(
+                "ledgerDate {} comes after {} of seq {}: the feed order is not the date order",
+                e.ledger_date, p.ledger_date, p.seq
+            );
+            r.add(topic, e, DATE_ORDER, detail);
+        }
     }
 }
 
@@ -571,6 +590,32 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_booked_on_an_earlier_date_than_the_one_before_breaks_the_date_order() {
+        let mut b = good_book();
+        // A capture after 2022-10-03's (funds seq 12, fees seq 10) that claims 2022-10-02, which
+        // its payout (funds seq 10) had closed.
+        b.capture("2022-10-02", "3343121307", 1_000);
+
+        let v = check(&b);
+
+        assert_eq!(
+            found(&v),
+            vec![
+                (Some(Topic::Funds), Some(10), PAYOUT_LAST),
+                (Some(Topic::Funds), Some(12), DATE_ORDER),
+                (Some(Topic::Funds), Some(12), CLOSED_DATE),
+                (Some(Topic::Fees), Some(10), DATE_ORDER),
+                (Some(Topic::Fees), Some(10), CLOSED_DATE),
+            ]
+        );
+        assert_eq!(
+            v[1].to_string(),
+            "ledger 12345 funds seq 12: date-order: ledgerDate 2022-10-02 comes after 2022-10-03 of seq 11: \
+             the feed order is not the date order"
+        );
+    }
+
+    #[test]
     fn a_ledger_without_entries_has_no_violations() {
         assert_eq!(check(&Book::default()), vec![]);
     }
@@ -768,9 +813,15 @@ mod tests {
 
         let v = check(&b);
 
-        assert_eq!(found(&v), vec![(Some(Topic::Fees), Some(10), CLOSED_DATE)]);
         assert_eq!(
-            v[0].detail,
+            found(&v),
+            vec![
+                (Some(Topic::Fees), Some(10), DATE_ORDER),
+                (Some(Topic::Fees), Some(10), CLOSED_DATE)
+            ]
+        );
+        assert_eq!(
+            v[1].detail,
             "service-fee on 2022-10-01 comes after 2022-10-02 was closed by fees-retained at seq 8"
         );
     }
@@ -789,7 +840,13 @@ mod tests {
 
         let v = check(&b);
 
-        assert_eq!(found(&v), vec![(Some(Topic::Fees), Some(10), CLOSED_DATE)]);
+        assert_eq!(
+            found(&v),
+            vec![
+                (Some(Topic::Fees), Some(10), DATE_ORDER),
+                (Some(Topic::Fees), Some(10), CLOSED_DATE)
+            ]
+        );
     }
 
     #[test]
@@ -1011,8 +1068,9 @@ mod tests {
                 payer: None,
             };
             let before = totals.get(*psp).copied().unwrap_or_default();
-            let planned = plan_event(&l, &unit, &ev, l.closed_through, before, now)
-                .expect("an accepted event");
+            let last_booked = b.funds.last().map(|e| e.ledger_date);
+            let planned =
+                plan_event(&l, &unit, &ev, last_booked, before, now).expect("an accepted event");
             for (topic, e) in planned {
                 write(&mut b, topic, e);
             }

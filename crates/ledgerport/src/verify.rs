@@ -18,6 +18,7 @@ const PAGE: u32 = 10_000;
 Rules (each violation names one):
   chain                 seq runs 1, 2, 3... on each topic; balanceBefore is the previous balanceAfter
                         (0 for the first entry); balanceAfter = balanceBefore + amount
+  date-order            along each topic the ledgerDate never goes back: feed order is date order
   amount-sign           each entry type has the sign SPEC §3 gives it; correction and credit-note are
                         not zero
   closed-date           no entry on a date that a closing entry (fees-retained, payout-scheduled,

@@ -277,12 +277,12 @@ async fn ingesting_the_same_events_again_changes_nothing_and_answers_the_same() 
     assert_eq!(funds_after_first.len(), 1);
 }
 
-/// A deterministic month of payments on several ledgers.
-fn month_of_events(ledger_count: u32) -> Vec<PaymentEvent> {
+/// Deterministic payments of one day of March 2024 (from 08:00Z) on each of the ledgers.
+fn day_of_events(day: i64, ledger_count: u32) -> Vec<PaymentEvent> {
     let mut out = Vec::new();
     let start = t("2024-03-01T08:00:00Z");
-    let mut x: u64 = 42;
-    for day in 0..31 {
+    let mut x: u64 = 42 + day as u64;
+    {
         for l in 0..ledger_count {
             for k in 0..4 {
                 x = x
@@ -330,8 +330,19 @@ fn uuid_like() -> String {
     )
 }
 
-const LEDGERS: [&str; 4] = ["500001", "500002", "500003", "500004"];
+/// Ledgers of the stopped-closing test: enough that a closing run takes a while.
+const LEDGER_COUNT: u32 = 24;
+/// Days with payments, from 1 March; closing then runs as of 1 April.
+const DAYS_WITH_PAYMENTS: i64 = 4;
 
+fn ledger_ids() -> Vec<String> {
+    (0..LEDGER_COUNT)
+        .map(|i| (500_001 + i).to_string())
+        .collect()
+}
+
+/// Payments on the first days of March, posted day by day at 20:00Z as they would arrive (each
+/// day's first event closes the day before), then the rest of the month left to a closing run.
 async fn month_world() -> Arc<SqliteStore> {
     // A database file: an in-memory database lives in one connection, which a stopped run may
     // take down with it, whereas a file survives like a real deployment's.
@@ -342,9 +353,11 @@ async fn month_world() -> Arc<SqliteStore> {
             .await
             .expect("store"),
     );
+    let ids = ledger_ids();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     ledgers(
         s.as_ref(),
-        &LEDGERS,
+        &ids,
         PayoutFrequency::Daily,
         FeePlan {
             basis_points: 175,
@@ -352,21 +365,24 @@ async fn month_world() -> Arc<SqliteStore> {
         },
     )
     .await;
-    let outcomes = s
-        .ingest_events(month_of_events(4), t("2024-04-01T12:00:00Z"))
-        .await
-        .expect("ingest");
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, EventOutcome::Accepted { .. }))
-    );
+    for day in 0..DAYS_WITH_PAYMENTS {
+        let now = t("2024-03-01T20:00:00Z") + jiff::SignedDuration::from_hours(24 * day);
+        let outcomes = s
+            .ingest_events(day_of_events(day, LEDGER_COUNT), now)
+            .await
+            .expect("ingest");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, EventOutcome::Accepted { .. }))
+        );
+    }
     s
 }
 
 async fn close_all(s: Arc<SqliteStore>, now: Timestamp) {
-    for l in LEDGERS {
-        s.close_due(&LedgerId::parse("l", l).expect("id"), now)
+    for l in ledger_ids() {
+        s.close_due(&LedgerId::parse("l", &l).expect("id"), now)
             .await
             .expect("close");
     }
@@ -374,9 +390,9 @@ async fn close_all(s: Arc<SqliteStore>, now: Timestamp) {
 
 async fn snapshot(s: &dyn Store) -> Vec<Vec<Entry>> {
     let mut out = Vec::new();
-    for l in LEDGERS {
-        out.push(all_entries(s, l, Topic::Funds).await);
-        out.push(all_entries(s, l, Topic::Fees).await);
+    for l in ledger_ids() {
+        out.push(all_entries(s, &l, Topic::Funds).await);
+        out.push(all_entries(s, &l, Topic::Fees).await);
     }
     out
 }
@@ -393,7 +409,11 @@ async fn a_closing_run_stopped_at_any_point_is_completed_by_the_next_without_dup
         .flatten()
         .filter(|e| e.entry_type == "payout-scheduled")
         .count();
-    assert_eq!(payouts, 4 * 31, "every day of every ledger paid out");
+    assert_eq!(
+        payouts,
+        (LEDGER_COUNT as usize) * (DAYS_WITH_PAYMENTS as usize),
+        "every day with payments of every ledger paid out"
+    );
 
     // Act and assert: stop a run after a growing delay, then run again.
     let mut stopped_midway = 0;
@@ -415,9 +435,9 @@ async fn a_closing_run_stopped_at_any_point_is_completed_by_the_next_without_dup
             "after a run stopped at {delay_us} µs"
         );
         // And a third run finds nothing left to do.
-        for l in LEDGERS {
+        for l in ledger_ids() {
             let again = s
-                .close_due(&LedgerId::parse("l", l).expect("id"), now)
+                .close_due(&LedgerId::parse("l", &l).expect("id"), now)
                 .await
                 .expect("close");
             assert!(again.is_empty());

@@ -4,6 +4,7 @@
 //! retry, every write takes `write_lock` first, so writers queue in this process instead.
 
 mod rows;
+mod settlement;
 
 use crate::{
     AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LedgerView,
@@ -14,17 +15,14 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use ledgerport_core::access::{LedgerAccess, LedgerFacts, ListScope};
 use ledgerport_core::clock::Clock;
-use ledgerport_core::engine::{
-    PaymentEvent, PaymentTotals, PeriodFacts, Rejection, due_period_ends, plan_close, plan_event,
-    totals_after,
-};
+use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry, check_entry_type, wire_time};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{
-    ApiKey, Grant, KeyKind, Ledger, Merchant, Partner, PartnerState, RowId, SalesUnit,
-    SalesUnitKind,
+    ApiKey, Grant, KeyKind, Merchant, Partner, PartnerState, RowId, SalesUnit, SalesUnitKind,
 };
 use rows::*;
+use settlement::Chains;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::collections::HashMap;
@@ -239,198 +237,6 @@ fn json_array(items: &[&str]) -> String {
     }
     s.push(']');
     s
-}
-
-/// The last (seq, balance) of each (ledger, topic) written in one transaction, so a batch reads
-/// each chain's end once and then keeps it in memory.
-#[derive(Default)]
-struct Chains {
-    last: HashMap<(String, u8), (i64, i64)>,
-}
-
-impl Chains {
-    async fn last(
-        &mut self,
-        tx: &mut Transaction<'_, Sqlite>,
-        ledger: &LedgerId,
-        topic: Topic,
-    ) -> Result<(i64, i64)> {
-        let key = (ledger.as_str().to_owned(), topic.code());
-        if let Some(l) = self.last.get(&key) {
-            return Ok(*l);
-        }
-        let last: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT seq, balance_after FROM entries WHERE ledger_id = ? AND topic = ? ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(ledger.as_str())
-        .bind(i64::from(topic.code()))
-        .fetch_optional(&mut **tx)
-        .await?;
-        let l = last.unwrap_or((0, 0));
-        self.last.insert(key, l);
-        Ok(l)
-    }
-
-    /// Writes one entry at the end of its chain: the next sequence number, the balance carried.
-    async fn write(
-        &mut self,
-        tx: &mut Transaction<'_, Sqlite>,
-        ledger: &LedgerId,
-        topic: Topic,
-        e: NewEntry,
-    ) -> Result<Entry> {
-        let (seq, balance) = self.last(tx, ledger, topic).await?;
-        let seq = seq + 1;
-        let after = balance
-            .checked_add(e.amount)
-            .ok_or_else(|| StoreError::Invalid("balance would overflow".into()))?;
-        let (name, message, phone) = match &e.payer {
-            Some(p) => (
-                Some(p.name.as_str()),
-                Some(p.message.as_str()),
-                Some(p.masked_phone_no.as_str()),
-            ),
-            None => (None, None, None),
-        };
-        sqlx::query(
-            "INSERT INTO entries (ledger_id, topic, seq, psp_reference, time, ledger_date, entry_type, reference, \
-             currency, amount, balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(ledger.as_str())
-        .bind(i64::from(topic.code()))
-        .bind(seq)
-        .bind(&e.psp_reference)
-        .bind(&e.time)
-        .bind(e.ledger_date.to_string())
-        .bind(&e.entry_type)
-        .bind(&e.reference)
-        .bind(e.currency.as_str())
-        .bind(e.amount)
-        .bind(balance)
-        .bind(after)
-        .bind(&e.recipient_handle)
-        .bind(name)
-        .bind(message)
-        .bind(phone)
-        .execute(&mut **tx)
-        .await?;
-        self.last
-            .insert((ledger.as_str().to_owned(), topic.code()), (seq, after));
-        Ok(Entry {
-            seq,
-            psp_reference: e.psp_reference,
-            time: e.time,
-            ledger_date: e.ledger_date,
-            entry_type: e.entry_type,
-            reference: e.reference,
-            currency: e.currency,
-            amount: e.amount,
-            balance_before: balance,
-            balance_after: after,
-            recipient_handle: e.recipient_handle,
-            payer: e.payer,
-        })
-    }
-}
-
-/// What one ingestion transaction has read and keeps for the rest of its batch.
-struct Batch<'a> {
-    ledgers: &'a mut HashMap<String, Ledger>,
-    totals: &'a mut HashMap<(String, String), PaymentTotals>,
-    chain: &'a mut Chains,
-}
-
-/// A sales unit and the ledger it settles on, if any.
-async fn unit_with_ledger(
-    tx: &mut Transaction<'_, Sqlite>,
-    msn: Msn,
-) -> Result<Option<(SalesUnit, Option<String>)>> {
-    let row: Option<UnitLedgerRow> = sqlx::query_as(
-        "SELECT lu.ledger_id, su.msn, su.merchant_id, su.name, su.kind, su.country, su.handle, su.created_at \
-         FROM sales_units su LEFT JOIN ledger_units lu ON lu.msn = su.msn WHERE su.msn = ?",
-    )
-    .bind(i64::from(msn.get()))
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| Ok((r.unit.into_domain()?, r.ledger_id)))
-        .transpose()
-}
-
-/// Decides one new event with the engine and, if accepted, writes its entries and its id.
-async fn apply_event(
-    tx: &mut Transaction<'_, Sqlite>,
-    b: &mut Batch<'_>,
-    ev: PaymentEvent,
-    unit: Option<(SalesUnit, Option<String>)>,
-    now: Timestamp,
-    received_at: &str,
-) -> Result<EventOutcome> {
-    let reject = |field: &'static str, reason: &str| EventOutcome::Rejected {
-        event_id: ev.event_id.clone(),
-        rejection: Rejection::new(field, reason),
-    };
-    let Some((unit, ledger_id)) = unit else {
-        return Ok(reject("msn", "no sales unit has this MSN"));
-    };
-    let Some(ledger_id) = ledger_id else {
-        return Ok(reject("msn", "the sales unit settles on no ledger"));
-    };
-    if !b.ledgers.contains_key(&ledger_id) {
-        let row: LedgerRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {LEDGER_COLUMNS} FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = ?"
-        )))
-        .bind(&ledger_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        b.ledgers
-            .insert(ledger_id.clone(), row.into_view(Vec::new())?.ledger);
-    }
-    let ledger = &b.ledgers[&ledger_id];
-    let key = (ledger_id.clone(), ev.psp_reference.clone());
-    let before = match b.totals.get(&key) {
-        Some(t) => *t,
-        None => {
-            let t: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT captured, refunded FROM payments WHERE ledger_id = ? AND psp_reference = ?",
-            )
-            .bind(&ledger_id)
-            .bind(&ev.psp_reference)
-            .fetch_optional(&mut **tx)
-            .await?;
-            t.map(|(captured, refunded)| PaymentTotals { captured, refunded })
-                .unwrap_or_default()
-        }
-    };
-    let entries = match plan_event(ledger, &unit, &ev, ledger.closed_through, before, now) {
-        Ok(entries) => entries,
-        Err(rejection) => {
-            return Ok(EventOutcome::Rejected {
-                event_id: ev.event_id.clone(),
-                rejection,
-            });
-        }
-    };
-    let n = entries.len() as u32;
-    let id = ledger.ledger_id.clone();
-    for (topic, e) in entries {
-        b.chain.write(tx, &id, topic, e).await?;
-    }
-    sqlx::query(
-        "INSERT INTO events (event_id, ledger_id, entries, received_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(&ev.event_id)
-    .bind(id.as_str())
-    .bind(i64::from(n))
-    .bind(received_at)
-    .execute(&mut **tx)
-    .await?;
-    b.totals.insert(key, totals_after(before, &ev));
-    Ok(EventOutcome::Accepted {
-        event_id: ev.event_id,
-        ledger_id: id,
-        entries: n,
-    })
 }
 
 /// Maps a constraint failure to the domain's words; anything else stays a database error.
@@ -1070,8 +876,9 @@ impl Store for SqliteStore {
                     e.currency
                 )));
             }
-            written.push(chain.write(&mut tx, ledger, topic, e).await?);
+            written.push(chain.push(&mut tx, ledger, topic, e).await?);
         }
+        chain.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(written)
     }
@@ -1122,168 +929,11 @@ impl Store for SqliteStore {
         events: Vec<PaymentEvent>,
         now: Timestamp,
     ) -> Result<Vec<EventOutcome>> {
-        let _w = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let received_at = self.now();
-        let mut units: HashMap<Msn, Option<(SalesUnit, Option<String>)>> = HashMap::new();
-        let mut ledgers: HashMap<String, Ledger> = HashMap::new();
-        let mut totals: HashMap<(String, String), PaymentTotals> = HashMap::new();
-        let mut seen: HashMap<String, EventOutcome> = HashMap::new();
-        let mut chain = Chains::default();
-        let mut outcomes = Vec::with_capacity(events.len());
-        for ev in events {
-            if let Some(o) = seen.get(&ev.event_id) {
-                outcomes.push(o.clone());
-                continue;
-            }
-            // An event id seen before answers as it did then, accepted or rejected: a rejected
-            // event posted again must not be applied because the world has changed since (a
-            // refund posted before its capture, in the same batch or not).
-            let before: Option<PriorEventRow> = sqlx::query_as(
-                "SELECT ledger_id, entries, NULL AS field, NULL AS reason FROM events WHERE event_id = ?1 \
-                 UNION ALL SELECT NULL, NULL, field, reason FROM rejected_events WHERE event_id = ?1",
-            )
-            .bind(&ev.event_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let outcome = match before {
-                Some(prior) => prior.into_outcome(&ev.event_id)?,
-                None => {
-                    let unit = match units.get(&ev.msn) {
-                        Some(u) => u.clone(),
-                        None => {
-                            let u = unit_with_ledger(&mut tx, ev.msn).await?;
-                            units.insert(ev.msn, u.clone());
-                            u
-                        }
-                    };
-                    let mut ctx = Batch {
-                        ledgers: &mut ledgers,
-                        totals: &mut totals,
-                        chain: &mut chain,
-                    };
-                    let outcome =
-                        apply_event(&mut tx, &mut ctx, ev.clone(), unit, now, &received_at).await?;
-                    if let EventOutcome::Rejected { rejection, .. } = &outcome {
-                        sqlx::query(
-                            "INSERT INTO rejected_events (event_id, field, reason, received_at) VALUES (?, ?, ?, ?)",
-                        )
-                        .bind(&ev.event_id)
-                        .bind(rejection.field)
-                        .bind(&rejection.reason)
-                        .bind(&received_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    outcome
-                }
-            };
-            seen.insert(ev.event_id.clone(), outcome.clone());
-            outcomes.push(outcome);
-        }
-        for ((ledger_id, psp), t) in &totals {
-            sqlx::query(
-                "INSERT INTO payments (ledger_id, psp_reference, captured, refunded) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (ledger_id, psp_reference) DO UPDATE SET captured = excluded.captured, refunded = excluded.refunded",
-            )
-            .bind(ledger_id)
-            .bind(psp)
-            .bind(t.captured)
-            .bind(t.refunded)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+        settlement::ingest(self, events, now).await
     }
 
     async fn close_due(&self, ledger: &LedgerId, now: Timestamp) -> Result<Vec<ClosedPeriod>> {
-        let view = self
-            .ledger(ledger)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
-        let country = view.owner.scheme.country();
-        let first_unit = view
-            .units
-            .first()
-            .map(|u| u.handle.clone())
-            .ok_or_else(|| StoreError::Corrupt(format!("ledger {ledger} settles for no unit")))?;
-        let mut closed = Vec::new();
-        for end in due_period_ends(&view.ledger, view.ledger.closed_through, now) {
-            let _w = self.write_lock.lock().await;
-            let mut tx = self.pool.begin().await?;
-            // Progress is read again inside the transaction: another run may have closed it.
-            let (closed_through, next_payout_number, carried_funds, carried_fees): (String, i64, i64, i64) =
-                sqlx::query_as(
-                    "SELECT closed_through, next_payout_number, closed_funds_balance, closed_fees_balance \
-                     FROM ledgers WHERE ledger_id = ?",
-                )
-                .bind(ledger.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            let closed_through = LedgerDate::parse("closed_through", &closed_through)?;
-            if closed_through >= end {
-                continue;
-            }
-            // The period's capture fees, and its balances: what carried over plus what the
-            // period's dates added (entries of later dates may already be in the chain).
-            let (capture_fees, period_funds, period_fees): (i64, i64, i64) = sqlx::query_as(
-                "SELECT COALESCE(SUM(CASE WHEN entry_type = 'capture-fee' THEN amount END), 0), \
-                        COALESCE(SUM(CASE WHEN topic = 0 THEN amount END), 0), \
-                        COALESCE(SUM(CASE WHEN topic = 1 THEN amount END), 0) \
-                 FROM entries WHERE ledger_id = ? AND topic IN (0, 1) AND ledger_date > ? AND ledger_date <= ?",
-            )
-            .bind(ledger.as_str())
-            .bind(closed_through.to_string())
-            .bind(end.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut chain = Chains::default();
-            let funds_balance = carried_funds + period_funds;
-            let fees_balance = carried_fees + period_fees;
-            let facts = PeriodFacts {
-                capture_fees,
-                funds_balance,
-                fees_balance,
-                next_payout_number,
-            };
-            let plan = plan_close(&view.ledger, country, &first_unit, end, facts);
-            let mut payout = None;
-            let mut fees = 0;
-            let (mut funds_after, mut fees_after) = (funds_balance, fees_balance);
-            for (topic, e) in plan.entries {
-                match topic {
-                    Topic::Funds => funds_after += e.amount,
-                    Topic::Fees => fees_after += e.amount,
-                }
-                match e.entry_type.as_str() {
-                    "payout-scheduled" => payout = Some((next_payout_number, -e.amount)),
-                    "fees-invoiced" => fees = e.amount,
-                    "fees-retained" if topic == Topic::Fees => fees = e.amount,
-                    _ => {}
-                }
-                chain.write(&mut tx, ledger, topic, e).await?;
-            }
-            sqlx::query(
-                "UPDATE ledgers SET closed_through = ?, next_payout_number = ?, closed_funds_balance = ?, \
-                 closed_fees_balance = ? WHERE ledger_id = ?",
-            )
-            .bind(end.to_string())
-            .bind(next_payout_number + i64::from(plan.used_payout_number))
-            .bind(funds_after)
-            .bind(fees_after)
-            .bind(ledger.as_str())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            closed.push(ClosedPeriod {
-                ledger_id: ledger.clone(),
-                end,
-                payout,
-                fees,
-            });
-        }
-        Ok(closed)
+        settlement::close_due(self, ledger, now).await
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {

@@ -1,0 +1,342 @@
+//! Property tests of the settlement engine through the store: random event streams (times around
+//! cutoffs and a daylight-saving change, duplicates, reorderings within a batch, refunds larger
+//! than what was captured) interleaved with closing runs keep every invariant `verify` checks,
+//! and posting any prefix of the stream again changes nothing.
+
+use jiff::{SignedDuration, Timestamp};
+use ledgerport_core::access::LedgerAccess;
+use ledgerport_core::clock::ManualClock;
+use ledgerport_core::engine::{EventKind, PaymentEvent};
+use ledgerport_core::entry::Entry;
+use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn, Topic};
+use ledgerport_core::verify::check_ledger;
+use ledgerport_core::world::{
+    FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
+};
+use ledgerport_store::sqlite::SqliteStore;
+use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
+use proptest::prelude::*;
+use std::sync::Arc;
+
+/// Three ledgers that differ where the engine has choices: daily with a 04:00 cutoff (crossing
+/// the DST change at 02:00Z/01:00Z), weekly at midnight, and gross monthly.
+const LEDGERS: [(&str, u32, PayoutFrequency, &str, SettlementMode, i64, i64); 3] = [
+    (
+        "900001",
+        100_000,
+        PayoutFrequency::Daily,
+        "04:00",
+        SettlementMode::Net,
+        175,
+        100,
+    ),
+    (
+        "900002",
+        100_001,
+        PayoutFrequency::Weekly,
+        "00:00",
+        SettlementMode::Net,
+        0,
+        400,
+    ),
+    (
+        "900003",
+        100_002,
+        PayoutFrequency::Monthly,
+        "00:00",
+        SettlementMode::Gross,
+        250,
+        0,
+    ),
+];
+
+/// The stream starts three days before Oslo's clocks go forward (2024-03-31) and runs on for a
+/// fortnight, past a month end.
+const START: &str = "2024-03-28T00:00:00Z";
+
+#[derive(Debug, Clone)]
+struct EventSpec {
+    kind: u8,
+    unit: usize,
+    amount: i64,
+    minutes_back: i64,
+    pick: usize,
+    duplicate: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    advance_minutes: i64,
+    events: Vec<EventSpec>,
+    shuffle: u64,
+    close: bool,
+}
+
+fn event_spec() -> impl Strategy<Value = EventSpec> {
+    (
+        0u8..20,
+        0usize..3,
+        1i64..200_000,
+        0i64..3_000,
+        any::<usize>(),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(
+            |(kind, unit, amount, minutes_back, pick, duplicate)| EventSpec {
+                kind,
+                unit,
+                amount,
+                minutes_back,
+                pick,
+                duplicate,
+            },
+        )
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        (
+            // Mostly small moves, so times cluster around cutoffs; now and then most of a day.
+            prop_oneof![3 => 0i64..180, 1 => 180i64..1_600],
+            prop::collection::vec(event_spec(), 0..12),
+            any::<u64>(),
+            prop::bool::weighted(0.4),
+        )
+            .prop_map(|(advance_minutes, events, shuffle, close)| Step {
+                advance_minutes,
+                events,
+                shuffle,
+                close,
+            }),
+        1..40,
+    )
+}
+
+fn t(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+async fn world() -> Arc<SqliteStore> {
+    let clock = Arc::new(ManualClock::new(t(START)));
+    let s = Arc::new(
+        SqliteStore::open("sqlite::memory:", clock)
+            .await
+            .expect("store"),
+    );
+    let by = Actor::new("test");
+    let m = s
+        .create_merchant(
+            &by,
+            NewMerchant {
+                business: BusinessId::parse("o", "business:NO:ORG", "987654321").expect("org"),
+                name: "ACME".into(),
+            },
+        )
+        .await
+        .expect("merchant");
+    for (id, msn, freq, cutoff, mode, bp, fixed) in LEDGERS {
+        let msn = Msn::parse("msn", &msn.to_string()).expect("msn");
+        s.create_sales_unit(
+            &by,
+            NewSalesUnit {
+                msn,
+                merchant_id: m.id,
+                name: id.into(),
+                kind: SalesUnitKind::Api,
+                country: Country::NO,
+                vm_number: None,
+            },
+        )
+        .await
+        .expect("unit");
+        s.create_ledger(
+            &by,
+            NewLedger {
+                ledger_id: LedgerId::parse("l", id).expect("id"),
+                currency: Currency::NOK,
+                payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").expect("account"),
+                owner_merchant_id: m.id,
+                settles_for: vec![msn],
+                time_zone: "Europe/Oslo".into(),
+                cutoff: parse_cutoff("c", cutoff).expect("cutoff"),
+                payout_frequency: freq,
+                settlement_mode: mode,
+                fee_plan: FeePlan {
+                    basis_points: bp,
+                    fixed_minor: fixed,
+                },
+                page_size: 1000,
+            },
+        )
+        .await
+        .expect("ledger");
+    }
+    s
+}
+
+/// Turns the specs into events: new ones at `now` minus a little, or repeats of earlier events.
+fn events_of(
+    step: &Step,
+    now: Timestamp,
+    posted: &[PaymentEvent],
+    next_id: &mut u64,
+) -> Vec<PaymentEvent> {
+    let mut out: Vec<PaymentEvent> = Vec::new();
+    for spec in &step.events {
+        let earlier: Vec<&PaymentEvent> = posted.iter().chain(out.iter()).collect();
+        if spec.duplicate && !earlier.is_empty() {
+            let again = earlier[spec.pick % earlier.len()].clone();
+            out.push(again);
+            continue;
+        }
+        let time = (now - SignedDuration::from_mins(spec.minutes_back)).max(t(START));
+        let unit = LEDGERS[spec.unit].1;
+        let captures: Vec<&&PaymentEvent> = earlier
+            .iter()
+            .filter(|e| e.kind == EventKind::Capture && e.msn.get() == unit)
+            .collect();
+        let (kind, psp, amount, topic) = match spec.kind {
+            0..=9 => (EventKind::Capture, None, spec.amount, None),
+            10..=13 => (EventKind::Refund, None, spec.amount / 3 + 1, None),
+            14 => (EventKind::DisputeRetained, None, spec.amount / 4 + 1, None),
+            15 => (EventKind::DisputeReturned, None, spec.amount / 4 + 1, None),
+            16 => (EventKind::TopUp, None, spec.amount, None),
+            17 => (EventKind::ServiceFee, None, spec.amount / 10 + 1, None),
+            18 => (
+                EventKind::Correction,
+                None,
+                spec.amount - 100_000,
+                Some(if spec.pick % 2 == 0 {
+                    Topic::Funds
+                } else {
+                    Topic::Fees
+                }),
+            ),
+            _ => (EventKind::PayoutAborted, None::<String>, spec.amount, None),
+        };
+        // Refunds and disputes name an earlier capture of the same unit (or an unknown one).
+        let psp = psp.unwrap_or_else(|| match kind {
+            EventKind::Refund | EventKind::DisputeRetained | EventKind::DisputeReturned
+                if !captures.is_empty() =>
+            {
+                captures[spec.pick % captures.len()].psp_reference.clone()
+            }
+            _ => format!("psp-{next_id}"),
+        });
+        *next_id += 1;
+        out.push(PaymentEvent {
+            event_id: format!("ev-{next_id}"),
+            kind,
+            msn: Msn::parse("msn", &unit.to_string()).expect("msn"),
+            psp_reference: psp,
+            reference: format!("ref-{next_id}"),
+            amount,
+            currency: Currency::NOK,
+            time,
+            topic,
+            payer: None,
+        });
+    }
+    // Reorder within the batch.
+    let n = out.len();
+    if n > 1 {
+        let mut x = step.shuffle | 1;
+        for i in (1..n).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+    }
+    out
+}
+
+async fn entries(s: &dyn Store, ledger: &str, topic: Topic) -> Vec<Entry> {
+    let access = LedgerAccess::for_operator(LedgerId::parse("l", ledger).expect("id"));
+    s.feed_page(&access, topic, 0, 1_000_000)
+        .await
+        .expect("feed")
+}
+
+async fn snapshot(s: &dyn Store) -> Vec<Vec<Entry>> {
+    let mut out = Vec::new();
+    for (id, ..) in LEDGERS {
+        out.push(entries(s, id, Topic::Funds).await);
+        out.push(entries(s, id, Topic::Fees).await);
+    }
+    out
+}
+
+async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
+    let s = world().await;
+    let mut now = t(START);
+    let mut posted: Vec<PaymentEvent> = Vec::new();
+    let mut batches: Vec<(Vec<PaymentEvent>, Vec<EventOutcome>)> = Vec::new();
+    let mut next_id = 0;
+    for step in &steps {
+        now += SignedDuration::from_mins(step.advance_minutes);
+        let events = events_of(step, now, &posted, &mut next_id);
+        let outcomes = s.ingest_events(events.clone(), now).await.expect("ingest");
+        prop_assert_eq!(outcomes.len(), events.len());
+        posted.extend(events.iter().cloned());
+        batches.push((events, outcomes));
+        if step.close {
+            for (id, ..) in LEDGERS {
+                s.close_due(&LedgerId::parse("l", id).expect("id"), now)
+                    .await
+                    .expect("close");
+            }
+        }
+    }
+    now += SignedDuration::from_hours(24 * 35);
+    for (id, ..) in LEDGERS {
+        s.close_due(&LedgerId::parse("l", id).expect("id"), now)
+            .await
+            .expect("close");
+    }
+
+    // Every invariant holds on every ledger.
+    for (id, ..) in LEDGERS {
+        let view = s
+            .ledger(&LedgerId::parse("l", id).expect("id"))
+            .await
+            .expect("read")
+            .expect("ledger");
+        let funds = entries(s.as_ref(), id, Topic::Funds).await;
+        let fees = entries(s.as_ref(), id, Topic::Fees).await;
+        let violations = check_ledger(&view.ledger, &funds, &fees);
+        prop_assert!(
+            violations.is_empty(),
+            "{}",
+            violations
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    // Posting a prefix of the stream again changes nothing and answers as the first time.
+    let before = snapshot(s.as_ref()).await;
+    let k = prefix % (batches.len() + 1);
+    for (events, first) in &batches[..k] {
+        let again = s.ingest_events(events.clone(), now).await.expect("again");
+        for (a, b) in again.iter().zip(first) {
+            if let EventOutcome::Accepted { .. } = b {
+                prop_assert_eq!(a, b);
+            }
+        }
+    }
+    prop_assert_eq!(snapshot(s.as_ref()).await, before);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_event_streams_keep_every_invariant_and_replays_change_nothing(steps in steps(), prefix in any::<usize>()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(run(steps, prefix))?;
+    }
+}
