@@ -11,7 +11,7 @@
 //! the end, one transaction in all.
 
 use super::rows::{LedgerRow, PriorEventRow, UnitLedgerRow};
-use super::{LEDGER_COLUMNS, json_array};
+use super::{LEDGER_COLUMNS, json_array, json_pairs};
 use crate::{ClosedPeriod, EventOutcome, Result, StoreError};
 use jiff::Timestamp;
 use ledgerport_core::engine::{
@@ -99,6 +99,34 @@ impl Chains {
         };
         self.last.insert(key, l);
         Ok(l)
+    }
+
+    /// Reads the ends of both chains of every ledger given, in one query.
+    async fn preload(&mut self, tx: &mut Tx<'_>, ledger_ids: &[&str]) -> Result<()> {
+        let rows: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date \
+             FROM (SELECT value AS l FROM json_each(?)) k \
+             CROSS JOIN (SELECT 0 AS t UNION ALL SELECT 1) tt \
+             JOIN entries e ON e.ledger_id = k.l AND e.topic = tt.t \
+              AND e.seq = (SELECT MAX(x.seq) FROM entries x WHERE x.ledger_id = k.l AND x.topic = tt.t)",
+        )
+        .bind(json_array(ledger_ids))
+        .fetch_all(&mut **tx)
+        .await?;
+        for id in ledger_ids {
+            for topic in [0u8, 1] {
+                self.last.insert(((*id).to_owned(), topic), (0, 0, None));
+            }
+        }
+        for (ledger, topic, seq, balance, date) in rows {
+            let topic =
+                u8::try_from(topic).map_err(|_| StoreError::Corrupt(format!("topic {topic}")))?;
+            self.last.insert(
+                (ledger, topic),
+                (seq, balance, Some(LedgerDate::parse("ledger_date", &date)?)),
+            );
+        }
+        Ok(())
     }
 
     /// The latest date booked on either topic of the ledger.
@@ -195,41 +223,51 @@ struct LedgerCtx {
     carried_fees: i64,
 }
 
-async fn load_ctx(tx: &mut Tx<'_>, ledger_id: &str) -> Result<Option<LedgerCtx>> {
-    let row: Option<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {LEDGER_COLUMNS} FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = ?"
+/// A ledger row with what closing needs besides: carried balances and the first unit's handle.
+#[derive(sqlx::FromRow)]
+struct CtxRow {
+    #[sqlx(flatten)]
+    ledger: LedgerRow,
+    closed_funds_balance: i64,
+    closed_fees_balance: i64,
+    first_handle: Option<String>,
+}
+
+/// Loads the contexts of the given ledgers in one query.
+async fn load_ctxs(tx: &mut Tx<'_>, ledger_ids: &[&str]) -> Result<HashMap<String, LedgerCtx>> {
+    let rows: Vec<CtxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {LEDGER_COLUMNS}, l.closed_funds_balance, l.closed_fees_balance, \
+         (SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
+          WHERE lu.ledger_id = l.ledger_id ORDER BY lu.position LIMIT 1) AS first_handle \
+         FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id \
+         WHERE l.ledger_id IN (SELECT value FROM json_each(?))"
     )))
-    .bind(ledger_id)
-    .fetch_optional(&mut **tx)
+    .bind(json_array(ledger_ids))
+    .fetch_all(&mut **tx)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let (carried_funds, carried_fees): (i64, i64) = sqlx::query_as(
-        "SELECT closed_funds_balance, closed_fees_balance FROM ledgers WHERE ledger_id = ?",
-    )
-    .bind(ledger_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let first: Option<String> = sqlx::query_scalar(
-        "SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
-         WHERE lu.ledger_id = ? ORDER BY lu.position LIMIT 1",
-    )
-    .bind(ledger_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let first_unit = RecipientHandle::parse(
-        "handle",
-        &first.ok_or_else(|| {
-            StoreError::Corrupt(format!("ledger {ledger_id} settles for no unit"))
-        })?,
-    )?;
-    let view = row.into_view(Vec::new())?;
-    Ok(Some(LedgerCtx {
-        country: view.owner.scheme.country(),
-        ledger: view.ledger,
-        first_unit,
-        carried_funds,
-        carried_fees,
-    }))
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let id = r.ledger.ledger_id.clone();
+        let first = r
+            .first_handle
+            .ok_or_else(|| StoreError::Corrupt(format!("ledger {id} settles for no unit")))?;
+        let view = r.ledger.into_view(Vec::new())?;
+        out.insert(
+            id,
+            LedgerCtx {
+                country: view.owner.scheme.country(),
+                ledger: view.ledger,
+                first_unit: RecipientHandle::parse("handle", &first)?,
+                carried_funds: r.closed_funds_balance,
+                carried_fees: r.closed_fees_balance,
+            },
+        );
+    }
+    Ok(out)
+}
+
+async fn load_ctx(tx: &mut Tx<'_>, ledger_id: &str) -> Result<Option<LedgerCtx>> {
+    Ok(load_ctxs(tx, &[ledger_id]).await?.remove(ledger_id))
 }
 
 /// Closes the period of `ctx`'s ledger that ends `end`: its closing entries and the ledger's
@@ -359,12 +397,60 @@ pub(super) async fn ingest(
     }
 
     let mut units: HashMap<Msn, Option<(SalesUnit, Option<String>)>> = HashMap::new();
-    let mut ledgers: HashMap<String, LedgerCtx> = HashMap::new();
     let mut totals: HashMap<(String, String), PaymentTotals> = HashMap::new();
     let mut touched: Vec<(String, String)> = Vec::new();
     let mut chains = Chains::default();
     let (mut accepted_rows, mut rejected_rows) = (Vec::new(), Vec::new());
     let mut outcomes = Vec::with_capacity(events.len());
+
+    // The units of the batch, and the pspReference totals the batch's events refer to, each in
+    // one query rather than one per event.
+    let mut msns: Vec<i64> = events.iter().map(|e| i64::from(e.msn.get())).collect();
+    msns.sort_unstable();
+    msns.dedup();
+    let unit_rows: Vec<UnitLedgerRow> = sqlx::query_as(
+        "SELECT lu.ledger_id, su.msn, su.merchant_id, su.name, su.kind, su.country, su.handle, su.created_at \
+         FROM sales_units su LEFT JOIN ledger_units lu ON lu.msn = su.msn \
+         WHERE su.msn IN (SELECT value FROM json_each(?))",
+    )
+    .bind(format!("{msns:?}"))
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in unit_rows {
+        let unit = r.unit.into_domain()?;
+        units.insert(unit.msn, Some((unit, r.ledger_id)));
+    }
+    for m in msns {
+        units.entry(Msn::from_stored(m)).or_insert(None);
+    }
+    let pairs: Vec<[&str; 2]> = events
+        .iter()
+        .filter(|e| !answered.contains_key(&e.event_id))
+        .filter_map(|e| match units.get(&e.msn) {
+            Some(Some((_, Some(l)))) => Some([l.as_str(), e.psp_reference.as_str()]),
+            _ => None,
+        })
+        .collect();
+    let known: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "WITH k(l, p) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) \
+         SELECT DISTINCT pm.ledger_id, pm.psp_reference, pm.captured, pm.refunded \
+         FROM k JOIN payments pm ON pm.ledger_id = k.l AND pm.psp_reference = k.p",
+    )
+    .bind(json_pairs(&pairs))
+    .fetch_all(&mut *tx)
+    .await?;
+    for (l, p, captured, refunded) in known {
+        totals.insert((l, p), PaymentTotals { captured, refunded });
+    }
+    // The ledgers of the batch and the ends of their chains, in one query each.
+    let mut ledger_ids: Vec<&str> = units
+        .values()
+        .filter_map(|u| u.as_ref().and_then(|(_, l)| l.as_deref()))
+        .collect();
+    ledger_ids.sort_unstable();
+    ledger_ids.dedup();
+    let mut ledgers = load_ctxs(&mut tx, &ledger_ids).await?;
+    chains.preload(&mut tx, &ledger_ids).await?;
 
     for ev in events {
         if let Some(o) = answered.get(&ev.event_id) {
@@ -375,19 +461,6 @@ pub(super) async fn ingest(
             event_id: ev.event_id.clone(),
             rejection: Rejection::new(field, reason),
         };
-        if !units.contains_key(&ev.msn) {
-            let row: Option<UnitLedgerRow> = sqlx::query_as(
-                "SELECT lu.ledger_id, su.msn, su.merchant_id, su.name, su.kind, su.country, su.handle, su.created_at \
-                 FROM sales_units su LEFT JOIN ledger_units lu ON lu.msn = su.msn WHERE su.msn = ?",
-            )
-            .bind(i64::from(ev.msn.get()))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let unit = row
-                .map(|r| Ok::<_, StoreError>((r.unit.into_domain()?, r.ledger_id)))
-                .transpose()?;
-            units.insert(ev.msn, unit);
-        }
         let outcome = match &units[&ev.msn] {
             None => reject("msn", "no sales unit has this MSN"),
             Some((_, None)) => reject("msn", "the sales unit settles on no ledger"),
@@ -403,23 +476,8 @@ pub(super) async fn ingest(
                     .ok_or_else(|| StoreError::Corrupt("ledger context".into()))?;
                 let id = ctx.ledger.ledger_id.clone();
                 let key = (ledger_id.clone(), ev.psp_reference.clone());
-                let before = match totals.get(&key) {
-                    Some(t) => *t,
-                    None => {
-                        let t: Option<(i64, i64)> = sqlx::query_as(
-                            "SELECT captured, refunded FROM payments WHERE ledger_id = ? AND psp_reference = ?",
-                        )
-                        .bind(ledger_id)
-                        .bind(&ev.psp_reference)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        let t = t
-                            .map(|(captured, refunded)| PaymentTotals { captured, refunded })
-                            .unwrap_or_default();
-                        totals.insert(key.clone(), t);
-                        t
-                    }
-                };
+                // Loaded above; a pspReference the ledger has not seen has no totals yet.
+                let before = totals.get(&key).copied().unwrap_or_default();
                 // A good event's own time counts as the clock (within the allowed skew): the
                 // periods it has passed close before it is booked.
                 if check_event(&ctx.ledger, unit, &ev, before, now).is_ok() {
