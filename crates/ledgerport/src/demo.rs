@@ -567,101 +567,100 @@ async fn replay_history(
                     .ok()
                     .filter(|t| *t <= now)
             };
-            if let (Some((ref_psp, amount)), Some(t)) = (p.captures.first().cloned(), later(3)) {
-                if rng.range(0, 2) == 0 {
+            if let (Some((ref_psp, amount)), Some(t)) = (p.captures.first().cloned(), later(3))
+                && rng.range(0, 2) == 0
+            {
+                event_no += 1;
+                events.push(demo_event(
+                    event_no,
+                    EventKind::Refund,
+                    p,
+                    &ref_psp,
+                    amount / 2,
+                    t,
+                    None,
+                ));
+                p.captures[0].1 -= amount / 2;
+            }
+            if !p.vm
+                && rng.range(0, 9) == 0
+                && let (Some((d_psp, amount)), Some(t)) = (p.captures.last().cloned(), later(4))
+            {
+                event_no += 1;
+                events.push(demo_event(
+                    event_no,
+                    EventKind::DisputeRetained,
+                    p,
+                    &d_psp,
+                    amount,
+                    t,
+                    None,
+                ));
+                if let Some(t2) = later(6) {
+                    event_no += 1;
+                    events.push(demo_event(
+                        event_no,
+                        EventKind::DisputeReturned,
+                        p,
+                        &d_psp,
+                        amount,
+                        t2,
+                        None,
+                    ));
+                }
+            }
+            if day == days / 2
+                && i == 0
+                && let Some(t) = later(5)
+            {
+                // Every capture of the day refunded in full: after the day's fees are
+                // retained, the balance is negative and nothing is paid out.
+                for (c_psp, amount) in p.captures.clone() {
                     event_no += 1;
                     events.push(demo_event(
                         event_no,
                         EventKind::Refund,
                         p,
-                        &ref_psp,
-                        amount / 2,
-                        t,
-                        None,
-                    ));
-                    p.captures[0].1 -= amount / 2;
-                }
-            }
-            if !p.vm && rng.range(0, 9) == 0 {
-                if let (Some((d_psp, amount)), Some(t)) = (p.captures.last().cloned(), later(4)) {
-                    event_no += 1;
-                    events.push(demo_event(
-                        event_no,
-                        EventKind::DisputeRetained,
-                        p,
-                        &d_psp,
+                        &c_psp,
                         amount,
                         t,
                         None,
                     ));
-                    if let Some(t2) = later(6) {
-                        event_no += 1;
-                        events.push(demo_event(
-                            event_no,
-                            EventKind::DisputeReturned,
-                            p,
-                            &d_psp,
-                            amount,
-                            t2,
-                            None,
-                        ));
-                    }
                 }
-            }
-            if day == days / 2 && i == 0 {
-                if let Some(t) = later(5) {
-                    // A big refund of everything captured so far that day and more: the balance goes negative.
-                    let total: i64 = p.captures.iter().map(|(_, a)| a).sum();
-                    let mut left = total;
-                    for (c_psp, amount) in p.captures.clone() {
-                        event_no += 1;
-                        events.push(demo_event(
-                            event_no,
-                            EventKind::Refund,
-                            p,
-                            &c_psp,
-                            amount,
-                            t,
-                            None,
-                        ));
-                        left -= amount;
-                    }
-                    let _ = left;
-                    if let Some(t2) = t
-                        .checked_add(jiff::SignedDuration::from_mins(1))
-                        .ok()
-                        .filter(|x| *x <= now)
-                    {
-                        event_no += 1;
-                        events.push(demo_event(
-                            event_no,
-                            EventKind::ServiceFee,
-                            p,
-                            &format!("svc-{event_no}"),
-                            29_900,
-                            t2,
-                            None,
-                        ));
-                    }
-                }
-            }
-            if day == days / 2 + 1 && i == 0 {
-                if let Some(t) = day_start
-                    .checked_add(jiff::SignedDuration::from_hours(9))
+                if let Some(t2) = t
+                    .checked_add(jiff::SignedDuration::from_mins(1))
                     .ok()
                     .filter(|x| *x <= now)
                 {
                     event_no += 1;
                     events.push(demo_event(
                         event_no,
-                        EventKind::TopUp,
+                        EventKind::ServiceFee,
                         p,
-                        &format!("topup-{event_no}"),
-                        50_000,
-                        t,
+                        &format!("svc-{event_no}"),
+                        29_900,
+                        t2,
                         None,
                     ));
                 }
+            }
+            if day == days / 2 + 1
+                && i == 0
+                && let Some(t) = day_start
+                    .checked_add(jiff::SignedDuration::from_hours(9))
+                    .ok()
+                    .filter(|x| *x <= now)
+            {
+                event_no += 1;
+                events.push(demo_event(
+                    event_no,
+                    EventKind::TopUp,
+                    p,
+                    &format!("topup-{event_no}"),
+                    50_000,
+                    t,
+                    None,
+                ));
             }
             // Captures are refunded at most once each in this story.
             p.captures.retain(|_| false);
