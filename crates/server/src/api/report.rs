@@ -249,6 +249,17 @@ fn forbidden() -> AppError {
     AppError::Forbidden("These credentials may not use the Report API.".into())
 }
 
+/// The position a page starts after: the cursor's, or 0 without one.
+fn after_seq(state: &AppState, binding: &Binding<'_>, q: &QueryParams) -> Result<i64, AppError> {
+    match q.cursor() {
+        None => Ok(0),
+        Some(c) => state
+            .cursors
+            .decode_seq(binding, c)
+            .map_err(|_| bad_cursor()),
+    }
+}
+
 fn bad_cursor() -> AppError {
     AppError::bad("cursor", "is not a cursor of this ledger, topic and query")
 }
@@ -300,13 +311,7 @@ pub async fn date_page(
         topic,
         date,
     };
-    let after = match q.cursor() {
-        None => 0,
-        Some(c) => state
-            .cursors
-            .decode_seq(&binding, c)
-            .map_err(|_| bad_cursor())?,
-    };
+    let after = after_seq(&state, &binding, &q)?;
     let limit = view.ledger.page_size;
     let mut entries = state
         .store
@@ -349,13 +354,7 @@ pub async fn feed_page(
         ledger: access.ledger_id(),
         topic,
     };
-    let after = match q.cursor() {
-        None => 0,
-        Some(c) => state
-            .cursors
-            .decode_seq(&binding, c)
-            .map_err(|_| bad_cursor())?,
-    };
+    let after = after_seq(&state, &binding, &q)?;
     let limit = view.ledger.page_size;
     let mut entries = state
         .store

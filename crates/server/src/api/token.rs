@@ -90,15 +90,7 @@ pub async fn standard_token(
         ));
     }
     let lifetime = state.config.standard_token_lifetime.as_secs() as i64;
-    let (token, claims) = state
-        .tokens
-        .issue(&key, lifetime)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    tracing::info!(
-        key_id = key.id,
-        key_type = key.kind.as_str(),
-        "issued standard token"
-    );
+    let (token, claims) = issue(&state, &key, lifetime, "/accesstoken/get")?;
     let body = json!({
         "token_type": "Bearer",
         "expires_in": lifetime.to_string(),
@@ -180,20 +172,32 @@ pub async fn miami_token(
         }
     };
     let lifetime = state.config.miami_token_lifetime.as_secs() as i64;
-    let (token, _) = state
-        .tokens
-        .issue(&key, lifetime)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    tracing::info!(
-        key_id = key.id,
-        key_type = key.kind.as_str(),
-        "issued miami token"
-    );
+    let (token, _) = issue(&state, &key, lifetime, "/miami/v1/token")?;
     Ok((
         [(h::CACHE_CONTROL, "no-store")],
         Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})),
     )
         .into_response())
+}
+
+/// Signs a token for `key` and logs who got one where (never the token itself).
+fn issue(
+    state: &AppState,
+    key: &ApiKey,
+    lifetime: i64,
+    endpoint: &'static str,
+) -> Result<(String, crate::tokens::Claims), AppError> {
+    let issued = state
+        .tokens
+        .issue(key, lifetime)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    tracing::info!(
+        key_id = key.id,
+        key_type = key.kind.as_str(),
+        endpoint,
+        "issued token"
+    );
+    Ok(issued)
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
