@@ -44,6 +44,39 @@ pub struct ServerConfig {
     /// How often the server closes due ledger dates and schedules payouts; `None`: never (another
     /// process or `admin close` does it).
     pub close_interval: Option<Duration>,
+    /// Request rate limits.
+    pub limits: LimitsConfig,
+}
+
+/// Rate limits: token buckets per client id on the token endpoints and per principal on the
+/// Report API. Requests over a limit are answered 429 with `Retry-After`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    /// Off switch for every limit below.
+    pub enabled: bool,
+    /// Sustained token requests per second allowed for one client id.
+    pub token_per_second: f64,
+    /// Token requests one client id may make at once before the rate applies.
+    pub token_burst: u32,
+    /// Sustained Report API requests per second allowed for one principal.
+    pub report_per_second: f64,
+    /// Report API requests one principal may make at once before the rate applies.
+    pub report_burst: u32,
+    /// Failed token requests for one client id after which each further attempt is slowed down.
+    pub failed_token_slowdown_after: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: true,
+            token_per_second: 20.0,
+            token_burst: 100,
+            report_per_second: 100.0,
+            report_burst: 200,
+            failed_token_slowdown_after: 5,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -56,6 +89,7 @@ impl Default for ServerConfig {
             ledger_list_page_size: 1000,
             request_timeout: Duration::from_secs(30),
             close_interval: Some(Duration::from_secs(10)),
+            limits: LimitsConfig::default(),
         }
     }
 }
