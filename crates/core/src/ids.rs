@@ -18,10 +18,11 @@ pub struct Msn(u32);
 
 impl Msn {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
-        if !(5..=7).contains(&s.len()) || !all_digits(s) {
+        // No leading zero: "012345" would be the number 12345 and print back as another text.
+        if !(5..=7).contains(&s.len()) || !all_digits(s) || s.starts_with('0') {
             return Err(ParseError::new(
                 field,
-                "must be a merchant serial number of 5 to 7 digits",
+                "must be a merchant serial number of 5 to 7 digits, not starting with 0",
             ));
         }
         s.parse()
@@ -209,7 +210,12 @@ impl BusinessId {
             OrgScheme::NoOrg => id.len() == 9 && all_digits(id),
             OrgScheme::DkCvr => id.len() == 8 && all_digits(id),
             OrgScheme::FiYTunnus => {
-                id.len() == 9 && all_digits(&id[..7]) && &id[7..8] == "-" && all_digits(&id[8..])
+                // Bytes, not `&str` slices: a multi-byte character must not make this panic.
+                let b = id.as_bytes();
+                b.len() == 9
+                    && b[..7].iter().all(u8::is_ascii_digit)
+                    && b[7] == b'-'
+                    && b[8].is_ascii_digit()
             }
         };
         if !ok {
@@ -356,7 +362,8 @@ impl LedgerDate {
 
     pub fn from_days(days: i32) -> Option<Self> {
         jiff::civil::date(1970, 1, 1)
-            .checked_add(jiff::Span::new().days(i64::from(days)))
+            // `try_days`: `days` panics past jiff's span range (about ±20 000 years).
+            .checked_add(jiff::Span::new().try_days(i64::from(days)).ok()?)
             .ok()
             .map(LedgerDate)
     }

@@ -217,7 +217,7 @@ struct Issued {
     partner_secret: String,
 }
 
-pub async fn run(args: DemoArgs) -> Result<(), String> {
+pub async fn run(args: DemoArgs, config: &crate::config::Config) -> Result<(), String> {
     for suffix in ["", "-wal", "-shm"] {
         let mut p = args.database.clone().into_os_string();
         p.push(suffix);
@@ -256,10 +256,10 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     );
     let print = move |addr: SocketAddr| print_instructions(addr, &url, &issued, yesterday);
     if args.no_serve {
-        print(args.serve.listen);
+        print(config.server.listen);
         return Ok(());
     }
-    crate::run_server(store, &args.serve, print).await
+    crate::run_server(store, config, print).await
 }
 
 async fn build_world(

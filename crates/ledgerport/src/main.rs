@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+pub mod config;
 mod demo;
 mod import;
 mod store;
@@ -10,11 +11,12 @@ mod verify;
 
 use clap::{Parser, Subcommand};
 use ledgerport_core::clock::SystemClock;
-use ledgerport_server::{AppState, ServerConfig};
+use ledgerport_server::AppState;
+
+pub use config::ServeArgs;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -23,22 +25,8 @@ use std::time::Duration;
     about = "Settlement reporting: the Report API and Access Token API, wire-compatible with Vipps MobilePay"
 )]
 struct Cli {
-    /// Database to use: `sqlite://PATH` (created if missing) or `sqlite::memory:`.
-    #[arg(
-        long,
-        global = true,
-        env = "LEDGERPORT_DATABASE_URL",
-        default_value = "sqlite://ledgerport.db"
-    )]
-    database_url: String,
-
-    /// Log filter, e.g. `info` or `ledgerport_server=debug`.
-    #[arg(long, global = true, env = "LEDGERPORT_LOG", default_value = "info")]
-    log: String,
-
-    /// Log format: `pretty` for people, `json` for machines.
-    #[arg(long, global = true, env = "LEDGERPORT_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
-    log_format: String,
+    #[command(flatten)]
+    global: config::GlobalArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -63,64 +51,17 @@ enum Command {
     /// Check every ledger's invariants (balance chain, mirrored fees, payouts, closed dates,
     /// capture fees); exits 1 with one line per violation when one fails.
     Verify(verify::VerifyArgs),
+    /// The configuration: `config print` shows the effective one (see CONFIGURATION.md).
+    Config(config::ConfigArgs),
 }
 
-#[derive(clap::Args, Clone)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "LEDGERPORT_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// `iss` of issued tokens.
-    #[arg(long, env = "LEDGERPORT_ISSUER", default_value = "ledgerport")]
-    pub issuer: String,
-    /// `aud` of issued tokens.
-    #[arg(
-        long,
-        env = "LEDGERPORT_AUDIENCE",
-        default_value = "ledgerport-report-api"
-    )]
-    pub audience: String,
-    /// Lifetime of /accesstoken/get tokens, in seconds.
-    #[arg(
-        long,
-        env = "LEDGERPORT_STANDARD_TOKEN_LIFETIME",
-        default_value_t = 86400
-    )]
-    pub standard_token_lifetime: u64,
-    /// Lifetime of /miami/v1/token tokens, in seconds.
-    #[arg(long, env = "LEDGERPORT_MIAMI_TOKEN_LIFETIME", default_value_t = 900)]
-    pub miami_token_lifetime: u64,
-    /// Requests running longer than this many seconds are abandoned with a 500.
-    #[arg(long, env = "LEDGERPORT_REQUEST_TIMEOUT", default_value_t = 30)]
-    pub request_timeout: u64,
-    /// Seconds between closing runs (due ledger dates closed, payouts scheduled); 0 turns the
-    /// closing task off (then `admin close` or another server does it).
-    #[arg(long, env = "LEDGERPORT_CLOSE_INTERVAL", default_value_t = 10)]
-    pub close_interval: u64,
-}
-
-impl ServeArgs {
-    fn config(&self) -> ServerConfig {
-        ServerConfig {
-            issuer: self.issuer.clone(),
-            audience: self.audience.clone(),
-            standard_token_lifetime: Duration::from_secs(self.standard_token_lifetime),
-            miami_token_lifetime: Duration::from_secs(self.miami_token_lifetime),
-            request_timeout: Duration::from_secs(self.request_timeout),
-            close_interval: (self.close_interval > 0)
-                .then(|| Duration::from_secs(self.close_interval)),
-            ..ServerConfig::default()
-        }
-    }
-}
-
-fn init_logging(filter: &str, format: &str) {
+fn init_logging(filter: &str, format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if format == "json" {
+    if format == config::LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -150,13 +91,14 @@ async fn shutdown_signal() {
 /// Starts the server on an opened store and serves until a shutdown signal.
 pub async fn run_server(
     store: Arc<dyn ledgerport_store::Store>,
-    args: &ServeArgs,
+    config: &config::Config,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
-    let state = AppState::load(store, Arc::new(SystemClock), args.config()).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let state = AppState::load(store, Arc::new(SystemClock), config.server_config()).await?;
+    let listen = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, "serving");
     on_ready(addr);
@@ -165,29 +107,34 @@ pub async fn run_server(
         .map_err(|e| e.to_string())
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli, loaded: config::Loaded) -> Result<(), String> {
+    let config = &loaded.config;
     match cli.command {
-        Command::Serve(args) => {
-            let store = store::open(&cli.database_url).await?;
-            run_server(store, &args, |_| {}).await
+        Command::Serve(_) => {
+            let store = store::open(&config.database_url).await?;
+            run_server(store, config, |_| {}).await
+        }
+        Command::Config(_) => {
+            print!("{}", loaded.to_toml());
+            Ok(())
         }
         Command::Migrate => {
-            store::open(&cli.database_url).await?;
+            store::open(&config.database_url).await?;
             println!("database is up to date");
             Ok(())
         }
-        Command::Demo(args) => demo::run(args).await,
+        Command::Demo(args) => demo::run(args, config).await,
         Command::BenchIngest(args) => bench::run(args).await,
         Command::Admin(args) => {
-            let store = store::open(&cli.database_url).await?;
+            let store = store::open(&config.database_url).await?;
             admin::run(store.as_ref(), args).await
         }
         Command::Import(args) => {
-            let store = store::open(&cli.database_url).await?;
+            let store = store::open(&config.database_url).await?;
             import::run(store.as_ref(), args).await
         }
         Command::Verify(args) => {
-            let store = store::open(&cli.database_url).await?;
+            let store = store::open(&config.database_url).await?;
             verify::run(store.as_ref(), args).await
         }
     }
@@ -195,7 +142,22 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log, &cli.log_format);
+    let serve_flags = match &cli.command {
+        Command::Serve(args) => Some(args),
+        Command::Demo(args) => Some(&args.serve),
+        Command::Config(args) => match &args.command {
+            config::ConfigCommand::Print(args) => Some(args),
+        },
+        _ => None,
+    };
+    let loaded = match config::load(&cli.global, serve_flags) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&loaded.config.log.level, loaded.config.log.format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -206,7 +168,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, loaded)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

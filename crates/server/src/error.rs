@@ -45,6 +45,15 @@ pub enum AppError {
         description: String,
         basic_challenge: bool,
     },
+    /// 429 problem with `Retry-After` (whole seconds, at least 1); `detail` says which limit.
+    #[error("too many requests: {detail}")]
+    TooManyRequests {
+        retry_after_secs: u64,
+        detail: String,
+    },
+    /// 431 problem: the request's headers are larger than the server takes.
+    #[error("request headers too large: {0}")]
+    HeadersTooLarge(String),
     /// 500; the text goes to the log, never to the client.
     #[error("internal: {0}")]
     Internal(String),
@@ -64,6 +73,13 @@ impl AppError {
             error,
             description: description.into(),
             basic_challenge: false,
+        }
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64, detail: impl Into<String>) -> Self {
+        AppError::TooManyRequests {
+            retry_after_secs: retry_after_secs.max(1),
+            detail: detail.into(),
         }
     }
 
@@ -133,6 +149,22 @@ impl IntoResponse for AppError {
                 "method: not allowed on this path".into(),
             ),
             AppError::Gone(detail) => problem(StatusCode::GONE, "Gone", detail.into()),
+            AppError::HeadersTooLarge(detail) => problem(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Request Header Fields Too Large",
+                detail,
+            ),
+            AppError::TooManyRequests {
+                retry_after_secs,
+                detail,
+            } => {
+                let mut r = problem(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", detail);
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
+                r
+            }
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 axum::Json(

@@ -13,6 +13,8 @@ pub mod credentials;
 pub mod cursor;
 pub mod error;
 pub mod ingest;
+pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod tokens;
 
@@ -62,7 +64,8 @@ pub struct LimitsConfig {
     pub report_per_second: f64,
     /// Report API requests one principal may make at once before the rate applies.
     pub report_burst: u32,
-    /// Failed token requests for one client id after which each further attempt is slowed down.
+    /// Failed token requests for one client id after which each further attempt is slowed down
+    /// (100 ms, doubling to at most 2 s, until a success); 0 turns the slow-down off.
     pub failed_token_slowdown_after: u32,
 }
 
@@ -102,6 +105,10 @@ pub struct AppState {
     pub tokens: Arc<tokens::TokenService>,
     pub cursors: cursor::CursorCodec,
     pub config: Arc<ServerConfig>,
+    /// Rate limits and failed-request counts of this process.
+    pub limits: Arc<limits::Limits>,
+    /// Counters and histograms served at `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Name under which the cursor MAC key is kept in the store.
@@ -133,20 +140,24 @@ impl AppState {
             .server_secret(CURSOR_KEY_NAME, &candidate)
             .await
             .map_err(|e| format!("loading the cursor key: {e}"))?;
+        let limits = Arc::new(limits::Limits::new(config.limits.clone(), clock.clone()));
         Ok(AppState {
+            limits,
             store,
             clock,
             tokens: Arc::new(tokens),
             cursors: cursor::CursorCodec::new(cursor_key),
             config: Arc::new(config),
+            metrics: Arc::new(metrics::Metrics::default()),
         })
     }
 }
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let timeout = state.config.request_timeout;
-    middleware::apply(api::routes(state), timeout)
+    let app =
+        api::routes(state.clone()).layer(axum::middleware::from_fn(limits::header_size_limit));
+    middleware::apply(app, state)
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and finishes requests in flight.

@@ -1,21 +1,30 @@
 //! Layers every request passes through.
 
+use crate::AppState;
 use crate::error::{PendingInternalError, PendingProblem, internal_body, problem_body};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::any::Any;
-use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 /// The request's id: taken from a sane `X-Request-Id` header or made up. It is the `contextId` of
 /// a 500, the `request_id` of the access log and a field of every log line of the request.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// Request headers that carry credentials (lower case, as `HeaderName` wants them).
+pub const SENSITIVE_HEADERS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "client_secret",
+    "ocp-apim-subscription-key",
+];
 
 /// Largest request body an endpoint accepts unless its route raises the limit (token forms).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -40,7 +49,11 @@ fn body_limit_of(path: &str) -> usize {
 /// (the default set here, raised by a route's own `DefaultBodyLimit` layer, which runs later
 /// and wins) limits what a handler's body extractor reads. Both apply to every request, so the
 /// outer limit must not be smaller than any route's.
-pub fn apply(router: Router, timeout: Duration) -> Router {
+///
+/// Credential headers are marked sensitive first, so that no layer or log line that prints
+/// headers can show their values (none does today; this keeps it so).
+pub fn apply(router: Router, state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
     router
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(INGEST_BODY_LIMIT))
@@ -49,7 +62,10 @@ pub fn apply(router: Router, timeout: Duration) -> Router {
             timeout,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(state, request_context))
+        .layer(SetSensitiveRequestHeadersLayer::new(
+            SENSITIVE_HEADERS.map(HeaderName::from_static),
+        ))
 }
 
 fn panic_response(_payload: Box<dyn Any + Send>) -> Response {
@@ -73,12 +89,21 @@ fn request_id_from(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-async fn request_context(mut req: Request, next: axum::middleware::Next) -> Response {
+async fn request_context(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
     {
         let id = request_id_from(&req);
         req.extensions_mut().insert(RequestId(id.clone()));
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
+        // The route template, never the raw path: the metric's labels stay few.
+        let route = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(|m| m.as_str().to_owned());
         let span = tracing::info_span!("request", request_id = %id, %method, %path);
         let started = std::time::Instant::now();
         let mut res = {
@@ -128,7 +153,15 @@ async fn request_context(mut req: Request, next: axum::middleware::Next) -> Resp
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert("x-request-id", v);
         }
-        tracing::info!(parent: &span, status = res.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+        let elapsed = started.elapsed();
+        let status = res.status().as_u16();
+        tracing::info!(parent: &span, status, elapsed_ms = elapsed.as_millis() as u64, "request done");
+        state.metrics.record_request(
+            route.as_deref().unwrap_or(crate::metrics::UNMATCHED),
+            &method,
+            status,
+            elapsed,
+        );
         res
     }
 }

@@ -99,6 +99,7 @@ macro_rules! store_contract_tests {
             audit_log_records_every_state_change_with_its_actor_newest_first,
             refused_changes_leave_no_audit_record,
             ping_succeeds_on_a_working_store,
+            pool_stats_count_no_more_idle_connections_than_open_ones,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -2882,4 +2883,18 @@ pub async fn ping_succeeds_on_a_working_store(s: &dyn Store) {
 
     // Assert
     must(r, "ping");
+}
+
+pub async fn pool_stats_count_no_more_idle_connections_than_open_ones(s: &dyn Store) {
+    // Arrange: a query, so a pooled backend has opened a connection.
+    must(s.ping().await, "ping");
+
+    // Act
+    let stats = s.pool_stats();
+
+    // Assert
+    assert!(
+        stats.idle <= stats.size,
+        "more idle connections than open ones: {stats:?}"
+    );
 }

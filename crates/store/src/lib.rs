@@ -141,4 +141,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap query that fails when the database is unreachable.
     async fn ping(&self) -> Result<()>;
+
+    /// The connection pool right now, for the `ledgerport_db_pool_connections` metric: no
+    /// query, no waiting. A backend without a pool reports zeros.
+    fn pool_stats(&self) -> PoolStats;
+}
+
+/// Connections of a store's pool: `size` open, of which `idle` are not lent out (so
+/// `size - idle` are in use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
 }

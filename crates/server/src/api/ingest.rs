@@ -156,6 +156,7 @@ pub async fn post_events(
         }
         results.push(result);
     }
+    state.metrics.events_ingested(accepted, rejected);
     tracing::info!(
         key_id = key.id,
         events = results.len(),

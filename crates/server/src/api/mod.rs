@@ -1,6 +1,7 @@
 //! The public API: the Access Token API, the Report API and the JWKS; and the operator's
 //! ingestion endpoint.
 
+pub mod docs;
 pub mod ingest;
 pub mod report;
 pub mod token;
@@ -47,6 +48,9 @@ pub fn routes(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(token::jwks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::docs))
+        .route("/metrics", get(crate::metrics::serve))
         .merge(report)
         .merge(ingest)
         .fallback(|| async { AppError::NotFound })
@@ -96,8 +100,10 @@ impl QueryParams {
     pub fn parse(raw: Option<&str>) -> Result<Self, AppError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
             .map_err(|_| AppError::bad("query", "is not a valid query string"))?;
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(k2, _)| k2 == k) {
+        // A set, not pairwise comparison: a long query string holds many thousand parameters.
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        for (k, _) in &pairs {
+            if !seen.insert(k.as_str()) {
                 return Err(AppError::BadRequest(format!("{k}: given more than once")));
             }
         }

@@ -26,10 +26,17 @@ pub struct Caller {
 
 /// Turns the bearer token into a [`Caller`], checking on every request that the keys still stand:
 /// not revoked, not regenerated since the token was issued, the partner still approved. So a
-/// change takes effect on the next request, not when the token expires.
+/// change takes effect on the next request, not when the token expires. Then the caller's key
+/// must be within its rate limit ([`crate::limits`]), or the answer is 429.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match caller(&state, req.headers()).await {
         Ok(caller) => {
+            if let Err(e) = state.limits.report_request(caller.key.id) {
+                // The access log still names who was refused.
+                let mut res = e.into_response();
+                res.extensions_mut().insert(caller);
+                return res;
+            }
             req.extensions_mut().insert(caller.clone());
             let mut res = next.run(req).await;
             res.extensions_mut().insert(caller);
@@ -324,6 +331,7 @@ pub async fn date_page(
         _ => None,
     };
     let try_later = view.ledger.is_open(date, state.clock.now());
+    state.metrics.entries_served(topic, entries.len());
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     Ok((
         page_size_header(limit),
@@ -365,6 +373,7 @@ pub async fn feed_page(
     entries.truncate(limit as usize);
     let position = entries.last().map(|e| e.seq).unwrap_or(after);
     let cursor = state.cursors.encode_seq(&binding, position);
+    state.metrics.entries_served(topic, entries.len());
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     Ok((
         page_size_header(limit),

@@ -3,6 +3,9 @@
 //! Whatever is wrong with presented credentials (unknown client id, wrong secret, revoked keys,
 //! keys for the other endpoint, a partner not approved) gets one answer, and the work done is
 //! the same either way: one lookup by client id and one SHA-256 of the presented secret.
+//!
+//! Both endpoints are rate-limited per presented client id before anything is looked up, and
+//! repeated failures for one client id slow its further attempts down ([`crate::limits`]).
 
 use super::{check_system_headers, header};
 use crate::credentials::{self, BasicAuthError, check_secret};
@@ -35,6 +38,10 @@ pub async fn standard_token(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     check_system_headers(&headers)?;
+    // Rate-limited by the presented client id before anything is looked up.
+    if let Ok(Some(id)) = header(&headers, "client_id") {
+        state.limits.token_request(id)?;
+    }
     let sub_key = header(&headers, "Ocp-Apim-Subscription-Key")?
         .filter(|k| !k.is_empty())
         .ok_or(AppError::SubscriptionKey(
@@ -68,12 +75,17 @@ pub async fn standard_token(
         .map(|m| Msn::parse("Merchant-Serial-Number", m))
         .transpose()?;
 
+    state.limits.slow_down(client_id).await;
     let found = state.store.key_by_client_id(client_id).await?;
     let key = check_secret(found, secret)
         .filter(|k| k.id == subscription.id && k.kind.uses_standard_token_endpoint());
     let key = match key {
-        Some(k) if owner_in_good_standing(&state, &k).await? => k,
+        Some(k) if owner_in_good_standing(&state, &k).await? => {
+            state.limits.token_outcome(client_id, true);
+            k
+        }
         _ => {
+            state.limits.token_outcome(client_id, false);
             return Err(AppError::oauth(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
@@ -126,6 +138,8 @@ pub async fn miami_token(
         ));
     }
     let (client_id, secret) = basic_credentials(&headers)?;
+    // Rate-limited by the presented client id before anything is looked up.
+    state.limits.token_request(&client_id)?;
     let content_type = header(&headers, "Content-Type")?.unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
@@ -133,10 +147,47 @@ pub async fn miami_token(
             "Content-Type: must be application/x-www-form-urlencoded",
         ));
     }
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+    check_token_form(&body)?;
+
+    state.limits.slow_down(&client_id).await;
+    let found = state.store.key_by_client_id(&client_id).await?;
+    let key = check_secret(found, &secret).filter(|k| {
+        matches!(
+            k.kind,
+            KeyKind::Accounting | KeyKind::MerchantLevel | KeyKind::Management
+        )
+    });
+    let key = match key {
+        Some(k) if owner_in_good_standing(&state, &k).await? => {
+            state.limits.token_outcome(&client_id, true);
+            k
+        }
+        _ => {
+            state.limits.token_outcome(&client_id, false);
+            return Err(AppError::invalid_client(
+                "The client could not be authenticated.",
+            ));
+        }
+    };
+    let lifetime = state.config.miami_token_lifetime.as_secs() as i64;
+    let (token, _) = issue(&state, &key, lifetime, "/miami/v1/token")?;
+    Ok((
+        [(h::CACHE_CONTROL, "no-store")],
+        Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})),
+    )
+        .into_response())
+}
+
+/// Checks the form body of `/miami/v1/token`: `grant_type=client_credentials`, no field given
+/// twice; other fields are ignored. Errors are RFC 6749 §5.2 answers.
+pub fn check_token_form(body: &[u8]) -> Result<(), AppError> {
+    let invalid_request = |d: &str| AppError::oauth(StatusCode::BAD_REQUEST, "invalid_request", d);
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| invalid_request("body: is not a valid form"))?;
-    for (i, (k, _)) in form.iter().enumerate() {
-        if form[..i].iter().any(|(k2, _)| k2 == k) {
+    // A set, not pairwise comparison: a 1 MiB body holds 100 000 fields.
+    let mut seen = std::collections::HashSet::with_capacity(form.len());
+    for (k, _) in &form {
+        if !seen.insert(k.as_str()) {
             return Err(invalid_request(&format!("{k}: given more than once")));
         }
     }
@@ -155,29 +206,7 @@ pub async fn miami_token(
             ));
         }
     }
-
-    let found = state.store.key_by_client_id(&client_id).await?;
-    let key = check_secret(found, &secret).filter(|k| {
-        matches!(
-            k.kind,
-            KeyKind::Accounting | KeyKind::MerchantLevel | KeyKind::Management
-        )
-    });
-    let key = match key {
-        Some(k) if owner_in_good_standing(&state, &k).await? => k,
-        _ => {
-            return Err(AppError::invalid_client(
-                "The client could not be authenticated.",
-            ));
-        }
-    };
-    let lifetime = state.config.miami_token_lifetime.as_secs() as i64;
-    let (token, _) = issue(&state, &key, lifetime, "/miami/v1/token")?;
-    Ok((
-        [(h::CACHE_CONTROL, "no-store")],
-        Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})),
-    )
-        .into_response())
+    Ok(())
 }
 
 /// Signs a token for `key` and logs who got one where (never the token itself).
@@ -191,6 +220,7 @@ fn issue(
         .tokens
         .issue(key, lifetime)
         .map_err(|e| AppError::Internal(e.to_string()))?;
+    state.metrics.token_issued(key.kind.as_str());
     tracing::info!(
         key_id = key.id,
         key_type = key.kind.as_str(),

@@ -103,6 +103,14 @@ impl TestApp {
         }
     }
 
+    /// Tells the server to shut down (stop accepting, finish requests in flight) and returns at
+    /// once.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -1,0 +1,364 @@
+//! Rate limits and the slow-down of repeated failed token requests.
+//!
+//! Token buckets: one per client id on the token endpoints, one per key on the Report API. A
+//! bucket holds up to `burst` requests and refills at `per_second`; a request takes one, and a
+//! request finding less than one is answered 429 with `Retry-After` (whole seconds until one is
+//! back, at least 1). Time comes from the injected [`Clock`], so tests are deterministic.
+//!
+//! Memory is bounded: a map holds at most [`MAX_ENTRIES`] keys. Buckets that have refilled to full
+//! carry no information and are swept out (every minute, and whenever a map is full). A new key
+//! finding the map still full after a sweep is let through untracked: with that many clients
+//! bursting at once the limit fails open rather than refusing clients it has never seen.
+//!
+//! The slow-down: after `failed_token_slowdown_after` consecutive failed token requests for one
+//! presented client id (known or not, so an unknown id and a wrong secret behave alike), every
+//! further attempt for that id waits before it is checked (100 ms, doubling per failure, at most
+//! 2 s); a success resets the count. The wait comes before the check, so a client cannot tell a
+//! failure early and move on to its next guess.
+//!
+//! Also here: [`header_size_limit`], the 431 for requests whose headers together exceed
+//! [`MAX_HEADER_BYTES`] (hyper itself stops reading a request head at about 400 KiB).
+
+use crate::{AppError, LimitsConfig};
+use jiff::Timestamp;
+use ledgerport_core::clock::Clock;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Most keys one map tracks.
+pub const MAX_ENTRIES: usize = 100_000;
+/// How often full buckets and stale failure counts are swept out, in seconds of clock time.
+const SWEEP_EVERY_SECS: f64 = 60.0;
+/// A failure count untouched this long (seconds) is forgotten.
+const FAILURE_MEMORY_SECS: f64 = 15.0 * 60.0;
+/// The first slow-down, doubled per further failure.
+const SLOWDOWN_FIRST: Duration = Duration::from_millis(100);
+/// The longest slow-down.
+const SLOWDOWN_MAX: Duration = Duration::from_secs(2);
+
+fn seconds(t: Timestamp) -> f64 {
+    t.as_nanosecond() as f64 / 1e9
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: f64,
+}
+
+/// Token buckets keyed by `K`.
+struct Buckets<K> {
+    per_second: f64,
+    burst: f64,
+    inner: Mutex<BucketMap<K>>,
+}
+
+struct BucketMap<K> {
+    map: HashMap<K, Bucket>,
+    swept_at: f64,
+}
+
+impl<K: Hash + Eq + Clone> Buckets<K> {
+    fn new(per_second: f64, burst: u32) -> Self {
+        Buckets {
+            per_second: if per_second.is_finite() && per_second > 0.0 {
+                per_second
+            } else {
+                0.0
+            },
+            burst: f64::from(burst.max(1)),
+            inner: Mutex::new(BucketMap {
+                map: HashMap::new(),
+                swept_at: f64::NEG_INFINITY,
+            }),
+        }
+    }
+
+    fn refilled(&self, b: Bucket, now: f64) -> f64 {
+        let elapsed = (now - b.at).max(0.0);
+        (b.tokens + elapsed * self.per_second).min(self.burst)
+    }
+
+    fn sweep(&self, m: &mut BucketMap<K>, now: f64) {
+        m.map.retain(|_, b| self.refilled(*b, now) < self.burst);
+        m.swept_at = now;
+    }
+
+    /// Takes one request from `key`'s bucket, or says how many whole seconds until one is back.
+    fn take(&self, key: &K, now: f64) -> Result<(), u64> {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if now - m.swept_at >= SWEEP_EVERY_SECS || now < m.swept_at {
+            self.sweep(&mut m, now);
+        }
+        if !m.map.contains_key(key) && m.map.len() >= MAX_ENTRIES {
+            self.sweep(&mut m, now);
+            if m.map.len() >= MAX_ENTRIES {
+                return Ok(());
+            }
+        }
+        let b = m.map.entry(key.clone()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let tokens = self.refilled(*b, now);
+        if tokens >= 1.0 {
+            *b = Bucket {
+                tokens: tokens - 1.0,
+                at: now,
+            };
+            Ok(())
+        } else {
+            *b = Bucket { tokens, at: now };
+            let wait = if self.per_second > 0.0 {
+                ((1.0 - tokens) / self.per_second).ceil()
+            } else {
+                3600.0
+            };
+            Err((wait as u64).max(1))
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    at: f64,
+}
+
+/// The rate limits and failure counts of one server process.
+pub struct Limits {
+    config: LimitsConfig,
+    clock: Arc<dyn Clock>,
+    token: Buckets<String>,
+    report: Buckets<i64>,
+    failures: Mutex<(HashMap<String, Failures>, f64)>,
+}
+
+impl Limits {
+    pub fn new(config: LimitsConfig, clock: Arc<dyn Clock>) -> Self {
+        Limits {
+            token: Buckets::new(config.token_per_second, config.token_burst),
+            report: Buckets::new(config.report_per_second, config.report_burst),
+            failures: Mutex::new((HashMap::new(), f64::NEG_INFINITY)),
+            config,
+            clock,
+        }
+    }
+
+    fn now(&self) -> f64 {
+        seconds(self.clock.now())
+    }
+
+    /// One token request for `client_id`: `Err(429)` when over its limit.
+    pub fn token_request(&self, client_id: &str) -> Result<(), AppError> {
+        if !self.config.enabled {
+            return Ok(());
+        }
+        let key = bounded_key(client_id);
+        self.token.take(&key, self.now()).map_err(|secs| {
+            AppError::too_many_requests(
+                secs,
+                "token requests for this client_id: rate limit exceeded",
+            )
+        })
+    }
+
+    /// One Report API request by the key `key_id`: `Err(429)` when over its limit.
+    pub fn report_request(&self, key_id: i64) -> Result<(), AppError> {
+        if !self.config.enabled {
+            return Ok(());
+        }
+        self.report.take(&key_id, self.now()).map_err(|secs| {
+            AppError::too_many_requests(
+                secs,
+                "Report API requests for these credentials: rate limit exceeded",
+            )
+        })
+    }
+
+    /// How long an attempt for `client_id` must wait before it is checked.
+    pub fn failure_delay(&self, client_id: &str) -> Duration {
+        let after = self.config.failed_token_slowdown_after;
+        if !self.config.enabled || after == 0 {
+            return Duration::ZERO;
+        }
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = f.0.get(&bounded_key(client_id)).map_or(0, |f| f.count);
+        if count < after {
+            return Duration::ZERO;
+        }
+        let doublings = (count - after).min(10);
+        SLOWDOWN_FIRST
+            .saturating_mul(1u32 << doublings)
+            .min(SLOWDOWN_MAX)
+    }
+
+    /// Waits [`Limits::failure_delay`].
+    pub async fn slow_down(&self, client_id: &str) {
+        let d = self.failure_delay(client_id);
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Records the outcome of a credential check for `client_id`.
+    pub fn token_outcome(&self, client_id: &str, success: bool) {
+        if !self.config.enabled || self.config.failed_token_slowdown_after == 0 {
+            return;
+        }
+        let now = self.now();
+        let mut guard = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, swept_at) = &mut *guard;
+        let key = bounded_key(client_id);
+        if success {
+            map.remove(&key);
+            return;
+        }
+        if now - *swept_at >= SWEEP_EVERY_SECS || now < *swept_at {
+            map.retain(|_, f| now - f.at < FAILURE_MEMORY_SECS);
+            *swept_at = now;
+        }
+        if !map.contains_key(&key) && map.len() >= MAX_ENTRIES {
+            map.retain(|_, f| now - f.at < FAILURE_MEMORY_SECS);
+            *swept_at = now;
+            if map.len() >= MAX_ENTRIES {
+                return;
+            }
+        }
+        let f = map.entry(key).or_insert(Failures { count: 0, at: now });
+        f.count = f.count.saturating_add(1);
+        f.at = now;
+    }
+
+    /// How many keys the maps track (token buckets, Report API buckets, failure counts).
+    pub fn tracked(&self) -> (usize, usize, usize) {
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .len();
+        (self.token.len(), self.report.len(), failures)
+    }
+}
+
+/// A client id as a map key: ids longer than any real one (a uuid) are cut, so a flood of huge
+/// ids cannot make the maps large.
+fn bounded_key(client_id: &str) -> String {
+    const MAX: usize = 128;
+    let mut end = client_id.len().min(MAX);
+    while !client_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    client_id[..end].to_owned()
+}
+
+/// Most bytes a request's header names and values may take together.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Answers 431 to a request whose headers are larger than [`MAX_HEADER_BYTES`].
+pub async fn header_size_limit(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return AppError::HeadersTooLarge(format!(
+            "headers: larger than {MAX_HEADER_BYTES} bytes together"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::SignedDuration;
+    use ledgerport_core::clock::ManualClock;
+
+    fn limits(config: LimitsConfig) -> (Limits, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(
+            "2024-04-05T12:00:00Z".parse().expect("time"),
+        ));
+        (Limits::new(config, clock.clone()), clock)
+    }
+
+    #[test]
+    fn full_buckets_are_swept_out() {
+        let (l, clock) = limits(LimitsConfig {
+            token_per_second: 1.0,
+            token_burst: 2,
+            ..LimitsConfig::default()
+        });
+        for i in 0..1000 {
+            l.token_request(&format!("c{i}")).expect("within burst");
+        }
+        assert_eq!(l.tracked().0, 1000);
+        clock.advance(SignedDuration::from_secs(61));
+        l.token_request("other").expect("within burst");
+        assert_eq!(l.tracked().0, 1);
+    }
+
+    #[test]
+    fn the_slow_down_doubles_up_to_its_cap_and_resets() {
+        let (l, _) = limits(LimitsConfig {
+            failed_token_slowdown_after: 2,
+            ..LimitsConfig::default()
+        });
+        let delays: Vec<u128> = (0..9)
+            .map(|_| {
+                let d = l.failure_delay("x").as_millis();
+                l.token_outcome("x", false);
+                d
+            })
+            .collect();
+        assert_eq!(delays, [0, 0, 100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(l.failure_delay("other").as_millis(), 0);
+        l.token_outcome("x", true);
+        assert_eq!(l.failure_delay("x").as_millis(), 0);
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_at_least_one() {
+        let (l, _) = limits(LimitsConfig {
+            report_per_second: 100.0,
+            report_burst: 1,
+            ..LimitsConfig::default()
+        });
+        l.report_request(1).expect("first");
+        match l.report_request(1) {
+            Err(AppError::TooManyRequests {
+                retry_after_secs, ..
+            }) => assert_eq!(retry_after_secs, 1),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        let (slow, _) = limits(LimitsConfig {
+            report_per_second: 0.1,
+            report_burst: 1,
+            ..LimitsConfig::default()
+        });
+        slow.report_request(1).expect("first");
+        match slow.report_request(1) {
+            Err(AppError::TooManyRequests {
+                retry_after_secs, ..
+            }) => assert_eq!(retry_after_secs, 10),
+            other => panic!("expected 429, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! `GET /metrics`: Prometheus text exposition of requests by route, method and status with
+//! latency histograms, tokens issued, Report API entries served, ingestion outcomes, closing
+//! lag per ledger and database pool use (OPERATIONS.md).
+
+mod common;
+
+use common::{TestApp, lid, msn, world};
+use ledgerport_core::world::{KeyKind, KeyOwner};
+use serde_json::json;
+
+async fn scrape(app: &TestApp) -> String {
+    let res = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    res.text().await.expect("body")
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), if there is one.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(|v| v.parse().expect("a number"))
+    })
+}
+
+fn has(text: &str, series: &str, expected: f64) {
+    assert_eq!(value(text, series), Some(expected), "{series} in\n{text}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_entries_and_events() {
+    // Arrange
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    let merchant = app
+        .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant1))
+        .await;
+    let unit = app
+        .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455")))
+        .await;
+    let service = app.service_keys().await;
+
+    // Act: two miami tokens and one standard token; one bad token request; two pages of ledger
+    // 100's funds (3 and 2 entries on 2024-04-04 with page size 3) and its fees feed (3);
+    // an unknown path; a batch of one good and one bad event.
+    let token = app.miami_token(&merchant).await;
+    app.miami_token(&merchant).await;
+    app.standard_token(&unit).await;
+    let bad = app
+        .miami_token_raw(
+            &merchant.client_id,
+            "wrong",
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(bad.status(), 401);
+    let first = app
+        .get(
+            "/report/v2/ledgers/100/funds/dates/2024-04-04",
+            Some(&token),
+            &[],
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    let first: serde_json::Value = first.json().await.expect("json");
+    let cursor = first["cursor"].as_str().expect("cursor");
+    let second = app
+        .get(
+            &format!("/report/v2/ledgers/100/funds/dates/2024-04-04?cursor={cursor}"),
+            Some(&token),
+            &[],
+        )
+        .await;
+    assert_eq!(second.status(), 200);
+    let fees = app
+        .get("/report/v2/ledgers/100/fees/feed", Some(&token), &[])
+        .await;
+    assert_eq!(fees.status(), 200);
+    assert_eq!(app.get("/no/such/path", None, &[]).await.status(), 404);
+    let events = json!({"events": [
+        {"eventId": "m-1", "type": "capture", "msn": "123455", "pspReference": "7001",
+         "reference": "r", "amount": 100, "currency": "NOK", "time": "2024-04-05T10:00:00Z"},
+        {"eventId": "m-2", "type": "capture", "msn": "123455", "pspReference": "7002",
+         "reference": "r", "amount": -100, "currency": "NOK", "time": "2024-04-05T10:00:00Z"},
+    ]});
+    assert_eq!(app.post_events(&service, &events).await.status(), 200);
+    let text = scrape(&app).await;
+
+    // Assert
+    has(
+        &text,
+        r#"ledgerport_http_requests_total{route="/miami/v1/token",method="POST",status="200"}"#,
+        2.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_http_requests_total{route="/miami/v1/token",method="POST",status="401"}"#,
+        1.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_http_requests_total{route="/report/v2/ledgers/{ledger_id}/{topic}/dates/{ledger_date}",method="GET",status="200"}"#,
+        2.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_http_requests_total{route="unmatched",method="GET",status="404"}"#,
+        1.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_http_request_duration_seconds_count{route="/report/v2/ledgers/{ledger_id}/{topic}/feed"}"#,
+        1.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_http_request_duration_seconds_bucket{route="/report/v2/ledgers/{ledger_id}/{topic}/feed",le="+Inf"}"#,
+        1.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_tokens_issued_total{key_type="merchant-level"}"#,
+        2.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_tokens_issued_total{key_type="sales-unit"}"#,
+        1.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_report_entries_served_total{topic="funds"}"#,
+        5.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_report_entries_served_total{topic="fees"}"#,
+        3.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_ingest_events_total{result="accepted"}"#,
+        1.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_ingest_events_total{result="rejected"}"#,
+        1.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_closing_lag_seconds{ledger_id="100"}"#,
+        0.0,
+    );
+    // The in-memory store has one connection (idle between requests, though sqlx gives a
+    // connection back asynchronously, so it may still count as in use just after one).
+    let idle = value(&text, r#"ledgerport_db_pool_connections{state="idle"}"#);
+    let in_use = value(&text, r#"ledgerport_db_pool_connections{state="in_use"}"#);
+    assert_eq!(idle.zip(in_use).map(|(a, b)| a + b), Some(1.0), "{text}");
+    for name in [
+        "ledgerport_http_requests_total counter",
+        "ledgerport_http_request_duration_seconds histogram",
+        "ledgerport_tokens_issued_total counter",
+        "ledgerport_report_entries_served_total counter",
+        "ledgerport_ingest_events_total counter",
+        "ledgerport_closing_lag_seconds gauge",
+        "ledgerport_db_pool_connections gauge",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name}\n")),
+            "{name} in\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn closing_lag_grows_from_the_oldest_passed_payout_point_until_it_is_closed() {
+    // Arrange: the world's ledgers are closed through 2024-04-04 at noon on 2024-04-05.
+    let app = TestApp::start().await;
+    world(&app).await;
+    let before = scrape(&app).await;
+
+    // Act: two days later 2024-04-05 and 2024-04-06 have passed unclosed; then they are closed.
+    app.clock.set("2024-04-07T12:00:00Z".parse().expect("time"));
+    let behind = scrape(&app).await;
+    ledgerport_server::close_all_due(&app.state)
+        .await
+        .expect("close");
+    let after = scrape(&app).await;
+
+    // Assert: the lag counts from the end of 2024-04-05 in Oslo (21:59:59.999999Z).
+    for id in ["100", "200", "300", "400"] {
+        let series = format!(r#"ledgerport_closing_lag_seconds{{ledger_id="{id}"}}"#);
+        has(&before, &series, 0.0);
+        has(&behind, &series, 38.0 * 3600.0 + 0.000001);
+        has(&after, &series, 0.0);
+    }
+    assert!(
+        app.store
+            .ledger(&lid("100"))
+            .await
+            .expect("ledger")
+            .is_some()
+    );
+}
