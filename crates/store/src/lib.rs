@@ -139,7 +139,8 @@ pub trait Store: Send + Sync + 'static {
     async fn access_log(&self, filter: &AccessLogFilter) -> Result<Vec<AccessRecord>>;
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>>;
 
-    /// A cheap query that fails when the database is unreachable.
+    /// Readiness: fails when the database is unreachable or its schema is not the one this build
+    /// migrates to (another process migrated it further, or a migration is missing).
     async fn ping(&self) -> Result<()>;
 
     /// The connection pool right now, for the `ledgerport_db_pool_connections` metric: no

@@ -1076,7 +1076,15 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        let wanted = MIGRATIONS.last().map(|(v, _, _)| *v);
+        if applied != wanted {
+            return Err(StoreError::Invalid(format!(
+                "database schema is at migration {applied:?}, this build needs {wanted:?}"
+            )));
+        }
         Ok(())
     }
 
@@ -1085,5 +1093,29 @@ impl Store for SqliteStore {
             size: self.pool.size(),
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledgerport_core::clock::SystemClock;
+
+    #[tokio::test]
+    async fn ping_fails_when_the_schema_is_not_the_one_this_build_migrates_to() {
+        let store = SqliteStore::open("sqlite::memory:", Arc::new(SystemClock))
+            .await
+            .expect("store");
+        assert!(store.ping().await.is_ok());
+
+        let last = MIGRATIONS.last().map(|(v, _, _)| *v).expect("a migration");
+        sqlx::query("DELETE FROM schema_migrations WHERE version = ?")
+            .bind(last)
+            .execute(&store.pool)
+            .await
+            .expect("delete");
+
+        let err = store.ping().await.expect_err("schema behind");
+        assert!(err.to_string().contains("this build needs"), "{err}");
     }
 }
