@@ -270,7 +270,31 @@ pub async fn unit(store: &dyn Store, merchant: RowId, m: &str, vm_number: Option
         .expect("unit");
 }
 
+/// A ledger with a fee plan of 175 bp and the given page size (see [`new_ledger`]).
 pub async fn ledger(store: &dyn Store, id: &str, owner: RowId, units: &[&str], page_size: u32) {
+    new_ledger(
+        store,
+        id,
+        owner,
+        units,
+        FeePlan {
+            basis_points: 175,
+            fixed_minor: 0,
+        },
+        page_size,
+    )
+    .await;
+}
+
+/// A daily net NOK ledger in Europe/Oslo with cutoff 00:00.
+pub async fn new_ledger(
+    store: &dyn Store,
+    id: &str,
+    owner: RowId,
+    units: &[&str],
+    fee_plan: FeePlan,
+    page_size: u32,
+) {
     store
         .create_ledger(
             &by(),
@@ -284,10 +308,7 @@ pub async fn ledger(store: &dyn Store, id: &str, owner: RowId, units: &[&str], p
                 cutoff: parse_cutoff("c", "00:00").expect("cutoff"),
                 payout_frequency: PayoutFrequency::Daily,
                 settlement_mode: SettlementMode::Net,
-                fee_plan: FeePlan {
-                    basis_points: 175,
-                    fixed_minor: 0,
-                },
+                fee_plan,
                 page_size,
             },
         )
@@ -508,28 +529,18 @@ pub async fn ledger_with_fees(
     basis_points: i64,
     fixed_minor: i64,
 ) {
-    store
-        .create_ledger(
-            &by(),
-            NewLedger {
-                ledger_id: lid(id),
-                currency: Currency::NOK,
-                payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").expect("account"),
-                owner_merchant_id: owner,
-                settles_for: units.iter().map(|u| msn(u)).collect(),
-                time_zone: "Europe/Oslo".into(),
-                cutoff: parse_cutoff("c", "00:00").expect("cutoff"),
-                payout_frequency: PayoutFrequency::Daily,
-                settlement_mode: SettlementMode::Net,
-                fee_plan: FeePlan {
-                    basis_points,
-                    fixed_minor,
-                },
-                page_size: 1000,
-            },
-        )
-        .await
-        .expect("ledger");
+    new_ledger(
+        store,
+        id,
+        owner,
+        units,
+        FeePlan {
+            basis_points,
+            fixed_minor,
+        },
+        1000,
+    )
+    .await;
 }
 
 impl TestApp {
