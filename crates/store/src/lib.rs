@@ -8,10 +8,12 @@
 pub mod contract;
 mod error;
 mod model;
+mod portal;
 pub mod sqlite;
 
 pub use error::StoreError;
 pub use model::*;
+pub use portal::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -146,6 +148,45 @@ pub trait Store: Send + Sync + 'static {
     /// The connection pool right now, for the `ledgerport_db_pool_connections` metric: no
     /// query, no waiting. A backend without a pool reports zeros.
     fn pool_stats(&self) -> PoolStats;
+
+    // --- portal ---
+    // People who sign in to the portal, their sessions and failed sign-ins. Emails are trimmed
+    // and lowercased by the store, on the way in and in lookups.
+
+    /// Creates a portal user (audited). An email already taken is a `Conflict`; an unknown
+    /// merchant or partner is `NotFound`.
+    async fn create_portal_user(&self, by: &Actor, u: NewPortalUser) -> Result<PortalUser>;
+    /// A public application: the partner (state applied, as [`Store::create_partner`]) and its
+    /// first partner user, both or neither (audited). An email already taken is a `Conflict`
+    /// and writes nothing.
+    async fn apply_as_partner(
+        &self,
+        by: &Actor,
+        p: NewPartner,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<(Partner, PortalUser)>;
+    async fn portal_user(&self, id: RowId) -> Result<Option<PortalUser>>;
+    async fn portal_user_by_email(&self, email: &str) -> Result<Option<PortalUser>>;
+    /// Every portal user, in creation order.
+    async fn portal_users(&self) -> Result<Vec<PortalUser>>;
+    /// Starts a session known by the SHA-256 of its token, until `expires_at`.
+    async fn create_session(
+        &self,
+        user: RowId,
+        token_hash: [u8; 32],
+        csrf_token: &str,
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    /// The session with this token hash, unless it has expired by the store's clock.
+    async fn session(&self, token_hash: [u8; 32]) -> Result<Option<PortalSession>>;
+    /// Ends a session (sign-out); returns whether there was one.
+    async fn delete_session(&self, token_hash: [u8; 32]) -> Result<bool>;
+    /// Counts one more failed sign-in for `email` (known or not) at the store's clock.
+    async fn record_sign_in_failure(&self, email: &str) -> Result<SignInFailures>;
+    async fn sign_in_failures(&self, email: &str) -> Result<SignInFailures>;
+    /// Forgets `email`'s failed sign-ins (after a successful one).
+    async fn clear_sign_in_failures(&self, email: &str) -> Result<()>;
 }
 
 /// Connections of a store's pool: `size` open, of which `idle` are not lent out (so

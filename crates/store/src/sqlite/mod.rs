@@ -3,6 +3,7 @@
 //! SQLite allows one writer at a time; rather than let concurrent write transactions collide and
 //! retry, every write takes `write_lock` first, so writers queue in this process instead.
 
+mod portal;
 mod rows;
 mod settlement;
 
@@ -42,6 +43,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "rejected events",
         include_str!("../../migrations/sqlite/0002_rejected_events.sql"),
+    ),
+    // 3 is left for another branch's migration.
+    (
+        4,
+        "portal",
+        include_str!("../../migrations/sqlite/0004_portal.sql"),
     ),
 ];
 
@@ -1093,6 +1100,70 @@ impl Store for SqliteStore {
             size: self.pool.size(),
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
         }
+    }
+
+    // --- portal --- (in `portal.rs`)
+
+    async fn create_portal_user(
+        &self,
+        by: &Actor,
+        u: crate::NewPortalUser,
+    ) -> Result<crate::PortalUser> {
+        self.portal_create_user(by, u).await
+    }
+
+    async fn apply_as_partner(
+        &self,
+        by: &Actor,
+        p: NewPartner,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<(Partner, crate::PortalUser)> {
+        self.portal_apply_as_partner(by, p, email, password_hash)
+            .await
+    }
+
+    async fn portal_user(&self, id: RowId) -> Result<Option<crate::PortalUser>> {
+        self.portal_get_user(id).await
+    }
+
+    async fn portal_user_by_email(&self, email: &str) -> Result<Option<crate::PortalUser>> {
+        self.portal_user_with_email(email).await
+    }
+
+    async fn portal_users(&self) -> Result<Vec<crate::PortalUser>> {
+        self.portal_all_users().await
+    }
+
+    async fn create_session(
+        &self,
+        user: RowId,
+        token_hash: [u8; 32],
+        csrf_token: &str,
+        expires_at: Timestamp,
+    ) -> Result<()> {
+        self.portal_create_session(user, token_hash, csrf_token, expires_at)
+            .await
+    }
+
+    async fn session(&self, token_hash: [u8; 32]) -> Result<Option<crate::PortalSession>> {
+        self.portal_session(token_hash).await
+    }
+
+    async fn delete_session(&self, token_hash: [u8; 32]) -> Result<bool> {
+        self.portal_delete_session(token_hash).await
+    }
+
+    async fn record_sign_in_failure(&self, email: &str) -> Result<crate::SignInFailures> {
+        self.portal_record_failure(email).await
+    }
+
+    async fn sign_in_failures(&self, email: &str) -> Result<crate::SignInFailures> {
+        self.portal_failures(email).await
+    }
+
+    async fn clear_sign_in_failures(&self, email: &str) -> Result<()> {
+        self.portal_clear_failures(email).await
     }
 }
 
