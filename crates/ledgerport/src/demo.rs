@@ -18,8 +18,10 @@ use ledgerport_core::world::{
     SalesUnitKind, SettlementMode, parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
+use ledgerport_server::portal::auth::hash_password;
 use ledgerport_store::{
-    Actor, EventOutcome, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store,
+    Actor, EventOutcome, NewLedger, NewMerchant, NewPartner, NewPortalUser, NewSalesUnit,
+    PortalRole, Store,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -215,6 +217,8 @@ struct Issued {
     unit_sub_key: String,
     partner_client_id: String,
     partner_secret: String,
+    /// Portal users as (kind, email, password): one merchant, one partner, one operator user.
+    portal_users: Vec<(&'static str, &'static str, String)>,
 }
 
 pub async fn run(args: DemoArgs, config: &crate::config::Config) -> Result<(), String> {
@@ -465,7 +469,48 @@ async fn build_world(
     )
     .await
     .map_err(demo_err)?;
+
+    // One portal user of each kind, with passwords made now and printed once.
+    let acme = store
+        .merchant_by_org("987654321")
+        .await
+        .map_err(demo_err)?
+        .ok_or("the demo merchant 987654321 is missing")?;
+    let mut portal_users = vec![];
+    for (kind, email, role) in [
+        (
+            "merchant",
+            "merchant@acme.example",
+            PortalRole::Merchant(acme.id),
+        ),
+        (
+            "partner",
+            "api@regnskap.example",
+            PortalRole::Partner(regnskap.id),
+        ),
+        (
+            "operator",
+            "operator@ledgerport.example",
+            PortalRole::Operator,
+        ),
+    ] {
+        let password = ledgerport_server::portal::csrf::new_token()[..16].to_owned();
+        let password_hash = hash_password(password.clone()).await?;
+        store
+            .create_portal_user(
+                &by,
+                NewPortalUser {
+                    email: email.into(),
+                    role,
+                    password_hash,
+                },
+            )
+            .await
+            .map_err(demo_err)?;
+        portal_users.push((kind, email, password));
+    }
     Ok(Issued {
+        portal_users,
         unit_sub_key: unit_key
             .subscription_keys
             .as_ref()
@@ -750,6 +795,8 @@ Accounting keys of the partner Regnskap AS (granted ledgers 302321, 302322 and 4
   curl -s {base}/settlement/v1/ledgers -H "Authorization: Bearer $PTOKEN"
   curl -s '{base}/report/v2/ledgers/302322/funds/feed?includeGDPRSensitiveData=true' -H "Authorization: Bearer $PTOKEN"
 
+Portal (a browser, no JavaScript needed): {base}/portal/sign-in
+{portal}
 More: `ledgerport --database-url {url} admin --help` (e.g. `admin grant remove --partner 1 --ledger 302322 --for-merchant 987654321`,
 then the last curl answers 404 on the very next request). Stop with Ctrl-C.
 "#,
@@ -758,5 +805,10 @@ then the last curl answers 404 on the very next request). Stop with Ctrl-C.
         sub = k.unit_sub_key,
         pid = k.partner_client_id,
         psecret = k.partner_secret,
+        portal = k
+            .portal_users
+            .iter()
+            .map(|(kind, email, pw)| format!("  {kind:<9} {email:<28} password {pw}\n"))
+            .collect::<String>(),
     );
 }

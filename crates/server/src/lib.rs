@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod portal;
 pub mod tokens;
 
 use axum::Router;
@@ -155,8 +156,9 @@ impl AppState {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let app =
-        api::routes(state.clone()).layer(axum::middleware::from_fn(limits::header_size_limit));
+    let app = api::routes(state.clone())
+        .merge(portal::routes().with_state(state.clone()))
+        .layer(axum::middleware::from_fn(limits::header_size_limit));
     middleware::apply(app, state)
 }
 

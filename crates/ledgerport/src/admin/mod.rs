@@ -8,10 +8,12 @@
 //! - [`keys`]: API keys and the server's token signing keys
 //! - [`logs`]: the Report API access log and the audit log
 //! - [`close`]: closing the payout periods that have passed
+//! - [`users`]: the portal's users
 
 mod close;
 mod keys;
 mod logs;
+mod users;
 mod world;
 
 use clap::Subcommand;
@@ -60,6 +62,9 @@ pub enum AdminCommand {
     SigningKey(keys::SigningKeyCmd),
     /// Close every payout period that has passed: retain or invoice fees, schedule payouts.
     Close(close::CloseArgs),
+    /// Portal users: who signs in to the merchant, partner and operator pages.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
 }
 
 pub async fn run(store: &dyn Store, args: AdminArgs) -> Result<(), String> {
@@ -79,6 +84,7 @@ async fn execute(store: &dyn Store, command: AdminCommand) -> Result<Output, Str
         AdminCommand::AuditLog(a) => logs::audit_log(store, a).await,
         AdminCommand::SigningKey(c) => keys::signing_key(store, c).await,
         AdminCommand::Close(a) => close::close(store, a).await,
+        AdminCommand::Users(c) => users::users(store, c).await,
     }
 }
 

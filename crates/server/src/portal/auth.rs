@@ -1,0 +1,132 @@
+//! Passwords, sessions and the signed-in user.
+//!
+//! Passwords are Argon2id PHC strings, hashed and checked on the blocking pool (each takes tens of
+//! milliseconds of CPU). A session is a random token in an `HttpOnly; SameSite=Strict; Secure`
+//! cookie; the store keeps only its SHA-256. Every request loads the session and the user afresh,
+//! so a deleted session or a changed user is seen at once.
+
+use super::{PortalError, cookie};
+use crate::AppState;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use ledgerport_core::world::RowId;
+use ledgerport_store::{PortalRole, PortalUser};
+use sha2::{Digest, Sha256};
+
+pub const SESSION_COOKIE: &str = "lp_session";
+/// How long a session lasts from sign-in.
+pub const SESSION_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(12);
+/// Failed sign-ins for one email after which it is locked for [`LOCKOUT`].
+pub const MAX_FAILURES: u32 = 5;
+pub const LOCKOUT: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+/// Hashes a password with Argon2id (default parameters: 19 MiB, 2 passes) off the async threads.
+pub async fn hash_password(password: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| format!("hashing a password: {e}"))
+    })
+    .await
+    .map_err(|e| format!("hashing a password: {e}"))?
+}
+
+/// A valid hash of a password nobody has, so an unknown email costs a sign-in as much as a
+/// known one.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$2CvkM0Q8b6vj9YJr3oUqUe6zYJ0sQ3G6aQ0m5vQ6mJc";
+
+/// Checks a password against a stored hash (or the dummy one) off the async threads.
+pub async fn verify_password(password: String, stored: Option<String>) -> bool {
+    let known = stored.is_some();
+    let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
+    ok && known
+}
+
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The signed-in user of this request, loaded from the store on every request.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: PortalUser,
+    pub csrf: String,
+    pub token_hash: [u8; 32],
+    /// The flash message of the previous action, if any (already cleared by the response).
+    pub flash: Option<(String, String)>,
+}
+
+impl SignedIn {
+    /// The organisation of a merchant user; anyone else is refused.
+    pub fn merchant(&self) -> Result<RowId, PortalError> {
+        match self.user.role {
+            PortalRole::Merchant(m) => Ok(m),
+            _ => Err(PortalError::Forbidden),
+        }
+    }
+
+    pub fn partner(&self) -> Result<RowId, PortalError> {
+        match self.user.role {
+            PortalRole::Partner(p) => Ok(p),
+            _ => Err(PortalError::Forbidden),
+        }
+    }
+
+    pub fn operator(&self) -> Result<(), PortalError> {
+        match self.user.role {
+            PortalRole::Operator => Ok(()),
+            _ => Err(PortalError::Forbidden),
+        }
+    }
+
+    /// Who the audit log names for this user's changes.
+    pub fn actor(&self) -> ledgerport_store::Actor {
+        ledgerport_store::Actor::new(format!(
+            "portal:{}:{}",
+            self.user.role.as_str(),
+            self.user.email
+        ))
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = PortalError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PortalError> {
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(PortalError::NotSignedIn)?;
+        let hash = token_hash(&token);
+        let session = state
+            .store
+            .session(hash)
+            .await?
+            .ok_or(PortalError::NotSignedIn)?;
+        let user = state
+            .store
+            .portal_user(session.user_id)
+            .await?
+            .ok_or(PortalError::NotSignedIn)?;
+        let flash = super::flash_of(&parts.headers);
+        Ok(SignedIn {
+            user,
+            csrf: session.csrf_token,
+            token_hash: hash,
+            flash,
+        })
+    }
+}

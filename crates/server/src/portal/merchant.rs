@@ -1,0 +1,581 @@
+//! A merchant user's pages. Everything here is read through the user's own organisation: units
+//! from `sales_units(Some(org))`, ledgers owned by the organisation. An id from a URL or form
+//! that is not among them is refused with 403 before anything is done.
+
+use super::auth::SignedIn;
+use super::templates::{
+    AccessLogPage, AccessRow, ConfirmPage, EditAccessPage, GrantedPartner, KeyRow, Layout,
+    MerchantKeysPage, MerchantPartnersPage, UnitChoice, UnitRow,
+};
+use super::{PortalError, check_csrf, form_pairs, id_field, page, redirect_flash, show_time};
+use crate::AppState;
+use crate::credentials::regenerate_secret;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use ledgerport_core::ids::LedgerId;
+use ledgerport_core::world::{
+    KeyOwner, Partner, PartnerKind, PartnerState, RowId, SalesUnit, SalesUnitKind,
+};
+use ledgerport_store::{AccessLogFilter, LedgerView};
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashMap};
+
+/// The organisation's sales units and ledgers, as one consistent read for one request.
+pub(super) struct Org {
+    pub id: RowId,
+    pub name: String,
+    pub units: Vec<SalesUnit>,
+    pub ledgers: Vec<LedgerView>,
+}
+
+impl Org {
+    pub async fn load(state: &AppState, id: RowId) -> Result<Org, PortalError> {
+        let m = state
+            .store
+            .merchant(id)
+            .await?
+            .ok_or(PortalError::Forbidden)?;
+        let units = state.store.sales_units(Some(id)).await?;
+        let ledgers = state
+            .store
+            .ledgers()
+            .await?
+            .into_iter()
+            .filter(|v| v.ledger.owner_merchant_id == id)
+            .collect();
+        Ok(Org {
+            id,
+            name: format!("{} ({})", m.name, m.business.id),
+            units,
+            ledgers,
+        })
+    }
+
+    /// The organisation's ledger with this id; another organisation's or an unknown id is 403.
+    pub fn ledger(&self, id: &str) -> Result<&LedgerView, PortalError> {
+        self.ledgers
+            .iter()
+            .find(|v| v.ledger.ledger_id.as_str() == id)
+            .ok_or(PortalError::Forbidden)
+    }
+
+    fn ledger_of(&self, unit: &SalesUnit) -> Option<&LedgerView> {
+        self.ledgers
+            .iter()
+            .find(|v| v.units.iter().any(|u| u.msn == unit.msn))
+    }
+}
+
+fn kind(u: &SalesUnit) -> &'static str {
+    match u.kind {
+        SalesUnitKind::Api => "api",
+        SalesUnitKind::VmNumber => "vm-number",
+    }
+}
+
+pub async fn partners(
+    State(state): State<AppState>,
+    who: SignedIn,
+) -> Result<Response, PortalError> {
+    let org = Org::load(&state, who.merchant()?).await?;
+    let names: HashMap<RowId, Partner> = state
+        .store
+        .partners()
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let mut units = vec![];
+    for u in &org.units {
+        let view = org.ledger_of(u);
+        let mut partners = vec![];
+        if let Some(v) = view {
+            for g in state.store.grants(None, Some(&v.ledger.ledger_id)).await? {
+                let name = names
+                    .get(&g.partner_id)
+                    .map(|p| {
+                        if p.state == PartnerState::Approved {
+                            p.name.clone()
+                        } else {
+                            format!("{} ({})", p.name, p.state.as_str())
+                        }
+                    })
+                    .unwrap_or_else(|| format!("partner {}", g.partner_id));
+                partners.push(GrantedPartner {
+                    id: g.partner_id,
+                    name,
+                    since: g.created_at.strftime("%Y-%m-%d").to_string(),
+                });
+            }
+        }
+        units.push(UnitRow {
+            name: u.name.clone(),
+            msn: u.msn.to_string(),
+            kind: kind(u),
+            currency: view
+                .map(|v| v.ledger.currency.as_str().to_owned())
+                .unwrap_or_default(),
+            account: view
+                .map(|v| {
+                    format!(
+                        "{} {}",
+                        v.ledger.payout_account.scheme, v.ledger.payout_account.id
+                    )
+                })
+                .unwrap_or_else(|| "—".into()),
+            ledger: view
+                .map(|v| v.ledger.ledger_id.to_string())
+                .unwrap_or_default(),
+            partners,
+        });
+    }
+    let had = who.flash.is_some();
+    Ok(page(
+        had,
+        &MerchantPartnersPage {
+            l: Layout::of(&who, "/portal/merchant/partners"),
+            org: org.name,
+            units,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct EditQuery {
+    #[serde(default)]
+    q: String,
+    partner: Option<String>,
+    all: Option<String>,
+    none: Option<String>,
+}
+
+/// Approved accounting partners: the only ones a merchant may find and grant.
+async fn grantable(state: &AppState) -> Result<Vec<Partner>, PortalError> {
+    Ok(state
+        .store
+        .partners()
+        .await?
+        .into_iter()
+        .filter(|p| p.kind == PartnerKind::Accounting && p.state == PartnerState::Approved)
+        .collect())
+}
+
+pub async fn edit_access(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<EditQuery>,
+) -> Result<Response, PortalError> {
+    let org = Org::load(&state, who.merchant()?).await?;
+    let all = grantable(&state).await?;
+    let needle = q.q.trim().to_lowercase();
+    let results = all
+        .iter()
+        .filter(|p| {
+            needle.is_empty()
+                || p.name.to_lowercase().contains(&needle)
+                || p.business.as_ref().is_some_and(|b| b.id.contains(&needle))
+        })
+        .map(|p| {
+            (
+                p.id,
+                p.name.clone(),
+                p.business
+                    .as_ref()
+                    .map(|b| b.id.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let selected = match q.partner.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            let id: RowId = s
+                .parse()
+                .map_err(|_| PortalError::BadRequest("partner: must be a number".into()))?;
+            // A suspended or unknown partner cannot be chosen, even by editing the URL.
+            Some(
+                all.iter()
+                    .find(|p| p.id == id)
+                    .ok_or(PortalError::NotFound)?,
+            )
+        }
+    };
+    let mut units = vec![];
+    if let Some(p) = selected {
+        let granted: BTreeSet<String> = state
+            .store
+            .grants(Some(p.id), None)
+            .await?
+            .into_iter()
+            .map(|g| g.ledger_id.to_string())
+            .collect();
+        for u in &org.units {
+            let ledger = org
+                .ledger_of(u)
+                .map(|v| v.ledger.ledger_id.to_string())
+                .unwrap_or_default();
+            let ticked = !ledger.is_empty()
+                && q.none.is_none()
+                && (q.all.is_some() || granted.contains(&ledger));
+            units.push(UnitChoice {
+                name: u.name.clone(),
+                msn: u.msn.to_string(),
+                kind: kind(u),
+                ledger,
+                ticked,
+            });
+        }
+    }
+    let had = who.flash.is_some();
+    Ok(page(
+        had,
+        &EditAccessPage {
+            l: Layout::of(&who, "/portal/merchant/partners"),
+            q: q.q.clone(),
+            results,
+            selected_id: selected.map(|p| p.id).unwrap_or(0),
+            selected_name: selected.map(|p| p.name.clone()),
+            units,
+        },
+    ))
+}
+
+/// Saves the ticked units: grants on their ledgers, and removes the partner's grants on the
+/// organisation's other ledgers. Units of another organisation in the form are refused whole.
+pub async fn save_access(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let pairs = form_pairs(&body)?;
+    check_csrf(&who, &pairs)?;
+    let org = Org::load(&state, who.merchant()?).await?;
+    let partner_id = id_field(&pairs, "partner")?;
+    let partner = grantable(&state)
+        .await?
+        .into_iter()
+        .find(|p| p.id == partner_id)
+        .ok_or(PortalError::NotFound)?;
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for (_, v) in pairs.iter().filter(|(k, _)| k == "unit") {
+        let unit = org
+            .units
+            .iter()
+            .find(|u| u.msn.to_string() == v.trim())
+            .ok_or(PortalError::Forbidden)?;
+        let view = org.ledger_of(unit).ok_or_else(|| {
+            PortalError::BadRequest(format!("unit: sales unit {} has no ledger yet", unit.msn))
+        })?;
+        wanted.insert(view.ledger.ledger_id.to_string());
+    }
+    let granted: BTreeSet<String> = state
+        .store
+        .grants(Some(partner.id), None)
+        .await?
+        .into_iter()
+        .map(|g| g.ledger_id.to_string())
+        .collect();
+    let by = who.actor();
+    let (mut added, mut removed) = (0, 0);
+    for v in &org.ledgers {
+        let id = v.ledger.ledger_id.to_string();
+        match (wanted.contains(&id), granted.contains(&id)) {
+            (true, false) => {
+                state
+                    .store
+                    .create_grant(&by, partner.id, &v.ledger.ledger_id)
+                    .await?;
+                added += 1;
+            }
+            (false, true) => {
+                if state
+                    .store
+                    .remove_grant(&by, partner.id, &v.ledger.ledger_id)
+                    .await?
+                {
+                    removed += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = org.id;
+    Ok(redirect_flash(
+        "/portal/merchant/partners",
+        "ok",
+        &format!(
+            "Saved access for {}: {added} ledger(s) granted, {removed} removed.",
+            partner.name
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RemoveQuery {
+    partner: String,
+    ledger: String,
+}
+
+pub async fn confirm_remove(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<RemoveQuery>,
+) -> Result<Response, PortalError> {
+    let org = Org::load(&state, who.merchant()?).await?;
+    let view = org.ledger(q.ledger.trim())?;
+    let partner_id: RowId = q
+        .partner
+        .trim()
+        .parse()
+        .map_err(|_| PortalError::BadRequest("partner: must be a number".into()))?;
+    let partner = state
+        .store
+        .partner(partner_id)
+        .await?
+        .ok_or(PortalError::NotFound)?;
+    let units: Vec<String> = view
+        .units
+        .iter()
+        .map(|u| format!("{} ({})", u.name, u.msn))
+        .collect();
+    Ok(page(
+        false,
+        &ConfirmPage {
+            l: Layout::of(&who, "/portal/merchant/partners"),
+            heading: format!("Remove {}?", partner.name),
+            text: format!(
+                "{} will no longer be able to read ledger {} ({}). This takes effect at once.",
+                partner.name,
+                view.ledger.ledger_id,
+                units.join(", ")
+            ),
+            action: "/portal/merchant/partners/remove",
+            fields: vec![
+                ("partner", partner.id.to_string()),
+                ("ledger", view.ledger.ledger_id.to_string()),
+            ],
+            button: "Remove access",
+            back: "/portal/merchant/partners",
+        },
+    ))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let pairs = form_pairs(&body)?;
+    check_csrf(&who, &pairs)?;
+    let org = Org::load(&state, who.merchant()?).await?;
+    let ledger = super::field(&pairs, "ledger")
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let view = org.ledger(&ledger)?;
+    let partner_id = id_field(&pairs, "partner")?;
+    let id: LedgerId = view.ledger.ledger_id.clone();
+    let removed = state
+        .store
+        .remove_grant(&who.actor(), partner_id, &id)
+        .await?;
+    let name = state
+        .store
+        .partner(partner_id)
+        .await?
+        .map(|p| p.name)
+        .unwrap_or_else(|| format!("partner {partner_id}"));
+    Ok(if removed {
+        redirect_flash(
+            "/portal/merchant/partners",
+            "ok",
+            &format!("Removed {name}'s access to ledger {id}."),
+        )
+    } else {
+        redirect_flash(
+            "/portal/merchant/partners",
+            "err",
+            &format!("{name} had no access to ledger {id}."),
+        )
+    })
+}
+
+/// The organisation's keys: its api units' keys and its merchant-level keys.
+fn own_key(org: &Org, owner: KeyOwner) -> Option<String> {
+    match owner {
+        KeyOwner::SalesUnit(msn) => org
+            .units
+            .iter()
+            .find(|u| u.msn == msn)
+            .map(|u| format!("{} (MSN {})", u.name, u.msn)),
+        KeyOwner::Merchant(m) if m == org.id => Some("Merchant-level keys".into()),
+        _ => None,
+    }
+}
+
+async fn keys_page(
+    state: &AppState,
+    who: &SignedIn,
+    shown: Option<(String, String)>,
+) -> Result<Response, PortalError> {
+    let org = Org::load(state, who.merchant()?).await?;
+    let keys = state
+        .store
+        .keys()
+        .await?
+        .into_iter()
+        .filter_map(|k| {
+            own_key(&org, k.owner).map(|owner| KeyRow {
+                id: k.id,
+                owner,
+                client_id: k.client_id,
+                subscription: k.subscription_keys.map(|s| s.to_vec()).unwrap_or_default(),
+                revoked: k.revoked,
+                issued: show_time(k.created_at),
+            })
+        })
+        .collect();
+    Ok(page(
+        who.flash.is_some(),
+        &MerchantKeysPage {
+            l: Layout::of(who, "/portal/merchant/keys"),
+            keys,
+            shown,
+        },
+    ))
+}
+
+pub async fn keys(State(state): State<AppState>, who: SignedIn) -> Result<Response, PortalError> {
+    keys_page(&state, &who, None).await
+}
+
+/// Regenerates a key's secret and shows it on this one response (never stored, never again).
+pub async fn regenerate(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let pairs = form_pairs(&body)?;
+    check_csrf(&who, &pairs)?;
+    let org = Org::load(&state, who.merchant()?).await?;
+    let key_id = id_field(&pairs, "key")?;
+    let key = state
+        .store
+        .key(key_id)
+        .await?
+        .ok_or(PortalError::Forbidden)?;
+    if own_key(&org, key.owner).is_none() {
+        return Err(PortalError::Forbidden);
+    }
+    let (key, secret) = regenerate_secret(state.store.as_ref(), &who.actor(), key.id).await?;
+    let mut r = keys_page(
+        &state,
+        &who,
+        Some((key.client_id, secret.reveal().to_owned())),
+    )
+    .await?;
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    #[serde(default)]
+    partner: String,
+    #[serde(default)]
+    date: String,
+}
+
+/// How many access-log rows the page reads before filtering by date.
+const LOG_ROWS: u32 = 2000;
+
+pub async fn access_log(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, PortalError> {
+    let org = Org::load(&state, who.merchant()?).await?;
+    let partner: Option<RowId> = match q.partner.trim() {
+        "" => None,
+        s => Some(
+            s.parse()
+                .map_err(|_| PortalError::BadRequest("partner: must be a number".into()))?,
+        ),
+    };
+    let date = q.date.trim().to_owned();
+    if !date.is_empty() && date.parse::<jiff::civil::Date>().is_err() {
+        return Err(PortalError::BadRequest("date: must be YYYY-MM-DD".into()));
+    }
+    let all_partners: HashMap<RowId, String> = state
+        .store
+        .partners()
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let records = state
+        .store
+        .access_log(&AccessLogFilter {
+            partner_id: partner,
+            owner_merchant_id: Some(org.id),
+            limit: LOG_ROWS,
+            ..AccessLogFilter::default()
+        })
+        .await?;
+    let unit_names: HashMap<String, String> = org
+        .units
+        .iter()
+        .map(|u| (u.msn.to_string(), u.name.clone()))
+        .collect();
+    let mut seen_partners: BTreeSet<(RowId, String)> = BTreeSet::new();
+    let mut rows = vec![];
+    for r in records {
+        let who_read = match (r.rec.partner_id, r.rec.msn) {
+            (Some(p), _) => {
+                let name = all_partners
+                    .get(&p)
+                    .cloned()
+                    .unwrap_or_else(|| format!("partner {p}"));
+                seen_partners.insert((p, name.clone()));
+                name
+            }
+            (None, Some(m)) => format!(
+                "{} keys (MSN {m})",
+                unit_names.get(&m.to_string()).cloned().unwrap_or_default()
+            ),
+            (None, None) => "Your merchant-level keys".into(),
+        };
+        if !date.is_empty() && !r.at.starts_with(&date) {
+            continue;
+        }
+        rows.push(AccessRow {
+            at: r.at.get(..19).unwrap_or(&r.at).replace('T', " "),
+            who: who_read,
+            ledger: r.rec.ledger_id.unwrap_or_default(),
+            endpoint: r.rec.endpoint,
+            status: r.rec.status,
+        });
+    }
+    // The reader filter offers the partners that hold or held a grant on the organisation.
+    for v in &org.ledgers {
+        for g in state.store.grants(None, Some(&v.ledger.ledger_id)).await? {
+            if let Some(n) = all_partners.get(&g.partner_id) {
+                seen_partners.insert((g.partner_id, n.clone()));
+            }
+        }
+    }
+    Ok(page(
+        who.flash.is_some(),
+        &AccessLogPage {
+            l: Layout::of(&who, "/portal/merchant/access-log"),
+            partners: seen_partners.into_iter().collect(),
+            partner: partner.unwrap_or(0),
+            date,
+            rows,
+        },
+    ))
+}

@@ -1,0 +1,165 @@
+//! A partner user's page: its status, the ledgers merchants granted it, and its accounting keys.
+
+use super::auth::SignedIn;
+use super::templates::{GrantRow, KeyRow, Layout, PartnerPage};
+use super::{PortalError, check_csrf, form_pairs, id_field, page, redirect_flash, show_time};
+use crate::AppState;
+use crate::credentials::{IssueError, issue_keys, regenerate_secret};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use ledgerport_core::world::{KeyKind, KeyOwner, RowId};
+
+async fn render(
+    state: &AppState,
+    who: &SignedIn,
+    shown: Option<(String, String)>,
+) -> Result<Response, PortalError> {
+    let pid = who.partner()?;
+    let partner = state
+        .store
+        .partner(pid)
+        .await?
+        .ok_or(PortalError::Forbidden)?;
+    let mut grants = vec![];
+    for g in state.store.grants(Some(pid), None).await? {
+        let Some(view) = state.store.ledger(&g.ledger_id).await? else {
+            continue;
+        };
+        let merchant = state
+            .store
+            .merchant(view.ledger.owner_merchant_id)
+            .await?
+            .map(|m| format!("{} ({})", m.name, m.business.id))
+            .unwrap_or_default();
+        grants.push(GrantRow {
+            merchant,
+            ledger: g.ledger_id.to_string(),
+            units: view
+                .units
+                .iter()
+                .map(|u| format!("{} ({})", u.name, u.msn))
+                .collect::<Vec<_>>()
+                .join(", "),
+            since: show_time(g.created_at),
+        });
+    }
+    let keys = own_keys(state, pid)
+        .await?
+        .into_iter()
+        .map(|k| KeyRow {
+            id: k.id,
+            owner: String::new(),
+            client_id: k.client_id,
+            subscription: vec![],
+            revoked: k.revoked,
+            issued: show_time(k.created_at),
+        })
+        .collect();
+    Ok(page(
+        who.flash.is_some(),
+        &PartnerPage {
+            l: Layout::of(who, "/portal/partner"),
+            name: partner.name,
+            state: partner.state.as_str(),
+            grants,
+            keys,
+            shown,
+        },
+    ))
+}
+
+async fn own_keys(
+    state: &AppState,
+    pid: RowId,
+) -> Result<Vec<ledgerport_core::world::ApiKey>, PortalError> {
+    Ok(state
+        .store
+        .keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.owner == KeyOwner::Partner(pid) && k.kind == KeyKind::Accounting)
+        .collect())
+}
+
+pub async fn home(State(state): State<AppState>, who: SignedIn) -> Result<Response, PortalError> {
+    render(&state, &who, None).await
+}
+
+pub async fn issue(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let pairs = form_pairs(&body)?;
+    check_csrf(&who, &pairs)?;
+    let pid = who.partner()?;
+    match issue_keys(
+        state.store.as_ref(),
+        &who.actor(),
+        KeyKind::Accounting,
+        KeyOwner::Partner(pid),
+    )
+    .await
+    {
+        Ok((key, secret)) => {
+            render(
+                &state,
+                &who,
+                Some((key.client_id, secret.reveal().to_owned())),
+            )
+            .await
+        }
+        Err(IssueError::NotAllowed(m)) => Ok(redirect_flash("/portal/partner", "err", &m)),
+        Err(IssueError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// The partner's own key named by the form; anyone else's is refused.
+async fn own_key(
+    state: &AppState,
+    who: &SignedIn,
+    pairs: &[(String, String)],
+) -> Result<RowId, PortalError> {
+    let pid = who.partner()?;
+    let id = id_field(pairs, "key")?;
+    own_keys(state, pid)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .map(|k| k.id)
+        .ok_or(PortalError::Forbidden)
+}
+
+pub async fn regenerate(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let pairs = form_pairs(&body)?;
+    check_csrf(&who, &pairs)?;
+    let id = own_key(&state, &who, &pairs).await?;
+    let (key, secret) = regenerate_secret(state.store.as_ref(), &who.actor(), id).await?;
+    render(
+        &state,
+        &who,
+        Some((key.client_id, secret.reveal().to_owned())),
+    )
+    .await
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let pairs = form_pairs(&body)?;
+    check_csrf(&who, &pairs)?;
+    let id = own_key(&state, &who, &pairs).await?;
+    let key = state.store.revoke_key(&who.actor(), id).await?;
+    Ok(redirect_flash(
+        "/portal/partner",
+        "ok",
+        &format!("Revoked the keys with client id {}.", key.client_id),
+    ))
+}

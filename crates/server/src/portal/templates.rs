@@ -1,0 +1,230 @@
+//! The structs behind the askama templates in `crates/server/templates/`. Every page extends
+//! `base.html`, which reads its navigation, user and flash message from [`Layout`].
+
+use super::auth::SignedIn;
+use askama::Template;
+use ledgerport_store::PortalRole;
+
+/// What `base.html` needs: the navigation (href, label, current), who is signed in, the CSRF
+/// token for the sign-out form, and the flash message.
+pub struct Layout {
+    pub nav: Vec<(&'static str, &'static str, bool)>,
+    pub email: Option<String>,
+    pub csrf: String,
+    pub flash: Option<(String, String)>,
+}
+
+impl Layout {
+    /// For pages without a signed-in user; `csrf` is the pre-session token of the page's form.
+    pub fn anonymous(csrf: &str) -> Layout {
+        Layout {
+            nav: vec![
+                ("/portal/sign-in", "Sign in", false),
+                ("/portal/apply", "Become a partner", false),
+            ],
+            email: None,
+            csrf: csrf.to_owned(),
+            flash: None,
+        }
+    }
+
+    /// For a signed-in user; `here` is the current page's path.
+    pub fn of(who: &SignedIn, here: &str) -> Layout {
+        let items: &[(&'static str, &'static str)] = match who.user.role {
+            PortalRole::Merchant(_) => &[
+                ("/portal/merchant/partners", "Accounting partners"),
+                ("/portal/merchant/settlements", "Settlements"),
+                ("/portal/merchant/keys", "API keys"),
+                ("/portal/merchant/access-log", "Access log"),
+            ],
+            PortalRole::Partner(_) => &[("/portal/partner", "Overview")],
+            PortalRole::Operator => &[
+                ("/portal/operator", "Partners"),
+                ("/portal/operator/world", "Merchants"),
+            ],
+        };
+        Layout {
+            nav: items.iter().map(|(h, t)| (*h, *t, *h == here)).collect(),
+            email: Some(who.user.email.clone()),
+            csrf: who.csrf.clone(),
+            flash: who.flash.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub l: Layout,
+    pub heading: &'a str,
+    pub text: String,
+    pub back: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub l: Layout,
+    pub heading: String,
+    pub text: String,
+    pub action: &'static str,
+    pub fields: Vec<(&'static str, String)>,
+    pub button: &'static str,
+    pub back: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    pub l: Layout,
+    pub email: String,
+}
+
+#[derive(Default, Clone)]
+pub struct ApplyForm {
+    pub company: String,
+    pub org_number: String,
+    pub email: String,
+    pub description: String,
+}
+
+#[derive(Template)]
+#[template(path = "apply.html")]
+pub struct ApplyPage {
+    pub l: Layout,
+    pub form: ApplyForm,
+    pub errors: Vec<String>,
+}
+
+pub struct GrantedPartner {
+    pub id: i64,
+    pub name: String,
+    pub since: String,
+}
+
+pub struct UnitRow {
+    pub name: String,
+    pub msn: String,
+    pub kind: &'static str,
+    pub currency: String,
+    pub account: String,
+    /// Empty when the unit has no ledger yet.
+    pub ledger: String,
+    pub partners: Vec<GrantedPartner>,
+}
+
+#[derive(Template)]
+#[template(path = "merchant_partners.html")]
+pub struct MerchantPartnersPage {
+    pub l: Layout,
+    pub org: String,
+    pub units: Vec<UnitRow>,
+}
+
+pub struct UnitChoice {
+    pub name: String,
+    pub msn: String,
+    pub kind: &'static str,
+    pub ledger: String,
+    pub ticked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "merchant_edit_access.html")]
+pub struct EditAccessPage {
+    pub l: Layout,
+    pub q: String,
+    /// (id, name, organisation number)
+    pub results: Vec<(i64, String, String)>,
+    pub selected_id: i64,
+    pub selected_name: Option<String>,
+    pub units: Vec<UnitChoice>,
+}
+
+pub struct KeyRow {
+    pub id: i64,
+    pub owner: String,
+    pub client_id: String,
+    pub subscription: Vec<String>,
+    pub revoked: bool,
+    pub issued: String,
+}
+
+#[derive(Template)]
+#[template(path = "merchant_keys.html")]
+pub struct MerchantKeysPage {
+    pub l: Layout,
+    pub keys: Vec<KeyRow>,
+    /// (client id, secret) of a secret just regenerated: shown this once.
+    pub shown: Option<(String, String)>,
+}
+
+pub struct AccessRow {
+    pub at: String,
+    pub who: String,
+    pub ledger: String,
+    pub endpoint: String,
+    pub status: u16,
+}
+
+#[derive(Template)]
+#[template(path = "merchant_access_log.html")]
+pub struct AccessLogPage {
+    pub l: Layout,
+    pub partners: Vec<(i64, String)>,
+    pub partner: i64,
+    pub date: String,
+    pub rows: Vec<AccessRow>,
+}
+
+pub struct GrantRow {
+    pub merchant: String,
+    pub ledger: String,
+    pub units: String,
+    pub since: String,
+}
+
+#[derive(Template)]
+#[template(path = "partner_home.html")]
+pub struct PartnerPage {
+    pub l: Layout,
+    pub name: String,
+    pub state: &'static str,
+    pub grants: Vec<GrantRow>,
+    pub keys: Vec<KeyRow>,
+    pub shown: Option<(String, String)>,
+}
+
+pub struct PartnerRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: &'static str,
+    pub org: String,
+    pub email: String,
+    pub state: &'static str,
+    pub since: String,
+    /// (target state, button label)
+    pub actions: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Template)]
+#[template(path = "operator_partners.html")]
+pub struct OperatorPartnersPage {
+    pub l: Layout,
+    pub applications: Vec<PartnerRow>,
+    pub partners: Vec<PartnerRow>,
+}
+
+pub struct MerchantBlock {
+    pub name: String,
+    pub org: String,
+    pub units: Vec<String>,
+    pub ledgers: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "operator_world.html")]
+pub struct OperatorWorldPage {
+    pub l: Layout,
+    pub merchants: Vec<MerchantBlock>,
+}
