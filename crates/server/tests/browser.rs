@@ -1,0 +1,486 @@
+//! The portal driven through real headless Chromium (Debian `chromium` + `chromium-driver`, via
+//! WebDriver): a partner applies, the operator approves, a merchant grants two units, the
+//! partner's keys then read exactly those ledgers through the Report API, the merchant removes
+//! one grant and the very next API call no longer sees it; a merchant editing URLs and form
+//! fields to reach another organisation is refused; a form without its CSRF token is refused.
+//!
+//! Screenshots of the main pages go to `target/screenshots/`. When Chromium or its driver is
+//! missing the test runs `scripts/install-chromium.sh`; if that fails, the test fails saying so.
+
+mod common;
+
+use common::{TestApp, by, lid, world};
+use fantoccini::{Client, ClientBuilder, Locator};
+use ledgerport_server::portal::auth::hash_password;
+use ledgerport_store::{NewPortalUser, PortalRole};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Installs Chromium and chromedriver with the project's script when either is missing.
+fn ensure_chromium() {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return;
+    }
+    let script = repo_root().join("scripts/install-chromium.sh");
+    let status = Command::new("sh").arg(&script).status();
+    let ok = matches!(status, Ok(s) if s.success());
+    assert!(
+        ok && Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+        "the browser tests need {CHROMIUM} and {CHROMEDRIVER}; installing them with {} failed ({status:?}): run it as root (or with sudo) and test again",
+        script.display()
+    );
+}
+
+/// chromedriver (and the Chromium it starts) in their own process group, killed as a group
+/// when dropped, even when the test fails half-way.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        ensure_chromium();
+        // A free port: bind :0, read it, let it go for chromedriver.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start chromedriver");
+        // chromedriver says when it listens; reading that line is the wait.
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        let started = lines
+            .by_ref()
+            .take(20)
+            .map_while(Result::ok)
+            .any(|l| l.contains("started successfully"));
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        assert!(started, "chromedriver did not start on port {port}");
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                    "--window-size=1280,900"
+                ]
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("an object"),
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a WebDriver session in headless Chromium")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and every Chromium process it started.
+        let pgid = self.child.id();
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{pgid}")])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Ui<'a> {
+    app: &'a TestApp,
+    c: Client,
+}
+
+impl Ui<'_> {
+    async fn go(&self, path: &str) {
+        self.c.goto(&self.app.url(path)).await.expect("navigate");
+    }
+
+    async fn source(&self) -> String {
+        self.c.source().await.expect("page source")
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self
+            .c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        e.clear().await.expect("clear");
+        e.send_keys(text).await.expect("type");
+    }
+
+    /// Clicks something that loads a new page, and waits until the old page is gone.
+    async fn click(&self, loc: Locator<'_>) {
+        let old = self.c.find(Locator::Css("html")).await.expect("page");
+        self.tick(loc).await;
+        let gone = async {
+            // A reference into the old document goes stale once the next one has replaced it.
+            while old.tag_name().await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), gone)
+            .await
+            .expect("the click should load a new page");
+    }
+
+    /// Clicks something on the page (a checkbox).
+    async fn tick(&self, loc: Locator<'_>) {
+        let what = format!("{loc:?}");
+        let e = match self.c.find(loc).await {
+            Ok(e) => e,
+            Err(e) => panic!("{what}: {e}\n{}", self.source().await),
+        };
+        e.click().await.expect("click");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Saves a screenshot for people to look at.
+    async fn shot(&self, name: &str) {
+        let png = self.c.screenshot().await.expect("screenshot");
+        let dir = repo_root().join("target/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) {
+        self.go("/portal/sign-in").await;
+        self.fill("input[name=email]", email).await;
+        self.fill("input[name=password]", password).await;
+        self.click(Locator::Css("main button[type=submit]")).await;
+        let src = self.source().await;
+        assert!(src.contains("Sign out"), "signed in as {email}:\n{src}");
+    }
+
+    async fn sign_out(&self) {
+        self.click(Locator::Css("form.signout button")).await;
+        let src = self.source().await;
+        assert!(src.contains("You are signed out."), "{src}");
+    }
+
+    /// Asserts the page shows `text`, printing the page when it does not.
+    async fn expect(&self, text: &str) {
+        let src = self.source().await;
+        assert!(
+            src.contains(text),
+            "the page should contain {text:?}:\n{src}"
+        );
+    }
+
+    async fn flash(&self) -> String {
+        self.text(".flash").await
+    }
+}
+
+async fn user(app: &TestApp, email: &str, role: PortalRole, password: &str) {
+    let password_hash = hash_password(password.into()).await.expect("hash");
+    app.store
+        .create_portal_user(
+            &by(),
+            NewPortalUser {
+                email: email.into(),
+                role,
+                password_hash,
+            },
+        )
+        .await
+        .expect("portal user");
+}
+
+/// The ledger ids the keys list through the Report API, fetched afresh.
+async fn listed_ledgers(app: &TestApp, client_id: &str, secret: &str) -> BTreeSet<String> {
+    let res = app
+        .miami_token_raw(client_id, secret, "grant_type=client_credentials")
+        .await;
+    assert_eq!(res.status(), 200, "token");
+    let body: serde_json::Value = res.json().await.expect("json");
+    let token = body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    let res = app.get("/settlement/v1/ledgers", Some(&token), &[]).await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|l| l["ledgerId"].as_str().expect("ledgerId").to_owned())
+        .collect()
+}
+
+const PW: &str = "correct horse battery";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real_browser() {
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    user(&app, "ops@ledgerport.test", PortalRole::Operator, PW).await;
+    user(
+        &app,
+        "kari@acme.test",
+        PortalRole::Merchant(w.merchant1),
+        PW,
+    )
+    .await;
+    let driver = Driver::start();
+    let ui = Ui {
+        app: &app,
+        c: driver.browser().await,
+    };
+
+    // A partner applies through the public form; a bad organisation number is named first.
+    ui.go("/portal/apply").await;
+    ui.fill("input[name=company]", "Tall og Tekst AS").await;
+    ui.fill("input[name=org_number]", "92345678x").await;
+    ui.fill("input[name=email]", "post@tallogtekst.test").await;
+    ui.fill("input[name=password]", PW).await;
+    ui.fill("textarea[name=description]", "Bookkeeping for shops.")
+        .await;
+    // The browser's own pattern check would stop the bad number; switch it off to reach the server.
+    ui.c.execute(
+        "document.querySelector('form.card').noValidate = true",
+        vec![],
+    )
+    .await
+    .expect("novalidate");
+    ui.click(Locator::Css("main button[type=submit]")).await;
+    ui.expect("Organisation number: must be 9 digits.").await;
+    ui.shot("apply-errors").await;
+    ui.fill("input[name=org_number]", "923456789").await;
+    ui.fill("input[name=password]", PW).await;
+    ui.click(Locator::Css("main button[type=submit]")).await;
+    ui.expect("Application received").await;
+    let partner = app
+        .store
+        .partners()
+        .await
+        .expect("partners")
+        .into_iter()
+        .find(|p| p.name == "Tall og Tekst AS")
+        .expect("the application is a partner");
+    assert_eq!(partner.state.as_str(), "applied");
+
+    // Before approval the merchant cannot find it.
+    ui.sign_in("kari@acme.test", PW).await;
+    ui.go("/portal/merchant/partners/edit?q=Tall").await;
+    ui.expect("No approved accounting partner matches").await;
+    ui.sign_out().await;
+
+    // The operator approves.
+    ui.sign_in("ops@ledgerport.test", PW).await;
+    ui.shot("operator-applications").await;
+    ui.click(Locator::XPath(
+        "//tr[td[text()='Tall og Tekst AS']]//button[text()='Approve']",
+    ))
+    .await;
+    assert_eq!(ui.flash().await, "Tall og Tekst AS approved.");
+    ui.go("/portal/operator/world").await;
+    ui.shot("operator-world").await;
+    ui.sign_out().await;
+
+    // The merchant grants two units (on ledgers 100 and 300).
+    ui.sign_in("kari@acme.test", PW).await;
+    ui.shot("merchant-partners-before").await;
+    ui.click(Locator::LinkText("Edit partner access")).await;
+    ui.fill("input[name=q]", "tall").await;
+    ui.click(Locator::Css("form.card button[type=submit]"))
+        .await;
+    ui.click(Locator::LinkText("Tall og Tekst AS")).await;
+    ui.tick(Locator::Css("input[name=unit][value='123455']"))
+        .await;
+    ui.tick(Locator::Css("input[name=unit][value='334455']"))
+        .await;
+    ui.shot("merchant-edit-access").await;
+    ui.click(Locator::XPath("//button[text()='Save']")).await;
+    assert_eq!(
+        ui.flash().await,
+        "Saved access for Tall og Tekst AS: 2 ledger(s) granted, 0 removed."
+    );
+    ui.shot("merchant-partners").await;
+    ui.sign_out().await;
+
+    // The partner signs in, issues accounting keys and sees the secret once.
+    ui.sign_in("post@tallogtekst.test", PW).await;
+    ui.expect("ACME AS").await;
+    ui.click(Locator::XPath("//button[text()='Issue new keys']"))
+        .await;
+    let client_id = ui.text("#shown-client-id").await;
+    let secret = ui.text("#new-secret").await;
+    ui.shot("partner-keys").await;
+    ui.go("/portal/partner").await;
+    assert!(
+        !ui.source().await.contains(&secret),
+        "the secret is shown only once"
+    );
+    ui.sign_out().await;
+
+    // The keys list exactly the two granted ledgers, and read one of them.
+    let want: BTreeSet<String> = ["100", "300"].map(String::from).into();
+    assert_eq!(listed_ledgers(&app, &client_id, &secret).await, want);
+    let res = app
+        .miami_token_raw(&client_id, &secret, "grant_type=client_credentials")
+        .await;
+    let body: serde_json::Value = res.json().await.expect("json");
+    let token = body["access_token"].as_str().expect("token").to_owned();
+    let res = app
+        .get("/report/v2/ledgers/300/funds/feed", Some(&token), &[])
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // The merchant removes one grant, confirming first.
+    ui.sign_in("kari@acme.test", PW).await;
+    ui.click(Locator::XPath(
+        "//tr[td[text()='334455']]//div[contains(., 'Tall og Tekst AS')]/a[text()='Remove']",
+    ))
+    .await;
+    ui.expect("will no longer be able to read ledger 300").await;
+    ui.shot("merchant-confirm-remove").await;
+    ui.click(Locator::XPath("//button[text()='Remove access']"))
+        .await;
+    assert_eq!(
+        ui.flash().await,
+        "Removed Tall og Tekst AS's access to ledger 300."
+    );
+
+    // The very next API call no longer sees it, with the token issued before the removal too.
+    let res = app
+        .get("/report/v2/ledgers/300/funds/feed", Some(&token), &[])
+        .await;
+    assert_eq!(res.status(), 404);
+    let want: BTreeSet<String> = ["100"].map(String::from).into();
+    assert_eq!(listed_ledgers(&app, &client_id, &secret).await, want);
+
+    // The merchant's other pages.
+    ui.go("/portal/merchant/keys").await;
+    ui.shot("merchant-keys").await;
+    ui.go("/portal/merchant/access-log").await;
+    // The partner's read of ledger 300 is in the log, under its name.
+    ui.c.find(Locator::XPath(
+        "//tr[td[text()='Tall og Tekst AS'] and td[text()='300']]",
+    ))
+    .await
+    .expect("the partner's read of ledger 300 is logged");
+    ui.shot("merchant-access-log").await;
+
+    // Another organisation's ledger by URL: refused, and nothing removed.
+    ui.go(&format!(
+        "/portal/merchant/partners/remove?partner={}&ledger=400",
+        w.granted_partner
+    ))
+    .await;
+    ui.expect("Not yours").await;
+    ui.shot("merchant-refused").await;
+    // Pages of another kind of user: refused.
+    ui.go("/portal/operator").await;
+    ui.expect("Not yours").await;
+    // A form field edited to another organisation's sales unit: refused whole.
+    ui.go(&format!(
+        "/portal/merchant/partners/edit?partner={}",
+        partner.id
+    ))
+    .await;
+    ui.c.execute(
+        "document.querySelector(\"input[name=unit][value='654321']\").value = '222222';\
+         document.querySelector(\"input[name=unit][value='222222']\").checked = true;",
+        vec![],
+    )
+    .await
+    .expect("tamper");
+    ui.click(Locator::XPath("//button[text()='Save']")).await;
+    ui.expect("Not yours").await;
+    let grants = app
+        .store
+        .grants(Some(partner.id), None)
+        .await
+        .expect("grants");
+    assert_eq!(
+        grants
+            .iter()
+            .map(|g| g.ledger_id.to_string())
+            .collect::<Vec<_>>(),
+        vec!["100"],
+        "a refused form changes nothing"
+    );
+
+    // A form post without the CSRF token, with the browser's own session: refused.
+    let session =
+        ui.c.get_named_cookie("lp_session")
+            .await
+            .expect("session cookie");
+    let post = |body: String| {
+        app.http
+            .post(app.url("/portal/merchant/partners/remove"))
+            .header("Cookie", format!("lp_session={}", session.value()))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let res = post(format!("partner={}&ledger=100", partner.id))
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 403);
+    let res = post(format!("partner={}&ledger=100&csrf=guess", partner.id))
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        app.store
+            .grants(Some(partner.id), Some(&lid("100")))
+            .await
+            .expect("grants")
+            .len(),
+        1,
+        "the grant is still there"
+    );
+
+    // On a phone.
+    ui.c.set_window_size(390, 844).await.expect("resize");
+    ui.go("/portal/merchant/partners").await;
+    ui.shot("merchant-partners-phone").await;
+    ui.sign_out().await;
+
+    ui.c.close().await.expect("close the browser");
+    drop(driver);
+}
