@@ -475,6 +475,57 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
         "the grant is still there"
     );
 
+    // Settlements: dates with totals per entry type, open dates marked, a chart; CSV downloads.
+    ui.go("/portal/merchant/settlements?ledger=100&from=2024-04-01&to=2024-04-05")
+        .await;
+    ui.c.find(Locator::XPath(
+        "//tr[td[text()='2024-04-05']]//span[text()='open']",
+    ))
+    .await
+    .expect("today's date is open");
+    ui.c.find(Locator::XPath(
+        "//tr[td[text()='2024-04-04']]//span[text()='closed']",
+    ))
+    .await
+    .expect("yesterday is closed");
+    ui.expect("<th class=\"num\">capture</th>").await;
+    ui.expect("<svg class=\"chart\"").await;
+    ui.shot("merchant-settlements").await;
+    let csv = |query: &'static str| {
+        app.http
+            .get(app.url(&format!("/portal/merchant/settlements.csv?{query}")))
+            .header("Cookie", format!("lp_session={}", session.value()))
+            .send()
+    };
+    let plain = csv("ledger=200&from=2024-04-04&to=2024-04-04")
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        plain.starts_with("topic,pspReference,time,ledgerDate,entryType"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("2001") && !plain.contains("Kari Nordmann"),
+        "{plain}"
+    );
+    let personal = csv("ledger=200&from=2024-04-04&to=2024-04-04&personal=on")
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        personal.contains(",Kari Nordmann,Kaffe,xxxx 1234"),
+        "{personal}"
+    );
+    let other = csv("ledger=400&from=2024-04-04&to=2024-04-04")
+        .await
+        .expect("csv");
+    assert_eq!(other.status(), 403, "another organisation's ledger");
+
     // On a phone.
     ui.c.set_window_size(390, 844).await.expect("resize");
     ui.go("/portal/merchant/partners").await;

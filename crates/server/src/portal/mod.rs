@@ -16,6 +16,7 @@ pub mod merchant;
 pub mod operator;
 pub mod partner;
 pub mod public;
+pub mod settlements;
 pub mod templates;
 
 use crate::AppState;
@@ -53,6 +54,8 @@ pub fn routes() -> Router<AppState> {
             post(merchant::regenerate),
         )
         .route("/portal/merchant/access-log", get(merchant::access_log))
+        .route("/portal/merchant/settlements", get(settlements::page_route))
+        .route("/portal/merchant/settlements.csv", get(settlements::csv))
         .route("/portal/partner", get(partner::home))
         .route("/portal/partner/keys/issue", post(partner::issue))
         .route("/portal/partner/keys/regenerate", post(partner::regenerate))

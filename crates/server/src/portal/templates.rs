@@ -228,3 +228,30 @@ pub struct OperatorWorldPage {
     pub l: Layout,
     pub merchants: Vec<MerchantBlock>,
 }
+
+pub struct SettlementDay {
+    pub date: String,
+    /// Totals in the order of [`SettlementsPage::types`]; empty where the date has none.
+    pub totals: Vec<String>,
+    pub closing: String,
+    pub payout: String,
+    pub open: bool,
+}
+
+#[derive(Template)]
+#[template(path = "settlements.html")]
+pub struct SettlementsPage {
+    pub l: Layout,
+    /// (ledger id, label) of the organisation's ledgers.
+    pub ledgers: Vec<(String, String)>,
+    pub ledger: String,
+    pub from: String,
+    pub to: String,
+    pub currency: String,
+    /// The entry types present in the period, as the table's columns.
+    pub types: Vec<String>,
+    /// Newest date first.
+    pub rows: Vec<SettlementDay>,
+    /// Server-rendered SVG (numbers and fixed words only).
+    pub chart: String,
+}

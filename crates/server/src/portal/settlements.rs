@@ -1,0 +1,450 @@
+//! Merchant: Reports → Settlements. Per ledger and period: each ledger date's totals per entry
+//! type, closing balance, payout and whether it is still open; a chart of daily sales, refunds,
+//! fees and payouts (server-rendered SVG); and the entries as CSV with the Report API's fields.
+//!
+//! The ledger must be one the user's organisation owns (checked before any read); the read then
+//! uses the operator's [`LedgerAccess`], as the portal is Ledgerport's own tool.
+
+use super::auth::SignedIn;
+use super::merchant::Org;
+use super::templates::{Layout, SettlementDay, SettlementsPage};
+use super::{PortalError, page};
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use jiff::civil::Date;
+use ledgerport_core::access::LedgerAccess;
+use ledgerport_core::entry::Entry;
+use ledgerport_core::ids::{LedgerDate, Topic};
+use ledgerport_store::{LedgerView, Store};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The longest period one page or download covers.
+const MAX_DAYS: i64 = 92;
+const PAGE: u32 = 1000;
+
+#[derive(Deserialize, Default)]
+pub struct PeriodQuery {
+    #[serde(default)]
+    ledger: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    personal: String,
+}
+
+/// The chosen ledger and period, checked: the organisation's ledger, `from <= to`, at most
+/// [`MAX_DAYS`]. Without a choice: the organisation's first ledger, the last 14 days.
+fn choose<'a>(
+    org: &'a Org,
+    q: &PeriodQuery,
+    today: impl Fn(&LedgerView) -> Date,
+) -> Result<Option<(&'a LedgerView, Date, Date)>, PortalError> {
+    let view = match q.ledger.trim() {
+        "" => match org.ledgers.first() {
+            Some(v) => v,
+            None => return Ok(None),
+        },
+        id => org.ledger(id)?,
+    };
+    let date = |name: &str, s: &str| {
+        s.trim()
+            .parse::<Date>()
+            .map_err(|_| PortalError::BadRequest(format!("{name}: must be a date YYYY-MM-DD")))
+    };
+    let to = match q.to.trim() {
+        "" => today(view),
+        s => date("to", s)?,
+    };
+    let from = match q.from.trim() {
+        "" => to
+            .checked_sub(jiff::Span::new().days(13))
+            .map_err(|e| PortalError::BadRequest(format!("to: {e}")))?,
+        s => date("from", s)?,
+    };
+    if from > to {
+        return Err(PortalError::BadRequest("from: must not be after to".into()));
+    }
+    let days = (to - from).get_days() as i64 + 1;
+    if days > MAX_DAYS {
+        return Err(PortalError::BadRequest(format!(
+            "from: a period is at most {MAX_DAYS} days"
+        )));
+    }
+    Ok(Some((view, from, to)))
+}
+
+/// Every entry of one ledger date on one topic, in sequence.
+async fn date_entries(
+    store: &dyn Store,
+    access: &LedgerAccess,
+    topic: Topic,
+    date: LedgerDate,
+) -> Result<Vec<Entry>, PortalError> {
+    let mut out = vec![];
+    let mut after = 0;
+    loop {
+        let page = store.date_page(access, topic, date, after, PAGE).await?;
+        let n = page.len();
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        out.extend(page);
+        if n < PAGE as usize {
+            return Ok(out);
+        }
+    }
+}
+
+fn dates(from: Date, to: Date) -> Vec<Date> {
+    let mut d = from;
+    let mut out = vec![];
+    while d <= to {
+        out.push(d);
+        match d.tomorrow() {
+            Ok(n) => d = n,
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Minor units as `-1 234.56`.
+pub fn money(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let units = (abs / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in units.chars().enumerate() {
+        if i > 0 && (units.len() - i) % 3 == 0 {
+            grouped.push('\u{202f}');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}{grouped}.{:02}", abs % 100)
+}
+
+struct Day {
+    date: Date,
+    totals: BTreeMap<String, i64>,
+    closing: Option<i64>,
+    payout: i64,
+    fees: i64,
+    open: bool,
+}
+
+async fn days_of(
+    state: &AppState,
+    view: &LedgerView,
+    from: Date,
+    to: Date,
+) -> Result<Vec<Day>, PortalError> {
+    let access = LedgerAccess::for_operator(view.ledger.ledger_id.clone());
+    let now = state.clock.now();
+    let mut out = vec![];
+    for d in dates(from, to) {
+        let ld = LedgerDate::from_date(d);
+        let funds = date_entries(state.store.as_ref(), &access, Topic::Funds, ld).await?;
+        let fees = date_entries(state.store.as_ref(), &access, Topic::Fees, ld).await?;
+        let mut totals = BTreeMap::new();
+        for e in funds.iter().chain(&fees) {
+            *totals.entry(e.entry_type.clone()).or_insert(0) += e.amount;
+        }
+        out.push(Day {
+            date: d,
+            closing: funds.last().map(|e| e.balance_after),
+            payout: funds
+                .iter()
+                .filter(|e| e.entry_type == "payout-scheduled")
+                .map(|e| e.amount)
+                .sum(),
+            fees: fees
+                .iter()
+                .filter(|e| matches!(e.entry_type.as_str(), "capture-fee" | "service-fee"))
+                .map(|e| e.amount)
+                .sum(),
+            totals,
+            open: view.ledger.is_open(ld, now),
+        });
+    }
+    Ok(out)
+}
+
+/// Grouped bars per day: sales, refunds, fees and payouts as magnitudes. Only numbers and fixed
+/// words go into the markup, so it needs no escaping.
+fn chart(days: &[Day]) -> String {
+    const SERIES: [(&str, &str); 4] = [
+        ("Sales", "#2e7d32"),
+        ("Refunds", "#c62828"),
+        ("Fees", "#ef6c00"),
+        ("Payouts", "#1565c0"),
+    ];
+    let values: Vec<[i64; 4]> = days
+        .iter()
+        .map(|d| {
+            [
+                d.totals.get("capture").copied().unwrap_or(0).abs(),
+                d.totals.get("refund").copied().unwrap_or(0).abs(),
+                d.fees.abs(),
+                d.payout.abs(),
+            ]
+        })
+        .collect();
+    let max = values.iter().flatten().copied().max().unwrap_or(0).max(1);
+    let (w, h, left, bottom, top) = (800.0_f64, 260.0_f64, 70.0, 40.0, 30.0);
+    let plot_h = h - bottom - top;
+    let slot = (w - left - 10.0) / days.len().max(1) as f64;
+    let bar = (slot * 0.8 / 4.0).max(1.0);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="Daily sales, refunds, fees and payouts" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">"#
+    );
+    for i in 0..=4 {
+        let y = top + plot_h * (1.0 - i as f64 / 4.0);
+        let v = max as f64 * i as f64 / 4.0;
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e6ec"/><text x="{}" y="{:.1}" text-anchor="end" fill="#667085">{}</text>"##,
+            w - 10.0,
+            left - 6.0,
+            y + 4.0,
+            money(v as i64).split('.').next().unwrap_or("0")
+        );
+    }
+    for (i, (d, v)) in days.iter().zip(&values).enumerate() {
+        let x0 = left + slot * i as f64 + slot * 0.1;
+        for (k, (_, colour)) in SERIES.iter().enumerate() {
+            let bh = plot_h * v[k] as f64 / max as f64;
+            let _ = write!(
+                s,
+                r#"<rect x="{:.1}" y="{:.1}" width="{bar:.1}" height="{bh:.1}" fill="{colour}"/>"#,
+                x0 + bar * k as f64,
+                top + plot_h - bh
+            );
+        }
+        let every = (days.len() / 10).max(1);
+        if i % every == 0 {
+            let _ = write!(
+                s,
+                r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#667085">{}</text>"##,
+                x0 + bar * 2.0,
+                h - bottom + 16.0,
+                d.date.strftime("%d.%m")
+            );
+        }
+    }
+    for (k, (name, colour)) in SERIES.iter().enumerate() {
+        let x = left + 110.0 * k as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{x}" y="8" width="12" height="12" fill="{colour}"/><text x="{}" y="18">{name}</text>"#,
+            x + 16.0
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn today_of(state: &AppState) -> impl Fn(&LedgerView) -> Date + '_ {
+    move |v: &LedgerView| v.ledger.ledger_date_of(state.clock.now()).date()
+}
+
+pub async fn page_handler(
+    state: &AppState,
+    who: &SignedIn,
+    q: &PeriodQuery,
+) -> Result<Response, PortalError> {
+    let org = Org::load(state, who.merchant()?).await?;
+    let ledgers: Vec<(String, String)> = org
+        .ledgers
+        .iter()
+        .map(|v| {
+            (
+                v.ledger.ledger_id.to_string(),
+                format!(
+                    "Ledger {} — {} ({})",
+                    v.ledger.ledger_id,
+                    v.units
+                        .iter()
+                        .map(|u| u.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    v.ledger.currency.as_str()
+                ),
+            )
+        })
+        .collect();
+    let chosen = choose(&org, q, today_of(state))?;
+    let (mut types, mut rows, mut svg) = (vec![], vec![], String::new());
+    let (mut ledger, mut from, mut to, mut currency) =
+        (String::new(), String::new(), String::new(), String::new());
+    if let Some((view, f, t)) = chosen {
+        let days = days_of(state, view, f, t).await?;
+        let mut all: std::collections::BTreeSet<String> = Default::default();
+        for d in &days {
+            all.extend(d.totals.keys().cloned());
+        }
+        types = all.into_iter().collect();
+        svg = chart(&days);
+        rows = days
+            .iter()
+            .rev()
+            .map(|d| SettlementDay {
+                date: d.date.to_string(),
+                totals: types
+                    .iter()
+                    .map(|t| d.totals.get(t).map(|v| money(*v)).unwrap_or_default())
+                    .collect(),
+                closing: d.closing.map(money).unwrap_or_else(|| "—".into()),
+                payout: if d.payout == 0 {
+                    String::new()
+                } else {
+                    money(-d.payout)
+                },
+                open: d.open,
+            })
+            .collect();
+        ledger = view.ledger.ledger_id.to_string();
+        from = f.to_string();
+        to = t.to_string();
+        currency = view.ledger.currency.as_str().to_owned();
+    }
+    Ok(page(
+        who.flash.is_some(),
+        &SettlementsPage {
+            l: Layout::of(who, "/portal/merchant/settlements"),
+            ledgers,
+            ledger,
+            from,
+            to,
+            currency,
+            types,
+            rows,
+            chart: svg,
+        },
+    ))
+}
+
+pub async fn page_route(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<PeriodQuery>,
+) -> Result<Response, PortalError> {
+    page_handler(&state, &who, &q).await
+}
+
+/// A CSV cell: quoted when it holds a separator, quote or line break; text a spreadsheet would
+/// run as a formula gets a leading apostrophe.
+fn cell(s: &str, text: bool) -> String {
+    let s = if text && s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+pub async fn csv(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<PeriodQuery>,
+) -> Result<Response, PortalError> {
+    let org = Org::load(&state, who.merchant()?).await?;
+    let Some((view, from, to)) = choose(&org, &q, today_of(&state))? else {
+        return Err(PortalError::NotFound);
+    };
+    let personal = !q.personal.is_empty();
+    let access = LedgerAccess::for_operator(view.ledger.ledger_id.clone());
+    let mut out = String::from(
+        "topic,pspReference,time,ledgerDate,entryType,reference,currency,amount,balanceBefore,balanceAfter,recipientHandle",
+    );
+    if personal {
+        out.push_str(",name,message,maskedPhoneNo");
+    }
+    out.push_str("\r\n");
+    for d in dates(from, to) {
+        for (topic, name) in [(Topic::Funds, "funds"), (Topic::Fees, "fees")] {
+            for e in date_entries(
+                state.store.as_ref(),
+                &access,
+                topic,
+                LedgerDate::from_date(d),
+            )
+            .await?
+            {
+                let _ = write!(
+                    out,
+                    "{name},{},{},{},{},{},{},{},{},{},{}",
+                    cell(&e.psp_reference, true),
+                    e.time,
+                    e.ledger_date,
+                    cell(&e.entry_type, true),
+                    cell(&e.reference, true),
+                    e.currency.as_str(),
+                    e.amount,
+                    e.balance_before,
+                    e.balance_after,
+                    cell(&e.recipient_handle, true),
+                );
+                if personal {
+                    let p = e.payer.as_ref();
+                    let _ = write!(
+                        out,
+                        ",{},{},{}",
+                        cell(p.map(|p| p.name.as_str()).unwrap_or(""), true),
+                        cell(p.map(|p| p.message.as_str()).unwrap_or(""), true),
+                        cell(p.map(|p| p.masked_phone_no.as_str()).unwrap_or(""), true),
+                    );
+                }
+                out.push_str("\r\n");
+            }
+        }
+    }
+    let file = if from == to {
+        format!("ledger-{}-{from}.csv", view.ledger.ledger_id)
+    } else {
+        format!("ledger-{}-{from}-to-{to}.csv", view.ledger.ledger_id)
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_groups_thousands_and_keeps_the_sign() {
+        assert_eq!(money(0), "0.00");
+        assert_eq!(money(-175), "-1.75");
+        assert_eq!(money(123_456_789), "1\u{202f}234\u{202f}567.89");
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(cell("a,b", true), "\"a,b\"");
+        assert_eq!(cell("say \"hi\"", true), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("=HYPERLINK(1)", true), "'=HYPERLINK(1)");
+        assert_eq!(cell("plain", true), "plain");
+    }
+}
