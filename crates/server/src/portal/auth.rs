@@ -130,3 +130,25 @@ impl FromRequestParts<AppState> for SignedIn {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dummy_hash_is_a_real_argon2id_hash_so_unknown_emails_cost_the_same() {
+        let h = PasswordHash::new(DUMMY_HASH).expect("a PHC string");
+        assert_eq!(h.algorithm.as_str(), "argon2id");
+    }
+
+    #[tokio::test]
+    async fn a_password_verifies_against_its_own_hash_only() {
+        let h = hash_password("correct horse battery".into())
+            .await
+            .expect("hash");
+        assert!(h.starts_with("$argon2id$v=19$"));
+        assert!(verify_password("correct horse battery".into(), Some(h.clone())).await);
+        assert!(!verify_password("wrong".into(), Some(h)).await);
+        assert!(!verify_password("correct horse battery".into(), None).await);
+    }
+}
