@@ -254,7 +254,6 @@ async fn signing_out_ends_the_session_on_the_server_and_sessions_expire() {
 #[tokio::test]
 async fn every_post_without_the_sessions_csrf_token_is_refused_and_changes_nothing() {
     let app = TestApp::start().await;
-    let w = world(&app).await;
     user(&app, "ops@ledgerport.test", PortalRole::Operator).await;
     let applied =
         common::partner(app.store.as_ref(), "Ny AS", PartnerKind::Accounting, false).await;
@@ -281,7 +280,6 @@ async fn every_post_without_the_sessions_csrf_token_is_refused_and_changes_nothi
         .expect("read")
         .expect("partner");
     assert_eq!(p.state, PartnerState::Applied);
-    let _ = w;
 }
 
 #[tokio::test]

@@ -288,19 +288,17 @@ pub async fn save_access(
                     .await?;
                 added += 1;
             }
-            (false, true) => {
+            (false, true)
                 if state
                     .store
                     .remove_grant(&by, partner.id, &v.ledger.ledger_id)
-                    .await?
-                {
-                    removed += 1;
-                }
+                    .await? =>
+            {
+                removed += 1;
             }
             _ => {}
         }
     }
-    let _ = org.id;
     Ok(redirect_flash(
         "/portal/merchant/partners",
         "ok",

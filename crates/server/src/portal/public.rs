@@ -47,7 +47,7 @@ fn check_pre_csrf(headers: &HeaderMap, pairs: &[(String, String)]) -> Result<(),
 
 fn sign_in_form(email: &str, flash: Option<(String, String)>, csrf: &str) -> Response {
     let mut l = Layout::anonymous(csrf);
-    l.flash = flash.or_else(|| None);
+    l.flash = flash;
     html(&SignInPage {
         l,
         email: email.to_owned(),
@@ -85,16 +85,16 @@ async fn try_sign_in(
 
     let now = state.clock.now();
     let failures = state.store.sign_in_failures(&email).await?;
-    if failures.count >= auth::MAX_FAILURES {
-        if let Some(last) = failures.last_at {
-            let until = last.checked_add(auth::LOCKOUT).unwrap_or(last);
-            if now < until {
-                let mins = (until.as_second() - now.as_second()).div_euclid(60) + 1;
-                return Ok(refuse(format!(
-                    "Too many failed sign-ins for this e-mail. Try again in {mins} minutes."
-                )));
-            }
-        }
+    let locked_until = failures
+        .last_at
+        .filter(|_| failures.count >= auth::MAX_FAILURES)
+        .map(|last| last.checked_add(auth::LOCKOUT).unwrap_or(last))
+        .filter(|until| now < *until);
+    if let Some(until) = locked_until {
+        let mins = (until.as_second() - now.as_second()).div_euclid(60) + 1;
+        return Ok(refuse(format!(
+            "Too many failed sign-ins for this e-mail. Try again in {mins} minutes."
+        )));
     }
     let user = state.store.portal_user_by_email(&email).await?;
     let ok = auth::verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await;
