@@ -11,6 +11,7 @@ mod common;
 
 use common::{TestApp, by, lid, world};
 use fantoccini::{Client, ClientBuilder, Locator};
+use ledgerport_core::world::{KeyKind, KeyOwner};
 use ledgerport_server::portal::auth::hash_password;
 use ledgerport_store::{NewPortalUser, PortalRole};
 use std::collections::BTreeSet;
@@ -264,6 +265,12 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
         PW,
     )
     .await;
+    let unit_keys = app
+        .issue(
+            KeyKind::SalesUnit,
+            KeyOwner::SalesUnit(common::msn("123455")),
+        )
+        .await;
     let driver = Driver::start();
     let ui = Ui {
         app: &app,
@@ -394,6 +401,11 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
 
     // The merchant's other pages.
     ui.go("/portal/merchant/keys").await;
+    ui.expect(&unit_keys.client_id).await;
+    ui.click(Locator::XPath("//button[text()='Regenerate secret']"))
+        .await;
+    let new_secret = ui.text("#new-secret").await;
+    assert!(new_secret.starts_with("lpsec_") && new_secret != unit_keys.secret);
     ui.shot("merchant-keys").await;
     ui.go("/portal/merchant/access-log").await;
     // The partner's read of ledger 300 is in the log, under its name.

@@ -139,7 +139,7 @@ impl IntoResponse for PortalError {
             }
         };
         let page = MessagePage {
-            l: Layout::anonymous(""),
+            l: Layout::error(),
             heading,
             text,
             back: "/portal",

@@ -28,6 +28,16 @@ impl Layout {
         }
     }
 
+    /// For error pages, which do not know who is asking: only the way home.
+    pub fn error() -> Layout {
+        Layout {
+            nav: vec![("/portal", "Home", false)],
+            email: None,
+            csrf: String::new(),
+            flash: None,
+        }
+    }
+
     /// For a signed-in user; `here` is the current page's path.
     pub fn of(who: &SignedIn, here: &str) -> Layout {
         let items: &[(&'static str, &'static str)] = match who.user.role {
