@@ -494,7 +494,12 @@ async fn build_world(
             PortalRole::Operator,
         ),
     ] {
-        let password = ledgerport_server::portal::csrf::new_token()[..16].to_owned();
+        // Letters and digits only, so it copies cleanly from a terminal.
+        let password: String = ledgerport_server::portal::csrf::new_token()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect();
         let password_hash = hash_password(password.clone()).await?;
         store
             .create_portal_user(
