@@ -524,6 +524,7 @@ pub async fn access_log(
             ..AccessLogFilter::default()
         })
         .await?;
+    let searched_newest = (records.len() == LOG_ROWS as usize).then_some(LOG_ROWS);
     let unit_names: HashMap<String, String> = org
         .units
         .iter()
@@ -574,6 +575,7 @@ pub async fn access_log(
             partner: partner.unwrap_or(0),
             date,
             rows,
+            searched_newest,
         },
     ))
 }

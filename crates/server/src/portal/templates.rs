@@ -185,6 +185,8 @@ pub struct AccessLogPage {
     pub partner: i64,
     pub date: String,
     pub rows: Vec<AccessRow>,
+    /// The page searched only the newest reads (this many); older ones need `admin access-log`.
+    pub searched_newest: Option<u32>,
 }
 
 pub struct GrantRow {
