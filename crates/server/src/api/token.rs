@@ -2,7 +2,8 @@
 //!
 //! Whatever is wrong with presented credentials (unknown client id, wrong secret, revoked keys,
 //! keys for the other endpoint, a partner not approved) gets one answer, and the work done is
-//! the same either way: one lookup by client id and one SHA-256 of the presented secret.
+//! the same either way: one key lookup (by subscription key on `/accesstoken/get`, by client
+//! id on `/miami/v1/token`) and one SHA-256 of the presented secret.
 //!
 //! Both endpoints are rate-limited per presented client id before anything is looked up, and
 //! repeated failures for one client id slow its further attempts down ([`crate::limits`]).
@@ -76,9 +77,11 @@ pub async fn standard_token(
         .transpose()?;
 
     state.limits.slow_down(client_id).await;
-    let found = state.store.key_by_client_id(client_id).await?;
-    let key = check_secret(found, secret)
-        .filter(|k| k.id == subscription.id && k.kind.uses_standard_token_endpoint());
+    // The subscription key already named the one key these credentials may be (just read, so
+    // revocation and generation are current): a client id of any other key fails, so it need
+    // not be looked up again. The secret is still checked (or a dummy hash) either way.
+    let found = (subscription.client_id == client_id).then_some(subscription);
+    let key = check_secret(found, secret).filter(|k| k.kind.uses_standard_token_endpoint());
     let key = match key {
         Some(k) if owner_in_good_standing(&state, &k).await? => {
             state.limits.token_outcome(client_id, true);
