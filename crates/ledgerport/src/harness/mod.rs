@@ -62,9 +62,42 @@ pub struct BenchArgs {
     /// Events per ingestion request. [default: 1000]
     #[arg(long)]
     pub ingest_batch: Option<u32>,
+    /// Only these phases (comma-separated); `readers` and `flatness` also run `feed`, whose
+    /// pages and cursors they use. [default: all]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub phases: Vec<Phase>,
     /// Write the result as JSON to this file too.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+/// The measurements, in the order they run.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Token issuance on both endpoints.
+    Tokens,
+    /// The full feed download of the large ledger (and the floor).
+    Feed,
+    /// Dates pages of the large ledger.
+    Dates,
+    /// Ledger listings of partners with many and few grants.
+    Listing,
+    /// Concurrent readers on different ledgers (and the floor).
+    Readers,
+    /// Page latency on the small ledger against the large one.
+    Flatness,
+    /// Ingestion over HTTP.
+    Ingest,
+}
+
+/// The phases a run measures.
+#[derive(Debug, Clone)]
+pub struct Phases(Vec<Phase>);
+
+impl Phases {
+    pub fn has(&self, p: Phase) -> bool {
+        self.0.is_empty() || self.0.contains(&p)
+    }
 }
 
 /// The resolved size of a run.
@@ -83,6 +116,7 @@ pub struct Size {
     pub concurrency: u32,
     pub duration: Duration,
     pub ingest_batch: u32,
+    pub phases: Phases,
 }
 
 impl Size {
@@ -104,6 +138,7 @@ impl Size {
             concurrency: pick(a.concurrency.map(u64::from), 32, 32) as u32,
             duration: Duration::from_secs_f64(a.duration.unwrap_or(if q { 3.0 } else { 10.0 })),
             ingest_batch: pick(a.ingest_batch.map(u64::from), 1000, 1000) as u32,
+            phases: Phases(a.phases.clone()),
         };
         let bad = |field: &str, why: &str| Err(format!("bench: --{field}: {why}"));
         if size.merchants == 0 {

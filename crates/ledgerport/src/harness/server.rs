@@ -27,8 +27,8 @@ pub struct Server {
     child: Child,
     pub pid: u32,
     pub base: String,
-    /// Highest VmRSS seen by the sampler, in KiB.
-    rss_peak_kib: Arc<AtomicU64>,
+    /// Highest VmRSS, RssAnon and RssFile seen by the sampler, in KiB.
+    rss_peak_kib: Arc<[AtomicU64; 3]>,
     sampler: tokio::task::JoinHandle<()>,
 }
 
@@ -80,12 +80,14 @@ impl Server {
         .map_err(|_| "the server did not start listening within 120 s".to_owned())??;
         // Keep draining its log so that it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let rss_peak_kib = Arc::new(AtomicU64::new(0));
+        let rss_peak_kib = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
         let peak = rss_peak_kib.clone();
         let sampler = tokio::spawn(async move {
             loop {
-                if let Some(kib) = status_kib(pid, "VmRSS:") {
-                    peak.fetch_max(kib, Ordering::Relaxed);
+                for (i, field) in ["VmRSS:", "RssAnon:", "RssFile:"].iter().enumerate() {
+                    if let Some(kib) = status_kib(pid, field) {
+                        peak[i].fetch_max(kib, Ordering::Relaxed);
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -122,9 +124,11 @@ impl Server {
         status_kib(self.pid, "VmHWM:").map(|k| k as f64 / 1024.0)
     }
 
-    /// Highest resident memory (VmRSS) sampled every 100 ms, in MiB.
-    pub fn sampled_peak_mib(&self) -> f64 {
-        self.rss_peak_kib.load(Ordering::Relaxed) as f64 / 1024.0
+    /// Highest resident memory sampled every 100 ms, in MiB: in all (VmRSS), the process's own
+    /// (RssAnon: heap, stacks, SQLite's page cache) and mapped files (RssFile: the binary and a
+    /// memory-mapped database, pages the kernel may drop and share).
+    pub fn sampled_peak_mib(&self) -> [f64; 3] {
+        [0, 1, 2].map(|i| self.rss_peak_kib[i].load(Ordering::Relaxed) as f64 / 1024.0)
     }
 
     /// Stops the server and waits for it.

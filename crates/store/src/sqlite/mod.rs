@@ -93,6 +93,10 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new().max_connections(8)
         };
+        // No ping before lending a connection out: a SQLite connection is a local file that
+        // cannot hang up, and sqlx's ping is a round trip to the connection's worker thread,
+        // which doubled the thread hand-offs of every one-query request (token issuance).
+        let pool_options = pool_options.test_before_acquire(false);
         let pool = pool_options.connect_with(options).await?;
         let store = SqliteStore {
             pool,
