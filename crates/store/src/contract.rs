@@ -76,6 +76,7 @@ macro_rules! store_contract_tests {
             partner_states_change_only_along_the_operator_paths,
             a_sales_unit_key_is_found_by_client_id_and_by_either_subscription_key,
             partner_and_merchant_keys_keep_their_owner_and_have_no_subscription_keys,
+            a_key_is_read_with_its_partners_current_state,
             replacing_a_secret_raises_the_generation_and_changes_the_hash,
             a_revoked_key_is_still_found_marked_revoked_and_its_secret_cannot_be_replaced,
             client_ids_and_subscription_keys_identify_one_key_only,
@@ -1592,6 +1593,61 @@ pub async fn partner_and_merchant_keys_keep_their_owner_and_have_no_subscription
         Some(ml.clone())
     );
     assert_eq!(must(s.keys().await, "list keys"), vec![acc, ml]);
+}
+
+/// What token issuance reads: the key and, for a partner's key, the partner's state as it is
+/// now (a suspended partner's keys stop getting tokens at once).
+pub async fn a_key_is_read_with_its_partners_current_state(s: &dyn Store) {
+    // Arrange
+    let m = add_merchant(s, "987654321", "ACME Fitness AS").await;
+    let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
+    let new_key = |kind, owner, client_id: &str| NewKey {
+        kind,
+        owner,
+        client_id: client_id.into(),
+        secret_hash: [7; 32],
+        subscription_keys: None,
+    };
+    let acc = must(
+        s.create_key(
+            &by(),
+            new_key(KeyKind::Accounting, KeyOwner::Partner(p.id), "acc-1"),
+        )
+        .await,
+        "create accounting key",
+    );
+    let ml = must(
+        s.create_key(
+            &by(),
+            new_key(KeyKind::MerchantLevel, KeyOwner::Merchant(m.id), "ml-1"),
+        )
+        .await,
+        "create merchant-level key",
+    );
+
+    // Act / Assert
+    assert_eq!(
+        must(s.key_with_partner_state("acc-1").await, "partner key"),
+        Some((acc.clone(), Some(PartnerState::Approved)))
+    );
+    assert_eq!(
+        must(s.key_with_partner_state("ml-1").await, "merchant key"),
+        Some((ml, None))
+    );
+    assert_eq!(
+        must(s.key_with_partner_state("nobody").await, "unknown"),
+        None
+    );
+    must(
+        s.set_partner_state(&by(), p.id, PartnerState::Suspended)
+            .await,
+        "suspend",
+    );
+    let revoked = must(s.revoke_key(&by(), acc.id).await, "revoke");
+    assert_eq!(
+        must(s.key_with_partner_state("acc-1").await, "after suspension"),
+        Some((revoked, Some(PartnerState::Suspended)))
+    );
 }
 
 pub async fn replacing_a_secret_raises_the_generation_and_changes_the_hash(s: &dyn Store) {

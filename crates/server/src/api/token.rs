@@ -22,6 +22,15 @@ use serde_json::json;
 
 const RESOURCE: &str = "00000002-0000-0000-c000-000000000000";
 
+/// Whether the partner behind partner keys is approved (`partner` is its state as read with
+/// the key). Other keys have no partner.
+fn in_good_standing(key: &ApiKey, partner: Option<PartnerState>) -> bool {
+    match key.owner {
+        KeyOwner::Partner(_) => partner == Some(PartnerState::Approved),
+        KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) | KeyOwner::Operator => true,
+    }
+}
+
 /// Whether the partner behind partner keys is approved. Other keys have no partner.
 async fn owner_in_good_standing(state: &AppState, key: &ApiKey) -> Result<bool, AppError> {
     match key.owner {
@@ -153,7 +162,12 @@ pub async fn miami_token(
     check_token_form(&body)?;
 
     state.limits.slow_down(&client_id).await;
-    let found = state.store.key_by_client_id(&client_id).await?;
+    // The key row and its partner's state in one read, checked on every request.
+    let found = state.store.key_with_partner_state(&client_id).await?;
+    let (found, partner_state) = match found {
+        Some((k, p)) => (Some(k), p),
+        None => (None, None),
+    };
     let key = check_secret(found, &secret).filter(|k| {
         matches!(
             k.kind,
@@ -161,7 +175,7 @@ pub async fn miami_token(
         )
     });
     let key = match key {
-        Some(k) if owner_in_good_standing(&state, &k).await? => {
+        Some(k) if in_good_standing(&k, partner_state) => {
             state.limits.token_outcome(&client_id, true);
             k
         }

@@ -764,6 +764,34 @@ impl Store for SqliteStore {
         self.key_where("subscription_key", key).await
     }
 
+    async fn key_with_partner_state(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(ApiKey, Option<PartnerState>)>> {
+        #[derive(sqlx::FromRow)]
+        struct KeyAndState {
+            #[sqlx(flatten)]
+            key: KeyRow,
+            partner_state: Option<String>,
+        }
+        let row: Option<KeyAndState> = sqlx::query_as(
+            "SELECT k.*, p.state AS partner_state FROM api_keys k \
+             LEFT JOIN partners p ON p.id = k.owner_partner_id WHERE k.client_id = ?",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let state = r
+                .partner_state
+                .map(|s| PartnerState::parse("state", &s))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok((r.key.into_domain()?, state))
+        })
+        .transpose()
+    }
+
     async fn replace_secret(&self, by: &Actor, id: RowId, secret_hash: [u8; 32]) -> Result<ApiKey> {
         let _w = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
