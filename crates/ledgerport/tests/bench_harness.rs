@@ -85,7 +85,8 @@ fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
         "feed page of a ledger of 1500 entries",
         "feed page of a ledger of 2500 entries",
         "ingestion: 50 events a request",
-        "server peak memory",
+        "server peak memory: own (RssAnon",
+        "server peak memory: VmHWM",
     ] {
         assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
     }
@@ -129,11 +130,12 @@ fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
             .contains(" 0 rejected"),
         "{v}"
     );
+    assert!(row("server peak memory: own")["met"].is_boolean(), "{v}");
     assert!(
-        row("server peak memory")["note"]
+        row("server peak memory: VmHWM")["note"]
             .as_str()
             .expect("note")
-            .contains("VmHWM")
+            .contains("MiB")
     );
     assert_eq!(v["context"]["database"], "sqlite");
 
