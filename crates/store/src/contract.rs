@@ -1115,6 +1115,12 @@ pub async fn granted_to_scope_lists_the_partners_granted_ledgers_across_merchant
     let of_p = checked_scope(s, &ListScope::GrantedTo(p.id), None).await;
     let of_q = checked_scope(s, &ListScope::GrantedTo(q.id), None).await;
     let of_idle = checked_scope(s, &ListScope::GrantedTo(idle.id), None).await;
+    // Filtered by a handle: the one ledger settling for it, if granted; either of a
+    // multi-unit ledger's handles finds it.
+    let p_by_vm = checked_scope(s, &ListScope::GrantedTo(p.id), Some("NO:57860")).await;
+    let p_by_api = checked_scope(s, &ListScope::GrantedTo(p.id), Some("api:123456")).await;
+    let p_by_other = checked_scope(s, &ListScope::GrantedTo(p.id), Some("api:123455")).await;
+    let q_by_api = checked_scope(s, &ListScope::GrantedTo(q.id), Some("api:123455")).await;
     assert!(must(
         s.remove_grant(&by(), p.id, &lid("200001")).await,
         "remove p's grant on 200001"
@@ -1126,6 +1132,14 @@ pub async fn granted_to_scope_lists_the_partners_granted_ledgers_across_merchant
     assert_eq!(of_q, vec!["100001", "100002"]);
     assert_eq!(of_idle, Vec::<String>::new());
     assert_eq!(of_p_after_removal, vec!["100002"]);
+    assert_eq!(p_by_vm, vec!["100002"]);
+    assert_eq!(p_by_api, vec!["100002"]);
+    assert_eq!(
+        p_by_other,
+        Vec::<String>::new(),
+        "100001 is not granted to p"
+    );
+    assert_eq!(q_by_api, vec!["100001"]);
 }
 
 pub async fn owned_by_scope_lists_only_that_merchants_ledgers(s: &dyn Store) {

@@ -560,6 +560,18 @@ impl Store for SqliteStore {
                 ),
                 h.to_string(),
             ),
+            // A handle names at most one ledger (handles and a unit's ledger are unique), so
+            // start from it rather than walk every grant of a partner with thousands.
+            ListScope::GrantedTo(p) if handle.is_some() => (
+                format!(
+                    "SELECT {LEDGER_COLUMNS} FROM sales_units fs JOIN ledger_units f ON f.msn = fs.msn \
+                     JOIN grants g ON g.ledger_id = f.ledger_id JOIN ledgers l ON l.ledger_id = g.ledger_id \
+                     JOIN merchants m ON m.id = l.owner_merchant_id \
+                     WHERE fs.handle = ?3 AND g.partner_id = ?1 AND (length(l.ledger_id), l.ledger_id) > (length(?2), ?2) \
+                     ORDER BY length(l.ledger_id), l.ledger_id LIMIT ?4"
+                ),
+                p.to_string(),
+            ),
             ListScope::GrantedTo(p) => (
                 format!(
                     "SELECT {LEDGER_COLUMNS} FROM grants g JOIN ledgers l ON l.ledger_id = g.ledger_id \
