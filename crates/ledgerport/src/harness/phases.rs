@@ -201,7 +201,7 @@ pub async fn run(size: &Size, url: &str) -> Result<Report, String> {
     let mut mem = Row::new("server peak memory: VmHWM, with mapped files");
     mem.note = match peak {
         Some(p) => {
-            format!("{p:.1} MiB (sampled max VmRSS {rss:.1} = RssAnon + RssFile {file:.1} + shmem)")
+            format!("{p:.1} MiB (sampled maxima: VmRSS {rss:.1}, RssFile {file:.1})")
         }
         None => "unknown: no /proc/<pid>/status".into(),
     };
