@@ -202,7 +202,11 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> Result<(), St
         (None, Some(t)) => format!("sqlite://{}", t.0.join("bench.db").display()),
         (None, None) => return Err("bench: no database".into()),
     };
-    let report = phases::run(&size, &url).await?;
+    // On Ctrl-C or SIGTERM the run is dropped, and with it the server child (killed on drop).
+    let report = tokio::select! {
+        r = phases::run(&size, &url) => r?,
+        () = crate::shutdown_signal() => return Err("bench: interrupted".into()),
+    };
     print!("{}", report.table());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?;
