@@ -35,6 +35,7 @@ const TINY: &[&str] = &[
 fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
     let dir = std::env::temp_dir().join(format!("ledgerport-bench-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    let _cleanup = RemoveOnDrop(dir.clone());
     let json = dir.join("bench-result.json");
     let db = dir.join("bench.db");
     let out = Command::new(env!("CARGO_BIN_EXE_ledgerport"))
@@ -148,7 +149,6 @@ fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
         .expect("run ledgerport bench again");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -159,4 +159,13 @@ fn bad_sizes_are_refused_naming_the_flag() {
         .expect("run ledgerport bench");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--partners"));
+}
+
+/// Removes the test's directory also when an assertion fails.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
