@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 pub mod config;
 mod demo;
+mod harness;
 mod import;
 mod store;
 mod verify;
@@ -48,6 +49,10 @@ enum Command {
     /// Benchmark: ingest many payment events into a fresh SQLite database and report events/s
     /// and peak memory.
     BenchIngest(bench::BenchArgs),
+    /// Performance harness: builds a world of a given size in a fresh database (a temporary
+    /// SQLite file unless `--database-url` names one), starts `serve` on it and measures it over
+    /// HTTP; prints a table with the targets (see BENCHMARKS.md).
+    Bench(harness::BenchArgs),
     /// Check every ledger's invariants (balance chain, mirrored fees, payouts, closed dates,
     /// capture fees); exits 1 with one line per violation when one fails.
     Verify(verify::VerifyArgs),
@@ -125,6 +130,7 @@ async fn run(cli: Cli, loaded: config::Loaded) -> Result<(), String> {
         }
         Command::Demo(args) => demo::run(args, config).await,
         Command::BenchIngest(args) => bench::run(args).await,
+        Command::Bench(args) => harness::run(args, cli.global.database_url.clone()).await,
         Command::Admin(args) => {
             let store = store::open(&config.database_url).await?;
             admin::run(store.as_ref(), args).await

@@ -8,9 +8,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::{Signer, SigningKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use ledgerport_core::clock::Clock;
 use ledgerport_core::entry::wire_time;
 use ledgerport_core::world::{ApiKey, KeyKind};
@@ -43,7 +43,12 @@ pub struct Claims {
 
 struct KeyEntry {
     kid: String,
-    encoding: EncodingKey,
+    /// The private key, parsed once when the set is loaded: `jsonwebtoken::encode` would parse
+    /// the PKCS#8 document and derive the public key again on every token.
+    signing: SigningKey,
+    /// The token header `{"typ":"at+jwt","alg":"EdDSA","kid":…}`, base64url-encoded: the same
+    /// for every token this key signs.
+    header_b64: String,
     decoding: DecodingKey,
     public_raw: Vec<u8>,
     retired_at: Option<i64>,
@@ -79,6 +84,29 @@ fn unix(s: &str) -> i64 {
     s.parse::<jiff::Timestamp>()
         .map(|t| t.as_second())
         .unwrap_or(0)
+}
+
+/// The base64url header of the tokens signed by key `kid`, serialised as `jsonwebtoken` does.
+fn header_b64(kid: &str) -> Result<String, TokenError> {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(TOKEN_TYPE.into());
+    header.kid = Some(kid.to_owned());
+    let json = serde_json::to_vec(&header).map_err(|e| TokenError::Signing(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(json))
+}
+
+/// A compact JWS: `header.claims.signature`, each part base64url; byte for byte what
+/// `jsonwebtoken::encode` makes (Ed25519 signatures are deterministic).
+fn sign_compact(header_b64: &str, key: &SigningKey, claims: &Claims) -> Result<String, TokenError> {
+    let json = serde_json::to_vec(claims).map_err(|e| TokenError::Signing(e.to_string()))?;
+    let mut token = String::with_capacity(header_b64.len() + json.len() * 4 / 3 + 92);
+    token.push_str(header_b64);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+    let signature = key.sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+    Ok(token)
 }
 
 /// Makes a new Ed25519 signing key record.
@@ -134,9 +162,12 @@ impl TokenService {
             let x = URL_SAFE_NO_PAD.encode(&r.public_raw);
             let decoding = DecodingKey::from_ed_components(&x)
                 .map_err(|e| TokenError::Signing(e.to_string()))?;
+            let signing = SigningKey::from_pkcs8_der(&r.private_der)
+                .map_err(|e| TokenError::Signing(format!("signing key {}: {e}", r.kid)))?;
             let entry = Arc::new(KeyEntry {
+                header_b64: header_b64(&r.kid)?,
+                signing,
                 kid: r.kid.clone(),
-                encoding: EncodingKey::from_ed_der(&r.private_der),
                 decoding,
                 public_raw: r.public_raw.clone(),
                 retired_at: r.retired_at.as_deref().map(unix),
@@ -186,11 +217,7 @@ impl TokenService {
             key_id: key.id,
             generation: key.generation,
         };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some(TOKEN_TYPE.into());
-        header.kid = Some(signer.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &signer.encoding)
-            .map_err(|e| TokenError::Signing(e.to_string()))?;
+        let token = sign_compact(&signer.header_b64, &signer.signing, &claims)?;
         Ok((token, claims))
     }
 
@@ -263,5 +290,51 @@ impl TokenService {
             })
             .collect();
         serde_json::json!({ "keys": keys })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_byte_for_byte_what_jsonwebtoken_signs_and_verify_with_it() {
+        let rec = new_signing_key(jiff::Timestamp::UNIX_EPOCH).expect("key");
+        let claims = Claims {
+            iss: "https://ledgerport.example".into(),
+            sub: "client-1".into(),
+            aud: "ledgerport".into(),
+            iat: 1_700_000_000,
+            nbf: 1_700_000_000,
+            exp: 1_700_003_600,
+            jti: "a4c1e7f0-0000-4000-8000-000000000001".into(),
+            client_id: "client-1".into(),
+            key_type: "accounting".into(),
+            key_id: 42,
+            generation: 3,
+        };
+        let signing = SigningKey::from_pkcs8_der(&rec.private_der).expect("der");
+        let ours =
+            sign_compact(&header_b64(&rec.kid).expect("header"), &signing, &claims).expect("sign");
+
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(rec.kid.clone());
+        let theirs = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&rec.private_der),
+        )
+        .expect("jsonwebtoken");
+        assert_eq!(ours, theirs);
+
+        let decoding =
+            DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(&rec.public_raw)).expect("pk");
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_audience(&["ledgerport"]);
+        v.validate_exp = false;
+        let back = jsonwebtoken::decode::<Claims>(&ours, &decoding, &v).expect("verifies");
+        assert_eq!(back.claims, claims);
+        assert_eq!(back.header.kid.as_deref(), Some(rec.kid.as_str()));
     }
 }

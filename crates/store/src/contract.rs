@@ -77,6 +77,7 @@ macro_rules! store_contract_tests {
             partner_states_change_only_along_the_operator_paths,
             a_sales_unit_key_is_found_by_client_id_and_by_either_subscription_key,
             partner_and_merchant_keys_keep_their_owner_and_have_no_subscription_keys,
+            a_key_is_read_with_its_partners_current_state,
             replacing_a_secret_raises_the_generation_and_changes_the_hash,
             a_revoked_key_is_still_found_marked_revoked_and_its_secret_cannot_be_replaced,
             client_ids_and_subscription_keys_identify_one_key_only,
@@ -1123,6 +1124,12 @@ pub async fn granted_to_scope_lists_the_partners_granted_ledgers_across_merchant
     let of_p = checked_scope(s, &ListScope::GrantedTo(p.id), None).await;
     let of_q = checked_scope(s, &ListScope::GrantedTo(q.id), None).await;
     let of_idle = checked_scope(s, &ListScope::GrantedTo(idle.id), None).await;
+    // Filtered by a handle: the one ledger settling for it, if granted; either of a
+    // multi-unit ledger's handles finds it.
+    let p_by_vm = checked_scope(s, &ListScope::GrantedTo(p.id), Some("NO:57860")).await;
+    let p_by_api = checked_scope(s, &ListScope::GrantedTo(p.id), Some("api:123456")).await;
+    let p_by_other = checked_scope(s, &ListScope::GrantedTo(p.id), Some("api:123455")).await;
+    let q_by_api = checked_scope(s, &ListScope::GrantedTo(q.id), Some("api:123455")).await;
     assert!(must(
         s.remove_grant(&by(), p.id, &lid("200001")).await,
         "remove p's grant on 200001"
@@ -1134,6 +1141,14 @@ pub async fn granted_to_scope_lists_the_partners_granted_ledgers_across_merchant
     assert_eq!(of_q, vec!["100001", "100002"]);
     assert_eq!(of_idle, Vec::<String>::new());
     assert_eq!(of_p_after_removal, vec!["100002"]);
+    assert_eq!(p_by_vm, vec!["100002"]);
+    assert_eq!(p_by_api, vec!["100002"]);
+    assert_eq!(
+        p_by_other,
+        Vec::<String>::new(),
+        "100001 is not granted to p"
+    );
+    assert_eq!(q_by_api, vec!["100001"]);
 }
 
 pub async fn owned_by_scope_lists_only_that_merchants_ledgers(s: &dyn Store) {
@@ -1601,6 +1616,61 @@ pub async fn partner_and_merchant_keys_keep_their_owner_and_have_no_subscription
         Some(ml.clone())
     );
     assert_eq!(must(s.keys().await, "list keys"), vec![acc, ml]);
+}
+
+/// What token issuance reads: the key and, for a partner's key, the partner's state as it is
+/// now (a suspended partner's keys stop getting tokens at once).
+pub async fn a_key_is_read_with_its_partners_current_state(s: &dyn Store) {
+    // Arrange
+    let m = add_merchant(s, "987654321", "ACME Fitness AS").await;
+    let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
+    let new_key = |kind, owner, client_id: &str| NewKey {
+        kind,
+        owner,
+        client_id: client_id.into(),
+        secret_hash: [7; 32],
+        subscription_keys: None,
+    };
+    let acc = must(
+        s.create_key(
+            &by(),
+            new_key(KeyKind::Accounting, KeyOwner::Partner(p.id), "acc-1"),
+        )
+        .await,
+        "create accounting key",
+    );
+    let ml = must(
+        s.create_key(
+            &by(),
+            new_key(KeyKind::MerchantLevel, KeyOwner::Merchant(m.id), "ml-1"),
+        )
+        .await,
+        "create merchant-level key",
+    );
+
+    // Act / Assert
+    assert_eq!(
+        must(s.key_with_partner_state("acc-1").await, "partner key"),
+        Some((acc.clone(), Some(PartnerState::Approved)))
+    );
+    assert_eq!(
+        must(s.key_with_partner_state("ml-1").await, "merchant key"),
+        Some((ml, None))
+    );
+    assert_eq!(
+        must(s.key_with_partner_state("nobody").await, "unknown"),
+        None
+    );
+    must(
+        s.set_partner_state(&by(), p.id, PartnerState::Suspended)
+            .await,
+        "suspend",
+    );
+    let revoked = must(s.revoke_key(&by(), acc.id).await, "revoke");
+    assert_eq!(
+        must(s.key_with_partner_state("acc-1").await, "after suspension"),
+        Some((revoked, Some(PartnerState::Suspended)))
+    );
 }
 
 pub async fn replacing_a_secret_raises_the_generation_and_changes_the_hash(s: &dyn Store) {

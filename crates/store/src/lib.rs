@@ -74,6 +74,22 @@ pub trait Store: Send + Sync + 'static {
     async fn key(&self, id: RowId) -> Result<Option<ApiKey>>;
     async fn key_by_client_id(&self, client_id: &str) -> Result<Option<ApiKey>>;
     async fn key_by_subscription_key(&self, key: &str) -> Result<Option<ApiKey>>;
+    /// The key with this client id and, for a partner's key, its partner's state: everything
+    /// token issuance checks, read together (a backend answers it in one query; this default
+    /// takes two).
+    async fn key_with_partner_state(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(ApiKey, Option<PartnerState>)>> {
+        let Some(key) = self.key_by_client_id(client_id).await? else {
+            return Ok(None);
+        };
+        let state = match key.owner {
+            ledgerport_core::world::KeyOwner::Partner(p) => self.partner(p).await?.map(|p| p.state),
+            _ => None,
+        };
+        Ok(Some((key, state)))
+    }
     /// Replaces the secret and raises the generation, so tokens from the old secret stop working.
     async fn replace_secret(&self, by: &Actor, id: RowId, secret_hash: [u8; 32]) -> Result<ApiKey>;
     async fn revoke_key(&self, by: &Actor, id: RowId) -> Result<ApiKey>;

@@ -2,7 +2,8 @@
 //!
 //! Whatever is wrong with presented credentials (unknown client id, wrong secret, revoked keys,
 //! keys for the other endpoint, a partner not approved) gets one answer, and the work done is
-//! the same either way: one lookup by client id and one SHA-256 of the presented secret.
+//! the same either way: one key lookup (by subscription key on `/accesstoken/get`, by client
+//! id on `/miami/v1/token`) and one SHA-256 of the presented secret.
 //!
 //! Both endpoints are rate-limited per presented client id before anything is looked up, and
 //! repeated failures for one client id slow its further attempts down ([`crate::limits`]).
@@ -20,6 +21,15 @@ use ledgerport_core::world::{ApiKey, KeyKind, KeyOwner, PartnerState};
 use serde_json::json;
 
 const RESOURCE: &str = "00000002-0000-0000-c000-000000000000";
+
+/// Whether the partner behind partner keys is approved (`partner` is its state as read with
+/// the key). Other keys have no partner.
+fn in_good_standing(key: &ApiKey, partner: Option<PartnerState>) -> bool {
+    match key.owner {
+        KeyOwner::Partner(_) => partner == Some(PartnerState::Approved),
+        KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) | KeyOwner::Operator => true,
+    }
+}
 
 /// Whether the partner behind partner keys is approved. Other keys have no partner.
 async fn owner_in_good_standing(state: &AppState, key: &ApiKey) -> Result<bool, AppError> {
@@ -76,9 +86,11 @@ pub async fn standard_token(
         .transpose()?;
 
     state.limits.slow_down(client_id).await;
-    let found = state.store.key_by_client_id(client_id).await?;
-    let key = check_secret(found, secret)
-        .filter(|k| k.id == subscription.id && k.kind.uses_standard_token_endpoint());
+    // The subscription key already named the one key these credentials may be (just read, so
+    // revocation and generation are current): a client id of any other key fails, so it need
+    // not be looked up again. The secret is still checked (or a dummy hash) either way.
+    let found = (subscription.client_id == client_id).then_some(subscription);
+    let key = check_secret(found, secret).filter(|k| k.kind.uses_standard_token_endpoint());
     let key = match key {
         Some(k) if owner_in_good_standing(&state, &k).await? => {
             state.limits.token_outcome(client_id, true);
@@ -150,7 +162,12 @@ pub async fn miami_token(
     check_token_form(&body)?;
 
     state.limits.slow_down(&client_id).await;
-    let found = state.store.key_by_client_id(&client_id).await?;
+    // The key row and its partner's state in one read, checked on every request.
+    let found = state.store.key_with_partner_state(&client_id).await?;
+    let (found, partner_state) = match found {
+        Some((k, p)) => (Some(k), p),
+        None => (None, None),
+    };
     let key = check_secret(found, &secret).filter(|k| {
         matches!(
             k.kind,
@@ -158,7 +175,7 @@ pub async fn miami_token(
         )
     });
     let key = match key {
-        Some(k) if owner_in_good_standing(&state, &k).await? => {
+        Some(k) if in_good_standing(&k, partner_state) => {
             state.limits.token_outcome(&client_id, true);
             k
         }

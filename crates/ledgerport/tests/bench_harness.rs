@@ -1,0 +1,171 @@
+//! `ledgerport bench` at a tiny size: the harness builds its world, starts the server, measures
+//! every phase, prints the table with its targets, writes the JSON and leaves no server behind.
+
+use std::process::Command;
+
+/// A world of seconds: a large ledger of 2500 entries (3 feed pages), a small one of 1500.
+const TINY: &[&str] = &[
+    "--merchants",
+    "3",
+    "--ledgers",
+    "12",
+    "--partners",
+    "3",
+    "--grants",
+    "20",
+    "--big-partner-grants",
+    "10",
+    "--small-partner-grants",
+    "2",
+    "--entries",
+    "5000",
+    "--small-ledger-entries",
+    "1500",
+    "--days",
+    "5",
+    "--concurrency",
+    "4",
+    "--duration",
+    "0.2",
+    "--ingest-batch",
+    "50",
+];
+
+#[test]
+fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
+    let dir = std::env::temp_dir().join(format!("ledgerport-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let json = dir.join("bench-result.json");
+    let db = dir.join("bench.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerport"))
+        .args(["--database-url", &format!("sqlite://{}", db.display())])
+        .args(["--log", "warn", "bench"])
+        .args(["--merchants", "3", "--ledgers", "12", "--partners", "3"])
+        .args([
+            "--grants",
+            "20",
+            "--big-partner-grants",
+            "10",
+            "--small-partner-grants",
+            "2",
+        ])
+        .args([
+            "--entries",
+            "5000",
+            "--small-ledger-entries",
+            "1500",
+            "--days",
+            "5",
+        ])
+        .args([
+            "--concurrency",
+            "4",
+            "--duration",
+            "0.2",
+            "--ingest-batch",
+            "50",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run ledgerport bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+
+    for row in [
+        "tokens: POST /accesstoken/get",
+        "tokens: POST /miami/v1/token",
+        "feed: full download of the large ledger",
+        "floor: the same page from memory, 1 client",
+        "dates pages of the large ledger",
+        "listing: partner with 10 grants",
+        "listing: partner with 2 grants",
+        "feed pages, 4 readers on 4 ledgers",
+        "feed page of a ledger of 1500 entries",
+        "feed page of a ledger of 2500 entries",
+        "ingestion: 50 events a request",
+        "server peak memory: own (RssAnon",
+        "server peak memory: VmHWM",
+    ] {
+        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
+    }
+    assert!(stdout.contains(">= 10000/s, p99 < 10 ms"), "{stdout}");
+
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
+    let rows = v["results"].as_array().expect("results");
+    let row = |prefix: &str| {
+        rows.iter()
+            .find(|r| r["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .unwrap_or_else(|| panic!("no {prefix} in {v}"))
+    };
+    // The whole large ledger came through the feed, and every timed phase did work.
+    assert!(
+        row("feed: full download")["name"]
+            .as_str()
+            .expect("name")
+            .contains("(3 pages)")
+    );
+    for prefix in [
+        "tokens: POST /accesstoken",
+        "tokens: POST /miami",
+        "dates pages",
+        "feed pages",
+        "ingestion",
+    ] {
+        assert!(
+            row(prefix)["rate"].as_f64().expect("rate") > 0.0,
+            "{prefix}: {v}"
+        );
+        assert!(
+            row(prefix)["p99Ms"].as_f64().expect("p99") > 0.0,
+            "{prefix}: {v}"
+        );
+    }
+    assert!(
+        row("ingestion")["note"]
+            .as_str()
+            .expect("note")
+            .contains(" 0 rejected"),
+        "{v}"
+    );
+    assert!(row("server peak memory: own")["met"].is_boolean(), "{v}");
+    assert!(
+        row("server peak memory: VmHWM")["note"]
+            .as_str()
+            .expect("note")
+            .contains("MiB")
+    );
+    assert_eq!(v["context"]["database"], "sqlite");
+
+    // A second run on the same database is refused: the benchmark needs a fresh one.
+    let again = Command::new(env!("CARGO_BIN_EXE_ledgerport"))
+        .args(["--database-url", &format!("sqlite://{}", db.display())])
+        .args(["--log", "warn", "bench"])
+        .args(TINY)
+        .output()
+        .expect("run ledgerport bench again");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+}
+
+#[test]
+fn bad_sizes_are_refused_naming_the_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerport"))
+        .args(["bench", "--partners", "1"])
+        .output()
+        .expect("run ledgerport bench");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--partners"));
+}
+
+/// Removes the test's directory also when an assertion fails.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
