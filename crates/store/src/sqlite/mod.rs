@@ -57,6 +57,8 @@ pub struct SqliteStore {
     /// Always the same connection, so its page cache stays valid from one write to the next:
     /// a connection that did not make the last commit has to re-read the pages it changed.
     writer: SqlitePool,
+    /// Whether the database is in memory (one connection that must never close).
+    memory: bool,
     clock: Arc<dyn Clock>,
     /// Serialises this process's write transactions (SQLite has one writer anyway).
     write_lock: Mutex<()>,
@@ -86,6 +88,10 @@ impl SqliteStore {
             } else {
                 SqliteJournalMode::Wal
             })
+            // WAL with synchronous=NORMAL: a commit is in the WAL file before it returns, so a
+            // crash of the process loses no committed batch; the WAL is synced at checkpoints,
+            // so an OS crash or power loss may roll back the last commits since then (never
+            // corrupting the file). FULL would sync the WAL at every commit.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
@@ -122,6 +128,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer,
+            memory,
             clock,
             write_lock: Mutex::new(()),
         };
@@ -1147,6 +1154,61 @@ mod tests {
 
         let err = store.ping().await.expect_err("schema behind");
         assert!(err.to_string().contains("this build needs"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn ingestion_on_a_file_gives_the_writer_back_with_foreign_keys_enforced() {
+        // Arrange: a database file (ingestion switches enforcement off there only).
+        let path = std::env::temp_dir().join(format!(
+            "ledgerport-fk-{}-{}.db",
+            std::process::id(),
+            SystemClock.now().as_nanosecond()
+        ));
+        let store = SqliteStore::open(
+            &format!("sqlite://{}", path.display()),
+            Arc::new(SystemClock),
+        )
+        .await
+        .expect("store");
+        let event = PaymentEvent {
+            event_id: "e1".into(),
+            kind: ledgerport_core::engine::EventKind::Capture,
+            msn: Msn::parse("msn", "123456").expect("msn"),
+            psp_reference: "p1".into(),
+            reference: "r".into(),
+            amount: 100,
+            currency: ledgerport_core::ids::Currency::NOK,
+            time: SystemClock.now(),
+            topic: None,
+            payer: None,
+        };
+
+        // Act
+        let outcomes = store
+            .ingest_events(vec![event], SystemClock.now())
+            .await
+            .expect("ingest");
+        let enforced: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&store.writer)
+            .await
+            .expect("pragma");
+        let orphan = sqlx::query("INSERT INTO events VALUES ('e2', 'no-such-ledger', 0, 't')")
+            .execute(&store.writer)
+            .await;
+
+        // Assert
+        assert!(matches!(outcomes[0], EventOutcome::Rejected { .. }));
+        assert_eq!(enforced, 1);
+        assert!(
+            orphan.is_err(),
+            "an event row of a missing ledger was accepted"
+        );
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     #[tokio::test]

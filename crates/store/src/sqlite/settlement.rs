@@ -241,7 +241,7 @@ impl Chains {
         let rows = std::mem::take(&mut self.pending);
         insert_rows(
             tx,
-            "INSERT INTO entries (ledger_id, topic, seq, psp_reference, time, ledger_date, entry_type, reference, \
+            "INSERT OR FAIL INTO entries (ledger_id, topic, seq, psp_reference, time, ledger_date, entry_type, reference, \
              currency, amount, balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no)",
             16,
             rows,
@@ -297,7 +297,7 @@ impl Chains {
             .collect();
         insert_rows(
             tx,
-            "INSERT INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq)",
+            "INSERT OR FAIL INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq)",
             5,
             rows,
         )
@@ -461,14 +461,65 @@ pub(super) async fn close_due(
 }
 
 /// Applies a batch of events in one transaction (see the module's notes).
+///
+/// Foreign keys are not enforced during the transaction (on a database file): every row it
+/// writes refers to a ledger it has just read in the same transaction, under the write lock, so
+/// the references hold by construction, and without enforcement SQLite needs no statement journal
+/// for the multi-row INSERTs (`OR FAIL`: any failure rolls the whole transaction back anyway),
+/// which saves about a quarter of the inserts' CPU time. Enforcement is switched back on before
+/// the connection is given back; a run stopped halfway (its future dropped) closes the connection
+/// instead, so no other write ever runs on it unenforced.
 pub(super) async fn ingest(
     store: &super::SqliteStore,
     events: Vec<PaymentEvent>,
     now: Timestamp,
 ) -> Result<Vec<EventOutcome>> {
     let _w = store.write_lock.lock().await;
-    let mut tx = store.writer.begin().await?;
     let received_at = store.now();
+    let mut writer = Unenforced {
+        conn: store.writer.acquire().await?,
+        unenforced: false,
+    };
+    // An in-memory database lives in its one connection: it cannot be closed and reopened, so
+    // it keeps its foreign keys enforced.
+    if !store.memory {
+        writer.unenforced = true;
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *writer.conn)
+            .await?;
+    }
+    let outcome = ingest_in(&mut writer.conn, received_at, events, now).await;
+    if writer.unenforced {
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *writer.conn)
+            .await?;
+        writer.unenforced = false;
+    }
+    outcome
+}
+
+/// The writer connection while ingestion may have switched foreign keys off.
+struct Unenforced {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    unenforced: bool,
+}
+
+impl Drop for Unenforced {
+    fn drop(&mut self) {
+        if self.unenforced {
+            // The pool opens a fresh connection, with enforcement, in its place.
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+async fn ingest_in(
+    conn: &mut sqlx::SqliteConnection,
+    received_at: String,
+    events: Vec<PaymentEvent>,
+    now: Timestamp,
+) -> Result<Vec<EventOutcome>> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
 
     // Earlier answers, for every id in the batch at once.
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
@@ -627,14 +678,14 @@ pub(super) async fn ingest(
     chains.flush(&mut tx).await?;
     insert_rows(
         &mut tx,
-        "INSERT INTO events (event_id, ledger_id, entries, received_at)",
+        "INSERT OR FAIL INTO events (event_id, ledger_id, entries, received_at)",
         4,
         accepted_rows,
     )
     .await?;
     insert_rows(
         &mut tx,
-        "INSERT INTO rejected_events (event_id, field, reason, received_at)",
+        "INSERT OR FAIL INTO rejected_events (event_id, field, reason, received_at)",
         4,
         rejected_rows,
     )
