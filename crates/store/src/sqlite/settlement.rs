@@ -444,7 +444,7 @@ pub(super) async fn close_due(
     let mut closed = Vec::new();
     loop {
         let _w = store.write_lock.lock().await;
-        let mut tx = store.writer.begin().await?;
+        let mut tx = store.settler.begin().await?;
         let mut ctx = load_ctx(&mut tx, ledger.as_str())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
@@ -462,13 +462,7 @@ pub(super) async fn close_due(
 
 /// Applies a batch of events in one transaction (see the module's notes).
 ///
-/// Foreign keys are not enforced during the transaction (on a database file): every row it
-/// writes refers to a ledger it has just read in the same transaction, under the write lock, so
-/// the references hold by construction, and without enforcement SQLite needs no statement journal
-/// for the multi-row INSERTs (`OR FAIL`: any failure rolls the whole transaction back anyway),
-/// which saves about a quarter of the inserts' CPU time. Enforcement is switched back on before
-/// the connection is given back; a run stopped halfway (its future dropped) closes the connection
-/// instead, so no other write ever runs on it unenforced.
+/// Runs on the settlement connection (see `SqliteStore::settler`).
 pub(super) async fn ingest(
     store: &super::SqliteStore,
     events: Vec<PaymentEvent>,
@@ -476,41 +470,8 @@ pub(super) async fn ingest(
 ) -> Result<Vec<EventOutcome>> {
     let _w = store.write_lock.lock().await;
     let received_at = store.now();
-    let mut writer = Unenforced {
-        conn: store.writer.acquire().await?,
-        unenforced: false,
-    };
-    // An in-memory database lives in its one connection: it cannot be closed and reopened, so
-    // it keeps its foreign keys enforced.
-    if !store.memory {
-        writer.unenforced = true;
-        sqlx::query("PRAGMA foreign_keys = OFF")
-            .execute(&mut *writer.conn)
-            .await?;
-    }
-    let outcome = ingest_in(&mut writer.conn, received_at, events, now).await;
-    if writer.unenforced {
-        sqlx::query("PRAGMA foreign_keys = ON")
-            .execute(&mut *writer.conn)
-            .await?;
-        writer.unenforced = false;
-    }
-    outcome
-}
-
-/// The writer connection while ingestion may have switched foreign keys off.
-struct Unenforced {
-    conn: sqlx::pool::PoolConnection<Sqlite>,
-    unenforced: bool,
-}
-
-impl Drop for Unenforced {
-    fn drop(&mut self) {
-        if self.unenforced {
-            // The pool opens a fresh connection, with enforcement, in its place.
-            self.conn.close_on_drop();
-        }
-    }
+    let mut conn = store.settler.acquire().await?;
+    ingest_in(&mut conn, received_at, events, now).await
 }
 
 async fn ingest_in(
