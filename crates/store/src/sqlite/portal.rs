@@ -107,7 +107,7 @@ impl SqliteStore {
         u: NewPortalUser,
     ) -> Result<PortalUser> {
         let _w = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let id = self.insert_portal_user(&mut tx, by, &u).await?;
         tx.commit().await?;
         drop(_w);
@@ -124,7 +124,7 @@ impl SqliteStore {
         password_hash: &str,
     ) -> Result<(Partner, PortalUser)> {
         let _w = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let partner_id: i64 = sqlx::query_scalar(
             "INSERT INTO partners (name, kind, state, org_scheme, org_id, contact_email, created_at) \
              VALUES (?, ?, 'applied', ?, ?, ?, ?) RETURNING id",
@@ -205,7 +205,7 @@ impl SqliteStore {
         .bind(csrf_token)
         .bind(self.now())
         .bind(wire_time(expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| constraint(e, || format!("session of portal user {user}")))?;
         Ok(())
@@ -238,7 +238,7 @@ impl SqliteStore {
         let _w = self.write_lock.lock().await;
         let n = sqlx::query("DELETE FROM portal_sessions WHERE token_hash = ?")
             .bind(token_hash.as_slice())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(n > 0)
@@ -253,7 +253,7 @@ impl SqliteStore {
         )
         .bind(normal_email(email))
         .bind(&now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         drop(_w);
         self.portal_failures(email).await
@@ -278,7 +278,7 @@ impl SqliteStore {
         let _w = self.write_lock.lock().await;
         sqlx::query("DELETE FROM portal_sign_in_failures WHERE email = ?")
             .bind(normal_email(email))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -40,11 +40,20 @@ async fn insert_rows(
     columns: usize,
     rows: Vec<Vec<Value>>,
 ) -> Result<()> {
-    // SQLite allows 32766 parameters per statement; stay well below.
-    let per_statement = (8_000 / columns).max(1);
+    // SQLite allows 32766 parameters per statement; stay well below. Statements come in a few
+    // fixed sizes only, so the connection's prepared-statement cache holds them all: preparing
+    // a statement of hundreds of rows anew for every odd batch size costs more than the extra
+    // executions of smaller ones.
+    let largest = (8_000 / columns).max(1);
     let mut rows = rows.into_iter().peekable();
+    let mut left = rows.len();
     while rows.peek().is_some() {
-        let chunk: Vec<Vec<Value>> = rows.by_ref().take(per_statement).collect();
+        let size = [largest, 64, 16, 4, 1]
+            .into_iter()
+            .find(|&n| n <= left)
+            .unwrap_or(1);
+        left -= size;
+        let chunk: Vec<Vec<Value>> = rows.by_ref().take(size).collect();
         let one = format!("({})", vec!["?"; columns].join(", "));
         let sql = format!(
             "{head} VALUES {}",
@@ -69,6 +78,21 @@ async fn insert_rows(
 pub(super) struct Chains {
     last: HashMap<(String, u8), (i64, i64, Option<LedgerDate>)>,
     pending: Vec<Vec<Value>>,
+    /// The `entry_dates` runs the pending entries make or extend, in order.
+    runs: Vec<Run>,
+    /// The index in `runs` of each chain's run being extended since the last flush.
+    open_run: HashMap<(String, u8), usize>,
+}
+
+/// A run of consecutive entries of one (ledger, topic, date) placed since the last flush.
+struct Run {
+    ledger: String,
+    topic: u8,
+    date: String,
+    first: i64,
+    last: i64,
+    /// Whether it continues the stored run that ends at `first - 1` (same date, no gap).
+    continues_stored: bool,
 }
 
 impl Chains {
@@ -179,10 +203,23 @@ impl Chains {
             message,
             phone,
         ]);
-        self.last.insert(
-            (ledger.as_str().to_owned(), topic.code()),
-            (seq, after, Some(e.ledger_date)),
-        );
+        let key = (ledger.as_str().to_owned(), topic.code());
+        let same_date = self.last.get(&key).and_then(|l| l.2) == Some(e.ledger_date);
+        match self.open_run.get(&key) {
+            Some(&i) if same_date => self.runs[i].last = seq,
+            _ => {
+                self.open_run.insert(key.clone(), self.runs.len());
+                self.runs.push(Run {
+                    ledger: key.0.clone(),
+                    topic: key.1,
+                    date: e.ledger_date.to_string(),
+                    first: seq,
+                    last: seq,
+                    continues_stored: same_date,
+                });
+            }
+        }
+        self.last.insert(key, (seq, after, Some(e.ledger_date)));
         Ok(Entry {
             seq,
             psp_reference: e.psp_reference,
@@ -199,14 +236,69 @@ impl Chains {
         })
     }
 
-    /// Inserts the entries placed so far.
+    /// Inserts the entries placed so far and records their dates' runs.
     pub(super) async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<()> {
         let rows = std::mem::take(&mut self.pending);
         insert_rows(
             tx,
-            "INSERT INTO entries (ledger_id, topic, seq, psp_reference, time, ledger_date, entry_type, reference, \
+            "INSERT OR FAIL INTO entries (ledger_id, topic, seq, psp_reference, time, ledger_date, entry_type, reference, \
              currency, amount, balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no)",
             16,
+            rows,
+        )
+        .await?;
+        self.open_run.clear();
+        let (extended, new): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
+            .into_iter()
+            .partition(|r| r.continues_stored);
+        // Extend the stored runs in one statement: [ledger, topic, date, old last, new last].
+        if !extended.is_empty() {
+            let mut json = String::from("[");
+            for (i, r) in extended.iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                json.push('[');
+                super::push_json_string(&mut json, &r.ledger);
+                json.push_str(&format!(",{},", r.topic));
+                super::push_json_string(&mut json, &r.date);
+                json.push_str(&format!(",{},{}]", r.first - 1, r.last));
+            }
+            json.push(']');
+            let n = sqlx::query(
+                "UPDATE entry_dates SET last_seq = json_extract(k.value, '$[4]') FROM json_each(?) k \
+                 WHERE entry_dates.ledger_id = json_extract(k.value, '$[0]') \
+                   AND entry_dates.topic = json_extract(k.value, '$[1]') \
+                   AND entry_dates.ledger_date = json_extract(k.value, '$[2]') \
+                   AND entry_dates.last_seq = json_extract(k.value, '$[3]')",
+            )
+            .bind(json)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n != extended.len() as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "entry_dates: {n} of {} runs found to extend",
+                    extended.len()
+                )));
+            }
+        }
+        let rows = new
+            .into_iter()
+            .map(|r| {
+                vec![
+                    Value::Text(r.ledger),
+                    Value::Int(i64::from(r.topic)),
+                    Value::Text(r.date),
+                    Value::Int(r.first),
+                    Value::Int(r.last),
+                ]
+            })
+            .collect();
+        insert_rows(
+            tx,
+            "INSERT OR FAIL INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq)",
+            5,
             rows,
         )
         .await
@@ -281,10 +373,12 @@ async fn close_period(
     chains.flush(tx).await?;
     let id = ctx.ledger.ledger_id.clone();
     let (capture_fees, period_funds, period_fees): (i64, i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(CASE WHEN entry_type = 'capture-fee' THEN amount END), 0), \
-                COALESCE(SUM(CASE WHEN topic = 0 THEN amount END), 0), \
-                COALESCE(SUM(CASE WHEN topic = 1 THEN amount END), 0) \
-         FROM entries WHERE ledger_id = ? AND topic IN (0, 1) AND ledger_date > ? AND ledger_date <= ?",
+        "SELECT COALESCE(SUM(CASE WHEN e.entry_type = 'capture-fee' THEN e.amount END), 0), \
+                COALESCE(SUM(CASE WHEN e.topic = 0 THEN e.amount END), 0), \
+                COALESCE(SUM(CASE WHEN e.topic = 1 THEN e.amount END), 0) \
+         FROM entry_dates d CROSS JOIN entries e \
+           ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
+         WHERE d.ledger_id = ? AND d.topic IN (0, 1) AND d.ledger_date > ? AND d.ledger_date <= ?",
     )
     .bind(id.as_str())
     .bind(ctx.ledger.closed_through.to_string())
@@ -350,7 +444,7 @@ pub(super) async fn close_due(
     let mut closed = Vec::new();
     loop {
         let _w = store.write_lock.lock().await;
-        let mut tx = store.pool.begin().await?;
+        let mut tx = store.settler.begin().await?;
         let mut ctx = load_ctx(&mut tx, ledger.as_str())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
@@ -367,14 +461,26 @@ pub(super) async fn close_due(
 }
 
 /// Applies a batch of events in one transaction (see the module's notes).
+///
+/// Runs on the settlement connection (see `SqliteStore::settler`).
 pub(super) async fn ingest(
     store: &super::SqliteStore,
     events: Vec<PaymentEvent>,
     now: Timestamp,
 ) -> Result<Vec<EventOutcome>> {
     let _w = store.write_lock.lock().await;
-    let mut tx = store.pool.begin().await?;
     let received_at = store.now();
+    let mut conn = store.settler.acquire().await?;
+    ingest_in(&mut conn, received_at, events, now).await
+}
+
+async fn ingest_in(
+    conn: &mut sqlx::SqliteConnection,
+    received_at: String,
+    events: Vec<PaymentEvent>,
+    now: Timestamp,
+) -> Result<Vec<EventOutcome>> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
 
     // Earlier answers, for every id in the batch at once.
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
@@ -533,14 +639,14 @@ pub(super) async fn ingest(
     chains.flush(&mut tx).await?;
     insert_rows(
         &mut tx,
-        "INSERT INTO events (event_id, ledger_id, entries, received_at)",
+        "INSERT OR FAIL INTO events (event_id, ledger_id, entries, received_at)",
         4,
         accepted_rows,
     )
     .await?;
     insert_rows(
         &mut tx,
-        "INSERT INTO rejected_events (event_id, field, reason, received_at)",
+        "INSERT OR FAIL INTO rejected_events (event_id, field, reason, received_at)",
         4,
         rejected_rows,
     )
