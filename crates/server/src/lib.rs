@@ -196,16 +196,49 @@ pub async fn serve(
     result
 }
 
+/// Name of the lease a process holds while it runs the closing task.
+const CLOSING_LEASE: &str = "closing";
+
 /// Closes due ledger dates as time passes: every `every`, each ledger's passed payout periods.
+///
+/// Several processes on one database take turns through the store's `closing` lease: only its
+/// holder closes, renewing the lease at every tick; when the holder stops (or dies), the lease
+/// lapses after three ticks and another process takes over. Closing would be correct without
+/// the lease (each period is closed under the ledger's lock, exactly once), but every process
+/// would repeat the same scan of every ledger.
 async fn closing_loop(state: AppState, every: Duration) {
+    let holder = uuid::Uuid::new_v4().to_string();
+    let lease = every.saturating_mul(3).max(Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if !holds_closing_lease(&state, &holder, lease).await {
+            continue;
+        }
         match close_all_due(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(periods = n, "closed ledger periods"),
             Err(e) => tracing::error!(error = %e, "closing ledger periods failed; will retry"),
+        }
+    }
+}
+
+/// Takes or renews the closing lease for `holder`; a database error counts as not holding it.
+async fn holds_closing_lease(state: &AppState, holder: &str, lease: Duration) -> bool {
+    let now = state.clock.now();
+    let until = now
+        .checked_add(jiff::SignedDuration::try_from(lease).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(jiff::Timestamp::MAX);
+    match state
+        .store
+        .take_lease(CLOSING_LEASE, holder, now, until)
+        .await
+    {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::error!(error = %e, "taking the closing lease failed; will retry");
+            false
         }
     }
 }

@@ -97,6 +97,7 @@ macro_rules! store_contract_tests {
             payer_details_round_trip_and_stay_absent_when_not_given,
             signing_keys_are_added_listed_oldest_first_and_retired_once,
             server_secret_keeps_the_first_value_it_stored,
+            a_lease_is_held_by_one_holder_until_it_lapses,
             access_log_lists_requests_newest_first_and_filters_by_ledger_partner_and_owner,
             audit_log_records_every_state_change_with_its_actor_newest_first,
             refused_changes_leave_no_audit_record,
@@ -2647,6 +2648,32 @@ pub async fn signing_keys_are_added_listed_oldest_first_and_retired_once(s: &dyn
         must(s.signing_keys().await, "list signing keys")[1],
         newer,
         "the other key stays active"
+    );
+}
+
+pub async fn a_lease_is_held_by_one_holder_until_it_lapses(s: &dyn Store) {
+    // Arrange
+    let t = |secs: i64| Timestamp::from_second(1_700_000_000 + secs).expect("a valid time");
+
+    // Act
+    let a_takes = must(s.take_lease("closing", "a", t(0), t(30)).await, "a takes");
+    let b_while_held = must(s.take_lease("closing", "b", t(10), t(40)).await, "b tries");
+    let a_renews = must(s.take_lease("closing", "a", t(20), t(50)).await, "a renews");
+    let b_before_lapse = must(s.take_lease("closing", "b", t(49), t(79)).await, "b tries");
+    let other_name = must(s.take_lease("other", "b", t(49), t(79)).await, "b, other");
+    let b_after_lapse = must(s.take_lease("closing", "b", t(50), t(80)).await, "b takes");
+    let a_after_losing = must(s.take_lease("closing", "a", t(51), t(81)).await, "a tries");
+
+    // Assert
+    assert!(a_takes, "a free lease is taken");
+    assert!(!b_while_held, "a held lease is refused to another holder");
+    assert!(a_renews, "the holder renews its own lease");
+    assert!(!b_before_lapse, "the renewal counts, not the first expiry");
+    assert!(other_name, "leases of other names are separate");
+    assert!(b_after_lapse, "a lapsed lease is taken by another holder");
+    assert!(
+        !a_after_losing,
+        "the former holder is refused once another holds it"
     );
 }
 

@@ -152,6 +152,19 @@ pub trait Store: Send + Sync + 'static {
     /// process sharing the database gets the same value.
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
 
+    // --- coordination of server processes ---
+    /// Takes or renews the lease called `name` for `holder` until `until`, if it is free, has
+    /// lapsed (it expires at or before `now`) or is already `holder`'s; returns whether `holder`
+    /// holds it now. Server processes sharing a database run the closing task only while they
+    /// hold the `closing` lease, so one process at a time does it.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool>;
+
     // --- logs ---
     async fn record_access(&self, rec: NewAccessRecord) -> Result<()>;
     async fn access_log(&self, filter: &AccessLogFilter) -> Result<Vec<AccessRecord>>;
@@ -204,6 +217,13 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets `email`'s failed sign-ins (after a successful one).
     async fn clear_sign_in_failures(&self, email: &str) -> Result<()>;
 }
+
+/// The one statement both backends take a lease with (`$1` name, `$2` holder, `$3` until, `$4`
+/// now, in milliseconds): it writes a row only when the lease is free, lapsed or the holder's own,
+/// so "one row affected" means "held", decided by the database in one statement.
+pub(crate) const LEASE_UPSERT: &str = "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE leases.holder = excluded.holder OR leases.expires_at <= $4";
 
 /// Connections of a store's pool: `size` open, of which `idle` are not lent out (so
 /// `size - idle` are in use).

@@ -8,8 +8,8 @@ mod rows;
 mod settlement;
 
 use crate::{
-    AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LedgerView,
-    NewAccessRecord, NewKey, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Result,
+    AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LEASE_UPSERT,
+    LedgerView, NewAccessRecord, NewKey, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Result,
     SigningKeyRecord, Store, StoreError, key_owner_columns,
 };
 use async_trait::async_trait;
@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "portal",
         include_str!("../../migrations/sqlite/0004_portal.sql"),
+    ),
+    (
+        5,
+        "leases",
+        include_str!("../../migrations/sqlite/0005_leases.sql"),
     ),
 ];
 
@@ -1134,6 +1139,25 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(v)
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let _w = self.write_lock.lock().await;
+        let n = sqlx::query(LEASE_UPSERT)
+            .bind(name)
+            .bind(holder)
+            .bind(until.as_millisecond())
+            .bind(now.as_millisecond())
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     async fn record_access(&self, r: NewAccessRecord) -> Result<()> {
