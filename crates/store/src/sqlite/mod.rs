@@ -82,13 +82,6 @@ const LEDGER_COLUMNS: &str = "l.ledger_id, l.currency, l.payout_scheme, l.payout
     l.fee_basis_points, l.fee_fixed_minor, l.page_size, l.created_at, l.closed_through, \
     l.next_payout_number, m.org_scheme, m.org_id";
 
-const DATE_ENTRY_COLUMNS: &str = "e.seq, e.psp_reference, e.time, e.ledger_date, e.entry_type, \
-    e.reference, e.currency, e.amount, e.balance_before, e.balance_after, e.recipient_handle, \
-    e.payer_name, e.payer_message, e.masked_phone_no";
-
-const ENTRY_COLUMNS: &str = "seq, psp_reference, time, ledger_date, entry_type, reference, currency, \
-    amount, balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no";
-
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`)
     /// and brings its schema up to date.
@@ -1022,16 +1015,19 @@ impl Store for SqliteStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>> {
-        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE ledger_id = ? AND topic = ? AND seq > ? ORDER BY seq LIMIT ?"
+        // One row holding the whole page: the aggregate's own ORDER BY fixes the array's order
+        // (an ordered subquery alone does not promise it).
+        let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT json_group_array({ENTRY_JSON} ORDER BY seq) FROM \
+             (SELECT * FROM entries WHERE ledger_id = ? AND topic = ? AND seq > ? ORDER BY seq LIMIT ?)"
         )))
         .bind(access.ledger_id().as_str())
         .bind(i64::from(topic.code()))
         .bind(after_seq)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.into_iter().map(EntryRow::into_domain).collect()
+        entries_from_page_json(&page)
     }
 
     async fn date_page(
@@ -1044,22 +1040,24 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Entry>> {
         // Not a scan of the ledger up to the date (seconds on millions of entries): the date's
         // runs name exactly the primary-key ranges to read.
-        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             // The date's runs in seq order (CROSS JOIN keeps them the outer loop), each a
-            // primary-key range of entries: no sort, so a page reads only its own rows.
-            "SELECT {DATE_ENTRY_COLUMNS} FROM entry_dates d CROSS JOIN entries e \
-             ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
-             WHERE d.ledger_id = ?1 AND d.topic = ?2 AND d.ledger_date = ?3 AND d.last_seq > ?4 AND e.seq > ?4 \
-             ORDER BY d.first_seq, e.seq LIMIT ?5"
+            // primary-key range of entries: no sort, so a page reads only its own rows. The
+            // page comes back as one JSON array, in seq order by the aggregate's ORDER BY.
+            "SELECT json_group_array({ENTRY_JSON} ORDER BY seq) FROM \
+             (SELECT e.* FROM entry_dates d CROSS JOIN entries e \
+              ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
+              WHERE d.ledger_id = ?1 AND d.topic = ?2 AND d.ledger_date = ?3 AND d.last_seq > ?4 AND e.seq > ?4 \
+              ORDER BY d.first_seq, e.seq LIMIT ?5)"
         )))
         .bind(access.ledger_id().as_str())
         .bind(i64::from(topic.code()))
         .bind(date.to_string())
         .bind(after_seq)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.into_iter().map(EntryRow::into_domain).collect()
+        entries_from_page_json(&page)
     }
 
     async fn ingest_events(
