@@ -544,37 +544,41 @@ impl Store for SqliteStore {
     }
 
     async fn ledger(&self, id: &LedgerId) -> Result<Option<LedgerView>> {
-        let row: Option<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {LEDGER_COLUMNS} FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = ?"
+        // The ledger with its units in one query (every feed and date page reads it).
+        let row: Option<LedgerWithUnitsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEDGER_COLUMNS}, \
+             (SELECT json_group_array(json_array(su.msn, su.merchant_id, su.name, su.kind, su.country, \
+              su.handle, su.created_at) ORDER BY lu.position) \
+              FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = l.ledger_id) AS units \
+             FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = ?"
         )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => Ok(self.views(vec![r]).await?.pop()),
-        }
+        row.map(LedgerWithUnitsRow::into_view).transpose()
     }
 
     async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>> {
-        let owner: Option<i64> =
-            sqlx::query_scalar("SELECT owner_merchant_id FROM ledgers WHERE ledger_id = ?")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(owner) = owner else { return Ok(None) };
-        let handles: Vec<String> = sqlx::query_scalar(
-            "SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = ? ORDER BY lu.position",
+        // One query, not three: every Report API request asks for the facts, and each query is
+        // a round trip to sqlx's worker thread.
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT l.owner_merchant_id, \
+             (SELECT json_group_array(su.handle ORDER BY lu.position) FROM ledger_units lu \
+              JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = l.ledger_id), \
+             (SELECT json_group_array(g.partner_id) FROM grants g JOIN partners p ON p.id = g.partner_id \
+              WHERE g.ledger_id = l.ledger_id AND p.state = 'approved') \
+             FROM ledgers l WHERE l.ledger_id = ?",
         )
         .bind(id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        let granted: Vec<i64> = sqlx::query_scalar(
-            "SELECT g.partner_id FROM grants g JOIN partners p ON p.id = g.partner_id WHERE g.ledger_id = ? AND p.state = 'approved'",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        let Some((owner, handles, granted)) = row else {
+            return Ok(None);
+        };
+        let handles: Vec<&str> = serde_json::from_str(&handles)
+            .map_err(|e| StoreError::Corrupt(format!("handles of ledger {id}: {e}")))?;
+        let granted: Vec<i64> = serde_json::from_str(&granted)
+            .map_err(|e| StoreError::Corrupt(format!("grants of ledger {id}: {e}")))?;
         Ok(Some(LedgerFacts {
             ledger_id: id.clone(),
             owner_merchant_id: owner,

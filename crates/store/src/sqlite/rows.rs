@@ -127,6 +127,42 @@ pub struct LedgerUnitRow {
     pub unit: SalesUnitRow,
 }
 
+/// A ledger row with its units as the JSON array SQLite builds (`json_array` of the
+/// [`SalesUnitRow`] columns, in the ledger's order).
+#[derive(sqlx::FromRow)]
+pub struct LedgerWithUnitsRow {
+    #[sqlx(flatten)]
+    pub ledger: LedgerRow,
+    pub units: String,
+}
+
+impl LedgerWithUnitsRow {
+    pub fn into_view(self) -> Result<LedgerView> {
+        type UnitTuple = (i64, i64, String, String, String, String, String);
+        let tuples: Vec<UnitTuple> = serde_json::from_str(&self.units).map_err(|e| {
+            StoreError::Corrupt(format!("units of ledger {}: {e}", self.ledger.ledger_id))
+        })?;
+        let units = tuples
+            .into_iter()
+            .map(
+                |(msn, merchant_id, name, kind, country, handle, created_at)| {
+                    SalesUnitRow {
+                        msn,
+                        merchant_id,
+                        name,
+                        kind,
+                        country,
+                        handle,
+                        created_at,
+                    }
+                    .into_domain()
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        self.ledger.into_view(units)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub struct PartnerRow {
     pub id: i64,
