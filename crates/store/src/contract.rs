@@ -95,6 +95,7 @@ macro_rules! store_contract_tests {
             feed_pages_return_exactly_the_entries_after_the_given_seq,
             date_pages_return_only_that_dates_entries_after_the_given_seq,
             payer_details_round_trip_and_stay_absent_when_not_given,
+            a_page_of_a_thousand_entries_reads_back_whole_in_seq_order,
             signing_keys_are_added_listed_oldest_first_and_retired_once,
             server_secret_keeps_the_first_value_it_stored,
             a_lease_is_held_by_one_holder_until_it_lapses,
@@ -2580,6 +2581,72 @@ pub async fn payer_details_round_trip_and_stay_absent_when_not_given(s: &dyn Sto
         }),
         "an empty message is still a message"
     );
+}
+
+pub async fn a_page_of_a_thousand_entries_reads_back_whole_in_seq_order(s: &dyn Store) {
+    // Arrange: 1,500 entries whose dates alternate in runs (so a date page joins several runs),
+    // every third with payer details full of characters that need escaping, amounts beyond
+    // what a double holds exactly.
+    let m = add_merchant(s, "987654321", "ACME Fitness AS").await;
+    add_vm_unit(s, m.id, "223344", Country::NO, "57860").await;
+    add_ledger(s, "100001", m.id, &["223344"]).await;
+    let entries: Vec<NewEntry> = (1..=1500u32)
+        .map(|n| {
+            let date = if n / 100 % 2 == 0 {
+                "2024-04-05"
+            } else {
+                "2024-04-06"
+            };
+            let amount = if n % 2 == 1 {
+                9_007_199_254_740_993
+            } else {
+                -9_007_199_254_740_992
+            };
+            NewEntry {
+                recipient_handle: "NO:57860".into(),
+                payer: (n % 3 == 0).then(|| PayerDetails {
+                    name: format!("Kari \"K\" Nordmann {n}"),
+                    message: format!("back\\slash\nline\ttab\u{1} «ære» 🍕 {n}"),
+                    masked_phone_no: "xxxx 1234".into(),
+                }),
+                ..entry("capture", amount, date, n)
+            }
+        })
+        .collect();
+    let written = append(s, "100001", Topic::Funds, &entries).await;
+    let access = owner_access(s, "100001").await;
+    let on_the_5th: Vec<Entry> = written
+        .iter()
+        .filter(|e| e.ledger_date == day("2024-04-05"))
+        .cloned()
+        .collect();
+
+    // Act
+    let first = must(s.feed_page(&access, Topic::Funds, 0, 1000).await, "feed");
+    let rest = must(s.feed_page(&access, Topic::Funds, 1000, 1000).await, "feed");
+    let date_first = must(
+        s.date_page(&access, Topic::Funds, day("2024-04-05"), 0, 500)
+            .await,
+        "date page",
+    );
+    let date_rest = must(
+        s.date_page(
+            &access,
+            Topic::Funds,
+            day("2024-04-05"),
+            date_first[499].seq,
+            1000,
+        )
+        .await,
+        "date page",
+    );
+
+    // Assert
+    assert_eq!(written, placed_all(&entries, 1, 0));
+    assert_eq!(first, written[..1000].to_vec());
+    assert_eq!(rest, written[1000..].to_vec());
+    assert_eq!(date_first, on_the_5th[..500].to_vec());
+    assert_eq!(date_rest, on_the_5th[500..].to_vec());
 }
 
 // --------------------------------------------------------------------------------------------

@@ -87,13 +87,6 @@ const LEDGER_COLUMNS: &str = "l.ledger_id, l.currency, l.payout_scheme, l.payout
     l.fee_basis_points, l.fee_fixed_minor, l.page_size, l.created_at, l.closed_through, \
     l.next_payout_number, m.org_scheme, m.org_id";
 
-const DATE_ENTRY_COLUMNS: &str = "e.seq, e.psp_reference, e.time, e.ledger_date, e.entry_type, \
-    e.reference, e.currency, e.amount, e.balance_before, e.balance_after, e.recipient_handle, \
-    e.payer_name, e.payer_message, e.masked_phone_no";
-
-const ENTRY_COLUMNS: &str = "seq, psp_reference, time, ledger_date, entry_type, reference, currency, \
-    amount, balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no";
-
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`)
     /// and brings its schema up to date.
@@ -556,37 +549,41 @@ impl Store for SqliteStore {
     }
 
     async fn ledger(&self, id: &LedgerId) -> Result<Option<LedgerView>> {
-        let row: Option<LedgerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {LEDGER_COLUMNS} FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = ?"
+        // The ledger with its units in one query (every feed and date page reads it).
+        let row: Option<LedgerWithUnitsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEDGER_COLUMNS}, \
+             (SELECT json_group_array(json_array(su.msn, su.merchant_id, su.name, su.kind, su.country, \
+              su.handle, su.created_at) ORDER BY lu.position) \
+              FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = l.ledger_id) AS units \
+             FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = ?"
         )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => Ok(self.views(vec![r]).await?.pop()),
-        }
+        row.map(LedgerWithUnitsRow::into_view).transpose()
     }
 
     async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>> {
-        let owner: Option<i64> =
-            sqlx::query_scalar("SELECT owner_merchant_id FROM ledgers WHERE ledger_id = ?")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(owner) = owner else { return Ok(None) };
-        let handles: Vec<String> = sqlx::query_scalar(
-            "SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = ? ORDER BY lu.position",
+        // One query, not three: every Report API request asks for the facts, and each query is
+        // a round trip to sqlx's worker thread.
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT l.owner_merchant_id, \
+             (SELECT json_group_array(su.handle ORDER BY lu.position) FROM ledger_units lu \
+              JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = l.ledger_id), \
+             (SELECT json_group_array(g.partner_id) FROM grants g JOIN partners p ON p.id = g.partner_id \
+              WHERE g.ledger_id = l.ledger_id AND p.state = 'approved') \
+             FROM ledgers l WHERE l.ledger_id = ?",
         )
         .bind(id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        let granted: Vec<i64> = sqlx::query_scalar(
-            "SELECT g.partner_id FROM grants g JOIN partners p ON p.id = g.partner_id WHERE g.ledger_id = ? AND p.state = 'approved'",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        let Some((owner, handles, granted)) = row else {
+            return Ok(None);
+        };
+        let handles: Vec<&str> = serde_json::from_str(&handles)
+            .map_err(|e| StoreError::Corrupt(format!("handles of ledger {id}: {e}")))?;
+        let granted: Vec<i64> = serde_json::from_str(&granted)
+            .map_err(|e| StoreError::Corrupt(format!("grants of ledger {id}: {e}")))?;
         Ok(Some(LedgerFacts {
             ledger_id: id.clone(),
             owner_merchant_id: owner,
@@ -1027,16 +1024,19 @@ impl Store for SqliteStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>> {
-        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE ledger_id = ? AND topic = ? AND seq > ? ORDER BY seq LIMIT ?"
+        // One row holding the whole page: the aggregate's own ORDER BY fixes the array's order
+        // (an ordered subquery alone does not promise it).
+        let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT json_group_array({ENTRY_JSON} ORDER BY seq) FROM \
+             (SELECT * FROM entries WHERE ledger_id = ? AND topic = ? AND seq > ? ORDER BY seq LIMIT ?)"
         )))
         .bind(access.ledger_id().as_str())
         .bind(i64::from(topic.code()))
         .bind(after_seq)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.into_iter().map(EntryRow::into_domain).collect()
+        entries_from_page_json(&page)
     }
 
     async fn date_page(
@@ -1049,22 +1049,24 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Entry>> {
         // Not a scan of the ledger up to the date (seconds on millions of entries): the date's
         // runs name exactly the primary-key ranges to read.
-        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             // The date's runs in seq order (CROSS JOIN keeps them the outer loop), each a
-            // primary-key range of entries: no sort, so a page reads only its own rows.
-            "SELECT {DATE_ENTRY_COLUMNS} FROM entry_dates d CROSS JOIN entries e \
-             ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
-             WHERE d.ledger_id = ?1 AND d.topic = ?2 AND d.ledger_date = ?3 AND d.last_seq > ?4 AND e.seq > ?4 \
-             ORDER BY d.first_seq, e.seq LIMIT ?5"
+            // primary-key range of entries: no sort, so a page reads only its own rows. The
+            // page comes back as one JSON array, in seq order by the aggregate's ORDER BY.
+            "SELECT json_group_array({ENTRY_JSON} ORDER BY seq) FROM \
+             (SELECT e.* FROM entry_dates d CROSS JOIN entries e \
+              ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
+              WHERE d.ledger_id = ?1 AND d.topic = ?2 AND d.ledger_date = ?3 AND d.last_seq > ?4 AND e.seq > ?4 \
+              ORDER BY d.first_seq, e.seq LIMIT ?5)"
         )))
         .bind(access.ledger_id().as_str())
         .bind(i64::from(topic.code()))
         .bind(date.to_string())
         .bind(after_seq)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.into_iter().map(EntryRow::into_domain).collect()
+        entries_from_page_json(&page)
     }
 
     async fn ingest_events(

@@ -127,6 +127,42 @@ pub struct LedgerUnitRow {
     pub unit: SalesUnitRow,
 }
 
+/// A ledger row with its units as the JSON array SQLite builds (`json_array` of the
+/// [`SalesUnitRow`] columns, in the ledger's order).
+#[derive(sqlx::FromRow)]
+pub struct LedgerWithUnitsRow {
+    #[sqlx(flatten)]
+    pub ledger: LedgerRow,
+    pub units: String,
+}
+
+impl LedgerWithUnitsRow {
+    pub fn into_view(self) -> Result<LedgerView> {
+        type UnitTuple = (i64, i64, String, String, String, String, String);
+        let tuples: Vec<UnitTuple> = serde_json::from_str(&self.units).map_err(|e| {
+            StoreError::Corrupt(format!("units of ledger {}: {e}", self.ledger.ledger_id))
+        })?;
+        let units = tuples
+            .into_iter()
+            .map(
+                |(msn, merchant_id, name, kind, country, handle, created_at)| {
+                    SalesUnitRow {
+                        msn,
+                        merchant_id,
+                        name,
+                        kind,
+                        country,
+                        handle,
+                        created_at,
+                    }
+                    .into_domain()
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        self.ledger.into_view(units)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub struct PartnerRow {
     pub id: i64,
@@ -227,27 +263,60 @@ impl GrantRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub struct EntryRow {
-    pub seq: i64,
-    pub psp_reference: String,
-    pub time: String,
-    pub ledger_date: String,
-    pub entry_type: String,
-    pub reference: String,
-    pub currency: String,
-    pub amount: i64,
-    pub balance_before: i64,
-    pub balance_after: i64,
-    pub recipient_handle: String,
-    pub payer_name: Option<String>,
-    pub payer_message: Option<String>,
-    pub masked_phone_no: Option<String>,
+/// One entry as an element of the JSON array SQLite builds for a whole page (see
+/// [`entries_from_page_json`]): the columns of [`ENTRY_JSON`] in order.
+#[derive(serde::Deserialize)]
+struct EntryTuple<'a>(
+    i64,
+    String,
+    String,
+    &'a str,
+    String,
+    String,
+    &'a str,
+    i64,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The `json_array` of one entry, in the order [`EntryTuple`] reads. Dates and currency codes
+/// never need escaping, so they are borrowed from the page's text; an escaped one is corrupt.
+pub const ENTRY_JSON: &str = "json_array(seq, psp_reference, time, ledger_date, entry_type, \
+    reference, currency, amount, balance_before, balance_after, recipient_handle, payer_name, \
+    payer_message, masked_phone_no)";
+
+/// A page of entries that SQLite handed back as one JSON array (one row instead of one row per
+/// entry: sqlx's driver copies every column value and sends every row across threads, which
+/// cost more than the query itself).
+pub fn entries_from_page_json(page: &str) -> Result<Vec<Entry>> {
+    let tuples: Vec<EntryTuple<'_>> =
+        serde_json::from_str(page).map_err(|e| StoreError::Corrupt(format!("entry page: {e}")))?;
+    tuples.into_iter().map(EntryTuple::into_domain).collect()
 }
 
-impl EntryRow {
-    pub fn into_domain(self) -> Result<Entry> {
-        let payer = match (self.payer_name, self.payer_message, self.masked_phone_no) {
+impl EntryTuple<'_> {
+    fn into_domain(self) -> Result<Entry> {
+        let EntryTuple(
+            seq,
+            psp_reference,
+            time,
+            ledger_date,
+            entry_type,
+            reference,
+            currency,
+            amount,
+            balance_before,
+            balance_after,
+            recipient_handle,
+            payer_name,
+            payer_message,
+            masked_phone_no,
+        ) = self;
+        let payer = match (payer_name, payer_message, masked_phone_no) {
             (Some(name), Some(message), Some(masked_phone_no)) => Some(PayerDetails {
                 name,
                 message,
@@ -256,17 +325,17 @@ impl EntryRow {
             _ => None,
         };
         Ok(Entry {
-            seq: self.seq,
-            psp_reference: self.psp_reference,
-            time: self.time,
-            ledger_date: LedgerDate::parse("ledger_date", &self.ledger_date)?,
-            entry_type: self.entry_type,
-            reference: self.reference,
-            currency: Currency::parse("currency", &self.currency)?,
-            amount: self.amount,
-            balance_before: self.balance_before,
-            balance_after: self.balance_after,
-            recipient_handle: self.recipient_handle,
+            seq,
+            psp_reference,
+            time,
+            ledger_date: LedgerDate::parse("ledger_date", ledger_date)?,
+            entry_type,
+            reference,
+            currency: Currency::parse("currency", currency)?,
+            amount,
+            balance_before,
+            balance_after,
+            recipient_handle,
             payer,
         })
     }
