@@ -124,7 +124,7 @@ async fn run(cli: Cli, loaded: config::Loaded) -> Result<(), String> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args, config).await,
-        Command::BenchIngest(args) => bench::run(args).await,
+        Command::BenchIngest(args) => bench::run(args, &config.database_url).await,
         Command::Admin(args) => {
             let store = store::open(&config.database_url).await?;
             admin::run(store.as_ref(), args).await

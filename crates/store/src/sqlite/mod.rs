@@ -3,7 +3,7 @@
 //! SQLite allows one writer at a time; rather than let concurrent write transactions collide and
 //! retry, every write takes `write_lock` first, so writers queue in this process instead.
 
-mod rows;
+pub(crate) mod rows;
 mod settlement;
 
 use crate::{
