@@ -6,7 +6,8 @@
 //! arriving at its last event's time so that every day closes (fees retained, payout scheduled)
 //! as the events pass it, then closes what is still due, and prints events per second and the
 //! process's peak memory. Run it on a release build:
-//! `cargo run --release -- bench-ingest --events 1000000`.
+//! `cargo run --release -- bench-ingest --events 1000000`. With `--database-url postgres://...`
+//! it runs on that PostgreSQL database instead, which must be empty (`createdb` a fresh one).
 
 use jiff::Timestamp;
 use ledgerport_core::clock::ManualClock;
@@ -34,7 +35,7 @@ pub struct BenchArgs {
     /// Days of history the events spread over.
     #[arg(long, default_value_t = 30)]
     pub days: u32,
-    /// Database file; deleted and created afresh.
+    /// SQLite database file; deleted and created afresh (unless `--database-url` names PostgreSQL).
     #[arg(long, default_value = "ledgerport-bench.db")]
     pub database: PathBuf,
 }
@@ -51,11 +52,16 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-pub async fn run(args: BenchArgs) -> Result<(), String> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = args.database.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(&p);
+/// Runs on `database_url` when it names PostgreSQL, on the `--database` SQLite file otherwise.
+pub async fn run(args: BenchArgs, database_url: &str) -> Result<(), String> {
+    let postgres =
+        database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+    if !postgres {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = args.database.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(&p);
+        }
     }
     let start: Timestamp = Timestamp::now()
         .checked_sub(jiff::SignedDuration::from_hours(
@@ -63,8 +69,15 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         ))
         .map_err(err)?;
     let clock = Arc::new(ManualClock::new(start));
-    let url = format!("sqlite://{}", args.database.display());
+    let url = if postgres {
+        database_url.to_owned()
+    } else {
+        format!("sqlite://{}", args.database.display())
+    };
     let store = crate::store::open_with_clock(&url, clock.clone()).await?;
+    if !store.merchants().await.map_err(err)?.is_empty() {
+        return Err(err("the database is not empty; give the bench a fresh one"));
+    }
     let ledger_ids = world(store.as_ref(), args.ledgers).await?;
 
     let first = start

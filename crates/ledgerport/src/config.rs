@@ -36,7 +36,7 @@ pub const KEYS: &[Key] = &[
         name: "database_url",
         env: "LEDGERPORT_DATABASE_URL",
         flag: "--database-url",
-        expected: "a database URL such as `sqlite://ledgerport.db` or `sqlite::memory:`",
+        expected: "a database URL such as `sqlite://ledgerport.db`, `sqlite::memory:` or `postgres://user@host/db`",
     },
     Key {
         name: "database_url_file",
@@ -806,7 +806,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
 
-    /// Database to use: `sqlite://PATH` (created if missing) or `sqlite::memory:`. [default: sqlite://ledgerport.db] [env: LEDGERPORT_DATABASE_URL] [config: database_url]
+    /// Database to use: `sqlite://PATH` (created if missing), `sqlite::memory:` or `postgres://USER@HOST:PORT/DB`. [default: sqlite://ledgerport.db] [env: LEDGERPORT_DATABASE_URL] [config: database_url]
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 

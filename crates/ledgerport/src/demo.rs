@@ -29,7 +29,8 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Database file for the demo world; it is deleted and created afresh on every run.
+    /// SQLite database file for the demo world; it is deleted and created afresh on every run.
+    /// With `--database-url postgres://...` the demo uses that (empty) database instead.
     #[arg(
         long,
         env = "LEDGERPORT_DEMO_DATABASE",
@@ -222,21 +223,31 @@ struct Issued {
 }
 
 pub async fn run(args: DemoArgs, config: &crate::config::Config) -> Result<(), String> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = args.database.clone().into_os_string();
-        p.push(suffix);
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(format!(
-                    "removing the old demo database {}: {e}",
-                    PathBuf::from(p).display()
-                ));
+    // On PostgreSQL (`--database-url postgres://...`) the demo builds its world in that database,
+    // which must be empty; otherwise in the `--database` SQLite file, made afresh.
+    let postgres = config.database_url.starts_with("postgres://")
+        || config.database_url.starts_with("postgresql://");
+    if !postgres {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = args.database.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(format!(
+                        "removing the old demo database {}: {e}",
+                        PathBuf::from(p).display()
+                    ));
+                }
             }
         }
     }
-    let url = format!("sqlite://{}", args.database.display());
+    let url = if postgres {
+        config.database_url.clone()
+    } else {
+        format!("sqlite://{}", args.database.display())
+    };
     let now = Timestamp::now();
     let days = args.days.max(1);
     // History is replayed on a manual clock that starts before the first day, so the ledgers
@@ -246,7 +257,19 @@ pub async fn run(args: DemoArgs, config: &crate::config::Config) -> Result<(), S
         .map_err(demo_err)?;
     let clock = Arc::new(ManualClock::new(start));
     let history = crate::store::open_with_clock(&url, clock.clone()).await?;
-    eprintln!("building the demo world in {} ...", args.database.display());
+    if postgres && !history.merchants().await.map_err(demo_err)?.is_empty() {
+        return Err(demo_err(
+            "the PostgreSQL database is not empty; give the demo a fresh one",
+        ));
+    }
+    eprintln!(
+        "building the demo world in {} ...",
+        if postgres {
+            "the PostgreSQL database".to_owned()
+        } else {
+            args.database.display().to_string()
+        }
+    );
     let issued = build_world(history.as_ref(), &clock, now, days, args.size.max(1)).await?;
     drop(history);
     let store = crate::store::open(&url).await?;

@@ -129,7 +129,7 @@ async fn run(cli: Cli, loaded: config::Loaded) -> Result<(), String> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args, config).await,
-        Command::BenchIngest(args) => bench::run(args).await,
+        Command::BenchIngest(args) => bench::run(args, &config.database_url).await,
         Command::Bench(args) => harness::run(args, cli.global.database_url.clone()).await,
         Command::Admin(args) => {
             let store = store::open(&config.database_url).await?;

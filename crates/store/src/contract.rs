@@ -119,10 +119,28 @@ macro_rules! store_contract_tests {
             #[::tokio::test]
             async fn $name() {
                 let store = $make.await;
-                $crate::contract::$name(&store).await;
+                $crate::contract::$name($crate::contract::AsStore::as_store(&store)).await;
             }
         )+
     };
+}
+
+/// What [`store_contract_tests!`] accepts as a fresh store: any backend, or a
+/// [`TestStore`](crate::testing::TestStore) (a store with the test database it lives in).
+pub trait AsStore {
+    fn as_store(&self) -> &dyn Store;
+}
+
+impl<S: Store> AsStore for S {
+    fn as_store(&self) -> &dyn Store {
+        self
+    }
+}
+
+impl AsStore for crate::testing::TestStore {
+    fn as_store(&self) -> &dyn Store {
+        &**self
+    }
 }
 
 // --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! Storage for Ledgerport, in the domain's words.
 //!
 //! [`Store`] is the one interface the server and the command line use; each backend implements all
-//! of it (`sqlite` today), and [`contract`] holds the tests every backend must pass. Queries that
+//! of it (`sqlite`, the embedded default, and `postgres`, for several servers on one database;
+//! [`open`] picks one by URL), and [`contract`] holds the tests every backend must pass. Queries that
 //! read a ledger's entries take a [`LedgerAccess`], so they cannot be called without an access
 //! decision.
 
@@ -9,7 +10,9 @@ pub mod contract;
 mod error;
 mod model;
 mod portal;
+pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 pub use error::StoreError;
 pub use model::*;
@@ -18,12 +21,28 @@ pub use portal::*;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use ledgerport_core::access::{LedgerAccess, LedgerFacts, ListScope};
+use ledgerport_core::clock::Clock;
 use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{ApiKey, Grant, Merchant, Partner, PartnerState, RowId, SalesUnit};
+use std::sync::Arc;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Opens the store `url` names, bringing its schema up to date: `sqlite://PATH` (or
+/// `sqlite::memory:`) or `postgres://USER@HOST:PORT/DB` (`postgresql://` too).
+pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, clock).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::open(url, clock).await?))
+    } else {
+        Err(StoreError::Invalid(
+            "database URL: use sqlite://PATH or postgres://USER@HOST:PORT/DB".into(),
+        ))
+    }
+}
 
 /// Who made a change; recorded with every state change in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use ledgerport_core::verify::check_ledger;
 use ledgerport_core::world::{
     FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
 };
-use ledgerport_store::sqlite::SqliteStore;
+use ledgerport_store::testing::{TestStore, fresh_store};
 use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -116,13 +116,10 @@ fn t(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
 }
 
-async fn world() -> Arc<SqliteStore> {
+/// A fresh world (PostgreSQL when `DATABASE_URL` names it, SQLite otherwise).
+async fn world() -> Arc<TestStore> {
     let clock = Arc::new(ManualClock::new(t(START)));
-    let s = Arc::new(
-        SqliteStore::open("sqlite::memory:", clock)
-            .await
-            .expect("store"),
-    );
+    let s = Arc::new(fresh_store(clock).await);
     let by = Actor::new("test");
     let m = s
         .create_merchant(
@@ -302,8 +299,8 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
             .await
             .expect("read")
             .expect("ledger");
-        let funds = entries(s.as_ref(), id, Topic::Funds).await;
-        let fees = entries(s.as_ref(), id, Topic::Fees).await;
+        let funds = entries(&**s, id, Topic::Funds).await;
+        let fees = entries(&**s, id, Topic::Fees).await;
         let violations = check_ledger(&view.ledger, &funds, &fees);
         prop_assert!(
             violations.is_empty(),
@@ -317,7 +314,7 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
     }
 
     // Posting a prefix of the stream again changes nothing and answers as the first time.
-    let before = snapshot(s.as_ref()).await;
+    let before = snapshot(&**s).await;
     let k = prefix % (batches.len() + 1);
     for (events, first) in &batches[..k] {
         let again = s.ingest_events(events.clone(), now).await.expect("again");
@@ -327,7 +324,7 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
             }
         }
     }
-    prop_assert_eq!(snapshot(s.as_ref()).await, before);
+    prop_assert_eq!(snapshot(&**s).await, before);
     Ok(())
 }
 

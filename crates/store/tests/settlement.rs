@@ -10,7 +10,7 @@ use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId,
 use ledgerport_core::world::{
     FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
 };
-use ledgerport_store::sqlite::SqliteStore;
+use ledgerport_store::testing::{TestStore, fresh_store, postgres_from_env};
 use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
 use std::sync::Arc;
 
@@ -22,11 +22,10 @@ fn by() -> Actor {
     Actor::new("test")
 }
 
-async fn store_at(now: &str) -> (Arc<SqliteStore>, Arc<ManualClock>) {
+/// A fresh store (PostgreSQL when `DATABASE_URL` names it, SQLite otherwise) at `now`.
+async fn store_at(now: &str) -> (Arc<TestStore>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(t(now)));
-    let store = SqliteStore::open("sqlite::memory:", clock.clone())
-        .await
-        .expect("store");
+    let store = fresh_store(clock.clone()).await;
     (Arc::new(store), clock)
 }
 
@@ -120,7 +119,7 @@ async fn the_worked_example_retains_1200_in_fees_and_pays_out_28800() {
     // Arrange: ledger 12345, daily payouts, a fixed fee of 400 per capture.
     let (s, _clock) = store_at("2022-10-01T05:00:00Z").await;
     ledgers(
-        s.as_ref(),
+        &**s,
         &["12345"],
         PayoutFrequency::Daily,
         FeePlan {
@@ -188,7 +187,7 @@ async fn the_worked_example_retains_1200_in_fees_and_pays_out_28800() {
     assert_eq!(closed[0].payout, Some((2_000_001, 28_800)));
     assert_eq!(closed[0].fees, 1_200);
     let d = "2022-10-01".to_owned();
-    let funds = all_entries(s.as_ref(), "12345", Topic::Funds).await;
+    let funds = all_entries(&**s, "12345", Topic::Funds).await;
     assert_eq!(
         summary(&funds),
         vec![
@@ -203,7 +202,7 @@ async fn the_worked_example_retains_1200_in_fees_and_pays_out_28800() {
     assert_eq!(funds[5].psp_reference, "12345-2000001");
     assert_eq!(funds[5].reference, "Utb. 2000001 Vippsnr 100000");
     assert_eq!(funds[5].time, "2022-10-01T21:59:59.999999Z");
-    let fees = all_entries(s.as_ref(), "12345", Topic::Fees).await;
+    let fees = all_entries(&**s, "12345", Topic::Fees).await;
     assert_eq!(
         summary(&fees),
         vec![
@@ -221,7 +220,7 @@ async fn the_worked_example_retains_1200_in_fees_and_pays_out_28800() {
 async fn ingesting_the_same_events_again_changes_nothing_and_answers_the_same() {
     let (s, _clock) = store_at("2022-10-01T05:00:00Z").await;
     ledgers(
-        s.as_ref(),
+        &**s,
         &["12345"],
         PayoutFrequency::Daily,
         FeePlan {
@@ -259,7 +258,7 @@ async fn ingesting_the_same_events_again_changes_nothing_and_answers_the_same() 
     let now = t("2022-10-01T20:00:00Z");
 
     let first = s.ingest_events(events.clone(), now).await.expect("first");
-    let funds_after_first = all_entries(s.as_ref(), "12345", Topic::Funds).await;
+    let funds_after_first = all_entries(&**s, "12345", Topic::Funds).await;
     let second = s.ingest_events(events, now).await.expect("second");
 
     assert_eq!(first, second);
@@ -271,7 +270,7 @@ async fn ingesting_the_same_events_again_changes_nothing_and_answers_the_same() 
         matches!(&first[1], EventOutcome::Rejected { rejection, .. } if rejection.field == "amount")
     );
     assert_eq!(
-        all_entries(s.as_ref(), "12345", Topic::Funds).await,
+        all_entries(&**s, "12345", Topic::Funds).await,
         funds_after_first
     );
     assert_eq!(funds_after_first.len(), 1);
@@ -343,20 +342,24 @@ fn ledger_ids() -> Vec<String> {
 
 /// Payments on the first days of March, posted day by day at 20:00Z as they would arrive (each
 /// day's first event closes the day before), then the rest of the month left to a closing run.
-async fn month_world() -> Arc<SqliteStore> {
+async fn month_world() -> Arc<TestStore> {
     // A database file: an in-memory database lives in one connection, which a stopped run may
     // take down with it, whereas a file survives like a real deployment's.
     let path = std::env::temp_dir().join(format!("ledgerport-closing-{}.db", uuid_like()));
     let clock = Arc::new(ManualClock::new(t("2024-03-01T00:30:00Z")));
-    let s = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}", path.display()), clock)
-            .await
-            .expect("store"),
-    );
+    let s = Arc::new(if postgres_from_env().is_some() {
+        fresh_store(clock).await
+    } else {
+        TestStore::wrap(
+            ledgerport_store::open(&format!("sqlite://{}", path.display()), clock)
+                .await
+                .expect("store"),
+        )
+    });
     let ids = ledger_ids();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     ledgers(
-        s.as_ref(),
+        &**s,
         &ids,
         PayoutFrequency::Daily,
         FeePlan {
@@ -380,7 +383,7 @@ async fn month_world() -> Arc<SqliteStore> {
     s
 }
 
-async fn close_all(s: Arc<SqliteStore>, now: Timestamp) {
+async fn close_all(s: Arc<TestStore>, now: Timestamp) {
     for l in ledger_ids() {
         s.close_due(&LedgerId::parse("l", &l).expect("id"), now)
             .await
@@ -403,7 +406,7 @@ async fn a_closing_run_stopped_at_any_point_is_completed_by_the_next_without_dup
     let now = t("2024-04-01T12:00:00Z");
     let reference = month_world().await;
     close_all(reference.clone(), now).await;
-    let expected = snapshot(reference.as_ref()).await;
+    let expected = snapshot(&**reference).await;
     let payouts: usize = expected
         .iter()
         .flatten()
@@ -423,14 +426,14 @@ async fn a_closing_run_stopped_at_any_point_is_completed_by_the_next_without_dup
         tokio::time::sleep(std::time::Duration::from_micros(delay_us)).await;
         run.abort();
         let _ = run.await;
-        let partial: usize = snapshot(s.as_ref()).await.iter().map(Vec::len).sum();
+        let partial: usize = snapshot(&**s).await.iter().map(Vec::len).sum();
         let full: usize = expected.iter().map(Vec::len).sum();
         if partial < full {
             stopped_midway += 1;
         }
         close_all(s.clone(), now).await;
         assert_eq!(
-            snapshot(s.as_ref()).await,
+            snapshot(&**s).await,
             expected,
             "after a run stopped at {delay_us} µs"
         );
@@ -462,7 +465,7 @@ async fn a_closing_run_stopped_at_any_point_is_completed_by_the_next_without_dup
 async fn a_late_event_for_a_closed_date_is_booked_on_the_first_open_date() {
     let (s, clock) = store_at("2022-10-01T05:00:00Z").await;
     ledgers(
-        s.as_ref(),
+        &**s,
         &["12345"],
         PayoutFrequency::Daily,
         FeePlan {
@@ -503,7 +506,7 @@ async fn a_late_event_for_a_closed_date_is_booked_on_the_first_open_date() {
     .await
     .expect("late");
 
-    let funds = all_entries(s.as_ref(), "12345", Topic::Funds).await;
+    let funds = all_entries(&**s, "12345", Topic::Funds).await;
     let late = funds.last().expect("late entry");
     assert_eq!(late.entry_type, "capture");
     assert_eq!(late.time, "2022-10-01T23:00:00.000000Z");

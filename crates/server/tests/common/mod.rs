@@ -1,4 +1,5 @@
-//! A running Ledgerport on `127.0.0.1:0` with a fresh in-memory store and a clock the test
+//! A running Ledgerport on `127.0.0.1:0` with a fresh store (a PostgreSQL database of its own
+//! when `DATABASE_URL` names a PostgreSQL server, in-memory SQLite otherwise) and a clock the test
 //! controls, plus a small world to read.
 #![allow(dead_code)]
 
@@ -14,7 +15,7 @@ use ledgerport_core::world::{
 };
 use ledgerport_server::credentials::issue_keys;
 use ledgerport_server::{AppState, ServerConfig};
-use ledgerport_store::sqlite::SqliteStore;
+use ledgerport_store::testing::{TestStore, fresh_store};
 use ledgerport_store::{Actor, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store};
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub struct TestApp {
     pub state: AppState,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The test's own database, dropped with the app (`None` for a second app on a shared store).
+    _db: Option<TestStore>,
 }
 
 impl Drop for TestApp {
@@ -63,12 +66,10 @@ impl TestApp {
 
     pub async fn start_with(config: ServerConfig) -> TestApp {
         let clock = Arc::new(ManualClock::new(START.parse().expect("start")));
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open("sqlite::memory:", clock.clone())
-                .await
-                .expect("open store"),
-        );
-        Self::start_on(store, clock, config).await
+        let db = fresh_store(clock.clone()).await;
+        let mut app = Self::start_on(db.shared(), clock, config).await;
+        app._db = Some(db);
+        app
     }
 
     /// Another server process on the same store (and clock).
@@ -100,6 +101,7 @@ impl TestApp {
             state,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
+            _db: None,
         }
     }
 

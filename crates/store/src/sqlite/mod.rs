@@ -3,8 +3,8 @@
 //! SQLite allows one writer at a time; rather than let concurrent write transactions collide and
 //! retry, every write takes `write_lock` first, so writers queue in this process instead.
 
-mod portal;
-mod rows;
+pub(crate) mod portal;
+pub(crate) mod rows;
 mod settlement;
 
 use crate::{

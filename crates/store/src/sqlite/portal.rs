@@ -12,8 +12,9 @@ use ledgerport_core::entry::wire_time;
 use ledgerport_core::world::{Partner, RowId};
 use sqlx::{Sqlite, Transaction};
 
+/// A `portal_users` row; the PostgreSQL backend reads the same columns.
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: i64,
     email: String,
     role: String,
@@ -23,13 +24,13 @@ struct UserRow {
     created_at: String,
 }
 
-fn ts(s: &str) -> Result<Timestamp> {
+pub(crate) fn ts(s: &str) -> Result<Timestamp> {
     s.parse()
         .map_err(|_| StoreError::Corrupt(format!("timestamp {s}")))
 }
 
 impl UserRow {
-    fn into_domain(self) -> Result<PortalUser> {
+    pub(crate) fn into_domain(self) -> Result<PortalUser> {
         let role = match (self.role.as_str(), self.merchant_id, self.partner_id) {
             ("merchant", Some(m), None) => PortalRole::Merchant(m),
             ("partner", None, Some(p)) => PortalRole::Partner(p),
@@ -52,7 +53,7 @@ impl UserRow {
 }
 
 /// Emails are compared as typed, minus surrounding blanks and case.
-pub(super) fn normal_email(email: &str) -> String {
+pub(crate) fn normal_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 

@@ -1,0 +1,174 @@
+//! Two stores on one PostgreSQL database, as two `serve` processes hold it: closing runs at once
+//! close every period exactly once. Skipped (and passing) when `DATABASE_URL` names no
+//! PostgreSQL database.
+
+use jiff::Timestamp;
+use ledgerport_core::access::LedgerAccess;
+use ledgerport_core::clock::ManualClock;
+use ledgerport_core::engine::{EventKind, PaymentEvent};
+use ledgerport_core::entry::Entry;
+use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn, Topic};
+use ledgerport_core::world::{
+    FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
+};
+use ledgerport_store::postgres::PostgresStore;
+use ledgerport_store::testing::TestDatabase;
+use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
+use std::sync::Arc;
+
+const LEDGERS: u32 = 6;
+const DAYS: i64 = 12;
+
+fn t(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+fn by() -> Actor {
+    Actor::new("test")
+}
+
+fn ledger_id(i: u32) -> LedgerId {
+    LedgerId::parse("l", &(700_001 + i).to_string()).expect("id")
+}
+
+/// `LEDGERS` daily-payout ledgers, each with one capture on its first day.
+async fn world(s: &dyn Store, now: Timestamp) {
+    let m = s
+        .create_merchant(
+            &by(),
+            NewMerchant {
+                business: BusinessId::parse("o", "business:NO:ORG", "987654321").expect("org"),
+                name: "ACME AS".into(),
+            },
+        )
+        .await
+        .expect("merchant");
+    let mut events = Vec::new();
+    for i in 0..LEDGERS {
+        let msn = Msn::parse("msn", &(100_000 + i).to_string()).expect("msn");
+        s.create_sales_unit(
+            &by(),
+            NewSalesUnit {
+                msn,
+                merchant_id: m.id,
+                name: format!("Unit {i}"),
+                kind: SalesUnitKind::Api,
+                country: Country::NO,
+                vm_number: None,
+            },
+        )
+        .await
+        .expect("unit");
+        s.create_ledger(
+            &by(),
+            NewLedger {
+                ledger_id: ledger_id(i),
+                currency: Currency::NOK,
+                payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").expect("account"),
+                owner_merchant_id: m.id,
+                settles_for: vec![msn],
+                time_zone: "Europe/Oslo".into(),
+                cutoff: parse_cutoff("c", "00:00").expect("cutoff"),
+                payout_frequency: PayoutFrequency::Daily,
+                settlement_mode: SettlementMode::Net,
+                fee_plan: FeePlan {
+                    basis_points: 100,
+                    fixed_minor: 0,
+                },
+                page_size: 1000,
+            },
+        )
+        .await
+        .expect("ledger");
+        events.push(PaymentEvent {
+            event_id: format!("e-{i}"),
+            kind: EventKind::Capture,
+            msn,
+            psp_reference: format!("p-{i}"),
+            reference: format!("purchase-{i}"),
+            amount: 10_000,
+            currency: Currency::NOK,
+            time: now,
+            topic: None,
+            payer: None,
+        });
+    }
+    let outcomes = s.ingest_events(events, now).await.expect("ingest");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, EventOutcome::Accepted { .. })),
+        "{outcomes:?}"
+    );
+}
+
+async fn all_entries(s: &dyn Store, ledger: &LedgerId, topic: Topic) -> Vec<Entry> {
+    let access = LedgerAccess::for_operator(ledger.clone());
+    s.feed_page(&access, topic, 0, 10_000).await.expect("feed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_runs_of_two_processes_at_once_close_each_period_exactly_once() {
+    // Arrange: two stores (two pools, like two processes) on one database.
+    let Some(db) = TestDatabase::create().await else {
+        eprintln!("postgres_concurrency: skipped, DATABASE_URL names no PostgreSQL database");
+        return;
+    };
+    let db = db.expect("create a test database");
+    let start = t("2024-03-01T10:00:00Z");
+    let clock = Arc::new(ManualClock::new(start));
+    let one = Arc::new(
+        PostgresStore::open(&db.url, clock.clone())
+            .await
+            .expect("open one"),
+    );
+    let two = Arc::new(
+        PostgresStore::open(&db.url, clock.clone())
+            .await
+            .expect("open two"),
+    );
+    world(one.as_ref(), start).await;
+    let now = start + jiff::SignedDuration::from_hours(24 * DAYS);
+
+    // Act: both close every ledger, in opposite orders, at the same time.
+    let run = |s: Arc<PostgresStore>, reverse: bool| {
+        tokio::spawn(async move {
+            let mut ids: Vec<u32> = (0..LEDGERS).collect();
+            if reverse {
+                ids.reverse();
+            }
+            let mut closed = 0;
+            for i in ids {
+                closed += s.close_due(&ledger_id(i), now).await.expect("close").len();
+            }
+            closed
+        })
+    };
+    let (a, b) = tokio::join!(run(one.clone(), false), run(two.clone(), true));
+    let closed = a.expect("run one") + b.expect("run two");
+
+    // Assert: DAYS periods per ledger in all, each ledger's one payout once, chains intact.
+    assert_eq!(closed, (LEDGERS as usize) * DAYS as usize);
+    for i in 0..LEDGERS {
+        let id = ledger_id(i);
+        let funds = all_entries(one.as_ref(), &id, Topic::Funds).await;
+        let kinds: Vec<&str> = funds.iter().map(|e| e.entry_type.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["capture", "fees-retained", "payout-scheduled"],
+            "ledger {id}"
+        );
+        for topic in [Topic::Funds, Topic::Fees] {
+            let entries = all_entries(one.as_ref(), &id, topic).await;
+            let mut balance = 0;
+            for (n, e) in entries.iter().enumerate() {
+                assert_eq!(e.seq, n as i64 + 1, "gap-free on {id}");
+                assert_eq!(e.balance_before, balance, "chained on {id}");
+                balance = e.balance_after;
+            }
+            assert_eq!(balance, 0, "{id} {topic:?} paid out and settled");
+        }
+        let view = one.ledger(&id).await.expect("read").expect("ledger");
+        assert_eq!(view.ledger.next_payout_number, 2_000_002, "{id}");
+    }
+}
