@@ -11,8 +11,8 @@ mod settlement;
 
 use crate::sqlite::rows::*;
 use crate::{
-    AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LedgerView,
-    NewAccessRecord, NewKey, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Result,
+    AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LEASE_UPSERT,
+    LedgerView, NewAccessRecord, NewKey, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Result,
     SigningKeyRecord, Store, StoreError, key_owner_columns,
 };
 use async_trait::async_trait;
@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "portal",
         include_str!("../../migrations/postgres/0004_portal.sql"),
     ),
+    (
+        5,
+        "leases",
+        include_str!("../../migrations/postgres/0005_leases.sql"),
+    ),
 ];
 
 pub struct PostgresStore {
@@ -66,8 +71,11 @@ const LEDGER_COLUMNS: &str = "l.ledger_id, l.currency, l.payout_scheme, l.payout
     l.fee_basis_points, l.fee_fixed_minor, l.page_size, l.created_at, l.closed_through, \
     l.next_payout_number, m.org_scheme, m.org_id";
 
-const ENTRY_COLUMNS: &str = "seq, psp_reference, time, ledger_date, entry_type, reference, currency, \
-    amount, balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no";
+/// An entry as a JSON array in the column order `entries_from_page_json` reads (SQLite's
+/// `ENTRY_JSON`, in PostgreSQL's words).
+const ENTRY_JSON_PG: &str = "json_build_array(seq, psp_reference, time, ledger_date, entry_type, \
+    reference, currency, amount, balance_before, balance_after, recipient_handle, payer_name, \
+    payer_message, masked_phone_no)";
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`) and brings its schema
@@ -857,16 +865,19 @@ impl Store for PostgresStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>> {
-        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE ledger_id = $1 AND topic = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+        // One row holding the whole page, as on SQLite: one value to hand over and decode
+        // instead of a row per entry.
+        let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE(json_agg({ENTRY_JSON_PG} ORDER BY seq)::text, '[]') FROM \
+             (SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 AND seq > $3 ORDER BY seq LIMIT $4) p"
         )))
         .bind(access.ledger_id().as_str())
         .bind(i64::from(topic.code()))
         .bind(after_seq)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.into_iter().map(EntryRow::into_domain).collect()
+        entries_from_page_json(&page)
     }
 
     async fn date_page(
@@ -877,18 +888,19 @@ impl Store for PostgresStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>> {
-        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE ledger_id = $1 AND topic = $2 AND ledger_date = $3 AND seq > $4 \
-             ORDER BY seq LIMIT $5"
+        let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE(json_agg({ENTRY_JSON_PG} ORDER BY seq)::text, '[]') FROM \
+             (SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 AND ledger_date = $3 AND seq > $4 \
+              ORDER BY seq LIMIT $5) p"
         )))
         .bind(access.ledger_id().as_str())
         .bind(i64::from(topic.code()))
         .bind(date.to_string())
         .bind(after_seq)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.into_iter().map(EntryRow::into_domain).collect()
+        entries_from_page_json(&page)
     }
 
     async fn ingest_events(
@@ -945,6 +957,24 @@ impl Store for PostgresStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let n = sqlx::query(LEASE_UPSERT)
+            .bind(name)
+            .bind(holder)
+            .bind(until.as_millisecond())
+            .bind(now.as_millisecond())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
