@@ -1,6 +1,11 @@
 //! The one Ledgerport binary. `main` only parses the command line, sets up logging and hands
 //! over: `serve` to the server crate, `admin` to [`admin`], `demo` to [`demo`].
 
+/// mimalloc instead of glibc's malloc: a profile of ingestion showed about a fifth of the time in
+/// glibc's malloc and free (many small, short-lived allocations across two threads).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod bench;
 pub mod config;
