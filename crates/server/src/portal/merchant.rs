@@ -2,15 +2,15 @@
 //! from `sales_units(Some(org))`, ledgers owned by the organisation. An id from a URL or form
 //! that is not among them is refused with 403 before anything is done.
 
+use super::PostedForm;
 use super::auth::SignedIn;
 use super::templates::{
     AccessLogPage, AccessRow, ConfirmPage, EditAccessPage, GrantedPartner, KeyRow, Layout,
     MerchantKeysPage, MerchantPartnersPage, UnitChoice, UnitRow,
 };
-use super::{PortalError, check_csrf, form_pairs, id_field, page, redirect_flash, show_time};
+use super::{PortalError, id_field, page, redirect_flash, show_time};
 use crate::AppState;
 use crate::credentials::regenerate_secret;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use ledgerport_core::ids::LedgerId;
@@ -245,11 +245,8 @@ pub async fn edit_access(
 /// organisation's other ledgers. Units of another organisation in the form are refused whole.
 pub async fn save_access(
     State(state): State<AppState>,
-    who: SignedIn,
-    body: Bytes,
+    PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let pairs = form_pairs(&body)?;
-    check_csrf(&who, &pairs)?;
     let org = Org::load(&state, who.merchant()?).await?;
     let partner_id = id_field(&pairs, "partner")?;
     let partner = grantable(&state)
@@ -361,11 +358,8 @@ pub async fn confirm_remove(
 
 pub async fn remove(
     State(state): State<AppState>,
-    who: SignedIn,
-    body: Bytes,
+    PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let pairs = form_pairs(&body)?;
-    check_csrf(&who, &pairs)?;
     let org = Org::load(&state, who.merchant()?).await?;
     let ledger = super::field(&pairs, "ledger")
         .unwrap_or("")
@@ -451,11 +445,8 @@ pub async fn keys(State(state): State<AppState>, who: SignedIn) -> Result<Respon
 /// Regenerates a key's secret and shows it on this one response (never stored, never again).
 pub async fn regenerate(
     State(state): State<AppState>,
-    who: SignedIn,
-    body: Bytes,
+    PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let pairs = form_pairs(&body)?;
-    check_csrf(&who, &pairs)?;
     let org = Org::load(&state, who.merchant()?).await?;
     let key_id = id_field(&pairs, "key")?;
     let key = state

@@ -255,6 +255,36 @@ pub fn check_csrf(who: &auth::SignedIn, pairs: &[(String, String)]) -> Result<()
     }
 }
 
+/// A form posted by a signed-in user, its CSRF token checked: the one way a handler that changes
+/// something gets its form, so no such handler can forget the check.
+pub struct PostedForm {
+    pub who: auth::SignedIn,
+    pub pairs: Vec<(String, String)>,
+}
+
+impl axum::extract::FromRequest<AppState> for PostedForm {
+    type Rejection = PortalError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, PortalError> {
+        let (mut parts, body) = req.into_parts();
+        let who =
+            <auth::SignedIn as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+                &mut parts, state,
+            )
+            .await?;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| PortalError::BadRequest("the form could not be read".into()))?;
+        let pairs = form_pairs(&body)?;
+        check_csrf(&who, &pairs)?;
+        Ok(PostedForm { who, pairs })
+    }
+}
+
 /// Where each kind of user starts.
 pub fn home_of(role: PortalRole) -> &'static str {
     match role {

@@ -1,14 +1,12 @@
 //! The operator's console: partner applications and partner states; merchants, units, ledgers.
 
+use super::PostedForm;
 use super::auth::SignedIn;
 use super::templates::{
     Layout, MerchantBlock, OperatorPartnersPage, OperatorWorldPage, PartnerRow,
 };
-use super::{
-    PortalError, check_csrf, field, form_pairs, id_field, page, redirect_flash, show_time,
-};
+use super::{PortalError, field, id_field, page, redirect_flash, show_time};
 use crate::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use ledgerport_core::world::{Partner, PartnerState};
@@ -78,11 +76,8 @@ pub async fn partners(
 /// Approve, reject, suspend or reinstate; the store refuses any other change of state.
 pub async fn set_state(
     State(state): State<AppState>,
-    who: SignedIn,
-    body: Bytes,
+    PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let pairs = form_pairs(&body)?;
-    check_csrf(&who, &pairs)?;
     who.operator()?;
     let id = id_field(&pairs, "partner")?;
     let to = PartnerState::parse("to", field(&pairs, "to").unwrap_or(""))

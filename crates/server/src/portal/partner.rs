@@ -1,11 +1,11 @@
 //! A partner user's page: its status, the ledgers merchants granted it, and its accounting keys.
 
+use super::PostedForm;
 use super::auth::SignedIn;
 use super::templates::{GrantRow, KeyRow, Layout, PartnerPage};
-use super::{PortalError, check_csrf, form_pairs, id_field, page, redirect_flash, show_time};
+use super::{PortalError, id_field, page, redirect_flash, show_time};
 use crate::AppState;
 use crate::credentials::{IssueError, issue_keys, regenerate_secret};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use ledgerport_core::world::{KeyKind, KeyOwner, RowId};
@@ -88,11 +88,8 @@ pub async fn home(State(state): State<AppState>, who: SignedIn) -> Result<Respon
 
 pub async fn issue(
     State(state): State<AppState>,
-    who: SignedIn,
-    body: Bytes,
+    PostedForm { who, pairs: _ }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let pairs = form_pairs(&body)?;
-    check_csrf(&who, &pairs)?;
     let pid = who.partner()?;
     match issue_keys(
         state.store.as_ref(),
@@ -133,11 +130,8 @@ async fn own_key(
 
 pub async fn regenerate(
     State(state): State<AppState>,
-    who: SignedIn,
-    body: Bytes,
+    PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let pairs = form_pairs(&body)?;
-    check_csrf(&who, &pairs)?;
     let id = own_key(&state, &who, &pairs).await?;
     let (key, secret) = regenerate_secret(state.store.as_ref(), &who.actor(), id).await?;
     render(
@@ -150,11 +144,8 @@ pub async fn regenerate(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    who: SignedIn,
-    body: Bytes,
+    PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let pairs = form_pairs(&body)?;
-    check_csrf(&who, &pairs)?;
     let id = own_key(&state, &who, &pairs).await?;
     let key = state.store.revoke_key(&who.actor(), id).await?;
     Ok(redirect_flash(

@@ -1,10 +1,10 @@
 //! Pages anyone may reach: the start, sign-in, sign-out and the partner application.
 
+use super::PostedForm;
 use super::auth::{self, SESSION_COOKIE, SignedIn};
 use super::templates::{ApplyForm, ApplyPage, Layout, MessagePage, SignInPage};
 use super::{
-    PortalError, check_csrf, cookie, csrf, field, form_pairs, home_of, html, redirect_flash,
-    set_cookie,
+    PortalError, cookie, csrf, field, form_pairs, home_of, html, redirect_flash, set_cookie,
 };
 use crate::AppState;
 use axum::body::Bytes;
@@ -133,11 +133,8 @@ async fn try_sign_in(
 
 pub async fn sign_out(
     State(state): State<AppState>,
-    who: SignedIn,
-    body: Bytes,
+    PostedForm { who, pairs: _ }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let pairs = form_pairs(&body)?;
-    check_csrf(&who, &pairs)?;
     state.store.delete_session(who.token_hash).await?;
     let mut r = redirect_flash("/portal/sign-in", "ok", "You are signed out.");
     set_cookie(
