@@ -83,26 +83,7 @@ impl PostgresStore {
         // One transaction: a taken email rolls the partner back with it (the transaction is
         // dropped uncommitted on the error).
         let mut tx = self.pool.begin().await?;
-        let partner_id: i64 = sqlx::query_scalar(
-            "INSERT INTO partners (name, kind, state, org_scheme, org_id, contact_email, created_at) \
-             VALUES ($1, $2, 'applied', $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(&p.name)
-        .bind(p.kind.as_str())
-        .bind(p.business.as_ref().map(|b| b.scheme.as_str()))
-        .bind(p.business.as_ref().map(|b| b.id.clone()))
-        .bind(&p.contact_email)
-        .bind(self.now())
-        .fetch_one(&mut *tx)
-        .await?;
-        self.audit(
-            &mut tx,
-            by,
-            "partner.create",
-            &format!("partner {partner_id}"),
-            &format!("{} ({}) applied", p.name, p.kind.as_str()),
-        )
-        .await?;
+        let partner_id = self.insert_partner(&mut tx, by, &p, " applied").await?;
         let user = NewPortalUser {
             email: email.to_owned(),
             role: PortalRole::Partner(partner_id),

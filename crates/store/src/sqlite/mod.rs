@@ -197,6 +197,38 @@ impl SqliteStore {
         wire_time(self.clock.now())
     }
 
+    /// Writes a new partner (state `applied`) and its audit record in `tx`; `note` is appended to
+    /// the audit detail. `create_partner` and `apply_as_partner` both add partners through it.
+    pub(crate) async fn insert_partner(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        by: &Actor,
+        p: &NewPartner,
+        note: &str,
+    ) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO partners (name, kind, state, org_scheme, org_id, contact_email, created_at) \
+             VALUES (?, ?, 'applied', ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&p.name)
+        .bind(p.kind.as_str())
+        .bind(p.business.as_ref().map(|b| b.scheme.as_str()))
+        .bind(p.business.as_ref().map(|b| b.id.clone()))
+        .bind(&p.contact_email)
+        .bind(self.now())
+        .fetch_one(&mut **tx)
+        .await?;
+        self.audit(
+            tx,
+            by,
+            "partner.create",
+            &format!("partner {id}"),
+            &format!("{} ({}){note}", p.name, p.kind.as_str()),
+        )
+        .await?;
+        Ok(id)
+    }
+
     async fn audit(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
@@ -679,26 +711,7 @@ impl Store for SqliteStore {
     async fn create_partner(&self, by: &Actor, p: NewPartner) -> Result<Partner> {
         let _w = self.write_lock.lock().await;
         let mut tx = self.writer.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO partners (name, kind, state, org_scheme, org_id, contact_email, created_at) \
-             VALUES (?, ?, 'applied', ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&p.name)
-        .bind(p.kind.as_str())
-        .bind(p.business.as_ref().map(|b| b.scheme.as_str()))
-        .bind(p.business.as_ref().map(|b| b.id.clone()))
-        .bind(&p.contact_email)
-        .bind(self.now())
-        .fetch_one(&mut *tx)
-        .await?;
-        self.audit(
-            &mut tx,
-            by,
-            "partner.create",
-            &format!("partner {id}"),
-            &format!("{} ({})", p.name, p.kind.as_str()),
-        )
-        .await?;
+        let id = self.insert_partner(&mut tx, by, &p, "").await?;
         tx.commit().await?;
         drop(_w);
         self.partner(id)

@@ -126,26 +126,7 @@ impl SqliteStore {
     ) -> Result<(Partner, PortalUser)> {
         let _w = self.write_lock.lock().await;
         let mut tx = self.writer.begin().await?;
-        let partner_id: i64 = sqlx::query_scalar(
-            "INSERT INTO partners (name, kind, state, org_scheme, org_id, contact_email, created_at) \
-             VALUES (?, ?, 'applied', ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&p.name)
-        .bind(p.kind.as_str())
-        .bind(p.business.as_ref().map(|b| b.scheme.as_str()))
-        .bind(p.business.as_ref().map(|b| b.id.clone()))
-        .bind(&p.contact_email)
-        .bind(self.now())
-        .fetch_one(&mut *tx)
-        .await?;
-        self.audit(
-            &mut tx,
-            by,
-            "partner.create",
-            &format!("partner {partner_id}"),
-            &format!("{} ({}) applied", p.name, p.kind.as_str()),
-        )
-        .await?;
+        let partner_id = self.insert_partner(&mut tx, by, &p, " applied").await?;
         let user = NewPortalUser {
             email: email.to_owned(),
             role: PortalRole::Partner(partner_id),
