@@ -6,6 +6,8 @@
 //! ([`access::LedgerAccess`]) is what every reporting query of the store requires.
 
 pub mod access;
+pub mod chain;
+pub mod changes;
 pub mod clock;
 pub mod engine;
 pub mod entry;

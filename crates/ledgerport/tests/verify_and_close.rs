@@ -23,7 +23,8 @@ use ledgerport_core::world::{
     FeePlan, PayoutFrequency, SettlementMode, ledger_date_at, parse_cutoff,
 };
 use ledgerport_store::sqlite::SqliteStore;
-use ledgerport_store::{Actor, EventOutcome, NewLedger, Store};
+use ledgerport_store::{Actor, EventOutcome, NewLedger};
+use ledgerport_store::prelude::*;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;

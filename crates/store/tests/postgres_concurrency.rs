@@ -14,6 +14,7 @@ use ledgerport_core::world::{
 use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::testing::TestDatabase;
 use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
+use ledgerport_store::prelude::*;
 use std::sync::Arc;
 
 const LEDGERS: u32 = 6;

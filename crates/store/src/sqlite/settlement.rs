@@ -1,256 +1,61 @@
-//! The settlement engine's transactions on SQLite: ingesting payment events and closing periods.
-//!
-//! The rules are the engine's ([`ledgerport_core::engine`]); this module reads what they need,
-//! asks them, and writes what they decide. Two orderings make the feed order and the date order
-//! one sequence: before an event is booked, every period its ledger has passed by then (by the
-//! clock or by the event's own time) is closed; and an entry is never booked on a date earlier
-//! than the ledger's latest booked date.
-//!
-//! Speed: a batch reads what it needs in a few queries (earlier answers, units, ledgers, chain
-//! ends, pspReference totals) and writes entries, event ids and totals with multi-row INSERTs at
-//! the end, one transaction in all.
+//! The settlement engine's SQL on SQLite. No ledger locks: the store's write turn makes every
+//! write transaction the only one. Inserts are `INSERT OR FAIL`, which needs no statement
+//! journal. Which entries a ledger date holds is kept as runs of consecutive sequence numbers
+//! (`entry_dates`, migration 3), extended as entries are written, rather than an index entry
+//! per entry: date pages and closing sums read primary-key ranges.
 
-use super::rows::{LedgerRow, PriorEventRow, UnitLedgerRow};
-use super::{LEDGER_COLUMNS, json_array, json_pairs};
-use crate::{ClosedPeriod, EventOutcome, Result, StoreError};
-use jiff::Timestamp;
-use ledgerport_core::engine::{
-    PaymentEvent, PaymentTotals, PeriodFacts, Rejection, check_event, due_period_ends, plan_close,
-    plan_event, totals_after,
-};
-use ledgerport_core::entry::{Entry, NewEntry};
-use ledgerport_core::ids::{Country, LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
-use ledgerport_core::world::{Ledger, SalesUnit};
-use sqlx::{Sqlite, Transaction};
-use std::collections::HashMap;
+use super::push_json_string;
+use crate::Result;
+use crate::StoreError;
+use crate::settlement::SettleSql;
+use crate::sql::{Arg, WriteTx};
+use ledgerport_core::chain::DateRun;
+use sqlx::Sqlite;
 
-type Tx<'c> = Transaction<'c, Sqlite>;
+impl SettleSql for Sqlite {
+    const LOCK_LEDGERS: Option<&'static str> = None;
+    const INSERT: &'static str = "INSERT OR FAIL INTO";
+    const REJECTED_TAIL: &'static str = "";
+    const PAYMENTS_UPSERT: (&'static str, &'static str) = (
+        "INSERT OR REPLACE INTO payments (ledger_id, psp_reference, captured, refunded)",
+        "",
+    );
+    const CHAIN_ENDS: &'static str = "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date \
+         FROM (SELECT value AS l FROM json_each($1)) k \
+         CROSS JOIN (SELECT 0 AS t UNION ALL SELECT 1) tt \
+         JOIN entries e ON e.ledger_id = k.l AND e.topic = tt.t \
+          AND e.seq = (SELECT MAX(x.seq) FROM entries x WHERE x.ledger_id = k.l AND x.topic = tt.t)";
+    const PAYMENT_TOTALS: &'static str = "WITH k(l, p) AS \
+         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1)) \
+         SELECT DISTINCT pm.ledger_id, pm.psp_reference, pm.captured, pm.refunded \
+         FROM k JOIN payments pm ON pm.ledger_id = k.l AND pm.psp_reference = k.p";
+    const PERIOD_SUMS: &'static str = "SELECT \
+         COALESCE(SUM(CASE WHEN e.entry_type = 'capture-fee' THEN e.amount END), 0), \
+         COALESCE(SUM(CASE WHEN e.topic = 0 THEN e.amount END), 0), \
+         COALESCE(SUM(CASE WHEN e.topic = 1 THEN e.amount END), 0) \
+         FROM entry_dates d CROSS JOIN entries e \
+           ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
+         WHERE d.ledger_id = $1 AND d.topic IN (0, 1) AND d.ledger_date > $2 AND d.ledger_date <= $3";
 
-/// A value for a multi-row INSERT.
-enum Value {
-    Int(i64),
-    Text(String),
-    Null,
-}
-
-/// Inserts `rows` into `table (columns)` with as few statements as SQLite's parameter limit allows.
-async fn insert_rows(
-    tx: &mut Tx<'_>,
-    head: &str,
-    columns: usize,
-    rows: Vec<Vec<Value>>,
-) -> Result<()> {
-    // SQLite allows 32766 parameters per statement; stay well below. Statements come in a few
-    // fixed sizes only, so the connection's prepared-statement cache holds them all: preparing
-    // a statement of hundreds of rows anew for every odd batch size costs more than the extra
-    // executions of smaller ones.
-    let largest = (8_000 / columns).max(1);
-    let mut rows = rows.into_iter().peekable();
-    let mut left = rows.len();
-    while rows.peek().is_some() {
-        let size = [largest, 64, 16, 4, 1]
-            .into_iter()
-            .find(|&n| n <= left)
-            .unwrap_or(1);
-        left -= size;
-        let chunk: Vec<Vec<Value>> = rows.by_ref().take(size).collect();
-        let one = format!("({})", vec!["?"; columns].join(", "));
-        let sql = format!(
-            "{head} VALUES {}",
-            vec![one.as_str(); chunk.len()].join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for v in chunk.into_iter().flatten() {
-            q = match v {
-                Value::Int(i) => q.bind(i),
-                Value::Text(s) => q.bind(s),
-                Value::Null => q.bind(None::<String>),
-            };
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// The end of each (ledger, topic) chain written in one transaction, and the entries not yet
-/// inserted. Sequence numbers and balances are assigned here, in memory; `flush` writes them.
-#[derive(Default)]
-pub(super) struct Chains {
-    last: HashMap<(String, u8), (i64, i64, Option<LedgerDate>)>,
-    pending: Vec<Vec<Value>>,
-    /// The `entry_dates` runs the pending entries make or extend, in order.
-    runs: Vec<Run>,
-    /// The index in `runs` of each chain's run being extended since the last flush.
-    open_run: HashMap<(String, u8), usize>,
-}
-
-/// A run of consecutive entries of one (ledger, topic, date) placed since the last flush.
-struct Run {
-    ledger: String,
-    topic: u8,
-    date: String,
-    first: i64,
-    last: i64,
-    /// Whether it continues the stored run that ends at `first - 1` (same date, no gap).
-    continues_stored: bool,
-}
-
-impl Chains {
-    /// (seq, balance, ledger date) of the chain's last entry; (0, 0, None) for an empty chain.
-    pub(super) async fn last(
-        &mut self,
-        tx: &mut Tx<'_>,
-        ledger: &LedgerId,
-        topic: Topic,
-    ) -> Result<(i64, i64, Option<LedgerDate>)> {
-        let key = (ledger.as_str().to_owned(), topic.code());
-        if let Some(l) = self.last.get(&key) {
-            return Ok(*l);
-        }
-        let row: Option<(i64, i64, String)> = sqlx::query_as(
-            "SELECT seq, balance_after, ledger_date FROM entries WHERE ledger_id = ? AND topic = ? \
-             ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(ledger.as_str())
-        .bind(i64::from(topic.code()))
-        .fetch_optional(&mut **tx)
-        .await?;
-        let l = match row {
-            Some((seq, balance, date)) => {
-                (seq, balance, Some(LedgerDate::parse("ledger_date", &date)?))
+    fn pairs(pairs: &[(String, String)]) -> Vec<Arg> {
+        let mut json = String::from("[");
+        for (i, (ledger, psp)) in pairs.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
             }
-            None => (0, 0, None),
-        };
-        self.last.insert(key, l);
-        Ok(l)
-    }
-
-    /// Reads the ends of both chains of every ledger given, in one query.
-    async fn preload(&mut self, tx: &mut Tx<'_>, ledger_ids: &[&str]) -> Result<()> {
-        let rows: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
-            "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date \
-             FROM (SELECT value AS l FROM json_each(?)) k \
-             CROSS JOIN (SELECT 0 AS t UNION ALL SELECT 1) tt \
-             JOIN entries e ON e.ledger_id = k.l AND e.topic = tt.t \
-              AND e.seq = (SELECT MAX(x.seq) FROM entries x WHERE x.ledger_id = k.l AND x.topic = tt.t)",
-        )
-        .bind(json_array(ledger_ids))
-        .fetch_all(&mut **tx)
-        .await?;
-        for id in ledger_ids {
-            for topic in [0u8, 1] {
-                self.last.insert(((*id).to_owned(), topic), (0, 0, None));
-            }
+            json.push('[');
+            push_json_string(&mut json, ledger);
+            json.push(',');
+            push_json_string(&mut json, psp);
+            json.push(']');
         }
-        for (ledger, topic, seq, balance, date) in rows {
-            let topic =
-                u8::try_from(topic).map_err(|_| StoreError::Corrupt(format!("topic {topic}")))?;
-            self.last.insert(
-                (ledger, topic),
-                (seq, balance, Some(LedgerDate::parse("ledger_date", &date)?)),
-            );
-        }
-        Ok(())
+        json.push(']');
+        vec![Arg::Text(json)]
     }
 
-    /// The latest date booked on either topic of the ledger.
-    async fn last_booked(
-        &mut self,
-        tx: &mut Tx<'_>,
-        ledger: &LedgerId,
-    ) -> Result<Option<LedgerDate>> {
-        let funds = self.last(tx, ledger, Topic::Funds).await?.2;
-        let fees = self.last(tx, ledger, Topic::Fees).await?.2;
-        Ok(funds.max(fees))
-    }
-
-    /// Places one entry at the end of its chain: the next sequence number, the balance carried.
-    pub(super) async fn push(
-        &mut self,
-        tx: &mut Tx<'_>,
-        ledger: &LedgerId,
-        topic: Topic,
-        e: NewEntry,
-    ) -> Result<Entry> {
-        let (seq, balance, _) = self.last(tx, ledger, topic).await?;
-        let seq = seq + 1;
-        let after = balance
-            .checked_add(e.amount)
-            .ok_or_else(|| StoreError::Invalid("balance would overflow".into()))?;
-        let (name, message, phone) = match &e.payer {
-            Some(p) => (
-                Value::Text(p.name.clone()),
-                Value::Text(p.message.clone()),
-                Value::Text(p.masked_phone_no.clone()),
-            ),
-            None => (Value::Null, Value::Null, Value::Null),
-        };
-        self.pending.push(vec![
-            Value::Text(ledger.as_str().to_owned()),
-            Value::Int(i64::from(topic.code())),
-            Value::Int(seq),
-            Value::Text(e.psp_reference.clone()),
-            Value::Text(e.time.clone()),
-            Value::Text(e.ledger_date.to_string()),
-            Value::Text(e.entry_type.clone()),
-            Value::Text(e.reference.clone()),
-            Value::Text(e.currency.as_str().to_owned()),
-            Value::Int(e.amount),
-            Value::Int(balance),
-            Value::Int(after),
-            Value::Text(e.recipient_handle.clone()),
-            name,
-            message,
-            phone,
-        ]);
-        let key = (ledger.as_str().to_owned(), topic.code());
-        let same_date = self.last.get(&key).and_then(|l| l.2) == Some(e.ledger_date);
-        match self.open_run.get(&key) {
-            Some(&i) if same_date => self.runs[i].last = seq,
-            _ => {
-                self.open_run.insert(key.clone(), self.runs.len());
-                self.runs.push(Run {
-                    ledger: key.0.clone(),
-                    topic: key.1,
-                    date: e.ledger_date.to_string(),
-                    first: seq,
-                    last: seq,
-                    continues_stored: same_date,
-                });
-            }
-        }
-        self.last.insert(key, (seq, after, Some(e.ledger_date)));
-        Ok(Entry {
-            seq,
-            psp_reference: e.psp_reference,
-            time: e.time,
-            ledger_date: e.ledger_date,
-            entry_type: e.entry_type,
-            reference: e.reference,
-            currency: e.currency,
-            amount: e.amount,
-            balance_before: balance,
-            balance_after: after,
-            recipient_handle: e.recipient_handle,
-            payer: e.payer,
-        })
-    }
-
-    /// Inserts the entries placed so far and records their dates' runs.
-    pub(super) async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<()> {
-        let rows = std::mem::take(&mut self.pending);
-        insert_rows(
-            tx,
-            "INSERT OR FAIL INTO entries (ledger_id, topic, seq, psp_reference, time, ledger_date, entry_type, reference, \
-             currency, amount, balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no)",
-            16,
-            rows,
-        )
-        .await?;
-        self.open_run.clear();
-        let (extended, new): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
-            .into_iter()
-            .partition(|r| r.continues_stored);
+    async fn write_runs(tx: &mut WriteTx<Self>, runs: Vec<DateRun>) -> Result<()> {
+        let (extended, new): (Vec<DateRun>, Vec<DateRun>) =
+            runs.into_iter().partition(|r| r.continues_stored);
         // Extend the stored runs in one statement: [ledger, topic, date, old last, new last].
         if !extended.is_empty() {
             let mut json = String::from("[");
@@ -259,23 +64,27 @@ impl Chains {
                     json.push(',');
                 }
                 json.push('[');
-                super::push_json_string(&mut json, &r.ledger);
-                json.push_str(&format!(",{},", r.topic));
-                super::push_json_string(&mut json, &r.date);
-                json.push_str(&format!(",{},{}]", r.first - 1, r.last));
+                push_json_string(&mut json, r.ledger_id.as_str());
+                // Dates never need escaping.
+                json.push_str(&format!(
+                    ",{},\"{}\",{},{}]",
+                    r.topic.code(),
+                    r.date,
+                    r.first_seq - 1,
+                    r.last_seq
+                ));
             }
             json.push(']');
-            let n = sqlx::query(
-                "UPDATE entry_dates SET last_seq = json_extract(k.value, '$[4]') FROM json_each(?) k \
-                 WHERE entry_dates.ledger_id = json_extract(k.value, '$[0]') \
-                   AND entry_dates.topic = json_extract(k.value, '$[1]') \
-                   AND entry_dates.ledger_date = json_extract(k.value, '$[2]') \
-                   AND entry_dates.last_seq = json_extract(k.value, '$[3]')",
-            )
-            .bind(json)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            let n = tx
+                .execute(
+                    "UPDATE entry_dates SET last_seq = json_extract(k.value, '$[4]') FROM json_each($1) k \
+                     WHERE entry_dates.ledger_id = json_extract(k.value, '$[0]') \
+                       AND entry_dates.topic = json_extract(k.value, '$[1]') \
+                       AND entry_dates.ledger_date = json_extract(k.value, '$[2]') \
+                       AND entry_dates.last_seq = json_extract(k.value, '$[3]')",
+                    vec![Arg::Text(json)],
+                )
+                .await?;
             if n != extended.len() as u64 {
                 return Err(StoreError::Corrupt(format!(
                     "entry_dates: {n} of {} runs found to extend",
@@ -287,399 +96,20 @@ impl Chains {
             .into_iter()
             .map(|r| {
                 vec![
-                    Value::Text(r.ledger),
-                    Value::Int(i64::from(r.topic)),
-                    Value::Text(r.date),
-                    Value::Int(r.first),
-                    Value::Int(r.last),
+                    Arg::Text(r.ledger_id.as_str().to_owned()),
+                    Arg::Int(i64::from(r.topic.code())),
+                    Arg::Text(r.date.to_string()),
+                    Arg::Int(r.first_seq),
+                    Arg::Int(r.last_seq),
                 ]
             })
             .collect();
-        insert_rows(
-            tx,
+        tx.insert_rows(
             "INSERT OR FAIL INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq)",
             5,
+            "",
             rows,
         )
         .await
     }
-}
-
-/// What closing and booking need to know about one ledger, kept current within a transaction.
-struct LedgerCtx {
-    ledger: Ledger,
-    country: Country,
-    first_unit: RecipientHandle,
-    /// Balances of the closed dates after their closing: what a period starts from.
-    carried_funds: i64,
-    carried_fees: i64,
-}
-
-/// A ledger row with what closing needs besides: carried balances and the first unit's handle.
-#[derive(sqlx::FromRow)]
-struct CtxRow {
-    #[sqlx(flatten)]
-    ledger: LedgerRow,
-    closed_funds_balance: i64,
-    closed_fees_balance: i64,
-    first_handle: Option<String>,
-}
-
-/// Loads the contexts of the given ledgers in one query.
-async fn load_ctxs(tx: &mut Tx<'_>, ledger_ids: &[&str]) -> Result<HashMap<String, LedgerCtx>> {
-    let rows: Vec<CtxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {LEDGER_COLUMNS}, l.closed_funds_balance, l.closed_fees_balance, \
-         (SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
-          WHERE lu.ledger_id = l.ledger_id ORDER BY lu.position LIMIT 1) AS first_handle \
-         FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id \
-         WHERE l.ledger_id IN (SELECT value FROM json_each(?))"
-    )))
-    .bind(json_array(ledger_ids))
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for r in rows {
-        let id = r.ledger.ledger_id.clone();
-        let first = r
-            .first_handle
-            .ok_or_else(|| StoreError::Corrupt(format!("ledger {id} settles for no unit")))?;
-        let view = r.ledger.into_view(Vec::new())?;
-        out.insert(
-            id,
-            LedgerCtx {
-                country: view.owner.scheme.country(),
-                ledger: view.ledger,
-                first_unit: RecipientHandle::parse("handle", &first)?,
-                carried_funds: r.closed_funds_balance,
-                carried_fees: r.closed_fees_balance,
-            },
-        );
-    }
-    Ok(out)
-}
-
-async fn load_ctx(tx: &mut Tx<'_>, ledger_id: &str) -> Result<Option<LedgerCtx>> {
-    Ok(load_ctxs(tx, &[ledger_id]).await?.remove(ledger_id))
-}
-
-/// Closes the period of `ctx`'s ledger that ends `end`: its closing entries and the ledger's
-/// progress. Entries placed in `chains` before are flushed first (the period's sums read them).
-async fn close_period(
-    tx: &mut Tx<'_>,
-    ctx: &mut LedgerCtx,
-    chains: &mut Chains,
-    end: LedgerDate,
-) -> Result<ClosedPeriod> {
-    chains.flush(tx).await?;
-    let id = ctx.ledger.ledger_id.clone();
-    let (capture_fees, period_funds, period_fees): (i64, i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(CASE WHEN e.entry_type = 'capture-fee' THEN e.amount END), 0), \
-                COALESCE(SUM(CASE WHEN e.topic = 0 THEN e.amount END), 0), \
-                COALESCE(SUM(CASE WHEN e.topic = 1 THEN e.amount END), 0) \
-         FROM entry_dates d CROSS JOIN entries e \
-           ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
-         WHERE d.ledger_id = ? AND d.topic IN (0, 1) AND d.ledger_date > ? AND d.ledger_date <= ?",
-    )
-    .bind(id.as_str())
-    .bind(ctx.ledger.closed_through.to_string())
-    .bind(end.to_string())
-    .fetch_one(&mut **tx)
-    .await?;
-    let funds_balance = ctx.carried_funds + period_funds;
-    let fees_balance = ctx.carried_fees + period_fees;
-    let next = ctx.ledger.next_payout_number;
-    let facts = PeriodFacts {
-        capture_fees,
-        funds_balance,
-        fees_balance,
-        next_payout_number: next,
-    };
-    let plan = plan_close(&ctx.ledger, ctx.country, &ctx.first_unit, end, facts);
-    let (mut payout, mut fees) = (None, 0);
-    let (mut funds_after, mut fees_after) = (funds_balance, fees_balance);
-    for (topic, e) in plan.entries {
-        match topic {
-            Topic::Funds => funds_after += e.amount,
-            Topic::Fees => fees_after += e.amount,
-        }
-        match e.entry_type.as_str() {
-            "payout-scheduled" => payout = Some((next, -e.amount)),
-            "fees-invoiced" => fees = e.amount,
-            "fees-retained" if topic == Topic::Fees => fees = e.amount,
-            _ => {}
-        }
-        chains.push(tx, &id, topic, e).await?;
-    }
-    chains.flush(tx).await?;
-    let next_after = next + i64::from(plan.used_payout_number);
-    sqlx::query(
-        "UPDATE ledgers SET closed_through = ?, next_payout_number = ?, closed_funds_balance = ?, \
-         closed_fees_balance = ? WHERE ledger_id = ?",
-    )
-    .bind(end.to_string())
-    .bind(next_after)
-    .bind(funds_after)
-    .bind(fees_after)
-    .bind(id.as_str())
-    .execute(&mut **tx)
-    .await?;
-    ctx.ledger.closed_through = end;
-    ctx.ledger.next_payout_number = next_after;
-    ctx.carried_funds = funds_after;
-    ctx.carried_fees = fees_after;
-    Ok(ClosedPeriod {
-        ledger_id: id,
-        end,
-        payout,
-        fees,
-    })
-}
-
-/// Closes the ledger's due periods as of `now`, each in its own transaction (taken by `begin`).
-pub(super) async fn close_due(
-    store: &super::SqliteStore,
-    ledger: &LedgerId,
-    now: Timestamp,
-) -> Result<Vec<ClosedPeriod>> {
-    let mut closed = Vec::new();
-    loop {
-        let _w = store.write_lock.lock().await;
-        let mut tx = store.settler.begin().await?;
-        let mut ctx = load_ctx(&mut tx, ledger.as_str())
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
-        let Some(end) = due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now)
-            .into_iter()
-            .next()
-        else {
-            return Ok(closed);
-        };
-        let mut chains = Chains::default();
-        closed.push(close_period(&mut tx, &mut ctx, &mut chains, end).await?);
-        tx.commit().await?;
-    }
-}
-
-/// Applies a batch of events in one transaction (see the module's notes).
-///
-/// Runs on the settlement connection (see `SqliteStore::settler`).
-pub(super) async fn ingest(
-    store: &super::SqliteStore,
-    events: Vec<PaymentEvent>,
-    now: Timestamp,
-) -> Result<Vec<EventOutcome>> {
-    let _w = store.write_lock.lock().await;
-    let received_at = store.now();
-    let mut conn = store.settler.acquire().await?;
-    ingest_in(&mut conn, received_at, events, now).await
-}
-
-async fn ingest_in(
-    conn: &mut sqlx::SqliteConnection,
-    received_at: String,
-    events: Vec<PaymentEvent>,
-    now: Timestamp,
-) -> Result<Vec<EventOutcome>> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-
-    // Earlier answers, for every id in the batch at once.
-    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    let prior_rows: Vec<(String, PriorEventRow)> = sqlx::query_as::<_, PriorWithId>(
-        "SELECT event_id, ledger_id, entries, NULL AS field, NULL AS reason FROM events \
-         WHERE event_id IN (SELECT value FROM json_each(?1)) \
-         UNION ALL SELECT event_id, NULL, NULL, field, reason FROM rejected_events \
-         WHERE event_id IN (SELECT value FROM json_each(?1))",
-    )
-    .bind(json_array(&ids))
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| (r.event_id, r.prior))
-    .collect();
-    let mut answered: HashMap<String, EventOutcome> = HashMap::new();
-    for (id, row) in prior_rows {
-        let o = row.into_outcome(&id)?;
-        answered.insert(id, o);
-    }
-
-    let mut units: HashMap<Msn, Option<(SalesUnit, Option<String>)>> = HashMap::new();
-    let mut totals: HashMap<(String, String), PaymentTotals> = HashMap::new();
-    let mut touched: Vec<(String, String)> = Vec::new();
-    let mut chains = Chains::default();
-    let (mut accepted_rows, mut rejected_rows) = (Vec::new(), Vec::new());
-    let mut outcomes = Vec::with_capacity(events.len());
-
-    // The units of the batch, and the pspReference totals the batch's events refer to, each in
-    // one query rather than one per event.
-    let mut msns: Vec<i64> = events.iter().map(|e| i64::from(e.msn.get())).collect();
-    msns.sort_unstable();
-    msns.dedup();
-    let unit_rows: Vec<UnitLedgerRow> = sqlx::query_as(
-        "SELECT lu.ledger_id, su.msn, su.merchant_id, su.name, su.kind, su.country, su.handle, su.created_at \
-         FROM sales_units su LEFT JOIN ledger_units lu ON lu.msn = su.msn \
-         WHERE su.msn IN (SELECT value FROM json_each(?))",
-    )
-    .bind(format!("{msns:?}"))
-    .fetch_all(&mut *tx)
-    .await?;
-    for r in unit_rows {
-        let unit = r.unit.into_domain()?;
-        units.insert(unit.msn, Some((unit, r.ledger_id)));
-    }
-    for m in msns {
-        units.entry(Msn::from_stored(m)).or_insert(None);
-    }
-    let pairs: Vec<[&str; 2]> = events
-        .iter()
-        .filter(|e| !answered.contains_key(&e.event_id))
-        .filter_map(|e| match units.get(&e.msn) {
-            Some(Some((_, Some(l)))) => Some([l.as_str(), e.psp_reference.as_str()]),
-            _ => None,
-        })
-        .collect();
-    let known: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "WITH k(l, p) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) \
-         SELECT DISTINCT pm.ledger_id, pm.psp_reference, pm.captured, pm.refunded \
-         FROM k JOIN payments pm ON pm.ledger_id = k.l AND pm.psp_reference = k.p",
-    )
-    .bind(json_pairs(&pairs))
-    .fetch_all(&mut *tx)
-    .await?;
-    for (l, p, captured, refunded) in known {
-        totals.insert((l, p), PaymentTotals { captured, refunded });
-    }
-    // The ledgers of the batch and the ends of their chains, in one query each.
-    let mut ledger_ids: Vec<&str> = units
-        .values()
-        .filter_map(|u| u.as_ref().and_then(|(_, l)| l.as_deref()))
-        .collect();
-    ledger_ids.sort_unstable();
-    ledger_ids.dedup();
-    let mut ledgers = load_ctxs(&mut tx, &ledger_ids).await?;
-    chains.preload(&mut tx, &ledger_ids).await?;
-
-    for ev in events {
-        if let Some(o) = answered.get(&ev.event_id) {
-            outcomes.push(o.clone());
-            continue;
-        }
-        let reject = |field: &'static str, reason: &str| EventOutcome::Rejected {
-            event_id: ev.event_id.clone(),
-            rejection: Rejection::new(field, reason),
-        };
-        let outcome = match &units[&ev.msn] {
-            None => reject("msn", "no sales unit has this MSN"),
-            Some((_, None)) => reject("msn", "the sales unit settles on no ledger"),
-            Some((unit, Some(ledger_id))) => {
-                if !ledgers.contains_key(ledger_id) {
-                    let ctx = load_ctx(&mut tx, ledger_id).await?.ok_or_else(|| {
-                        StoreError::Corrupt(format!("ledger {ledger_id} of unit {}", ev.msn))
-                    })?;
-                    ledgers.insert(ledger_id.clone(), ctx);
-                }
-                let ctx = ledgers
-                    .get_mut(ledger_id)
-                    .ok_or_else(|| StoreError::Corrupt("ledger context".into()))?;
-                let id = ctx.ledger.ledger_id.clone();
-                let key = (ledger_id.clone(), ev.psp_reference.clone());
-                // Loaded above; a pspReference the ledger has not seen has no totals yet.
-                let before = totals.get(&key).copied().unwrap_or_default();
-                // A good event's own time counts as the clock (within the allowed skew): the
-                // periods it has passed close before it is booked.
-                if check_event(&ctx.ledger, unit, &ev, before, now).is_ok() {
-                    for end in
-                        due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now.max(ev.time))
-                    {
-                        close_period(&mut tx, ctx, &mut chains, end).await?;
-                    }
-                }
-                let last_booked = chains.last_booked(&mut tx, &id).await?;
-                match plan_event(&ctx.ledger, unit, &ev, last_booked, before, now) {
-                    Err(rejection) => EventOutcome::Rejected {
-                        event_id: ev.event_id.clone(),
-                        rejection,
-                    },
-                    Ok(entries) => {
-                        let n = entries.len() as u32;
-                        for (topic, e) in entries {
-                            chains.push(&mut tx, &id, topic, e).await?;
-                        }
-                        let after = totals_after(before, &ev);
-                        if after != before {
-                            totals.insert(key.clone(), after);
-                            touched.push(key);
-                        }
-                        accepted_rows.push(vec![
-                            Value::Text(ev.event_id.clone()),
-                            Value::Text(id.as_str().to_owned()),
-                            Value::Int(i64::from(n)),
-                            Value::Text(received_at.clone()),
-                        ]);
-                        EventOutcome::Accepted {
-                            event_id: ev.event_id.clone(),
-                            ledger_id: id,
-                            entries: n,
-                        }
-                    }
-                }
-            }
-        };
-        if let EventOutcome::Rejected { rejection, .. } = &outcome {
-            rejected_rows.push(vec![
-                Value::Text(ev.event_id.clone()),
-                Value::Text(rejection.field.to_owned()),
-                Value::Text(rejection.reason.clone()),
-                Value::Text(received_at.clone()),
-            ]);
-        }
-        answered.insert(ev.event_id.clone(), outcome.clone());
-        outcomes.push(outcome);
-    }
-
-    chains.flush(&mut tx).await?;
-    insert_rows(
-        &mut tx,
-        "INSERT OR FAIL INTO events (event_id, ledger_id, entries, received_at)",
-        4,
-        accepted_rows,
-    )
-    .await?;
-    insert_rows(
-        &mut tx,
-        "INSERT OR FAIL INTO rejected_events (event_id, field, reason, received_at)",
-        4,
-        rejected_rows,
-    )
-    .await?;
-    touched.sort();
-    touched.dedup();
-    let payment_rows = touched
-        .into_iter()
-        .map(|key| {
-            let t = totals[&key];
-            vec![
-                Value::Text(key.0),
-                Value::Text(key.1),
-                Value::Int(t.captured),
-                Value::Int(t.refunded),
-            ]
-        })
-        .collect();
-    insert_rows(
-        &mut tx,
-        "INSERT OR REPLACE INTO payments (ledger_id, psp_reference, captured, refunded)",
-        4,
-        payment_rows,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(outcomes)
-}
-
-/// An earlier answer with the event id it belongs to.
-#[derive(sqlx::FromRow)]
-struct PriorWithId {
-    event_id: String,
-    #[sqlx(flatten)]
-    prior: PriorEventRow,
 }

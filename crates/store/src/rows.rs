@@ -1,8 +1,9 @@
-//! Rows as SQLite returns them, and their conversion into domain values. Stored text is parsed
+//! Rows as both SQL backends return them, and their conversion into domain values. Stored text is parsed
 //! with the same parsers as input from outside, so a bad row is reported, never trusted.
 
 use crate::{
-    AccessRecord, AuditRecord, LedgerView, NewAccessRecord, Result, SigningKeyRecord, StoreError,
+    AccessRecord, AuditRecord, LedgerView, NewAccessRecord, PortalRole, PortalUser, Result,
+    SigningKeyRecord, StoreError,
 };
 use ledgerport_core::entry::{Entry, PayerDetails};
 use ledgerport_core::ids::{
@@ -13,7 +14,7 @@ use ledgerport_core::world::{
     PartnerState, PayoutFrequency, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
 };
 
-fn ts(s: &str) -> Result<jiff::Timestamp> {
+pub(crate) fn ts(s: &str) -> Result<jiff::Timestamp> {
     s.parse()
         .map_err(|_| StoreError::Corrupt(format!("timestamp {s}")))
 }
@@ -127,7 +128,7 @@ pub struct LedgerUnitRow {
     pub unit: SalesUnitRow,
 }
 
-/// A ledger row with its units as the JSON array SQLite builds (`json_array` of the
+/// A ledger row with its units as the JSON array the database builds (`json_array` of the
 /// [`SalesUnitRow`] columns, in the ledger's order).
 #[derive(sqlx::FromRow)]
 pub struct LedgerWithUnitsRow {
@@ -263,7 +264,7 @@ impl GrantRow {
     }
 }
 
-/// One entry as an element of the JSON array SQLite builds for a whole page (see
+/// One entry as an element of the JSON array the database builds for a whole page (see
 /// [`entries_from_page_json`]): the columns of [`ENTRY_JSON`] in order.
 #[derive(serde::Deserialize)]
 struct EntryTuple<'a>(
@@ -283,13 +284,29 @@ struct EntryTuple<'a>(
     Option<String>,
 );
 
-/// The `json_array` of one entry, in the order [`EntryTuple`] reads. Dates and currency codes
-/// never need escaping, so they are borrowed from the page's text; an escaped one is corrupt.
-pub const ENTRY_JSON: &str = "json_array(seq, psp_reference, time, ledger_date, entry_type, \
-    reference, currency, amount, balance_before, balance_after, recipient_handle, payer_name, \
-    payer_message, masked_phone_no)";
+/// The columns of one entry, in the order [`EntryTuple`] reads, for a backend's JSON array
+/// function. Dates and currency codes never need escaping, so they are borrowed from the page's
+/// text; an escaped one is corrupt.
+macro_rules! entry_columns {
+    () => {
+        "seq, psp_reference, time, ledger_date, entry_type, reference, currency, amount, \
+         balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no"
+    };
+}
+pub(crate) use entry_columns;
 
-/// A page of entries that SQLite handed back as one JSON array (one row instead of one row per
+/// The columns of a ledger row ([`LedgerRow`]), `l` the ledger and `m` its owner.
+macro_rules! ledger_columns {
+    () => {
+        "l.ledger_id, l.currency, l.payout_scheme, l.payout_account, l.owner_merchant_id, \
+         l.time_zone, l.cutoff, l.payout_frequency, l.settlement_mode, l.fee_basis_points, \
+         l.fee_fixed_minor, l.page_size, l.created_at, l.closed_through, l.next_payout_number, \
+         m.org_scheme, m.org_id"
+    };
+}
+pub(crate) use ledger_columns;
+
+/// A page of entries that the database handed back as one JSON array (one row instead of one row per
 /// entry: sqlx's driver copies every column value and sends every row across threads, which
 /// cost more than the query itself).
 pub fn entries_from_page_json(page: &str) -> Result<Vec<Entry>> {
@@ -469,4 +486,65 @@ impl PriorEventRow {
             _ => Err(StoreError::Corrupt(format!("event {event_id}"))),
         }
     }
+}
+
+/// A `portal_users` row.
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    id: i64,
+    email: String,
+    role: String,
+    merchant_id: Option<i64>,
+    partner_id: Option<i64>,
+    password_hash: String,
+    created_at: String,
+}
+
+impl UserRow {
+    pub fn into_domain(self) -> Result<PortalUser> {
+        let role = match (self.role.as_str(), self.merchant_id, self.partner_id) {
+            ("merchant", Some(m), None) => PortalRole::Merchant(m),
+            ("partner", None, Some(p)) => PortalRole::Partner(p),
+            ("operator", None, None) => PortalRole::Operator,
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "portal user {} role {}",
+                    self.id, self.role
+                )));
+            }
+        };
+        Ok(PortalUser {
+            id: self.id,
+            email: self.email,
+            role,
+            password_hash: self.password_hash,
+            created_at: ts(&self.created_at)?,
+        })
+    }
+}
+
+/// A key row with its partner's state (`None` for a key of no partner).
+#[derive(sqlx::FromRow)]
+pub struct KeyAndStateRow {
+    #[sqlx(flatten)]
+    pub key: KeyRow,
+    pub partner_state: Option<String>,
+}
+
+/// An earlier answer with the event id it belongs to.
+#[derive(sqlx::FromRow)]
+pub struct PriorWithIdRow {
+    pub event_id: String,
+    #[sqlx(flatten)]
+    pub prior: PriorEventRow,
+}
+
+/// A ledger row with what closing needs besides: carried balances and the first unit's handle.
+#[derive(sqlx::FromRow)]
+pub struct LedgerCtxRow {
+    #[sqlx(flatten)]
+    pub ledger: LedgerRow,
+    pub closed_funds_balance: i64,
+    pub closed_fees_balance: i64,
+    pub first_handle: Option<String>,
 }

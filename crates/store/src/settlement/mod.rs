@@ -1,0 +1,546 @@
+//! The settlement engine's transactions, once for both SQL backends: ingesting payment events,
+//! closing periods, and appending entries. The rules are the core's
+//! ([`ledgerport_core::engine`]; chain arithmetic in [`ledgerport_core::chain`]); this reads what
+//! they need, asks them, and writes what they decide. A backend supplies only its SQL primitives
+//! ([`SettleSql`]): the statements written differently on each, and the ledger locks.
+//!
+//! Two orderings make the feed order and the date order one sequence:
+//!
+//! - **Close before booking.** Before an event is booked, every period its ledger has passed by
+//!   then (by the clock, or by the event's own time when it is otherwise valid) is closed in the
+//!   same transaction.
+//! - **Never book backwards.** An entry is never booked on a date earlier than the ledger's
+//!   latest booked date (the engine's `plan_event` takes that date).
+//!
+//! Speed: a batch reads what it needs in a few queries (units, earlier answers, pspReference
+//! totals, ledgers, chain ends), places entries in memory, and writes entries, event ids and
+//! totals with multi-row INSERTs at the end, one transaction in all.
+
+use crate::rows::{LedgerCtxRow, PriorWithIdRow, UnitLedgerRow, ledger_columns};
+use crate::sql::{Arg, Dialect, SqlStore, WriteTx, args, texts};
+use crate::{ClosedPeriod, EventOutcome, Result, SettlementStore, StoreError};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use ledgerport_core::chain::{ChainEnd, Chains, DateRun};
+use ledgerport_core::engine::{
+    PaymentEvent, PaymentTotals, PeriodFacts, Rejection, check_event, due_period_ends, plan_close,
+    plan_event, totals_after,
+};
+use ledgerport_core::entry::{Entry, NewEntry, check_entry_type};
+use ledgerport_core::ids::{Country, LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
+use ledgerport_core::world::{Ledger, SalesUnit};
+use sqlx::AssertSqlSafe;
+use std::collections::HashMap;
+use std::future::Future;
+
+/// The SQL of the settlement engine that differs between backends.
+pub trait SettleSql: Dialect {
+    /// Locks the rows of the ledgers `$1` (a list) in ledger id order until the transaction
+    /// ends, so whoever holds them is the only writer of their chains, totals and closings;
+    /// `None` where the store's write turn already makes every write transaction the only one.
+    const LOCK_LEDGERS: Option<&'static str>;
+    /// How the engine's inserts begin (`INSERT INTO` or a variant).
+    const INSERT: &'static str;
+    /// What follows the values of rejected events' rows.
+    const REJECTED_TAIL: &'static str;
+    /// Head and tail of the statement that writes pspReference totals, new or changed.
+    const PAYMENTS_UPSERT: (&'static str, &'static str);
+    /// The last entry of both topics of every ledger of the list `$1`: ledger id, topic, seq,
+    /// balance after, ledger date.
+    const CHAIN_ENDS: &'static str;
+    /// The totals of the (ledger, pspReference) pairs [`SettleSql::pairs`] binds: ledger id,
+    /// pspReference, captured, refunded.
+    const PAYMENT_TOTALS: &'static str;
+    /// Capture fees, funds sum and fees sum of the ledger `$1`'s entries dated after `$2` up to
+    /// and including `$3`.
+    const PERIOD_SUMS: &'static str;
+
+    /// The arguments of [`SettleSql::PAYMENT_TOTALS`].
+    fn pairs(pairs: &[(String, String)]) -> Vec<Arg>;
+
+    /// Records which entries each date holds, where the backend keeps that apart from the
+    /// entries (runs of consecutive sequence numbers).
+    fn write_runs(
+        tx: &mut WriteTx<Self>,
+        runs: Vec<DateRun>,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// What closing and booking need to know about one ledger, kept current within a transaction.
+struct LedgerCtx {
+    ledger: Ledger,
+    country: Country,
+    first_unit: RecipientHandle,
+    /// Balances of the closed dates after their closing: what a period starts from.
+    carried_funds: i64,
+    carried_fees: i64,
+}
+
+/// The entries one transaction places, from the chain ends it has read, until they are written.
+#[derive(Default)]
+struct Placing {
+    chains: Chains,
+    pending: Vec<(LedgerId, Topic, Entry)>,
+}
+
+impl Placing {
+    /// Places one entry at the end of its chain.
+    fn place(&mut self, ledger: &LedgerId, topic: Topic, e: NewEntry) -> Result<()> {
+        let entry = self
+            .chains
+            .place(ledger, topic, e)
+            .map_err(|overflow| StoreError::Invalid(overflow.to_string()))?;
+        self.pending.push((ledger.clone(), topic, entry));
+        Ok(())
+    }
+
+    /// Writes the entries placed so far and the date runs they make.
+    async fn flush<DB: SettleSql>(&mut self, tx: &mut WriteTx<DB>) -> Result<()> {
+        let rows = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(ledger, topic, e)| entry_row(ledger, topic, e))
+            .collect();
+        tx.insert_rows(
+            &format!(
+                "{} entries (ledger_id, topic, seq, psp_reference, time, ledger_date, entry_type, \
+                 reference, currency, amount, balance_before, balance_after, recipient_handle, \
+                 payer_name, payer_message, masked_phone_no)",
+                DB::INSERT
+            ),
+            16,
+            "",
+            rows,
+        )
+        .await?;
+        DB::write_runs(tx, self.chains.take_runs()).await
+    }
+}
+
+fn entry_row(ledger: LedgerId, topic: Topic, e: Entry) -> Vec<Arg> {
+    let (name, message, phone) = match e.payer {
+        Some(p) => (
+            Arg::Text(p.name),
+            Arg::Text(p.message),
+            Arg::Text(p.masked_phone_no),
+        ),
+        None => (Arg::NullText, Arg::NullText, Arg::NullText),
+    };
+    vec![
+        Arg::Text(ledger.as_str().to_owned()),
+        Arg::Int(i64::from(topic.code())),
+        Arg::Int(e.seq),
+        Arg::Text(e.psp_reference),
+        Arg::Text(e.time),
+        Arg::Text(e.ledger_date.to_string()),
+        Arg::Text(e.entry_type),
+        Arg::Text(e.reference),
+        Arg::Text(e.currency.as_str().to_owned()),
+        Arg::Int(e.amount),
+        Arg::Int(e.balance_before),
+        Arg::Int(e.balance_after),
+        Arg::Text(e.recipient_handle),
+        name,
+        message,
+        phone,
+    ]
+}
+
+async fn lock_ledgers<DB: SettleSql>(tx: &mut WriteTx<DB>, ids: &[String]) -> Result<()> {
+    if let Some(sql) = DB::LOCK_LEDGERS {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        tx.execute(sql, vec![texts(&ids)]).await?;
+    }
+    Ok(())
+}
+
+/// Loads the contexts of the given ledgers and the ends of their chains, one query each.
+async fn load_ledgers<DB: SettleSql>(
+    tx: &mut WriteTx<DB>,
+    placing: &mut Placing,
+    ids: &[String],
+) -> Result<HashMap<String, LedgerCtx>> {
+    let sql = format!(
+        "SELECT {}, l.closed_funds_balance, l.closed_fees_balance, \
+         (SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
+          WHERE lu.ledger_id = l.ledger_id ORDER BY lu.position LIMIT 1) AS first_handle \
+         FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE {}",
+        ledger_columns!(),
+        DB::in_list("l.ledger_id", "$1")
+    );
+    let rows: Vec<LedgerCtxRow> = tx.all(AssertSqlSafe(sql), vec![texts(ids)]).await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let id = r.ledger.ledger_id.clone();
+        let first = r
+            .first_handle
+            .ok_or_else(|| StoreError::Corrupt(format!("ledger {id} settles for no unit")))?;
+        let view = r.ledger.into_view(Vec::new())?;
+        for topic in [Topic::Funds, Topic::Fees] {
+            placing
+                .chains
+                .set_end(view.ledger.ledger_id.clone(), topic, ChainEnd::EMPTY);
+        }
+        out.insert(
+            id,
+            LedgerCtx {
+                country: view.owner.scheme.country(),
+                ledger: view.ledger,
+                first_unit: RecipientHandle::parse("handle", &first)?,
+                carried_funds: r.closed_funds_balance,
+                carried_fees: r.closed_fees_balance,
+            },
+        );
+    }
+    let ends: Vec<(String, i64, i64, i64, String)> =
+        tx.all(DB::CHAIN_ENDS, vec![texts(ids)]).await?;
+    for (ledger, topic, seq, balance, date) in ends {
+        let topic = u8::try_from(topic)
+            .ok()
+            .and_then(Topic::from_code)
+            .ok_or_else(|| StoreError::Corrupt(format!("topic {topic}")))?;
+        let end = ChainEnd {
+            seq,
+            balance,
+            date: Some(LedgerDate::parse("ledger_date", &date)?),
+        };
+        placing
+            .chains
+            .set_end(LedgerId::parse("ledger_id", &ledger)?, topic, end);
+    }
+    Ok(out)
+}
+
+/// Closes the period of `ctx`'s ledger that ends `end`: its closing entries and the ledger's
+/// progress. Entries placed before are written first (the period's sums read them).
+async fn close_period<DB: SettleSql>(
+    tx: &mut WriteTx<DB>,
+    ctx: &mut LedgerCtx,
+    placing: &mut Placing,
+    end: LedgerDate,
+) -> Result<ClosedPeriod> {
+    placing.flush(tx).await?;
+    let id = ctx.ledger.ledger_id.clone();
+    let (capture_fees, period_funds, period_fees): (i64, i64, i64) = tx
+        .one(
+            DB::PERIOD_SUMS,
+            args![
+                id.as_str(),
+                ctx.ledger.closed_through.to_string(),
+                end.to_string()
+            ],
+        )
+        .await?;
+    let funds_balance = ctx.carried_funds + period_funds;
+    let fees_balance = ctx.carried_fees + period_fees;
+    let next = ctx.ledger.next_payout_number;
+    let facts = PeriodFacts {
+        capture_fees,
+        funds_balance,
+        fees_balance,
+        next_payout_number: next,
+    };
+    let plan = plan_close(&ctx.ledger, ctx.country, &ctx.first_unit, end, facts);
+    let (mut payout, mut fees) = (None, 0);
+    let (mut funds_after, mut fees_after) = (funds_balance, fees_balance);
+    for (topic, e) in plan.entries {
+        match topic {
+            Topic::Funds => funds_after += e.amount,
+            Topic::Fees => fees_after += e.amount,
+        }
+        match e.entry_type.as_str() {
+            "payout-scheduled" => payout = Some((next, -e.amount)),
+            "fees-invoiced" => fees = e.amount,
+            "fees-retained" if topic == Topic::Fees => fees = e.amount,
+            _ => {}
+        }
+        placing.place(&id, topic, e)?;
+    }
+    placing.flush(tx).await?;
+    let next_after = next + i64::from(plan.used_payout_number);
+    tx.execute(
+        "UPDATE ledgers SET closed_through = $1, next_payout_number = $2, closed_funds_balance = $3, \
+         closed_fees_balance = $4 WHERE ledger_id = $5",
+        args![end.to_string(), next_after, funds_after, fees_after, id.as_str()],
+    )
+    .await?;
+    ctx.ledger.closed_through = end;
+    ctx.ledger.next_payout_number = next_after;
+    ctx.carried_funds = funds_after;
+    ctx.carried_fees = fees_after;
+    Ok(ClosedPeriod {
+        ledger_id: id,
+        end,
+        payout,
+        fees,
+    })
+}
+
+/// A sales unit of the batch and the ledger it settles on, if any.
+type UnitOf = Option<(SalesUnit, Option<String>)>;
+
+/// Applies a batch of events in one transaction (see the module's notes). The batch's ledgers
+/// are locked before anything they hold is read, so earlier answers, totals and chain ends are
+/// those of every batch committed before.
+async fn ingest<DB: SettleSql>(
+    store: &SqlStore<DB>,
+    events: Vec<PaymentEvent>,
+    now: Timestamp,
+) -> Result<Vec<EventOutcome>> {
+    let mut tx = store.begin_settling().await?;
+    let received_at = store.now();
+
+    // The units of the batch and their ledgers, locked before anything else is read.
+    let mut msns: Vec<i64> = events.iter().map(|e| i64::from(e.msn.get())).collect();
+    msns.sort_unstable();
+    msns.dedup();
+    let sql = format!(
+        "SELECT lu.ledger_id, su.msn, su.merchant_id, su.name, su.kind, su.country, su.handle, su.created_at \
+         FROM sales_units su LEFT JOIN ledger_units lu ON lu.msn = su.msn WHERE {}",
+        DB::in_list("su.msn", "$1")
+    );
+    let unit_rows: Vec<UnitLedgerRow> = tx
+        .all(AssertSqlSafe(sql), vec![Arg::Ints(msns.clone())])
+        .await?;
+    let mut units: HashMap<Msn, UnitOf> = HashMap::new();
+    for r in unit_rows {
+        let unit = r.unit.into_domain()?;
+        units.insert(unit.msn, Some((unit, r.ledger_id)));
+    }
+    for m in msns {
+        units.entry(Msn::from_stored(m)).or_insert(None);
+    }
+    let mut ledger_ids: Vec<String> = units
+        .values()
+        .filter_map(|u| u.as_ref().and_then(|(_, l)| l.clone()))
+        .collect();
+    ledger_ids.sort_unstable();
+    ledger_ids.dedup();
+    lock_ledgers(&mut tx, &ledger_ids).await?;
+
+    // Earlier answers, for every id in the batch at once.
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let sql = format!(
+        "SELECT event_id, ledger_id, entries, NULL AS field, NULL AS reason FROM events WHERE {} \
+         UNION ALL SELECT event_id, NULL, NULL, field, reason FROM rejected_events WHERE {}",
+        DB::in_list("event_id", "$1"),
+        DB::in_list("event_id", "$1")
+    );
+    let prior: Vec<PriorWithIdRow> = tx.all(AssertSqlSafe(sql), vec![texts(&ids)]).await?;
+    let mut answered: HashMap<String, EventOutcome> = HashMap::new();
+    for r in prior {
+        let o = r.prior.into_outcome(&r.event_id)?;
+        answered.insert(r.event_id, o);
+    }
+
+    // The pspReference totals the batch's new events refer to.
+    let pairs: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| !answered.contains_key(&e.event_id))
+        .filter_map(|e| match units.get(&e.msn) {
+            Some(Some((_, Some(l)))) => Some((l.clone(), e.psp_reference.clone())),
+            _ => None,
+        })
+        .collect();
+    let known: Vec<(String, String, i64, i64)> =
+        tx.all(DB::PAYMENT_TOTALS, DB::pairs(&pairs)).await?;
+    let mut totals: HashMap<(String, String), PaymentTotals> = HashMap::new();
+    for (l, p, captured, refunded) in known {
+        totals.insert((l, p), PaymentTotals { captured, refunded });
+    }
+
+    let mut placing = Placing::default();
+    let mut ledgers = load_ledgers(&mut tx, &mut placing, &ledger_ids).await?;
+    let mut touched: Vec<(String, String)> = Vec::new();
+    let (mut accepted_rows, mut rejected_rows) = (Vec::new(), Vec::new());
+    let mut outcomes = Vec::with_capacity(events.len());
+
+    for ev in events {
+        if let Some(o) = answered.get(&ev.event_id) {
+            outcomes.push(o.clone());
+            continue;
+        }
+        let reject = |field: &'static str, reason: &str| EventOutcome::Rejected {
+            event_id: ev.event_id.clone(),
+            rejection: Rejection::new(field, reason),
+        };
+        let outcome = match &units[&ev.msn] {
+            None => reject("msn", "no sales unit has this MSN"),
+            Some((_, None)) => reject("msn", "the sales unit settles on no ledger"),
+            Some((unit, Some(ledger_id))) => {
+                let ctx = ledgers.get_mut(ledger_id).ok_or_else(|| {
+                    StoreError::Corrupt(format!("ledger {ledger_id} of unit {}", ev.msn))
+                })?;
+                let id = ctx.ledger.ledger_id.clone();
+                let key = (ledger_id.clone(), ev.psp_reference.clone());
+                // Loaded above; a pspReference the ledger has not seen has no totals yet.
+                let before = totals.get(&key).copied().unwrap_or_default();
+                // A good event's own time counts as the clock (within the allowed skew): the
+                // periods it has passed close before it is booked.
+                if check_event(&ctx.ledger, unit, &ev, before, now).is_ok() {
+                    for end in
+                        due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now.max(ev.time))
+                    {
+                        close_period(&mut tx, ctx, &mut placing, end).await?;
+                    }
+                }
+                let last_booked = placing.chains.last_booked(&id);
+                match plan_event(&ctx.ledger, unit, &ev, last_booked, before, now) {
+                    Err(rejection) => EventOutcome::Rejected {
+                        event_id: ev.event_id.clone(),
+                        rejection,
+                    },
+                    Ok(entries) => {
+                        let n = entries.len() as u32;
+                        for (topic, e) in entries {
+                            placing.place(&id, topic, e)?;
+                        }
+                        let after = totals_after(before, &ev);
+                        if after != before {
+                            totals.insert(key.clone(), after);
+                            touched.push(key);
+                        }
+                        accepted_rows.push(vec![
+                            Arg::Text(ev.event_id.clone()),
+                            Arg::Text(id.as_str().to_owned()),
+                            Arg::Int(i64::from(n)),
+                            Arg::Text(received_at.clone()),
+                        ]);
+                        EventOutcome::Accepted {
+                            event_id: ev.event_id.clone(),
+                            ledger_id: id,
+                            entries: n,
+                        }
+                    }
+                }
+            }
+        };
+        if let EventOutcome::Rejected { rejection, .. } = &outcome {
+            rejected_rows.push(vec![
+                Arg::Text(ev.event_id.clone()),
+                Arg::Text(rejection.field.to_owned()),
+                Arg::Text(rejection.reason.clone()),
+                Arg::Text(received_at.clone()),
+            ]);
+        }
+        answered.insert(ev.event_id.clone(), outcome.clone());
+        outcomes.push(outcome);
+    }
+
+    placing.flush(&mut tx).await?;
+    let events_head = format!(
+        "{} events (event_id, ledger_id, entries, received_at)",
+        DB::INSERT
+    );
+    tx.insert_rows(&events_head, 4, "", accepted_rows).await?;
+    let rejected_head = format!(
+        "{} rejected_events (event_id, field, reason, received_at)",
+        DB::INSERT
+    );
+    tx.insert_rows(&rejected_head, 4, DB::REJECTED_TAIL, rejected_rows)
+        .await?;
+    touched.sort();
+    touched.dedup();
+    let payment_rows = touched
+        .into_iter()
+        .map(|key| {
+            let t = totals[&key];
+            vec![
+                Arg::Text(key.0),
+                Arg::Text(key.1),
+                Arg::Int(t.captured),
+                Arg::Int(t.refunded),
+            ]
+        })
+        .collect();
+    let (head, tail) = DB::PAYMENTS_UPSERT;
+    tx.insert_rows(head, 4, tail, payment_rows).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Closes the ledger's due periods as of `now`, each in its own transaction.
+async fn close_due<DB: SettleSql>(
+    store: &SqlStore<DB>,
+    ledger: &LedgerId,
+    now: Timestamp,
+) -> Result<Vec<ClosedPeriod>> {
+    let ids = [ledger.as_str().to_owned()];
+    let mut closed = Vec::new();
+    loop {
+        let mut tx = store.begin_settling().await?;
+        lock_ledgers(&mut tx, &ids).await?;
+        let mut placing = Placing::default();
+        let mut ctx = load_ledgers(&mut tx, &mut placing, &ids)
+            .await?
+            .remove(ledger.as_str())
+            .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
+        let Some(end) = due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now)
+            .into_iter()
+            .next()
+        else {
+            return Ok(closed);
+        };
+        closed.push(close_period(&mut tx, &mut ctx, &mut placing, end).await?);
+        tx.commit().await?;
+    }
+}
+
+/// Appends entries to one chain in one transaction, as given (no engine rules beyond the
+/// entry type of the topic and the ledger's currency).
+async fn append<DB: SettleSql>(
+    store: &SqlStore<DB>,
+    ledger: &LedgerId,
+    topic: Topic,
+    entries: Vec<NewEntry>,
+) -> Result<Vec<Entry>> {
+    let ids = [ledger.as_str().to_owned()];
+    let mut tx = store.begin().await?;
+    lock_ledgers(&mut tx, &ids).await?;
+    let mut placing = Placing::default();
+    let ctx = load_ledgers(&mut tx, &mut placing, &ids)
+        .await?
+        .remove(ledger.as_str())
+        .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
+    let currency = ctx.ledger.currency;
+    for e in entries {
+        check_entry_type(topic, &e.entry_type)
+            .map_err(|err| StoreError::Invalid(err.to_string()))?;
+        if e.currency != currency {
+            return Err(StoreError::Invalid(format!(
+                "entry currency {} is not the ledger's {currency}",
+                e.currency
+            )));
+        }
+        placing.place(ledger, topic, e)?;
+    }
+    let written: Vec<Entry> = placing.pending.iter().map(|(_, _, e)| e.clone()).collect();
+    placing.flush(&mut tx).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+#[async_trait]
+impl<DB: SettleSql> SettlementStore for SqlStore<DB> {
+    async fn append_entries(
+        &self,
+        ledger: &LedgerId,
+        topic: Topic,
+        entries: Vec<NewEntry>,
+    ) -> Result<Vec<Entry>> {
+        append(self, ledger, topic, entries).await
+    }
+
+    async fn ingest_events(
+        &self,
+        events: Vec<PaymentEvent>,
+        now: Timestamp,
+    ) -> Result<Vec<EventOutcome>> {
+        ingest(self, events, now).await
+    }
+
+    async fn close_due(&self, ledger: &LedgerId, now: Timestamp) -> Result<Vec<ClosedPeriod>> {
+        close_due(self, ledger, now).await
+    }
+}

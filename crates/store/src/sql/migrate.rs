@@ -1,0 +1,113 @@
+//! Schema migrations by sqlx's migrator, from the SQL files each backend embeds
+//! ([`Dialect::MIGRATIONS`]), recorded in `_sqlx_migrations` with their checksums. (Built here
+//! rather than by `sqlx::migrate!`, which would bring sqlx's macro crates and their compile time.)
+//!
+//! Databases made before the migrator recorded their migrations in `schema_migrations`: the
+//! first start of this build records those versions as applied (without running them again)
+//! and drops the old table, then migrates on as usual.
+
+use super::{Dialect, SqlStore, args};
+use crate::{Result, StoreError};
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationType, Migrator};
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+/// The migrator's table.
+const TABLE: &str = "_sqlx_migrations";
+/// The highest migration applied, for `ping`.
+pub(crate) const APPLIED: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+/// The table of the runner this build replaced.
+const OLD_TABLE: &str = "schema_migrations";
+
+impl From<MigrateError> for StoreError {
+    fn from(e: MigrateError) -> Self {
+        StoreError::Database(crate::error::DbError(Box::new(e)))
+    }
+}
+
+/// The migrator of a backend's embedded migrations.
+pub(crate) fn migrator<DB: Dialect>() -> Migrator {
+    Migrator::with_migrations(
+        DB::MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    /// Brings the schema up to date. On PostgreSQL the migrator's advisory lock is held
+    /// throughout, so processes starting together migrate one after the other; SQLite migrates
+    /// in this process's write turn.
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        let _turn = self.take_turn().await;
+        let mut conn = self.write.acquire().await?;
+        if DB::MIGRATION_LOCK {
+            // A session lock must not outlive a failure on a pooled connection.
+            conn.close_on_drop();
+            conn.lock().await?;
+        }
+        let migrator = migrator::<DB>();
+        adopt_old_runner::<DB>(&migrator, &mut conn).await?;
+        let mut migrator = migrator;
+        migrator.set_locking(false);
+        migrator.run_direct(None, &mut *conn, false).await?;
+        if DB::MIGRATION_LOCK {
+            conn.unlock().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Records the versions the old runner applied (`schema_migrations`) as the migrator's, and
+/// drops the old table. A crash half-way leaves it to the next start, which skips what is
+/// already recorded.
+async fn adopt_old_runner<DB: Dialect>(
+    migrator: &Migrator,
+    conn: &mut DB::Connection,
+) -> Result<()> {
+    let (old,): (i64,) = DB::fetch_optional(conn, DB::TABLE_EXISTS.into_sql_str(), args![OLD_TABLE])
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("table lookup returned no row".into()))?;
+    if old == 0 {
+        return Ok(());
+    }
+    let done: Vec<(i64,)> = DB::fetch_all(
+        conn,
+        "SELECT version FROM schema_migrations ORDER BY version".into_sql_str(),
+        args![],
+    )
+    .await?;
+    if let Some((unknown,)) = done.iter().find(|(v,)| !migrator.version_exists(*v)) {
+        return Err(StoreError::Invalid(format!(
+            "database schema has migration {unknown}, which this build does not know"
+        )));
+    }
+    conn.ensure_migrations_table(TABLE).await?;
+    let recorded: HashSet<i64> = conn
+        .list_applied_migrations(TABLE)
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+    for m in migrator.iter() {
+        if done.contains(&(m.version,)) && !recorded.contains(&m.version) {
+            conn.skip(TABLE, m).await?;
+        }
+    }
+    DB::execute(conn, "DROP TABLE schema_migrations".into_sql_str(), args![]).await?;
+    tracing::info!(
+        versions = ?done.iter().map(|(v,)| *v).collect::<Vec<_>>(),
+        "recorded the migrations of the earlier runner in {TABLE}"
+    );
+    Ok(())
+}

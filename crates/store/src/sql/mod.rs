@@ -1,0 +1,416 @@
+//! What both SQL backends share: the store over one sqlx database ([`SqlStore`]), its write
+//! transactions, and the [`Dialect`] each backend implements with what truly differs (how
+//! arguments and lists are bound, and the few statements written differently). The store's
+//! traits are implemented here once, for every dialect: `world.rs`, `credentials.rs`,
+//! `report.rs`, `portal.rs`, `operations.rs`; the settlement engine's transactions are in
+//! `crate::settlement`, and migrations in `migrate.rs`.
+//!
+//! Queries are written with numbered parameters (`$1`), which SQLite and PostgreSQL both read.
+
+mod credentials;
+pub(crate) mod migrate;
+mod operations;
+mod portal;
+mod report;
+mod world;
+
+use crate::{Actor, Result, StoreError};
+use ledgerport_core::clock::Clock;
+use ledgerport_core::entry::wire_time;
+use sqlx::{Database, Pool, SqlSafeStr, SqlStr, Transaction};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// One bound parameter. Nulls carry their type: PostgreSQL infers a parameter's type from it.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+    NullInt,
+    NullText,
+    /// A list, for [`Dialect::in_list`]: a JSON array on SQLite, an array on PostgreSQL.
+    Texts(Vec<String>),
+    Ints(Vec<i64>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Arg::NullInt, Arg::Int)
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Arg::NullText, Arg::Text)
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        v.map_or(Arg::NullText, |s| Arg::Text(s.to_owned()))
+    }
+}
+
+impl From<&[u8]> for Arg {
+    fn from(v: &[u8]) -> Self {
+        Arg::Blob(v.to_vec())
+    }
+}
+
+/// The arguments of one statement: `args![a, b, c]`.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { vec![$($crate::sql::Arg::from($a)),*] };
+}
+pub(crate) use args;
+
+/// A row type both backends decode (every `#[derive(sqlx::FromRow)]` and tuple is one).
+pub trait FromRows:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + Send
+    + Unpin
+{
+}
+
+impl<T> FromRows for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin
+{
+}
+
+/// What differs between the SQL backends, implemented for `sqlx::Sqlite` and `sqlx::Postgres`.
+pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
+    /// The migrations of this backend: version, description, SQL.
+    const MIGRATIONS: &'static [(i64, &'static str, &'static str)];
+    /// Whether migrating must hold a lock shared by processes (PostgreSQL); SQLite migrates
+    /// under the store's write turn.
+    const MIGRATION_LOCK: bool;
+    /// How many tables are called `$1` (0 or 1).
+    const TABLE_EXISTS: &'static str;
+    /// The ledger (`$1`) with its units as a JSON array in the ledger's order
+    /// ([`crate::rows::LedgerWithUnitsRow`]).
+    const LEDGER_WITH_UNITS: &'static str;
+    /// The ledger (`$1`)'s owner, settles-for handles and approved partners' grants, the two
+    /// lists as JSON arrays.
+    const LEDGER_FACTS: &'static str;
+    /// One page of a feed as one JSON array: `$1` ledger, `$2` topic, `$3` after seq, `$4` limit.
+    const FEED_PAGE: &'static str;
+    /// One page of a date: `$1` ledger, `$2` topic, `$3` date, `$4` after seq, `$5` limit.
+    const DATE_PAGE: &'static str;
+
+    /// `column` is one of the list bound as parameter `param` (an [`Arg::Texts`] or [`Arg::Ints`]).
+    fn in_list(column: &str, param: &str) -> String;
+
+    fn fetch_all<'c, T: FromRows>(
+        c: &'c mut Self::Connection,
+        sql: SqlStr,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<Vec<T>>> + Send + 'c;
+
+    fn fetch_optional<'c, T: FromRows>(
+        c: &'c mut Self::Connection,
+        sql: SqlStr,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<Option<T>>> + Send + 'c;
+
+    /// Runs a statement; returns the rows it affected.
+    fn execute<'c>(
+        c: &'c mut Self::Connection,
+        sql: SqlStr,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<u64>> + Send + 'c;
+}
+
+/// The three ways a dialect runs a statement, the same for every backend once its arguments are
+/// made (`$arguments`: `fn(Vec<Arg>) -> Result<Self::Arguments>`).
+macro_rules! dialect_execution {
+    ($arguments:path) => {
+        fn fetch_all<'c, T: $crate::sql::FromRows>(
+            c: &'c mut Self::Connection,
+            sql: sqlx::SqlStr,
+            args: Vec<$crate::sql::Arg>,
+        ) -> impl std::future::Future<Output = $crate::Result<Vec<T>>> + Send + 'c {
+            async move {
+                Ok(sqlx::query_as_with::<Self, T, _>(sql, $arguments(args)?)
+                    .fetch_all(c)
+                    .await?)
+            }
+        }
+
+        fn fetch_optional<'c, T: $crate::sql::FromRows>(
+            c: &'c mut Self::Connection,
+            sql: sqlx::SqlStr,
+            args: Vec<$crate::sql::Arg>,
+        ) -> impl std::future::Future<Output = $crate::Result<Option<T>>> + Send + 'c {
+            async move {
+                Ok(sqlx::query_as_with::<Self, T, _>(sql, $arguments(args)?)
+                    .fetch_optional(c)
+                    .await?)
+            }
+        }
+
+        fn execute<'c>(
+            c: &'c mut Self::Connection,
+            sql: sqlx::SqlStr,
+            args: Vec<$crate::sql::Arg>,
+        ) -> impl std::future::Future<Output = $crate::Result<u64>> + Send + 'c {
+            async move {
+                Ok(sqlx::query_with::<Self, _>(sql, $arguments(args)?)
+                    .execute(c)
+                    .await?
+                    .rows_affected())
+            }
+        }
+    };
+}
+pub(crate) use dialect_execution;
+
+/// A store on one SQL database; `SqliteStore` and `PostgresStore` are its two kinds.
+pub struct SqlStore<DB: Database> {
+    /// Readers.
+    pub(crate) read: Pool<DB>,
+    /// What write transactions use. On SQLite one connection, always the same, so its page
+    /// cache stays valid from one write to the next; on PostgreSQL the one pool.
+    pub(crate) write: Pool<DB>,
+    /// What the settlement engine writes with: on a SQLite file its own connection without
+    /// foreign-key enforcement (see `sqlite::SqliteStore::open`); otherwise `write`.
+    pub(crate) settle: Pool<DB>,
+    /// SQLite has one writer: this process's write transactions take turns here instead of
+    /// colliding. `None` on PostgreSQL, where row locks order the writers of a ledger.
+    pub(crate) turn: Option<Arc<Mutex<()>>>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// A write transaction, holding the store's write turn (if it has one) until it ends.
+pub struct WriteTx<DB: Database> {
+    tx: Transaction<'static, DB>,
+    // Declared after `tx`, so it is released after the transaction has ended.
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    /// The time now as the store writes it.
+    pub(crate) fn now(&self) -> String {
+        wire_time(self.clock.now())
+    }
+
+    pub(crate) async fn take_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.turn {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
+    /// Begins a write transaction.
+    pub(crate) async fn begin(&self) -> Result<WriteTx<DB>> {
+        let turn = self.take_turn().await;
+        Ok(WriteTx {
+            tx: self.write.begin().await?,
+            _turn: turn,
+        })
+    }
+
+    /// Begins a transaction of the settlement engine (see [`SqlStore::settle`]).
+    pub(crate) async fn begin_settling(&self) -> Result<WriteTx<DB>> {
+        let turn = self.take_turn().await;
+        Ok(WriteTx {
+            tx: self.settle.begin().await?,
+            _turn: turn,
+        })
+    }
+
+    /// One statement written on its own (its own transaction); returns the rows it affected.
+    pub(crate) async fn write_one(&self, sql: impl SqlSafeStr, args: Vec<Arg>) -> Result<u64> {
+        let _turn = self.take_turn().await;
+        let mut c = self.write.acquire().await?;
+        DB::execute(&mut c, sql.into_sql_str(), args).await
+    }
+
+    /// One statement written on its own that returns a row.
+    pub(crate) async fn write_opt<T: FromRows>(
+        &self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Option<T>> {
+        let _turn = self.take_turn().await;
+        let mut c = self.write.acquire().await?;
+        DB::fetch_optional(&mut c, sql.into_sql_str(), args).await
+    }
+
+    pub(crate) async fn all<T: FromRows>(
+        &self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Vec<T>> {
+        let mut c = self.read.acquire().await?;
+        DB::fetch_all(&mut c, sql.into_sql_str(), args).await
+    }
+
+    pub(crate) async fn opt<T: FromRows>(
+        &self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Option<T>> {
+        let mut c = self.read.acquire().await?;
+        DB::fetch_optional(&mut c, sql.into_sql_str(), args).await
+    }
+
+    pub(crate) async fn one<T: FromRows>(&self, sql: impl SqlSafeStr, args: Vec<Arg>) -> Result<T> {
+        self.opt(sql, args)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a query that returns one row returned none".into()))
+    }
+}
+
+impl<DB: Dialect> WriteTx<DB> {
+    pub(crate) async fn all<T: FromRows>(
+        &mut self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Vec<T>> {
+        DB::fetch_all(&mut self.tx, sql.into_sql_str(), args).await
+    }
+
+    pub(crate) async fn opt<T: FromRows>(
+        &mut self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Option<T>> {
+        DB::fetch_optional(&mut self.tx, sql.into_sql_str(), args).await
+    }
+
+    pub(crate) async fn one<T: FromRows>(
+        &mut self,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<T> {
+        self.opt(sql, args)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a query that returns one row returned none".into()))
+    }
+
+    pub(crate) async fn execute(&mut self, sql: impl SqlSafeStr, args: Vec<Arg>) -> Result<u64> {
+        DB::execute(&mut self.tx, sql.into_sql_str(), args).await
+    }
+
+    pub(crate) async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Writes an audit record of a change made in this transaction.
+    pub(crate) async fn audit(
+        &mut self,
+        at: &str,
+        by: &Actor,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.execute(
+            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+            args![at, &by.0, action, subject, detail],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts `rows` of `columns` values each: `head` is `INSERT ... INTO table (columns)`,
+    /// `tail` what follows the values (an `ON CONFLICT` clause, or nothing). Statements come in
+    /// a few fixed sizes only, so the connection's prepared-statement cache holds them all:
+    /// preparing a statement of hundreds of rows anew for every odd batch size costs more than
+    /// the extra executions of smaller ones.
+    pub(crate) async fn insert_rows(
+        &mut self,
+        head: &str,
+        columns: usize,
+        tail: &str,
+        rows: Vec<Vec<Arg>>,
+    ) -> Result<()> {
+        // SQLite allows 32766 parameters per statement and PostgreSQL 65535; stay well below.
+        let largest = (8_000 / columns).max(1);
+        let mut rows = rows.into_iter().peekable();
+        let mut left = rows.len();
+        while rows.peek().is_some() {
+            let size = [largest, 64, 16, 4, 1]
+                .into_iter()
+                .find(|&n| n <= left)
+                .unwrap_or(1);
+            left -= size;
+            let mut sql = String::with_capacity(head.len() + size * columns * 6 + tail.len());
+            sql.push_str(head);
+            sql.push_str(" VALUES ");
+            for r in 0..size {
+                sql.push_str(if r == 0 { "(" } else { ", (" });
+                for c in 0..columns {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('$');
+                    sql.push_str(&(r * columns + c + 1).to_string());
+                }
+                sql.push(')');
+            }
+            sql.push_str(tail);
+            let args: Vec<Arg> = rows.by_ref().take(size).flatten().collect();
+            self.execute(sqlx::AssertSqlSafe(sql), args).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Maps a constraint failure to the domain's words; anything else stays as it was.
+pub(crate) fn constraint(e: StoreError, what: impl Fn() -> String) -> StoreError {
+    if let StoreError::Database(db) = &e {
+        if let Some(sqlx::Error::Database(d)) = db.0.downcast_ref::<sqlx::Error>() {
+            if d.is_unique_violation() {
+                return StoreError::Conflict(what());
+            }
+            if d.is_foreign_key_violation() {
+                return StoreError::NotFound(format!("something {} refers to", what()));
+            }
+        }
+    }
+    e
+}
+
+/// The strings as one list argument.
+pub(crate) fn texts<S: AsRef<str>>(items: &[S]) -> Arg {
+    Arg::Texts(items.iter().map(|s| s.as_ref().to_owned()).collect())
+}
+
+impl From<ledgerport_core::changes::Refusal> for StoreError {
+    fn from(r: ledgerport_core::changes::Refusal) -> Self {
+        match r {
+            ledgerport_core::changes::Refusal::NotFound(what) => StoreError::NotFound(what),
+            ledgerport_core::changes::Refusal::Invalid(why) => StoreError::Invalid(why),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! [`OperationsStore`] on SQL: the closing lease, the access and audit logs, readiness.
+
+use super::{Dialect, SqlStore, args};
+use crate::rows::{AccessRow, AuditRow};
+use crate::{
+    AccessLogFilter, AccessRecord, AuditRecord, NewAccessRecord, OperationsStore, PoolStats,
+    Result, StoreError,
+};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use ledgerport_core::world::KeyKind;
+
+/// The one statement a lease is taken with (`$1` name, `$2` holder, `$3` until, `$4` now, in
+/// milliseconds): it writes a row only when the lease is free, lapsed or the holder's own, so
+/// "one row affected" means "held", decided by the database in one statement.
+const LEASE_UPSERT: &str = "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE leases.holder = excluded.holder OR leases.expires_at <= $4";
+
+#[async_trait]
+impl<DB: Dialect> OperationsStore for SqlStore<DB> {
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let n = self
+            .write_one(
+                LEASE_UPSERT,
+                args![name, holder, until.as_millisecond(), now.as_millisecond()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn record_access(&self, r: NewAccessRecord) -> Result<()> {
+        self.write_one(
+            "INSERT INTO access_log (at, request_id, key_id, key_kind, client_id, partner_id, \
+             merchant_id, msn, ledger_id, endpoint, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            args![
+                self.now(),
+                r.request_id,
+                r.key_id,
+                r.key_kind.map(KeyKind::as_str),
+                r.client_id,
+                r.partner_id,
+                r.merchant_id,
+                r.msn.map(|m| i64::from(m.get())),
+                r.ledger_id,
+                r.endpoint,
+                i64::from(r.status),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn access_log(&self, f: &AccessLogFilter) -> Result<Vec<AccessRecord>> {
+        let rows: Vec<AccessRow> = self
+            .all(
+                "SELECT * FROM access_log a WHERE ($1 IS NULL OR a.ledger_id = $1) \
+                 AND ($2 IS NULL OR a.partner_id = $2) \
+                 AND ($3 IS NULL OR a.ledger_id IN (SELECT ledger_id FROM ledgers WHERE owner_merchant_id = $3)) \
+                 ORDER BY a.id DESC LIMIT $4",
+                args![
+                    f.ledger_id.as_ref().map(|l| l.as_str()),
+                    f.partner_id,
+                    f.owner_merchant_id,
+                    i64::from(if f.limit == 0 { 100 } else { f.limit }),
+                ],
+            )
+            .await?;
+        rows.into_iter().map(AccessRow::into_domain).collect()
+    }
+
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>> {
+        let rows: Vec<AuditRow> = self
+            .all(
+                "SELECT * FROM audit_log ORDER BY id DESC LIMIT $1",
+                args![i64::from(limit)],
+            )
+            .await?;
+        Ok(rows.into_iter().map(AuditRecord::from).collect())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let (applied,): (Option<i64>,) = self.one(super::migrate::APPLIED, args![]).await?;
+        let wanted = DB::MIGRATIONS.last().map(|(v, _, _)| *v);
+        if applied != wanted {
+            return Err(StoreError::Invalid(format!(
+                "database schema is at migration {applied:?}, this build needs {wanted:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.read.size(),
+            idle: u32::try_from(self.read.num_idle()).unwrap_or(u32::MAX),
+        }
+    }
+}
