@@ -208,7 +208,10 @@ mod tests {
             .place(&ledger(), Topic::Fees, entry(-1, "2024-04-02"))
             .expect("fees");
         assert_eq!((funds.seq, funds.balance_after), (42, 505));
-        assert_eq!((fees.seq, fees.balance_before, fees.balance_after), (1, 0, -1));
+        assert_eq!(
+            (fees.seq, fees.balance_before, fees.balance_after),
+            (1, 0, -1)
+        );
         assert_eq!(chains.last_booked(&ledger()), Some(date("2024-04-02")));
     }
 

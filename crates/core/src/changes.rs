@@ -124,8 +124,8 @@ mod tests {
             sales_unit_handle(SalesUnitKind::Api, msn(123456), no, None),
             Ok(RecipientHandle::Api(msn(123456)))
         );
-        let vm = sales_unit_handle(SalesUnitKind::VmNumber, msn(123456), no, Some("57860"))
-            .expect("vm");
+        let vm =
+            sales_unit_handle(SalesUnitKind::VmNumber, msn(123456), no, Some("57860")).expect("vm");
         assert_eq!(vm.to_string(), "NO:57860");
         assert!(matches!(
             sales_unit_handle(SalesUnitKind::Api, msn(123456), no, Some("57860")),
@@ -140,7 +140,10 @@ mod tests {
     #[test]
     fn a_ledger_settles_for_existing_units_of_its_owner_only() {
         assert!(check_ledger_units(1, &[(msn(123456), Some(1))]).is_ok());
-        assert!(matches!(check_ledger_units(1, &[]), Err(Refusal::Invalid(_))));
+        assert!(matches!(
+            check_ledger_units(1, &[]),
+            Err(Refusal::Invalid(_))
+        ));
         assert!(matches!(
             check_ledger_units(1, &[(msn(123456), None)]),
             Err(Refusal::NotFound(_))

@@ -85,10 +85,10 @@ impl<T> Store for T where
 
 /// The store's traits, for callers: `use ledgerport_store::prelude::*;`.
 pub mod prelude {
+    pub use crate::Store;
     pub use crate::traits::{
         CredentialStore, OperationsStore, PortalStore, ReportStore, SettlementStore, WorldStore,
     };
-    pub use crate::Store;
 }
 
 /// Connections of a store's pool: `size` open, of which `idle` are not lent out (so

@@ -12,9 +12,9 @@ use ledgerport_core::world::{
     FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
 };
 use ledgerport_store::postgres::PostgresStore;
+use ledgerport_store::prelude::*;
 use ledgerport_store::testing::TestDatabase;
 use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
-use ledgerport_store::prelude::*;
 use std::sync::Arc;
 
 const LEDGERS: u32 = 6;

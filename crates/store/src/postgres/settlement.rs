@@ -5,7 +5,7 @@
 
 use crate::Result;
 use crate::settlement::SettleSql;
-use crate::sql::{Arg, WriteTx};
+use crate::sql::{Arg, List, WriteTx};
 use ledgerport_core::chain::DateRun;
 use sqlx::Postgres;
 
@@ -36,7 +36,10 @@ impl SettleSql for Postgres {
 
     fn pairs(pairs: &[(String, String)]) -> Vec<Arg> {
         let (ledgers, refs) = pairs.iter().cloned().unzip();
-        vec![Arg::Texts(ledgers), Arg::Texts(refs)]
+        vec![
+            Arg::List(List::Texts(ledgers)),
+            Arg::List(List::Texts(refs)),
+        ]
     }
 
     async fn write_runs(_tx: &mut WriteTx<Self>, _runs: Vec<DateRun>) -> Result<()> {

@@ -17,7 +17,7 @@
 //! totals with multi-row INSERTs at the end, one transaction in all.
 
 use crate::rows::{LedgerCtxRow, PriorWithIdRow, UnitLedgerRow, ledger_columns};
-use crate::sql::{Arg, Dialect, SqlStore, WriteTx, args, texts};
+use crate::sql::{Arg, Dialect, List, SqlStore, WriteTx, args, texts};
 use crate::{ClosedPeriod, EventOutcome, Result, SettlementStore, StoreError};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -301,7 +301,10 @@ async fn ingest<DB: SettleSql>(
         DB::in_list("su.msn", "$1")
     );
     let unit_rows: Vec<UnitLedgerRow> = tx
-        .all(AssertSqlSafe(sql), vec![Arg::Ints(msns.clone())])
+        .all(
+            AssertSqlSafe(sql),
+            vec![Arg::List(List::Ints(msns.clone()))],
+        )
         .await?;
     let mut units: HashMap<Msn, UnitOf> = HashMap::new();
     for r in unit_rows {

@@ -1,9 +1,9 @@
 //! [`CredentialStore`] on SQL: API keys, signing keys and server secrets.
 
 use super::{Dialect, SqlStore, args, constraint};
+use crate::key_owner_columns;
 use crate::rows::{KeyAndStateRow, KeyRow, SigningKeyRow};
 use crate::{Actor, CredentialStore, NewKey, Result, SigningKeyRecord, StoreError};
-use crate::key_owner_columns;
 use async_trait::async_trait;
 use ledgerport_core::world::{ApiKey, PartnerState, RowId};
 
@@ -135,8 +135,14 @@ impl<DB: Dialect> CredentialStore for SqlStore<DB> {
         if n == 0 {
             return Err(StoreError::NotFound(format!("active key {id}")));
         }
-        tx.audit(&now, by, "key.regenerate", &format!("key {id}"), "secret replaced")
-            .await?;
+        tx.audit(
+            &now,
+            by,
+            "key.regenerate",
+            &format!("key {id}"),
+            "secret replaced",
+        )
+        .await?;
         tx.commit().await?;
         self.require_key(id).await
     }
@@ -145,7 +151,10 @@ impl<DB: Dialect> CredentialStore for SqlStore<DB> {
         let now = self.now();
         let mut tx = self.begin().await?;
         let n = tx
-            .execute("UPDATE api_keys SET revoked = TRUE WHERE id = $1", args![id])
+            .execute(
+                "UPDATE api_keys SET revoked = TRUE WHERE id = $1",
+                args![id],
+            )
             .await?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("key {id}")));
@@ -158,7 +167,10 @@ impl<DB: Dialect> CredentialStore for SqlStore<DB> {
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
         let rows: Vec<SigningKeyRow> = self
-            .all("SELECT * FROM signing_keys ORDER BY created_at, kid", args![])
+            .all(
+                "SELECT * FROM signing_keys ORDER BY created_at, kid",
+                args![],
+            )
             .await?;
         Ok(rows.into_iter().map(SigningKeyRecord::from).collect())
     }

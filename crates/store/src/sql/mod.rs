@@ -11,7 +11,7 @@ mod credentials;
 pub(crate) mod migrate;
 mod operations;
 mod portal;
-mod report;
+pub(crate) mod report;
 mod world;
 
 use crate::{Actor, Result, StoreError};
@@ -30,7 +30,13 @@ pub enum Arg {
     Blob(Vec<u8>),
     NullInt,
     NullText,
-    /// A list, for [`Dialect::in_list`]: a JSON array on SQLite, an array on PostgreSQL.
+    /// A list, for [`Dialect::in_list`].
+    List(List),
+}
+
+/// A list parameter: a JSON array on SQLite, an array on PostgreSQL ([`Dialect::add_list`]).
+#[derive(Debug, Clone)]
+pub enum List {
     Texts(Vec<String>),
     Ints(Vec<i64>),
 }
@@ -108,26 +114,29 @@ impl<T> FromRows for T where
 
 /// What differs between the SQL backends, implemented for `sqlx::Sqlite` and `sqlx::Postgres`.
 pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
-    /// The migrations of this backend: version, description, SQL.
+    /// The migrations of this backend: version, description, SQL ([`migrate`]).
     const MIGRATIONS: &'static [(i64, &'static str, &'static str)];
-    /// Whether migrating must hold a lock shared by processes (PostgreSQL); SQLite migrates
-    /// under the store's write turn.
-    const MIGRATION_LOCK: bool;
     /// How many tables are called `$1` (0 or 1).
     const TABLE_EXISTS: &'static str;
-    /// The ledger (`$1`) with its units as a JSON array in the ledger's order
-    /// ([`crate::rows::LedgerWithUnitsRow`]).
-    const LEDGER_WITH_UNITS: &'static str;
-    /// The ledger (`$1`)'s owner, settles-for handles and approved partners' grants, the two
-    /// lists as JSON arrays.
-    const LEDGER_FACTS: &'static str;
-    /// One page of a feed as one JSON array: `$1` ledger, `$2` topic, `$3` after seq, `$4` limit.
-    const FEED_PAGE: &'static str;
-    /// One page of a date: `$1` ledger, `$2` topic, `$3` date, `$4` after seq, `$5` limit.
-    const DATE_PAGE: &'static str;
+    /// The function that makes a JSON array of its arguments.
+    const JSON_ROW: &'static str;
 
-    /// `column` is one of the list bound as parameter `param` (an [`Arg::Texts`] or [`Arg::Ints`]).
+    /// The JSON array (as text, `[]` when there are no rows) of `item` over the rows of a
+    /// query, in `order` order.
+    fn json_list(item: &str, order: &str) -> String;
+
+    /// One page of a date as one JSON array ([`report::page_of`]): `$1` ledger, `$2` topic,
+    /// `$3` date, `$4` after seq, `$5` limit.
+    fn date_page() -> String;
+
+    /// `column` is one of the list bound as parameter `param` (an [`Arg::List`]).
     fn in_list(column: &str, param: &str) -> String;
+
+    /// Binds a list parameter.
+    fn add_list(
+        out: &mut Self::Arguments,
+        list: List,
+    ) -> std::result::Result<(), sqlx::error::BoxDynError>;
 
     fn fetch_all<'c, T: FromRows>(
         c: &'c mut Self::Connection,
@@ -149,19 +158,47 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     ) -> impl Future<Output = Result<u64>> + Send + 'c;
 }
 
-/// The three ways a dialect runs a statement, the same for every backend once its arguments are
-/// made (`$arguments`: `fn(Vec<Arg>) -> Result<Self::Arguments>`).
+/// The arguments of a statement, as `DB` takes them.
+pub(crate) fn arguments<DB>(args: Vec<Arg>) -> Result<DB::Arguments>
+where
+    DB: Dialect,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    use sqlx::Arguments;
+    let mut out = DB::Arguments::default();
+    for a in args {
+        let added = match a {
+            Arg::Int(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+            Arg::Blob(v) => out.add(v),
+            Arg::NullInt => out.add(None::<i64>),
+            Arg::NullText => out.add(None::<String>),
+            Arg::List(list) => DB::add_list(&mut out, list),
+        };
+        added.map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
+
+/// The three ways a dialect runs a statement, the same for every backend; expanded in each
+/// backend's `impl Dialect`, where the database's types are known.
 macro_rules! dialect_execution {
-    ($arguments:path) => {
+    () => {
         fn fetch_all<'c, T: $crate::sql::FromRows>(
             c: &'c mut Self::Connection,
             sql: sqlx::SqlStr,
             args: Vec<$crate::sql::Arg>,
         ) -> impl std::future::Future<Output = $crate::Result<Vec<T>>> + Send + 'c {
             async move {
-                Ok(sqlx::query_as_with::<Self, T, _>(sql, $arguments(args)?)
-                    .fetch_all(c)
-                    .await?)
+                Ok(
+                    sqlx::query_as_with::<Self, T, _>(sql, $crate::sql::arguments::<Self>(args)?)
+                        .fetch_all(c)
+                        .await?,
+                )
             }
         }
 
@@ -171,9 +208,11 @@ macro_rules! dialect_execution {
             args: Vec<$crate::sql::Arg>,
         ) -> impl std::future::Future<Output = $crate::Result<Option<T>>> + Send + 'c {
             async move {
-                Ok(sqlx::query_as_with::<Self, T, _>(sql, $arguments(args)?)
-                    .fetch_optional(c)
-                    .await?)
+                Ok(
+                    sqlx::query_as_with::<Self, T, _>(sql, $crate::sql::arguments::<Self>(args)?)
+                        .fetch_optional(c)
+                        .await?,
+                )
             }
         }
 
@@ -183,10 +222,12 @@ macro_rules! dialect_execution {
             args: Vec<$crate::sql::Arg>,
         ) -> impl std::future::Future<Output = $crate::Result<u64>> + Send + 'c {
             async move {
-                Ok(sqlx::query_with::<Self, _>(sql, $arguments(args)?)
-                    .execute(c)
-                    .await?
-                    .rows_affected())
+                Ok(
+                    sqlx::query_with::<Self, _>(sql, $crate::sql::arguments::<Self>(args)?)
+                        .execute(c)
+                        .await?
+                        .rows_affected(),
+                )
             }
         }
     };
@@ -207,6 +248,17 @@ pub struct SqlStore<DB: Database> {
     /// colliding. `None` on PostgreSQL, where row locks order the writers of a ledger.
     pub(crate) turn: Option<Arc<Mutex<()>>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Statements made of the dialect's parts, made once.
+    pub(crate) statements: Statements,
+}
+
+/// The statements the store composes from its dialect's parts, kept so that the reads every
+/// Report API request makes do not compose them again.
+pub(crate) struct Statements {
+    pub(crate) ledger_with_units: Arc<str>,
+    pub(crate) ledger_facts: Arc<str>,
+    pub(crate) feed_page: Arc<str>,
+    pub(crate) date_page: Arc<str>,
 }
 
 /// A write transaction, holding the store's write turn (if it has one) until it ends.
@@ -217,6 +269,31 @@ pub struct WriteTx<DB: Database> {
 }
 
 impl<DB: Dialect> SqlStore<DB> {
+    /// A store on these pools (see the fields), its schema brought up to date.
+    pub(crate) async fn start(
+        read: Pool<DB>,
+        write: Pool<DB>,
+        settle: Pool<DB>,
+        turn: Option<Arc<Mutex<()>>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let store = SqlStore {
+            read,
+            write,
+            settle,
+            turn,
+            clock,
+            statements: Statements {
+                ledger_with_units: world::ledger_with_units::<DB>().into(),
+                ledger_facts: world::ledger_facts::<DB>().into(),
+                feed_page: report::feed_page::<DB>().into(),
+                date_page: DB::date_page().into(),
+            },
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
     /// The time now as the store writes it.
     pub(crate) fn now(&self) -> String {
         wire_time(self.clock.now())
@@ -403,7 +480,9 @@ pub(crate) fn constraint(e: StoreError, what: impl Fn() -> String) -> StoreError
 
 /// The strings as one list argument.
 pub(crate) fn texts<S: AsRef<str>>(items: &[S]) -> Arg {
-    Arg::Texts(items.iter().map(|s| s.as_ref().to_owned()).collect())
+    Arg::List(List::Texts(
+        items.iter().map(|s| s.as_ref().to_owned()).collect(),
+    ))
 }
 
 impl From<ledgerport_core::changes::Refusal> for StoreError {

@@ -50,8 +50,14 @@ impl<DB: Dialect> SqlStore<DB> {
             PortalRole::Operator => String::new(),
         };
         let detail = format!("{} {email}{of}", u.role.as_str());
-        tx.audit(&now, by, "portal-user.create", &format!("portal user {id}"), &detail)
-            .await?;
+        tx.audit(
+            &now,
+            by,
+            "portal-user.create",
+            &format!("portal user {id}"),
+            &detail,
+        )
+        .await?;
         Ok(id)
     }
 
@@ -184,8 +190,8 @@ impl<DB: Dialect> PortalStore for SqlStore<DB> {
                 args![normal_email(email), self.now()],
             )
             .await?;
-        let (count, last) =
-            row.ok_or_else(|| StoreError::Corrupt("sign-in failure upsert returned no row".into()))?;
+        let (count, last) = row
+            .ok_or_else(|| StoreError::Corrupt("sign-in failure upsert returned no row".into()))?;
         Ok(SignInFailures {
             count: u32::try_from(count).unwrap_or(u32::MAX),
             last_at: Some(ts(&last)?),

@@ -1,15 +1,31 @@
 //! [`ReportStore`] on SQL: a page of entries comes back as one row, the page's entries as one
 //! JSON array parsed in one pass, rather than one row (and, on SQLite, one hand-off from the
-//! connection's worker thread) per entry. Each backend writes the page query its own way
-//! ([`Dialect::FEED_PAGE`], [`Dialect::DATE_PAGE`]).
+//! connection's worker thread) per entry. A date page is the backend's own query
+//! ([`Dialect::date_page`]): SQLite reads the date's runs of entries, PostgreSQL an index.
 
 use super::{Dialect, SqlStore, args};
-use crate::rows::entries_from_page_json;
+use crate::rows::{entries_from_page_json, entry_columns};
 use crate::{ReportStore, Result};
 use async_trait::async_trait;
 use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerDate, Topic};
+use sqlx::AssertSqlSafe;
+
+/// The entries of a JSON page, each a JSON array of the columns `entries_from_page_json` reads,
+/// in seq order by the aggregate's own ORDER BY (an ordered subquery alone does not promise it).
+pub(crate) fn page_of<DB: Dialect>() -> String {
+    DB::json_list(&format!("{}({})", DB::JSON_ROW, entry_columns!()), "seq")
+}
+
+/// One page of a feed: `$1` ledger, `$2` topic, `$3` after seq, `$4` limit.
+pub(super) fn feed_page<DB: Dialect>() -> String {
+    format!(
+        "SELECT {} FROM (SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 AND seq > $3 \
+         ORDER BY seq LIMIT $4) p",
+        page_of::<DB>()
+    )
+}
 
 #[async_trait]
 impl<DB: Dialect> ReportStore for SqlStore<DB> {
@@ -22,7 +38,7 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
     ) -> Result<Vec<Entry>> {
         let (page,): (String,) = self
             .one(
-                DB::FEED_PAGE,
+                AssertSqlSafe(self.statements.feed_page.clone()),
                 args![
                     access.ledger_id().as_str(),
                     i64::from(topic.code()),
@@ -44,7 +60,7 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
     ) -> Result<Vec<Entry>> {
         let (page,): (String,) = self
             .one(
-                DB::DATE_PAGE,
+                AssertSqlSafe(self.statements.date_page.clone()),
                 args![
                     access.ledger_id().as_str(),
                     i64::from(topic.code()),

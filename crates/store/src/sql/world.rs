@@ -24,6 +24,38 @@ const LEDGERS: &str = concat!(
      ORDER BY length(l.ledger_id), l.ledger_id"
 );
 
+/// The ledger `$1` with its units as a JSON array in the ledger's order, in one query (every
+/// feed and date page reads it).
+pub(super) fn ledger_with_units<DB: Dialect>() -> String {
+    let unit = format!(
+        "{}(su.msn, su.merchant_id, su.name, su.kind, su.country, su.handle, su.created_at)",
+        DB::JSON_ROW
+    );
+    format!(
+        "SELECT {}, (SELECT {} FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
+         WHERE lu.ledger_id = l.ledger_id) AS units \
+         FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = $1",
+        ledger_columns!(),
+        DB::json_list(&unit, "lu.position")
+    )
+}
+
+/// What the access policy needs about the ledger `$1` in one query, not three (every Report API
+/// request asks): its owner, its units' handles and its approved partners' grants, the two
+/// lists as JSON arrays.
+pub(super) fn ledger_facts<DB: Dialect>() -> String {
+    format!(
+        "SELECT l.owner_merchant_id, \
+         (SELECT {} FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
+          WHERE lu.ledger_id = l.ledger_id), \
+         (SELECT {} FROM grants g JOIN partners p ON p.id = g.partner_id \
+          WHERE g.ledger_id = l.ledger_id AND p.state = 'approved') \
+         FROM ledgers l WHERE l.ledger_id = $1",
+        DB::json_list("su.handle", "lu.position"),
+        DB::json_list("g.partner_id", "g.partner_id")
+    )
+}
+
 impl<DB: Dialect> SqlStore<DB> {
     /// Writes a new partner (state `applied`) and its audit record in `tx`; `note` is appended to
     /// the audit detail. `create_partner` and `apply_as_partner` both add partners through it.
@@ -50,8 +82,14 @@ impl<DB: Dialect> SqlStore<DB> {
             )
             .await?;
         let detail = format!("{} ({}){note}", p.name, p.kind.as_str());
-        tx.audit(&now, by, "partner.create", &format!("partner {id}"), &detail)
-            .await?;
+        tx.audit(
+            &now,
+            by,
+            "partner.create",
+            &format!("partner {id}"),
+            &detail,
+        )
+        .await?;
         Ok(id)
     }
 
@@ -62,7 +100,9 @@ impl<DB: Dialect> SqlStore<DB> {
              WHERE {} ORDER BY lu.ledger_id, lu.position",
             DB::in_list("lu.ledger_id", "$1")
         );
-        let rows: Vec<LedgerUnitRow> = self.all(AssertSqlSafe(sql), vec![texts(ledger_ids)]).await?;
+        let rows: Vec<LedgerUnitRow> = self
+            .all(AssertSqlSafe(sql), vec![texts(ledger_ids)])
+            .await?;
         let mut out: HashMap<String, Vec<SalesUnit>> = HashMap::new();
         for r in rows {
             out.entry(r.ledger_id)
@@ -78,7 +118,9 @@ impl<DB: Dialect> SqlStore<DB> {
              WHERE p.state = 'approved' AND {}",
             DB::in_list("g.ledger_id", "$1")
         );
-        let rows: Vec<(String, i64)> = self.all(AssertSqlSafe(sql), vec![texts(ledger_ids)]).await?;
+        let rows: Vec<(String, i64)> = self
+            .all(AssertSqlSafe(sql), vec![texts(ledger_ids)])
+            .await?;
         let mut out: HashMap<String, Vec<RowId>> = HashMap::new();
         for (l, p) in rows {
             out.entry(l).or_default().push(p);
@@ -115,8 +157,14 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
             )
             .await
             .map_err(|e| constraint(e, || format!("merchant {}", m.business)))?;
-        tx.audit(&now, by, "merchant.create", &m.business.to_string(), &m.name)
-            .await?;
+        tx.audit(
+            &now,
+            by,
+            "merchant.create",
+            &m.business.to_string(),
+            &m.name,
+        )
+        .await?;
         tx.commit().await?;
         Self::require(self.merchant(id).await, || format!("merchant {id}")).await
     }
@@ -258,16 +306,14 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
     }
 
     async fn ledger(&self, id: &LedgerId) -> Result<Option<LedgerView>> {
-        // The ledger with its units in one query (every feed and date page reads it).
-        let row: Option<LedgerWithUnitsRow> =
-            self.opt(DB::LEDGER_WITH_UNITS, args![id.as_str()]).await?;
+        let sql = AssertSqlSafe(self.statements.ledger_with_units.clone());
+        let row: Option<LedgerWithUnitsRow> = self.opt(sql, args![id.as_str()]).await?;
         row.map(LedgerWithUnitsRow::into_view).transpose()
     }
 
     async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>> {
-        // One query, not three: every Report API request asks for the facts.
-        let row: Option<(i64, String, String)> =
-            self.opt(DB::LEDGER_FACTS, args![id.as_str()]).await?;
+        let sql = AssertSqlSafe(self.statements.ledger_facts.clone());
+        let row: Option<(i64, String, String)> = self.opt(sql, args![id.as_str()]).await?;
         let Some((owner, handles, granted)) = row else {
             return Ok(None);
         };

@@ -1,22 +1,22 @@
 //! The embedded default backend: one SQLite file in WAL mode with foreign keys on. What is
-//! SQLite's own: the connections and their PRAGMAs (here), lists bound as JSON arrays, the
-//! statements written with SQLite's JSON functions (`world.rs`, `report.rs`) and the date runs
-//! of the settlement engine (`settlement.rs`). Everything else is `crate::sql`'s.
+//! SQLite's own: the connections and their PRAGMAs, lists bound as JSON arrays and its JSON
+//! functions (here), date pages read through date runs (`report.rs`) and the settlement
+//! engine's statements (`settlement.rs`). Everything else is `crate::sql`'s.
 //!
 //! SQLite allows one writer at a time; rather than let concurrent write transactions collide and
 //! retry, every write takes the store's write turn first, so writers queue in this process.
 
 mod report;
 mod settlement;
-mod world;
 
-use crate::sql::{Arg, Dialect, SqlStore, dialect_execution};
 use crate::Result;
+use crate::sql::{Dialect, List, SqlStore, dialect_execution, migrate};
 use ledgerport_core::clock::Clock;
+use sqlx::Sqlite;
+use sqlx::error::BoxDynError;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Arguments, Sqlite};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,57 +95,38 @@ impl SqlStore<Sqlite> {
                 .connect_with(options.foreign_keys(false))
                 .await?
         };
-        let store = SqlStore {
-            read,
-            write,
-            settle,
-            turn: Some(Arc::new(Mutex::new(()))),
-            clock,
-        };
-        store.migrate().await?;
-        Ok(store)
+        SqlStore::start(read, write, settle, Some(Arc::new(Mutex::new(()))), clock).await
     }
-}
-
-/// Binds arguments the SQLite way: lists as JSON arrays, for `json_each`.
-fn arguments(args: Vec<Arg>) -> Result<SqliteArguments> {
-    let mut out = SqliteArguments::default();
-    for a in args {
-        let added = match a {
-            Arg::Int(v) => out.add(v),
-            Arg::Text(v) => out.add(v),
-            Arg::Blob(v) => out.add(v),
-            Arg::NullInt => out.add(None::<i64>),
-            Arg::NullText => out.add(None::<String>),
-            Arg::Texts(v) => out.add(json_array(&v)),
-            Arg::Ints(v) => out.add(format!("{v:?}")),
-        };
-        added.map_err(sqlx::Error::Encode)?;
-    }
-    Ok(out)
 }
 
 impl Dialect for Sqlite {
-    const MIGRATIONS: &'static [(i64, &'static str, &'static str)] = &[
-        (1, "world", include_str!("../../migrations/sqlite/0001_world.sql")),
-        (2, "rejected events", include_str!("../../migrations/sqlite/0002_rejected_events.sql")),
-        (3, "entry dates", include_str!("../../migrations/sqlite/0003_entry_dates.sql")),
-        (4, "portal", include_str!("../../migrations/sqlite/0004_portal.sql")),
-        (5, "leases", include_str!("../../migrations/sqlite/0005_leases.sql")),
-    ];
-    const MIGRATION_LOCK: bool = false;
+    const MIGRATIONS: &'static [(i64, &'static str, &'static str)] = migrate::SQLITE;
     const TABLE_EXISTS: &'static str =
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1";
-    const LEDGER_WITH_UNITS: &'static str = world::LEDGER_WITH_UNITS;
-    const LEDGER_FACTS: &'static str = world::LEDGER_FACTS;
-    const FEED_PAGE: &'static str = report::FEED_PAGE;
-    const DATE_PAGE: &'static str = report::DATE_PAGE;
+    const JSON_ROW: &'static str = "json_array";
+
+    fn json_list(item: &str, order: &str) -> String {
+        format!("json_group_array({item} ORDER BY {order})")
+    }
+
+    fn date_page() -> String {
+        report::date_page()
+    }
 
     fn in_list(column: &str, param: &str) -> String {
         format!("{column} IN (SELECT value FROM json_each({param}))")
     }
 
-    dialect_execution!(arguments);
+    /// A list is bound as a JSON array, for `json_each`.
+    fn add_list(out: &mut SqliteArguments, list: List) -> std::result::Result<(), BoxDynError> {
+        use sqlx::Arguments;
+        out.add(match list {
+            List::Texts(v) => json_array(&v),
+            List::Ints(v) => format!("{v:?}"),
+        })
+    }
+
+    dialect_execution!();
 }
 
 /// A JSON array of strings, for `json_each` with one bound parameter.

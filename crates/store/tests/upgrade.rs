@@ -1,0 +1,362 @@
+//! A database made by the hand-written migration runner that came before sqlx's migrator (table
+//! `schema_migrations`) opens with today's store: its migrations are recorded as the migrator's,
+//! nothing is run twice, the old table is gone, its rows are intact and the store goes on
+//! writing where they end. On SQLite always; on PostgreSQL when `DATABASE_URL` names a server.
+
+use jiff::Timestamp;
+use ledgerport_core::clock::ManualClock;
+use ledgerport_core::engine::{EventKind, PaymentEvent};
+use ledgerport_core::ids::{Currency, LedgerId, Msn};
+use ledgerport_store::EventOutcome;
+use ledgerport_store::postgres::PostgresStore;
+use ledgerport_store::prelude::*;
+use ledgerport_store::sqlite::SqliteStore;
+use ledgerport_store::testing::TestDatabase;
+use sqlx::migrate::{Migration, MigrationType};
+use sqlx::{Connection, SqlSafeStr};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "world",
+        include_str!("../migrations/sqlite/0001_world.sql"),
+    ),
+    (
+        2,
+        "rejected events",
+        include_str!("../migrations/sqlite/0002_rejected_events.sql"),
+    ),
+    (
+        3,
+        "entry dates",
+        include_str!("../migrations/sqlite/0003_entry_dates.sql"),
+    ),
+    (
+        4,
+        "portal",
+        include_str!("../migrations/sqlite/0004_portal.sql"),
+    ),
+    (
+        5,
+        "leases",
+        include_str!("../migrations/sqlite/0005_leases.sql"),
+    ),
+];
+
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "world",
+        include_str!("../migrations/postgres/0001_world.sql"),
+    ),
+    (
+        2,
+        "rejected events",
+        include_str!("../migrations/postgres/0002_rejected_events.sql"),
+    ),
+    (
+        4,
+        "portal",
+        include_str!("../migrations/postgres/0004_portal.sql"),
+    ),
+    (
+        5,
+        "leases",
+        include_str!("../migrations/postgres/0005_leases.sql"),
+    ),
+];
+
+/// A small world with two captures booked on ledger 100001, as the old store wrote them.
+const ROWS: &str = "\
+INSERT INTO merchants (org_scheme, org_id, name, created_at) \
+  VALUES ('business:NO:ORG', '987654321', 'Kaffebaren AS', '2024-04-01T08:00:00.000000Z');
+INSERT INTO sales_units (msn, merchant_id, name, kind, country, handle, created_at) \
+  SELECT 123456, id, 'Kaffebaren', 'api', 'NO', 'api:123456', '2024-04-01T08:00:00.000000Z' FROM merchants;
+INSERT INTO ledgers (ledger_id, currency, payout_scheme, payout_account, owner_merchant_id, time_zone, \
+  cutoff, payout_frequency, settlement_mode, fee_basis_points, fee_fixed_minor, page_size, created_at, \
+  closed_through) \
+  SELECT '100001', 'NOK', 'BBAN:NO', '12345678903', id, 'Europe/Oslo', '00:00', 'daily', 'net', 150, 0, 100, \
+  '2024-04-01T08:00:00.000000Z', '2024-04-04' FROM merchants;
+INSERT INTO ledger_units (ledger_id, msn, position) VALUES ('100001', 123456, 0);
+INSERT INTO entries VALUES ('100001', 0, 1, 'p1', '2024-04-05T07:00:00.000000Z', '2024-04-05', \
+  'capture', 'r1', 'NOK', 10000, 0, 10000, 'api:123456', NULL, NULL, NULL);
+INSERT INTO entries VALUES ('100001', 0, 2, 'p2', '2024-04-05T07:10:00.000000Z', '2024-04-05', \
+  'capture', 'r2', 'NOK', 5000, 10000, 15000, 'api:123456', NULL, NULL, NULL);
+INSERT INTO events (event_id, ledger_id, entries, received_at) \
+  VALUES ('e1', '100001', 1, '2024-04-05T07:00:01.000000Z'), ('e2', '100001', 1, '2024-04-05T07:10:01.000000Z');
+INSERT INTO payments (ledger_id, psp_reference, captured, refunded) VALUES ('100001', 'p1', 10000, 0), \
+  ('100001', 'p2', 5000, 0);
+INSERT INTO audit_log (at, actor, action, subject, detail) \
+  VALUES ('2024-04-01T08:00:00.000000Z', 'cli', 'ledger.create', '100001', 'settles for 123456');";
+
+fn now() -> Timestamp {
+    "2024-04-05T08:00:00Z".parse().expect("now")
+}
+
+fn capture(id: &str, psp: &str, amount: i64) -> PaymentEvent {
+    PaymentEvent {
+        event_id: id.into(),
+        kind: EventKind::Capture,
+        msn: Msn::parse("msn", "123456").expect("msn"),
+        psp_reference: psp.into(),
+        reference: format!("r-{psp}"),
+        amount,
+        currency: Currency::NOK,
+        time: now(),
+        topic: None,
+        payer: None,
+    }
+}
+
+/// What the migrator must hold afterwards: every version, applied, with its file's checksum.
+fn expected_versions(
+    migrations: &[(i64, &'static str, &'static str)],
+) -> Vec<(i64, bool, Vec<u8>)> {
+    migrations
+        .iter()
+        .map(|(v, d, sql)| {
+            let m = Migration::new(
+                *v,
+                Cow::Borrowed(*d),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            );
+            (*v, true, m.checksum.to_vec())
+        })
+        .collect()
+}
+
+/// Checks the world through the store and goes on writing: a repeated old event answers as it
+/// did, a new one continues the funds chain after the old entries.
+async fn check_the_store_works_on(store: &dyn Store) {
+    store
+        .ping()
+        .await
+        .expect("ping: schema as this build migrates it");
+    let merchant = store
+        .merchant_by_org("987654321")
+        .await
+        .expect("read")
+        .expect("the old merchant");
+    assert_eq!(merchant.name, "Kaffebaren AS");
+    let ledger_id = LedgerId::parse("ledger_id", "100001").expect("ledger id");
+    let view = store
+        .ledger(&ledger_id)
+        .await
+        .expect("read")
+        .expect("the old ledger");
+    assert_eq!(view.units.len(), 1);
+    assert_eq!(view.ledger.owner_merchant_id, merchant.id);
+
+    let outcomes = store
+        .ingest_events(
+            vec![capture("e1", "p1", 10000), capture("e3", "p3", 2000)],
+            now(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(
+        outcomes,
+        vec![
+            EventOutcome::Accepted {
+                event_id: "e1".into(),
+                ledger_id: ledger_id.clone(),
+                entries: 1
+            },
+            EventOutcome::Accepted {
+                event_id: "e3".into(),
+                ledger_id: ledger_id.clone(),
+                entries: 2
+            },
+        ]
+    );
+}
+
+async fn run_the_old_runner_sqlite(conn: &mut sqlx::SqliteConnection) {
+    // Exactly as the runner before sqlx's migrator did it.
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("schema_migrations");
+    for (version, name, sql) in SQLITE {
+        let mut tx = conn.begin().await.expect("begin");
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .expect("old migration");
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+            .bind(version)
+            .bind(name)
+            .bind("2024-04-01T07:00:00.000000Z")
+            .execute(&mut *tx)
+            .await
+            .expect("record");
+        tx.commit().await.expect("commit");
+    }
+    sqlx::raw_sql(ROWS).execute(&mut *conn).await.expect("rows");
+    sqlx::raw_sql(
+        "INSERT INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq) VALUES ('100001', 0, '2024-04-05', 1, 2)",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("date runs");
+}
+
+#[tokio::test]
+async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
+    // Arrange: a database file made as the old runner made it, with rows.
+    let path = std::env::temp_dir().join(format!(
+        "ledgerport-upgrade-{}-{}.db",
+        std::process::id(),
+        Timestamp::now().as_nanosecond()
+    ));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    run_the_old_runner_sqlite(&mut conn).await;
+    conn.close().await.expect("close");
+
+    // Act: today's store opens it, twice (the second start finds nothing to do).
+    let clock = Arc::new(ManualClock::new(now()));
+    let store = SqliteStore::open(&url, clock.clone())
+        .await
+        .expect("upgrade");
+    check_the_store_works_on(&store).await;
+    drop(store);
+    let store = SqliteStore::open(&url, clock).await.expect("second start");
+    store.ping().await.expect("ping after the second start");
+    drop(store);
+
+    // Assert: the migrator's table, the old table gone, the rows intact and continued.
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    let versions: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .expect("migrator's table");
+    assert_eq!(versions, expected_versions(SQLITE));
+    let old: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("tables");
+    assert_eq!(old, 0, "schema_migrations is left behind");
+    let funds: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT seq, balance_before, balance_after FROM entries WHERE ledger_id = '100001' AND topic = 0 ORDER BY seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("entries");
+    assert_eq!(
+        funds,
+        vec![(1, 0, 10000), (2, 10000, 15000), (3, 15000, 17000)]
+    );
+    let runs: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT topic, ledger_date, first_seq, last_seq FROM entry_dates ORDER BY topic",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("runs");
+    assert_eq!(
+        runs,
+        vec![
+            (0, "2024-04-05".into(), 1, 3),
+            (1, "2024-04-05".into(), 1, 1)
+        ]
+    );
+    conn.close().await.expect("close");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_database_of_the_old_migration_runner_upgrades_cleanly() {
+    let Some(db) = TestDatabase::create().await else {
+        eprintln!("upgrade: skipped, DATABASE_URL names no PostgreSQL database");
+        return;
+    };
+    let db = db.expect("create a test database");
+
+    // Arrange: migrated as the old runner did (each version in its own transaction under its
+    // advisory lock), with rows.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    for (version, name, sql) in POSTGRES {
+        let mut tx = conn.begin().await.expect("begin");
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(0x4c50_4d49_4752_i64)
+            .execute(&mut *tx)
+            .await
+            .expect("lock");
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .expect("schema_migrations");
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .expect("old migration");
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind("2024-04-01T07:00:00.000000Z")
+        .execute(&mut *tx)
+        .await
+        .expect("record");
+        tx.commit().await.expect("commit");
+    }
+    sqlx::raw_sql(ROWS).execute(&mut conn).await.expect("rows");
+
+    // Act: two processes start on it at once, then one more.
+    let clock = Arc::new(ManualClock::new(now()));
+    let (one, two) = tokio::join!(
+        PostgresStore::open(&db.url, clock.clone()),
+        PostgresStore::open(&db.url, clock.clone())
+    );
+    let (one, two) = (one.expect("upgrade one"), two.expect("upgrade two"));
+    check_the_store_works_on(&one).await;
+    two.ping().await.expect("ping two");
+    let three = PostgresStore::open(&db.url, clock)
+        .await
+        .expect("a later start");
+    three.ping().await.expect("ping three");
+
+    // Assert
+    let versions: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .expect("migrator's table");
+    assert_eq!(versions, expected_versions(POSTGRES));
+    let old: Option<String> = sqlx::query_scalar("SELECT to_regclass('schema_migrations')::text")
+        .fetch_one(&mut conn)
+        .await
+        .expect("tables");
+    assert_eq!(old, None, "schema_migrations is left behind");
+    let funds: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT seq, balance_before, balance_after FROM entries WHERE ledger_id = '100001' AND topic = 0 ORDER BY seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("entries");
+    assert_eq!(
+        funds,
+        vec![(1, 0, 10000), (2, 10000, 15000), (3, 15000, 17000)]
+    );
+    conn.close().await.expect("close");
+}
