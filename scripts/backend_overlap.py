@@ -8,7 +8,10 @@ SqliteStore/PostgresStore, `sqlite`/`postgres`, whitespace), and counts the Post
 lines that also occur among the SQLite ones. Prints both counts and that number as a percentage
 of the smaller backend.
 
-Usage: scripts/backend_overlap.py [--root DIR] [--top N]
+With --ignore-structure, lines that carry no logic are left out of both backends before
+counting: lines without a letter or digit (closing braces and brackets), `use` and `mod` lines.
+
+Usage: scripts/backend_overlap.py [--root DIR] [--top N] [--ignore-structure]
 """
 
 import argparse
@@ -23,6 +26,7 @@ PLACEHOLDER = re.compile(r"\$\d+|\?\d+")
 TYPE_NAMES = re.compile(r"(?:Sqlite|SQLite|Postgres|PostgreSQL|Pg)(?=[A-Z_]|\b)")
 MODULE_NAMES = re.compile(r"\b(?:sqlite|postgres|postgresql|pg)\b")
 SPACE = re.compile(r"\s+")
+STRUCTURE = re.compile(r"^[^A-Za-z0-9]*$|^(pub(\([a-z]+\))? )?(use|mod) ")
 
 
 def code_lines(path):
@@ -66,9 +70,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", default=os.path.join(os.path.dirname(__file__), ".."))
     ap.add_argument("--top", type=int, default=0, help="also list the N most repeated lines")
+    ap.add_argument("--ignore-structure", action="store_true",
+                    help="leave out punctuation-only, use and mod lines")
     args = ap.parse_args()
     pg = backend_lines(args.root, BACKENDS["postgres"])
     lite = backend_lines(args.root, BACKENDS["sqlite"])
+    if args.ignore_structure:
+        pg = [l for l in pg if not STRUCTURE.match(l)]
+        lite = [l for l in lite if not STRUCTURE.match(l)]
     if not pg or not lite:
         sys.exit("no backend code found under " + os.path.abspath(args.root))
     lite_set = set(lite)

@@ -3,10 +3,8 @@
 //! ledgers cannot deadlock). Dates are served by the `entries_by_date` index, so there are no
 //! date runs to keep.
 
-use crate::Result;
 use crate::settlement::SettleSql;
-use crate::sql::{Arg, List, WriteTx};
-use ledgerport_core::chain::DateRun;
+use crate::sql::{Arg, List};
 use sqlx::Postgres;
 
 impl SettleSql for Postgres {
@@ -21,18 +19,14 @@ impl SettleSql for Postgres {
         " ON CONFLICT (ledger_id, psp_reference) DO UPDATE SET captured = EXCLUDED.captured, \
          refunded = EXCLUDED.refunded",
     );
-    const CHAIN_ENDS: &'static str = "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date \
-         FROM unnest($1::text[]) AS k(l) CROSS JOIN (VALUES (0::bigint), (1::bigint)) AS tt(t) \
+    const CHAIN_ENDS_FROM: &'static str = "unnest($1::text[]) AS k(l) \
+         CROSS JOIN (VALUES (0::bigint), (1::bigint)) AS tt(t) \
          CROSS JOIN LATERAL (SELECT x.ledger_id, x.topic, x.seq, x.balance_after, x.ledger_date FROM entries x \
           WHERE x.ledger_id = k.l AND x.topic = tt.t ORDER BY x.seq DESC LIMIT 1) e";
-    const PAYMENT_TOTALS: &'static str = "SELECT DISTINCT pm.ledger_id, pm.psp_reference, pm.captured, pm.refunded \
-         FROM unnest($1::text[], $2::text[]) AS k(l, p) \
-         JOIN payments pm ON pm.ledger_id = k.l AND pm.psp_reference = k.p";
-    const PERIOD_SUMS: &'static str = "SELECT \
-         COALESCE(SUM(CASE WHEN entry_type = 'capture-fee' THEN amount END), 0)::BIGINT, \
-         COALESCE(SUM(CASE WHEN topic = 0 THEN amount END), 0)::BIGINT, \
-         COALESCE(SUM(CASE WHEN topic = 1 THEN amount END), 0)::BIGINT \
-         FROM entries WHERE ledger_id = $1 AND topic IN (0, 1) AND ledger_date > $2 AND ledger_date <= $3";
+    const PAIRS: &'static str = "unnest($1::text[], $2::text[]) AS k(l, p)";
+    /// The `entries_by_date` index.
+    const PERIOD_ENTRIES_FROM: &'static str = "entries e WHERE e.ledger_id = $1 AND e.topic IN (0, 1) \
+         AND e.ledger_date > $2 AND e.ledger_date <= $3";
 
     fn pairs(pairs: &[(String, String)]) -> Vec<Arg> {
         let (ledgers, refs) = pairs.iter().cloned().unzip();
@@ -40,9 +34,5 @@ impl SettleSql for Postgres {
             Arg::List(List::Texts(ledgers)),
             Arg::List(List::Texts(refs)),
         ]
-    }
-
-    async fn write_runs(_tx: &mut WriteTx<Self>, _runs: Vec<DateRun>) -> Result<()> {
-        Ok(())
     }
 }

@@ -20,21 +20,15 @@ impl SettleSql for Sqlite {
         "INSERT OR REPLACE INTO payments (ledger_id, psp_reference, captured, refunded)",
         "",
     );
-    const CHAIN_ENDS: &'static str = "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date \
-         FROM (SELECT value AS l FROM json_each($1)) k \
+    const CHAIN_ENDS_FROM: &'static str = "(SELECT value AS l FROM json_each($1)) k \
          CROSS JOIN (SELECT 0 AS t UNION ALL SELECT 1) tt \
          JOIN entries e ON e.ledger_id = k.l AND e.topic = tt.t \
           AND e.seq = (SELECT MAX(x.seq) FROM entries x WHERE x.ledger_id = k.l AND x.topic = tt.t)";
-    const PAYMENT_TOTALS: &'static str = "WITH k(l, p) AS \
-         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1)) \
-         SELECT DISTINCT pm.ledger_id, pm.psp_reference, pm.captured, pm.refunded \
-         FROM k JOIN payments pm ON pm.ledger_id = k.l AND pm.psp_reference = k.p";
-    const PERIOD_SUMS: &'static str = "SELECT \
-         COALESCE(SUM(CASE WHEN e.entry_type = 'capture-fee' THEN e.amount END), 0), \
-         COALESCE(SUM(CASE WHEN e.topic = 0 THEN e.amount END), 0), \
-         COALESCE(SUM(CASE WHEN e.topic = 1 THEN e.amount END), 0) \
-         FROM entry_dates d CROSS JOIN entries e \
-           ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
+    const PAIRS: &'static str = "(SELECT json_extract(value, '$[0]') AS l, json_extract(value, '$[1]') AS p \
+         FROM json_each($1)) k";
+    /// The period's dates' runs, each a primary-key range of entries.
+    const PERIOD_ENTRIES_FROM: &'static str = "entry_dates d CROSS JOIN entries e \
+         ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
          WHERE d.ledger_id = $1 AND d.topic IN (0, 1) AND d.ledger_date > $2 AND d.ledger_date <= $3";
 
     fn pairs(pairs: &[(String, String)]) -> Vec<Arg> {
