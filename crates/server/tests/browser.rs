@@ -293,7 +293,8 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
     .await
     .expect("novalidate");
     ui.click(Locator::Css("main button[type=submit]")).await;
-    ui.expect("Organisation number: must be 9 digits.").await;
+    ui.expect("Organisation number: must be a Norwegian organisation number of 9 digits.")
+        .await;
     ui.shot("apply-errors").await;
     ui.fill("input[name=org_number]", "923456789").await;
     ui.fill("input[name=password]", PW).await;
