@@ -247,7 +247,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 
 /// Leave to run one password hash: held until the hash is done (it moves into the blocking
 /// task), so at most one hash per permit runs whatever the clients do.
-pub struct HashPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct HashPermit {
+    _permit: OwnedSemaphorePermit,
+}
 
 /// The rate limits and failure counts of one server process.
 pub struct Limits {
@@ -297,7 +299,7 @@ impl Limits {
             .map_err(|_| HASH_BUSY_RETRY_SECS)?
             .map_err(|_| HASH_BUSY_RETRY_SECS)?;
         drop(place);
-        Ok(HashPermit(permit))
+        Ok(HashPermit { _permit: permit })
     }
 
     /// One portal sign-in from `addr`: `Err(seconds)` when over [`SIGN_IN_PER_ADDRESS`].
@@ -481,6 +483,61 @@ mod tests {
             "2024-04-05T12:00:00Z".parse().expect("time"),
         ));
         (Limits::new(config, clock.clone()), clock)
+    }
+
+    #[test]
+    fn an_ipv6_client_is_one_address_per_64_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(ClientAddr::of(a), ClientAddr::of(b));
+        assert_ne!(ClientAddr::of(a), ClientAddr::of(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(
+            ClientAddr::of(mapped),
+            ClientAddr(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)))
+        );
+    }
+
+    #[tokio::test]
+    async fn hashing_permits_queue_a_few_and_refuse_the_rest_at_once() {
+        let (l, _) = limits(LimitsConfig::default());
+        let permits = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut held = vec![];
+        for _ in 0..permits {
+            held.push(l.hashing_permit().await.expect("a free permit"));
+        }
+        // Every permit taken: the queue fills, then one more is refused without waiting.
+        let l = Arc::new(l);
+        let mut waiting = vec![];
+        for _ in 0..permits * HASH_QUEUE_PER_PERMIT {
+            let l = l.clone();
+            waiting.push(tokio::spawn(
+                async move { l.hashing_permit().await.is_ok() },
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(l.hashing_permit().await.err(), Some(HASH_BUSY_RETRY_SECS));
+        assert!(started.elapsed() < Duration::from_millis(500));
+        // The queued ones get theirs as permits come back.
+        drop(held);
+        for w in waiting {
+            assert!(w.await.expect("task"));
+        }
+    }
+
+    #[test]
+    fn applications_are_limited_per_address_without_using_up_the_total() {
+        let (l, _) = limits(LimitsConfig::default());
+        for _ in 0..APPLY_PER_ADDRESS.burst {
+            l.apply_request(local())
+                .expect("within the address's burst");
+        }
+        assert!(l.apply_request(local()).is_err());
+        // The refusals took nothing from everyone's allowance.
+        let other = ClientAddr(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        l.apply_request(other).expect("another address");
     }
 
     #[test]

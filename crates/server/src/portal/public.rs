@@ -123,6 +123,7 @@ async fn try_sign_in(
     if reserved.count.saturating_sub(base) > auth::MAX_FAILURES {
         return Ok(too_many(lock_end(&reserved)));
     }
+    // A busy server's 503 keeps the attempt counted: it cannot be told from a guess.
     let permit = state
         .limits
         .hashing_permit()
