@@ -187,6 +187,15 @@ impl OrgScheme {
         }
     }
 
+    /// The scheme of organisation numbers of `country`.
+    pub fn of_country(country: Country) -> OrgScheme {
+        match country {
+            Country::NO => OrgScheme::NoOrg,
+            Country::DK => OrgScheme::DkCvr,
+            Country::FI => OrgScheme::FiYTunnus,
+        }
+    }
+
     pub fn country(self) -> Country {
         match self {
             OrgScheme::NoOrg => Country::NO,
@@ -484,6 +493,39 @@ mod tests {
         assert!(BusinessId::parse("o", "business:NO:ORG", "98765432").is_err());
         assert!(BusinessId::parse("o", "business:FI:Y-tunnus", "12345678").is_err());
         assert!(BusinessId::parse("o", "business:SE:ORG", "987654321").is_err());
+    }
+
+    #[test]
+    fn each_country_has_its_scheme_and_a_wrong_number_names_the_field_and_the_format() {
+        for c in [Country::NO, Country::DK, Country::FI] {
+            assert_eq!(OrgScheme::of_country(c).country(), c);
+        }
+        let cases = [
+            (Country::NO, "987654321", "12345678", "9 digits"),
+            (
+                Country::DK,
+                "12345678",
+                "987654321",
+                "CVR number of 8 digits",
+            ),
+            (
+                Country::FI,
+                "1234567-8",
+                "12345678",
+                "Y-tunnus such as 1234567-8",
+            ),
+        ];
+        for (country, good, bad, expected) in cases {
+            let scheme = OrgScheme::of_country(country).as_str();
+            assert!(
+                BusinessId::parse("org_number", scheme, good).is_ok(),
+                "{good}"
+            );
+            let e = BusinessId::parse("org_number", scheme, bad).expect_err(bad);
+            let text = e.to_string();
+            assert!(text.starts_with("org_number"), "{text}");
+            assert!(text.contains(expected), "{text}");
+        }
     }
 
     #[test]

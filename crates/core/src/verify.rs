@@ -28,7 +28,7 @@ pub const CLOSED_DATE: &str = "closed-date";
 /// fee with the same pspReference and reference (one per capture), and every `capture-fee` belongs
 /// to such a capture.
 pub const CAPTURE_FEE: &str = "capture-fee";
-/// Entry types of SPEC §3 carry the sign of their effect on the account; `correction` and
+/// Entry types (API.md, Entries) carry the sign of their effect on the account; `correction` and
 /// `credit-note` may have either sign but not zero. Unknown types are not checked.
 pub const AMOUNT_SIGN: &str = "amount-sign";
 
@@ -173,7 +173,7 @@ enum Sign {
     NonZero,
 }
 
-/// The sign SPEC §3's table gives an entry type on a topic; `None` for types it does not know.
+/// The sign API.md's table of entry types gives an entry type on a topic; `None` for types it does not know.
 fn expected_sign(topic: Topic, entry_type: &str) -> Option<Sign> {
     use Sign::*;
     Some(match entry_type {
@@ -441,7 +441,7 @@ mod tests {
         LedgerDate::parse("d", s).expect("date")
     }
 
-    /// Ledger 12345 of SPEC's worked example: daily, net, a fixed fee of 400 per capture.
+    /// Ledger 12345 of the worked example: daily, net, a fixed fee of 400 per capture.
     fn ledger(mode: SettlementMode) -> Ledger {
         Ledger {
             ledger_id: LedgerId::parse("l", "12345").expect("id"),
@@ -542,7 +542,7 @@ mod tests {
         }
     }
 
-    /// SPEC's worked example on 2022-10-01, then a second day with a top-up, a service fee and a
+    /// The worked example on 2022-10-01, then a second day with a top-up, a service fee and a
     /// correction; both dates closed.
     fn good_book() -> Book {
         let mut b = Book::default();
@@ -582,7 +582,7 @@ mod tests {
         let v = check(&b);
 
         assert_eq!(v, vec![]);
-        // The example's numbers, so the fixture is what SPEC describes.
+        // The example's numbers, so the fixture is the worked example itself.
         assert_eq!(b.funds[4].entry_type, "fees-retained");
         assert_eq!(b.funds[4].balance_after, 28_800);
         assert_eq!(b.funds[5].amount, -28_800);

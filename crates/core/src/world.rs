@@ -1,4 +1,4 @@
-//! The objects of SPEC §1: merchants, sales units, ledgers, partners, keys and grants.
+//! The world: merchants, sales units, ledgers, partners, keys and grants.
 
 use crate::ParseError;
 use crate::ids::{

@@ -825,8 +825,9 @@ Accounting keys of the partner Regnskap AS (granted ledgers 302321, 302322 and 4
 
 Portal (a browser, no JavaScript needed): {base}/portal/sign-in
 {portal}
-More: `ledgerport --database-url {url} admin --help` (e.g. `admin grant remove --partner 1 --ledger 302322 --for-merchant 987654321`,
-then the last curl answers 404 on the very next request). Stop with Ctrl-C.
+More, from the source directory: `cargo run -- --database-url {url} admin --help` (with an installed
+binary: `ledgerport --database-url {url} admin --help`), e.g. `admin grant remove --partner 1 --ledger 302322
+--for-merchant 987654321`, then the last curl answers 404 on the very next request. Stop with Ctrl-C.
 "#,
         cid = k.unit_client_id,
         secret = k.unit_secret,

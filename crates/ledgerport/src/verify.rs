@@ -19,8 +19,8 @@ Rules (each violation names one):
   chain                 seq runs 1, 2, 3... on each topic; balanceBefore is the previous balanceAfter
                         (0 for the first entry); balanceAfter = balanceBefore + amount
   date-order            along each topic the ledgerDate never goes back: feed order is date order
-  amount-sign           each entry type has the sign SPEC §3 gives it; correction and credit-note are
-                        not zero
+  amount-sign           each entry type has the sign of its effect on the account (API.md);
+                        correction and credit-note are not zero
   closed-date           no entry on a date that a closing entry (fees-retained, payout-scheduled,
                         fees-invoiced) already closed comes after that closing entry
   payout-last           payout-scheduled is the last funds entry of its date and leaves a balance of 0

@@ -185,7 +185,10 @@ pub async fn serve(
         .config
         .close_interval
         .map(|every| tokio::spawn(closing_loop(state.clone(), every)));
-    let result = axum::serve(listener, router(state))
+    // With each connection's peer address, which the limits of unauthenticated requests key by
+    // ([`limits::ClientAddr`]).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     reloader.abort();

@@ -169,6 +169,15 @@ impl Metrics {
             .fetch_add(rejected as u64, Ordering::Relaxed);
     }
 
+    /// Payment events this process accepted and rejected since it started (the operator
+    /// console shows them).
+    pub fn events_counted(&self) -> (u64, u64) {
+        (
+            self.events_accepted.load(Ordering::Relaxed),
+            self.events_rejected.load(Ordering::Relaxed),
+        )
+    }
+
     /// The exposition of the counters and histograms, then of `gauges`.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();

@@ -3,7 +3,9 @@
 //! Signing keys live in the store, so every server process on one database signs and verifies
 //! with the same set. The newest active key signs; retired keys still verify (and stay in the
 //! JWKS) until every token they signed has expired. A token naming a key this process has not seen
-//! makes it reload the set once, which is how a key created by another process becomes known.
+//! makes it reload the set, which is how a key created by another process becomes known; such
+//! reloads happen at most once per [`MISS_RELOAD_INTERVAL`], so tokens with made-up key ids
+//! cost a map lookup, not a database read and a write lock each.
 //! Expiry is checked against the injected clock, not the system's, so tests can expire tokens.
 
 use base64::Engine;
@@ -17,9 +19,16 @@ use ledgerport_core::world::{ApiKey, KeyKind};
 use ledgerport_store::{Actor, SigningKeyRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 pub const TOKEN_TYPE: &str = "at+jwt";
+
+/// The shortest time between two reloads of the key set caused by unknown key ids. A key made
+/// by another process is picked up within this long of its first token arriving (the regular
+/// reload, every minute, picks it up anyway).
+pub const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The claims Ledgerport puts in a token and requires back.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -70,6 +79,10 @@ pub struct TokenService {
     /// The longest token lifetime configured, for how long a retired key must keep verifying.
     max_lifetime_secs: i64,
     keys: RwLock<KeySet>,
+    /// When an unknown key id last made this process reload (by the injected clock).
+    last_miss_reload: Mutex<Option<jiff::Timestamp>>,
+    /// How many times the key set was read from the store.
+    reloads: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +154,8 @@ impl TokenService {
             audience,
             max_lifetime_secs,
             keys: RwLock::new(KeySet::default()),
+            last_miss_reload: Mutex::new(None),
+            reloads: AtomicU64::new(0),
         };
         svc.reload().await?;
         let has_signer = svc.keys.read().map(|k| k.signer.is_some()).unwrap_or(false);
@@ -156,6 +171,7 @@ impl TokenService {
 
     /// Reads the key set from the store again.
     pub async fn reload(&self) -> Result<(), TokenError> {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         let records = self.store.signing_keys().await?;
         let mut set = KeySet::default();
         for r in records {
@@ -188,6 +204,29 @@ impl TokenService {
             .write()
             .map_err(|_| TokenError::Signing("key set lock poisoned".into()))? = set;
         Ok(())
+    }
+
+    /// How many times the key set has been read from the store since start.
+    pub fn reload_count(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Whether an unknown key id may make this process reload now; if so, the time is taken
+    /// at once, so concurrent misses do not all reload.
+    fn may_reload_for_miss(&self) -> bool {
+        let mut last = self
+            .last_miss_reload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now();
+        let interval = jiff::SignedDuration::try_from(MISS_RELOAD_INTERVAL)
+            .unwrap_or(jiff::SignedDuration::ZERO);
+        // A clock that went back allows a reload rather than blocking them until it catches up.
+        if last.is_some_and(|t| t <= now && now.duration_since(t) < interval) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     pub fn audience(&self) -> &str {
@@ -237,6 +276,9 @@ impl TokenService {
             Some(e) => e,
             None => {
                 // Perhaps another process made a key since this one loaded the set.
+                if !self.may_reload_for_miss() {
+                    return None;
+                }
                 if let Err(e) = self.reload().await {
                     tracing::warn!(error = %e, "reloading signing keys failed");
                 }

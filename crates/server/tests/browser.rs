@@ -293,7 +293,8 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
     .await
     .expect("novalidate");
     ui.click(Locator::Css("main button[type=submit]")).await;
-    ui.expect("Organisation number: must be 9 digits.").await;
+    ui.expect("Organisation number: must be a Norwegian organisation number of 9 digits.")
+        .await;
     ui.shot("apply-errors").await;
     ui.fill("input[name=org_number]", "923456789").await;
     ui.fill("input[name=password]", PW).await;
@@ -458,13 +459,13 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
 
     // A form post without the CSRF token, with the browser's own session: refused.
     let session =
-        ui.c.get_named_cookie("lp_session")
+        ui.c.get_named_cookie("__Host-lp_session")
             .await
             .expect("session cookie");
     let post = |body: String| {
         app.http
             .post(app.url("/portal/merchant/partners/remove"))
-            .header("Cookie", format!("lp_session={}", session.value()))
+            .header("Cookie", format!("__Host-lp_session={}", session.value()))
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
@@ -500,13 +501,13 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
     ))
     .await
     .expect("yesterday is closed");
-    ui.expect("<th class=\"num\">capture</th>").await;
+    ui.expect("<th class=\"num\">Sales</th>").await;
     ui.expect("<svg class=\"chart\"").await;
     ui.shot("merchant-settlements").await;
     let csv = |query: &'static str| {
         app.http
             .get(app.url(&format!("/portal/merchant/settlements.csv?{query}")))
-            .header("Cookie", format!("lp_session={}", session.value()))
+            .header("Cookie", format!("__Host-lp_session={}", session.value()))
             .send()
     };
     let plain = csv("ledger=200&from=2024-04-04&to=2024-04-04")

@@ -1,4 +1,4 @@
-//! `POST /ingest/v1/events` (SPEC §5): payment events posted by the operator's payment systems
+//! `POST /ingest/v1/events`: payment events posted by the operator's payment systems
 //! become ledger entries that the Report API serves; bad events are rejected naming their field
 //! while the rest of the batch is applied; posting again changes nothing and answers the same.
 
@@ -98,7 +98,7 @@ fn rejected(id: Option<&str>, field: &str, reason: &str) -> Value {
     json!({"eventId": id, "status": "rejected", "field": field, "reason": reason})
 }
 
-/// The worked example of SPEC §3 as events: captures 10000, 10000, 20000 and a refund of 10000
+/// The worked example as events: captures 10000, 10000, 20000 and a refund of 10000
 /// on ledger 12345's date 2022-10-01.
 fn worked_example() -> Value {
     batch(vec![

@@ -379,14 +379,113 @@ async fn repeated_failures_slow_one_client_id_down_until_a_success() {
     let (status, took) = timed(standard(&app, &other)).await;
     assert_eq!(status, 200);
     assert!(took < fast, "{took:?}");
-    // The right secret waits too (no early answer tells a guess from the secret), then resets:
-    // without the reset the next failure would wait 1.6 s.
+    // The right secret is answered at once (whoever guesses at a client id cannot slow its
+    // owner down), and resets the count: without the reset the next failure would wait 800 ms.
     let (status, took) = timed(standard(&app, &k)).await;
     assert_eq!(status, 200);
-    assert!(took >= Duration::from_millis(800), "{took:?}");
+    assert!(took < fast, "{took:?}");
     let (status, took) = timed(standard_wrong_secret(&app, &k.client_id, &k)).await;
     assert_eq!(status, 400);
     assert!(took < fast, "{took:?}");
+}
+
+#[tokio::test]
+async fn forty_parallel_bad_secrets_for_a_client_id_do_not_slow_its_owner_down() {
+    let app = app_with(LimitsConfig::default()).await;
+    let k = sales_unit_keys(&app, "123455").await;
+    let acc = app
+        .issue(
+            KeyKind::Accounting,
+            KeyOwner::Partner(
+                common::partner(
+                    app.store.as_ref(),
+                    "P",
+                    ledgerport_core::world::PartnerKind::Accounting,
+                    true,
+                )
+                .await,
+            ),
+        )
+        .await;
+    // Someone who knows the client ids guesses at them, 40 connections at a time.
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (http, url, cid, sub) = (
+            app.http.clone(),
+            app.url("/accesstoken/get"),
+            k.client_id.clone(),
+            k.subscription_key.clone().expect("sub"),
+        );
+        let miami = app.url("/miami/v1/token");
+        let acc_id = acc.client_id.clone();
+        guesses.spawn(async move {
+            let res = if i % 2 == 0 {
+                http.post(url)
+                    .header("client_id", cid)
+                    .header("client_secret", "lpsec_guess")
+                    .header("Ocp-Apim-Subscription-Key", sub)
+                    .send()
+                    .await
+            } else {
+                http.post(miami)
+                    .basic_auth(acc_id, Some("lpsec_guess"))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body("grant_type=client_credentials")
+                    .send()
+                    .await
+            };
+            res.expect("request").status().as_u16()
+        });
+    }
+    // Let the guesses pile up their failures first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.state.limits.failure_delay(&k.client_id) > Duration::ZERO);
+    // The owners, with the right secrets, are answered at once.
+    let fast = Duration::from_millis(400);
+    let (status, took) = timed(standard(&app, &k)).await;
+    assert_eq!(status, 200);
+    assert!(took < fast, "standard token took {took:?}");
+    let (status, took) =
+        timed(app.miami_token_raw(&acc.client_id, &acc.secret, "grant_type=client_credentials"))
+            .await;
+    assert_eq!(status, 200);
+    assert!(took < fast, "miami token took {took:?}");
+    while let Some(s) = guesses.join_next().await {
+        let s = s.expect("task");
+        assert!([400, 401, 429].contains(&s), "{s}");
+    }
+}
+
+#[tokio::test]
+async fn failed_token_requests_are_limited_per_client_address_whatever_client_id_they_name() {
+    let app = app_with(LimitsConfig {
+        // No slow-down: it would only make this test slow.
+        failed_token_slowdown_after: 0,
+        ..LimitsConfig::default()
+    })
+    .await;
+    let k = sales_unit_keys(&app, "123455").await;
+    let mut refused = None;
+    for i in 0..200 {
+        let client_id = format!("4b0f3c8e-0000-4000-8000-{i:012}");
+        let res = if i % 2 == 0 {
+            standard_wrong_secret(&app, &client_id, &k).await
+        } else {
+            app.miami_token_raw(&client_id, "lpsec_x", "grant_type=client_credentials")
+                .await
+        };
+        if res.status() == 429 {
+            refused = Some((i, assert_429(res, "client address").await));
+            break;
+        }
+        assert!([400, 401].contains(&res.status().as_u16()));
+    }
+    let (after, retry) = refused.expect("random client ids are limited too");
+    assert!(after <= 60, "refused only after {after} failures");
+    assert!(retry >= 1);
+    // The address's allowance comes back with time.
+    app.clock.advance(SignedDuration::from_secs(5));
+    assert_eq!(standard(&app, &k).await.status(), 200);
 }
 
 #[tokio::test]
@@ -468,14 +567,14 @@ async fn a_100_kib_header_is_refused_without_harm() {
 
 #[tokio::test]
 async fn shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
-    // A request held 2 s by the slow-down of its client id stands in for a slow request.
+    // A failed request held 2 s by the slow-down of its client id stands in for a slow request.
     let mut app = app_with(LimitsConfig {
         failed_token_slowdown_after: 1,
         ..LimitsConfig::default()
     })
     .await;
     let k = sales_unit_keys(&app, "123455").await;
-    // Failures recorded directly: the next attempt for this client id waits the full 2 s.
+    // Failures recorded directly: the next failure for this client id waits the full 2 s.
     for _ in 0..10 {
         app.state.limits.token_outcome(&k.client_id, false);
     }
@@ -488,7 +587,7 @@ async fn shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
     let url = app.url("/accesstoken/get");
     let (cid, secret, sub) = (
         k.client_id.clone(),
-        k.secret.clone(),
+        "lpsec_wrong".to_owned(),
         k.subscription_key.clone().expect("sub"),
     );
     let in_flight = tokio::spawn(async move {
@@ -520,6 +619,6 @@ async fn shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
     assert!(!in_flight.is_finished());
 
     let (status, body) = in_flight.await.expect("task");
-    assert_eq!(status, 200);
-    assert!(body["access_token"].is_string());
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "unauthorized_client");
 }

@@ -155,11 +155,13 @@ async fn passwords_are_argon2id_and_the_session_cookie_is_httponly_strict_and_se
     let session = v
         .last_set_cookies
         .iter()
-        .find(|c| c.starts_with("lp_session="))
+        .find(|c| c.starts_with("__Host-lp_session="))
         .expect("a session cookie");
     for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
         assert!(session.contains(attr), "{attr} missing in {session}");
     }
+    // The `__Host-` prefix: browsers keep it only without a Domain.
+    assert!(!session.to_lowercase().contains("domain="), "{session}");
     assert_eq!(v.get("/portal/operator").await.status, 200);
 }
 
@@ -175,7 +177,7 @@ async fn a_wrong_password_and_an_unknown_email_answer_alike_and_sign_in_needs_it
     assert_eq!((wrong.status, unknown.status), (401, 401));
     assert!(wrong.body.contains("Wrong e-mail or password."));
     assert!(unknown.body.contains("Wrong e-mail or password."));
-    assert!(!v.cookies.contains_key("lp_session"));
+    assert!(!v.cookies.contains_key("__Host-lp_session"));
 
     // A sign-in post from elsewhere (no token of this site's form) is refused.
     let mut other = Visitor::new(&app);
@@ -186,7 +188,7 @@ async fn a_wrong_password_and_an_unknown_email_answer_alike_and_sign_in_needs_it
         )
         .await;
     assert_eq!(p.status, 403);
-    assert!(!other.cookies.contains_key("lp_session"));
+    assert!(!other.cookies.contains_key("__Host-lp_session"));
 }
 
 #[tokio::test]
@@ -233,14 +235,18 @@ async fn signing_out_ends_the_session_on_the_server_and_sessions_expire() {
     user(&app, "ops@ledgerport.test", PortalRole::Operator).await;
     let mut v = Visitor::new(&app);
     v.sign_in("ops@ledgerport.test", PW).await;
-    let stolen = v.cookies.get("lp_session").cloned().expect("session");
+    let stolen = v
+        .cookies
+        .get("__Host-lp_session")
+        .cloned()
+        .expect("session");
     let csrf = v.csrf("/portal/operator").await;
 
     let out = v.post("/portal/sign-out", &[("csrf", &csrf)]).await;
     assert_eq!(out.location.as_deref(), Some("/portal/sign-in"));
 
     // The old cookie, replayed, signs nobody in.
-    v.cookies.insert("lp_session".into(), stolen);
+    v.cookies.insert("__Host-lp_session".into(), stolen);
     let p = v.get("/portal/operator").await;
     assert_eq!(p.location.as_deref(), Some("/portal/sign-in"));
 
@@ -511,7 +517,8 @@ async fn a_partner_user_manages_only_its_own_keys_and_a_suspended_partner_vanish
 }
 
 #[tokio::test]
-async fn the_application_form_validates_each_field_and_a_taken_email_is_refused() {
+async fn the_application_form_validates_each_field_and_a_taken_email_gets_the_same_answer_as_a_new_one()
+ {
     let app = TestApp::start().await;
     user(&app, "taken@example.test", PortalRole::Operator).await;
     let mut v = Visitor::new(&app);
@@ -551,7 +558,840 @@ async fn the_application_form_validates_each_field_and_a_taken_email_is_refused(
             ],
         )
         .await;
-    assert_eq!(taken.status, 400);
-    assert!(taken.body.contains("already has an account"));
+    // The same answer as a new e-mail's (nobody may learn who has an account), and nothing
+    // is written.
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    assert!(!taken.body.contains("already has an account"));
+    assert!(
+        taken.body.contains("Application received"),
+        "{}",
+        taken.body
+    );
     assert!(app.store.partners().await.expect("partners").is_empty());
+    assert!(!v.cookies.contains_key("__Host-lp_session"));
+
+    let fresh_form = v.get("/portal/apply").await;
+    let csrf = Visitor::csrf_of(&fresh_form);
+    let fresh = v
+        .post(
+            "/portal/apply",
+            &[
+                ("csrf", &csrf),
+                ("company", "X AS"),
+                ("org_number", "923456789"),
+                ("email", "new@example.test"),
+                ("password", PW),
+            ],
+        )
+        .await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(
+        taken
+            .body
+            .replace("Taken@example.test", "EMAIL")
+            .replace("taken@example.test", "EMAIL"),
+        fresh.body.replace("new@example.test", "EMAIL"),
+        "a taken e-mail and a new one get the same page"
+    );
+    assert_eq!(app.store.partners().await.expect("partners").len(), 1);
+}
+
+/// A fresh sign-in form: its CSRF token and the cookie that goes with it, for a request sent
+/// outside a [`Visitor`] (several at once).
+async fn sign_in_form(app: &TestApp) -> (String, String) {
+    let mut v = Visitor::new(app);
+    let form = v.get("/portal/sign-in").await;
+    let csrf = Visitor::csrf_of(&form);
+    let cookie = format!("lp_csrf={}", v.cookies.get("lp_csrf").expect("csrf cookie"));
+    (csrf, cookie)
+}
+
+/// Sends one sign-in post per password, all at once; returns each answer's status and body.
+async fn parallel_sign_ins(app: &TestApp, email: &str, passwords: &[&str]) -> Vec<(u16, String)> {
+    let mut forms = vec![];
+    for _ in passwords {
+        forms.push(sign_in_form(app).await);
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (pw, (csrf, cookie))) in passwords.iter().zip(forms).enumerate() {
+        let body = serde_urlencoded::to_string([
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", pw),
+        ])
+        .expect("form");
+        let req = http
+            .post(app.url("/portal/sign-in"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Cookie", cookie)
+            .body(body);
+        set.spawn(async move {
+            let res = req.send().await.expect("request");
+            let status = res.status().as_u16();
+            (i, status, res.text().await.expect("body"))
+        });
+    }
+    let mut out = vec![(0, String::new()); passwords.len()];
+    while let Some(r) = set.join_next().await {
+        let (i, status, body) = r.expect("task");
+        out[i] = (status, body);
+    }
+    out
+}
+
+#[tokio::test]
+async fn twelve_parallel_sign_ins_check_at_most_five_passwords_and_the_right_one_cannot_slip_in() {
+    let app = TestApp::start().await;
+    user(&app, "ops@ledgerport.test", PortalRole::Operator).await;
+    let mut passwords = vec!["wrong password"; 11];
+    passwords.push(PW);
+    let answers = parallel_sign_ins(&app, "ops@ledgerport.test", &passwords).await;
+    // An attempt whose password was checked answers "wrong" (401) or signs in (303); every other
+    // one was refused before any hashing.
+    let checked = answers
+        .iter()
+        .filter(|(s, b)| *s == 303 || b.contains("Wrong e-mail or password."))
+        .count();
+    assert!(
+        checked <= 5,
+        "{checked} of 12 parallel attempts had their password checked: {:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    let signed_in = answers.iter().filter(|(s, _)| *s == 303).count();
+    if signed_in == 0 {
+        let mut v = Visitor::new(&app);
+        let after = v.sign_in("ops@ledgerport.test", PW).await;
+        assert_eq!(after.status, 401, "locked after the burst");
+        assert!(
+            after.body.contains("Too many failed sign-ins"),
+            "{}",
+            after.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_remove_page_names_only_a_partner_that_holds_a_grant_on_the_ledger() {
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    user(&app, "kari@acme.test", PortalRole::Merchant(w.merchant1)).await;
+    let applied = common::partner(
+        app.store.as_ref(),
+        "Hemmelig Søker AS",
+        PartnerKind::Accounting,
+        false,
+    )
+    .await;
+    let integration = common::partner(
+        app.store.as_ref(),
+        "Hemmelig Kasse AS",
+        PartnerKind::Integration,
+        true,
+    )
+    .await;
+    let mut v = Visitor::new(&app);
+    v.sign_in("kari@acme.test", PW).await;
+    let csrf = v.csrf("/portal/merchant/partners").await;
+
+    // Ledger 300 is the merchant's own, but no partner has a grant on it.
+    for (partner, ledger) in [
+        (applied, "100"),
+        (integration, "100"),
+        (w.granted_partner, "300"),
+        (9999, "100"),
+    ] {
+        let path = format!("/portal/merchant/partners/remove?partner={partner}&ledger={ledger}");
+        let p = v.get(&path).await;
+        assert_eq!(p.status, 404, "{path}: {}", p.body);
+        assert!(!p.body.contains("Hemmelig") && !p.body.contains("Granted"));
+        let p = v
+            .post(
+                "/portal/merchant/partners/remove",
+                &[
+                    ("csrf", &csrf),
+                    ("partner", &partner.to_string()),
+                    ("ledger", ledger),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 404, "POST {partner} {ledger}");
+        let page = v.get("/portal/merchant/partners").await;
+        assert!(!page.body.contains("Hemmelig"), "named in a flash message");
+    }
+    // The real grant is named, and can be removed.
+    let gp = w.granted_partner.to_string();
+    let p = v
+        .get(&format!(
+            "/portal/merchant/partners/remove?partner={gp}&ledger=100"
+        ))
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("Granted Regnskap"));
+}
+
+#[tokio::test]
+async fn portal_pages_carry_a_strict_content_security_policy_and_framing_sniffing_referrer_headers()
+{
+    let app = TestApp::start().await;
+    user(&app, "ops@ledgerport.test", PortalRole::Operator).await;
+    let mut v = Visitor::new(&app);
+    v.sign_in("ops@ledgerport.test", PW).await;
+    let session = v
+        .cookies
+        .get("__Host-lp_session")
+        .cloned()
+        .expect("session");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (path, signed_in) in [
+        ("/portal/sign-in", false),
+        ("/portal/apply", false),
+        ("/portal/style.css", false),
+        ("/portal/operator", true),
+        ("/portal/operator/world", true),
+        ("/portal/merchant/partners", true),
+    ] {
+        let mut r = http.get(app.url(path));
+        if signed_in {
+            r = r.header("Cookie", format!("__Host-lp_session={session}"));
+        }
+        let res = r.send().await.expect("request");
+        let h = |n: &str| {
+            res.headers()
+                .get(n)
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .unwrap_or_else(|| panic!("{path}: no {n}"))
+        };
+        let csp = h("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'none'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{path}: {directive} missing in {csp}"
+            );
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(h("referrer-policy"), "same-origin", "{path}");
+    }
+}
+
+/// Ledger 300 (vm-number unit NO:11111) on 2024-04-03: a sale of 1 249.00, its fee, the net
+/// closing (fees retained on both topics) and the payout.
+async fn settled_day(app: &TestApp) {
+    use common::new_entry;
+    use ledgerport_core::ids::Topic;
+    let funds = vec![
+        new_entry(
+            "3001",
+            "2024-04-03T08:00:00Z",
+            "capture",
+            124_900,
+            "NO:11111",
+            None,
+        ),
+        new_entry(
+            "3001",
+            "2024-04-03T09:00:00Z",
+            "refund",
+            -900,
+            "NO:11111",
+            None,
+        ),
+        new_entry(
+            "",
+            "2024-04-03T21:59:59Z",
+            "fees-retained",
+            -2_186,
+            "",
+            None,
+        ),
+        new_entry(
+            "300-2000001",
+            "2024-04-03T21:59:59.000001Z",
+            "payout-scheduled",
+            -121_814,
+            "",
+            None,
+        ),
+    ];
+    app.store
+        .append_entries(&lid("300"), Topic::Funds, funds)
+        .await
+        .expect("funds");
+    let fees = vec![
+        new_entry(
+            "3001",
+            "2024-04-03T08:00:00Z",
+            "capture-fee",
+            -2_186,
+            "NO:11111",
+            None,
+        ),
+        new_entry("", "2024-04-03T21:59:59Z", "fees-retained", 2_186, "", None),
+    ];
+    app.store
+        .append_entries(&lid("300"), Topic::Fees, fees)
+        .await
+        .expect("fees");
+}
+
+#[tokio::test]
+async fn the_settlements_page_shows_fees_retained_per_topic_in_reading_order_with_payout_reference()
+{
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    settled_day(&app).await;
+    user(&app, "kari@acme.test", PortalRole::Merchant(w.merchant1)).await;
+    let mut v = Visitor::new(&app);
+    v.sign_in("kari@acme.test", PW).await;
+    let p = v
+        .get("/portal/merchant/settlements?ledger=300&from=2024-04-03&to=2024-04-03")
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let head = p.body.split("<tbody>").next().expect("table head");
+    let at = |label: &str| {
+        head.find(&format!("<th class=\"num\">{label}</th>"))
+            .unwrap_or_else(|| panic!("no column {label} in {head}"))
+    };
+    let order = [
+        "Sales",
+        "Refunds",
+        "Fees",
+        "Fees retained",
+        "Payout",
+        "Entries",
+        "Closing balance",
+    ];
+    for pair in order.windows(2) {
+        assert!(at(pair[0]) < at(pair[1]), "{} before {}", pair[0], pair[1]);
+    }
+    assert!(head.contains("<th>Payout reference</th>"));
+    for raw in ["capture-fee", "payout-scheduled", ">capture<", ">refund<"] {
+        assert!(!head.contains(raw), "raw entry type {raw} as a column");
+    }
+    let row = p
+        .body
+        .split("<tr><td>2024-04-03</td>")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("the row of 2024-04-03");
+    let cells: Vec<&str> = row
+        .split("<td")
+        .skip(1)
+        .map(|c| c.split('>').nth(1).unwrap_or("").trim_end_matches("</td"))
+        .collect();
+    let nb = '\u{202f}';
+    assert_eq!(
+        &cells[..8],
+        &[
+            format!("1{nb}249.00").as_str(),
+            "-9.00",
+            "-21.86",
+            "-21.86",
+            format!("1{nb}218.14").as_str(),
+            "300-2000001",
+            "6",
+            "0.00",
+        ],
+        "{row}"
+    );
+    // The chart names its series as the table names its columns.
+    let chart = p.body.split("<svg").nth(1).expect("chart");
+    for series in ["Sales", "Refunds", "Fees", "Payout"] {
+        assert!(chart.contains(&format!(">{series}</text>")), "{series}");
+    }
+    assert!(!chart.contains(">Payouts<"));
+}
+
+#[tokio::test]
+async fn the_settlements_csv_gives_decimal_amounts_with_the_currency() {
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    settled_day(&app).await;
+    user(&app, "kari@acme.test", PortalRole::Merchant(w.merchant1)).await;
+    let mut v = Visitor::new(&app);
+    v.sign_in("kari@acme.test", PW).await;
+    let csv = v
+        .get("/portal/merchant/settlements.csv?ledger=300&from=2024-04-03&to=2024-04-03")
+        .await;
+    assert_eq!(csv.status, 200);
+    let mut lines = csv.body.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (currency, amount, before, after) = (
+        col("currency"),
+        col("amount"),
+        col("balanceBefore"),
+        col("balanceAfter"),
+    );
+    let capture: Vec<&str> = lines
+        .find(|l| l.contains(",capture,"))
+        .expect("the capture")
+        .split(',')
+        .collect();
+    assert_eq!(capture[currency], "NOK");
+    assert_eq!(capture[amount], "1249.00");
+    assert_eq!(capture[before], "0.00");
+    assert_eq!(capture[after], "1249.00");
+    let fee = csv
+        .body
+        .lines()
+        .find(|l| l.starts_with("fees,") && l.contains(",capture-fee,"))
+        .expect("the fee");
+    assert!(fee.contains(",NOK,-21.86,0.00,-21.86,"), "{fee}");
+}
+
+/// Posts a complete partner application.
+async fn apply(v: &mut Visitor<'_>, country: &str, org: &str, email: &str) -> Page {
+    let form = v.get("/portal/apply").await;
+    let csrf = Visitor::csrf_of(&form);
+    v.post(
+        "/portal/apply",
+        &[
+            ("csrf", &csrf),
+            ("company", &format!("Firma {country}")),
+            ("country", country),
+            ("org_number", org),
+            ("email", email),
+            ("password", PW),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn applications_take_danish_and_finnish_numbers_and_the_operator_sees_every_org_number() {
+    let app = TestApp::start().await;
+    user(&app, "ops@ledgerport.test", PortalRole::Operator).await;
+    let mut v = Visitor::new(&app);
+    let form = v.get("/portal/apply").await;
+    assert!(form.body.contains("name=\"country\""), "a country choice");
+
+    for (country, org, email) in [
+        ("NO", "923 456 789", "no@example.test"),
+        ("DK", "12345678", "dk@example.test"),
+        ("FI", "2345678-1", "fi@example.test"),
+    ] {
+        let p = apply(&mut v, country, org, email).await;
+        assert_eq!(p.status, 200, "{country}: {}", p.body);
+    }
+    // A number of another country's form is refused, naming the field and the format.
+    for (country, org, expected) in [
+        (
+            "NO",
+            "12345678",
+            "Organisation number: must be a Norwegian organisation number of 9 digits",
+        ),
+        (
+            "DK",
+            "923456789",
+            "Organisation number: must be a Danish CVR number of 8 digits",
+        ),
+        (
+            "FI",
+            "23456781",
+            "Organisation number: must be a Finnish Y-tunnus",
+        ),
+        ("SE", "5566778899", "Country:"),
+    ] {
+        let p = apply(&mut v, country, org, "x@example.test").await;
+        assert_eq!(p.status, 400, "{country} {org}");
+        assert!(p.body.contains(expected), "{expected} in {}", p.body);
+    }
+    let partners = app.store.partners().await.expect("partners");
+    let schemes: Vec<String> = partners
+        .iter()
+        .map(|p| p.business.as_ref().expect("business").to_string())
+        .collect();
+    assert_eq!(
+        schemes,
+        [
+            "business:NO:ORG:923456789",
+            "business:DK:CVR:12345678",
+            "business:FI:Y-tunnus:2345678-1"
+        ]
+    );
+
+    let mut ops = Visitor::new(&app);
+    ops.sign_in("ops@ledgerport.test", PW).await;
+    let page = ops.get("/portal/operator").await;
+    let applications = page
+        .body
+        .split("<h2>All partners</h2>")
+        .next()
+        .expect("applications");
+    for org in ["923456789", "12345678", "2345678-1"] {
+        assert!(
+            applications.contains(&format!("<td>{org}")),
+            "{org} in {applications}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn merchant_pages_show_each_units_recipient_handle() {
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    user(&app, "kari@acme.test", PortalRole::Merchant(w.merchant1)).await;
+    let mut v = Visitor::new(&app);
+    v.sign_in("kari@acme.test", PW).await;
+    let partners = v.get("/portal/merchant/partners").await;
+    for handle in ["api:123455", "api:654321", "NO:57860", "NO:11111"] {
+        assert!(
+            partners.body.contains(handle),
+            "{handle} on the partners page"
+        );
+    }
+    let edit = v
+        .get(&format!(
+            "/portal/merchant/partners/edit?partner={}",
+            w.granted_partner
+        ))
+        .await;
+    assert!(edit.body.contains("NO:57860"), "{}", edit.body);
+    let settlements = v.get("/portal/merchant/settlements").await;
+    assert!(settlements.body.contains("NO:57860"));
+}
+
+#[tokio::test]
+async fn the_operator_creates_merchants_units_and_ledgers_audited_and_bad_fields_are_named() {
+    let app = TestApp::start().await;
+    user(&app, "ops@ledgerport.test", PortalRole::Operator).await;
+    let mut ops = Visitor::new(&app);
+    ops.sign_in("ops@ledgerport.test", PW).await;
+    let csrf = ops.csrf("/portal/operator/world").await;
+
+    let p = ops
+        .post(
+            "/portal/operator/merchants",
+            &[
+                ("csrf", &csrf),
+                ("country", "DK"),
+                ("org_number", "1234567"),
+                ("name", "Hygge ApS"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(
+        p.body
+            .contains("Organisation number: must be a Danish CVR number of 8 digits"),
+        "{}",
+        p.body
+    );
+    let p = ops
+        .post(
+            "/portal/operator/merchants",
+            &[
+                ("csrf", &csrf),
+                ("country", "DK"),
+                ("org_number", "12345678"),
+                ("name", "Hygge ApS"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let m = app
+        .store
+        .merchant_by_org("12345678")
+        .await
+        .expect("read")
+        .expect("the merchant");
+    let mid = m.id.to_string();
+    // The same number again is refused naming the field.
+    let p = ops
+        .post(
+            "/portal/operator/merchants",
+            &[
+                ("csrf", &csrf),
+                ("country", "DK"),
+                ("org_number", "12345678"),
+                ("name", "Igen ApS"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("Organisation number:"), "{}", p.body);
+
+    for (form, expected) in [
+        (
+            vec![("msn", "12"), ("name", "Kbh"), ("kind", "api")],
+            "MSN:",
+        ),
+        (
+            vec![("msn", "445566"), ("name", ""), ("kind", "api")],
+            "Name:",
+        ),
+        (
+            vec![("msn", "445566"), ("name", "Kbh"), ("kind", "vm-number")],
+            "Vippsnummer:",
+        ),
+        (
+            vec![("msn", "445566"), ("name", "Kbh"), ("kind", "shop")],
+            "Kind:",
+        ),
+    ] {
+        let mut f = vec![("csrf", csrf.as_str()), ("merchant", mid.as_str())];
+        f.extend(form);
+        let p = ops.post("/portal/operator/units", &f).await;
+        assert_eq!(p.status, 400, "{expected}");
+        assert!(p.body.contains(expected), "{expected} in {}", p.body);
+    }
+    for (msn, kind, vm) in [("445566", "api", ""), ("445567", "vm-number", "90601")] {
+        let p = ops
+            .post(
+                "/portal/operator/units",
+                &[
+                    ("csrf", &csrf),
+                    ("merchant", &mid),
+                    ("msn", msn),
+                    ("name", &format!("Hygge {msn}")),
+                    ("kind", kind),
+                    ("vm_number", vm),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+    }
+    let vm = app
+        .store
+        .sales_unit(common::msn("445567"))
+        .await
+        .expect("read")
+        .expect("unit");
+    assert_eq!(vm.handle.to_string(), "DK:90601");
+
+    let ledger = |units: &'static str, account: &'static str, tz: &'static str| {
+        vec![
+            ("ledger_id", "770001"),
+            ("units", units),
+            ("account_scheme", "BBAN:DK"),
+            ("account", account),
+            ("time_zone", tz),
+            ("payout", "weekly"),
+            ("fee_bp", "150"),
+        ]
+    };
+    for (form, expected) in [
+        (
+            ledger("445566,999999", "30004004001234", ""),
+            "Sales units: no sales unit 999999",
+        ),
+        (ledger("445566", "", ""), "Bank account:"),
+        (
+            ledger("445566", "30004004001234", "Mars/Olympus"),
+            "Time zone:",
+        ),
+    ] {
+        let mut f = vec![("csrf", csrf.as_str()), ("merchant", mid.as_str())];
+        f.extend(form);
+        let p = ops.post("/portal/operator/ledgers", &f).await;
+        assert_eq!(p.status, 400, "{expected}");
+        assert!(p.body.contains(expected), "{expected} in {}", p.body);
+    }
+    let mut f = vec![("csrf", csrf.as_str()), ("merchant", mid.as_str())];
+    f.extend(ledger("445566, 445567", "30004004001234", ""));
+    let p = ops.post("/portal/operator/ledgers", &f).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let l = app
+        .store
+        .ledger(&lid("770001"))
+        .await
+        .expect("read")
+        .expect("ledger");
+    assert_eq!(
+        l.ledger.currency.as_str(),
+        "DKK",
+        "the merchant's country's currency"
+    );
+    assert_eq!(l.ledger.time_zone, "Europe/Copenhagen");
+    assert_eq!(l.ledger.payout_frequency.as_str(), "weekly");
+    assert_eq!(l.units.len(), 2);
+
+    let world = ops.get("/portal/operator/world").await;
+    assert!(world.body.contains("Hygge ApS") && world.body.contains("770001"));
+    let audit = app.store.audit_log(50).await.expect("audit");
+    let by_ops = audit
+        .iter()
+        .filter(|a| a.actor == "portal:operator:ops@ledgerport.test")
+        .count();
+    assert!(
+        by_ops >= 4,
+        "merchant, two units, ledger audited: {audit:?}"
+    );
+
+    // Another kind of user cannot.
+    let w = world_merchant(&app).await;
+    user(&app, "kari@acme.test", PortalRole::Merchant(w)).await;
+    let mut m = Visitor::new(&app);
+    m.sign_in("kari@acme.test", PW).await;
+    let mcsrf = m.csrf("/portal/merchant/partners").await;
+    let p = m
+        .post(
+            "/portal/operator/merchants",
+            &[
+                ("csrf", &mcsrf),
+                ("country", "NO"),
+                ("org_number", "911111111"),
+                ("name", "Sneaky AS"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(
+        app.store
+            .merchant_by_org("911111111")
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+async fn world_merchant(app: &TestApp) -> ledgerport_core::world::RowId {
+    common::merchant(app.store.as_ref(), "987654321", "ACME AS").await
+}
+
+#[tokio::test]
+async fn the_operator_sees_ingestion_counts_and_each_ledgers_closing_progress() {
+    let app = TestApp::start().await;
+    common::world(&app).await;
+    user(&app, "ops@ledgerport.test", PortalRole::Operator).await;
+    app.state.metrics.events_ingested(7, 2);
+    // Two days on, with the closing task off (as in every test), every ledger is behind.
+    app.clock.advance(SignedDuration::from_hours(48));
+    let mut ops = Visitor::new(&app);
+    ops.sign_in("ops@ledgerport.test", PW).await;
+    let p = ops.get("/portal/operator/status").await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("<strong>7</strong> accepted"), "{}", p.body);
+    assert!(p.body.contains("<strong>2</strong> rejected"));
+    for ledger in ["100", "200", "300", "400"] {
+        assert!(
+            p.body.contains(&format!("<td>{ledger}</td>")),
+            "ledger {ledger}"
+        );
+    }
+    assert!(p.body.contains("h behind"), "{}", p.body);
+    assert!(
+        p.body.contains("4 ledger(s) have a payout point"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("does not close dates"));
+    // Closing them makes them up to date.
+    ledgerport_server::close_all_due(&app.state)
+        .await
+        .expect("close");
+    let p = ops.get("/portal/operator/status").await;
+    assert!(
+        p.body.contains("Every ledger is closed up to date"),
+        "{}",
+        p.body
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_sign_ins_is_refused_with_retry_after_and_health_stays_fast() {
+    let app = TestApp::start().await;
+    // 40 sign-ins at once for 40 different e-mails, so the per-e-mail lock-out plays no part.
+    let mut forms = vec![];
+    for _ in 0..40 {
+        forms.push(sign_in_form(&app).await);
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (csrf, cookie)) in forms.into_iter().enumerate() {
+        let email = format!("guess{i}@example.test");
+        let body = serde_urlencoded::to_string([
+            ("csrf", csrf.as_str()),
+            ("email", email.as_str()),
+            ("password", "not the password"),
+        ])
+        .expect("form");
+        let req = http
+            .post(app.url("/portal/sign-in"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Cookie", cookie)
+            .body(body);
+        set.spawn(async move {
+            let res = req.send().await.expect("request");
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            (res.status().as_u16(), retry_after)
+        });
+    }
+    // While the burst runs, the server still answers its health check at once.
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let res = app
+            .http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz");
+        assert_eq!(res.status(), 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    let mut answers = vec![];
+    while let Some(r) = set.join_next().await {
+        answers.push(r.expect("task"));
+    }
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s == 429 || *s == 503)
+        .collect();
+    assert!(
+        refused.len() >= 20,
+        "only {} of 40 refused: {answers:?}",
+        refused.len()
+    );
+    assert!(
+        refused.iter().all(|(_, r)| r.is_some_and(|s| s >= 1)),
+        "every refusal says when to retry: {answers:?}"
+    );
+    assert!(
+        answers.iter().filter(|(s, _)| *s == 401).count() <= 20,
+        "{answers:?}"
+    );
+    assert!(
+        slowest < std::time::Duration::from_millis(500),
+        "{slowest:?}"
+    );
+}
+
+#[tokio::test]
+async fn applications_from_one_address_are_limited_so_rows_are_bounded() {
+    let app = TestApp::start().await;
+    let mut v = Visitor::new(&app);
+    let mut statuses = vec![];
+    for i in 0..7 {
+        let p = apply(&mut v, "NO", "923456789", &format!("a{i}@example.test")).await;
+        statuses.push(p.status);
+    }
+    assert_eq!(statuses[..5], [200; 5], "{statuses:?}");
+    assert_eq!(statuses[5..], [429, 429], "{statuses:?}");
+    assert_eq!(app.store.partners().await.expect("partners").len(), 5);
+    // The allowance comes back with time: one an hour's fifth.
+    app.clock.advance(SignedDuration::from_mins(13));
+    let p = apply(&mut v, "NO", "923456789", "later@example.test").await;
+    assert_eq!(p.status, 200);
 }

@@ -1,4 +1,4 @@
-//! The Report API read path (SPEC §3): date pages, the feed, cursors, bad input, GDPR fields,
+//! The Report API read path: date pages, the feed, cursors, bad input, GDPR fields,
 //! the ledger listing, the access log, and changes to credentials taking effect on the next
 //! request.
 

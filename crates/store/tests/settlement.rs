@@ -1,5 +1,6 @@
-//! The settlement engine through the store: the worked example of SPEC §3, and closing that is
-//! stopped at any point and then completed without writing anything twice.
+//! The settlement engine through the store: the worked example (captures, a refund, their fees, a
+//! net closing and payout), and closing that is stopped at any point and then completed without
+//! writing anything twice.
 
 use jiff::Timestamp;
 use ledgerport_core::access::LedgerAccess;

@@ -5,11 +5,13 @@
 //! the same either way: one key lookup (by subscription key on `/accesstoken/get`, by client
 //! id on `/miami/v1/token`) and one SHA-256 of the presented secret.
 //!
-//! Both endpoints are rate-limited per presented client id before anything is looked up, and
-//! repeated failures for one client id slow its further attempts down ([`crate::limits`]).
+//! Both endpoints are rate-limited per presented client id and client address before anything is
+//! looked up; failures are limited per client address, and repeated failures for one client id
+//! are answered ever later, while the right secret is answered at once ([`crate::limits`]).
 
 use super::{check_system_headers, header};
 use crate::credentials::{self, BasicAuthError, check_secret};
+use crate::limits::ClientAddr;
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::body::Bytes;
@@ -43,14 +45,27 @@ async fn owner_in_good_standing(state: &AppState, key: &ApiKey) -> Result<bool, 
     }
 }
 
+/// A failed credential check: counted for the client id and the address, then answered after
+/// the client id's slow-down (counted first, so a client that hangs up early is counted too).
+async fn failed(state: &AppState, client_id: &str, addr: ClientAddr) {
+    let delay = state.limits.failure_delay(client_id);
+    state.limits.token_outcome(client_id, false);
+    state.limits.token_failure_from(addr);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 pub async fn standard_token(
     State(state): State<AppState>,
+    addr: ClientAddr,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     check_system_headers(&headers)?;
-    // Rate-limited by the presented client id before anything is looked up.
+    // Rate-limited by the presented client id and address before anything is looked up.
+    state.limits.token_failure_allowed(addr)?;
     if let Ok(Some(id)) = header(&headers, "client_id") {
-        state.limits.token_request(id)?;
+        state.limits.token_request(id, addr)?;
     }
     let sub_key = header(&headers, "Ocp-Apim-Subscription-Key")?
         .filter(|k| !k.is_empty())
@@ -85,7 +100,6 @@ pub async fn standard_token(
         .map(|m| Msn::parse("Merchant-Serial-Number", m))
         .transpose()?;
 
-    state.limits.slow_down(client_id).await;
     // The subscription key already named the one key these credentials may be (just read, so
     // revocation and generation are current): a client id of any other key fails, so it need
     // not be looked up again. The secret is still checked (or a dummy hash) either way.
@@ -97,7 +111,7 @@ pub async fn standard_token(
             k
         }
         _ => {
-            state.limits.token_outcome(client_id, false);
+            failed(&state, client_id, addr).await;
             return Err(AppError::oauth(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
@@ -139,6 +153,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AppError> 
 
 pub async fn miami_token(
     State(state): State<AppState>,
+    addr: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -150,8 +165,9 @@ pub async fn miami_token(
         ));
     }
     let (client_id, secret) = basic_credentials(&headers)?;
-    // Rate-limited by the presented client id before anything is looked up.
-    state.limits.token_request(&client_id)?;
+    // Rate-limited by the presented client id and address before anything is looked up.
+    state.limits.token_failure_allowed(addr)?;
+    state.limits.token_request(&client_id, addr)?;
     let content_type = header(&headers, "Content-Type")?.unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
@@ -161,7 +177,6 @@ pub async fn miami_token(
     }
     check_token_form(&body)?;
 
-    state.limits.slow_down(&client_id).await;
     // The key row and its partner's state in one read, checked on every request.
     let found = state.store.key_with_partner_state(&client_id).await?;
     let (found, partner_state) = match found {
@@ -180,7 +195,7 @@ pub async fn miami_token(
             k
         }
         _ => {
-            state.limits.token_outcome(&client_id, false);
+            failed(&state, &client_id, addr).await;
             return Err(AppError::invalid_client(
                 "The client could not be authenticated.",
             ));

@@ -2,11 +2,12 @@
 //!
 //! Passwords are Argon2id PHC strings, hashed and checked on the blocking pool (each takes tens of
 //! milliseconds of CPU). A session is a random token in an `HttpOnly; SameSite=Strict; Secure`
-//! cookie; the store keeps only its SHA-256. Every request loads the session and the user afresh,
+//! `__Host-` cookie; the store keeps only its SHA-256. Every request loads the session and the user afresh,
 //! so a deleted session or a changed user is seen at once.
 
 use super::{PortalError, cookie};
 use crate::AppState;
+pub use crate::limits::HashPermit;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
@@ -15,7 +16,9 @@ use ledgerport_core::world::RowId;
 use ledgerport_store::{PortalRole, PortalUser};
 use sha2::{Digest, Sha256};
 
-pub const SESSION_COOKIE: &str = "lp_session";
+/// The `__Host-` prefix makes browsers refuse the cookie unless it is `Secure`, `Path=/` and
+/// has no `Domain`: a sibling subdomain or a plain-HTTP page cannot plant or overwrite it.
+pub const SESSION_COOKIE: &str = "__Host-lp_session";
 /// How long a session lasts from sign-in.
 pub const SESSION_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(12);
 /// Failed sign-ins for one email after which it is locked for [`LOCKOUT`].
@@ -24,8 +27,21 @@ pub const LOCKOUT: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
 pub const MIN_PASSWORD_LEN: usize = 12;
 
 /// Hashes a password with Argon2id (default parameters: 19 MiB, 2 passes) off the async threads.
+/// For the command line and tests; the server's handlers use [`hash_password_holding`].
 pub async fn hash_password(password: String) -> Result<String, String> {
+    hash_with(None, password).await
+}
+
+/// [`hash_password`] holding one of the server's hashing permits ([`crate::limits::Limits`])
+/// until the hash is done. The permit moves into the blocking task: a client that hangs up does
+/// not free it while the hash still runs.
+pub async fn hash_password_holding(permit: HashPermit, password: String) -> Result<String, String> {
+    hash_with(Some(permit), password).await
+}
+
+async fn hash_with(permit: Option<HashPermit>, password: String) -> Result<String, String> {
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -42,9 +58,24 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$2C
 
 /// Checks a password against a stored hash (or the dummy one) off the async threads.
 pub async fn verify_password(password: String, stored: Option<String>) -> bool {
+    verify_with(None, password, stored).await
+}
+
+/// [`verify_password`] holding a hashing permit until the check is done (see
+/// [`hash_password_holding`]).
+pub async fn verify_password_holding(
+    permit: HashPermit,
+    password: String,
+    stored: Option<String>,
+) -> bool {
+    verify_with(Some(permit), password, stored).await
+}
+
+async fn verify_with(permit: Option<HashPermit>, password: String, stored: Option<String>) -> bool {
     let known = stored.is_some();
     let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
     let ok = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         PasswordHash::new(&hash)
             .map(|h| {
                 Argon2::default()

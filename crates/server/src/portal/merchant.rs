@@ -113,6 +113,7 @@ pub async fn partners(
             name: u.name.clone(),
             msn: u.msn.to_string(),
             kind: kind(u),
+            handle: u.handle.to_string(),
             currency: view
                 .map(|v| v.ledger.currency.as_str().to_owned())
                 .unwrap_or_default(),
@@ -222,6 +223,7 @@ pub async fn edit_access(
                 name: u.name.clone(),
                 msn: u.msn.to_string(),
                 kind: kind(u),
+                handle: u.handle.to_string(),
                 ledger,
                 ticked,
             });
@@ -324,6 +326,16 @@ pub async fn confirm_remove(
         .trim()
         .parse()
         .map_err(|_| PortalError::BadRequest("partner: must be a number".into()))?;
+    // Only a partner holding a grant on this ledger is named: any other id (a partner applied,
+    // an integration partner, one never granted) is not found, so ids cannot be walked for names.
+    if state
+        .store
+        .grants(Some(partner_id), Some(&view.ledger.ledger_id))
+        .await?
+        .is_empty()
+    {
+        return Err(PortalError::NotFound);
+    }
     let partner = state
         .store
         .partner(partner_id)
@@ -372,25 +384,21 @@ pub async fn remove(
         .store
         .remove_grant(&who.actor(), partner_id, &id)
         .await?;
+    // Without a grant there is nothing to remove and no partner to name (see `confirm_remove`).
+    if !removed {
+        return Err(PortalError::NotFound);
+    }
     let name = state
         .store
         .partner(partner_id)
         .await?
         .map(|p| p.name)
         .unwrap_or_else(|| format!("partner {partner_id}"));
-    Ok(if removed {
-        redirect_flash(
-            "/portal/merchant/partners",
-            "ok",
-            &format!("Removed {name}'s access to ledger {id}."),
-        )
-    } else {
-        redirect_flash(
-            "/portal/merchant/partners",
-            "err",
-            &format!("{name} had no access to ledger {id}."),
-        )
-    })
+    Ok(redirect_flash(
+        "/portal/merchant/partners",
+        "ok",
+        &format!("Removed {name}'s access to ledger {id}."),
+    ))
 }
 
 /// The organisation's keys: its api units' keys and its merchant-level keys.

@@ -1,4 +1,4 @@
-//! The portal: server-rendered pages for merchants, partners and the operator (SPEC §4).
+//! The portal: server-rendered pages for merchants, partners and the operator.
 //!
 //! Plain HTML forms, no JavaScript. Every page and every POST loads the session and the user from
 //! the store ([`auth::SignedIn`]) and checks the user's role and organisation again; every POST
@@ -7,10 +7,12 @@
 //!
 //! - [`auth`]: passwords, sessions, sign-in and the lock-out
 //! - [`public`]: sign-in, sign-out, the partner application
-//! - [`merchant`], [`partner`], [`operator`]: each kind of user's pages
+//! - [`merchant`], [`partner`], [`operator`]: each kind of user's pages; [`console`]: the
+//!   operator's forms for merchants, sales units and ledgers, and the ingestion status
 //! - [`templates`]: the askama templates' structs
 
 pub mod auth;
+pub mod console;
 pub mod csrf;
 pub mod merchant;
 pub mod operator;
@@ -63,6 +65,36 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/operator", get(operator::partners))
         .route("/portal/operator/partners/state", post(operator::set_state))
         .route("/portal/operator/world", get(operator::world))
+        .route("/portal/operator/merchants", post(console::create_merchant))
+        .route("/portal/operator/units", post(console::create_sales_unit))
+        .route("/portal/operator/ledgers", post(console::create_ledger))
+        .route("/portal/operator/status", get(console::status))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The portal's pages load only their own style sheet and send forms only to themselves: no
+/// script, inline or not, runs; no other site may frame them, sniff their types or learn the
+/// page's address from a link.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; \
+     style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    r
 }
 
 async fn style() -> Response {
@@ -95,6 +127,12 @@ pub enum PortalError {
     /// 400 with a message naming the field.
     #[error("{0}")]
     BadRequest(String),
+    /// 429 with `Retry-After` (seconds): too many requests of this kind from this client.
+    #[error("too many requests")]
+    TooMany(u64),
+    /// 503 with `Retry-After` (seconds): every password-hashing slot is taken.
+    #[error("busy")]
+    Busy(u64),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -111,6 +149,10 @@ impl From<StoreError> for PortalError {
 
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            PortalError::TooMany(s) | PortalError::Busy(s) => Some(*s),
+            _ => None,
+        };
         let (status, heading, text) = match &self {
             PortalError::NotSignedIn => return Redirect::to("/portal/sign-in").into_response(),
             PortalError::Forbidden => (
@@ -129,6 +171,16 @@ impl IntoResponse for PortalError {
                 "There is nothing here.".to_owned(),
             ),
             PortalError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Cannot do that", m.clone()),
+            PortalError::TooMany(s) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                format!("Too many attempts from your network. Try again in {s} seconds."),
+            ),
+            PortalError::Busy(s) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                format!("The server is busy. Try again in {s} seconds."),
+            ),
             PortalError::Internal(m) => {
                 tracing::error!(error = %m, "portal error");
                 (
@@ -144,7 +196,12 @@ impl IntoResponse for PortalError {
             text,
             back: "/portal",
         };
-        (status, html(&page)).into_response()
+        let mut r = (status, html(&page)).into_response();
+        if let Some(s) = retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
     }
 }
 

@@ -1,4 +1,5 @@
-//! The operator's console: partner applications and partner states; merchants, units, ledgers.
+//! The operator's console: partner applications and partner states; merchants, units, ledgers
+//! (their forms and the status view are in [`super::console`]).
 
 use super::PostedForm;
 use super::auth::SignedIn;
@@ -40,7 +41,7 @@ fn row(p: &Partner) -> PartnerRow {
         org: p
             .business
             .as_ref()
-            .map(|b| b.id.clone())
+            .map(|b| format!("{} ({})", b.id, b.scheme.country().as_str()))
             .unwrap_or_default(),
         email: p.contact_email.clone(),
         state: p.state.as_str(),
@@ -106,6 +107,7 @@ pub async fn world(State(state): State<AppState>, who: SignedIn) -> Result<Respo
     who.operator()?;
     let ledgers = state.store.ledgers().await?;
     let mut merchants = vec![];
+    let mut choices = vec![];
     for m in state.store.merchants().await? {
         let units = state
             .store
@@ -142,6 +144,7 @@ pub async fn world(State(state): State<AppState>, who: SignedIn) -> Result<Respo
                 )
             })
             .collect();
+        choices.push((m.id, format!("{} ({})", m.name, m.business.id)));
         merchants.push(MerchantBlock {
             name: m.name,
             org: m.business.id,
@@ -154,6 +157,7 @@ pub async fn world(State(state): State<AppState>, who: SignedIn) -> Result<Respo
         &OperatorWorldPage {
             l: Layout::of(&who, "/portal/operator/world"),
             merchants,
+            choices,
         },
     ))
 }

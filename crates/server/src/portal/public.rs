@@ -7,11 +7,12 @@ use super::{
     PortalError, cookie, csrf, field, form_pairs, home_of, html, redirect_flash, set_cookie,
 };
 use crate::AppState;
+use crate::limits::ClientAddr;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use ledgerport_core::ids::BusinessId;
+use ledgerport_core::ids::{BusinessId, Country, OrgScheme};
 use ledgerport_core::world::PartnerKind;
 use ledgerport_store::{Actor, NewPartner, StoreError};
 
@@ -61,8 +62,13 @@ pub async fn sign_in_page(headers: HeaderMap) -> Response {
     super::page_clearing_flash(r, had)
 }
 
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match try_sign_in(&state, &headers, &body).await {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match try_sign_in(&state, addr, &headers, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -70,9 +76,14 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
 
 async fn try_sign_in(
     state: &AppState,
+    addr: ClientAddr,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, PortalError> {
+    state
+        .limits
+        .sign_in_request(addr)
+        .map_err(PortalError::TooMany)?;
     let pairs = form_pairs(body)?;
     check_pre_csrf(headers, &pairs)?;
     let email = field(&pairs, "email").unwrap_or("").trim().to_lowercase();
@@ -84,26 +95,46 @@ async fn try_sign_in(
     };
 
     let now = state.clock.now();
-    let failures = state.store.sign_in_failures(&email).await?;
-    let locked_until = failures
-        .last_at
-        .filter(|_| failures.count >= auth::MAX_FAILURES)
-        .map(|last| last.checked_add(auth::LOCKOUT).unwrap_or(last))
-        .filter(|until| now < *until);
-    if let Some(until) = locked_until {
+    let too_many = |until: jiff::Timestamp| {
         let mins = (until.as_second() - now.as_second()).div_euclid(60) + 1;
-        return Ok(refuse(format!(
+        refuse(format!(
             "Too many failed sign-ins for this e-mail. Try again in {mins} minutes."
-        )));
+        ))
+    };
+    let before = state.store.sign_in_failures(&email).await?;
+    let lock_end = |f: &ledgerport_store::SignInFailures| {
+        f.last_at
+            .map(|last| last.checked_add(auth::LOCKOUT).unwrap_or(last))
+            .unwrap_or(now)
+    };
+    if before.count >= auth::MAX_FAILURES && now < lock_end(&before) {
+        return Ok(too_many(lock_end(&before)));
     }
+    // The attempt is counted as a failure *before* the password is hashed, in one atomic
+    // upsert, and forgiven below if it succeeds: parallel guesses each take their own number,
+    // so no more than MAX_FAILURES of them get as far as the hash. A lock-out that has run out
+    // leaves its count behind; it is the base the new allowance counts from.
+    let base = if before.count >= auth::MAX_FAILURES {
+        before.count
+    } else {
+        0
+    };
+    let reserved = state.store.record_sign_in_failure(&email).await?;
+    if reserved.count.saturating_sub(base) > auth::MAX_FAILURES {
+        return Ok(too_many(lock_end(&reserved)));
+    }
+    // A busy server's 503 keeps the attempt counted: it cannot be told from a guess.
+    let permit = state
+        .limits
+        .hashing_permit()
+        .await
+        .map_err(PortalError::Busy)?;
     let user = state.store.portal_user_by_email(&email).await?;
-    let ok = auth::verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = auth::verify_password_holding(permit, password, stored).await;
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        _ => {
-            state.store.record_sign_in_failure(&email).await?;
-            return Ok(refuse("Wrong e-mail or password.".into()));
-        }
+        _ => return Ok(refuse("Wrong e-mail or password.".into())),
     };
     state.store.clear_sign_in_failures(&email).await?;
 
@@ -148,7 +179,10 @@ pub async fn apply_page() -> Response {
     with_pre_csrf(|t| {
         html(&ApplyPage {
             l: Layout::anonymous(t),
-            form: ApplyForm::default(),
+            form: ApplyForm {
+                country: "NO".into(),
+                ..ApplyForm::default()
+            },
             errors: vec![],
         })
     })
@@ -161,10 +195,28 @@ fn validate(form: &ApplyForm, password: &str) -> (Vec<String>, Option<BusinessId
     if company.is_empty() || company.chars().count() > 200 {
         errors.push("Company name: must be 1 to 200 characters.".to_owned());
     }
-    let business = BusinessId::parse("org_number", "business:NO:ORG", form.org_number.trim());
-    if business.is_err() {
-        errors.push("Organisation number: must be 9 digits.".to_owned());
-    }
+    let business = match Country::parse("country", form.country.trim()) {
+        Err(_) => {
+            errors.push("Country: choose Norway, Denmark or Finland.".to_owned());
+            None
+        }
+        Ok(country) => {
+            // Spaces as people write them (`987 654 321`) are not part of the number.
+            let number: String = form
+                .org_number
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let scheme = OrgScheme::of_country(country).as_str();
+            match BusinessId::parse("org_number", scheme, &number) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    errors.push(format!("Organisation number: {}.", e.reason));
+                    None
+                }
+            }
+        }
+    };
     let email = form.email.trim();
     let valid_email = email.len() <= 254
         && email.split_once('@').is_some_and(|(a, d)| {
@@ -183,16 +235,26 @@ fn validate(form: &ApplyForm, password: &str) -> (Vec<String>, Option<BusinessId
     if form.description.chars().count() > 2000 {
         errors.push("Description: at most 2000 characters.".to_owned());
     }
-    (errors, business.ok())
+    (errors, business)
 }
 
-pub async fn apply(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn apply(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result: Result<Response, PortalError> = async {
         let pairs = form_pairs(&body)?;
         check_pre_csrf(&headers, &pairs)?;
         let get = |n: &str| field(&pairs, n).unwrap_or("").to_owned();
         let form = ApplyForm {
             company: get("company"),
+            // Norway unless chosen: the form's default, and what clients of the older form
+            // (without the choice) meant.
+            country: Some(get("country"))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "NO".into()),
             org_number: get("org_number"),
             email: get("email"),
             description: get("description"),
@@ -213,7 +275,13 @@ pub async fn apply(State(state): State<AppState>, headers: HeaderMap, body: Byte
         let Some(business) = business.filter(|_| errors.is_empty()) else {
             return Ok(again(errors, form));
         };
-        let hash = auth::hash_password(password)
+        // Only complete applications count against the limits: a typo costs nothing.
+        state
+            .limits
+            .apply_request(addr)
+            .map_err(PortalError::TooMany)?;
+        let permit = state.limits.hashing_permit().await.map_err(PortalError::Busy)?;
+        let hash = auth::hash_password_holding(permit, password)
             .await
             .map_err(PortalError::Internal)?;
         let email = form.email.trim().to_lowercase();
@@ -231,20 +299,29 @@ pub async fn apply(State(state): State<AppState>, headers: HeaderMap, body: Byte
                 &hash,
             )
             .await;
+        // The same page whether or not the e-mail already had an account: an applicant must not
+        // learn who has one. The page signs nobody in, and the existing account is untouched.
+        let received = html(&MessagePage {
+            l: Layout::anonymous(""),
+            heading: "Application received",
+            text: format!(
+                "Thank you. The operator will review the application of {}. Sign in with {email} to follow it.",
+                form.company.trim()
+            ),
+            back: "/portal/sign-in",
+        });
         match applied {
-            Ok(_) => Ok(html(&MessagePage {
-                l: Layout::anonymous(""),
-                heading: "Application received",
-                text: format!(
-                    "Thank you. The operator will review the application of {}. Sign in with {email} to follow it.",
-                    form.company.trim()
-                ),
-                back: "/portal/sign-in",
-            })),
-            Err(StoreError::Conflict(_)) => Ok(again(
-                vec!["Contact e-mail: already has an account; sign in instead.".into()],
-                form,
-            )),
+            Ok(_) => Ok(received),
+            Err(StoreError::Conflict(_)) => {
+                // The address's owner should hear of it by e-mail; until the outbox exists this
+                // is recorded in the log, naming the account (not the address).
+                let user = state.store.portal_user_by_email(&email).await?;
+                tracing::warn!(
+                    user_id = user.map(|u| u.id),
+                    "partner application for an e-mail that already has an account; the owner's notice waits for the mail outbox"
+                );
+                Ok(received)
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -1,6 +1,9 @@
-//! Merchant: Reports → Settlements. Per ledger and period: each ledger date's totals per entry
-//! type, closing balance, payout and whether it is still open; a chart of daily sales, refunds,
-//! fees and payouts (server-rendered SVG); and the entries as CSV with the Report API's fields.
+//! Merchant: Reports → Settlements. Per ledger and period: each ledger date's totals in columns
+//! an accountant reads in order (sales, refunds, fees, fees retained, ...; each topic's entries
+//! summed apart), the payout with its reference, the number of entries, the closing balances
+//! and whether the date is still open; a chart of daily sales, refunds, fees and payout named
+//! as the table's columns (server-rendered SVG); and the entries as CSV with the Report API's
+//! fields, amounts as decimal amounts of the currency named in the `currency` column.
 //!
 //! The ledger must be one the user's organisation owns (checked before any read); the read then
 //! uses the operator's [`LedgerAccess`], as the portal is Ledgerport's own tool.
@@ -114,6 +117,14 @@ fn dates(from: Date, to: Date) -> Vec<Date> {
     out
 }
 
+/// Minor units as a plain decimal amount of the currency, `-1234.56`, as a spreadsheet reads it
+/// (no grouping). Every settlement currency (NOK, DKK, EUR) has two decimals.
+pub fn decimal(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
 /// Minor units as `-1 234.56`.
 pub fn money(minor: i64) -> String {
     let sign = if minor < 0 { "-" } else { "" };
@@ -129,12 +140,132 @@ pub fn money(minor: i64) -> String {
     format!("{sign}{grouped}.{:02}", abs % 100)
 }
 
+/// The table's amount columns in reading order: what came in, what went back, the fees and
+/// what settled them; each sums one or more (topic, entry type) pairs. Sales, refunds, fees
+/// and fees retained are always shown; the others only when the period has such entries. The
+/// payout has its own column. The fees topic's `fees-retained` is the mirror of the funds
+/// topic's (the fees account settled), so it is shown once, as "Fees retained" on funds; the
+/// two were once summed into one column that was always zero.
+const COLUMNS: &[(&str, bool, &[(Topic, &str)])] = &[
+    ("Sales", true, &[(Topic::Funds, "capture")]),
+    ("Refunds", true, &[(Topic::Funds, "refund")]),
+    (
+        "Fees",
+        true,
+        &[
+            (Topic::Fees, "capture-fee"),
+            (Topic::Fees, "service-fee"),
+            (Topic::Fees, "credit-note"),
+            (Topic::Fees, "correction"),
+        ],
+    ),
+    ("Fees retained", true, &[(Topic::Funds, "fees-retained")]),
+    ("Fees invoiced", false, &[(Topic::Fees, "fees-invoiced")]),
+    (
+        "Disputes withheld",
+        false,
+        &[(Topic::Funds, "retained-disputed-capture")],
+    ),
+    (
+        "Disputes returned",
+        false,
+        &[(Topic::Funds, "returned-disputed-capture")],
+    ),
+    ("Top-ups", false, &[(Topic::Funds, "top-up")]),
+    ("Credit notes", false, &[(Topic::Funds, "credit-note")]),
+    ("Corrections", false, &[(Topic::Funds, "correction")]),
+    (
+        "Payouts returned",
+        false,
+        &[(Topic::Funds, "payout-aborted")],
+    ),
+];
+
+/// Entry types with a place of their own outside [`COLUMNS`].
+const OWN_PLACE: &[(Topic, &str)] = &[
+    (Topic::Funds, "payout-scheduled"),
+    (Topic::Fees, "fees-retained"),
+];
+
+/// One column of the table: its label and the (topic, entry type) pairs it sums.
+struct Column {
+    label: String,
+    sums: Vec<(Topic, String)>,
+}
+
+impl Column {
+    fn total(&self, d: &Day) -> Option<i64> {
+        let mut found = false;
+        let mut sum = 0i64;
+        for key in &self.sums {
+            if let Some(v) = d.totals.get(&(key.0.as_str(), key.1.clone())) {
+                found = true;
+                sum = sum.saturating_add(*v);
+            }
+        }
+        found.then_some(sum)
+    }
+}
+
+/// The columns for these days: the fixed ones that apply, then any entry type the page does
+/// not know (clients must accept new types, and so must this page), named with its topic.
+fn columns(days: &[Day]) -> Vec<Column> {
+    let present = |topic: Topic, t: &str| {
+        days.iter()
+            .any(|d| d.totals.contains_key(&(topic.as_str(), t.to_owned())))
+    };
+    let mut out: Vec<Column> = COLUMNS
+        .iter()
+        .filter(|(_, always, sums)| *always || sums.iter().any(|(tp, t)| present(*tp, t)))
+        .map(|(label, _, sums)| Column {
+            label: (*label).to_owned(),
+            sums: sums.iter().map(|(tp, t)| (*tp, (*t).to_owned())).collect(),
+        })
+        .collect();
+    let known = |topic: &str, t: &str| {
+        COLUMNS
+            .iter()
+            .flat_map(|(_, _, sums)| sums.iter())
+            .chain(OWN_PLACE)
+            .any(|(tp, kt)| tp.as_str() == topic && *kt == t)
+    };
+    let mut unknown: std::collections::BTreeSet<(&'static str, String)> = Default::default();
+    for d in days {
+        for (topic, t) in d.totals.keys() {
+            if !known(topic, t) {
+                unknown.insert((topic, t.clone()));
+            }
+        }
+    }
+    for (topic, t) in unknown {
+        let tp = if topic == Topic::Fees.as_str() {
+            Topic::Fees
+        } else {
+            Topic::Funds
+        };
+        out.push(Column {
+            label: format!("{t} ({topic})"),
+            sums: vec![(tp, t)],
+        });
+    }
+    out
+}
+
 struct Day {
     date: Date,
-    totals: BTreeMap<String, i64>,
+    /// Totals per (topic, entry type): the topics are kept apart, as a type such as
+    /// `fees-retained` moves the same amount out of one and into the other.
+    totals: BTreeMap<(&'static str, String), i64>,
+    /// The funds balance after the date's last entry.
     closing: Option<i64>,
+    /// The fees balance after the date's last fees entry.
+    fees_closing: Option<i64>,
+    /// The date's `payout-scheduled` amount (negative on funds).
     payout: i64,
-    fees: i64,
+    /// The payout's `pspReference` (`<ledgerId>-<payoutNumber>`), if the date pays out.
+    payout_reference: String,
+    /// Entries on both topics.
+    entries: usize,
     open: bool,
 }
 
@@ -151,23 +282,30 @@ async fn days_of(
         let ld = LedgerDate::from_date(d);
         let funds = date_entries(state.store.as_ref(), &access, Topic::Funds, ld).await?;
         let fees = date_entries(state.store.as_ref(), &access, Topic::Fees, ld).await?;
-        let mut totals = BTreeMap::new();
-        for e in funds.iter().chain(&fees) {
-            *totals.entry(e.entry_type.clone()).or_insert(0) += e.amount;
+        let mut totals: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
+        for (topic, entries) in [(Topic::Funds, &funds), (Topic::Fees, &fees)] {
+            for e in entries {
+                let t = totals
+                    .entry((topic.as_str(), e.entry_type.clone()))
+                    .or_insert(0);
+                *t = t.saturating_add(e.amount);
+            }
         }
+        let payouts: Vec<&Entry> = funds
+            .iter()
+            .filter(|e| e.entry_type == "payout-scheduled")
+            .collect();
         out.push(Day {
             date: d,
             closing: funds.last().map(|e| e.balance_after),
-            payout: funds
+            fees_closing: fees.last().map(|e| e.balance_after),
+            payout: payouts.iter().map(|e| e.amount).sum(),
+            payout_reference: payouts
                 .iter()
-                .filter(|e| e.entry_type == "payout-scheduled")
-                .map(|e| e.amount)
-                .sum(),
-            fees: fees
-                .iter()
-                .filter(|e| matches!(e.entry_type.as_str(), "capture-fee" | "service-fee"))
-                .map(|e| e.amount)
-                .sum(),
+                .map(|e| e.psp_reference.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            entries: funds.len() + fees.len(),
             totals,
             open: view.ledger.is_open(ld, now),
         });
@@ -175,24 +313,24 @@ async fn days_of(
     Ok(out)
 }
 
+/// The chart's series, named as the table's columns: sales, refunds and fees as the table sums
+/// them, and the payout.
+const CHART_SERIES: [(&str, &str); 4] = [
+    ("Sales", "#2e7d32"),
+    ("Refunds", "#c62828"),
+    ("Fees", "#ef6c00"),
+    ("Payout", "#1565c0"),
+];
+
 /// Grouped bars per day: sales, refunds, fees and payouts as magnitudes. Only numbers and fixed
 /// words go into the markup, so it needs no escaping.
-fn chart(days: &[Day]) -> String {
-    const SERIES: [(&str, &str); 4] = [
-        ("Sales", "#2e7d32"),
-        ("Refunds", "#c62828"),
-        ("Fees", "#ef6c00"),
-        ("Payouts", "#1565c0"),
-    ];
+fn chart(days: &[Day], cols: &[Column]) -> String {
+    let col = |label: &str| cols.iter().find(|c| c.label == label);
     let values: Vec<[i64; 4]> = days
         .iter()
         .map(|d| {
-            [
-                d.totals.get("capture").copied().unwrap_or(0).abs(),
-                d.totals.get("refund").copied().unwrap_or(0).abs(),
-                d.fees.abs(),
-                d.payout.abs(),
-            ]
+            let of = |label: &str| col(label).and_then(|c| c.total(d)).unwrap_or(0).abs();
+            [of("Sales"), of("Refunds"), of("Fees"), d.payout.abs()]
         })
         .collect();
     let max = values.iter().flatten().copied().max().unwrap_or(0).max(1);
@@ -203,7 +341,7 @@ fn chart(days: &[Day]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="Daily sales, refunds, fees and payouts" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">"#
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="Daily sales, refunds, fees and payout" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">"#
     );
     for i in 0..=4 {
         let y = top + plot_h * (1.0 - i as f64 / 4.0);
@@ -219,7 +357,7 @@ fn chart(days: &[Day]) -> String {
     }
     for (i, (d, v)) in days.iter().zip(&values).enumerate() {
         let x0 = left + slot * i as f64 + slot * 0.1;
-        for (k, (_, colour)) in SERIES.iter().enumerate() {
+        for (k, (_, colour)) in CHART_SERIES.iter().enumerate() {
             let bh = plot_h * v[k] as f64 / max as f64;
             let _ = write!(
                 s,
@@ -239,7 +377,7 @@ fn chart(days: &[Day]) -> String {
             );
         }
     }
-    for (k, (name, colour)) in SERIES.iter().enumerate() {
+    for (k, (name, colour)) in CHART_SERIES.iter().enumerate() {
         let x = left + 110.0 * k as f64;
         let _ = write!(
             s,
@@ -272,7 +410,7 @@ pub async fn page_handler(
                     v.ledger.ledger_id,
                     v.units
                         .iter()
-                        .map(|u| u.name.as_str())
+                        .map(|u| format!("{} ({})", u.name, u.handle))
                         .collect::<Vec<_>>()
                         .join(", "),
                     v.ledger.currency.as_str()
@@ -286,30 +424,30 @@ pub async fn page_handler(
         (String::new(), String::new(), String::new(), String::new());
     if let Some((view, f, t)) = chosen {
         let days = days_of(state, view, f, t).await?;
-        let mut all: std::collections::BTreeSet<String> = Default::default();
-        for d in &days {
-            all.extend(d.totals.keys().cloned());
-        }
-        types = all.into_iter().collect();
-        svg = chart(&days);
+        let cols = columns(&days);
+        svg = chart(&days, &cols);
         rows = days
             .iter()
             .rev()
             .map(|d| SettlementDay {
                 date: d.date.to_string(),
-                totals: types
+                totals: cols
                     .iter()
-                    .map(|t| d.totals.get(t).map(|v| money(*v)).unwrap_or_default())
+                    .map(|c| c.total(d).map(money).unwrap_or_default())
                     .collect(),
-                closing: d.closing.map(money).unwrap_or_else(|| "—".into()),
                 payout: if d.payout == 0 {
                     String::new()
                 } else {
                     money(-d.payout)
                 },
+                payout_reference: d.payout_reference.clone(),
+                entries: d.entries,
+                closing: d.closing.map(money).unwrap_or_else(|| "—".into()),
+                fees_closing: d.fees_closing.map(money).unwrap_or_else(|| "—".into()),
                 open: d.open,
             })
             .collect();
+        types = cols.into_iter().map(|c| c.label).collect();
         ledger = view.ledger.ledger_id.to_string();
         from = f.to_string();
         to = t.to_string();
@@ -391,9 +529,9 @@ pub async fn csv(
                     cell(&e.entry_type, true),
                     cell(&e.reference, true),
                     e.currency.as_str(),
-                    e.amount,
-                    e.balance_before,
-                    e.balance_after,
+                    decimal(e.amount),
+                    decimal(e.balance_before),
+                    decimal(e.balance_after),
                     cell(&e.recipient_handle, true),
                 );
                 if personal {
@@ -438,6 +576,14 @@ mod tests {
         assert_eq!(money(0), "0.00");
         assert_eq!(money(-175), "-1.75");
         assert_eq!(money(123_456_789), "1\u{202f}234\u{202f}567.89");
+    }
+
+    #[test]
+    fn csv_amounts_are_plain_decimals() {
+        assert_eq!(decimal(124_900), "1249.00");
+        assert_eq!(decimal(-175), "-1.75");
+        assert_eq!(decimal(5), "0.05");
+        assert_eq!(decimal(i64::MIN), "-92233720368547758.08");
     }
 
     #[test]

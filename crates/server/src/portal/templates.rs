@@ -51,6 +51,7 @@ impl Layout {
             PortalRole::Operator => &[
                 ("/portal/operator", "Partners"),
                 ("/portal/operator/world", "Merchants"),
+                ("/portal/operator/status", "Ingestion & closing"),
             ],
         };
         Layout {
@@ -93,6 +94,8 @@ pub struct SignInPage {
 #[derive(Default, Clone)]
 pub struct ApplyForm {
     pub company: String,
+    /// `NO`, `DK` or `FI`: which country's organisation numbers `org_number` is.
+    pub country: String,
     pub org_number: String,
     pub email: String,
     pub description: String,
@@ -106,6 +109,17 @@ pub struct ApplyPage {
     pub errors: Vec<String>,
 }
 
+impl ApplyPage {
+    /// The country choices: (value, label).
+    pub fn countries(&self) -> [(&'static str, &'static str); 3] {
+        [
+            ("NO", "Norway (organisasjonsnummer, 9 digits)"),
+            ("DK", "Denmark (CVR number, 8 digits)"),
+            ("FI", "Finland (Y-tunnus, 1234567-8)"),
+        ]
+    }
+}
+
 pub struct GrantedPartner {
     pub id: i64,
     pub name: String,
@@ -116,6 +130,9 @@ pub struct UnitRow {
     pub name: String,
     pub msn: String,
     pub kind: &'static str,
+    /// The recipient handle entries and the Report API name the unit by (`api:123455`,
+    /// `NO:57860`).
+    pub handle: String,
     pub currency: String,
     pub account: String,
     /// Empty when the unit has no ledger yet.
@@ -135,6 +152,7 @@ pub struct UnitChoice {
     pub name: String,
     pub msn: String,
     pub kind: &'static str,
+    pub handle: String,
     pub ledger: String,
     pub ticked: bool,
 }
@@ -239,14 +257,47 @@ pub struct MerchantBlock {
 pub struct OperatorWorldPage {
     pub l: Layout,
     pub merchants: Vec<MerchantBlock>,
+    /// (row id, label) of every merchant, for the forms' merchant choice.
+    pub choices: Vec<(i64, String)>,
+}
+
+/// One ledger's progress on the operator's status page.
+pub struct StatusLedger {
+    pub ledger: String,
+    pub merchant: String,
+    pub payout: &'static str,
+    /// The ledger date the clock is in now.
+    pub today: String,
+    pub closed_through: String,
+    pub lag: String,
+    pub behind: bool,
+}
+
+#[derive(Template)]
+#[template(path = "operator_status.html")]
+pub struct OperatorStatusPage {
+    pub l: Layout,
+    /// Payment events this process accepted and rejected since it started.
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Who closes dates, in a sentence.
+    pub closing: String,
+    /// How many ledgers have a passed payout point not closed yet.
+    pub behind: usize,
+    pub ledgers: Vec<StatusLedger>,
 }
 
 pub struct SettlementDay {
     pub date: String,
     /// Totals in the order of [`SettlementsPage::types`]; empty where the date has none.
     pub totals: Vec<String>,
-    pub closing: String,
     pub payout: String,
+    /// The payout's pspReference; empty when the date pays nothing out.
+    pub payout_reference: String,
+    /// Entries of the date on both topics.
+    pub entries: usize,
+    pub closing: String,
+    pub fees_closing: String,
     pub open: bool,
 }
 
@@ -260,7 +311,7 @@ pub struct SettlementsPage {
     pub from: String,
     pub to: String,
     pub currency: String,
-    /// The entry types present in the period, as the table's columns.
+    /// The labels of the table's amount columns, in order.
     pub types: Vec<String>,
     /// Newest date first.
     pub rows: Vec<SettlementDay>,
