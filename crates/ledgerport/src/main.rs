@@ -7,10 +7,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
-mod bench;
 pub mod config;
 mod demo;
-mod harness;
 mod import;
 mod store;
 mod verify;
@@ -51,13 +49,6 @@ enum Command {
     /// Import payment events from an NDJSON file (one event per line) through the settlement
     /// engine; rejected events are reported, not a failure.
     Import(import::ImportArgs),
-    /// Benchmark: ingest many payment events into a fresh SQLite database and report events/s
-    /// and peak memory.
-    BenchIngest(bench::BenchArgs),
-    /// Performance harness: builds a world of a given size in a fresh database (a temporary
-    /// SQLite file unless `--database-url` names one), starts `serve` on it and measures it over
-    /// HTTP; prints a table with the targets (see BENCHMARKS.md).
-    Bench(harness::BenchArgs),
     /// Check every ledger's invariants (balance chain, mirrored fees, payouts, closed dates,
     /// capture fees); exits 1 with one line per violation when one fails.
     Verify(verify::VerifyArgs),
@@ -134,8 +125,6 @@ async fn run(cli: Cli, loaded: config::Loaded) -> Result<(), String> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args, config).await,
-        Command::BenchIngest(args) => bench::run(args, &config.database_url).await,
-        Command::Bench(args) => harness::run(args, cli.global.database_url.clone()).await,
         Command::Admin(args) => {
             let store = store::open(&config.database_url).await?;
             admin::run(store.as_ref(), args).await

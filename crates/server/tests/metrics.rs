@@ -166,7 +166,7 @@ async fn metrics_count_requests_tokens_entries_and_events() {
     let idle = value(&text, r#"ledgerport_db_pool_connections{state="idle"}"#);
     let in_use = value(&text, r#"ledgerport_db_pool_connections{state="in_use"}"#);
     let open = idle.zip(in_use).map(|(a, b)| a + b);
-    if ledgerport_store::testing::backend_name() == "sqlite" {
+    if ledgerport_testkit::testing::backend_name() == "sqlite" {
         assert_eq!(open, Some(1.0), "{text}");
     } else {
         // A PostgreSQL pool opens connections as needed, up to its maximum of 10.

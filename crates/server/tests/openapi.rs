@@ -395,6 +395,20 @@ fn success_bodies_are_closed_so_an_extra_field_fails() {
     extra["nextCursor"] = json!("x");
     assert!(schema::validate(&doc, &schema, &extra).is_err());
 
+    // `pattern` and `format` are checked too.
+    let ledger_id = json!({"$ref": "#/components/schemas/Ledger/properties/ledgerId"});
+    assert_eq!(schema::validate(&doc, &ledger_id, &json!("302321")), Ok(()));
+    assert!(schema::validate(&doc, &ledger_id, &json!("30232a")).is_err());
+    let date = json!({"$ref": "#/components/schemas/Entry/properties/ledgerDate"});
+    assert_eq!(schema::validate(&doc, &date, &json!("2024-04-05")), Ok(()));
+    assert!(schema::validate(&doc, &date, &json!("05.04.2024")).is_err());
+    let time = json!({"$ref": "#/components/schemas/Entry/properties/time"});
+    assert_eq!(
+        schema::validate(&doc, &time, &json!("2024-04-05T07:19:26.528092Z")),
+        Ok(())
+    );
+    assert!(schema::validate(&doc, &time, &json!("2024-04-05 07:19")).is_err());
+
     // The bodies the middleware writes itself.
     let internal = ledgerport_server::error::internal_body("0b6f3c9e-4bde-4c7e-a3a4-6a1c2c1f2d3e");
     let schema = json!({"$ref": "#/components/schemas/InternalError"});

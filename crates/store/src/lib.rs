@@ -2,11 +2,10 @@
 //!
 //! [`Store`] is the one interface the server and the command line use; each backend implements all
 //! of it (`sqlite`, the embedded default, and `postgres`, for several servers on one database;
-//! [`open`] picks one by URL), and [`contract`] holds the tests every backend must pass. Queries that
-//! read a ledger's entries take a [`LedgerAccess`], so they cannot be called without an access
-//! decision.
+//! [`open`] picks one by URL); the tests every backend must pass live in the dev-only
+//! `ledgerport-testkit` crate. Queries that read a ledger's entries take a [`LedgerAccess`], so
+//! they cannot be called without an access decision.
 
-pub mod contract;
 mod error;
 mod model;
 mod portal;
@@ -15,7 +14,6 @@ mod rows;
 mod settlement;
 mod sql;
 pub mod sqlite;
-pub mod testing;
 mod traits;
 
 pub use error::StoreError;

@@ -8,13 +8,12 @@ use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::entry::Entry;
-use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn, Topic};
+use ledgerport_core::ids::{Currency, LedgerId, Msn, Topic};
 use ledgerport_core::verify::check_ledger;
-use ledgerport_core::world::{
-    FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
-};
-use ledgerport_store::testing::{TestStore, fresh_store};
-use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
+use ledgerport_core::world::{PayoutFrequency, SettlementMode};
+use ledgerport_store::{EventOutcome, Store};
+use ledgerport_testkit::WorldBuilder;
+use ledgerport_testkit::testing::{TestStore, fresh_store};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -120,54 +119,19 @@ fn t(s: &str) -> Timestamp {
 async fn world() -> Arc<TestStore> {
     let clock = Arc::new(ManualClock::new(t(START)));
     let s = Arc::new(fresh_store(clock).await);
-    let by = Actor::new("test");
-    let m = s
-        .create_merchant(
-            &by,
-            NewMerchant {
-                business: BusinessId::parse("o", "business:NO:ORG", "987654321").expect("org"),
-                name: "ACME".into(),
-            },
-        )
-        .await
-        .expect("merchant");
+    let mut world = WorldBuilder::new().merchant("987654321", "ACME");
     for (id, msn, freq, cutoff, mode, bp, fixed) in LEDGERS {
-        let msn = Msn::parse("msn", &msn.to_string()).expect("msn");
-        s.create_sales_unit(
-            &by,
-            NewSalesUnit {
-                msn,
-                merchant_id: m.id,
-                name: id.into(),
-                kind: SalesUnitKind::Api,
-                country: Country::NO,
-                vm_number: None,
-            },
-        )
-        .await
-        .expect("unit");
-        s.create_ledger(
-            &by,
-            NewLedger {
-                ledger_id: LedgerId::parse("l", id).expect("id"),
-                currency: Currency::NOK,
-                payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").expect("account"),
-                owner_merchant_id: m.id,
-                settles_for: vec![msn],
-                time_zone: "Europe/Oslo".into(),
-                cutoff: parse_cutoff("c", cutoff).expect("cutoff"),
-                payout_frequency: freq,
-                settlement_mode: mode,
-                fee_plan: FeePlan {
-                    basis_points: bp,
-                    fixed_minor: fixed,
-                },
-                page_size: 1000,
-            },
-        )
-        .await
-        .expect("ledger");
+        let msn = msn.to_string();
+        world = world
+            .api_unit(&msn)
+            .unit_name(id)
+            .ledger(id, &[&msn])
+            .payout(freq)
+            .cutoff(cutoff)
+            .mode(mode)
+            .fees(bp, fixed);
     }
+    world.build(&**s).await.expect("world");
     s
 }
 

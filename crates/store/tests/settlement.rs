@@ -7,20 +7,15 @@ use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::clock::{Clock, ManualClock};
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::entry::Entry;
-use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn, Topic};
-use ledgerport_core::world::{
-    FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
-};
-use ledgerport_store::testing::{TestStore, fresh_store, postgres_from_env};
-use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
+use ledgerport_core::ids::{Currency, LedgerId, Msn, Topic};
+use ledgerport_core::world::{FeePlan, PayoutFrequency};
+use ledgerport_store::{EventOutcome, Store};
+use ledgerport_testkit::WorldBuilder;
+use ledgerport_testkit::testing::{TestStore, fresh_store, postgres_from_env};
 use std::sync::Arc;
 
 fn t(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
-}
-
-fn by() -> Actor {
-    Actor::new("test")
 }
 
 /// A fresh store (PostgreSQL when `DATABASE_URL` names it, SQLite otherwise) at `now`.
@@ -30,52 +25,19 @@ async fn store_at(now: &str) -> (Arc<TestStore>, Arc<ManualClock>) {
     (Arc::new(store), clock)
 }
 
-/// A merchant with one api unit per ledger id given, each ledger settling for its unit.
+/// A merchant with one api unit per ledger id given (MSNs 100000 up), each ledger settling for
+/// its unit.
 async fn ledgers(s: &dyn Store, ids: &[&str], freq: PayoutFrequency, fee: FeePlan) {
-    let m = s
-        .create_merchant(
-            &by(),
-            NewMerchant {
-                business: BusinessId::parse("o", "business:NO:ORG", "987654321").expect("org"),
-                name: "ACME AS".into(),
-            },
-        )
-        .await
-        .expect("merchant");
+    let mut world = WorldBuilder::new().merchant("987654321", "ACME AS");
     for (i, id) in ids.iter().enumerate() {
-        let msn = Msn::parse("msn", &format!("{}", 100_000 + i)).expect("msn");
-        s.create_sales_unit(
-            &by(),
-            NewSalesUnit {
-                msn,
-                merchant_id: m.id,
-                name: format!("Unit {i}"),
-                kind: SalesUnitKind::Api,
-                country: Country::NO,
-                vm_number: None,
-            },
-        )
-        .await
-        .expect("unit");
-        s.create_ledger(
-            &by(),
-            NewLedger {
-                ledger_id: LedgerId::parse("l", id).expect("id"),
-                currency: Currency::NOK,
-                payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").expect("account"),
-                owner_merchant_id: m.id,
-                settles_for: vec![msn],
-                time_zone: "Europe/Oslo".into(),
-                cutoff: parse_cutoff("c", "00:00").expect("cutoff"),
-                payout_frequency: freq,
-                settlement_mode: SettlementMode::Net,
-                fee_plan: fee,
-                page_size: 1000,
-            },
-        )
-        .await
-        .expect("ledger");
+        let msn = (100_000 + i).to_string();
+        world = world
+            .api_unit(&msn)
+            .ledger(id, &[&msn])
+            .payout(freq)
+            .fees(fee.basis_points, fee.fixed_minor);
     }
+    world.build(s).await.expect("world");
 }
 
 fn event(id: &str, kind: EventKind, msn: u32, psp: &str, amount: i64, time: &str) -> PaymentEvent {

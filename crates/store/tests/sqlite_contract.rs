@@ -1,9 +1,9 @@
-//! The store contract ([`ledgerport_store::contract`]) on the SQLite backend, one fresh in-memory
+//! The store contract (`ledgerport_testkit::contract`) on the SQLite backend, one fresh in-memory
 //! database per test.
 
 use ledgerport_core::clock::ManualClock;
-use ledgerport_store::contract::contract_now;
 use ledgerport_store::sqlite::SqliteStore;
+use ledgerport_testkit::contract::contract_now;
 use std::sync::Arc;
 
 async fn fresh_store() -> SqliteStore {
@@ -14,4 +14,4 @@ async fn fresh_store() -> SqliteStore {
     }
 }
 
-ledgerport_store::store_contract_tests!(fresh_store());
+ledgerport_testkit::store_contract_tests!(fresh_store());

@@ -7,16 +7,18 @@ use jiff::Timestamp;
 use ledgerport_core::clock::{Clock, ManualClock};
 use ledgerport_core::entry::{NewEntry, PayerDetails};
 use ledgerport_core::ids::{
-    BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, Topic,
+    BankAccount, Country, Currency, LedgerDate, LedgerId, Msn, Topic,
 };
 use ledgerport_core::world::{
-    FeePlan, KeyKind, KeyOwner, PartnerKind, PartnerState, PayoutFrequency, RowId, SalesUnitKind,
+    FeePlan, KeyKind, KeyOwner, PartnerKind, PayoutFrequency, RowId, SalesUnitKind,
     SettlementMode, parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
 use ledgerport_server::{AppState, ServerConfig};
-use ledgerport_store::testing::{TestStore, fresh_store};
-use ledgerport_store::{Actor, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store};
+use ledgerport_store::{Actor, NewLedger, NewSalesUnit, Store};
+pub use ledgerport_testkit::Keys;
+use ledgerport_testkit::WorldBuilder;
+use ledgerport_testkit::testing::{TestStore, fresh_store};
 use std::sync::Arc;
 
 /// The moment tests start at: noon UTC on 2024-04-05, so 2024-04-04 is closed and 2024-04-05 open.
@@ -39,15 +41,6 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
-}
-
-/// Credentials as issued: what a client would hold.
-#[derive(Clone, Debug)]
-pub struct Keys {
-    pub key_id: RowId,
-    pub client_id: String,
-    pub secret: String,
-    pub subscription_key: Option<String>,
 }
 
 pub fn by() -> Actor {
@@ -237,18 +230,8 @@ pub struct World {
 }
 
 pub async fn merchant(store: &dyn Store, org: &str, name: &str) -> RowId {
-    let business = BusinessId::parse("org", "business:NO:ORG", org).expect("org");
-    store
-        .create_merchant(
-            &by(),
-            NewMerchant {
-                business,
-                name: name.into(),
-            },
-        )
-        .await
-        .expect("merchant")
-        .id
+    let built = WorldBuilder::new().merchant(org, name).build(store).await;
+    built.expect("merchant").merchant(org)
 }
 
 pub async fn unit(store: &dyn Store, merchant: RowId, m: &str, vm_number: Option<&str>) {
@@ -319,25 +302,8 @@ pub async fn new_ledger(
 }
 
 pub async fn partner(store: &dyn Store, name: &str, kind: PartnerKind, approve: bool) -> RowId {
-    let p = store
-        .create_partner(
-            &by(),
-            NewPartner {
-                name: name.into(),
-                kind,
-                business: None,
-                contact_email: "x@example.com".into(),
-            },
-        )
-        .await
-        .expect("partner");
-    if approve {
-        store
-            .set_partner_state(&by(), p.id, PartnerState::Approved)
-            .await
-            .expect("approve");
-    }
-    p.id
+    let built = WorldBuilder::new().partner_of_kind(name, kind, approve);
+    built.build(store).await.expect("partner").partner(name)
 }
 
 pub fn new_entry(
@@ -367,157 +333,71 @@ pub fn new_entry(
 }
 
 pub async fn world(app: &TestApp) -> World {
-    let s = app.store.as_ref();
-    let m1 = merchant(s, "987654321", "ACME AS").await;
-    let m2 = merchant(s, "912345678", "Other AS").await;
-    unit(s, m1, "123455", None).await;
-    unit(s, m1, "654321", None).await;
-    unit(s, m1, "223344", Some("57860")).await;
-    unit(s, m1, "334455", Some("11111")).await;
-    unit(s, m2, "222222", None).await;
-    ledger(s, "100", m1, &["123455"], 3).await;
-    ledger(s, "200", m1, &["654321", "223344"], 1000).await;
-    ledger(s, "300", m1, &["334455"], 1000).await;
-    ledger(s, "400", m2, &["222222"], 1000).await;
-    let granted = partner(s, "Granted Regnskap", PartnerKind::Accounting, true).await;
-    s.create_grant(&by(), granted, &lid("100"))
-        .await
-        .expect("grant");
-    s.create_grant(&by(), granted, &lid("200"))
-        .await
-        .expect("grant");
-
-    let funds = vec![
-        new_entry(
-            "1001",
-            "2024-04-04T08:00:00.000001Z",
-            "capture",
-            10000,
-            "api:123455",
-            None,
-        ),
-        new_entry(
-            "1002",
-            "2024-04-04T09:00:00Z",
-            "capture",
-            10000,
-            "api:123455",
-            None,
-        ),
-        new_entry(
-            "1003",
-            "2024-04-04T10:00:00Z",
-            "capture",
-            20000,
-            "api:123455",
-            None,
-        ),
-        new_entry(
-            "1003",
-            "2024-04-04T11:00:00Z",
-            "refund",
-            -10000,
-            "api:123455",
-            None,
-        ),
-        new_entry(
-            "100-2000001",
-            "2024-04-04T21:59:59.999999Z",
-            "payout-scheduled",
-            -30000,
-            "",
-            None,
-        ),
-        new_entry(
-            "1004",
-            "2024-04-05T08:00:00Z",
-            "capture",
-            5000,
-            "api:123455",
-            None,
-        ),
-        new_entry(
-            "1005",
-            "2024-04-05T09:00:00Z",
-            "capture",
-            7000,
-            "api:123455",
-            None,
-        ),
-    ];
-    s.append_entries(&lid("100"), Topic::Funds, funds)
-        .await
-        .expect("funds");
-    let fees = vec![
-        new_entry(
-            "1001",
-            "2024-04-04T08:00:00.000001Z",
-            "capture-fee",
-            -175,
-            "api:123455",
-            None,
-        ),
-        new_entry(
-            "1002",
-            "2024-04-04T09:00:00Z",
-            "capture-fee",
-            -175,
-            "api:123455",
-            None,
-        ),
-        new_entry(
-            "1003",
-            "2024-04-04T10:00:00Z",
-            "capture-fee",
-            -350,
-            "api:123455",
-            None,
-        ),
-    ];
-    s.append_entries(&lid("100"), Topic::Fees, fees)
-        .await
-        .expect("fees");
+    let e = new_entry;
     let payer = PayerDetails {
         name: "Kari Nordmann".into(),
         message: "Kaffe".into(),
         masked_phone_no: "xxxx 1234".into(),
     };
-    let vm = vec![
-        new_entry(
-            "2001",
-            "2024-04-04T08:00:00Z",
-            "capture",
-            4000,
-            "NO:57860",
-            Some(payer),
-        ),
-        new_entry(
-            "2002",
-            "2024-04-04T09:00:00Z",
-            "capture",
-            6000,
-            "api:654321",
-            None,
-        ),
-    ];
-    s.append_entries(&lid("200"), Topic::Funds, vm)
+    let (u1, u2, u3) = ("api:123455", "api:654321", "api:222222");
+    let built = WorldBuilder::new()
+        .merchant("987654321", "ACME AS")
+        .api_unit("123455")
+        .api_unit("654321")
+        .vm_unit("223344", "57860")
+        .vm_unit("334455", "11111")
+        .ledger("100", &["123455"])
+        .page_size(3)
+        .ledger("200", &["654321", "223344"])
+        .ledger("300", &["334455"])
+        .merchant("912345678", "Other AS")
+        .api_unit("222222")
+        .ledger("400", &["222222"])
+        .partner("Granted Regnskap")
+        .grant("100")
+        .grant("200")
+        .entries(
+            "100",
+            Topic::Funds,
+            vec![
+                e("1001", "2024-04-04T08:00:00.000001Z", "capture", 10000, u1, None),
+                e("1002", "2024-04-04T09:00:00Z", "capture", 10000, u1, None),
+                e("1003", "2024-04-04T10:00:00Z", "capture", 20000, u1, None),
+                e("1003", "2024-04-04T11:00:00Z", "refund", -10000, u1, None),
+                e("100-2000001", "2024-04-04T21:59:59.999999Z", "payout-scheduled", -30000, "", None),
+                e("1004", "2024-04-05T08:00:00Z", "capture", 5000, u1, None),
+                e("1005", "2024-04-05T09:00:00Z", "capture", 7000, u1, None),
+            ],
+        )
+        .entries(
+            "100",
+            Topic::Fees,
+            vec![
+                e("1001", "2024-04-04T08:00:00.000001Z", "capture-fee", -175, u1, None),
+                e("1002", "2024-04-04T09:00:00Z", "capture-fee", -175, u1, None),
+                e("1003", "2024-04-04T10:00:00Z", "capture-fee", -350, u1, None),
+            ],
+        )
+        .entries(
+            "200",
+            Topic::Funds,
+            vec![
+                e("2001", "2024-04-04T08:00:00Z", "capture", 4000, "NO:57860", Some(payer)),
+                e("2002", "2024-04-04T09:00:00Z", "capture", 6000, u2, None),
+            ],
+        )
+        .entries(
+            "400",
+            Topic::Funds,
+            vec![e("4001", "2024-04-04T08:00:00Z", "capture", 999, u3, None)],
+        )
+        .build(app.store.as_ref())
         .await
-        .expect("vm funds");
-    let b = vec![new_entry(
-        "4001",
-        "2024-04-04T08:00:00Z",
-        "capture",
-        999,
-        "api:222222",
-        None,
-    )];
-    s.append_entries(&lid("400"), Topic::Funds, b)
-        .await
-        .expect("other funds");
+        .expect("world");
     World {
-        merchant1: m1,
-        merchant2: m2,
-        granted_partner: granted,
+        merchant1: built.merchant("987654321"),
+        merchant2: built.merchant("912345678"),
+        granted_partner: built.partner("Granted Regnskap"),
     }
 }
 

@@ -1,7 +1,8 @@
-//! The server under test: this same binary's `serve`, started as a child process on the
+//! The server under test: the `ledgerport` binary's `serve`, started as a child process on the
 //! benchmark's database, so its memory is its own and its CPU competes with the load generator
 //! the way a real deployment's would on a shared machine.
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,12 +39,31 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The `ledgerport` binary to start: `given` (`--server-bin`), or the one next to this binary
+/// (cargo builds both into the same target directory).
+pub fn binary(given: Option<&Path>) -> Result<PathBuf, String> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let exe = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
+            exe.with_file_name(format!("ledgerport{}", std::env::consts::EXE_SUFFIX))
+        }
+    };
+    if !path.is_file() {
+        return Err(format!(
+            "bench: the server binary {} does not exist: build it next to this one (cargo build \
+             --release -p ledgerport -p ledgerport-bench) or name it with --server-bin PATH",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
 impl Server {
-    /// Starts `serve` on `database_url` listening on an ephemeral port, and waits until it
-    /// answers `/readyz`.
-    pub async fn start(database_url: &str) -> Result<Server, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
-        let mut child = Command::new(exe)
+    /// Starts `server_bin serve` on `database_url` listening on an ephemeral port, and waits
+    /// until it answers `/readyz`.
+    pub async fn start(server_bin: &Path, database_url: &str) -> Result<Server, String> {
+        let mut child = Command::new(server_bin)
             .arg("--database-url")
             .arg(database_url)
             .arg("--log")

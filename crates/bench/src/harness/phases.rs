@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use ledgerport_core::ids::LedgerId;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,7 +115,7 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-pub async fn run(size: &Size, url: &str) -> Result<Report, String> {
+pub async fn run(size: &Size, url: &str, server_bin: &Path) -> Result<Report, String> {
     eprintln!("bench: building the world in {url}");
     let store = crate::store::open(url).await?;
     if !store
@@ -131,7 +132,7 @@ pub async fn run(size: &Size, url: &str) -> Result<Report, String> {
     drop(store);
 
     eprintln!("bench: starting the server");
-    let server = Server::start(url).await?;
+    let server = Server::start(server_bin, url).await?;
     let result = measure(size, &w, &server).await;
     let mut report = Report {
         context: vec![

@@ -1,7 +1,38 @@
-//! `ledgerport bench` at a tiny size: the harness builds its world, starts the server, measures
-//! every phase, prints the table with its targets, writes the JSON and leaves no server behind.
+//! `ledgerport-bench` at a tiny size: the harness builds its world, starts the `ledgerport`
+//! server next to it, measures every phase, prints the table with its targets, writes the JSON
+//! and leaves no server behind.
 
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
+
+/// The `ledgerport` binary the harness starts, built if needed: cargo builds a package's own
+/// binaries for its tests, not another package's, so this test asks cargo for it (a no-op when
+/// `cargo test --workspace` has just built it).
+fn server_bin() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bench = PathBuf::from(env!("CARGO_BIN_EXE_ledgerport-bench"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "ledgerport", "--bin", "ledgerport"]);
+        if bench.parent().and_then(|d| d.file_name()).is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build -p ledgerport");
+        assert!(status.success(), "cargo build -p ledgerport failed");
+        let bin = bench.with_file_name(format!("ledgerport{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "no {} after building it", bin.display());
+        bin
+    })
+}
+
+/// `ledgerport-bench --log warn --server-bin <ledgerport>`.
+fn bench() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ledgerport-bench"));
+    c.args(["--log", "warn", "--server-bin"]).arg(server_bin());
+    c
+}
 
 /// A world of seconds: a large ledger of 2500 entries (3 feed pages), a small one of 1500.
 const TINY: &[&str] = &[
@@ -38,9 +69,8 @@ fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
     let _cleanup = RemoveOnDrop(dir.clone());
     let json = dir.join("bench-result.json");
     let db = dir.join("bench.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_ledgerport"))
+    let out = bench()
         .args(["--database-url", &format!("sqlite://{}", db.display())])
-        .args(["--log", "warn", "bench"])
         .args(["--merchants", "3", "--ledgers", "12", "--partners", "3"])
         .args([
             "--grants",
@@ -69,7 +99,7 @@ fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
         .arg("--json")
         .arg(&json)
         .output()
-        .expect("run ledgerport bench");
+        .expect("run ledgerport-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
@@ -141,22 +171,21 @@ fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
     assert_eq!(v["context"]["database"], "sqlite");
 
     // A second run on the same database is refused: the benchmark needs a fresh one.
-    let again = Command::new(env!("CARGO_BIN_EXE_ledgerport"))
+    let again = bench()
         .args(["--database-url", &format!("sqlite://{}", db.display())])
-        .args(["--log", "warn", "bench"])
         .args(TINY)
         .output()
-        .expect("run ledgerport bench again");
+        .expect("run ledgerport-bench again");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
 }
 
 #[test]
 fn bad_sizes_are_refused_naming_the_flag() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ledgerport"))
-        .args(["bench", "--partners", "1"])
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerport-bench"))
+        .args(["--partners", "1"])
         .output()
-        .expect("run ledgerport bench");
+        .expect("run ledgerport-bench");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--partners"));
 }

@@ -1,7 +1,7 @@
-//! `ledgerport bench`: the performance harness.
+//! `ledgerport-bench`: the performance harness.
 //!
-//! Builds a world of a given size in a fresh database ([`world`]), starts this binary's `serve`
-//! on it as a child process ([`server`]), and measures over HTTP with many concurrent
+//! Builds a world of a given size in a fresh database ([`world`]), starts the `ledgerport`
+//! binary's `serve` on it as a child process ([`server`]), and measures over HTTP with many concurrent
 //! connections ([`load`]): token issuance on both endpoints, the full feed download of one large
 //! ledger, dates pages, ledger listings, concurrent readers, page latency on a small and a large
 //! ledger, and ingestion, plus the server's peak memory. In the same run it measures a floor
@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// Write the result as JSON to this file too.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// The `ledgerport` binary whose `serve` is measured. [default: `ledgerport` next to this
+    /// binary, in the same target directory]
+    #[arg(long, value_name = "PATH")]
+    pub server_bin: Option<PathBuf>,
 }
 
 /// The measurements, in the order they run.
@@ -193,6 +197,7 @@ impl Size {
 /// and removed afterwards.
 pub async fn run(args: BenchArgs, database_url: Option<String>) -> Result<(), String> {
     let size = Size::resolve(&args)?;
+    let server_bin = server::binary(args.server_bin.as_deref())?;
     let temp = match &database_url {
         Some(_) => None,
         None => Some(TempDir::new()?),
@@ -204,7 +209,7 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> Result<(), St
     };
     // On Ctrl-C or SIGTERM the run is dropped, and with it the server child (killed on drop).
     let report = tokio::select! {
-        r = phases::run(&size, &url) => r?,
+        r = phases::run(&size, &url, &server_bin) => r?,
         () = crate::shutdown_signal() => return Err("bench: interrupted".into()),
     };
     print!("{}", report.table());

@@ -1,4 +1,4 @@
-//! `ledgerport bench-ingest`: how fast payment events become ledger entries on this machine.
+//! `ledgerport-bench ingest`: how fast payment events become ledger entries on this machine.
 //!
 //! Builds a world of `--ledgers` ledgers in a fresh database, feeds `--events` events through the
 //! same `Store::ingest_events` path as the ingestion endpoint and `import` (captures with their
@@ -6,17 +6,15 @@
 //! arriving at its last event's time so that every day closes (fees retained, payout scheduled)
 //! as the events pass it, then closes what is still due, and prints events per second and the
 //! process's peak memory. Run it on a release build:
-//! `cargo run --release -- bench-ingest --events 1000000`. With `--database-url postgres://...`
+//! `cargo run --release -p ledgerport-bench -- ingest --events 1000000`. With `--database-url postgres://...`
 //! it runs on that PostgreSQL database instead, which must be empty (`createdb` a fresh one).
 
 use jiff::Timestamp;
 use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
-use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn};
-use ledgerport_core::world::{
-    DEFAULT_PAGE_SIZE, FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
-};
-use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
+use ledgerport_core::ids::{Currency, LedgerId, Msn};
+use ledgerport_store::{EventOutcome, Store};
+use ledgerport_testkit::WorldBuilder;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -178,59 +176,14 @@ pub async fn run(args: BenchArgs, database_url: &str) -> Result<(), String> {
 }
 
 async fn world(store: &dyn Store, ledgers: u32) -> Result<Vec<LedgerId>, String> {
-    let by = Actor::new("bench");
-    let m = store
-        .create_merchant(
-            &by,
-            NewMerchant {
-                business: BusinessId::parse("org", "business:NO:ORG", "987654321").map_err(err)?,
-                name: "Bench AS".into(),
-            },
-        )
-        .await
-        .map_err(err)?;
-    let mut ids = Vec::new();
+    let mut world = WorldBuilder::new()
+        .by("bench")
+        .merchant("987654321", "Bench AS");
     for i in 0..ledgers {
-        let msn = Msn::parse("msn", &(100_000 + i).to_string()).map_err(err)?;
-        store
-            .create_sales_unit(
-                &by,
-                NewSalesUnit {
-                    msn,
-                    merchant_id: m.id,
-                    name: format!("Unit {i}"),
-                    kind: SalesUnitKind::Api,
-                    country: Country::NO,
-                    vm_number: None,
-                },
-            )
-            .await
-            .map_err(err)?;
-        let id = LedgerId::parse("ledger", &(700_000 + i).to_string()).map_err(err)?;
-        store
-            .create_ledger(
-                &by,
-                NewLedger {
-                    ledger_id: id.clone(),
-                    currency: Currency::NOK,
-                    payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947")
-                        .map_err(err)?,
-                    owner_merchant_id: m.id,
-                    settles_for: vec![msn],
-                    time_zone: "Europe/Oslo".into(),
-                    cutoff: parse_cutoff("c", "00:00").map_err(err)?,
-                    payout_frequency: PayoutFrequency::Daily,
-                    settlement_mode: SettlementMode::Net,
-                    fee_plan: FeePlan {
-                        basis_points: 175,
-                        fixed_minor: 0,
-                    },
-                    page_size: DEFAULT_PAGE_SIZE,
-                },
-            )
-            .await
-            .map_err(err)?;
-        ids.push(id);
+        let msn = (100_000 + i).to_string();
+        world = world
+            .api_unit(&msn)
+            .ledger(&(700_000 + i).to_string(), &[&msn]);
     }
-    Ok(ids)
+    Ok(world.build(store).await.map_err(err)?.ledger_ids())
 }

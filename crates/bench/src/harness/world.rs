@@ -13,15 +13,10 @@ use super::Size;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use ledgerport_core::entry::{NewEntry, wire_time};
-use ledgerport_core::ids::{
-    BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, Topic,
-};
-use ledgerport_core::world::{
-    DEFAULT_PAGE_SIZE, FeePlan, KeyKind, KeyOwner, PartnerKind, PartnerState, PayoutFrequency,
-    SalesUnitKind, SettlementMode, parse_cutoff,
-};
-use ledgerport_server::credentials::issue_keys;
-use ledgerport_store::{Actor, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store};
+use ledgerport_core::ids::{Currency, LedgerDate, LedgerId, Msn, Topic};
+use ledgerport_core::world::KeyKind;
+use ledgerport_store::Store;
+use ledgerport_testkit::WorldBuilder;
 use std::time::Instant;
 
 /// Entries per `append_entries` call while building (one transaction each).
@@ -97,6 +92,20 @@ pub fn entry_counts(size: &Size) -> Vec<u64> {
     counts
 }
 
+/// Progress of the world builder: a line per kind of thing, every 100 (500 grants).
+fn world_progress() -> impl FnMut(&str, u64, u64) + Send + 'static {
+    let mut current = (String::new(), Instant::now());
+    move |kind, done, total| {
+        if current.0 != kind {
+            current = (kind.to_owned(), Instant::now());
+        }
+        let every = if kind == "grants" { 500 } else { 100 };
+        if done % every == 0 {
+            progress(kind, done, total, current.1);
+        }
+    }
+}
+
 fn progress(what: &str, done: u64, total: u64, began: Instant) {
     let secs = began.elapsed().as_secs_f64();
     eprint!(
@@ -106,175 +115,86 @@ fn progress(what: &str, done: u64, total: u64, began: Instant) {
 }
 
 pub async fn build(store: &dyn Store, size: &Size) -> Result<World, String> {
-    let by = Actor::new("bench");
     let began = Instant::now();
     let n = size.ledgers as usize;
-    let mut merchants = Vec::new();
-    for i in 0..size.merchants {
-        let m = store
-            .create_merchant(
-                &by,
-                NewMerchant {
-                    business: BusinessId::parse(
-                        "org",
-                        "business:NO:ORG",
-                        &(900_000_000 + i).to_string(),
-                    )
-                    .map_err(err)?,
-                    name: format!("Bench Merchant {i} AS"),
-                },
-            )
-            .await
-            .map_err(err)?;
-        merchants.push(m.id);
-        if i % 100 == 0 {
-            progress("merchants", u64::from(i), u64::from(size.merchants), began);
-        }
+    let mut builder = WorldBuilder::new().by("bench").on_progress(world_progress());
+    let org = |m: usize| (900_000_000 + m).to_string();
+    for m in 0..size.merchants as usize {
+        builder = builder.merchant(&org(m), &format!("Bench Merchant {m} AS"));
     }
     let mut ledgers = Vec::with_capacity(n);
     let mut msns = Vec::with_capacity(n);
-    let began_ledgers = Instant::now();
     for i in 0..n {
-        let owner = merchants[i % merchants.len()];
-        let msn = Msn::parse("msn", &(1_000_000 + i).to_string()).map_err(err)?;
-        store
-            .create_sales_unit(
-                &by,
-                NewSalesUnit {
-                    msn,
-                    merchant_id: owner,
-                    name: format!("Bench Unit {i}"),
-                    kind: SalesUnitKind::Api,
-                    country: Country::NO,
-                    vm_number: None,
-                },
-            )
-            .await
-            .map_err(err)?;
         let id = LedgerId::parse("ledger", &(5_000_000 + i).to_string()).map_err(err)?;
-        store
-            .create_ledger(
-                &by,
-                NewLedger {
-                    ledger_id: id.clone(),
-                    currency: Currency::NOK,
-                    payout_account: BankAccount::parse("account", "BBAN:NO", "86011117947")
-                        .map_err(err)?,
-                    owner_merchant_id: owner,
-                    settles_for: vec![msn],
-                    time_zone: "Europe/Oslo".into(),
-                    cutoff: parse_cutoff("cutoff", "00:00").map_err(err)?,
-                    payout_frequency: PayoutFrequency::Daily,
-                    settlement_mode: SettlementMode::Net,
-                    fee_plan: FeePlan {
-                        basis_points: 175,
-                        fixed_minor: 0,
-                    },
-                    page_size: DEFAULT_PAGE_SIZE,
-                },
-            )
-            .await
-            .map_err(err)?;
+        let msn = Msn::parse("msn", &(1_000_000 + i).to_string()).map_err(err)?;
+        builder = builder
+            .of_merchant(&org(i % size.merchants as usize))
+            .api_unit(&msn.to_string())
+            .unit_name(&format!("Bench Unit {i}"))
+            .ledger(&id.to_string(), &[&msn.to_string()])
+            .fees(175, 0);
         ledgers.push(id);
         msns.push(msn);
-        if i % 100 == 0 {
-            progress("ledgers", i as u64, n as u64, began_ledgers);
-        }
-    }
-
-    let mut partners = Vec::new();
-    for i in 0..size.partners {
-        let p = store
-            .create_partner(
-                &by,
-                NewPartner {
-                    name: format!("Bench Regnskap {i} AS"),
-                    kind: PartnerKind::Accounting,
-                    business: None,
-                    contact_email: format!("api@partner{i}.example"),
-                },
-            )
-            .await
-            .map_err(err)?;
-        store
-            .set_partner_state(&by, p.id, PartnerState::Approved)
-            .await
-            .map_err(err)?;
-        partners.push(p.id);
     }
 
     // Grants: partner 0 the big set (ledgers 0.., so every ledger read here), partner 1 the
     // small one, the other partners share the rest, each on distinct ledgers.
     let big = size.big_partner_grants.min(n as u64);
     let small = size.small_partner_grants.min(n as u64);
-    let mut plan: Vec<(usize, Vec<usize>)> = vec![
-        (0, (0..big as usize).collect()),
-        (1, (0..small as usize).map(|j| (n - 1 - j) % n).collect()),
+    let mut plan: Vec<Vec<usize>> = vec![
+        (0..big as usize).collect(),
+        (0..small as usize).map(|j| (n - 1 - j) % n).collect(),
     ];
-    let others = partners.len() - 2;
+    let others = size.partners as usize - 2;
     let rest = size.grants.saturating_sub(big + small);
     for k in 0..others {
         let count =
             (rest / others as u64 + u64::from((k as u64) < rest % others as u64)).min(n as u64);
         let start = (k * 7919) % n;
-        plan.push((
-            2 + k,
-            (0..count as usize).map(|j| (start + j) % n).collect(),
-        ));
+        plan.push((0..count as usize).map(|j| (start + j) % n).collect());
     }
-    let total_grants: u64 = plan.iter().map(|(_, l)| l.len() as u64).sum();
-    let began_grants = Instant::now();
-    let mut done = 0u64;
-    let merchant_user = Actor::new("bench:merchant-user");
-    for (p, ls) in &plan {
-        for &l in ls {
-            store
-                .create_grant(&merchant_user, partners[*p], &ledgers[l])
-                .await
-                .map_err(err)?;
-            done += 1;
-            if done % 500 == 0 {
-                progress("grants", done, total_grants, began_grants);
-            }
-        }
-    }
+    let total_grants: u64 = plan.iter().map(|l| l.len() as u64).sum();
 
     // Keys: sales-unit keys for the first units, accounting keys for the first partners, one
     // operator service key.
     let key_count = (size.concurrency as usize).max(1);
+    for (p, ls) in plan.iter().enumerate() {
+        builder = builder.partner(&format!("Bench Regnskap {p} AS"));
+        if p < key_count.max(2) {
+            builder = builder.partner_keys(&format!("partner-{p}"), KeyKind::Accounting);
+        }
+        for &l in ls {
+            builder = builder.grant(&ledgers[l].to_string());
+        }
+    }
+    for (i, msn) in msns.iter().take(key_count).enumerate() {
+        builder = builder.unit_keys(&format!("unit-{i}"), &msn.to_string());
+    }
+    let built = builder.service_keys("service").build(store).await.map_err(err)?;
     let mut unit_keys = Vec::new();
-    for msn in msns.iter().take(key_count) {
-        let (key, secret) = issue_keys(store, &by, KeyKind::SalesUnit, KeyOwner::SalesUnit(*msn))
-            .await
-            .map_err(err)?;
-        let subscription_key = key
-            .subscription_keys
-            .as_ref()
-            .map(|k| k[0].clone())
+    for i in 0..key_count.min(n) {
+        let k = built.keys(&format!("unit-{i}"));
+        let subscription_key = k
+            .subscription_key
+            .clone()
             .ok_or_else(|| err("sales-unit keys came without a subscription key"))?;
         unit_keys.push(SalesUnitCreds {
-            client_id: key.client_id,
-            secret: secret.reveal().to_owned(),
+            client_id: k.client_id.clone(),
+            secret: k.secret.clone(),
             subscription_key,
         });
     }
-    let mut accounting_keys = Vec::new();
-    for p in partners.iter().take(key_count.max(2)) {
-        let (key, secret) = issue_keys(store, &by, KeyKind::Accounting, KeyOwner::Partner(*p))
-            .await
-            .map_err(err)?;
-        accounting_keys.push(BasicCreds {
-            client_id: key.client_id,
-            secret: secret.reveal().to_owned(),
-        });
-    }
-    let (svc, svc_secret) = issue_keys(store, &by, KeyKind::Service, KeyOwner::Operator)
-        .await
-        .map_err(err)?;
-    let service = BasicCreds {
-        client_id: svc.client_id,
-        secret: svc_secret.reveal().to_owned(),
+    let basic = |label: &str| {
+        let k = built.keys(label);
+        BasicCreds {
+            client_id: k.client_id.clone(),
+            secret: k.secret.clone(),
+        }
     };
+    let accounting_keys: Vec<BasicCreds> = (0..key_count.max(2).min(plan.len()))
+        .map(|p| basic(&format!("partner-{p}")))
+        .collect();
+    let service = basic("service");
 
     // Entries, in big batches per ledger; dates run over `days` days ending yesterday.
     let counts = entry_counts(size);

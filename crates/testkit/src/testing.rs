@@ -1,9 +1,14 @@
 //! Stores for tests: a fresh PostgreSQL database when `DATABASE_URL` names a PostgreSQL server,
 //! a fresh in-memory SQLite database otherwise. Every test gets its own database, so tests run in
 //! parallel; a PostgreSQL one is dropped when the test lets go of it.
+//!
+//! A test that only means something on PostgreSQL is marked
+//! `#[ignore = "needs DATABASE_URL naming PostgreSQL"]`, so a run without a database shows it as
+//! ignored, and gets its database from [`TestDatabase::create`] or [`fresh_postgres_store`], which
+//! fail the test saying what to set when it is run (`--include-ignored`) without `DATABASE_URL`.
 
-use crate::{Result, Store, StoreError};
 use ledgerport_core::clock::Clock;
+use ledgerport_store::{Result, Store, StoreError};
 use sqlx::Connection;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -17,7 +22,21 @@ pub fn postgres_from_env() -> Option<String> {
         .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
 }
 
-/// The backend tests run on, for messages such as "skipped: no PostgreSQL".
+/// The PostgreSQL server of a PostgreSQL-only test; panics, saying what to set, when
+/// `DATABASE_URL` names none (the test was run with `--include-ignored` on a machine without one).
+#[track_caller]
+pub fn require_postgres() -> String {
+    match postgres_from_env() {
+        Some(url) => url,
+        None => panic!(
+            "this test needs PostgreSQL: set DATABASE_URL to a PostgreSQL server, e.g. \
+             DATABASE_URL=postgres://postgres@127.0.0.1:5432/test (scripts/test does); without \
+             it the test is ignored, and it fails when run anyway"
+        ),
+    }
+}
+
+/// The backend tests run on.
 pub fn backend_name() -> &'static str {
     if postgres_from_env().is_some() {
         "postgres"
@@ -36,10 +55,17 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Creates an empty database; `None` when `DATABASE_URL` names no PostgreSQL server.
-    pub async fn create() -> Option<Result<TestDatabase>> {
-        let server_url = postgres_from_env()?;
-        Some(Self::create_on(server_url).await)
+    /// Creates an empty database for a PostgreSQL-only test; panics saying why when
+    /// `DATABASE_URL` names no PostgreSQL server ([`require_postgres`]) or the database cannot
+    /// be made.
+    #[track_caller]
+    pub fn create() -> impl std::future::Future<Output = TestDatabase> {
+        let server_url = require_postgres();
+        async move {
+            Self::create_on(server_url)
+                .await
+                .unwrap_or_else(|e| panic!("create a PostgreSQL test database: {e:?}"))
+        }
     }
 
     async fn create_on(server_url: String) -> Result<TestDatabase> {
@@ -152,10 +178,12 @@ impl Deref for TestStore {
 /// A fresh, empty, migrated store on `clock`: PostgreSQL when `DATABASE_URL` names it, SQLite in
 /// memory otherwise. Panics (it is for tests) with the reason when the database cannot be made.
 pub async fn fresh_store(clock: Arc<dyn Clock>) -> TestStore {
-    match TestDatabase::create().await {
-        Some(db) => {
-            let db = db.unwrap_or_else(|e| panic!("create a PostgreSQL test database: {e:?}"));
-            let store = crate::open(&db.url, clock)
+    match postgres_from_env() {
+        Some(server_url) => {
+            let db = TestDatabase::create_on(server_url)
+                .await
+                .unwrap_or_else(|e| panic!("create a PostgreSQL test database: {e:?}"));
+            let store = ledgerport_store::open(&db.url, clock)
                 .await
                 .unwrap_or_else(|e| panic!("open the PostgreSQL test store {}: {e:?}", db.url));
             TestStore {
@@ -164,7 +192,7 @@ pub async fn fresh_store(clock: Arc<dyn Clock>) -> TestStore {
             }
         }
         None => TestStore {
-            store: crate::open("sqlite::memory:", clock)
+            store: ledgerport_store::open("sqlite::memory:", clock)
                 .await
                 .unwrap_or_else(|e| panic!("open an in-memory SQLite store: {e:?}")),
             _db: None,
@@ -172,14 +200,12 @@ pub async fn fresh_store(clock: Arc<dyn Clock>) -> TestStore {
     }
 }
 
-/// A fresh PostgreSQL store, or `None` (after saying so on stderr) when `DATABASE_URL` names
-/// no PostgreSQL server: for tests that only mean something on PostgreSQL.
-pub async fn fresh_postgres_store(clock: Arc<dyn Clock>, test: &str) -> Option<TestStore> {
-    if postgres_from_env().is_none() {
-        eprintln!("{test}: skipped, DATABASE_URL names no PostgreSQL database");
-        return None;
-    }
-    Some(fresh_store(clock).await)
+/// A fresh PostgreSQL store for a PostgreSQL-only test; panics saying what to set when
+/// `DATABASE_URL` names no PostgreSQL server ([`require_postgres`]).
+#[track_caller]
+pub fn fresh_postgres_store(clock: Arc<dyn Clock>) -> impl std::future::Future<Output = TestStore> {
+    require_postgres();
+    fresh_store(clock)
 }
 
 #[cfg(test)]

@@ -1,0 +1,15 @@
+//! Test support for Ledgerport, used only as a dev-dependency (and by the benchmark): nothing
+//! here ships in the `ledgerport` binary.
+//!
+//! - [`contract`]: the tests every [`Store`](ledgerport_store::Store) backend must pass, run by
+//!   [`store_contract_tests!`] on each backend;
+//! - [`testing`]: a fresh store per test (in-memory SQLite, or a PostgreSQL database of its own
+//!   when `DATABASE_URL` names a server) and the guard of PostgreSQL-only tests;
+//! - [`world`]: the one fluent builder of test worlds (merchants, sales units, ledgers, partners,
+//!   grants, keys, entries).
+
+pub mod contract;
+pub mod testing;
+pub mod world;
+
+pub use world::{Keys, World, WorldBuilder};
