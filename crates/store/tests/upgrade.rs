@@ -1,7 +1,7 @@
 //! A database made by the hand-written migration runner that came before sqlx's migrator (table
 //! `schema_migrations`) opens with today's store: its migrations are recorded as the migrator's,
 //! nothing is run twice, the old table is gone, its rows are intact and the store goes on
-//! writing where they end. On SQLite always; on PostgreSQL when `DATABASE_URL` names a server.
+//! writing where they end. On SQLite always; on PostgreSQL when `DATABASE_URL` names a server (ignored otherwise).
 
 use jiff::Timestamp;
 use ledgerport_core::clock::ManualClock;
@@ -11,7 +11,7 @@ use ledgerport_store::EventOutcome;
 use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::prelude::*;
 use ledgerport_store::sqlite::SqliteStore;
-use ledgerport_store::testing::TestDatabase;
+use ledgerport_testkit::testing::TestDatabase;
 use sqlx::migrate::{Migration, MigrationType};
 use sqlx::{Connection, SqlSafeStr};
 use std::borrow::Cow;
@@ -282,12 +282,9 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
 }
 
 #[tokio::test]
+#[ignore = "needs DATABASE_URL naming PostgreSQL"]
 async fn a_postgres_database_of_the_old_migration_runner_upgrades_cleanly() {
-    let Some(db) = TestDatabase::create().await else {
-        eprintln!("upgrade: skipped, DATABASE_URL names no PostgreSQL database");
-        return;
-    };
-    let db = db.expect("create a test database");
+    let db = TestDatabase::create().await;
 
     // Arrange: migrated as the old runner did (each version in its own transaction under its
     // advisory lock), with rows.
