@@ -257,12 +257,19 @@ async fn serve_listens_on_the_address_of_the_config_file() {
         "database-url",
         &format!("sqlite://{}\n", db.display()),
     );
+    // So does the key that encrypts the signing keys.
+    let kek_file = write(
+        &dir,
+        "signing-kek",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+    );
     let config = write(
         &dir,
         "ledgerport.toml",
         &format!(
-            "database_url_file = {:?}\n[log]\nlevel = \"warn\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
-            url_file.display().to_string()
+            "database_url_file = {:?}\nsigning_key_encryption_key_file = {:?}\n[log]\nlevel = \"warn\"\n[server]\nlisten = \"127.0.0.1:{port}\"\nmetrics_listen = \"off\"\n",
+            url_file.display().to_string(),
+            kek_file.display().to_string()
         ),
     );
     let _child = KillOnDrop(

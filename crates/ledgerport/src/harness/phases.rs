@@ -116,7 +116,9 @@ fn load_average() -> String {
 
 pub async fn run(size: &Size, url: &str) -> Result<Report, String> {
     eprintln!("bench: building the world in {url}");
-    let store = crate::store::open(url).await?;
+    let store = crate::store::open(url)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     if !store
         .merchants()
         .await
