@@ -191,7 +191,12 @@ fn demo_config(loaded: &config::Loaded) -> config::Config {
         config.signing_key_encryption_key =
             Some(ledgerport_server::tokens::KeyEncryptionKey::generate().to_base64());
     }
-    if loaded.sources.get("server.metrics_listen").map(String::as_str) == Some("default") {
+    if loaded
+        .sources
+        .get("server.metrics_listen")
+        .map(String::as_str)
+        == Some("default")
+    {
         config.server.metrics_listen = "off".into();
     }
     config
