@@ -6,7 +6,6 @@
 use ledgerport_core::clock::SystemClock;
 use ledgerport_server::tokens::{KeyEncryptionKey, SigningKeyProtection, is_sealed};
 use ledgerport_store::SigningKeyRecord;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,10 +29,7 @@ fn database(name: &str) -> String {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    format!(
-        "sqlite://{}",
-        PathBuf::from(dir).join("db.sqlite").display()
-    )
+    format!("sqlite://{}", dir.join("db.sqlite").display())
 }
 
 fn ledgerport(db: &str, env: &[(&str, &str)], args: &[&str]) -> Command {
