@@ -64,176 +64,58 @@ const U32_MAX: i128 = u32::MAX as i128;
 const U64_MAX: i128 = u64::MAX as i128;
 const BASE64_KEY: &str = "32 bytes in base64 (make one with `head -c 32 /dev/urandom | base64`)";
 
-/// Every key, in the order `config print` shows them.
+/// Every key, in the order `config print` shows them: name, environment variable, flag, check
+/// beyond the type, and what a valid value looks like (for messages).
+#[rustfmt::skip]
 pub const KEYS: &[Key] = &[
-    key(
-        "database_url",
-        "LEDGERPORT_DATABASE_URL",
-        "--database-url",
-        Check::NonEmpty,
-        "a database URL such as `sqlite://ledgerport.db`, `sqlite::memory:` or `postgres://user@host/db`",
-    ),
-    key(
-        "database_url_file",
-        "LEDGERPORT_DATABASE_URL_FILE",
-        "--database-url-file",
-        Check::Any,
-        "the path of a readable file holding the database URL",
-    ),
-    key(
-        "signing_key_encryption_key",
-        "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY",
-        "--signing-key-encryption-key",
-        Check::EncryptionKey,
-        BASE64_KEY,
-    ),
-    key(
-        "signing_key_encryption_key_file",
-        "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_FILE",
-        "--signing-key-encryption-key-file",
-        Check::Any,
-        "the path of a readable file holding the signing key encryption key",
-    ),
-    key(
-        "signing_key_encryption_key_previous",
-        "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS",
-        "--signing-key-encryption-key-previous",
-        Check::EncryptionKey,
-        BASE64_KEY,
-    ),
-    key(
-        "signing_key_encryption_key_previous_file",
-        "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS_FILE",
-        "--signing-key-encryption-key-previous-file",
-        Check::Any,
-        "the path of a readable file holding the previous signing key encryption key",
-    ),
-    key(
-        "insecure_plaintext_signing_keys",
-        "LEDGERPORT_INSECURE_PLAINTEXT_SIGNING_KEYS",
-        "--insecure-plaintext-signing-keys",
-        Check::Any,
-        "`true` or `false`",
-    ),
-    key(
-        "log.level",
-        "LEDGERPORT_LOG",
-        "--log",
-        Check::LogFilter,
-        "a log filter such as `info` or `warn,ledgerport_server=debug`",
-    ),
-    key(
-        "log.format",
-        "LEDGERPORT_LOG_FORMAT",
-        "--log-format",
-        Check::Any,
-        "`pretty` or `json`",
-    ),
-    key(
-        "server.listen",
-        "LEDGERPORT_LISTEN",
-        "--listen",
-        Check::Any,
-        "a socket address such as `127.0.0.1:8080` or `[::]:8080`",
-    ),
-    key(
-        "server.metrics_listen",
-        "LEDGERPORT_METRICS_LISTEN",
-        "--metrics-listen",
-        Check::OptionalAddr,
-        "a socket address such as `127.0.0.1:9464`, or `off`",
-    ),
-    key(
-        "server.issuer",
-        "LEDGERPORT_ISSUER",
-        "--issuer",
-        Check::NonEmpty,
-        "a non-empty string",
-    ),
-    key(
-        "server.audience",
-        "LEDGERPORT_AUDIENCE",
-        "--audience",
-        Check::NonEmpty,
-        "a non-empty string",
-    ),
-    key(
-        "server.standard_token_lifetime_secs",
-        "LEDGERPORT_STANDARD_TOKEN_LIFETIME",
-        "--standard-token-lifetime",
-        Check::Range(1, U64_MAX),
-        SECS,
-    ),
-    key(
-        "server.miami_token_lifetime_secs",
-        "LEDGERPORT_MIAMI_TOKEN_LIFETIME",
-        "--miami-token-lifetime",
-        Check::Range(1, U64_MAX),
-        SECS,
-    ),
-    key(
-        "server.request_timeout_secs",
-        "LEDGERPORT_REQUEST_TIMEOUT",
-        "--request-timeout",
-        Check::Range(1, U64_MAX),
-        SECS,
-    ),
-    key(
-        "server.close_interval_secs",
-        "LEDGERPORT_CLOSE_INTERVAL",
-        "--close-interval",
-        Check::Any,
-        "a whole number of seconds (0 turns the closing task off)",
-    ),
-    key(
-        "server.ledger_list_page_size",
-        "LEDGERPORT_LEDGER_LIST_PAGE_SIZE",
-        "--ledger-list-page-size",
-        Check::Range(1, 10_000),
-        "a whole number from 1 to 10000",
-    ),
-    key(
-        "limits.enabled",
-        "LEDGERPORT_LIMITS_ENABLED",
-        "--limits-enabled",
-        Check::Any,
-        "`true` or `false`",
-    ),
-    key(
-        "limits.token_per_second",
-        "LEDGERPORT_LIMITS_TOKEN_PER_SECOND",
-        "--limits-token-per-second",
-        Check::Positive,
-        "a number of requests per second greater than 0",
-    ),
-    key(
-        "limits.token_burst",
-        "LEDGERPORT_LIMITS_TOKEN_BURST",
-        "--limits-token-burst",
-        Check::Range(1, U32_MAX),
-        "a whole number of requests from 1 to 4294967295",
-    ),
-    key(
-        "limits.report_per_second",
-        "LEDGERPORT_LIMITS_REPORT_PER_SECOND",
-        "--limits-report-per-second",
-        Check::Positive,
-        "a number of requests per second greater than 0",
-    ),
-    key(
-        "limits.report_burst",
-        "LEDGERPORT_LIMITS_REPORT_BURST",
-        "--limits-report-burst",
-        Check::Range(1, U32_MAX),
-        "a whole number of requests from 1 to 4294967295",
-    ),
-    key(
-        "limits.failed_token_slowdown_after",
-        "LEDGERPORT_LIMITS_FAILED_TOKEN_SLOWDOWN_AFTER",
-        "--limits-failed-token-slowdown-after",
-        Check::Any,
-        "a whole number of failed requests from 0 to 4294967295",
-    ),
+    key("database_url", "LEDGERPORT_DATABASE_URL", "--database-url", Check::NonEmpty,
+        "a database URL such as `sqlite://ledgerport.db`, `sqlite::memory:` or `postgres://user@host/db`"),
+    key("database_url_file", "LEDGERPORT_DATABASE_URL_FILE", "--database-url-file", Check::Any,
+        "the path of a readable file holding the database URL"),
+    key("signing_key_encryption_key", "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY", "--signing-key-encryption-key", Check::EncryptionKey,
+        BASE64_KEY),
+    key("signing_key_encryption_key_file", "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_FILE", "--signing-key-encryption-key-file", Check::Any,
+        "the path of a readable file holding the signing key encryption key"),
+    key("signing_key_encryption_key_previous", "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS", "--signing-key-encryption-key-previous", Check::EncryptionKey,
+        BASE64_KEY),
+    key("signing_key_encryption_key_previous_file", "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS_FILE", "--signing-key-encryption-key-previous-file", Check::Any,
+        "the path of a readable file holding the previous signing key encryption key"),
+    key("insecure_plaintext_signing_keys", "LEDGERPORT_INSECURE_PLAINTEXT_SIGNING_KEYS", "--insecure-plaintext-signing-keys", Check::Any,
+        "`true` or `false`"),
+    key("log.level", "LEDGERPORT_LOG", "--log", Check::LogFilter,
+        "a log filter such as `info` or `warn,ledgerport_server=debug`"),
+    key("log.format", "LEDGERPORT_LOG_FORMAT", "--log-format", Check::Any,
+        "`pretty` or `json`"),
+    key("server.listen", "LEDGERPORT_LISTEN", "--listen", Check::Any,
+        "a socket address such as `127.0.0.1:8080` or `[::]:8080`"),
+    key("server.metrics_listen", "LEDGERPORT_METRICS_LISTEN", "--metrics-listen", Check::OptionalAddr,
+        "a socket address such as `127.0.0.1:9464`, or `off`"),
+    key("server.issuer", "LEDGERPORT_ISSUER", "--issuer", Check::NonEmpty,
+        "a non-empty string"),
+    key("server.audience", "LEDGERPORT_AUDIENCE", "--audience", Check::NonEmpty,
+        "a non-empty string"),
+    key("server.standard_token_lifetime_secs", "LEDGERPORT_STANDARD_TOKEN_LIFETIME", "--standard-token-lifetime", Check::Range(1, U64_MAX),
+        SECS),
+    key("server.miami_token_lifetime_secs", "LEDGERPORT_MIAMI_TOKEN_LIFETIME", "--miami-token-lifetime", Check::Range(1, U64_MAX),
+        SECS),
+    key("server.request_timeout_secs", "LEDGERPORT_REQUEST_TIMEOUT", "--request-timeout", Check::Range(1, U64_MAX),
+        SECS),
+    key("server.close_interval_secs", "LEDGERPORT_CLOSE_INTERVAL", "--close-interval", Check::Any,
+        "a whole number of seconds (0 turns the closing task off)"),
+    key("server.ledger_list_page_size", "LEDGERPORT_LEDGER_LIST_PAGE_SIZE", "--ledger-list-page-size", Check::Range(1, 10_000),
+        "a whole number from 1 to 10000"),
+    key("limits.enabled", "LEDGERPORT_LIMITS_ENABLED", "--limits-enabled", Check::Any,
+        "`true` or `false`"),
+    key("limits.token_per_second", "LEDGERPORT_LIMITS_TOKEN_PER_SECOND", "--limits-token-per-second", Check::Positive,
+        "a number of requests per second greater than 0"),
+    key("limits.token_burst", "LEDGERPORT_LIMITS_TOKEN_BURST", "--limits-token-burst", Check::Range(1, U32_MAX),
+        "a whole number of requests from 1 to 4294967295"),
+    key("limits.report_per_second", "LEDGERPORT_LIMITS_REPORT_PER_SECOND", "--limits-report-per-second", Check::Positive,
+        "a number of requests per second greater than 0"),
+    key("limits.report_burst", "LEDGERPORT_LIMITS_REPORT_BURST", "--limits-report-burst", Check::Range(1, U32_MAX),
+        "a whole number of requests from 1 to 4294967295"),
+    key("limits.failed_token_slowdown_after", "LEDGERPORT_LIMITS_FAILED_TOKEN_SLOWDOWN_AFTER", "--limits-failed-token-slowdown-after", Check::Any,
+        "a whole number of failed requests from 0 to 4294967295"),
 ];
 
 const fn key(
@@ -633,7 +515,11 @@ impl Layer {
         let given = [Value::serialize(global), Value::serialize(serve)];
         for value in given.into_iter().flatten() {
             if let Value::Dict(_, dict) = value {
-                for (name, v) in dict {
+                // A flag not given is `None`: it sets nothing.
+                let given = dict
+                    .into_iter()
+                    .filter(|(_, v)| !matches!(v, Value::Empty(..)));
+                for (name, v) in given {
                     layer = layer.set(&name, v);
                 }
             }
@@ -993,10 +879,6 @@ impl Loaded {
 // own, so a flag given on the command line is the only thing clap reports. Each flag's
 // `serde(rename)` is its key; flags not given are left out of the flags' layer.
 
-fn not_given(b: &bool) -> bool {
-    !*b
-}
-
 /// Flags every command takes.
 #[derive(clap::Args, Debug, Clone, Default, Serialize)]
 pub struct GlobalArgs {
@@ -1007,47 +889,41 @@ pub struct GlobalArgs {
 
     /// Database to use: `sqlite://PATH` (created if missing), `sqlite::memory:` or `postgres://USER@HOST:PORT/DB`. [default: sqlite://ledgerport.db] [env: LEDGERPORT_DATABASE_URL] [config: database_url]
     #[arg(long, global = true, value_name = "URL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
 
     /// File holding the database URL (for URLs with a password). [env: LEDGERPORT_DATABASE_URL_FILE] [config: database_url_file]
     #[arg(long, global = true, value_name = "FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url_file: Option<PathBuf>,
 
     /// Key that encrypts token signing keys in the database: 32 bytes in base64; prefer the file. [env: LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY] [config: signing_key_encryption_key]
     #[arg(long, global = true, value_name = "BASE64")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key_encryption_key: Option<String>,
 
     /// File holding the signing key encryption key. [env: LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_FILE] [config: signing_key_encryption_key_file]
     #[arg(long, global = true, value_name = "FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key_encryption_key_file: Option<PathBuf>,
 
     /// The encryption key being replaced: signing keys it encrypted are still read. [env: LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS] [config: signing_key_encryption_key_previous]
     #[arg(long, global = true, value_name = "BASE64")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key_encryption_key_previous: Option<String>,
 
     /// File holding the previous signing key encryption key. [env: LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS_FILE] [config: signing_key_encryption_key_previous_file]
     #[arg(long, global = true, value_name = "FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key_encryption_key_previous_file: Option<PathBuf>,
 
     /// Store token signing keys in clear when no encryption key is set (throwaway databases only). [default: false] [env: LEDGERPORT_INSECURE_PLAINTEXT_SIGNING_KEYS] [config: insecure_plaintext_signing_keys]
     #[arg(long, global = true)]
-    #[serde(skip_serializing_if = "not_given")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure_plaintext_signing_keys: bool,
 
     /// Log filter, e.g. `info` or `ledgerport_server=debug`. [default: info] [env: LEDGERPORT_LOG] [config: log.level]
     #[arg(long, global = true, value_name = "FILTER")]
-    #[serde(rename = "log.level", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "log.level")]
     pub log: Option<String>,
 
     /// Log format: `pretty` for people, `json` for machines. [default: pretty] [env: LEDGERPORT_LOG_FORMAT] [config: log.format]
     #[arg(long, global = true, value_name = "FORMAT", value_parser = parse_log_format)]
-    #[serde(rename = "log.format", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "log.format")]
     pub log_format: Option<LogFormat>,
 }
 
@@ -1061,93 +937,63 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
 pub struct ServeArgs {
     /// Address to listen on. [default: 127.0.0.1:8080] [env: LEDGERPORT_LISTEN] [config: server.listen]
     #[arg(long, value_name = "ADDR")]
-    #[serde(rename = "server.listen", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "server.listen")]
     pub listen: Option<SocketAddr>,
     /// Address of the metrics listener (`GET /metrics`), or `off`. [default: 127.0.0.1:9464] [env: LEDGERPORT_METRICS_LISTEN] [config: server.metrics_listen]
     #[arg(long, value_name = "ADDR")]
-    #[serde(
-        rename = "server.metrics_listen",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "server.metrics_listen")]
     pub metrics_listen: Option<String>,
     /// `iss` of issued tokens. [default: ledgerport] [env: LEDGERPORT_ISSUER] [config: server.issuer]
     #[arg(long)]
-    #[serde(rename = "server.issuer", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "server.issuer")]
     pub issuer: Option<String>,
     /// `aud` of issued tokens. [default: ledgerport-report-api] [env: LEDGERPORT_AUDIENCE] [config: server.audience]
     #[arg(long)]
-    #[serde(rename = "server.audience", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "server.audience")]
     pub audience: Option<String>,
     /// Lifetime of /accesstoken/get tokens, in seconds. [default: 86400] [env: LEDGERPORT_STANDARD_TOKEN_LIFETIME] [config: server.standard_token_lifetime_secs]
     #[arg(long, value_name = "SECS")]
-    #[serde(
-        rename = "server.standard_token_lifetime_secs",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "server.standard_token_lifetime_secs")]
     pub standard_token_lifetime: Option<u64>,
     /// Lifetime of /miami/v1/token tokens, in seconds. [default: 900] [env: LEDGERPORT_MIAMI_TOKEN_LIFETIME] [config: server.miami_token_lifetime_secs]
     #[arg(long, value_name = "SECS")]
-    #[serde(
-        rename = "server.miami_token_lifetime_secs",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "server.miami_token_lifetime_secs")]
     pub miami_token_lifetime: Option<u64>,
     /// Requests running longer than this many seconds are abandoned with a 500. [default: 30] [env: LEDGERPORT_REQUEST_TIMEOUT] [config: server.request_timeout_secs]
     #[arg(long, value_name = "SECS")]
-    #[serde(
-        rename = "server.request_timeout_secs",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "server.request_timeout_secs")]
     pub request_timeout: Option<u64>,
     /// Seconds between closing runs (due ledger dates closed, payouts scheduled); 0 turns the closing task off (then `admin close` or another server does it). [default: 10] [env: LEDGERPORT_CLOSE_INTERVAL] [config: server.close_interval_secs]
     #[arg(long, value_name = "SECS")]
-    #[serde(
-        rename = "server.close_interval_secs",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "server.close_interval_secs")]
     pub close_interval: Option<u64>,
     /// Ledgers per page of GET /settlement/v1/ledgers (1 to 10000). [default: 1000] [env: LEDGERPORT_LEDGER_LIST_PAGE_SIZE] [config: server.ledger_list_page_size]
     #[arg(long, value_name = "N")]
-    #[serde(
-        rename = "server.ledger_list_page_size",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "server.ledger_list_page_size")]
     pub ledger_list_page_size: Option<u32>,
     /// Rate limits on (`true`) or off (`false`). [default: true] [env: LEDGERPORT_LIMITS_ENABLED] [config: limits.enabled]
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
-    #[serde(rename = "limits.enabled", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "limits.enabled")]
     pub limits_enabled: Option<bool>,
     /// Sustained token requests per second per client id. [default: 20] [env: LEDGERPORT_LIMITS_TOKEN_PER_SECOND] [config: limits.token_per_second]
     #[arg(long, value_name = "RATE")]
-    #[serde(
-        rename = "limits.token_per_second",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "limits.token_per_second")]
     pub limits_token_per_second: Option<f64>,
     /// Token requests one client id may make at once. [default: 100] [env: LEDGERPORT_LIMITS_TOKEN_BURST] [config: limits.token_burst]
     #[arg(long, value_name = "N")]
-    #[serde(rename = "limits.token_burst", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "limits.token_burst")]
     pub limits_token_burst: Option<u32>,
     /// Sustained Report API requests per second per principal. [default: 100] [env: LEDGERPORT_LIMITS_REPORT_PER_SECOND] [config: limits.report_per_second]
     #[arg(long, value_name = "RATE")]
-    #[serde(
-        rename = "limits.report_per_second",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "limits.report_per_second")]
     pub limits_report_per_second: Option<f64>,
     /// Report API requests one principal may make at once. [default: 200] [env: LEDGERPORT_LIMITS_REPORT_BURST] [config: limits.report_burst]
     #[arg(long, value_name = "N")]
-    #[serde(
-        rename = "limits.report_burst",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "limits.report_burst")]
     pub limits_report_burst: Option<u32>,
     /// Failed token requests per client id after which further attempts are slowed down. [default: 5] [env: LEDGERPORT_LIMITS_FAILED_TOKEN_SLOWDOWN_AFTER] [config: limits.failed_token_slowdown_after]
     #[arg(long, value_name = "N")]
-    #[serde(
-        rename = "limits.failed_token_slowdown_after",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "limits.failed_token_slowdown_after")]
     pub limits_failed_token_slowdown_after: Option<u32>,
 }
 
