@@ -28,7 +28,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 /// One configuration key: its dotted name, environment variable, flag, what it accepts and the
@@ -205,22 +204,11 @@ pub struct LogSection {
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Pretty,
     Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "pretty" => Ok(LogFormat::Pretty),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(()),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -922,14 +910,15 @@ pub struct GlobalArgs {
     pub log: Option<String>,
 
     /// Log format: `pretty` for people, `json` for machines. [default: pretty] [env: LEDGERPORT_LOG_FORMAT] [config: log.format]
-    #[arg(long, global = true, value_name = "FORMAT", value_parser = parse_log_format)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FORMAT",
+        value_enum,
+        hide_possible_values = true
+    )]
     #[serde(rename = "log.format")]
     pub log_format: Option<LogFormat>,
-}
-
-fn parse_log_format(s: &str) -> Result<LogFormat, String> {
-    s.parse()
-        .map_err(|()| "expected `pretty` or `json`".to_string())
 }
 
 /// Flags of the server (`serve`, `demo`, `config print`).
