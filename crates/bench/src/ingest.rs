@@ -72,7 +72,9 @@ pub async fn run(args: BenchArgs, database_url: &str) -> Result<(), String> {
     } else {
         format!("sqlite://{}", args.database.display())
     };
-    let store = crate::store::open_with_clock(&url, clock.clone()).await?;
+    let store = crate::store::open_with_clock(&url, clock.clone())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     if !store.merchants().await.map_err(err)?.is_empty() {
         return Err(err("the database is not empty; give the bench a fresh one"));
     }

@@ -1,26 +1,37 @@
 //! The binary's one typed configuration.
 //!
 //! Layers, later wins: built-in defaults -> a TOML file (`--config FILE` / `LEDGERPORT_CONFIG`)
-//! -> environment variables (`LEDGERPORT_*`) -> command-line flags. Every layer is parsed into a
-//! [`Layer`] (all keys optional) and checked on its own, so a bad value is refused even when a
-//! later layer overrides it, and every message names the key (`limits.token_burst`), where it
-//! came from (file, env var, flag) and what is expected. [`KEYS`] lists every key once; the
-//! flags' help texts, the error messages and `CONFIGURATION.md` all follow it.
+//! -> environment variables (`LEDGERPORT_*`) -> command-line flags. `figment` merges the layers
+//! and extracts [`Config`]; each layer is also extracted and checked on its own (over the
+//! defaults), so a bad value is refused even when a later layer overrides it, and every message
+//! names the key (`limits.token_burst`), where it came from (file, env var, flag) and what is
+//! expected.
 //!
-//! The database URL may carry a password, so it can also be read from a file
-//! (`database_url_file` / `LEDGERPORT_DATABASE_URL_FILE` / `--database-url-file`); naming both
-//! the URL and the file in one layer is an error. `config print` redacts the password.
+//! A setting is: its field in [`Config`] (type, doc comment), its default in `Default`, its row
+//! in [`KEYS`] (environment variable, flag, what it accepts, its check) and its clap flag, whose
+//! `serde(rename)` is the key's name. Nothing else lists keys: parsing, layering, checking,
+//! provenance and `config print` all follow [`KEYS`].
+//!
+//! Secrets can be read from files: the database URL (it may carry a password) and the
+//! signing keys' encryption keys ([`SECRET_FILES`]); naming a value and its file in one layer is
+//! an error. `config print` redacts the database password and never prints an encryption key.
 
+use anyhow::{anyhow, bail};
+use figment::Figment;
+use figment::error::{Actual, Kind};
+use figment::providers::Serialized;
+use figment::value::Value;
+use ledgerport_server::tokens::{KeyEncryptionKey, SigningKeyProtection};
 use ledgerport_server::{LimitsConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-/// One configuration key: its dotted name, environment variable, flag and what it accepts.
+/// One configuration key: its dotted name, environment variable, flag, what it accepts and the
+/// check of its value beyond its type.
 pub struct Key {
     /// `section.key`, or `key` at the top level.
     pub name: &'static str,
@@ -28,178 +39,197 @@ pub struct Key {
     pub flag: &'static str,
     /// What a valid value looks like, for error messages.
     pub expected: &'static str,
+    check: Check,
 }
 
-/// Every key, in the order `config print` shows them.
+/// What a value must be beyond its type (the type is [`Config`]'s field's).
+#[derive(Clone, Copy)]
+enum Check {
+    Any,
+    NonEmpty,
+    /// A whole number in this range.
+    Range(i128, i128),
+    /// A finite number greater than 0.
+    Positive,
+    LogFilter,
+    /// A socket address, or `off` (or empty) for none.
+    OptionalAddr,
+    /// 32 bytes in base64.
+    EncryptionKey,
+}
+
+const SECS: &str = "a whole number of seconds greater than 0";
+const U32_MAX: i128 = u32::MAX as i128;
+const U64_MAX: i128 = u64::MAX as i128;
+const BASE64_KEY: &str = "32 bytes in base64 (make one with `head -c 32 /dev/urandom | base64`)";
+
+/// Every key, in the order `config print` shows them: name, environment variable, flag, check
+/// beyond the type, and what a valid value looks like (for messages).
+#[rustfmt::skip]
 pub const KEYS: &[Key] = &[
+    key("database_url", "LEDGERPORT_DATABASE_URL", "--database-url", Check::NonEmpty,
+        "a database URL such as `sqlite://ledgerport.db`, `sqlite::memory:` or `postgres://user@host/db`"),
+    key("database_url_file", "LEDGERPORT_DATABASE_URL_FILE", "--database-url-file", Check::Any,
+        "the path of a readable file holding the database URL"),
+    key("signing_key_encryption_key", "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY", "--signing-key-encryption-key", Check::EncryptionKey,
+        BASE64_KEY),
+    key("signing_key_encryption_key_file", "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_FILE", "--signing-key-encryption-key-file", Check::Any,
+        "the path of a readable file holding the signing key encryption key"),
+    key("signing_key_encryption_key_previous", "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS", "--signing-key-encryption-key-previous", Check::EncryptionKey,
+        BASE64_KEY),
+    key("signing_key_encryption_key_previous_file", "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS_FILE", "--signing-key-encryption-key-previous-file", Check::Any,
+        "the path of a readable file holding the previous signing key encryption key"),
+    key("insecure_plaintext_signing_keys", "LEDGERPORT_INSECURE_PLAINTEXT_SIGNING_KEYS", "--insecure-plaintext-signing-keys", Check::Any,
+        "`true` or `false`"),
+    key("log.level", "LEDGERPORT_LOG", "--log", Check::LogFilter,
+        "a log filter such as `info` or `warn,ledgerport_server=debug`"),
+    key("log.format", "LEDGERPORT_LOG_FORMAT", "--log-format", Check::Any,
+        "`pretty` or `json`"),
+    key("server.listen", "LEDGERPORT_LISTEN", "--listen", Check::Any,
+        "a socket address such as `127.0.0.1:8080` or `[::]:8080`"),
+    key("server.metrics_listen", "LEDGERPORT_METRICS_LISTEN", "--metrics-listen", Check::OptionalAddr,
+        "a socket address such as `127.0.0.1:9464`, or `off`"),
+    key("server.issuer", "LEDGERPORT_ISSUER", "--issuer", Check::NonEmpty,
+        "a non-empty string"),
+    key("server.audience", "LEDGERPORT_AUDIENCE", "--audience", Check::NonEmpty,
+        "a non-empty string"),
+    key("server.standard_token_lifetime_secs", "LEDGERPORT_STANDARD_TOKEN_LIFETIME", "--standard-token-lifetime", Check::Range(1, U64_MAX),
+        SECS),
+    key("server.miami_token_lifetime_secs", "LEDGERPORT_MIAMI_TOKEN_LIFETIME", "--miami-token-lifetime", Check::Range(1, U64_MAX),
+        SECS),
+    key("server.request_timeout_secs", "LEDGERPORT_REQUEST_TIMEOUT", "--request-timeout", Check::Range(1, U64_MAX),
+        SECS),
+    key("server.close_interval_secs", "LEDGERPORT_CLOSE_INTERVAL", "--close-interval", Check::Any,
+        "a whole number of seconds (0 turns the closing task off)"),
+    key("server.ledger_list_page_size", "LEDGERPORT_LEDGER_LIST_PAGE_SIZE", "--ledger-list-page-size", Check::Range(1, 10_000),
+        "a whole number from 1 to 10000"),
+    key("limits.enabled", "LEDGERPORT_LIMITS_ENABLED", "--limits-enabled", Check::Any,
+        "`true` or `false`"),
+    key("limits.token_per_second", "LEDGERPORT_LIMITS_TOKEN_PER_SECOND", "--limits-token-per-second", Check::Positive,
+        "a number of requests per second greater than 0"),
+    key("limits.token_burst", "LEDGERPORT_LIMITS_TOKEN_BURST", "--limits-token-burst", Check::Range(1, U32_MAX),
+        "a whole number of requests from 1 to 4294967295"),
+    key("limits.report_per_second", "LEDGERPORT_LIMITS_REPORT_PER_SECOND", "--limits-report-per-second", Check::Positive,
+        "a number of requests per second greater than 0"),
+    key("limits.report_burst", "LEDGERPORT_LIMITS_REPORT_BURST", "--limits-report-burst", Check::Range(1, U32_MAX),
+        "a whole number of requests from 1 to 4294967295"),
+    key("limits.failed_token_slowdown_after", "LEDGERPORT_LIMITS_FAILED_TOKEN_SLOWDOWN_AFTER", "--limits-failed-token-slowdown-after", Check::Any,
+        "a whole number of failed requests from 0 to 4294967295"),
+];
+
+const fn key(
+    name: &'static str,
+    env: &'static str,
+    flag: &'static str,
+    check: Check,
+    expected: &'static str,
+) -> Key {
     Key {
-        name: "database_url",
-        env: "LEDGERPORT_DATABASE_URL",
-        flag: "--database-url",
-        expected: "a database URL such as `sqlite://ledgerport.db`, `sqlite::memory:` or `postgres://user@host/db`",
-    },
-    Key {
-        name: "database_url_file",
-        env: "LEDGERPORT_DATABASE_URL_FILE",
-        flag: "--database-url-file",
-        expected: "the path of a readable file holding the database URL",
-    },
-    Key {
-        name: "log.level",
-        env: "LEDGERPORT_LOG",
-        flag: "--log",
-        expected: "a log filter such as `info` or `warn,ledgerport_server=debug`",
-    },
-    Key {
-        name: "log.format",
-        env: "LEDGERPORT_LOG_FORMAT",
-        flag: "--log-format",
-        expected: "`pretty` or `json`",
-    },
-    Key {
-        name: "server.listen",
-        env: "LEDGERPORT_LISTEN",
-        flag: "--listen",
-        expected: "a socket address such as `127.0.0.1:8080` or `[::]:8080`",
-    },
-    Key {
-        name: "server.issuer",
-        env: "LEDGERPORT_ISSUER",
-        flag: "--issuer",
-        expected: "a non-empty string",
-    },
-    Key {
-        name: "server.audience",
-        env: "LEDGERPORT_AUDIENCE",
-        flag: "--audience",
-        expected: "a non-empty string",
-    },
-    Key {
-        name: "server.standard_token_lifetime_secs",
-        env: "LEDGERPORT_STANDARD_TOKEN_LIFETIME",
-        flag: "--standard-token-lifetime",
-        expected: "a whole number of seconds greater than 0",
-    },
-    Key {
-        name: "server.miami_token_lifetime_secs",
-        env: "LEDGERPORT_MIAMI_TOKEN_LIFETIME",
-        flag: "--miami-token-lifetime",
-        expected: "a whole number of seconds greater than 0",
-    },
-    Key {
-        name: "server.request_timeout_secs",
-        env: "LEDGERPORT_REQUEST_TIMEOUT",
-        flag: "--request-timeout",
-        expected: "a whole number of seconds greater than 0",
-    },
-    Key {
-        name: "server.close_interval_secs",
-        env: "LEDGERPORT_CLOSE_INTERVAL",
-        flag: "--close-interval",
-        expected: "a whole number of seconds (0 turns the closing task off)",
-    },
-    Key {
-        name: "server.ledger_list_page_size",
-        env: "LEDGERPORT_LEDGER_LIST_PAGE_SIZE",
-        flag: "--ledger-list-page-size",
-        expected: "a whole number from 1 to 10000",
-    },
-    Key {
-        name: "limits.enabled",
-        env: "LEDGERPORT_LIMITS_ENABLED",
-        flag: "--limits-enabled",
-        expected: "`true` or `false`",
-    },
-    Key {
-        name: "limits.token_per_second",
-        env: "LEDGERPORT_LIMITS_TOKEN_PER_SECOND",
-        flag: "--limits-token-per-second",
-        expected: "a number of requests per second greater than 0",
-    },
-    Key {
-        name: "limits.token_burst",
-        env: "LEDGERPORT_LIMITS_TOKEN_BURST",
-        flag: "--limits-token-burst",
-        expected: "a whole number of requests from 1 to 4294967295",
-    },
-    Key {
-        name: "limits.report_per_second",
-        env: "LEDGERPORT_LIMITS_REPORT_PER_SECOND",
-        flag: "--limits-report-per-second",
-        expected: "a number of requests per second greater than 0",
-    },
-    Key {
-        name: "limits.report_burst",
-        env: "LEDGERPORT_LIMITS_REPORT_BURST",
-        flag: "--limits-report-burst",
-        expected: "a whole number of requests from 1 to 4294967295",
-    },
-    Key {
-        name: "limits.failed_token_slowdown_after",
-        env: "LEDGERPORT_LIMITS_FAILED_TOKEN_SLOWDOWN_AFTER",
-        flag: "--limits-failed-token-slowdown-after",
-        expected: "a whole number of failed requests from 0 to 4294967295",
-    },
+        name,
+        env,
+        flag,
+        expected,
+        check,
+    }
+}
+
+/// Secrets that may be read from a file instead: (key, key naming its file, what it holds).
+pub const SECRET_FILES: [(&str, &str, &str); 3] = [
+    ("database_url", "database_url_file", "the database URL"),
+    (
+        "signing_key_encryption_key",
+        "signing_key_encryption_key_file",
+        "the signing key encryption key",
+    ),
+    (
+        "signing_key_encryption_key_previous",
+        "signing_key_encryption_key_previous_file",
+        "the previous signing key encryption key",
+    ),
+];
+
+/// Keys never printed, not even redacted (`config print` says only where they were set).
+const NEVER_PRINTED: [&str; 2] = [
+    "signing_key_encryption_key",
+    "signing_key_encryption_key_previous",
 ];
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "LEDGERPORT_CONFIG";
 
-fn key(name: &str) -> &'static Key {
+fn key_named(name: &str) -> &'static Key {
     KEYS.iter()
         .find(|k| k.name == name)
         .unwrap_or_else(|| panic!("`{name}` is not in KEYS"))
 }
 
+fn is_file_key(name: &str) -> bool {
+    SECRET_FILES.iter().any(|(_, file, _)| *file == name)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The effective configuration.
 
-/// The effective configuration of the binary.
-#[derive(Clone, PartialEq, Serialize)]
+/// The effective configuration of the binary; also the schema of the TOML file.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Database to use; may carry a password.
     pub database_url: String,
+    /// File holding the database URL; read into `database_url` when the layers are resolved.
+    #[serde(default, skip_serializing)]
+    pub database_url_file: Option<PathBuf>,
+    /// Base64 of the 32-byte key that encrypts the token signing keys in the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_encryption_key: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub signing_key_encryption_key_file: Option<PathBuf>,
+    /// The key-encryption key being replaced: signing keys it encrypted are still read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_encryption_key_previous: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub signing_key_encryption_key_previous_file: Option<PathBuf>,
+    /// Store signing keys in clear when no encryption key is set (throwaway databases only).
+    pub insecure_plaintext_signing_keys: bool,
     pub log: LogSection,
     pub server: ServerSection,
     pub limits: LimitsSection,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSection {
+    /// `tracing` `EnvFilter` directive.
     pub level: String,
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Pretty,
     Json,
 }
 
-impl FromStr for LogFormat {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "pretty" => Ok(LogFormat::Pretty),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSection {
+    /// The public listener: the APIs and the portal.
     pub listen: SocketAddr,
+    /// The metrics listener (`GET /metrics`): a socket address, or `off` (or empty) for none.
+    pub metrics_listen: String,
     pub issuer: String,
     pub audience: String,
     pub standard_token_lifetime_secs: u64,
     pub miami_token_lifetime_secs: u64,
     pub request_timeout_secs: u64,
+    /// 0 turns the closing task off.
     pub close_interval_secs: u64,
     pub ledger_list_page_size: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     pub enabled: bool,
     pub token_per_second: f64,
@@ -215,12 +245,19 @@ impl Default for Config {
         let limits = LimitsConfig::default();
         Config {
             database_url: "sqlite://ledgerport.db".into(),
+            database_url_file: None,
+            signing_key_encryption_key: None,
+            signing_key_encryption_key_file: None,
+            signing_key_encryption_key_previous: None,
+            signing_key_encryption_key_previous_file: None,
+            insecure_plaintext_signing_keys: false,
             log: LogSection {
                 level: "info".into(),
                 format: LogFormat::Pretty,
             },
             server: ServerSection {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                metrics_listen: "127.0.0.1:9464".into(),
                 issuer: server.issuer,
                 audience: server.audience,
                 standard_token_lifetime_secs: server.standard_token_lifetime.as_secs(),
@@ -241,11 +278,24 @@ impl Default for Config {
     }
 }
 
-/// `Debug` without the database password.
+/// `Debug` without the database password or the encryption keys.
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |k: &Option<String>| if k.is_some() { "set" } else { "not set" };
         f.debug_struct("Config")
             .field("database_url", &redact_database_url(&self.database_url))
+            .field(
+                "signing_key_encryption_key",
+                &set(&self.signing_key_encryption_key),
+            )
+            .field(
+                "signing_key_encryption_key_previous",
+                &set(&self.signing_key_encryption_key_previous),
+            )
+            .field(
+                "insecure_plaintext_signing_keys",
+                &self.insecure_plaintext_signing_keys,
+            )
             .field("log", &self.log)
             .field("server", &self.server)
             .field("limits", &self.limits)
@@ -254,7 +304,8 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
-    /// The settings of the HTTP layer.
+    /// The settings of the HTTP layer. Signing keys are kept as [`Config::signing_keys`] says;
+    /// without an encryption key they are in clear (callers decide whether that is allowed).
     // Spelled out with `..default()` so fields added to the server's structs keep their defaults.
     #[allow(clippy::needless_update)]
     pub fn server_config(&self) -> ServerConfig {
@@ -278,58 +329,62 @@ impl Config {
                 failed_token_slowdown_after: l.failed_token_slowdown_after,
                 ..LimitsConfig::default()
             },
+            signing_keys: self
+                .signing_keys()
+                .unwrap_or(SigningKeyProtection::Plaintext),
             ..ServerConfig::default()
         }
+    }
+
+    /// How signing keys are kept: encrypted when a key-encryption key is configured; `None`
+    /// when none is (values were checked when the configuration was loaded).
+    pub fn signing_keys(&self) -> Option<SigningKeyProtection> {
+        let parse = |k: &Option<String>| {
+            k.as_deref()
+                .and_then(|k| KeyEncryptionKey::from_base64(k).ok())
+        };
+        let current = parse(&self.signing_key_encryption_key)?;
+        Some(SigningKeyProtection::Encrypted {
+            current,
+            previous: parse(&self.signing_key_encryption_key_previous)
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    /// The signing key protection a command that writes signing keys must use: the configured
+    /// encryption, or clear text only when `insecure_plaintext_signing_keys` says so.
+    pub fn required_signing_keys(&self) -> anyhow::Result<SigningKeyProtection> {
+        match self.signing_keys() {
+            Some(p) => Ok(p),
+            None if self.insecure_plaintext_signing_keys => Ok(SigningKeyProtection::Plaintext),
+            None => Err(anyhow!(
+                "no `signing_key_encryption_key` is configured: token signing keys are stored \
+                 encrypted with it. Set LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_FILE (a file \
+                 holding 32 random bytes in base64: `head -c 32 /dev/urandom | base64`) or \
+                 LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY, or, for a throwaway database, \
+                 --insecure-plaintext-signing-keys (see OPERATIONS.md)"
+            )),
+        }
+    }
+
+    /// The metrics listener's address; `None` when turned off.
+    pub fn metrics_listen(&self) -> Option<SocketAddr> {
+        parse_optional_addr(&self.server.metrics_listen)
+            .ok()
+            .flatten()
+    }
+}
+
+fn parse_optional_addr(v: &str) -> Result<Option<SocketAddr>, ()> {
+    match v.trim() {
+        "" | "off" => Ok(None),
+        v => v.parse().map(Some).map_err(|_| ()),
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Layers.
-
-/// One layer of configuration: every key optional. The TOML file's schema.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Layer {
-    pub database_url: Option<String>,
-    pub database_url_file: Option<PathBuf>,
-    #[serde(default)]
-    pub log: LogLayer,
-    #[serde(default)]
-    pub server: ServerLayer,
-    #[serde(default)]
-    pub limits: LimitsLayer,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogLayer {
-    pub level: Option<String>,
-    pub format: Option<LogFormat>,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerLayer {
-    pub listen: Option<SocketAddr>,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub standard_token_lifetime_secs: Option<u64>,
-    pub miami_token_lifetime_secs: Option<u64>,
-    pub request_timeout_secs: Option<u64>,
-    pub close_interval_secs: Option<u64>,
-    pub ledger_list_page_size: Option<u32>,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsLayer {
-    pub enabled: Option<bool>,
-    pub token_per_second: Option<f64>,
-    pub token_burst: Option<u32>,
-    pub report_per_second: Option<f64>,
-    pub report_burst: Option<u32>,
-    pub failed_token_slowdown_after: Option<u32>,
-}
 
 /// Where a layer came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -342,7 +397,7 @@ pub enum Source {
 impl Source {
     /// How a key of this layer is named in messages.
     fn name(&self, key_name: &str) -> String {
-        let k = key(key_name);
+        let k = key_named(key_name);
         match self {
             Source::File(path) => format!("`{key_name}` in {}", path.display()),
             Source::Env => format!("{} (config key `{key_name}`)", k.env),
@@ -352,11 +407,21 @@ impl Source {
 
     /// Where a value came from, for `config print`.
     fn describe(&self, key_name: &str) -> String {
-        let k = key(key_name);
+        let k = key_named(key_name);
         match self {
             Source::File(path) => format!("config file {}", path.display()),
             Source::Env => format!("env {}", k.env),
             Source::Flag => format!("flag {}", k.flag),
+        }
+    }
+
+    /// How a key is spelled in this layer, for messages about two keys at once.
+    fn spelling(&self, key_name: &str) -> &'static str {
+        let k = key_named(key_name);
+        match self {
+            Source::Env => k.env,
+            Source::Flag => k.flag,
+            Source::File(_) => k.name,
         }
     }
 }
@@ -365,219 +430,306 @@ fn bad(source: &Source, key_name: &str, got: impl fmt::Display) -> String {
     format!(
         "{}: expected {}, got {got}",
         source.name(key_name),
-        key(key_name).expected
+        key_named(key_name).expected
     )
 }
 
+/// One layer: the keys it sets, as a figment of its own.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    source: Source,
+    figment: Figment,
+    /// The text each key had in the environment, for messages.
+    raw: BTreeMap<&'static str, String>,
+}
+
 impl Layer {
-    /// Parses a TOML configuration file's text. Unknown keys and values of the wrong type are
-    /// refused with the key's dotted name.
-    pub fn from_toml(text: &str, path: &Path) -> Result<Layer, String> {
-        let de = toml::Deserializer::parse(text)
-            .map_err(|e| format!("{}: not valid TOML: {}", path.display(), e.message()))?;
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let source = Source::File(path.to_path_buf());
-            let mut name = e.path().to_string();
-            let message = e.inner().message().to_string();
-            if let Some(rest) = message.strip_prefix("unknown field `") {
-                let field = rest.split('`').next().unwrap_or_default();
-                if !(name == field || name.ends_with(&format!(".{field}"))) {
-                    name = if name == "." || name.is_empty() {
-                        field.to_string()
-                    } else {
-                        format!("{name}.{field}")
-                    };
-                }
-                let section = name.rsplit_once('.').map_or("", |(s, _)| s);
-                let known: Vec<&str> = KEYS
-                    .iter()
-                    .map(|k| k.name)
-                    .filter(|k| k.rsplit_once('.').map_or("", |(s, _)| s) == section)
-                    .collect();
-                let mut expected = known.join(", ");
-                if section.is_empty() {
-                    expected.push_str(", [log], [server], [limits]");
-                }
-                return format!(
-                    "{}: unknown key `{name}`; expected one of: {expected}",
-                    path.display()
-                );
-            }
-            if KEYS.iter().any(|k| k.name == name) {
-                format!("{} ({message})", bad_prefix(&source, &name))
-            } else {
-                format!(
-                    "{}: `{name}`: expected a [{name}] table ({message})",
-                    path.display()
-                )
-            }
-        })
+    fn new(source: Source) -> Layer {
+        Layer {
+            source,
+            figment: Figment::new(),
+            raw: BTreeMap::new(),
+        }
     }
 
-    /// Reads a layer from environment variables through `get` (empty values count as unset).
-    pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Layer, String> {
-        fn var(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-            get(key(name).env).filter(|v| !v.is_empty())
-        }
-        fn parsed<T: FromStr>(
-            get: &dyn Fn(&str) -> Option<String>,
-            name: &str,
-        ) -> Result<Option<T>, String> {
-            match var(get, name) {
-                None => Ok(None),
-                Some(v) => v
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| bad(&Source::Env, name, format!("{v:?}"))),
-            }
-        }
-        Ok(Layer {
-            database_url: var(get, "database_url"),
-            database_url_file: var(get, "database_url_file").map(PathBuf::from),
-            log: LogLayer {
-                level: var(get, "log.level"),
-                format: parsed(get, "log.format")?,
-            },
-            server: ServerLayer {
-                listen: parsed(get, "server.listen")?,
-                issuer: var(get, "server.issuer"),
-                audience: var(get, "server.audience"),
-                standard_token_lifetime_secs: parsed(get, "server.standard_token_lifetime_secs")?,
-                miami_token_lifetime_secs: parsed(get, "server.miami_token_lifetime_secs")?,
-                request_timeout_secs: parsed(get, "server.request_timeout_secs")?,
-                close_interval_secs: parsed(get, "server.close_interval_secs")?,
-                ledger_list_page_size: parsed(get, "server.ledger_list_page_size")?,
-            },
-            limits: LimitsLayer {
-                enabled: parsed(get, "limits.enabled")?,
-                token_per_second: parsed(get, "limits.token_per_second")?,
-                token_burst: parsed(get, "limits.token_burst")?,
-                report_per_second: parsed(get, "limits.report_per_second")?,
-                report_burst: parsed(get, "limits.report_burst")?,
-                failed_token_slowdown_after: parsed(get, "limits.failed_token_slowdown_after")?,
-            },
-        })
+    fn set(mut self, name: &str, value: impl Serialize) -> Layer {
+        self.figment = self.figment.merge(Serialized::global(name, value));
+        self
     }
 
-    /// The layer of command-line flags; `serve` is absent for commands without server flags.
-    pub fn from_flags(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Layer {
-        let mut layer = Layer {
-            database_url: global.database_url.clone(),
-            database_url_file: global.database_url_file.clone(),
-            log: LogLayer {
-                level: global.log.clone(),
-                format: global.log_format,
-            },
-            ..Layer::default()
-        };
-        if let Some(s) = serve {
-            layer.server = ServerLayer {
-                listen: s.listen,
-                issuer: s.issuer.clone(),
-                audience: s.audience.clone(),
-                standard_token_lifetime_secs: s.standard_token_lifetime,
-                miami_token_lifetime_secs: s.miami_token_lifetime,
-                request_timeout_secs: s.request_timeout,
-                close_interval_secs: s.close_interval,
-                ledger_list_page_size: s.ledger_list_page_size,
+    /// Whether this layer sets `name`.
+    pub fn sets(&self, name: &str) -> bool {
+        self.figment.contains(name)
+    }
+
+    /// A TOML configuration file's text. Unknown keys and values of the wrong type are refused
+    /// with the key's dotted name (by [`resolve`], with the rest of the checks).
+    pub fn from_toml(text: &str, path: &Path) -> anyhow::Result<Layer> {
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| anyhow!("{}: not valid TOML: {}", path.display(), e.message()))?;
+        let mut layer = Layer::new(Source::File(path.to_path_buf()));
+        layer.figment = Figment::from(Serialized::globals(table));
+        Ok(layer)
+    }
+
+    /// A layer from environment variables read through `get` (empty values count as unset).
+    /// A value is taken as the type its key's default has, so `LEDGERPORT_ISSUER=123` is the
+    /// string `123` and `LEDGERPORT_LIMITS_TOKEN_BURST=ten` is refused as not a number.
+    pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Layer {
+        let defaults = Figment::from(Serialized::defaults(Config::default()));
+        let mut layer = Layer::new(Source::Env);
+        for k in KEYS {
+            let Some(raw) = get(k.env).filter(|v| !v.is_empty()) else {
+                continue;
             };
-            layer.limits = LimitsLayer {
-                enabled: s.limits_enabled,
-                token_per_second: s.limits_token_per_second,
-                token_burst: s.limits_token_burst,
-                report_per_second: s.limits_report_per_second,
-                report_burst: s.limits_report_burst,
-                failed_token_slowdown_after: s.limits_failed_token_slowdown_after,
+            let value = match defaults.find_value(k.name) {
+                Ok(Value::Num(..)) => number(&raw).unwrap_or_else(|| Value::from(raw.clone())),
+                Ok(Value::Bool(..)) => match raw.as_str() {
+                    "true" => Value::from(true),
+                    "false" => Value::from(false),
+                    _ => Value::from(raw.clone()),
+                },
+                _ => Value::from(raw.clone()),
             };
+            layer = layer.set(k.name, value);
+            layer.raw.insert(k.name, raw);
         }
         layer
     }
 
-    /// Checks the values this layer sets: ranges, and the URL and its file not both named.
-    fn check(&self, source: &Source) -> Result<(), String> {
-        if self.database_url.is_some() && self.database_url_file.is_some() {
-            let (a, b) = match source {
-                Source::Env => (key("database_url").env, key("database_url_file").env),
-                Source::Flag => (key("database_url").flag, key("database_url_file").flag),
-                _ => ("database_url", "database_url_file"),
-            };
-            let place = match source {
-                Source::File(p) => format!("{}: ", p.display()),
-                _ => String::new(),
-            };
-            return Err(format!(
-                "{place}{a} and {b} are both set; give the database URL or the file holding it, not both"
-            ));
-        }
-        if let Some(v) = &self.database_url
-            && v.trim().is_empty()
-        {
-            return Err(bad(source, "database_url", "an empty string"));
-        }
-        if let Some(v) = &self.log.level
-            && tracing_subscriber::EnvFilter::try_new(v).is_err()
-        {
-            return Err(bad(source, "log.level", format!("{v:?}")));
-        }
-        for (name, v) in [
-            ("server.issuer", &self.server.issuer),
-            ("server.audience", &self.server.audience),
-        ] {
-            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
-                return Err(bad(source, name, "an empty string"));
+    /// The layer of command-line flags; `serve` is absent for commands without server flags.
+    pub fn from_flags(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Layer {
+        let mut layer = Layer::new(Source::Flag);
+        let given = [Value::serialize(global), Value::serialize(serve)];
+        for value in given.into_iter().flatten() {
+            if let Value::Dict(_, dict) = value {
+                // A flag not given is `None`: it sets nothing.
+                let given = dict
+                    .into_iter()
+                    .filter(|(_, v)| !matches!(v, Value::Empty(..)));
+                for (name, v) in given {
+                    layer = layer.set(&name, v);
+                }
             }
         }
-        for (name, v) in [
-            (
-                "server.standard_token_lifetime_secs",
-                self.server.standard_token_lifetime_secs,
-            ),
-            (
-                "server.miami_token_lifetime_secs",
-                self.server.miami_token_lifetime_secs,
-            ),
-            (
-                "server.request_timeout_secs",
-                self.server.request_timeout_secs,
-            ),
-        ] {
-            if v == Some(0) {
-                return Err(bad(source, name, 0));
+        layer
+    }
+
+    /// Checks the values this layer sets over the defaults: unknown keys, types, ranges, and a
+    /// secret and its file not both named.
+    fn check(&self) -> anyhow::Result<()> {
+        let source = &self.source;
+        for (value, file, noun) in SECRET_FILES {
+            if self.sets(value) && self.sets(file) {
+                let place = match source {
+                    Source::File(p) => format!("{}: ", p.display()),
+                    _ => String::new(),
+                };
+                bail!(
+                    "{place}{} and {} are both set; give {noun} or the file holding it, not both",
+                    source.spelling(value),
+                    source.spelling(file)
+                );
             }
         }
-        if let Some(v) = self.server.ledger_list_page_size
-            && !(1..=10_000).contains(&v)
-        {
-            return Err(bad(source, "server.ledger_list_page_size", v));
-        }
-        for (name, v) in [
-            ("limits.token_per_second", self.limits.token_per_second),
-            ("limits.report_per_second", self.limits.report_per_second),
-        ] {
-            if let Some(v) = v
-                && !(v.is_finite() && v > 0.0)
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(self.figment.clone())
+            .extract::<Config>()
+            .map_err(|e| anyhow!(self.type_error(e)))?;
+        for k in KEYS {
+            if let Some(got) = self
+                .figment
+                .find_value(k.name)
+                .ok()
+                .and_then(|v| offending(k, &v))
             {
-                return Err(bad(source, name, v));
-            }
-        }
-        for (name, v) in [
-            ("limits.token_burst", self.limits.token_burst),
-            ("limits.report_burst", self.limits.report_burst),
-        ] {
-            if v == Some(0) {
-                return Err(bad(source, name, 0));
+                bail!(bad(source, k.name, got));
             }
         }
         Ok(())
     }
+
+    /// A message for `figment`'s extraction error: the key, where it was set, what is expected.
+    fn type_error(&self, e: figment::Error) -> String {
+        let mut name = e.path.join(".");
+        let path = match &self.source {
+            Source::File(p) => p.display().to_string(),
+            _ => String::new(),
+        };
+        if let Kind::UnknownField(field, _) = &e.kind {
+            // Only a file can name an unknown key: env and flags come from `KEYS`.
+            // figment's path ends with the unknown key already; serde's names only its section.
+            if !(name == *field || name.ends_with(&format!(".{field}"))) {
+                name = if name.is_empty() {
+                    field.clone()
+                } else {
+                    format!("{name}.{field}")
+                };
+            }
+            let section = name.rsplit_once('.').map_or("", |(s, _)| s);
+            let known: Vec<&str> = KEYS
+                .iter()
+                .map(|k| k.name)
+                .filter(|k| k.rsplit_once('.').map_or("", |(s, _)| s) == section)
+                .collect();
+            let mut expected = known.join(", ");
+            if section.is_empty() {
+                expected.push_str(", [log], [server], [limits]");
+            }
+            return format!("{path}: unknown key `{name}`; expected one of: {expected}");
+        }
+        if !KEYS.iter().any(|k| k.name == name) {
+            return format!(
+                "{path}: `{name}`: expected a [{name}] table ({})",
+                describe(&e.kind)
+            );
+        }
+        match self.raw.get(name.as_str()) {
+            Some(raw) => bad(&self.source, &name, format!("{raw:?}")),
+            None => format!(
+                "{}: expected {} ({})",
+                self.source.name(&name),
+                key_named(&name).expected,
+                describe(&e.kind)
+            ),
+        }
+    }
+
+    /// Replaces each `*_file` key this layer sets by the secret read from the file; returns
+    /// where each such secret came from.
+    fn read_secret_files(&mut self) -> anyhow::Result<Vec<(&'static str, String)>> {
+        let mut read = Vec::new();
+        for (value, file, noun) in SECRET_FILES {
+            let Ok(path) = self.figment.extract_inner::<PathBuf>(file) else {
+                continue;
+            };
+            let named = self.source.name(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow!("{named}: cannot read {}: {e}", path.display()))?;
+            let secret = text.trim_end_matches(['\n', '\r']);
+            if secret.trim().is_empty() {
+                bail!(
+                    "{named}: {} is empty; expected it to hold {noun}",
+                    path.display()
+                );
+            }
+            if offending(key_named(value), &Value::from(secret.to_string())).is_some() {
+                bail!(
+                    "{named}: {} does not hold {noun}: expected {}",
+                    path.display(),
+                    key_named(value).expected
+                );
+            }
+            self.figment = self
+                .figment
+                .clone()
+                .merge(Serialized::global(value, secret));
+            read.push((
+                value,
+                format!(
+                    "file {} (named by {})",
+                    path.display(),
+                    self.source.describe(file)
+                ),
+            ));
+        }
+        Ok(read)
+    }
 }
 
-fn bad_prefix(source: &Source, key_name: &str) -> String {
-    format!(
-        "{}: expected {}",
-        source.name(key_name),
-        key(key_name).expected
-    )
+/// An environment variable's text as a number, if it is one.
+fn number(raw: &str) -> Option<Value> {
+    if let Ok(n) = raw.parse::<i64>() {
+        return Some(Value::from(n));
+    }
+    if let Ok(n) = raw.parse::<u64>() {
+        return Some(Value::from(n));
+    }
+    raw.parse::<f64>().ok().map(Value::from)
+}
+
+/// Checks `v` against `k`'s check: `None` when it passes, else how the value is shown in the
+/// message.
+fn offending(k: &Key, v: &Value) -> Option<String> {
+    let ok = match k.check {
+        Check::Any => true,
+        Check::NonEmpty => v.as_str().is_none_or(|s| !s.trim().is_empty()),
+        Check::Range(lo, hi) => as_int(v).is_none_or(|n| (lo..=hi).contains(&n)),
+        Check::Positive => as_float(v).is_none_or(|n| n.is_finite() && n > 0.0),
+        Check::LogFilter => v
+            .as_str()
+            .is_none_or(|s| tracing_subscriber::EnvFilter::try_new(s).is_ok()),
+        Check::OptionalAddr => v.as_str().is_none_or(|s| parse_optional_addr(s).is_ok()),
+        Check::EncryptionKey => v
+            .as_str()
+            .is_none_or(|s| KeyEncryptionKey::from_base64(s).is_ok()),
+    };
+    if ok {
+        return None;
+    }
+    Some(match v {
+        Value::String(_, s) if s.trim().is_empty() => "an empty string".to_string(),
+        // Never echo a secret.
+        Value::String(..) if NEVER_PRINTED.contains(&k.name) => "another value".to_string(),
+        Value::String(_, s) => format!("{s:?}"),
+        v => as_int(v)
+            .map(|n| n.to_string())
+            .or_else(|| as_float(v).map(|f| f.to_string()))
+            .unwrap_or_else(|| format!("{v:?}")),
+    })
+}
+
+fn as_int(v: &Value) -> Option<i128> {
+    match v {
+        Value::Num(_, n) => n
+            .to_i128()
+            .or_else(|| n.to_u128().and_then(|u| i128::try_from(u).ok())),
+        _ => None,
+    }
+}
+
+fn as_float(v: &Value) -> Option<f64> {
+    match v {
+        Value::Num(_, n) => n.to_f64().or_else(|| as_int(v).map(|i| i as f64)),
+        _ => None,
+    }
+}
+
+/// serde's wording of a deserialization error, as `toml` and `serde_json` print it.
+fn describe(kind: &Kind) -> String {
+    fn actual(a: &Actual) -> String {
+        match a {
+            Actual::Bool(b) => format!("boolean `{b}`"),
+            Actual::Unsigned(n) => format!("integer `{n}`"),
+            Actual::Signed(n) => format!("integer `{n}`"),
+            Actual::Float(f) => format!("floating point `{f}`"),
+            Actual::Char(c) => format!("character `{c}`"),
+            Actual::Str(s) => format!("string {s:?}"),
+            other => other.to_string(),
+        }
+    }
+    fn one_of(names: &[&str]) -> String {
+        let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        match quoted.as_slice() {
+            [] => "nothing".into(),
+            [one] => one.clone(),
+            [a, b] => format!("{a} or {b}"),
+            more => format!("one of {}", more.join(", ")),
+        }
+    }
+    match kind {
+        Kind::Message(m) => m.clone(),
+        Kind::InvalidType(a, expected) => {
+            format!("invalid type: {}, expected {expected}", actual(a))
+        }
+        Kind::InvalidValue(a, expected) => {
+            format!("invalid value: {}, expected {expected}", actual(a))
+        }
+        Kind::UnknownVariant(v, expected) => {
+            format!("unknown variant `{v}`, expected {}", one_of(expected))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The effective configuration and where each value came from.
@@ -589,119 +741,34 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
 }
 
-/// Reads the file a `database_url_file` key names; the trailing newline is not part of the URL.
-fn read_url_file(path: &Path, source: &Source) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "{}: cannot read {}: {e}",
-            source.name("database_url_file"),
-            path.display()
-        )
-    })?;
-    let url = text.trim_end_matches(['\n', '\r']);
-    if url.trim().is_empty() {
-        return Err(format!(
-            "{}: {} is empty; expected it to hold the database URL",
-            source.name("database_url_file"),
-            path.display()
-        ));
-    }
-    Ok(url.to_string())
-}
-
 /// Applies the layers in order (later wins) over the built-in defaults. Each layer is checked
 /// before it is applied.
-pub fn resolve(layers: &[(Source, Layer)]) -> Result<Loaded, String> {
-    let mut config = Config::default();
+pub fn resolve(layers: Vec<Layer>) -> anyhow::Result<Loaded> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
     let mut sources: BTreeMap<&'static str, String> = KEYS
         .iter()
-        .filter(|k| k.name != "database_url_file")
+        .filter(|k| !is_file_key(k.name))
         .map(|k| (k.name, "default".to_string()))
         .collect();
     let mut file = None;
-    for (source, layer) in layers {
-        layer.check(source)?;
-        if let Source::File(p) = source {
+    for mut layer in layers {
+        layer.check()?;
+        if let Source::File(p) = &layer.source {
             file = Some(p.clone());
         }
-        macro_rules! take {
-            ($name:literal, $dst:expr, $src:expr) => {
-                if let Some(v) = &$src {
-                    $dst = v.clone();
-                    sources.insert($name, source.describe($name));
-                }
-            };
+        for k in KEYS.iter().filter(|k| !is_file_key(k.name)) {
+            if layer.sets(k.name) {
+                sources.insert(k.name, layer.source.describe(k.name));
+            }
         }
-        take!("database_url", config.database_url, layer.database_url);
-        if let Some(path) = &layer.database_url_file {
-            config.database_url = read_url_file(path, source)?;
-            sources.insert(
-                "database_url",
-                format!(
-                    "file {} (named by {})",
-                    path.display(),
-                    source.describe("database_url_file")
-                ),
-            );
+        for (name, from) in layer.read_secret_files()? {
+            sources.insert(name, from);
         }
-        take!("log.level", config.log.level, layer.log.level);
-        take!("log.format", config.log.format, layer.log.format);
-        let (s, l) = (&layer.server, &layer.limits);
-        take!("server.listen", config.server.listen, s.listen);
-        take!("server.issuer", config.server.issuer, s.issuer);
-        take!("server.audience", config.server.audience, s.audience);
-        take!(
-            "server.standard_token_lifetime_secs",
-            config.server.standard_token_lifetime_secs,
-            s.standard_token_lifetime_secs
-        );
-        take!(
-            "server.miami_token_lifetime_secs",
-            config.server.miami_token_lifetime_secs,
-            s.miami_token_lifetime_secs
-        );
-        take!(
-            "server.request_timeout_secs",
-            config.server.request_timeout_secs,
-            s.request_timeout_secs
-        );
-        take!(
-            "server.close_interval_secs",
-            config.server.close_interval_secs,
-            s.close_interval_secs
-        );
-        take!(
-            "server.ledger_list_page_size",
-            config.server.ledger_list_page_size,
-            s.ledger_list_page_size
-        );
-        take!("limits.enabled", config.limits.enabled, l.enabled);
-        take!(
-            "limits.token_per_second",
-            config.limits.token_per_second,
-            l.token_per_second
-        );
-        take!(
-            "limits.token_burst",
-            config.limits.token_burst,
-            l.token_burst
-        );
-        take!(
-            "limits.report_per_second",
-            config.limits.report_per_second,
-            l.report_per_second
-        );
-        take!(
-            "limits.report_burst",
-            config.limits.report_burst,
-            l.report_burst
-        );
-        take!(
-            "limits.failed_token_slowdown_after",
-            config.limits.failed_token_slowdown_after,
-            l.failed_token_slowdown_after
-        );
+        figment = figment.merge(layer.figment);
     }
+    let config = figment
+        .extract::<Config>()
+        .map_err(|e| anyhow!("the merged configuration: {}", describe(&e.kind)))?;
     Ok(Loaded {
         config,
         sources,
@@ -711,19 +778,16 @@ pub fn resolve(layers: &[(Source, Layer)]) -> Result<Loaded, String> {
 
 /// Loads the configuration of this process: the file named by `--config` or
 /// `LEDGERPORT_CONFIG` (if any), the process environment and the flags.
-pub fn load(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Loaded, String> {
+pub fn load(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Loaded> {
     let mut layers = Vec::new();
     if let Some(path) = &global.config {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
-        layers.push((Source::File(path.clone()), Layer::from_toml(&text, path)?));
+            .map_err(|e| anyhow!("cannot read the config file {}: {e}", path.display()))?;
+        layers.push(Layer::from_toml(&text, path)?);
     }
-    layers.push((
-        Source::Env,
-        Layer::from_env(&|name| std::env::var(name).ok())?,
-    ));
-    layers.push((Source::Flag, Layer::from_flags(global, serve)));
-    resolve(&layers)
+    layers.push(Layer::from_env(&|name| std::env::var(name).ok()));
+    layers.push(Layer::from_flags(global, serve));
+    resolve(layers)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -762,33 +826,36 @@ pub fn redact_database_url(url: &str) -> String {
 
 impl Loaded {
     /// The effective configuration as TOML, secrets redacted, each value followed by a comment
-    /// saying where it came from. The output is itself a valid configuration file.
+    /// saying where it came from. The output is itself a valid configuration file (encryption
+    /// keys are left out: it says only whether and where they were set).
     pub fn to_toml(&self) -> String {
         let mut redacted = self.config.clone();
         redacted.database_url = redact_database_url(&redacted.database_url);
-        let table = toml::Table::try_from(&redacted).unwrap_or_default();
+        let figment = Figment::from(Serialized::defaults(&redacted));
         let mut out = String::from("# Effective Ledgerport configuration (secrets redacted).\n");
         match &self.file {
             Some(p) => out.push_str(&format!("# Config file: {}\n", p.display())),
             None => out.push_str("# Config file: none\n"),
         }
         let mut section = "";
-        for k in KEYS.iter().filter(|k| k.name != "database_url_file") {
+        for k in KEYS.iter().filter(|k| !is_file_key(k.name)) {
             let (sec, field) = k.name.rsplit_once('.').unwrap_or(("", k.name));
-            let value = if sec.is_empty() {
-                table.get(field)
-            } else {
-                table
-                    .get(sec)
-                    .and_then(|t| t.as_table())
-                    .and_then(|t| t.get(field))
-            };
             if sec != section {
                 out.push_str(&format!("\n[{sec}]\n"));
                 section = sec;
             }
-            let value = value.map(|v| v.to_string()).unwrap_or_default();
             let from = self.sources.get(k.name).map_or("default", String::as_str);
+            if NEVER_PRINTED.contains(&k.name) {
+                match figment.contains(k.name) {
+                    true => out.push_str(&format!("# {field}: set, not shown # {from}\n")),
+                    false => out.push_str(&format!("# {field}: not set\n")),
+                }
+                continue;
+            }
+            let value = figment
+                .extract_inner::<toml::Value>(k.name)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
             out.push_str(&format!("{field} = {value} # {from}\n"));
         }
         out
@@ -797,13 +864,15 @@ impl Loaded {
 
 // ---------------------------------------------------------------------------------------------
 // Flags. No `default_value` or clap `env` here: defaults and the environment are layers of their
-// own, so a flag given on the command line is the only thing clap reports.
+// own, so a flag given on the command line is the only thing clap reports. Each flag's
+// `serde(rename)` is its key; flags not given are left out of the flags' layer.
 
 /// Flags every command takes.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default, Serialize)]
 pub struct GlobalArgs {
     /// Configuration file (TOML); see CONFIGURATION.md.
     #[arg(long, global = true, value_name = "FILE", env = CONFIG_ENV)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
 
     /// Database to use: `sqlite://PATH` (created if missing), `sqlite::memory:` or `postgres://USER@HOST:PORT/DB`. [default: sqlite://ledgerport.db] [env: LEDGERPORT_DATABASE_URL] [config: database_url]
@@ -814,64 +883,106 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub database_url_file: Option<PathBuf>,
 
+    /// Key that encrypts token signing keys in the database: 32 bytes in base64; prefer the file. [env: LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY] [config: signing_key_encryption_key]
+    #[arg(long, global = true, value_name = "BASE64")]
+    pub signing_key_encryption_key: Option<String>,
+
+    /// File holding the signing key encryption key. [env: LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_FILE] [config: signing_key_encryption_key_file]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub signing_key_encryption_key_file: Option<PathBuf>,
+
+    /// The encryption key being replaced: signing keys it encrypted are still read. [env: LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS] [config: signing_key_encryption_key_previous]
+    #[arg(long, global = true, value_name = "BASE64")]
+    pub signing_key_encryption_key_previous: Option<String>,
+
+    /// File holding the previous signing key encryption key. [env: LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS_FILE] [config: signing_key_encryption_key_previous_file]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub signing_key_encryption_key_previous_file: Option<PathBuf>,
+
+    /// Store token signing keys in clear when no encryption key is set (throwaway databases only). [default: false] [env: LEDGERPORT_INSECURE_PLAINTEXT_SIGNING_KEYS] [config: insecure_plaintext_signing_keys]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_plaintext_signing_keys: bool,
+
     /// Log filter, e.g. `info` or `ledgerport_server=debug`. [default: info] [env: LEDGERPORT_LOG] [config: log.level]
     #[arg(long, global = true, value_name = "FILTER")]
+    #[serde(rename = "log.level")]
     pub log: Option<String>,
 
     /// Log format: `pretty` for people, `json` for machines. [default: pretty] [env: LEDGERPORT_LOG_FORMAT] [config: log.format]
-    #[arg(long, global = true, value_name = "FORMAT", value_parser = parse_log_format)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FORMAT",
+        value_enum,
+        hide_possible_values = true
+    )]
+    #[serde(rename = "log.format")]
     pub log_format: Option<LogFormat>,
 }
 
-fn parse_log_format(s: &str) -> Result<LogFormat, String> {
-    s.parse()
-        .map_err(|()| "expected `pretty` or `json`".to_string())
-}
-
 /// Flags of the server (`serve`, `demo`, `config print`).
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default, Serialize)]
 pub struct ServeArgs {
     /// Address to listen on. [default: 127.0.0.1:8080] [env: LEDGERPORT_LISTEN] [config: server.listen]
     #[arg(long, value_name = "ADDR")]
+    #[serde(rename = "server.listen")]
     pub listen: Option<SocketAddr>,
+    /// Address of the metrics listener (`GET /metrics`), or `off`. [default: 127.0.0.1:9464] [env: LEDGERPORT_METRICS_LISTEN] [config: server.metrics_listen]
+    #[arg(long, value_name = "ADDR")]
+    #[serde(rename = "server.metrics_listen")]
+    pub metrics_listen: Option<String>,
     /// `iss` of issued tokens. [default: ledgerport] [env: LEDGERPORT_ISSUER] [config: server.issuer]
     #[arg(long)]
+    #[serde(rename = "server.issuer")]
     pub issuer: Option<String>,
     /// `aud` of issued tokens. [default: ledgerport-report-api] [env: LEDGERPORT_AUDIENCE] [config: server.audience]
     #[arg(long)]
+    #[serde(rename = "server.audience")]
     pub audience: Option<String>,
     /// Lifetime of /accesstoken/get tokens, in seconds. [default: 86400] [env: LEDGERPORT_STANDARD_TOKEN_LIFETIME] [config: server.standard_token_lifetime_secs]
     #[arg(long, value_name = "SECS")]
+    #[serde(rename = "server.standard_token_lifetime_secs")]
     pub standard_token_lifetime: Option<u64>,
     /// Lifetime of /miami/v1/token tokens, in seconds. [default: 900] [env: LEDGERPORT_MIAMI_TOKEN_LIFETIME] [config: server.miami_token_lifetime_secs]
     #[arg(long, value_name = "SECS")]
+    #[serde(rename = "server.miami_token_lifetime_secs")]
     pub miami_token_lifetime: Option<u64>,
     /// Requests running longer than this many seconds are abandoned with a 500. [default: 30] [env: LEDGERPORT_REQUEST_TIMEOUT] [config: server.request_timeout_secs]
     #[arg(long, value_name = "SECS")]
+    #[serde(rename = "server.request_timeout_secs")]
     pub request_timeout: Option<u64>,
     /// Seconds between closing runs (due ledger dates closed, payouts scheduled); 0 turns the closing task off (then `admin close` or another server does it). [default: 10] [env: LEDGERPORT_CLOSE_INTERVAL] [config: server.close_interval_secs]
     #[arg(long, value_name = "SECS")]
+    #[serde(rename = "server.close_interval_secs")]
     pub close_interval: Option<u64>,
     /// Ledgers per page of GET /settlement/v1/ledgers (1 to 10000). [default: 1000] [env: LEDGERPORT_LEDGER_LIST_PAGE_SIZE] [config: server.ledger_list_page_size]
     #[arg(long, value_name = "N")]
+    #[serde(rename = "server.ledger_list_page_size")]
     pub ledger_list_page_size: Option<u32>,
     /// Rate limits on (`true`) or off (`false`). [default: true] [env: LEDGERPORT_LIMITS_ENABLED] [config: limits.enabled]
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    #[serde(rename = "limits.enabled")]
     pub limits_enabled: Option<bool>,
     /// Sustained token requests per second per client id. [default: 20] [env: LEDGERPORT_LIMITS_TOKEN_PER_SECOND] [config: limits.token_per_second]
     #[arg(long, value_name = "RATE")]
+    #[serde(rename = "limits.token_per_second")]
     pub limits_token_per_second: Option<f64>,
     /// Token requests one client id may make at once. [default: 100] [env: LEDGERPORT_LIMITS_TOKEN_BURST] [config: limits.token_burst]
     #[arg(long, value_name = "N")]
+    #[serde(rename = "limits.token_burst")]
     pub limits_token_burst: Option<u32>,
     /// Sustained Report API requests per second per principal. [default: 100] [env: LEDGERPORT_LIMITS_REPORT_PER_SECOND] [config: limits.report_per_second]
     #[arg(long, value_name = "RATE")]
+    #[serde(rename = "limits.report_per_second")]
     pub limits_report_per_second: Option<f64>,
     /// Report API requests one principal may make at once. [default: 200] [env: LEDGERPORT_LIMITS_REPORT_BURST] [config: limits.report_burst]
     #[arg(long, value_name = "N")]
+    #[serde(rename = "limits.report_burst")]
     pub limits_report_burst: Option<u32>,
     /// Failed token requests per client id after which further attempts are slowed down. [default: 5] [env: LEDGERPORT_LIMITS_FAILED_TOKEN_SLOWDOWN_AFTER] [config: limits.failed_token_slowdown_after]
     #[arg(long, value_name = "N")]
+    #[serde(rename = "limits.failed_token_slowdown_after")]
     pub limits_failed_token_slowdown_after: Option<u32>,
 }
 
@@ -894,23 +1005,27 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn file(text: &str) -> (Source, Layer) {
-        let path = PathBuf::from("/etc/ledgerport.toml");
-        let layer = Layer::from_toml(text, &path).expect("valid file");
-        (Source::File(path), layer)
+    fn file(text: &str) -> Layer {
+        Layer::from_toml(text, Path::new("/etc/ledgerport.toml")).expect("valid TOML")
     }
 
     fn file_error(text: &str) -> String {
-        Layer::from_toml(text, Path::new("/etc/ledgerport.toml")).expect_err("refused")
+        Layer::from_toml(text, Path::new("/etc/ledgerport.toml"))
+            .and_then(|l| resolve(vec![l]))
+            .expect_err("refused")
+            .to_string()
     }
 
-    fn env(vars: &[(&str, &str)]) -> Result<Layer, String> {
+    fn env(vars: &[(&str, &str)]) -> Layer {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Layer::from_env(&|name| vars.get(name).cloned())
     }
+
+    const KEK_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const KEK_B: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
     fn temp_file(name: &str, contents: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ledgerport-config-{}", std::process::id()));
@@ -957,8 +1072,7 @@ mod tests {
             ("LEDGERPORT_ISSUER", "env-issuer"),
             ("LEDGERPORT_LIMITS_TOKEN_BURST", "70"),
             ("LEDGERPORT_LIMITS_REPORT_BURST", "80"),
-        ])
-        .expect("valid env");
+        ]);
         let flags = Layer::from_flags(
             &GlobalArgs::default(),
             Some(&ServeArgs {
@@ -966,7 +1080,7 @@ mod tests {
                 ..ServeArgs::default()
             }),
         );
-        let loaded = resolve(&[f, (Source::Env, e), (Source::Flag, flags)]).expect("valid");
+        let loaded = resolve(vec![f, e, flags]).expect("valid");
         let c = &loaded.config;
         assert_eq!(c.database_url, "sqlite://from-file.db");
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:9001");
@@ -994,7 +1108,7 @@ mod tests {
             }),
         );
         assert_eq!(
-            resolve(&[f, (Source::Flag, flags)]).expect_err("refused"),
+            resolve(vec![f, flags]).expect_err("refused").to_string(),
             "`limits.token_burst` in /etc/ledgerport.toml: expected a whole number of requests \
              from 1 to 4294967295, got 0"
         );
@@ -1011,12 +1125,16 @@ mod tests {
         assert_eq!(
             file_error("listen = \"127.0.0.1:1\"\n"),
             "/etc/ledgerport.toml: unknown key `listen`; expected one of: database_url, \
-             database_url_file, [log], [server], [limits]"
+             database_url_file, signing_key_encryption_key, signing_key_encryption_key_file, \
+             signing_key_encryption_key_previous, signing_key_encryption_key_previous_file, \
+             insecure_plaintext_signing_keys, [log], [server], [limits]"
         );
         assert_eq!(
             file_error("[sever]\nlisten = \"127.0.0.1:1\"\n"),
             "/etc/ledgerport.toml: unknown key `sever`; expected one of: database_url, \
-             database_url_file, [log], [server], [limits]"
+             database_url_file, signing_key_encryption_key, signing_key_encryption_key_file, \
+             signing_key_encryption_key_previous, signing_key_encryption_key_previous_file, \
+             insecure_plaintext_signing_keys, [log], [server], [limits]"
         );
     }
 
@@ -1109,10 +1227,13 @@ mod tests {
             ),
         ];
         for (text, message) in cases {
-            assert_eq!(resolve(&[file(text)]).expect_err(text), message);
+            assert_eq!(
+                resolve(vec![file(text)]).expect_err(text).to_string(),
+                message
+            );
         }
         // The edges of the ranges are accepted; 0 turns the closing task off.
-        let edges = resolve(&[file(
+        let edges = resolve(vec![file(
             "[server]\nledger_list_page_size = 10000\nclose_interval_secs = 0\n\
              [limits]\nfailed_token_slowdown_after = 0\ntoken_per_second = 0.5\n",
         )])
@@ -1125,31 +1246,35 @@ mod tests {
     #[test]
     fn bad_environment_values_are_refused_naming_the_variable() {
         assert_eq!(
-            env(&[("LEDGERPORT_LIMITS_TOKEN_BURST", "ten")]).expect_err("refused"),
+            resolve(vec![env(&[("LEDGERPORT_LIMITS_TOKEN_BURST", "ten")])])
+                .expect_err("refused")
+                .to_string(),
             "LEDGERPORT_LIMITS_TOKEN_BURST (config key `limits.token_burst`): expected a whole \
              number of requests from 1 to 4294967295, got \"ten\""
         );
         assert_eq!(
-            env(&[("LEDGERPORT_LISTEN", "8080")]).expect_err("refused"),
+            resolve(vec![env(&[("LEDGERPORT_LISTEN", "8080")])])
+                .expect_err("refused")
+                .to_string(),
             "LEDGERPORT_LISTEN (config key `server.listen`): expected a socket address such as \
              `127.0.0.1:8080` or `[::]:8080`, got \"8080\""
         );
         assert_eq!(
-            env(&[("LEDGERPORT_LIMITS_ENABLED", "yes")]).expect_err("refused"),
+            resolve(vec![env(&[("LEDGERPORT_LIMITS_ENABLED", "yes")])])
+                .expect_err("refused")
+                .to_string(),
             "LEDGERPORT_LIMITS_ENABLED (config key `limits.enabled`): expected `true` or \
              `false`, got \"yes\""
         );
-        let zero = env(&[("LEDGERPORT_REQUEST_TIMEOUT", "0")]).expect("parses");
+        let zero = env(&[("LEDGERPORT_REQUEST_TIMEOUT", "0")]);
         assert_eq!(
-            resolve(&[(Source::Env, zero)]).expect_err("refused"),
+            resolve(vec![zero]).expect_err("refused").to_string(),
             "LEDGERPORT_REQUEST_TIMEOUT (config key `server.request_timeout_secs`): expected a \
              whole number of seconds greater than 0, got 0"
         );
         // Empty variables count as unset.
-        assert_eq!(
-            env(&[("LEDGERPORT_LISTEN", "")]).expect("valid"),
-            Layer::default()
-        );
+        let empty = env(&[("LEDGERPORT_LISTEN", "")]);
+        assert!(KEYS.iter().all(|k| !empty.sets(k.name)));
     }
 
     #[test]
@@ -1172,17 +1297,27 @@ mod tests {
             ("LEDGERPORT_LIMITS_REPORT_PER_SECOND", "8"),
             ("LEDGERPORT_LIMITS_REPORT_BURST", "9"),
             ("LEDGERPORT_LIMITS_FAILED_TOKEN_SLOWDOWN_AFTER", "10"),
-        ])
-        .expect("valid");
-        let c = resolve(&[(Source::Env, e)]).expect("valid").config;
+            ("LEDGERPORT_METRICS_LISTEN", "off"),
+            ("LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY", KEK_A),
+            ("LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS", KEK_B),
+            ("LEDGERPORT_INSECURE_PLAINTEXT_SIGNING_KEYS", "true"),
+        ]);
+        let c = resolve(vec![e]).expect("valid").config;
         let expected = Config {
             database_url: "sqlite::memory:".into(),
+            database_url_file: None,
+            signing_key_encryption_key: Some(KEK_A.into()),
+            signing_key_encryption_key_file: None,
+            signing_key_encryption_key_previous: Some(KEK_B.into()),
+            signing_key_encryption_key_previous_file: None,
+            insecure_plaintext_signing_keys: true,
             log: LogSection {
                 level: "warn".into(),
                 format: LogFormat::Json,
             },
             server: ServerSection {
                 listen: "0.0.0.0:9000".parse().expect("addr"),
+                metrics_listen: "off".into(),
                 issuer: "i".into(),
                 audience: "a".into(),
                 standard_token_lifetime_secs: 1,
@@ -1210,7 +1345,7 @@ mod tests {
             "database_url_file = {:?}\n",
             secret.display().to_string()
         ));
-        let loaded = resolve(&[f]).expect("valid");
+        let loaded = resolve(vec![f]).expect("valid");
         assert_eq!(
             loaded.config.database_url,
             "postgres://app:s3cret@db:5432/ledgerport"
@@ -1225,24 +1360,20 @@ mod tests {
         let e = env(&[(
             "LEDGERPORT_DATABASE_URL_FILE",
             secret.to_str().expect("utf-8"),
-        )])
-        .expect("valid");
-        let from_env = resolve(&[(Source::Env, e)]).expect("valid");
+        )]);
+        let from_env = resolve(vec![e]).expect("valid");
         assert_eq!(
             from_env.config.database_url,
             "postgres://app:s3cret@db:5432/ledgerport"
         );
         // A later layer's URL still wins over an earlier layer's file.
-        let url = env(&[("LEDGERPORT_DATABASE_URL", "sqlite::memory:")]).expect("valid");
+        let url = env(&[("LEDGERPORT_DATABASE_URL", "sqlite::memory:")]);
         let f = file(&format!(
             "database_url_file = {:?}\n",
             secret.display().to_string()
         ));
         assert_eq!(
-            resolve(&[f, (Source::Env, url)])
-                .expect("valid")
-                .config
-                .database_url,
+            resolve(vec![f, url]).expect("valid").config.database_url,
             "sqlite::memory:"
         );
     }
@@ -1252,21 +1383,20 @@ mod tests {
         let both = env(&[
             ("LEDGERPORT_DATABASE_URL", "sqlite::memory:"),
             ("LEDGERPORT_DATABASE_URL_FILE", "/run/secrets/db"),
-        ])
-        .expect("parses");
+        ]);
         assert_eq!(
-            resolve(&[(Source::Env, both)]).expect_err("refused"),
+            resolve(vec![both]).expect_err("refused").to_string(),
             "LEDGERPORT_DATABASE_URL and LEDGERPORT_DATABASE_URL_FILE are both set; give the \
              database URL or the file holding it, not both"
         );
         let f = file("database_url = \"sqlite::memory:\"\ndatabase_url_file = \"/x\"\n");
         assert_eq!(
-            resolve(&[f]).expect_err("refused"),
+            resolve(vec![f]).expect_err("refused").to_string(),
             "/etc/ledgerport.toml: database_url and database_url_file are both set; give the \
              database URL or the file holding it, not both"
         );
         let missing = file("database_url_file = \"/nonexistent/ledgerport-db-url\"\n");
-        let message = resolve(&[missing]).expect_err("refused");
+        let message = resolve(vec![missing]).expect_err("refused").to_string();
         assert!(
             message.starts_with(
                 "`database_url_file` in /etc/ledgerport.toml: cannot read \
@@ -1275,11 +1405,12 @@ mod tests {
             "{message}"
         );
         let empty = temp_file("empty-db-url", "\n");
-        let message = resolve(&[file(&format!(
+        let message = resolve(vec![file(&format!(
             "database_url_file = {:?}\n",
             empty.display().to_string()
         ))])
-        .expect_err("refused");
+        .expect_err("refused")
+        .to_string();
         assert_eq!(
             message,
             format!(
@@ -1318,7 +1449,7 @@ mod tests {
         ] {
             assert_eq!(redact_database_url(url), shown, "{url}");
         }
-        let loaded = resolve(&[file(
+        let loaded = resolve(vec![file(
             "database_url = \"postgres://app:s3cret@db:5432/ledgerport\"\n",
         )])
         .expect("valid");
@@ -1329,8 +1460,8 @@ mod tests {
     #[test]
     fn the_printed_configuration_is_a_config_file_that_gives_the_same_configuration() {
         let f = file("[server]\nlisten = \"127.0.0.1:9001\"\n[limits]\ntoken_per_second = 2.5\n");
-        let e = env(&[("LEDGERPORT_LOG_FORMAT", "json")]).expect("valid");
-        let loaded = resolve(&[f, (Source::Env, e)]).expect("valid");
+        let e = env(&[("LEDGERPORT_LOG_FORMAT", "json")]);
+        let loaded = resolve(vec![f, e]).expect("valid");
         let printed = loaded.to_toml();
         assert!(
             printed.contains("listen = \"127.0.0.1:9001\" # config file /etc/ledgerport.toml\n"),
@@ -1344,7 +1475,7 @@ mod tests {
             printed.contains("report_burst = 200 # default\n"),
             "{printed}"
         );
-        let again = resolve(&[file(&printed)]).expect("printed output is a valid file");
+        let again = resolve(vec![file(&printed)]).expect("printed output is a valid file");
         assert_eq!(again.config, loaded.config);
     }
 
@@ -1386,5 +1517,135 @@ mod tests {
             assert!(row.contains(&format!("`{}`", k.flag)), "{row}");
         }
         assert!(doc.contains(CONFIG_ENV));
+    }
+
+    #[test]
+    fn the_signing_key_encryption_key_comes_from_a_file_or_the_environment_and_is_never_printed() {
+        let kek = temp_file("kek", &format!("{KEK_A}\n"));
+        let f = file(&format!(
+            "signing_key_encryption_key_file = {:?}\n",
+            kek.display().to_string()
+        ));
+        let e = env(&[("LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS", KEK_B)]);
+        let loaded = resolve(vec![f, e]).expect("valid");
+        let protection = loaded.config.signing_keys().expect("encrypted");
+        let expected = SigningKeyProtection::Encrypted {
+            current: KeyEncryptionKey::from_base64(KEK_A).expect("key"),
+            previous: vec![KeyEncryptionKey::from_base64(KEK_B).expect("key")],
+        };
+        assert_eq!(protection, expected);
+        assert_eq!(
+            loaded.config.required_signing_keys().expect("configured"),
+            expected
+        );
+        assert_eq!(
+            loaded.sources["signing_key_encryption_key"],
+            format!(
+                "file {} (named by config file /etc/ledgerport.toml)",
+                kek.display()
+            )
+        );
+        let printed = loaded.to_toml();
+        assert!(
+            !printed.contains(KEK_A) && !printed.contains(KEK_B),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("# signing_key_encryption_key_previous: set, not shown # env"),
+            "{printed}"
+        );
+        assert!(!format!("{:?}", loaded.config).contains(KEK_A));
+        resolve(vec![file(&printed)]).expect("printed output is a valid file");
+    }
+
+    #[test]
+    fn a_bad_signing_key_encryption_key_is_refused_without_echoing_it() {
+        let short = "c2hvcnQ=";
+        let message = resolve(vec![env(&[(
+            "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY",
+            short,
+        )])])
+        .expect_err("refused")
+        .to_string();
+        assert_eq!(
+            message,
+            "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY (config key `signing_key_encryption_key`): \
+             expected 32 bytes in base64 (make one with `head -c 32 /dev/urandom | base64`), got \
+             another value"
+        );
+        let bad = temp_file("bad-kek", "not a key\n");
+        let message = resolve(vec![file(&format!(
+            "signing_key_encryption_key_file = {:?}\n",
+            bad.display().to_string()
+        ))])
+        .expect_err("refused")
+        .to_string();
+        assert!(!message.contains("not a key"), "{message}");
+        assert!(
+            message.starts_with("`signing_key_encryption_key_file` in /etc/ledgerport.toml: "),
+            "{message}"
+        );
+        let both = env(&[
+            ("LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY", KEK_A),
+            (
+                "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_FILE",
+                "/run/secrets/kek",
+            ),
+        ]);
+        assert_eq!(
+            resolve(vec![both]).expect_err("refused").to_string(),
+            "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY and LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_FILE \
+             are both set; give the signing key encryption key or the file holding it, not both"
+        );
+    }
+
+    #[test]
+    fn without_an_encryption_key_signing_keys_are_refused_unless_plaintext_is_allowed() {
+        let none = resolve(vec![]).expect("valid").config;
+        assert_eq!(none.signing_keys(), None);
+        let message = none
+            .required_signing_keys()
+            .expect_err("refused")
+            .to_string();
+        assert!(message.contains("signing_key_encryption_key"), "{message}");
+        let flags = Layer::from_flags(
+            &GlobalArgs {
+                insecure_plaintext_signing_keys: true,
+                ..GlobalArgs::default()
+            },
+            None,
+        );
+        let insecure = resolve(vec![flags]).expect("valid");
+        assert_eq!(
+            insecure.config.required_signing_keys().expect("allowed"),
+            SigningKeyProtection::Plaintext
+        );
+        assert_eq!(
+            insecure.sources["insecure_plaintext_signing_keys"],
+            "flag --insecure-plaintext-signing-keys"
+        );
+    }
+
+    #[test]
+    fn the_metrics_listener_is_on_loopback_by_default_and_can_be_turned_off() {
+        let d = resolve(vec![]).expect("valid").config;
+        assert_eq!(
+            d.metrics_listen(),
+            Some("127.0.0.1:9464".parse().expect("addr"))
+        );
+        for off in ["off", ""] {
+            let f = file(&format!("[server]\nmetrics_listen = {off:?}\n"));
+            assert_eq!(
+                resolve(vec![f]).expect("valid").config.metrics_listen(),
+                None
+            );
+        }
+        assert_eq!(
+            resolve(vec![env(&[("LEDGERPORT_METRICS_LISTEN", "9464")])])
+                .expect_err("refused")
+                .to_string(),
+            "LEDGERPORT_METRICS_LISTEN (config key `server.metrics_listen`): expected a socket \
+             address such as `127.0.0.1:9464`, or `off`, got \"9464\""
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! top-up that covers it) are ingested, and the clock moves on and closes the day's due periods.
 
 use crate::ServeArgs;
+use anyhow::anyhow;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use ledgerport_core::clock::ManualClock;
@@ -207,8 +208,8 @@ const WORLD: &[DemoMerchant] = &[
     },
 ];
 
-fn demo_err(e: impl std::fmt::Display) -> String {
-    format!("building the demo world: {e}")
+fn demo_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("building the demo world: {e}")
 }
 
 /// What `run` prints: the keys that were issued.
@@ -222,7 +223,7 @@ struct Issued {
     portal_users: Vec<(&'static str, &'static str, String)>,
 }
 
-pub async fn run(args: DemoArgs, config: &crate::config::Config) -> Result<(), String> {
+pub async fn run(args: DemoArgs, config: &crate::config::Config) -> anyhow::Result<()> {
     // On PostgreSQL (`--database-url postgres://...`) the demo builds its world in that database,
     // which must be empty; otherwise in the `--database` SQLite file, made afresh.
     let postgres = config.database_url.starts_with("postgres://")
@@ -235,7 +236,7 @@ pub async fn run(args: DemoArgs, config: &crate::config::Config) -> Result<(), S
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(format!(
+                    return Err(anyhow!(
                         "removing the old demo database {}: {e}",
                         PathBuf::from(p).display()
                     ));
@@ -295,7 +296,7 @@ async fn build_world(
     now: Timestamp,
     days: u32,
     size: u32,
-) -> Result<Issued, String> {
+) -> anyhow::Result<Issued> {
     let by = Actor::new("demo");
     let mut units: Vec<DemoPayee> = Vec::new();
     let mut ledger_ids = Vec::new();
@@ -498,7 +499,7 @@ async fn build_world(
         .merchant_by_org("987654321")
         .await
         .map_err(demo_err)?
-        .ok_or("the demo merchant 987654321 is missing")?;
+        .ok_or_else(|| anyhow!("the demo merchant 987654321 is missing"))?;
     let mut portal_users = vec![];
     for (kind, email, role) in [
         (
@@ -523,7 +524,9 @@ async fn build_world(
             .filter(char::is_ascii_alphanumeric)
             .take(16)
             .collect();
-        let password_hash = hash_password(password.clone()).await?;
+        let password_hash = hash_password(password.clone())
+            .await
+            .map_err(anyhow::Error::msg)?;
         store
             .create_portal_user(
                 &by,
@@ -569,7 +572,7 @@ async fn replay_history(
     size: u32,
     payees: &mut [DemoPayee],
     ledgers: &[LedgerId],
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let mut rng = Rng(0x005e_ed1e_d9e7);
     let mut psp = 3_343_121_302i64;
     let mut event_no = 0u64;

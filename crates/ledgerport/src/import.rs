@@ -7,6 +7,7 @@
 //! listed, not fatal: the exit status is non-zero only when the file cannot be read or the
 //! database fails. Importing a file again is safe: an event id seen before answers as it did.
 
+use anyhow::anyhow;
 use jiff::Timestamp;
 use ledgerport_core::engine::PaymentEvent;
 use ledgerport_server::ingest::parse_event;
@@ -293,9 +294,9 @@ async fn flush(store: &dyn Store, p: &mut Pending, s: &mut Summary) -> Result<()
     Ok(())
 }
 
-pub async fn run(store: &dyn Store, args: ImportArgs) -> Result<(), String> {
+pub async fn run(store: &dyn Store, args: ImportArgs) -> anyhow::Result<()> {
     let file = &args.file;
-    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+    let cannot_read = |e: std::io::Error| anyhow!("cannot read {}: {e}", file.display());
     let total = count_lines(file).map_err(cannot_read)?;
     let mut reader = BufReader::with_capacity(1 << 20, File::open(file).map_err(cannot_read)?);
     let batch = args.batch as usize;
@@ -308,10 +309,11 @@ pub async fn run(store: &dyn Store, args: ImportArgs) -> Result<(), String> {
     };
     let mut buf = Vec::new();
     let db_failed = |s: &Summary, e: StoreError| {
-        format!(
+        anyhow!(
             "database error after line {} ({} events accepted before it; importing the file again is \
              safe): {e}",
-            s.lines, s.accepted
+            s.lines,
+            s.accepted
         )
     };
     loop {
@@ -360,7 +362,7 @@ pub async fn run(store: &dyn Store, args: ImportArgs) -> Result<(), String> {
     progress.finish(s.lines, s.accepted + s.rejected);
 
     let mut out = if args.json {
-        serde_json::to_string_pretty(&s.json(file)).map_err(|e| e.to_string())? + "\n"
+        serde_json::to_string_pretty(&s.json(file))? + "\n"
     } else {
         s.text(file)
     };
@@ -369,7 +371,7 @@ pub async fn run(store: &dyn Store, args: ImportArgs) -> Result<(), String> {
     }
     match std::io::stdout().lock().write_all(out.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("writing the summary: {e}"))
+            Err(anyhow!("writing the summary: {e}"))
         }
         _ => Ok(()),
     }

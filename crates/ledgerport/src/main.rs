@@ -13,6 +13,7 @@ mod import;
 mod store;
 mod verify;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ledgerport_core::clock::SystemClock;
 use ledgerport_server::AppState;
@@ -89,26 +90,51 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Starts the server on an opened store and serves until a shutdown signal.
+/// Starts the server on an opened store and serves until a shutdown signal: the public listener,
+/// and the metrics listener unless `metrics_listen` is off.
 pub async fn run_server(
     store: Arc<dyn ledgerport_store::Store>,
     config: &config::Config,
     on_ready: impl FnOnce(SocketAddr),
-) -> Result<(), String> {
-    let state = AppState::load(store, Arc::new(SystemClock), config.server_config()).await?;
+) -> anyhow::Result<()> {
+    let server_config = ledgerport_server::ServerConfig {
+        signing_keys: config.required_signing_keys()?,
+        ..config.server_config()
+    };
+    let state = AppState::load(store, Arc::new(SystemClock), server_config)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let metrics = match config.metrics_listen() {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (server.metrics_listen)"))?;
+            tracing::info!(addr = %listener.local_addr()?, "serving metrics");
+            let state = state.clone();
+            Some(tokio::spawn(ledgerport_server::serve_metrics(
+                listener,
+                state,
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(%addr, "serving");
     on_ready(addr);
-    ledgerport_server::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    let served = ledgerport_server::serve(listener, state, shutdown_signal()).await;
+    // A scrape is short and changes nothing: the metrics listener just stops with the server.
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    Ok(served?)
 }
 
-async fn run(cli: Cli, loaded: config::Loaded) -> Result<(), String> {
+async fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<()> {
     let config = &loaded.config;
     match cli.command {
         Command::Serve(_) => {
@@ -124,10 +150,10 @@ async fn run(cli: Cli, loaded: config::Loaded) -> Result<(), String> {
             println!("database is up to date");
             Ok(())
         }
-        Command::Demo(args) => demo::run(args, config).await,
+        Command::Demo(args) => demo::run(args, &demo_config(&loaded)).await,
         Command::Admin(args) => {
             let store = store::open(&config.database_url).await?;
-            admin::run(store.as_ref(), args).await
+            admin::run(store.as_ref(), args, config).await
         }
         Command::Import(args) => {
             let store = store::open(&config.database_url).await?;
@@ -138,6 +164,27 @@ async fn run(cli: Cli, loaded: config::Loaded) -> Result<(), String> {
             verify::run(store.as_ref(), args).await
         }
     }
+}
+
+/// The demo's configuration: without a signing key encryption key of the operator's, one made
+/// for this run (the demo's database is made afresh on every run, so nothing needs it later);
+/// no metrics listener unless one was asked for, so a second demo or a server on the machine
+/// does not stop it.
+fn demo_config(loaded: &config::Loaded) -> config::Config {
+    let mut config = loaded.config.clone();
+    if config.signing_keys().is_none() {
+        config.signing_key_encryption_key =
+            Some(ledgerport_server::tokens::KeyEncryptionKey::generate().to_base64());
+    }
+    if loaded
+        .sources
+        .get("server.metrics_listen")
+        .map(String::as_str)
+        == Some("default")
+    {
+        config.server.metrics_listen = "off".into();
+    }
+    config
 }
 
 fn main() -> ExitCode {
@@ -151,7 +198,14 @@ fn main() -> ExitCode {
         _ => None,
     };
     let loaded = match config::load(&cli.global, serve_flags) {
-        Ok(loaded) => loaded,
+        // `serve` stores signing keys: it needs to know how before it starts.
+        Ok(loaded) => match (&cli.command, loaded.config.required_signing_keys()) {
+            (Command::Serve(_), Err(e)) => {
+                eprintln!("error: configuration: {e}");
+                return ExitCode::from(2);
+            }
+            _ => loaded,
+        },
         Err(e) => {
             eprintln!("error: configuration: {e}");
             return ExitCode::from(2);
@@ -171,7 +225,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli, loaded)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,7 @@
 //! [`ledgerport_core::verify`], printing one line per violation and a summary. Exits non-zero when
 //! anything is wrong, so it can gate a deployment or a backup.
 
+use anyhow::anyhow;
 use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerId, Topic};
@@ -48,15 +49,15 @@ struct Summary {
     violations: Vec<Violation>,
 }
 
-pub async fn run(store: &dyn Store, args: VerifyArgs) -> Result<(), String> {
+pub async fn run(store: &dyn Store, args: VerifyArgs) -> anyhow::Result<()> {
     let ledgers = match &args.ledger {
         Some(id) => {
-            let id = LedgerId::parse("--ledger", id).map_err(|e| e.to_string())?;
+            let id = LedgerId::parse("--ledger", id)?;
             let view = store
                 .ledger(&id)
                 .await
                 .map_err(store_err)?
-                .ok_or_else(|| format!("--ledger: no ledger {id}"))?;
+                .ok_or_else(|| anyhow!("--ledger: no ledger {id}"))?;
             vec![view]
         }
         None => store.ledgers().await.map_err(store_err)?,
@@ -84,15 +85,15 @@ pub async fn run(store: &dyn Store, args: VerifyArgs) -> Result<(), String> {
                 "detail": v.detail,
             })).collect::<Vec<_>>(),
         });
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&report)?;
         line(&mut out, &text)?;
     } else {
         line(&mut out, &summary_line(&summary))?;
     }
     match summary.violations.len() {
         0 => Ok(()),
-        1 => Err("1 violation found".into()),
-        n => Err(format!("{n} violations found")),
+        1 => Err(anyhow!("1 violation found")),
+        n => Err(anyhow!("{n} violations found")),
     }
 }
 
@@ -101,15 +102,15 @@ async fn verify_ledger(
     store: &dyn Store,
     view: &LedgerView,
     summary: &mut Summary,
-) -> Result<Vec<Violation>, String> {
+) -> anyhow::Result<Vec<Violation>> {
     let id = &view.ledger.ledger_id;
     let access = LedgerAccess::for_operator(id.clone());
     let funds = whole_topic(store, &access, Topic::Funds)
         .await
-        .map_err(|e| format!("reading ledger {id} funds: {}", store_err(e)))?;
+        .map_err(|e| anyhow!("reading ledger {id} funds: {}", store_err(e)))?;
     let fees = whole_topic(store, &access, Topic::Fees)
         .await
-        .map_err(|e| format!("reading ledger {id} fees: {}", store_err(e)))?;
+        .map_err(|e| anyhow!("reading ledger {id} fees: {}", store_err(e)))?;
     summary.ledgers += 1;
     summary.entries += funds.len() + fees.len();
     Ok(check_ledger(&view.ledger, &funds, &fees))
@@ -146,20 +147,20 @@ fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn line(out: &mut impl Write, text: &str) -> Result<(), String> {
+fn line(out: &mut impl Write, text: &str) -> anyhow::Result<()> {
     match writeln!(out, "{text}") {
         // A reader that stopped early (`| head`) is not an error.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("writing the output: {e}"))
+            Err(anyhow!("writing the output: {e}"))
         }
         _ => Ok(()),
     }
 }
 
-fn store_err(e: StoreError) -> String {
+fn store_err(e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::Database(db) => format!("database error: {db}"),
-        e => e.to_string(),
+        StoreError::Database(db) => anyhow!("database error: {db}"),
+        e => anyhow::Error::new(e),
     }
 }
 

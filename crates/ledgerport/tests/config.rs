@@ -257,12 +257,19 @@ async fn serve_listens_on_the_address_of_the_config_file() {
         "database-url",
         &format!("sqlite://{}\n", db.display()),
     );
+    // So does the key that encrypts the signing keys.
+    let kek_file = write(
+        &dir,
+        "signing-kek",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+    );
     let config = write(
         &dir,
         "ledgerport.toml",
         &format!(
-            "database_url_file = {:?}\n[log]\nlevel = \"warn\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
-            url_file.display().to_string()
+            "database_url_file = {:?}\nsigning_key_encryption_key_file = {:?}\n[log]\nlevel = \"warn\"\n[server]\nlisten = \"127.0.0.1:{port}\"\nmetrics_listen = \"off\"\n",
+            url_file.display().to_string(),
+            kek_file.display().to_string()
         ),
     );
     let _child = KillOnDrop(
@@ -292,5 +299,72 @@ async fn serve_listens_on_the_address_of_the_config_file() {
     assert!(
         db.exists(),
         "the server opened the database named in the URL file"
+    );
+}
+
+#[tokio::test]
+async fn serve_answers_metrics_on_the_metrics_listener_only() {
+    let free_port = || {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let (port, metrics_port) = (free_port(), free_port());
+    let dir = temp_dir("metrics");
+    let db = dir.join("metrics.db");
+    let env = [
+        (
+            "LEDGERPORT_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        ),
+        ("LEDGERPORT_LISTEN", format!("127.0.0.1:{port}")),
+        (
+            "LEDGERPORT_METRICS_LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        ),
+        ("LEDGERPORT_INSECURE_PLAINTEXT_SIGNING_KEYS", "true".into()),
+        ("LEDGERPORT_LOG", "warn".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _child = KillOnDrop(
+        ledgerport(&env, &["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve"),
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            for _ in 0..100 {
+                if let Ok(resp) = client.get(&url).send().await {
+                    return (resp.status().as_u16(), resp.text().await.expect("body"));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{url} did not answer");
+        }
+    };
+    let public = get(format!("http://127.0.0.1:{port}/metrics")).await;
+    let metrics = get(format!("http://127.0.0.1:{metrics_port}/metrics")).await;
+    assert_eq!(public.0, 404, "{}", public.1);
+    assert_eq!(metrics.0, 200);
+    assert!(
+        metrics
+            .1
+            .contains("# TYPE ledgerport_http_requests_total counter"),
+        "{}",
+        metrics.1
+    );
+    // The public listener's 404 was counted; the scrape itself is not a public request.
+    assert!(
+        metrics.1.contains(
+            r#"ledgerport_http_requests_total{route="unmatched",method="GET",status="404"} 1"#
+        ),
+        "{}",
+        metrics.1
     );
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const LEDGER: &str = "302321";
+const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn by() -> Actor {
     Actor::new("two-servers-test")
@@ -46,6 +47,9 @@ async fn serve(url: &str, http: &reqwest::Client) -> Server {
         .env("LEDGERPORT_DATABASE_URL", url)
         .env("LEDGERPORT_LISTEN", format!("127.0.0.1:{port}"))
         .env("LEDGERPORT_LOG", "warn")
+        // Both servers read the signing keys with the same key-encryption key.
+        .env("LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY", KEK)
+        .env("LEDGERPORT_METRICS_LISTEN", "off")
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

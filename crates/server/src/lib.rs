@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub close_interval: Option<Duration>,
     /// Request rate limits.
     pub limits: LimitsConfig,
+    /// How signing private keys are kept in the store. The default, in clear, is for tests and
+    /// throwaway databases; `ledgerport serve` refuses it unless told otherwise.
+    pub signing_keys: tokens::SigningKeyProtection,
 }
 
 /// Rate limits: token buckets per client id on the token endpoints and per principal on the
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             close_interval: Some(Duration::from_secs(10)),
             limits: LimitsConfig::default(),
+            signing_keys: tokens::SigningKeyProtection::Plaintext,
         }
     }
 }
@@ -108,7 +112,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Rate limits and failed-request counts of this process.
     pub limits: Arc<limits::Limits>,
-    /// Counters and histograms served at `/metrics`.
+    /// Counters and histograms served by [`serve_metrics`].
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -129,6 +133,7 @@ impl AppState {
         let tokens = tokens::TokenService::load(
             store.clone(),
             clock.clone(),
+            config.signing_keys.clone(),
             config.issuer.clone(),
             config.audience.clone(),
             max_lifetime,
@@ -197,6 +202,18 @@ pub async fn serve(
         c.abort();
     }
     result
+}
+
+/// Serves the metrics ([`metrics::router`]: `GET /metrics` only) on their own listener until
+/// `shutdown` resolves. Kept off the public router: see [`metrics`].
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Name of the lease a process holds while it runs the closing task.

@@ -1,29 +1,38 @@
-//! Prometheus metrics at `GET /metrics`, in the text exposition format 0.0.4.
+//! Prometheus metrics, in the text exposition format 0.0.4, on their own listener.
 //!
-//! Hand-rolled: counters are atomics in a small registry ([`Metrics`]) that lives in
-//! [`AppState`] (not a global, so two servers in one process, as in tests, count apart).
-//! Counters are recorded where things happen: requests in [`crate::middleware`] (one place for
-//! every request), tokens in `api::token::issue`, entries in the Report API handlers, events in
-//! the ingestion endpoint. Gauges (closing lag per ledger, pool connections) are computed when
-//! `/metrics` is scraped.
+//! The registry ([`Metrics`], built on `prometheus-client`) lives in [`AppState`] (not a global,
+//! so two servers in one process, as in tests, count apart). Counters are recorded where things
+//! happen: requests in [`crate::middleware`] (one place for every request), tokens in
+//! `api::token::issue`, entries in the Report API handlers, events in the ingestion endpoint.
+//! Gauges (closing lag, pool connections) are measured when the metrics are scraped.
+//!
+//! `/metrics` is not a route of the public router: [`router`] serves it alone, on the address
+//! `metrics_listen` names (loopback by default), because request counts and the state of the
+//! closing task are the operator's business. No label says which ledgers exist: the closing lag
+//! is exported as a count and a maximum over all ledgers, never per ledger.
 //!
 //! Every label takes values from a small set: `route` is the matched path template (or
 //! `unmatched`), never the raw path; `method` is a standard method or `other`. No label ever
-//! carries a credential, a token or anything a payer wrote. OPERATIONS.md lists the metrics.
+//! carries a credential, a token, a ledger id or anything a payer wrote. OPERATIONS.md lists the
+//! metrics.
 
 use crate::AppState;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use ledgerport_core::engine::{due_period_ends, end_of_date};
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-/// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the request duration histogram's buckets (Prometheus' defaults).
 pub const DURATION_BUCKETS: [f64; 11] = [
@@ -33,91 +42,129 @@ pub const DURATION_BUCKETS: [f64; 11] = [
 /// The `route` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
-/// Series of one metric, by label values. A series is created on first use and lives as long
-/// as the registry; reads take a shared lock, only a new series takes the exclusive one.
-struct Family<K, V> {
-    series: RwLock<BTreeMap<K, Arc<V>>>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: &'static str,
+    status: u16,
 }
 
-impl<K: Ord + Clone, V: Default> Family<K, V> {
-    fn new() -> Self {
-        Family {
-            series: RwLock::new(BTreeMap::new()),
-        }
-    }
-
-    fn get(&self, key: K) -> Arc<V> {
-        if let Some(v) = self
-            .series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return v.clone();
-        }
-        self.series
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default()
-            .clone()
-    }
-
-    /// Every series, ordered by label values.
-    fn snapshot(&self) -> Vec<(K, Arc<V>)> {
-        self.series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
 }
 
-/// A histogram of durations: a count per bucket (not cumulative; the last one is above every
-/// bound) and the sum in microseconds.
-#[derive(Default)]
-struct Histogram {
-    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyTypeLabel {
+    key_type: &'static str,
 }
 
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = DURATION_BUCKETS
-            .iter()
-            .position(|&bound| secs <= bound)
-            .unwrap_or(DURATION_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabel {
+    topic: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabel {
+    state: &'static str,
+}
+
+/// Makes each route's duration histogram with [`DURATION_BUCKETS`].
+#[derive(Clone)]
+struct DurationHistogram;
+
+impl MetricConstructor<Histogram> for DurationHistogram {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(DURATION_BUCKETS)
     }
 }
 
-/// The registry of counters and histograms. Cheap to record into from any task.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The registry and handles to its metrics. Cheap to record into from any task.
 pub struct Metrics {
-    /// (route, method, status)
-    requests: Family<(String, &'static str, u16), AtomicU64>,
-    /// route
-    durations: Family<String, Histogram>,
-    /// key type
-    tokens_issued: Family<&'static str, AtomicU64>,
-    /// topic
-    entries_served: Family<&'static str, AtomicU64>,
-    events_accepted: AtomicU64,
-    events_rejected: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabel, Histogram, DurationHistogram>,
+    tokens_issued: Family<KeyTypeLabel, Counter>,
+    entries_served: Family<TopicLabel, Counter>,
+    events: Family<ResultLabel, Counter>,
+    closing_lag: FloatGauge,
+    ledgers_behind: Gauge,
+    pool: Family<PoolLabel, Gauge>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let requests = Family::default();
+        let durations = Family::new_with_constructor(DurationHistogram);
+        let tokens_issued = Family::default();
+        let entries_served = Family::default();
+        let events: Family<ResultLabel, Counter> = Family::default();
+        let closing_lag = FloatGauge::default();
+        let ledgers_behind = Gauge::default();
+        let pool = Family::default();
+        // Both outcomes are shown from the start, so a rate over them is never "no data".
+        for result in ["accepted", "rejected"] {
+            let _ = events.get_or_create(&ResultLabel { result });
+        }
+        let mut r = Registry::default();
+        // `prometheus-client` adds `_total` to counters' names and a full stop to help texts.
+        r.register(
+            "ledgerport_http_requests",
+            "HTTP requests answered, by matched route template, method and status",
+            requests.clone(),
+        );
+        r.register(
+            "ledgerport_http_request_duration_seconds",
+            "Time from a request's arrival to its answer, by matched route template",
+            durations.clone(),
+        );
+        r.register(
+            "ledgerport_tokens_issued",
+            "Access tokens issued, by the type of the keys they were issued for",
+            tokens_issued.clone(),
+        );
+        r.register(
+            "ledgerport_report_entries_served",
+            "Ledger entries served by the Report API (date pages and the feed), by topic",
+            entries_served.clone(),
+        );
+        r.register(
+            "ledgerport_ingest_events",
+            "Payment events posted to /ingest/v1/events, by outcome",
+            events.clone(),
+        );
+        r.register(
+            "ledgerport_closing_lag_seconds",
+            "Seconds since the oldest unclosed payout point of any ledger passed; 0 when every ledger is closed up to date",
+            closing_lag.clone(),
+        );
+        r.register(
+            "ledgerport_ledgers_behind",
+            "Ledgers with a passed payout point that is not closed yet",
+            ledgers_behind.clone(),
+        );
+        r.register(
+            "ledgerport_db_pool_connections",
+            "Open database connections of this process's pool, idle or lent out",
+            pool.clone(),
+        );
         Metrics {
-            requests: Family::new(),
-            durations: Family::new(),
-            tokens_issued: Family::new(),
-            entries_served: Family::new(),
-            events_accepted: AtomicU64::new(0),
-            events_rejected: AtomicU64::new(0),
+            registry: r,
+            requests,
+            durations,
+            tokens_issued,
+            entries_served,
+            events,
+            closing_lag,
+            ledgers_behind,
+            pool,
         }
     }
 }
@@ -142,190 +189,79 @@ impl Metrics {
     /// One answered request: `route` is the matched path template or [`UNMATCHED`].
     pub fn record_request(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
         self.requests
-            .get((route.to_owned(), method_label(method), status))
-            .fetch_add(1, Ordering::Relaxed);
-        self.durations.get(route.to_owned()).observe(elapsed);
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method_label(method),
+                status,
+            })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// A token was issued for keys of `key_type` (`KeyKind::as_str`).
     pub fn token_issued(&self, key_type: &'static str) {
         self.tokens_issued
-            .get(key_type)
-            .fetch_add(1, Ordering::Relaxed);
+            .get_or_create(&KeyTypeLabel { key_type })
+            .inc();
     }
 
     /// A Report API page served `n` entries of `topic`.
     pub fn entries_served(&self, topic: ledgerport_core::ids::Topic, n: usize) {
         self.entries_served
-            .get(topic.as_str())
-            .fetch_add(n as u64, Ordering::Relaxed);
+            .get_or_create(&TopicLabel {
+                topic: topic.as_str(),
+            })
+            .inc_by(n as u64);
     }
 
     /// An ingested batch: how many of its events were accepted and rejected.
     pub fn events_ingested(&self, accepted: usize, rejected: usize) {
-        self.events_accepted
-            .fetch_add(accepted as u64, Ordering::Relaxed);
-        self.events_rejected
-            .fetch_add(rejected as u64, Ordering::Relaxed);
+        for (result, n) in [("accepted", accepted), ("rejected", rejected)] {
+            self.events
+                .get_or_create(&ResultLabel { result })
+                .inc_by(n as u64);
+        }
     }
 
     /// Payment events this process accepted and rejected since it started (the operator
     /// console shows them).
     pub fn events_counted(&self) -> (u64, u64) {
-        (
-            self.events_accepted.load(Ordering::Relaxed),
-            self.events_rejected.load(Ordering::Relaxed),
-        )
+        let count = |result| self.events.get_or_create(&ResultLabel { result }).get();
+        (count("accepted"), count("rejected"))
     }
 
-    /// The exposition of the counters and histograms, then of `gauges`.
+    /// The exposition, with the gauges set to `gauges` first.
     pub fn render(&self, gauges: &Gauges) -> String {
-        let mut out = String::new();
-
-        header(
-            &mut out,
-            "ledgerport_http_requests_total",
-            "counter",
-            "HTTP requests answered, by matched route template, method and status.",
-        );
-        for ((route, method, status), v) in self.requests.snapshot() {
-            sample(
-                &mut out,
-                "ledgerport_http_requests_total",
-                &[
-                    ("route", &route),
-                    ("method", method),
-                    ("status", &status.to_string()),
-                ],
-                v.load(Ordering::Relaxed) as f64,
-            );
-        }
-
-        let name = "ledgerport_http_request_duration_seconds";
-        header(
-            &mut out,
-            name,
-            "histogram",
-            "Time from a request's arrival to its answer, by matched route template.",
-        );
-        for (route, h) in self.durations.snapshot() {
-            let mut cumulative = 0u64;
-            for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-                cumulative += h.buckets[i].load(Ordering::Relaxed);
-                sample(
-                    &mut out,
-                    &format!("{name}_bucket"),
-                    &[("route", &route), ("le", &bound.to_string())],
-                    cumulative as f64,
-                );
-            }
-            cumulative += h.buckets[DURATION_BUCKETS.len()].load(Ordering::Relaxed);
-            sample(
-                &mut out,
-                &format!("{name}_bucket"),
-                &[("route", &route), ("le", "+Inf")],
-                cumulative as f64,
-            );
-            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            sample(&mut out, &format!("{name}_sum"), &[("route", &route)], sum);
-            sample(
-                &mut out,
-                &format!("{name}_count"),
-                &[("route", &route)],
-                cumulative as f64,
-            );
-        }
-
-        header(
-            &mut out,
-            "ledgerport_tokens_issued_total",
-            "counter",
-            "Access tokens issued, by the type of the keys they were issued for.",
-        );
-        for (key_type, v) in self.tokens_issued.snapshot() {
-            sample(
-                &mut out,
-                "ledgerport_tokens_issued_total",
-                &[("key_type", key_type)],
-                v.load(Ordering::Relaxed) as f64,
-            );
-        }
-
-        header(
-            &mut out,
-            "ledgerport_report_entries_served_total",
-            "counter",
-            "Ledger entries served by the Report API (date pages and the feed), by topic.",
-        );
-        for (topic, v) in self.entries_served.snapshot() {
-            sample(
-                &mut out,
-                "ledgerport_report_entries_served_total",
-                &[("topic", topic)],
-                v.load(Ordering::Relaxed) as f64,
-            );
-        }
-
-        header(
-            &mut out,
-            "ledgerport_ingest_events_total",
-            "counter",
-            "Payment events posted to /ingest/v1/events, by outcome.",
-        );
-        for (result, v) in [
-            ("accepted", &self.events_accepted),
-            ("rejected", &self.events_rejected),
-        ] {
-            sample(
-                &mut out,
-                "ledgerport_ingest_events_total",
-                &[("result", result)],
-                v.load(Ordering::Relaxed) as f64,
-            );
-        }
-
-        header(
-            &mut out,
-            "ledgerport_closing_lag_seconds",
-            "gauge",
-            "Seconds since the oldest unclosed payout point of each ledger passed; 0 when closed up to date.",
-        );
-        for (ledger_id, lag) in &gauges.closing_lag {
-            sample(
-                &mut out,
-                "ledgerport_closing_lag_seconds",
-                &[("ledger_id", ledger_id)],
-                *lag,
-            );
-        }
-
-        header(
-            &mut out,
-            "ledgerport_db_pool_connections",
-            "gauge",
-            "Open database connections of this process's pool, idle or lent out.",
-        );
+        self.closing_lag.set(gauges.closing_lag_max);
+        self.ledgers_behind
+            .set(i64::try_from(gauges.ledgers_behind).unwrap_or(i64::MAX));
         let pool = gauges.pool;
         for (state, n) in [
             ("idle", pool.idle),
             ("in_use", pool.size.saturating_sub(pool.idle)),
         ] {
-            sample(
-                &mut out,
-                "ledgerport_db_pool_connections",
-                &[("state", state)],
-                f64::from(n),
-            );
+            self.pool
+                .get_or_create(&PoolLabel { state })
+                .set(i64::from(n));
         }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
 
-/// Values measured when `/metrics` is scraped.
+/// Values measured when the metrics are scraped.
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
-    /// (ledger id, seconds) for every ledger, ordered by ledger id.
-    pub closing_lag: Vec<(String, f64)>,
+    /// The largest closing lag of any ledger, in seconds (0 without ledgers).
+    pub closing_lag_max: f64,
+    /// How many ledgers have a closing lag above 0.
+    pub ledgers_behind: usize,
     pub pool: ledgerport_store::PoolStats,
 }
 
@@ -342,32 +278,31 @@ pub fn closing_lag(ledger: &ledgerport_core::world::Ledger, now: jiff::Timestamp
     }
 }
 
-/// Measures the gauges. A store that cannot list its ledgers leaves the closing lag out (and
+/// Measures the gauges. A store that cannot list its ledgers leaves the closing lag at 0 (and
 /// says so in the log) rather than failing the scrape.
 pub async fn gauges(state: &AppState) -> Gauges {
     // The pool before the ledger query below borrows a connection.
     let pool = state.store.pool_stats();
     let now = state.clock.now();
-    let closing_lag = match state.store.ledgers().await {
+    let mut g = Gauges {
+        pool,
+        ..Gauges::default()
+    };
+    match state.store.ledgers().await {
         Ok(views) => {
-            let mut lag: Vec<(String, f64)> = views
-                .iter()
-                .map(|v| {
-                    (
-                        v.ledger.ledger_id.as_str().to_owned(),
-                        closing_lag(&v.ledger, now),
-                    )
-                })
-                .collect();
-            lag.sort_by(|a, b| a.0.cmp(&b.0));
-            lag
+            for v in &views {
+                let lag = closing_lag(&v.ledger, now);
+                if lag > 0.0 {
+                    g.ledgers_behind += 1;
+                    g.closing_lag_max = g.closing_lag_max.max(lag);
+                }
+            }
         }
         Err(e) => {
             tracing::warn!(error = %e, "metrics: could not list ledgers for the closing lag");
-            Vec::new()
         }
-    };
-    Gauges { closing_lag, pool }
+    }
+    g
 }
 
 /// `GET /metrics`.
@@ -380,62 +315,23 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{k}=\"{}\"", escape_label(v));
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {}", format_value(value));
-}
-
-/// A label value as the format wants it: `\`, `"` and newlines escaped.
-fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
-fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        v.to_string()
-    }
+/// The metrics listener's application: `GET /metrics` and nothing else.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(serve))
+        .with_state(state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.parse().ok())
+        })
     }
 
     #[test]
@@ -453,9 +349,21 @@ mod tests {
         line("ledgerport_http_request_duration_seconds_bucket{route=\"/x\",le=\"0.5\"} 4");
         line("ledgerport_http_request_duration_seconds_bucket{route=\"/x\",le=\"10\"} 4");
         line("ledgerport_http_request_duration_seconds_bucket{route=\"/x\",le=\"+Inf\"} 5");
-        line("ledgerport_http_request_duration_seconds_count{route=\"/x\"} 5");
-        line("ledgerport_http_request_duration_seconds_sum{route=\"/x\"} 20.315");
-        line("ledgerport_http_requests_total{route=\"/x\",method=\"GET\",status=\"200\"} 5");
+        let series = |name: &str| value(&text, &format!("{name}{{route=\"/x\"}}"));
+        assert_eq!(
+            series("ledgerport_http_request_duration_seconds_count"),
+            Some(5.0)
+        );
+        let sum = series("ledgerport_http_request_duration_seconds_sum").expect("sum");
+        assert!((sum - 20.315).abs() < 1e-9, "{sum}");
+        assert_eq!(
+            value(
+                &text,
+                "ledgerport_http_requests_total{route=\"/x\",method=\"GET\",status=\"200\"}"
+            ),
+            Some(5.0),
+            "{text}"
+        );
     }
 
     #[test]
@@ -470,5 +378,13 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.record_request("a\"b\\c\nd", &Method::GET, 200, Duration::ZERO);
+        let text = m.render(&Gauges::default());
+        assert!(text.contains("route=\"a\\\"b\\\\c\\nd\""), "{text}");
     }
 }

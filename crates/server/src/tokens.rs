@@ -7,9 +7,18 @@
 //! reloads happen at most once per [`MISS_RELOAD_INTERVAL`], so tokens with made-up key ids
 //! cost a map lookup, not a database read and a write lock each.
 //! Expiry is checked against the injected clock, not the system's, so tests can expire tokens.
+//!
+//! Private keys are stored encrypted ([`SigningKeyProtection`]): XChaCha20-Poly1305 under a
+//! key-encryption key from the configuration, with the key's `kid` as associated data, so a row's
+//! bytes cannot be moved to another row. The store only keeps bytes. Retired keys only verify,
+//! which needs their public half alone, so their private half is never decrypted: a process needs
+//! the key-encryption key of the active keys only, which is what makes replacing that key simple
+//! (OPERATIONS.md, "Signing keys at rest").
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer, SigningKey};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
@@ -52,9 +61,10 @@ pub struct Claims {
 
 struct KeyEntry {
     kid: String,
-    /// The private key, parsed once when the set is loaded: `jsonwebtoken::encode` would parse
-    /// the PKCS#8 document and derive the public key again on every token.
-    signing: SigningKey,
+    /// The private key, decrypted and parsed once when the set is loaded (`jsonwebtoken::encode`
+    /// would parse the PKCS#8 document and derive the public key again on every token); `None`
+    /// for a retired key, which only verifies.
+    signing: Option<SigningKey>,
     /// The token header `{"typ":"at+jwt","alg":"EdDSA","kid":…}`, base64url-encoded: the same
     /// for every token this key signs.
     header_b64: String,
@@ -73,6 +83,7 @@ struct KeySet {
 
 pub struct TokenService {
     store: Arc<dyn Store>,
+    protection: SigningKeyProtection,
     clock: Arc<dyn Clock>,
     issuer: String,
     audience: String,
@@ -91,6 +102,167 @@ pub enum TokenError {
     Store(#[from] StoreError),
     #[error("signing: {0}")]
     Signing(String),
+    /// A stored private key that the configured key-encryption keys cannot open, or that needs
+    /// one when none is configured.
+    #[error("{0}")]
+    AtRest(String),
+}
+
+/// The configuration key that holds the key-encryption key, for messages.
+pub const KEK_SETTING: &str = "signing_key_encryption_key";
+
+/// Marks a stored private key as encrypted: `LPK1`, a 24-byte nonce, then the ciphertext and tag.
+/// A plaintext PKCS#8 document starts with `0x30` (a DER sequence), so the two never mix up.
+const SEALED_MAGIC: &[u8; 4] = b"LPK1";
+const NONCE_LEN: usize = 24;
+
+/// A 32-byte key that encrypts signing keys at rest. Its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyEncryptionKey([u8; 32]);
+
+impl std::fmt::Debug for KeyEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyEncryptionKey(***)")
+    }
+}
+
+impl KeyEncryptionKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut k = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+        KeyEncryptionKey(k)
+    }
+
+    /// Parses standard base64 (padded or not; surrounding whitespace ignored) of exactly 32
+    /// bytes. The message says what was wrong, never the value.
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+            .map_err(|_| "expected 32 bytes in base64, got text that is not base64".to_string())?;
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            format!(
+                "expected 32 bytes in base64, got {} bytes (make one with `head -c 32 /dev/urandom | base64`)",
+                bytes.len()
+            )
+        })?;
+        Ok(KeyEncryptionKey(key))
+    }
+
+    /// The key in standard base64, as [`KeyEncryptionKey::from_base64`] reads it.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&chacha20poly1305::Key::from(self.0))
+    }
+
+    /// Encrypts `private_der` for the row `kid`.
+    fn seal(&self, kid: &str, private_der: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let sealed = self
+            .cipher()
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: private_der,
+                    aad: kid.as_bytes(),
+                },
+            )
+            .map_err(|_| TokenError::Signing(format!("encrypting signing key {kid}")))?;
+        let mut out = Vec::with_capacity(SEALED_MAGIC.len() + NONCE_LEN + sealed.len());
+        out.extend_from_slice(SEALED_MAGIC);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Decrypts the stored bytes of row `kid`; `None` if this key did not encrypt them.
+    fn open(&self, kid: &str, stored: &[u8]) -> Option<Vec<u8>> {
+        let rest = stored.strip_prefix(SEALED_MAGIC.as_slice())?;
+        if rest.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        self.cipher()
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: kid.as_bytes(),
+                },
+            )
+            .ok()
+    }
+}
+
+/// How signing private keys are kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningKeyProtection {
+    /// Encrypted with `current`; keys encrypted with one of `previous` are still read (while the
+    /// key-encryption key is being replaced). Plaintext keys left from before are still read too,
+    /// and replaced at start ([`TokenService::load`]).
+    Encrypted {
+        current: KeyEncryptionKey,
+        previous: Vec<KeyEncryptionKey>,
+    },
+    /// Stored in clear: only for throwaway databases (`insecure_plaintext_signing_keys`).
+    Plaintext,
+}
+
+impl SigningKeyProtection {
+    /// Only `current`, nothing previous.
+    pub fn encrypted(current: KeyEncryptionKey) -> Self {
+        SigningKeyProtection::Encrypted {
+            current,
+            previous: Vec::new(),
+        }
+    }
+
+    /// The bytes to store for a new key `kid`.
+    pub fn seal(&self, kid: &str, private_der: &[u8]) -> Result<Vec<u8>, TokenError> {
+        match self {
+            SigningKeyProtection::Encrypted { current, .. } => current.seal(kid, private_der),
+            SigningKeyProtection::Plaintext => Ok(private_der.to_vec()),
+        }
+    }
+
+    /// The PKCS#8 document from the stored bytes of row `kid`.
+    pub fn open(&self, kid: &str, stored: &[u8]) -> Result<Vec<u8>, TokenError> {
+        if !is_sealed(stored) {
+            return Ok(stored.to_vec());
+        }
+        match self {
+            SigningKeyProtection::Encrypted { current, previous } => std::iter::once(current)
+                .chain(previous)
+                .find_map(|k| k.open(kid, stored))
+                .ok_or_else(|| {
+                    TokenError::AtRest(format!(
+                        "signing key {kid} cannot be decrypted with {KEK_SETTING}{}: it was \
+                             encrypted with another key (a wrong or missing key-encryption key in \
+                             the configuration?)",
+                        if previous.is_empty() {
+                            ""
+                        } else {
+                            " nor with signing_key_encryption_key_previous"
+                        }
+                    ))
+                }),
+            SigningKeyProtection::Plaintext => Err(TokenError::AtRest(format!(
+                "signing key {kid} is stored encrypted, but no {KEK_SETTING} is configured"
+            ))),
+        }
+    }
+}
+
+/// Whether stored private key bytes are encrypted (rather than a plaintext PKCS#8 document).
+pub fn is_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(SEALED_MAGIC)
 }
 
 fn unix(s: &str) -> i64 {
@@ -122,16 +294,20 @@ fn sign_compact(header_b64: &str, key: &SigningKey, claims: &Claims) -> Result<S
     Ok(token)
 }
 
-/// Makes a new Ed25519 signing key record.
-pub fn new_signing_key(now: jiff::Timestamp) -> Result<SigningKeyRecord, TokenError> {
+/// Makes a new Ed25519 signing key record, its private key kept as `protection` says.
+pub fn new_signing_key(
+    now: jiff::Timestamp,
+    protection: &SigningKeyProtection,
+) -> Result<SigningKeyRecord, TokenError> {
     let sk = SigningKey::generate(&mut rand::rngs::OsRng);
     let der = sk
         .to_pkcs8_der()
         .map_err(|e| TokenError::Signing(e.to_string()))?;
     let public_raw = sk.verifying_key().to_bytes().to_vec();
+    let kid = uuid::Uuid::new_v4().simple().to_string();
     Ok(SigningKeyRecord {
-        kid: uuid::Uuid::new_v4().simple().to_string(),
-        private_der: der.as_bytes().to_vec(),
+        private_der: protection.seal(&kid, der.as_bytes())?,
+        kid,
         public_raw,
         created_at: wire_time(now),
         retired_at: None,
@@ -139,16 +315,21 @@ pub fn new_signing_key(now: jiff::Timestamp) -> Result<SigningKeyRecord, TokenEr
 }
 
 impl TokenService {
-    /// Loads the signing keys, creating the first one if the store has none active.
+    /// Loads the signing keys, creating the first one if the store has none active. With a
+    /// key-encryption key configured, active keys stored in clear (made before keys were
+    /// encrypted, or by a process without the key) are replaced: a new encrypted key is added and
+    /// they are retired, so they only verify the tokens they signed until those expire.
     pub async fn load(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
+        protection: SigningKeyProtection,
         issuer: String,
         audience: String,
         max_lifetime_secs: i64,
     ) -> Result<Self, TokenError> {
         let svc = TokenService {
             store,
+            protection,
             clock,
             issuer,
             audience,
@@ -158,12 +339,30 @@ impl TokenService {
             reloads: AtomicU64::new(0),
         };
         svc.reload().await?;
+        let by = Actor::new("server:startup");
+        let plaintext: Vec<String> = match svc.protection {
+            SigningKeyProtection::Plaintext => Vec::new(),
+            SigningKeyProtection::Encrypted { .. } => svc
+                .store
+                .signing_keys()
+                .await?
+                .into_iter()
+                .filter(|r| r.retired_at.is_none() && !is_sealed(&r.private_der))
+                .map(|r| r.kid)
+                .collect(),
+        };
         let has_signer = svc.keys.read().map(|k| k.signer.is_some()).unwrap_or(false);
-        if !has_signer {
-            let rec = new_signing_key(svc.clock.now())?;
-            svc.store
-                .add_signing_key(&Actor::new("server:startup"), rec)
-                .await?;
+        if !has_signer || !plaintext.is_empty() {
+            let rec = new_signing_key(svc.clock.now(), &svc.protection)?;
+            svc.store.add_signing_key(&by, rec).await?;
+            for kid in &plaintext {
+                match svc.store.retire_signing_key(&by, kid).await {
+                    // Another process starting at the same time retired it first.
+                    Ok(()) | Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                tracing::info!(kid = %kid, "replaced a signing key stored in clear with an encrypted one");
+            }
             svc.reload().await?;
         }
         Ok(svc)
@@ -178,8 +377,16 @@ impl TokenService {
             let x = URL_SAFE_NO_PAD.encode(&r.public_raw);
             let decoding = DecodingKey::from_ed_components(&x)
                 .map_err(|e| TokenError::Signing(e.to_string()))?;
-            let signing = SigningKey::from_pkcs8_der(&r.private_der)
-                .map_err(|e| TokenError::Signing(format!("signing key {}: {e}", r.kid)))?;
+            let signing =
+                match r.retired_at {
+                    Some(_) => None,
+                    None => {
+                        let der = self.protection.open(&r.kid, &r.private_der)?;
+                        Some(SigningKey::from_pkcs8_der(&der).map_err(|e| {
+                            TokenError::Signing(format!("signing key {}: {e}", r.kid))
+                        })?)
+                    }
+                };
             let entry = Arc::new(KeyEntry {
                 header_b64: header_b64(&r.kid)?,
                 signing,
@@ -256,7 +463,11 @@ impl TokenService {
             key_id: key.id,
             generation: key.generation,
         };
-        let token = sign_compact(&signer.header_b64, &signer.signing, &claims)?;
+        let signing = signer
+            .signing
+            .as_ref()
+            .ok_or_else(|| TokenError::Signing("the signing key is retired".into()))?;
+        let token = sign_compact(&signer.header_b64, signing, &claims)?;
         Ok((token, claims))
     }
 
@@ -341,7 +552,11 @@ mod tests {
 
     #[test]
     fn tokens_are_byte_for_byte_what_jsonwebtoken_signs_and_verify_with_it() {
-        let rec = new_signing_key(jiff::Timestamp::UNIX_EPOCH).expect("key");
+        let rec = new_signing_key(
+            jiff::Timestamp::UNIX_EPOCH,
+            &SigningKeyProtection::Plaintext,
+        )
+        .expect("key");
         let claims = Claims {
             iss: "https://ledgerport.example".into(),
             sub: "client-1".into(),
@@ -378,5 +593,60 @@ mod tests {
         let back = jsonwebtoken::decode::<Claims>(&ours, &decoding, &v).expect("verifies");
         assert_eq!(back.claims, claims);
         assert_eq!(back.header.kid.as_deref(), Some(rec.kid.as_str()));
+    }
+
+    #[test]
+    fn sealed_keys_open_with_their_key_and_row_only() {
+        let kek = KeyEncryptionKey::generate();
+        let protection = SigningKeyProtection::encrypted(kek.clone());
+        let rec = new_signing_key(jiff::Timestamp::UNIX_EPOCH, &protection).expect("key");
+        assert!(is_sealed(&rec.private_der));
+        let der = protection.open(&rec.kid, &rec.private_der).expect("opens");
+        let sk = SigningKey::from_pkcs8_der(&der).expect("pkcs8");
+        assert_eq!(sk.verifying_key().to_bytes().to_vec(), rec.public_raw);
+        // The stored bytes hold neither the document nor the raw private key.
+        assert!(
+            !rec.private_der
+                .windows(32)
+                .any(|w| w == sk.to_bytes().as_slice())
+        );
+        // Another row's kid, another key, or no key: refused, naming the setting.
+        let moved = protection.open("another-kid", &rec.private_der);
+        assert!(matches!(moved, Err(TokenError::AtRest(_))));
+        let other = SigningKeyProtection::encrypted(KeyEncryptionKey::generate());
+        let wrong = other
+            .open(&rec.kid, &rec.private_der)
+            .expect_err("wrong key")
+            .to_string();
+        assert!(wrong.contains(KEK_SETTING), "{wrong}");
+        let none = SigningKeyProtection::Plaintext
+            .open(&rec.kid, &rec.private_der)
+            .expect_err("no key")
+            .to_string();
+        assert!(none.contains(KEK_SETTING), "{none}");
+        // A previous key still opens it.
+        let rotated = SigningKeyProtection::Encrypted {
+            current: KeyEncryptionKey::generate(),
+            previous: vec![kek],
+        };
+        assert_eq!(
+            rotated.open(&rec.kid, &rec.private_der).expect("opens"),
+            der
+        );
+    }
+
+    #[test]
+    fn key_encryption_keys_are_32_bytes_of_base64() {
+        let k = KeyEncryptionKey::generate();
+        assert_eq!(
+            KeyEncryptionKey::from_base64(&format!("{}\n", k.to_base64())),
+            Ok(k)
+        );
+        assert!(KeyEncryptionKey::from_base64("c2hvcnQ=").is_err());
+        assert!(KeyEncryptionKey::from_base64("not base64!").is_err());
+        assert_eq!(
+            format!("{:?}", KeyEncryptionKey::generate()),
+            "KeyEncryptionKey(***)"
+        );
     }
 }

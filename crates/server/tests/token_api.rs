@@ -1202,9 +1202,10 @@ async fn tokens_naming_unknown_keys_reload_the_key_set_at_most_once_per_interval
     assert!(reloads <= 1, "{reloads} reloads for 30 unknown key ids");
 
     // A key another process made is still picked up once the interval has passed.
-    let rec = ledgerport_server::tokens::new_signing_key(ledgerport_core::clock::Clock::now(
-        app.clock.as_ref(),
-    ))
+    let rec = ledgerport_server::tokens::new_signing_key(
+        ledgerport_core::clock::Clock::now(app.clock.as_ref()),
+        &ledgerport_server::tokens::SigningKeyProtection::Plaintext,
+    )
     .expect("key");
     app.store
         .add_signing_key(&by(), rec.clone())

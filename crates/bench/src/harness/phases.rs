@@ -117,7 +117,9 @@ fn load_average() -> String {
 
 pub async fn run(size: &Size, url: &str, server_bin: &Path) -> Result<Report, String> {
     eprintln!("bench: building the world in {url}");
-    let store = crate::store::open(url).await?;
+    let store = crate::store::open(url)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     if !store
         .merchants()
         .await

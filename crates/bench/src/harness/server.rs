@@ -72,6 +72,12 @@ impl Server {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(SERVE_FLAGS)
+            // A fresh key-encryption key for the run's fresh database; no metrics listener.
+            .env(
+                "LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY",
+                ledgerport_server::tokens::KeyEncryptionKey::generate().to_base64(),
+            )
+            .env("LEDGERPORT_METRICS_LISTEN", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

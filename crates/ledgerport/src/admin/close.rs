@@ -3,6 +3,7 @@
 //! run has nothing to do.
 
 use super::{Output, find_ledger, store_err, table, time};
+use anyhow::anyhow;
 use jiff::Timestamp;
 use ledgerport_core::ids::Currency;
 use ledgerport_store::{ClosedPeriod, Store};
@@ -24,7 +25,7 @@ pub struct CloseArgs {
     pub ledger: Option<String>,
 }
 
-pub(super) async fn close(store: &dyn Store, a: CloseArgs) -> Result<Output, String> {
+pub(super) async fn close(store: &dyn Store, a: CloseArgs) -> anyhow::Result<Output> {
     let until = until(a.until.as_deref(), Timestamp::now())?;
     let ledgers = match &a.ledger {
         Some(id) => vec![find_ledger(store, "--ledger", id).await?],
@@ -34,7 +35,7 @@ pub(super) async fn close(store: &dyn Store, a: CloseArgs) -> Result<Output, Str
     for view in &ledgers {
         let id = &view.ledger.ledger_id;
         let periods = store.close_due(id, until).await.map_err(|e| {
-            format!(
+            anyhow!(
                 "closing ledger {id}: {} ({} periods of earlier ledgers were closed; running again \
                  continues where this stopped)",
                 store_err(e),
@@ -47,15 +48,15 @@ pub(super) async fn close(store: &dyn Store, a: CloseArgs) -> Result<Output, Str
 }
 
 /// The `--until` time: now when not given, never later than now.
-fn until(given: Option<&str>, now: Timestamp) -> Result<Timestamp, String> {
+fn until(given: Option<&str>, now: Timestamp) -> anyhow::Result<Timestamp> {
     let Some(s) = given else {
         return Ok(now);
     };
     let t: Timestamp = s.trim().parse().map_err(|_| {
-        format!("--until: {s:?} is not an RFC 3339 time such as 2024-06-01T00:00:00Z")
+        anyhow!("--until: {s:?} is not an RFC 3339 time such as 2024-06-01T00:00:00Z")
     })?;
     if t > now {
-        return Err(format!(
+        return Err(anyhow!(
             "--until: {s} lies in the future (now is {}); only periods that have passed can be closed",
             time(now)
         ));
@@ -164,6 +165,7 @@ mod tests {
     fn until_defaults_to_now_and_may_lie_in_the_past_but_not_the_future() {
         let now = t("2024-06-04T10:00:00Z");
 
+        let until = |given, now| until(given, now).map_err(|e| e.to_string());
         assert_eq!(until(None, now), Ok(now));
         assert_eq!(
             until(Some("2024-06-01T00:00:00+02:00"), now),

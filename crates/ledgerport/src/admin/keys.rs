@@ -4,11 +4,13 @@ use super::{
     Output, actor, fields, find_merchant, find_partner, parsed, short_time, store_err,
     store_err_on, table, time,
 };
+use crate::config::Config;
+use anyhow::anyhow;
 use clap::Subcommand;
 use ledgerport_core::ids::Msn;
 use ledgerport_core::world::{ApiKey, KeyKind, KeyOwner, PartnerKind, RowId};
 use ledgerport_server::credentials::{IssueError, IssuedSecret, issue_keys, regenerate_secret};
-use ledgerport_server::tokens::new_signing_key;
+use ledgerport_server::tokens::{is_sealed, new_signing_key};
 use ledgerport_store::{SigningKeyRecord, Store};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -57,7 +59,7 @@ pub struct IssueArgs {
     service: bool,
 }
 
-pub(super) async fn keys(store: &dyn Store, cmd: KeysCmd) -> Result<Output, String> {
+pub(super) async fn keys(store: &dyn Store, cmd: KeysCmd) -> anyhow::Result<Output> {
     match cmd {
         KeysCmd::Issue(a) => issue(store, a).await,
         KeysCmd::List { owner } => {
@@ -118,7 +120,7 @@ pub(super) async fn keys(store: &dyn Store, cmd: KeysCmd) -> Result<Output, Stri
         KeysCmd::Regenerate { key_id } => {
             let k = find_key(store, key_id).await?;
             if k.revoked {
-                return Err(format!(
+                return Err(anyhow!(
                     "KEY-ID: key {key_id} is revoked; issue new keys instead"
                 ));
             }
@@ -156,7 +158,7 @@ pub(super) async fn keys(store: &dyn Store, cmd: KeysCmd) -> Result<Output, Stri
     }
 }
 
-async fn issue(store: &dyn Store, a: IssueArgs) -> Result<Output, String> {
+async fn issue(store: &dyn Store, a: IssueArgs) -> anyhow::Result<Output> {
     let (flag, kind, owner) = if let Some(msn) = a.sales_unit {
         let msn = parsed(Msn::parse("--sales-unit", &msn))?;
         ("--sales-unit", KeyKind::SalesUnit, KeyOwner::SalesUnit(msn))
@@ -178,12 +180,14 @@ async fn issue(store: &dyn Store, a: IssueArgs) -> Result<Output, String> {
     } else if a.service {
         ("--service", KeyKind::Service, KeyOwner::Operator)
     } else {
-        return Err("give one of --sales-unit, --partner, --merchant or --service".into());
+        return Err(anyhow!(
+            "give one of --sales-unit, --partner, --merchant or --service"
+        ));
     };
     let (k, secret) = issue_keys(store, &actor(), kind, owner)
         .await
         .map_err(|e| match e {
-            IssueError::NotAllowed(why) => format!("{flag}: {why}"),
+            IssueError::NotAllowed(why) => anyhow!("{flag}: {why}"),
             IssueError::Store(e) => store_err_on(flag)(e),
         })?;
     let text = format!(
@@ -263,9 +267,9 @@ fn owner_text(o: KeyOwner, orgs: &HashMap<RowId, String>) -> String {
     }
 }
 
-async fn parse_owner(store: &dyn Store, s: &str) -> Result<KeyOwner, String> {
+async fn parse_owner(store: &dyn Store, s: &str) -> anyhow::Result<KeyOwner> {
     let bad =
-        || "--owner: must be sales-unit:MSN, partner:ID, merchant:ORG-ID or operator".to_owned();
+        || anyhow!("--owner: must be sales-unit:MSN, partner:ID, merchant:ORG-ID or operator");
     if s == "operator" {
         return Ok(KeyOwner::Operator);
     }
@@ -280,12 +284,12 @@ async fn parse_owner(store: &dyn Store, s: &str) -> Result<KeyOwner, String> {
     }
 }
 
-async fn find_key(store: &dyn Store, id: RowId) -> Result<ApiKey, String> {
+async fn find_key(store: &dyn Store, id: RowId) -> anyhow::Result<ApiKey> {
     store
         .key(id)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| format!("KEY-ID: no key {id}"))
+        .ok_or_else(|| anyhow!("KEY-ID: no key {id}"))
 }
 
 // ---------------------------------------------------------------- signing keys
@@ -298,7 +302,11 @@ pub enum SigningKeyCmd {
     Rotate,
 }
 
-pub(super) async fn signing_key(store: &dyn Store, cmd: SigningKeyCmd) -> Result<Output, String> {
+pub(super) async fn signing_key(
+    store: &dyn Store,
+    cmd: SigningKeyCmd,
+    config: &Config,
+) -> anyhow::Result<Output> {
     match cmd {
         SigningKeyCmd::List => {
             let ks = store.signing_keys().await.map_err(store_err)?;
@@ -319,22 +327,26 @@ pub(super) async fn signing_key(store: &dyn Store, cmd: SigningKeyCmd) -> Result
                             .as_deref()
                             .map(short_time)
                             .unwrap_or_else(|| "-".into()),
+                        at_rest(k).into(),
                     ]
                 })
                 .collect();
             let json = ks
                 .iter()
-                .map(|k| json!({"kid": k.kid, "state": state(k), "created_at": k.created_at, "retired_at": k.retired_at}))
+                .map(|k| json!({"kid": k.kid, "state": state(k), "created_at": k.created_at, "retired_at": k.retired_at, "at_rest": at_rest(k)}))
                 .collect();
             Ok(Output::new(
-                table(&["KID", "STATE", "CREATED", "RETIRED"], &rows),
+                table(&["KID", "STATE", "CREATED", "RETIRED", "AT REST"], &rows),
                 json,
             ))
         }
         SigningKeyCmd::Rotate => {
+            // The new key is encrypted with the configured key-encryption key; rotating after
+            // changing that key is how the key is replaced (OPERATIONS.md).
+            let protection = config.required_signing_keys()?;
             let by = actor();
             let before = store.signing_keys().await.map_err(store_err)?;
-            let rec = new_signing_key(jiff::Timestamp::now()).map_err(|e| e.to_string())?;
+            let rec = new_signing_key(jiff::Timestamp::now(), &protection)?;
             let kid = rec.kid.clone();
             store.add_signing_key(&by, rec).await.map_err(store_err)?;
             let mut retired = Vec::new();
@@ -361,6 +373,15 @@ pub(super) async fn signing_key(store: &dyn Store, cmd: SigningKeyCmd) -> Result
                 json!({"new_kid": kid, "retired": retired}),
             ))
         }
+    }
+}
+
+/// How the private key is kept in the database.
+fn at_rest(k: &SigningKeyRecord) -> &'static str {
+    if is_sealed(&k.private_der) {
+        "encrypted"
+    } else {
+        "in clear"
     }
 }
 

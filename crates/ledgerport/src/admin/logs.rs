@@ -1,6 +1,7 @@
 //! The Report API access log and the audit log.
 
 use super::{Output, find_ledger, find_merchant, find_partner, short_time, store_err, table};
+use anyhow::anyhow;
 use ledgerport_core::world::RowId;
 use ledgerport_store::{AccessLogFilter, Store};
 use serde_json::json;
@@ -29,15 +30,15 @@ pub struct AuditLogArgs {
     limit: u32,
 }
 
-fn check_limit(limit: u32) -> Result<u32, String> {
+fn check_limit(limit: u32) -> anyhow::Result<u32> {
     if (1..=100_000).contains(&limit) {
         Ok(limit)
     } else {
-        Err("--limit: must be 1 to 100000".into())
+        Err(anyhow!("--limit: must be 1 to 100000"))
     }
 }
 
-pub(super) async fn access_log(store: &dyn Store, a: AccessLogArgs) -> Result<Output, String> {
+pub(super) async fn access_log(store: &dyn Store, a: AccessLogArgs) -> anyhow::Result<Output> {
     let limit = check_limit(a.limit)?;
     let ledger_id = match &a.ledger {
         Some(l) => Some(find_ledger(store, "--ledger", l).await?.ledger.ledger_id),
@@ -126,7 +127,7 @@ pub(super) async fn access_log(store: &dyn Store, a: AccessLogArgs) -> Result<Ou
     Ok(Output::new(text, json))
 }
 
-pub(super) async fn audit_log(store: &dyn Store, a: AuditLogArgs) -> Result<Output, String> {
+pub(super) async fn audit_log(store: &dyn Store, a: AuditLogArgs) -> anyhow::Result<Output> {
     let recs = store
         .audit_log(check_limit(a.limit)?)
         .await

@@ -10,6 +10,8 @@
 //! - [`close`]: closing the payout periods that have passed
 //! - [`users`]: the portal's users
 
+use crate::config::Config;
+use anyhow::anyhow;
 mod close;
 mod keys;
 mod logs;
@@ -67,12 +69,16 @@ pub enum AdminCommand {
     Users(users::UsersCmd),
 }
 
-pub async fn run(store: &dyn Store, args: AdminArgs) -> Result<(), String> {
-    let out = execute(store, args.command).await?;
+pub async fn run(store: &dyn Store, args: AdminArgs, config: &Config) -> anyhow::Result<()> {
+    let out = execute(store, args.command, config).await?;
     print(args.json, &out)
 }
 
-async fn execute(store: &dyn Store, command: AdminCommand) -> Result<Output, String> {
+async fn execute(
+    store: &dyn Store,
+    command: AdminCommand,
+    config: &Config,
+) -> anyhow::Result<Output> {
     match command {
         AdminCommand::Merchant(c) => world::merchant(store, c).await,
         AdminCommand::SalesUnit(c) => world::sales_unit(store, c).await,
@@ -82,7 +88,7 @@ async fn execute(store: &dyn Store, command: AdminCommand) -> Result<Output, Str
         AdminCommand::Grant(c) => world::grant(store, c).await,
         AdminCommand::AccessLog(a) => logs::access_log(store, a).await,
         AdminCommand::AuditLog(a) => logs::audit_log(store, a).await,
-        AdminCommand::SigningKey(c) => keys::signing_key(store, c).await,
+        AdminCommand::SigningKey(c) => keys::signing_key(store, c, config).await,
         AdminCommand::Close(a) => close::close(store, a).await,
         AdminCommand::Users(c) => users::users(store, c).await,
     }
@@ -103,10 +109,10 @@ impl Output {
     }
 }
 
-fn print(json: bool, out: &Output) -> Result<(), String> {
+fn print(json: bool, out: &Output) -> anyhow::Result<()> {
     use std::io::Write;
     let mut text = if json {
-        serde_json::to_string_pretty(&out.json).map_err(|e| e.to_string())?
+        serde_json::to_string_pretty(&out.json)?
     } else {
         out.text.clone()
     };
@@ -116,7 +122,7 @@ fn print(json: bool, out: &Output) -> Result<(), String> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         // A reader that stopped early (`| head`) is not an error.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("writing the output: {e}"))
+            Err(anyhow!("writing the output: {e}"))
         }
         _ => Ok(()),
     }
@@ -181,29 +187,29 @@ fn time(t: jiff::Timestamp) -> String {
     ledgerport_core::entry::wire_time(t)
 }
 
-fn store_err(e: StoreError) -> String {
+fn store_err(e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::Database(db) => format!("database error: {db}"),
-        e => e.to_string(),
+        StoreError::Database(db) => anyhow!("database error: {db}"),
+        e => anyhow::Error::new(e),
     }
 }
 
 /// A refusal of the store about what `flag` named, e.g. `--units: sales unit 1234 belongs to another merchant`.
-fn store_err_on(flag: &'static str) -> impl Fn(StoreError) -> String {
+fn store_err_on(flag: &'static str) -> impl Fn(StoreError) -> anyhow::Error {
     move |e| match e {
         StoreError::Database(_) | StoreError::Corrupt(_) => store_err(e),
-        e => format!("{flag}: {e}"),
+        e => anyhow!("{flag}: {e}"),
     }
 }
 
-fn parsed<T>(r: Result<T, ParseError>) -> Result<T, String> {
-    r.map_err(|e| e.to_string())
+fn parsed<T>(r: Result<T, ParseError>) -> anyhow::Result<T> {
+    Ok(r?)
 }
 
-fn non_empty(flag: &str, s: &str) -> Result<String, String> {
+fn non_empty(flag: &str, s: &str) -> anyhow::Result<String> {
     let s = s.trim();
     if s.is_empty() {
-        Err(format!("{flag}: must not be empty"))
+        Err(anyhow!("{flag}: must not be empty"))
     } else {
         Ok(s.to_owned())
     }
@@ -214,38 +220,38 @@ fn parse_business(
     id_flag: &'static str,
     scheme: &str,
     id: &str,
-) -> Result<BusinessId, String> {
+) -> anyhow::Result<BusinessId> {
     parsed(OrgScheme::parse(scheme_flag, scheme))?;
     parsed(BusinessId::parse(id_flag, scheme, id))
 }
 
-async fn find_merchant(store: &dyn Store, flag: &str, org_id: &str) -> Result<Merchant, String> {
+async fn find_merchant(store: &dyn Store, flag: &str, org_id: &str) -> anyhow::Result<Merchant> {
     store
         .merchant_by_org(org_id.trim())
         .await
         .map_err(store_err)?
-        .ok_or_else(|| format!("{flag}: no merchant with organisation number {org_id}"))
+        .ok_or_else(|| anyhow!("{flag}: no merchant with organisation number {org_id}"))
 }
 
-async fn find_partner(store: &dyn Store, flag: &str, id: RowId) -> Result<Partner, String> {
+async fn find_partner(store: &dyn Store, flag: &str, id: RowId) -> anyhow::Result<Partner> {
     store
         .partner(id)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| format!("{flag}: no partner {id}"))
+        .ok_or_else(|| anyhow!("{flag}: no partner {id}"))
 }
 
 async fn find_ledger(
     store: &dyn Store,
     flag: &'static str,
     id: &str,
-) -> Result<LedgerView, String> {
+) -> anyhow::Result<LedgerView> {
     let id = parsed(LedgerId::parse(flag, id))?;
     store
         .ledger(&id)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| format!("{flag}: no ledger {id}"))
+        .ok_or_else(|| anyhow!("{flag}: no ledger {id}"))
 }
 
 #[cfg(test)]
@@ -261,9 +267,13 @@ mod tests {
     }
 
     /// Runs one admin command line (words split on spaces) against `store`.
-    async fn admin(store: &dyn Store, line: &str) -> Result<Output, String> {
-        let cli = Cli::try_parse_from(line.split_whitespace()).map_err(|e| e.to_string())?;
-        execute(store, cli.admin.command).await
+    async fn admin(store: &dyn Store, line: &str) -> anyhow::Result<Output> {
+        let cli = Cli::try_parse_from(line.split_whitespace())?;
+        let config = Config {
+            insecure_plaintext_signing_keys: true,
+            ..Config::default()
+        };
+        execute(store, cli.admin.command, &config).await
     }
 
     #[test]
@@ -283,7 +293,7 @@ mod tests {
     async fn a_world_is_built_and_bad_input_names_its_flag() {
         let store = crate::store::open("sqlite::memory:").await.expect("store");
         let s = store.as_ref();
-        let err = |r: Result<Output, String>| r.err().expect("an error");
+        let err = |r: anyhow::Result<Output>| r.err().expect("an error").to_string();
         admin(
             s,
             "merchant create --scheme business:NO:ORG --org-id 987654321 --name ACME",

@@ -1,6 +1,7 @@
 //! `admin users`: the portal's first users (merchant, partner and operator users).
 
 use super::{Output, actor, store_err, store_err_on, table, time};
+use anyhow::anyhow;
 use clap::Subcommand;
 use ledgerport_core::world::RowId;
 use ledgerport_server::portal::auth::{MIN_PASSWORD_LEN, hash_password};
@@ -33,7 +34,7 @@ pub enum UsersCmd {
     List,
 }
 
-pub async fn users(store: &dyn Store, c: UsersCmd) -> Result<Output, String> {
+pub async fn users(store: &dyn Store, c: UsersCmd) -> anyhow::Result<Output> {
     match c {
         UsersCmd::Create {
             kind,
@@ -49,7 +50,7 @@ pub async fn users(store: &dyn Store, c: UsersCmd) -> Result<Output, String> {
                         .await
                         .map_err(store_err)?
                         .ok_or_else(|| {
-                            format!("--org: no merchant with organisation number {org}")
+                            anyhow!("--org: no merchant with organisation number {org}")
                         })?;
                     PortalRole::Merchant(m.id)
                 }
@@ -58,36 +59,36 @@ pub async fn users(store: &dyn Store, c: UsersCmd) -> Result<Output, String> {
                         .partner(p)
                         .await
                         .map_err(store_err)?
-                        .ok_or_else(|| format!("--partner: no partner {p}"))?;
+                        .ok_or_else(|| anyhow!("--partner: no partner {p}"))?;
                     PortalRole::Partner(p)
                 }
                 ("operator", None, None) => PortalRole::Operator,
                 ("merchant", _, _) => {
-                    return Err("--kind merchant needs --org and no --partner".into());
+                    return Err(anyhow!("--kind merchant needs --org and no --partner"));
                 }
                 ("partner", _, _) => {
-                    return Err("--kind partner needs --partner and no --org".into());
+                    return Err(anyhow!("--kind partner needs --partner and no --org"));
                 }
                 ("operator", _, _) => {
-                    return Err("--kind operator takes neither --org nor --partner".into());
+                    return Err(anyhow!("--kind operator takes neither --org nor --partner"));
                 }
-                _ => return Err("--kind: must be merchant, partner or operator".into()),
+                _ => return Err(anyhow!("--kind: must be merchant, partner or operator")),
             };
             let email = email.trim().to_lowercase();
             if !email.contains('@') {
-                return Err("--email: must be an e-mail address".into());
+                return Err(anyhow!("--email: must be an e-mail address"));
             }
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
-                .map_err(|e| format!("reading the password from standard input: {e}"))?;
+                .map_err(|e| anyhow!("reading the password from standard input: {e}"))?;
             let password = line.trim_end_matches(['\n', '\r']).to_owned();
             if password.chars().count() < MIN_PASSWORD_LEN {
-                return Err(format!(
+                return Err(anyhow!(
                     "password (standard input): must be at least {MIN_PASSWORD_LEN} characters"
                 ));
             }
-            let password_hash = hash_password(password).await?;
+            let password_hash = hash_password(password).await.map_err(anyhow::Error::msg)?;
             let u = store
                 .create_portal_user(
                     &actor(),

@@ -4,6 +4,7 @@ use super::{
     Output, actor, fields, find_ledger, find_merchant, find_partner, non_empty, parse_business,
     parsed, short_time, store_err, store_err_on, table, time,
 };
+use anyhow::anyhow;
 use clap::Subcommand;
 use ledgerport_core::ids::{BankAccount, Country, Currency, LedgerId, Msn};
 use ledgerport_core::world::{
@@ -43,7 +44,7 @@ pub enum MerchantCmd {
     },
 }
 
-pub(super) async fn merchant(store: &dyn Store, cmd: MerchantCmd) -> Result<Output, String> {
+pub(super) async fn merchant(store: &dyn Store, cmd: MerchantCmd) -> anyhow::Result<Output> {
     match cmd {
         MerchantCmd::Create {
             scheme,
@@ -57,9 +58,10 @@ pub(super) async fn merchant(store: &dyn Store, cmd: MerchantCmd) -> Result<Outp
                 .await
                 .map_err(store_err)?
             {
-                return Err(format!(
+                return Err(anyhow!(
                     "--org-id: merchant {} ({}) already exists",
-                    m.business, m.name
+                    m.business,
+                    m.name
                 ));
             }
             let m = store
@@ -167,7 +169,7 @@ pub enum SalesUnitCmd {
     },
 }
 
-pub(super) async fn sales_unit(store: &dyn Store, cmd: SalesUnitCmd) -> Result<Output, String> {
+pub(super) async fn sales_unit(store: &dyn Store, cmd: SalesUnitCmd) -> anyhow::Result<Output> {
     match cmd {
         SalesUnitCmd::Create {
             msn,
@@ -187,20 +189,22 @@ pub(super) async fn sales_unit(store: &dyn Store, cmd: SalesUnitCmd) -> Result<O
             };
             let vm_number = match (kind, vm_number) {
                 (SalesUnitKind::Api, Some(_)) => {
-                    return Err("--vm-number: an api sales unit has no Vippsnummer".into());
+                    return Err(anyhow!("--vm-number: an api sales unit has no Vippsnummer"));
                 }
                 (SalesUnitKind::VmNumber, None) => {
-                    return Err("--vm-number: a vm-number sales unit needs its Vippsnummer".into());
+                    return Err(anyhow!(
+                        "--vm-number: a vm-number sales unit needs its Vippsnummer"
+                    ));
                 }
                 (SalesUnitKind::VmNumber, Some(n))
                     if n.is_empty() || n.len() > 10 || !n.bytes().all(|b| b.is_ascii_digit()) =>
                 {
-                    return Err("--vm-number: must be 1 to 10 digits".into());
+                    return Err(anyhow!("--vm-number: must be 1 to 10 digits"));
                 }
                 (_, n) => n,
             };
             if let Some(u) = store.sales_unit(msn).await.map_err(store_err)? {
-                return Err(format!(
+                return Err(anyhow!(
                     "--msn: sales unit {msn} already exists ({})",
                     u.name
                 ));
@@ -209,7 +213,7 @@ pub(super) async fn sales_unit(store: &dyn Store, cmd: SalesUnitCmd) -> Result<O
                 let handle = format!("{country}:{n}");
                 let all = store.sales_units(None).await.map_err(store_err)?;
                 if let Some(u) = all.iter().find(|u| u.handle.to_string() == handle) {
-                    return Err(format!(
+                    return Err(anyhow!(
                         "--vm-number: {handle} already belongs to sales unit {}",
                         u.msn
                     ));
@@ -255,12 +259,12 @@ pub(super) async fn sales_unit(store: &dyn Store, cmd: SalesUnitCmd) -> Result<O
                 .sales_unit(msn)
                 .await
                 .map_err(store_err)?
-                .ok_or_else(|| format!("MSN: no sales unit {msn}"))?;
+                .ok_or_else(|| anyhow!("MSN: no sales unit {msn}"))?;
             let m = store
                 .merchant(u.merchant_id)
                 .await
                 .map_err(store_err)?
-                .ok_or_else(|| format!("sales unit {msn} has no merchant {}", u.merchant_id))?;
+                .ok_or_else(|| anyhow!("sales unit {msn} has no merchant {}", u.merchant_id))?;
             let ledgers = store.ledgers().await.map_err(store_err)?;
             let ledger = settled_by(&ledgers).remove(&msn);
             let mut j = unit_json(&u, &m.business.id);
@@ -328,7 +332,7 @@ fn settled_by(ledgers: &[LedgerView]) -> HashMap<Msn, String> {
         .collect()
 }
 
-async fn org_ids(store: &dyn Store) -> Result<HashMap<RowId, String>, String> {
+async fn org_ids(store: &dyn Store) -> anyhow::Result<HashMap<RowId, String>> {
     Ok(store
         .merchants()
         .await
@@ -401,7 +405,7 @@ pub struct LedgerCreate {
     page_size: u32,
 }
 
-pub(super) async fn ledger(store: &dyn Store, cmd: LedgerCmd) -> Result<Output, String> {
+pub(super) async fn ledger(store: &dyn Store, cmd: LedgerCmd) -> anyhow::Result<Output> {
     match cmd {
         LedgerCmd::Create(a) => create_ledger(store, *a).await,
         LedgerCmd::List => {
@@ -432,14 +436,14 @@ pub(super) async fn ledger(store: &dyn Store, cmd: LedgerCmd) -> Result<Output, 
     }
 }
 
-async fn create_ledger(store: &dyn Store, a: LedgerCreate) -> Result<Output, String> {
+async fn create_ledger(store: &dyn Store, a: LedgerCreate) -> anyhow::Result<Output> {
     let ledger_id = parsed(LedgerId::parse("--ledger-id", &a.ledger_id))?;
     let m = find_merchant(store, "--merchant", &a.merchant).await?;
     let mut settles_for = Vec::new();
     for s in &a.units {
         let msn = parsed(Msn::parse("--units", s.trim()))?;
         if settles_for.contains(&msn) {
-            return Err(format!("--units: {msn} is listed twice"));
+            return Err(anyhow!("--units: {msn} is listed twice"));
         }
         settles_for.push(msn);
     }
@@ -463,16 +467,16 @@ async fn create_ledger(store: &dyn Store, a: LedgerCreate) -> Result<Output, Str
     let payout_frequency = parsed(PayoutFrequency::parse("--payout", &a.payout))?;
     let settlement_mode = parsed(SettlementMode::parse("--settlement", &a.settlement))?;
     if !(0..=10_000).contains(&a.fee_basis_points) {
-        return Err("--fee-basis-points: must be 0 to 10000".into());
+        return Err(anyhow!("--fee-basis-points: must be 0 to 10000"));
     }
     if a.fee_fixed < 0 {
-        return Err("--fee-fixed: must not be negative".into());
+        return Err(anyhow!("--fee-fixed: must not be negative"));
     }
     if !(1..=MAX_PAGE_SIZE).contains(&a.page_size) {
-        return Err(format!("--page-size: must be 1 to {MAX_PAGE_SIZE}"));
+        return Err(anyhow!("--page-size: must be 1 to {MAX_PAGE_SIZE}"));
     }
     if store.ledger(&ledger_id).await.map_err(store_err)?.is_some() {
-        return Err(format!("--ledger-id: ledger {ledger_id} already exists"));
+        return Err(anyhow!("--ledger-id: ledger {ledger_id} already exists"));
     }
     let existing = settled_by(&store.ledgers().await.map_err(store_err)?);
     for msn in &settles_for {
@@ -480,15 +484,15 @@ async fn create_ledger(store: &dyn Store, a: LedgerCreate) -> Result<Output, Str
             .sales_unit(*msn)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| format!("--units: no sales unit {msn}"))?;
+            .ok_or_else(|| anyhow!("--units: no sales unit {msn}"))?;
         if u.merchant_id != m.id {
-            return Err(format!(
+            return Err(anyhow!(
                 "--units: sales unit {msn} belongs to another merchant than {}",
                 m.business.id
             ));
         }
         if let Some(l) = existing.get(msn) {
-            return Err(format!(
+            return Err(anyhow!(
                 "--units: sales unit {msn} is already settled by ledger {l}"
             ));
         }
@@ -662,7 +666,7 @@ pub enum PartnerCmd {
     },
 }
 
-pub(super) async fn partner(store: &dyn Store, cmd: PartnerCmd) -> Result<Output, String> {
+pub(super) async fn partner(store: &dyn Store, cmd: PartnerCmd) -> anyhow::Result<Output> {
     let (id, change) = match cmd {
         PartnerCmd::Create {
             name,
@@ -679,7 +683,7 @@ pub(super) async fn partner(store: &dyn Store, cmd: PartnerCmd) -> Result<Output
                 .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.contains('@'))
                 && !email.chars().any(char::is_whitespace);
             if !ok {
-                return Err("--email: must be an email address such as a@b.no".into());
+                return Err(anyhow!("--email: must be an email address such as a@b.no"));
             }
             let business = match (scheme, org_id) {
                 (Some(s), Some(o)) => Some(parse_business("--scheme", "--org-id", &s, &o)?),
@@ -767,12 +771,12 @@ pub(super) async fn partner(store: &dyn Store, cmd: PartnerCmd) -> Result<Output
     // Approving and reinstating both lead to `approved`; each only from its own state.
     let to = match (change, before.state) {
         (Change::Approve, PartnerState::Suspended) => {
-            return Err(format!(
+            return Err(anyhow!(
                 "partner {id} is suspended: use `admin partner reinstate {id}`"
             ));
         }
         (Change::Reinstate, s) if s != PartnerState::Suspended => {
-            return Err(format!(
+            return Err(anyhow!(
                 "partner {id} is {}, not suspended, so it cannot be reinstated",
                 s.as_str()
             ));
@@ -836,7 +840,7 @@ fn partner_text(p: &Partner) -> String {
     ])
 }
 
-async fn partners_by_id(store: &dyn Store) -> Result<HashMap<RowId, Partner>, String> {
+async fn partners_by_id(store: &dyn Store) -> anyhow::Result<HashMap<RowId, Partner>> {
     Ok(store
         .partners()
         .await
@@ -891,11 +895,12 @@ pub enum GrantCmd {
 }
 
 /// The actor of a grant change: the operator, acting for the merchant that owns the ledger.
-fn acting_for_owner(l: &LedgerView, org_id: &str) -> Result<Actor, String> {
+fn acting_for_owner(l: &LedgerView, org_id: &str) -> anyhow::Result<Actor> {
     if l.owner.id != org_id {
-        return Err(format!(
+        return Err(anyhow!(
             "--for-merchant: ledger {} belongs to {}, and only its owner may grant or remove access",
-            l.ledger.ledger_id, l.owner
+            l.ledger.ledger_id,
+            l.owner
         ));
     }
     Ok(Actor::new(format!(
@@ -905,7 +910,7 @@ fn acting_for_owner(l: &LedgerView, org_id: &str) -> Result<Actor, String> {
     )))
 }
 
-pub(super) async fn grant(store: &dyn Store, cmd: GrantCmd) -> Result<Output, String> {
+pub(super) async fn grant(store: &dyn Store, cmd: GrantCmd) -> anyhow::Result<Output> {
     match cmd {
         GrantCmd::Create {
             partner,
@@ -920,9 +925,10 @@ pub(super) async fn grant(store: &dyn Store, cmd: GrantCmd) -> Result<Output, St
                 .await
                 .map_err(|e| match e {
                     StoreError::Conflict(_) => {
-                        format!(
+                        anyhow!(
                             "--ledger: partner {} already has a grant on ledger {}",
-                            p.id, l.ledger.ledger_id
+                            p.id,
+                            l.ledger.ledger_id
                         )
                     }
                     e => store_err_on("--partner")(e),

@@ -50,7 +50,6 @@ pub fn routes(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::docs))
-        .route("/metrics", get(crate::metrics::serve))
         .merge(report)
         .merge(ingest)
         .fallback(|| async { AppError::NotFound })
