@@ -1682,3 +1682,34 @@ async fn a_server_error_is_opaque_and_carries_the_request_id_as_context_id() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+/// Service keys post payment events and never get a token. A token that names one anyway,
+/// signed with the server's real key (as a leaked signing key or a bug in issuance would make
+/// it), is bad credentials like any other: 401, not a server error.
+#[tokio::test]
+async fn a_token_naming_a_service_key_is_unauthorized() {
+    let app = TestApp::start().await;
+    world(&app).await;
+    let service = app.service_keys().await;
+    let key = app
+        .store
+        .key(service.key_id)
+        .await
+        .expect("read key")
+        .expect("service key");
+    let (token, _) = app.state.tokens.issue(&key, 300).expect("sign");
+
+    for path in [
+        "/settlement/v1/ledgers",
+        FUNDS_100,
+        "/report/v2/ledgers/100/funds/dates/2024-04-04",
+    ] {
+        let res = read(app.get(path, Some(&token), &[]).await).await;
+        assert_eq!(res.status, 401, "{path}: {}", res.body);
+        assert_eq!(
+            res.body,
+            serde_json::from_str::<Value>(UNAUTHORIZED).expect("json"),
+            "{path}"
+        );
+    }
+}
