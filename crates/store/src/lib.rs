@@ -2,9 +2,44 @@
 //!
 //! [`Store`] is the one interface the server and the command line use; each backend implements all
 //! of it (`sqlite`, the embedded default, and `postgres`, for several servers on one database;
-//! [`open`] picks one by URL), and [`contract`] holds the tests every backend must pass. Queries that
-//! read a ledger's entries take a [`LedgerAccess`], so they cannot be called without an access
-//! decision.
+//! [`open`] picks one by URL), and [`contract`] holds the tests every backend must pass.
+//!
+//! Queries that read a ledger's entries take a [`LedgerAccess`], and a ledger's description comes
+//! back [`Guarded`] with its facts, so neither can be read without an access decision
+//! ([`ledgerport_core::access`]). A read with the decision compiles:
+//!
+//! ```no_run
+//! use ledgerport_core::access::{self, Principal};
+//! use ledgerport_core::ids::{LedgerId, Topic};
+//! use ledgerport_store::Store;
+//! async fn read(store: &dyn Store, who: &Principal, id: &LedgerId) {
+//!     let ledger = store.ledger(id).await.unwrap();
+//!     let (access, view) = access::open(who, ledger).unwrap();
+//!     let _currency = view.ledger.currency;
+//!     let _entries = store.feed_page(&access, Topic::Funds, 0, 100).await.unwrap();
+//! }
+//! ```
+//!
+//! Reading entries with a ledger id instead of a decision does not:
+//!
+//! ```compile_fail,E0308
+//! use ledgerport_core::ids::{LedgerId, Topic};
+//! use ledgerport_store::Store;
+//! async fn read(store: &dyn Store, id: &LedgerId) {
+//!     let _entries = store.feed_page(id, Topic::Funds, 0, 100).await.unwrap();
+//! }
+//! ```
+//!
+//! nor does reading a ledger's description without one:
+//!
+//! ```compile_fail,E0609
+//! use ledgerport_core::ids::LedgerId;
+//! use ledgerport_store::Store;
+//! async fn read(store: &dyn Store, id: &LedgerId) {
+//!     let ledger = store.ledger(id).await.unwrap().unwrap();
+//!     let _currency = ledger.ledger.currency;
+//! }
+//! ```
 
 pub mod contract;
 mod error;
@@ -20,7 +55,7 @@ pub use portal::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use ledgerport_core::access::{LedgerAccess, LedgerFacts, ListScope};
+use ledgerport_core::access::{Guarded, LedgerAccess, ListScope};
 use ledgerport_core::clock::Clock;
 use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry};
@@ -67,18 +102,21 @@ pub trait Store: Send + Sync + 'static {
 
     // --- ledgers ---
     async fn create_ledger(&self, by: &Actor, l: NewLedger) -> Result<LedgerView>;
+    /// Every ledger, for the operator's and the server's own tasks (closing, metrics, building
+    /// the world); never for a reader acting for a key or a portal user.
     async fn ledgers(&self) -> Result<Vec<LedgerView>>;
-    async fn ledger(&self, id: &LedgerId) -> Result<Option<LedgerView>>;
-    /// What the access policy needs about one ledger, with standing grants of approved partners.
-    async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>>;
-    /// One keyset page of the ledgers a listing scope covers, ordered by `ledgerId`, after `after`.
+    /// One ledger in one round trip: what the access policy needs (owner, handles, standing
+    /// grants of approved partners) and its description, which only a decision opens.
+    async fn ledger(&self, id: &LedgerId) -> Result<Option<Guarded<LedgerView>>>;
+    /// One keyset page of the ledgers a listing scope covers, ordered by `ledgerId`, after `after`,
+    /// each to be opened by a decision like [`Store::ledger`]'s.
     async fn ledgers_in_scope(
         &self,
         scope: &ListScope,
         handle: Option<&RecipientHandle>,
         after: Option<&LedgerId>,
         limit: u32,
-    ) -> Result<Vec<(LedgerView, LedgerFacts)>>;
+    ) -> Result<Vec<Guarded<LedgerView>>>;
 
     // --- partners ---
     async fn create_partner(&self, by: &Actor, p: NewPartner) -> Result<Partner>;

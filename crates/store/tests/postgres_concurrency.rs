@@ -13,7 +13,7 @@ use ledgerport_core::world::{
 };
 use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::testing::TestDatabase;
-use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit, Store};
+use ledgerport_store::{Actor, EventOutcome, LedgerView, NewLedger, NewMerchant, NewSalesUnit, Store};
 use std::sync::Arc;
 
 const LEDGERS: u32 = 6;
@@ -103,8 +103,17 @@ async fn world(s: &dyn Store, now: Timestamp) {
 }
 
 async fn all_entries(s: &dyn Store, ledger: &LedgerId, topic: Topic) -> Vec<Entry> {
-    let access = LedgerAccess::for_operator(ledger.clone());
+    let (access, _) = operator_read(s, ledger).await;
     s.feed_page(&access, topic, 0, 10_000).await.expect("feed")
+}
+
+/// The operator's access to a ledger and its description.
+async fn operator_read(s: &dyn Store, ledger: &LedgerId) -> (LedgerAccess, LedgerView) {
+    ledgerport_core::access::open(
+        &ledgerport_core::access::Principal::Operator { user_id: None },
+        s.ledger(ledger).await.expect("read ledger"),
+    )
+    .expect("the operator reads every ledger")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +177,7 @@ async fn closing_runs_of_two_processes_at_once_close_each_period_exactly_once() 
             }
             assert_eq!(balance, 0, "{id} {topic:?} paid out and settled");
         }
-        let view = one.ledger(&id).await.expect("read").expect("ledger");
+        let (_, view) = operator_read(one.as_ref(), &id).await;
         assert_eq!(view.ledger.next_payout_number, 2_000_002, "{id}");
     }
 }

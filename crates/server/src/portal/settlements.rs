@@ -2,8 +2,8 @@
 //! type, closing balance, payout and whether it is still open; a chart of daily sales, refunds,
 //! fees and payouts (server-rendered SVG); and the entries as CSV with the Report API's fields.
 //!
-//! The ledger must be one the user's organisation owns (checked before any read); the read then
-//! uses the operator's [`LedgerAccess`], as the portal is Ledgerport's own tool.
+//! The ledger must be one the user's organisation owns: its entries are read with the
+//! [`LedgerAccess`] the access policy gave this user for it when the organisation was loaded.
 
 use super::auth::SignedIn;
 use super::merchant::Org;
@@ -140,17 +140,17 @@ struct Day {
 
 async fn days_of(
     state: &AppState,
+    access: &LedgerAccess,
     view: &LedgerView,
     from: Date,
     to: Date,
 ) -> Result<Vec<Day>, PortalError> {
-    let access = LedgerAccess::for_operator(view.ledger.ledger_id.clone());
     let now = state.clock.now();
     let mut out = vec![];
     for d in dates(from, to) {
         let ld = LedgerDate::from_date(d);
-        let funds = date_entries(state.store.as_ref(), &access, Topic::Funds, ld).await?;
-        let fees = date_entries(state.store.as_ref(), &access, Topic::Fees, ld).await?;
+        let funds = date_entries(state.store.as_ref(), access, Topic::Funds, ld).await?;
+        let fees = date_entries(state.store.as_ref(), access, Topic::Fees, ld).await?;
         let mut totals = BTreeMap::new();
         for e in funds.iter().chain(&fees) {
             *totals.entry(e.entry_type.clone()).or_insert(0) += e.amount;
@@ -260,7 +260,7 @@ pub async fn page_handler(
     who: &SignedIn,
     q: &PeriodQuery,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(state, who.merchant()?).await?;
+    let org = Org::load(state, who).await?;
     let ledgers: Vec<(String, String)> = org
         .ledgers
         .iter()
@@ -285,7 +285,7 @@ pub async fn page_handler(
     let (mut ledger, mut from, mut to, mut currency) =
         (String::new(), String::new(), String::new(), String::new());
     if let Some((view, f, t)) = chosen {
-        let days = days_of(state, view, f, t).await?;
+        let days = days_of(state, org.access_to(view)?, view, f, t).await?;
         let mut all: std::collections::BTreeSet<String> = Default::default();
         for d in &days {
             all.extend(d.totals.keys().cloned());
@@ -359,12 +359,12 @@ pub async fn csv(
     who: SignedIn,
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let Some((view, from, to)) = choose(&org, &q, today_of(&state))? else {
         return Err(PortalError::NotFound);
     };
     let personal = !q.personal.is_empty();
-    let access = LedgerAccess::for_operator(view.ledger.ledger_id.clone());
+    let access = org.access_to(view)?;
     let mut out = String::from(
         "topic,pspReference,time,ledgerDate,entryType,reference,currency,amount,balanceBefore,balanceAfter,recipientHandle",
     );
@@ -376,7 +376,7 @@ pub async fn csv(
         for (topic, name) in [(Topic::Funds, "funds"), (Topic::Fees, "fees")] {
             for e in date_entries(
                 state.store.as_ref(),
-                &access,
+                access,
                 topic,
                 LedgerDate::from_date(d),
             )

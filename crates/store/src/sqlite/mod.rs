@@ -14,7 +14,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
-use ledgerport_core::access::{LedgerAccess, LedgerFacts, ListScope};
+use ledgerport_core::access::{Guarded, LedgerAccess, ListScope};
 use ledgerport_core::clock::Clock;
 use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry, check_entry_type, wire_time};
@@ -267,6 +267,24 @@ impl SqliteStore {
                 .push(r.unit.into_domain()?);
         }
         Ok(out)
+    }
+
+    /// A ledger with its units and the approved partners granted it, in one query: every feed
+    /// and date page reads it, and each query is a round trip to sqlx's worker thread.
+    async fn ledger_with_grants(&self, id: &LedgerId) -> Result<Option<(LedgerView, Vec<RowId>)>> {
+        let row: Option<LedgerWithUnitsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {LEDGER_COLUMNS}, \
+             (SELECT json_group_array(json_array(su.msn, su.merchant_id, su.name, su.kind, su.country, \
+              su.handle, su.created_at) ORDER BY lu.position) \
+              FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = l.ledger_id) AS units, \
+             (SELECT json_group_array(g.partner_id) FROM grants g JOIN partners p ON p.id = g.partner_id \
+              WHERE g.ledger_id = l.ledger_id AND p.state = 'approved') AS granted \
+             FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = ?"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(LedgerWithUnitsRow::into_view).transpose()
     }
 
     async fn grants_of(&self, ledger_ids: &[&str]) -> Result<HashMap<String, Vec<RowId>>> {
@@ -566,8 +584,9 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         drop(_w);
-        self.ledger(&l.ledger_id)
+        self.ledger_with_grants(&l.ledger_id)
             .await?
+            .map(|(view, _)| view)
             .ok_or_else(|| StoreError::NotFound(format!("ledger {}", l.ledger_id)))
     }
 
@@ -580,51 +599,11 @@ impl Store for SqliteStore {
         self.views(rows).await
     }
 
-    async fn ledger(&self, id: &LedgerId) -> Result<Option<LedgerView>> {
-        // The ledger with its units in one query (every feed and date page reads it).
-        let row: Option<LedgerWithUnitsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {LEDGER_COLUMNS}, \
-             (SELECT json_group_array(json_array(su.msn, su.merchant_id, su.name, su.kind, su.country, \
-              su.handle, su.created_at) ORDER BY lu.position) \
-              FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = l.ledger_id) AS units \
-             FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = ?"
-        )))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(LedgerWithUnitsRow::into_view).transpose()
-    }
-
-    async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>> {
-        // One query, not three: every Report API request asks for the facts, and each query is
-        // a round trip to sqlx's worker thread.
-        let row: Option<(i64, String, String)> = sqlx::query_as(
-            "SELECT l.owner_merchant_id, \
-             (SELECT json_group_array(su.handle ORDER BY lu.position) FROM ledger_units lu \
-              JOIN sales_units su ON su.msn = lu.msn WHERE lu.ledger_id = l.ledger_id), \
-             (SELECT json_group_array(g.partner_id) FROM grants g JOIN partners p ON p.id = g.partner_id \
-              WHERE g.ledger_id = l.ledger_id AND p.state = 'approved') \
-             FROM ledgers l WHERE l.ledger_id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((owner, handles, granted)) = row else {
-            return Ok(None);
-        };
-        let handles: Vec<&str> = serde_json::from_str(&handles)
-            .map_err(|e| StoreError::Corrupt(format!("handles of ledger {id}: {e}")))?;
-        let granted: Vec<i64> = serde_json::from_str(&granted)
-            .map_err(|e| StoreError::Corrupt(format!("grants of ledger {id}: {e}")))?;
-        Ok(Some(LedgerFacts {
-            ledger_id: id.clone(),
-            owner_merchant_id: owner,
-            settles_for: handles
-                .iter()
-                .map(|h| RecipientHandle::parse("handle", h))
-                .collect::<std::result::Result<_, _>>()?,
-            granted_partners: granted,
-        }))
+    async fn ledger(&self, id: &LedgerId) -> Result<Option<Guarded<LedgerView>>> {
+        Ok(self
+            .ledger_with_grants(id)
+            .await?
+            .map(|(view, granted)| view.guarded(granted)))
     }
 
     async fn ledgers_in_scope(
@@ -633,7 +612,7 @@ impl Store for SqliteStore {
         handle: Option<&RecipientHandle>,
         after: Option<&LedgerId>,
         limit: u32,
-    ) -> Result<Vec<(LedgerView, LedgerFacts)>> {
+    ) -> Result<Vec<Guarded<LedgerView>>> {
         // One query per scope shape, each walking an index in ledger id order from `after`. Ledger
         // ids are digits without leading zeros, so (length, text) is their numeric order.
         let handle_filter = "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM ledger_units f JOIN sales_units fs ON fs.msn = f.msn \
@@ -695,15 +674,10 @@ impl Store for SqliteStore {
         Ok(views
             .into_iter()
             .map(|v| {
-                let facts = LedgerFacts {
-                    ledger_id: v.ledger.ledger_id.clone(),
-                    owner_merchant_id: v.ledger.owner_merchant_id,
-                    settles_for: v.units.iter().map(|u| u.handle.clone()).collect(),
-                    granted_partners: grants
-                        .remove(v.ledger.ledger_id.as_str())
-                        .unwrap_or_default(),
-                };
-                (v, facts)
+                let granted = grants
+                    .remove(v.ledger.ledger_id.as_str())
+                    .unwrap_or_default();
+                v.guarded(granted)
             })
             .collect())
     }

@@ -128,16 +128,22 @@ pub struct LedgerUnitRow {
 }
 
 /// A ledger row with its units as the JSON array SQLite builds (`json_array` of the
-/// [`SalesUnitRow`] columns, in the ledger's order).
+/// [`SalesUnitRow`] columns, in the ledger's order), and the approved partners holding a standing
+/// grant on it as a JSON array of ids.
 #[derive(sqlx::FromRow)]
 pub struct LedgerWithUnitsRow {
     #[sqlx(flatten)]
     pub ledger: LedgerRow,
     pub units: String,
+    pub granted: String,
 }
 
 impl LedgerWithUnitsRow {
-    pub fn into_view(self) -> Result<LedgerView> {
+    /// The view and the approved partners holding a grant.
+    pub fn into_view(self) -> Result<(LedgerView, Vec<i64>)> {
+        let granted: Vec<i64> = serde_json::from_str(&self.granted).map_err(|e| {
+            StoreError::Corrupt(format!("grants of ledger {}: {e}", self.ledger.ledger_id))
+        })?;
         type UnitTuple = (i64, i64, String, String, String, String, String);
         let tuples: Vec<UnitTuple> = serde_json::from_str(&self.units).map_err(|e| {
             StoreError::Corrupt(format!("units of ledger {}: {e}", self.ledger.ledger_id))
@@ -159,7 +165,7 @@ impl LedgerWithUnitsRow {
                 },
             )
             .collect::<Result<Vec<_>>>()?;
-        self.ledger.into_view(units)
+        Ok((self.ledger.into_view(units)?, granted))
     }
 }
 
