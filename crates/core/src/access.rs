@@ -123,9 +123,8 @@ impl Principal {
     /// The portal user a portal principal stands for; None for keys and the command line.
     pub fn user_id(&self) -> Option<RowId> {
         match self {
-            Principal::PortalMerchant { user_id, .. } | Principal::PortalPartner { user_id, .. } => {
-                Some(*user_id)
-            }
+            Principal::PortalMerchant { user_id, .. }
+            | Principal::PortalPartner { user_id, .. } => Some(*user_id),
             Principal::Operator { user_id } => *user_id,
             _ => None,
         }
@@ -272,9 +271,9 @@ pub fn list_scope(p: &Principal) -> Option<ListScope> {
         }
         Principal::MerchantLevel { merchant_id, .. }
         | Principal::PortalMerchant { merchant_id, .. } => Some(ListScope::OwnedBy(*merchant_id)),
-        Principal::Integration { .. } | Principal::Management { .. } | Principal::Operator { .. } => {
-            None
-        }
+        Principal::Integration { .. }
+        | Principal::Management { .. }
+        | Principal::Operator { .. } => None,
     }
 }
 
@@ -340,12 +339,10 @@ pub fn authenticate(
     let key_id = key.id;
     match (key.kind, key.owner) {
         (KeyKind::SalesUnit, KeyOwner::SalesUnit(msn)) => Ok(Principal::SalesUnit { key_id, msn }),
-        (KeyKind::MerchantLevel, KeyOwner::Merchant(merchant_id)) => {
-            Ok(Principal::MerchantLevel {
-                key_id,
-                merchant_id,
-            })
-        }
+        (KeyKind::MerchantLevel, KeyOwner::Merchant(merchant_id)) => Ok(Principal::MerchantLevel {
+            key_id,
+            merchant_id,
+        }),
         (
             kind @ (KeyKind::Accounting | KeyKind::Integration | KeyKind::Management),
             KeyOwner::Partner(partner_id),

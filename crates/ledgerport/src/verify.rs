@@ -65,8 +65,8 @@ pub async fn run(store: &dyn Store, args: VerifyArgs) -> Result<(), String> {
     let operator = Principal::Operator { user_id: None };
     for id in &ids {
         let ledger = store.ledger(id).await.map_err(store_err)?;
-        let (access, view) = access::open(&operator, ledger)
-            .map_err(|_| format!("--ledger: no ledger {id}"))?;
+        let (access, view) =
+            access::open(&operator, ledger).map_err(|_| format!("--ledger: no ledger {id}"))?;
         let found = verify_ledger(store, &access, &view, &mut summary).await?;
         if !args.json {
             for v in &found {

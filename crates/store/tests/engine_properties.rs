@@ -250,7 +250,9 @@ fn events_of(
 async fn entries(s: &dyn Store, ledger: &str, topic: Topic) -> Vec<Entry> {
     let (access, _) = ledgerport_core::access::open(
         &ledgerport_core::access::Principal::Operator { user_id: None },
-        s.ledger(&LedgerId::parse("l", ledger).expect("id")).await.expect("read ledger"),
+        s.ledger(&LedgerId::parse("l", ledger).expect("id"))
+            .await
+            .expect("read ledger"),
     )
     .expect("the operator reads every ledger");
     s.feed_page(&access, topic, 0, 1_000_000)

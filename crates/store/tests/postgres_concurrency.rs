@@ -13,7 +13,9 @@ use ledgerport_core::world::{
 };
 use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::testing::TestDatabase;
-use ledgerport_store::{Actor, EventOutcome, LedgerView, NewLedger, NewMerchant, NewSalesUnit, Store};
+use ledgerport_store::{
+    Actor, EventOutcome, LedgerView, NewLedger, NewMerchant, NewSalesUnit, Store,
+};
 use std::sync::Arc;
 
 const LEDGERS: u32 = 6;

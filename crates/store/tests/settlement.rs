@@ -94,7 +94,9 @@ fn event(id: &str, kind: EventKind, msn: u32, psp: &str, amount: i64, time: &str
 async fn all_entries(s: &dyn Store, ledger: &str, topic: Topic) -> Vec<Entry> {
     let (access, _) = ledgerport_core::access::open(
         &ledgerport_core::access::Principal::Operator { user_id: None },
-        s.ledger(&LedgerId::parse("l", ledger).expect("id")).await.expect("read ledger"),
+        s.ledger(&LedgerId::parse("l", ledger).expect("id"))
+            .await
+            .expect("read ledger"),
     )
     .expect("the operator reads every ledger");
     s.feed_page(&access, topic, 0, 1_000_000)

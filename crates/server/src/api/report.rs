@@ -12,7 +12,9 @@ use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ledgerport_core::access::{self, LedgerAccess, NotAuthenticated, Presented, Principal, Refusal};
+use ledgerport_core::access::{
+    self, LedgerAccess, NotAuthenticated, Presented, Principal, Refusal,
+};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{ApiKey, KeyOwner};
 use ledgerport_store::{LedgerView, NewAccessRecord};
