@@ -1713,3 +1713,49 @@ async fn a_token_naming_a_service_key_is_unauthorized() {
         );
     }
 }
+
+/// Integration and management keys may never read: the answer is 403 before anything else of
+/// the request is looked at, whatever the path and query hold.
+#[tokio::test]
+async fn keys_that_may_never_read_get_403_whatever_the_request_holds() {
+    let app = TestApp::start().await;
+    world(&app).await;
+    let integrator = common::partner(
+        app.store.as_ref(),
+        "Kassa AS",
+        ledgerport_core::world::PartnerKind::Integration,
+        true,
+    )
+    .await;
+    let int = app
+        .issue(KeyKind::Integration, KeyOwner::Partner(integrator))
+        .await;
+    let manager = common::partner(
+        app.store.as_ref(),
+        "Management AS",
+        ledgerport_core::world::PartnerKind::Management,
+        true,
+    )
+    .await;
+    let mgmt = app
+        .issue(KeyKind::Management, KeyOwner::Partner(manager))
+        .await;
+    let readers = [
+        Reader::standard(&app, &int).await,
+        Reader::miami(&app, &mgmt).await,
+    ];
+
+    for reader in &readers {
+        for path in [
+            "/settlement/v1/ledgers?settlesForRecipientHandles=not-a-handle",
+            "/report/v2/ledgers/100/funds/feed?cursor=not-a-cursor",
+            "/report/v2/ledgers/100/nope/feed",
+            "/report/v2/ledgers/100/funds/dates/not-a-date",
+            "/report/v2/ledgers/999/funds/feed",
+            "/report/v2/ledgers/not-an-id/funds/feed",
+        ] {
+            let res = reader.get(&app, path).await;
+            problem(&res, 403, path.split('?').next().unwrap_or(path));
+        }
+    }
+}
