@@ -1,18 +1,87 @@
-//! The access policy: who may read which ledger through the Report API.
+//! The access policy: who may read which ledger, through the Report API, the portal or the
+//! operator's tools.
 //!
-//! [`decide`] is the whole rule, a pure function of the authenticated principal and the facts of
-//! one ledger. Its only way to say "yes" is a [`LedgerAccess`], which cannot be built anywhere
-//! else, and which every reporting query of the store takes as an argument: a read without a
-//! decision does not compile.
+//! Three functions hold every rule:
 //!
-//! Whether the credentials themselves are still good (not revoked, secret not regenerated, the
-//! partner still approved) is settled before this, when the request is authenticated, on every
-//! request.
+//! - [`authenticate`] turns a stored key (with its partner's state) and what was presented with
+//!   it (a secret at a token endpoint, or a verified token) into a [`Principal`], or refuses.
+//!   It is the only way from API credentials to a principal, and it only ever makes key
+//!   principals: portal and operator principals are made by the code that signed their person in
+//!   (a portal session, the local command line), never from a token.
+//! - [`decide`] is the whole read rule, a pure function of the principal and the facts of one
+//!   ledger. Its only way to say "yes" is a [`LedgerAccess`], which has no public constructor,
+//!   and which every read of a ledger's entries takes as an argument.
+//! - [`list_scope`] picks the keyset query a listing may run; every ledger it returns still goes
+//!   through [`decide`].
+//!
+//! A ledger's own description (currency, units, account, owner) is read as a [`Guarded`] value
+//! together with its facts, and only a decision opens it; so neither entries nor a ledger's
+//! metadata can be read without one:
+//!
+//! ```
+//! use ledgerport_core::access::{Guarded, LedgerFacts, Principal};
+//! use ledgerport_core::ids::LedgerId;
+//! let facts = LedgerFacts {
+//!     ledger_id: LedgerId::parse("l", "100").unwrap(),
+//!     owner_merchant_id: 1,
+//!     settles_for: vec![],
+//!     granted_partners: vec![],
+//! };
+//! let ledger = Guarded::new(facts, "the ledger's description");
+//! let owner = Principal::MerchantLevel { key_id: 5, merchant_id: 1 };
+//! let (access, description) = ledger.open(&owner).unwrap();
+//! assert_eq!(description, "the ledger's description");
+//! assert_eq!(access.ledger_id().as_str(), "100");
+//! ```
+//!
+//! The same without a decision does not compile: the value has no public field or getter.
+//!
+//! ```compile_fail,E0616
+//! use ledgerport_core::access::{Guarded, LedgerFacts};
+//! use ledgerport_core::ids::LedgerId;
+//! let facts = LedgerFacts {
+//!     ledger_id: LedgerId::parse("l", "100").unwrap(),
+//!     owner_merchant_id: 1,
+//!     settles_for: vec![],
+//!     granted_partners: vec![],
+//! };
+//! let ledger = Guarded::new(facts, "the ledger's description");
+//! let description = ledger.value;
+//! ```
+//!
+//! A [`LedgerAccess`] comes only from a decision ...
+//!
+//! ```
+//! use ledgerport_core::access::{decide, Decision, LedgerAccess, LedgerFacts, Principal};
+//! use ledgerport_core::ids::LedgerId;
+//! let facts = LedgerFacts {
+//!     ledger_id: LedgerId::parse("l", "100").unwrap(),
+//!     owner_merchant_id: 1,
+//!     settles_for: vec![],
+//!     granted_partners: vec![],
+//! };
+//! let access: LedgerAccess = match decide(&Principal::Operator { user_id: None }, Some(&facts)) {
+//!     Decision::Allow(a) => a,
+//!     _ => unreachable!(),
+//! };
+//! ```
+//!
+//! ... and cannot be built outside this module: its fields are private and it has no
+//! constructor.
+//!
+//! ```compile_fail,E0451
+//! use ledgerport_core::access::{LedgerAccess, Principal};
+//! use ledgerport_core::ids::LedgerId;
+//! let access = LedgerAccess {
+//!     ledger_id: LedgerId::parse("l", "100").unwrap(),
+//!     reader: Principal::Operator { user_id: None },
+//! };
+//! ```
 
 use crate::ids::{LedgerId, Msn, RecipientHandle};
-use crate::world::{KeyKind, RowId};
+use crate::world::{ApiKey, KeyKind, KeyOwner, PartnerState, RowId};
 
-/// Whoever a valid token speaks for.
+/// Whoever a read is made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// Sales-unit keys of one api sales unit.
@@ -25,26 +94,39 @@ pub enum Principal {
     Integration { key_id: RowId, partner_id: RowId },
     /// Management keys: no Report API.
     Management { key_id: RowId, partner_id: RowId },
+    /// A merchant's user signed in to the portal: the ledgers its organisation owns. Made only
+    /// from a portal session.
+    PortalMerchant { user_id: RowId, merchant_id: RowId },
+    /// An accounting partner's user signed in to the portal: the ledgers granted to its partner
+    /// while the partner is approved. Made only from a portal session.
+    PortalPartner { user_id: RowId, partner_id: RowId },
+    /// Ledgerport's operator: every ledger. Made only by the command line on the operator's own
+    /// machine (`user_id` None) and from an operator's portal session.
+    Operator { user_id: Option<RowId> },
 }
 
 impl Principal {
-    pub fn key_id(&self) -> RowId {
+    /// The API key a key principal stands for; None for portal users and the operator.
+    pub fn key_id(&self) -> Option<RowId> {
         match self {
             Principal::SalesUnit { key_id, .. }
             | Principal::Accounting { key_id, .. }
             | Principal::MerchantLevel { key_id, .. }
             | Principal::Integration { key_id, .. }
-            | Principal::Management { key_id, .. } => *key_id,
+            | Principal::Management { key_id, .. } => Some(*key_id),
+            Principal::PortalMerchant { .. }
+            | Principal::PortalPartner { .. }
+            | Principal::Operator { .. } => None,
         }
     }
 
-    pub fn kind(&self) -> KeyKind {
+    /// The portal user a portal principal stands for; None for keys and the command line.
+    pub fn user_id(&self) -> Option<RowId> {
         match self {
-            Principal::SalesUnit { .. } => KeyKind::SalesUnit,
-            Principal::Accounting { .. } => KeyKind::Accounting,
-            Principal::MerchantLevel { .. } => KeyKind::MerchantLevel,
-            Principal::Integration { .. } => KeyKind::Integration,
-            Principal::Management { .. } => KeyKind::Management,
+            Principal::PortalMerchant { user_id, .. }
+            | Principal::PortalPartner { user_id, .. } => Some(*user_id),
+            Principal::Operator { user_id } => *user_id,
+            _ => None,
         }
     }
 }
@@ -55,33 +137,25 @@ pub struct LedgerFacts {
     pub ledger_id: LedgerId,
     pub owner_merchant_id: RowId,
     pub settles_for: Vec<RecipientHandle>,
-    /// Partners holding a standing grant on this ledger.
+    /// Partners holding a standing grant on this ledger, approved partners only.
     pub granted_partners: Vec<RowId>,
 }
 
-/// Proof that the policy allowed `principal_key_id` to read `ledger_id`. Only [`decide`] makes one.
+/// Proof that the policy allowed `reader` to read `ledger_id`. Only [`decide`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerAccess {
     ledger_id: LedgerId,
-    principal_key_id: RowId,
+    reader: Principal,
 }
 
 impl LedgerAccess {
-    /// Access for the operator's own tools (`ledgerport verify`, the console): never reachable
-    /// with Report API credentials, which only ever get access through [`decide`].
-    pub fn for_operator(ledger_id: LedgerId) -> Self {
-        LedgerAccess {
-            ledger_id,
-            principal_key_id: 0,
-        }
-    }
-
     pub fn ledger_id(&self) -> &LedgerId {
         &self.ledger_id
     }
 
-    pub fn principal_key_id(&self) -> RowId {
-        self.principal_key_id
+    /// Who was allowed: the key, portal user or operator a read is attributed to.
+    pub fn reader(&self) -> &Principal {
+        &self.reader
     }
 }
 
@@ -94,17 +168,13 @@ pub enum Decision {
     Forbidden,
 }
 
-/// Whether credentials of this kind may use the Report API at all.
-pub fn may_use_report_api(p: &Principal) -> bool {
-    !matches!(
-        p,
-        Principal::Integration { .. } | Principal::Management { .. }
-    )
-}
-
 /// The rule. `ledger` is `None` when no ledger has the requested id.
 pub fn decide(p: &Principal, ledger: Option<&LedgerFacts>) -> Decision {
-    if !may_use_report_api(p) {
+    // Credentials that may never read are refused whatever the ledger, even a missing one.
+    if matches!(
+        p,
+        Principal::Integration { .. } | Principal::Management { .. }
+    ) {
         return Decision::Forbidden;
     }
     let Some(l) = ledger else {
@@ -116,22 +186,75 @@ pub fn decide(p: &Principal, ledger: Option<&LedgerFacts>) -> Decision {
         Principal::SalesUnit { msn, .. } => {
             l.settles_for.len() == 1 && l.settles_for[0] == RecipientHandle::Api(*msn)
         }
-        Principal::Accounting { partner_id, .. } => l.granted_partners.contains(partner_id),
-        Principal::MerchantLevel { merchant_id, .. } => l.owner_merchant_id == *merchant_id,
+        Principal::Accounting { partner_id, .. } | Principal::PortalPartner { partner_id, .. } => {
+            l.granted_partners.contains(partner_id)
+        }
+        Principal::MerchantLevel { merchant_id, .. }
+        | Principal::PortalMerchant { merchant_id, .. } => l.owner_merchant_id == *merchant_id,
+        Principal::Operator { .. } => true,
         Principal::Integration { .. } | Principal::Management { .. } => false,
     };
     if allowed {
         Decision::Allow(LedgerAccess {
             ledger_id: l.ledger_id.clone(),
-            principal_key_id: p.key_id(),
+            reader: p.clone(),
         })
     } else {
         Decision::NoSuchLedger
     }
 }
 
+/// Why a guarded ledger was not opened: [`Decision`]'s two refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NoSuchLedger,
+    Forbidden,
+}
+
+/// Something read about one ledger (its description, for instance) together with the ledger's
+/// facts, which only an allowing [`decide`] opens: the store returns ledger metadata this way, so
+/// that, like entries, it cannot be read without a decision.
+#[derive(Debug, Clone)]
+pub struct Guarded<T> {
+    facts: LedgerFacts,
+    value: T,
+}
+
+impl<T> Guarded<T> {
+    /// Wraps what was read about the ledger `facts` describes. Wrapping grants nothing.
+    pub fn new(facts: LedgerFacts, value: T) -> Self {
+        Guarded { facts, value }
+    }
+
+    pub fn facts(&self) -> &LedgerFacts {
+        &self.facts
+    }
+
+    /// Asks the policy; on "yes", the access and the value.
+    pub fn open(self, p: &Principal) -> Result<(LedgerAccess, T), Refusal> {
+        match decide(p, Some(&self.facts)) {
+            Decision::Allow(a) => Ok((a, self.value)),
+            Decision::NoSuchLedger => Err(Refusal::NoSuchLedger),
+            Decision::Forbidden => Err(Refusal::Forbidden),
+        }
+    }
+}
+
+/// [`Guarded::open`] for a ledger that may not exist: a missing ledger is refused like one the
+/// principal may not read (or as forbidden, for credentials that may never read).
+pub fn open<T>(p: &Principal, ledger: Option<Guarded<T>>) -> Result<(LedgerAccess, T), Refusal> {
+    match ledger {
+        Some(g) => g.open(p),
+        None => match decide(p, None) {
+            Decision::Forbidden => Err(Refusal::Forbidden),
+            _ => Err(Refusal::NoSuchLedger),
+        },
+    }
+}
+
 /// Which ledgers a listing may look at for this principal; the store turns it into one keyset
-/// query, and the handler still runs [`decide`] on every ledger it returns.
+/// query, and every ledger it returns still goes through [`decide`]. None: credentials that may
+/// never read, and the operator, who reads the whole world through the store's own listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListScope {
     /// Ledgers settling for exactly this one handle.
@@ -143,9 +266,104 @@ pub enum ListScope {
 pub fn list_scope(p: &Principal) -> Option<ListScope> {
     match p {
         Principal::SalesUnit { msn, .. } => Some(ListScope::SoleHandle(RecipientHandle::Api(*msn))),
-        Principal::Accounting { partner_id, .. } => Some(ListScope::GrantedTo(*partner_id)),
-        Principal::MerchantLevel { merchant_id, .. } => Some(ListScope::OwnedBy(*merchant_id)),
-        Principal::Integration { .. } | Principal::Management { .. } => None,
+        Principal::Accounting { partner_id, .. } | Principal::PortalPartner { partner_id, .. } => {
+            Some(ListScope::GrantedTo(*partner_id))
+        }
+        Principal::MerchantLevel { merchant_id, .. }
+        | Principal::PortalMerchant { merchant_id, .. } => Some(ListScope::OwnedBy(*merchant_id)),
+        Principal::Integration { .. }
+        | Principal::Management { .. }
+        | Principal::Operator { .. } => None,
+    }
+}
+
+/// Where API credentials are being presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// The key's secret at `/accesstoken/get` (already checked against the stored hash).
+    StandardTokenRequest,
+    /// The key's secret at `/miami/v1/token` (already checked against the stored hash).
+    MiamiTokenRequest,
+    /// A bearer token whose signature, issuer, audience and times have been verified: what it
+    /// says about the key it was issued from.
+    Token {
+        client_id: &'a str,
+        key_type: &'a str,
+        generation: i64,
+    },
+}
+
+/// Why credentials were not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotAuthenticated {
+    /// Revoked, regenerated since the token, not this endpoint's kind of key, a partner not
+    /// approved, a token that does not match its key, or keys that never get a token. All answer
+    /// alike on the wire.
+    Refused,
+    /// The stored key's owner does not fit its kind: the database is inconsistent.
+    Inconsistent(String),
+}
+
+/// The one rule for API credentials. `key` is the stored key the credentials name (read afresh
+/// on every request, so a revocation, regeneration or suspension counts at once); `partner` is
+/// the state of its partner, for a partner's key (None when the partner is unknown or the key has
+/// none).
+pub fn authenticate(
+    key: &ApiKey,
+    partner: Option<PartnerState>,
+    presented: Presented<'_>,
+) -> Result<Principal, NotAuthenticated> {
+    use NotAuthenticated::Refused;
+    if key.revoked {
+        return Err(Refused);
+    }
+    let fits = match presented {
+        Presented::StandardTokenRequest => key.kind.uses_standard_token_endpoint(),
+        Presented::MiamiTokenRequest => matches!(
+            key.kind,
+            KeyKind::Accounting | KeyKind::MerchantLevel | KeyKind::Management
+        ),
+        Presented::Token {
+            client_id,
+            key_type,
+            generation,
+        } => {
+            key.generation == generation
+                && key.client_id == client_id
+                && key.kind.as_str() == key_type
+        }
+    };
+    if !fits {
+        return Err(Refused);
+    }
+    let key_id = key.id;
+    match (key.kind, key.owner) {
+        (KeyKind::SalesUnit, KeyOwner::SalesUnit(msn)) => Ok(Principal::SalesUnit { key_id, msn }),
+        (KeyKind::MerchantLevel, KeyOwner::Merchant(merchant_id)) => Ok(Principal::MerchantLevel {
+            key_id,
+            merchant_id,
+        }),
+        (
+            kind @ (KeyKind::Accounting | KeyKind::Integration | KeyKind::Management),
+            KeyOwner::Partner(partner_id),
+        ) => {
+            if partner != Some(PartnerState::Approved) {
+                return Err(Refused);
+            }
+            Ok(match kind {
+                KeyKind::Accounting => Principal::Accounting { key_id, partner_id },
+                KeyKind::Integration => Principal::Integration { key_id, partner_id },
+                _ => Principal::Management { key_id, partner_id },
+            })
+        }
+        // Service keys post events to ingestion; they never get a token, so a token naming one
+        // (signed by us, so made by hand from our key) is refused like any bad token.
+        (KeyKind::Service, KeyOwner::Operator) => Err(Refused),
+        (kind, owner) => Err(NotAuthenticated::Inconsistent(format!(
+            "key {} of kind {} has the owner {owner:?}",
+            key.id,
+            kind.as_str()
+        ))),
     }
 }
 
@@ -208,6 +426,24 @@ mod tests {
             key_id: 11,
             partner_id: 7,
         };
+        let pm = Principal::PortalMerchant {
+            user_id: 20,
+            merchant_id: 1,
+        };
+        let pm_other = Principal::PortalMerchant {
+            user_id: 21,
+            merchant_id: 2,
+        };
+        let pp = Principal::PortalPartner {
+            user_id: 22,
+            partner_id: 7,
+        };
+        let pp_none = Principal::PortalPartner {
+            user_id: 23,
+            partner_id: 9,
+        };
+        let cli = Principal::Operator { user_id: None };
+        let console = Principal::Operator { user_id: Some(24) };
         // A = allow, N = no such ledger, F = forbidden. Columns: single, multi, vm, other, missing.
         let table: &[(&Principal, &str)] = &[
             (&su, "ANNNN"),
@@ -218,19 +454,39 @@ mod tests {
             (&ml_other, "NNNNN"),
             (&int, "FFFFF"),
             (&mgmt, "FFFFF"),
+            // A merchant's portal user sees every ledger its organisation owns, multi-unit and
+            // vm-number ones included, like its merchant-level keys.
+            (&pm, "AAANN"),
+            (&pm_other, "NNNAN"),
+            // A partner's portal user sees what its partner's accounting keys see.
+            (&pp, "AANNN"),
+            (&pp_none, "NNNNN"),
+            // The operator sees every ledger that exists.
+            (&cli, "AAAAN"),
+            (&console, "AAAAN"),
         ];
         let ledgers = [Some(&single), Some(&multi), Some(&vm), Some(&other), None];
         for (p, expected) in table {
             let got: String = ledgers
                 .iter()
-                .map(|l| match decide(p, *l) {
-                    Decision::Allow(a) => {
-                        assert_eq!(a.principal_key_id(), p.key_id());
-                        assert_eq!(Some(a.ledger_id()), l.map(|l| &l.ledger_id));
-                        'A'
-                    }
-                    Decision::NoSuchLedger => 'N',
-                    Decision::Forbidden => 'F',
+                .map(|l| {
+                    let letter = match decide(p, *l) {
+                        Decision::Allow(a) => {
+                            assert_eq!(a.reader(), *p);
+                            assert_eq!(Some(a.ledger_id()), l.map(|l| &l.ledger_id));
+                            'A'
+                        }
+                        Decision::NoSuchLedger => 'N',
+                        Decision::Forbidden => 'F',
+                    };
+                    // Opening a guarded ledger is the same decision.
+                    let opened = match open(p, l.map(|f| Guarded::new(f.clone(), ()))) {
+                        Ok(_) => 'A',
+                        Err(Refusal::NoSuchLedger) => 'N',
+                        Err(Refusal::Forbidden) => 'F',
+                    };
+                    assert_eq!(letter, opened, "{p:?} {l:?}");
+                    letter
                 })
                 .collect();
             assert_eq!(&got, expected, "{p:?}");
@@ -239,31 +495,225 @@ mod tests {
 
     #[test]
     fn a_removed_grant_is_no_access() {
-        let acc = Principal::Accounting {
-            key_id: 3,
-            partner_id: 7,
-        };
         let before = facts("100", 1, &["api:123455"], &[7, 8]);
         let after = facts("100", 1, &["api:123455"], &[8]);
-        assert!(matches!(decide(&acc, Some(&before)), Decision::Allow(_)));
-        assert_eq!(decide(&acc, Some(&after)), Decision::NoSuchLedger);
+        for p in [
+            Principal::Accounting {
+                key_id: 3,
+                partner_id: 7,
+            },
+            Principal::PortalPartner {
+                user_id: 3,
+                partner_id: 7,
+            },
+        ] {
+            assert!(matches!(decide(&p, Some(&before)), Decision::Allow(_)));
+            assert_eq!(decide(&p, Some(&after)), Decision::NoSuchLedger);
+        }
     }
 
     #[test]
     fn listing_scopes_follow_the_principal() {
-        assert_eq!(
-            list_scope(&Principal::Management {
-                key_id: 1,
-                partner_id: 1
-            }),
-            None
-        );
-        assert_eq!(
-            list_scope(&Principal::Accounting {
-                key_id: 1,
-                partner_id: 4
-            }),
-            Some(ListScope::GrantedTo(4))
-        );
+        let cases = [
+            (
+                Principal::Management {
+                    key_id: 1,
+                    partner_id: 1,
+                },
+                None,
+            ),
+            (
+                Principal::Integration {
+                    key_id: 1,
+                    partner_id: 1,
+                },
+                None,
+            ),
+            (
+                Principal::Accounting {
+                    key_id: 1,
+                    partner_id: 4,
+                },
+                Some(ListScope::GrantedTo(4)),
+            ),
+            (
+                Principal::PortalPartner {
+                    user_id: 1,
+                    partner_id: 4,
+                },
+                Some(ListScope::GrantedTo(4)),
+            ),
+            (
+                Principal::MerchantLevel {
+                    key_id: 1,
+                    merchant_id: 5,
+                },
+                Some(ListScope::OwnedBy(5)),
+            ),
+            (
+                Principal::PortalMerchant {
+                    user_id: 1,
+                    merchant_id: 5,
+                },
+                Some(ListScope::OwnedBy(5)),
+            ),
+            (
+                Principal::SalesUnit {
+                    key_id: 1,
+                    msn: msn("123455"),
+                },
+                Some(ListScope::SoleHandle(RecipientHandle::Api(msn("123455")))),
+            ),
+            (Principal::Operator { user_id: None }, None),
+        ];
+        for (p, scope) in cases {
+            assert_eq!(list_scope(&p), scope, "{p:?}");
+        }
+    }
+
+    fn key(kind: KeyKind, owner: KeyOwner) -> ApiKey {
+        ApiKey {
+            id: 42,
+            kind,
+            owner,
+            client_id: "client".into(),
+            secret_hash: [0; 32],
+            generation: 3,
+            subscription_keys: None,
+            revoked: false,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn token(k: &ApiKey) -> Presented<'static> {
+        Presented::Token {
+            client_id: "client",
+            key_type: k.kind.as_str(),
+            generation: k.generation,
+        }
+    }
+
+    /// Every key kind against every way of presenting it: the principal, `R` refused, or `I`
+    /// inconsistent. Partner keys are checked with an approved partner here; see below for the
+    /// others.
+    #[test]
+    fn authentication_table() {
+        let unit = key(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455")));
+        let acc = key(KeyKind::Accounting, KeyOwner::Partner(7));
+        let ml = key(KeyKind::MerchantLevel, KeyOwner::Merchant(1));
+        let int = key(KeyKind::Integration, KeyOwner::Partner(8));
+        let mgmt = key(KeyKind::Management, KeyOwner::Partner(9));
+        let service = key(KeyKind::Service, KeyOwner::Operator);
+        let letter = |r: Result<Principal, NotAuthenticated>| match r {
+            Ok(Principal::SalesUnit { key_id: 42, .. }) => "S",
+            Ok(Principal::Accounting {
+                key_id: 42,
+                partner_id: 7,
+            }) => "A",
+            Ok(Principal::MerchantLevel {
+                key_id: 42,
+                merchant_id: 1,
+            }) => "M",
+            Ok(Principal::Integration {
+                key_id: 42,
+                partner_id: 8,
+            }) => "N",
+            Ok(Principal::Management {
+                key_id: 42,
+                partner_id: 9,
+            }) => "G",
+            Ok(other) => panic!("authenticate made {other:?}"),
+            Err(NotAuthenticated::Refused) => "R",
+            Err(NotAuthenticated::Inconsistent(_)) => "I",
+        };
+        // Columns: /accesstoken/get, /miami/v1/token, a token.
+        let table = [
+            (&unit, "SRS"),
+            (&acc, "RAA"),
+            (&ml, "RMM"),
+            (&int, "NRN"),
+            (&mgmt, "RGG"),
+            // Service keys get no token anywhere, and a token naming one is refused.
+            (&service, "RRR"),
+        ];
+        for (k, expected) in table {
+            let partner = matches!(k.owner, KeyOwner::Partner(_)).then_some(PartnerState::Approved);
+            let got: String = [
+                Presented::StandardTokenRequest,
+                Presented::MiamiTokenRequest,
+                token(k),
+            ]
+            .into_iter()
+            .map(|p| letter(authenticate(k, partner, p)))
+            .collect();
+            assert_eq!(got, expected, "{:?}", k.kind);
+        }
+    }
+
+    #[test]
+    fn revoked_regenerated_mismatched_or_unapproved_credentials_are_refused() {
+        let acc = key(KeyKind::Accounting, KeyOwner::Partner(7));
+        let approved = Some(PartnerState::Approved);
+        assert!(authenticate(&acc, approved, token(&acc)).is_ok());
+        let revoked = ApiKey {
+            revoked: true,
+            ..acc.clone()
+        };
+        for p in [
+            Presented::StandardTokenRequest,
+            Presented::MiamiTokenRequest,
+            token(&acc),
+        ] {
+            assert_eq!(
+                authenticate(&revoked, approved, p),
+                Err(NotAuthenticated::Refused)
+            );
+        }
+        let wrong = [
+            Presented::Token {
+                client_id: "client",
+                key_type: "accounting",
+                generation: 2,
+            },
+            Presented::Token {
+                client_id: "other",
+                key_type: "accounting",
+                generation: 3,
+            },
+            Presented::Token {
+                client_id: "client",
+                key_type: "merchant-level",
+                generation: 3,
+            },
+        ];
+        for p in wrong {
+            assert_eq!(
+                authenticate(&acc, approved, p),
+                Err(NotAuthenticated::Refused),
+                "{p:?}"
+            );
+        }
+        for state in [
+            None,
+            Some(PartnerState::Applied),
+            Some(PartnerState::Rejected),
+            Some(PartnerState::Suspended),
+        ] {
+            assert_eq!(
+                authenticate(&acc, state, token(&acc)),
+                Err(NotAuthenticated::Refused),
+                "{state:?}"
+            );
+            assert_eq!(
+                authenticate(&acc, state, Presented::MiamiTokenRequest),
+                Err(NotAuthenticated::Refused),
+                "{state:?}"
+            );
+        }
+        let odd = key(KeyKind::MerchantLevel, KeyOwner::Partner(7));
+        assert!(matches!(
+            authenticate(&odd, approved, token(&odd)),
+            Err(NotAuthenticated::Inconsistent(_))
+        ));
     }
 }

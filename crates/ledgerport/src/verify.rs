@@ -3,7 +3,7 @@
 //! anything is wrong, so it can gate a deployment or a backup.
 
 use anyhow::anyhow;
-use ledgerport_core::access::LedgerAccess;
+use ledgerport_core::access::{self, LedgerAccess, Principal};
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerId, Topic};
 use ledgerport_core::verify::{Violation, check_ledger};
@@ -50,22 +50,25 @@ struct Summary {
 }
 
 pub async fn run(store: &dyn Store, args: VerifyArgs) -> anyhow::Result<()> {
-    let ledgers = match &args.ledger {
-        Some(id) => {
-            let id = LedgerId::parse("--ledger", id)?;
-            let view = store
-                .ledger(&id)
-                .await
-                .map_err(store_err)?
-                .ok_or_else(|| anyhow!("--ledger: no ledger {id}"))?;
-            vec![view]
-        }
-        None => store.ledgers().await.map_err(store_err)?,
+    let ids = match &args.ledger {
+        Some(id) => vec![LedgerId::parse("--ledger", id)?],
+        None => store
+            .ledgers()
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|v| v.ledger.ledger_id)
+            .collect(),
     };
     let mut out = std::io::stdout().lock();
     let mut summary = Summary::default();
-    for view in &ledgers {
-        let found = verify_ledger(store, view, &mut summary).await?;
+    // The command line on the operator's machine reads as the operator, through the policy.
+    let operator = Principal::Operator { user_id: None };
+    for id in &ids {
+        let ledger = store.ledger(id).await.map_err(store_err)?;
+        let (access, view) =
+            access::open(&operator, ledger).map_err(|_| anyhow!("--ledger: no ledger {id}"))?;
+        let found = verify_ledger(store, &access, &view, &mut summary).await?;
         if !args.json {
             for v in &found {
                 line(&mut out, &v.to_string())?;
@@ -100,15 +103,15 @@ pub async fn run(store: &dyn Store, args: VerifyArgs) -> anyhow::Result<()> {
 /// Reads one ledger's topics and checks them; counts what it read into `summary`.
 async fn verify_ledger(
     store: &dyn Store,
+    access: &LedgerAccess,
     view: &LedgerView,
     summary: &mut Summary,
 ) -> anyhow::Result<Vec<Violation>> {
     let id = &view.ledger.ledger_id;
-    let access = LedgerAccess::for_operator(id.clone());
-    let funds = whole_topic(store, &access, Topic::Funds)
+    let funds = whole_topic(store, access, Topic::Funds)
         .await
         .map_err(|e| anyhow!("reading ledger {id} funds: {}", store_err(e)))?;
-    let fees = whole_topic(store, &access, Topic::Fees)
+    let fees = whole_topic(store, access, Topic::Fees)
         .await
         .map_err(|e| anyhow!("reading ledger {id} fees: {}", store_err(e)))?;
     summary.ledgers += 1;

@@ -4,7 +4,7 @@
 //! The world, made with `ledgerport admin`: merchant 987654321 with api unit 123455 on ledger
 //! 12345 (a fixed fee of 400 per capture).
 
-use ledgerport_core::access::LedgerAccess;
+use ledgerport_core::access::{self, Principal};
 use ledgerport_core::clock::SystemClock;
 use ledgerport_core::ids::{LedgerId, Topic};
 use ledgerport_store::sqlite::SqliteStore;
@@ -117,7 +117,12 @@ impl Place {
         let store = SqliteStore::open(&self.url(), Arc::new(SystemClock))
             .await
             .expect("open the database");
-        let access = LedgerAccess::for_operator(LedgerId::parse("l", "12345").expect("id"));
+        let id = LedgerId::parse("l", "12345").expect("id");
+        let (access, _) = access::open(
+            &Principal::Operator { user_id: None },
+            store.ledger(&id).await.expect("read ledger"),
+        )
+        .expect("the operator reads every ledger");
         store
             .feed_page(&access, topic, 0, 1000)
             .await

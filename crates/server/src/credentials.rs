@@ -75,6 +75,18 @@ pub fn check_secret(key: Option<ApiKey>, secret: &str) -> Option<ApiKey> {
     key.filter(|k| ok && !k.revoked)
 }
 
+/// The state of the partner behind a partner's key, read afresh; None for other keys (and for a
+/// partner that is gone). What [`ledgerport_core::access::authenticate`] needs besides the key.
+pub async fn partner_state(
+    store: &dyn Store,
+    key: &ApiKey,
+) -> Result<Option<PartnerState>, StoreError> {
+    match key.owner {
+        KeyOwner::Partner(p) => Ok(store.partner(p).await?.map(|p| p.state)),
+        KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) | KeyOwner::Operator => Ok(None),
+    }
+}
+
 /// What is wrong with an `Authorization: Basic` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BasicAuthError {

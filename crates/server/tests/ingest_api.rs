@@ -6,7 +6,7 @@ mod common;
 
 use common::{Keys, TestApp, by, ledger_with_fees, lid, merchant, unit};
 use jiff::Timestamp;
-use ledgerport_core::access::LedgerAccess;
+use ledgerport_core::access::{self, Principal};
 use ledgerport_core::clock::Clock;
 use ledgerport_core::ids::Topic;
 use ledgerport_core::world::{KeyKind, KeyOwner, PartnerKind, RowId};
@@ -139,8 +139,13 @@ fn worked_example() -> Value {
 
 /// Every entry of a ledger's topic, in feed order, straight from the store.
 async fn entries(app: &TestApp, ledger: &str, topic: Topic) -> Vec<(String, i64)> {
+    let (access, _) = access::open(
+        &Principal::Operator { user_id: None },
+        app.store.ledger(&lid(ledger)).await.expect("read ledger"),
+    )
+    .expect("the operator reads every ledger");
     app.store
-        .feed_page(&LedgerAccess::for_operator(lid(ledger)), topic, 0, 100_000)
+        .feed_page(&access, topic, 0, 100_000)
         .await
         .expect("feed")
         .into_iter()

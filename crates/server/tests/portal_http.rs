@@ -1205,12 +1205,14 @@ async fn the_operator_creates_merchants_units_and_ledgers_audited_and_bad_fields
     f.extend(ledger("445566, 445567", "30004004001234", ""));
     let p = ops.post("/portal/operator/ledgers", &f).await;
     assert_eq!(p.status, 303, "{}", p.body);
-    let l = app
+    let (_, l) = app
         .store
         .ledger(&lid("770001"))
         .await
         .expect("read")
-        .expect("ledger");
+        .expect("ledger")
+        .open(&ledgerport_core::access::Principal::Operator { user_id: None })
+        .expect("the operator reads every ledger");
     assert_eq!(
         l.ledger.currency.as_str(),
         "DKK",

@@ -1682,3 +1682,80 @@ async fn a_server_error_is_opaque_and_carries_the_request_id_as_context_id() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+/// Service keys post payment events and never get a token. A token that names one anyway,
+/// signed with the server's real key (as a leaked signing key or a bug in issuance would make
+/// it), is bad credentials like any other: 401, not a server error.
+#[tokio::test]
+async fn a_token_naming_a_service_key_is_unauthorized() {
+    let app = TestApp::start().await;
+    world(&app).await;
+    let service = app.service_keys().await;
+    let key = app
+        .store
+        .key(service.key_id)
+        .await
+        .expect("read key")
+        .expect("service key");
+    let (token, _) = app.state.tokens.issue(&key, 300).expect("sign");
+
+    for path in [
+        "/settlement/v1/ledgers",
+        FUNDS_100,
+        "/report/v2/ledgers/100/funds/dates/2024-04-04",
+    ] {
+        let res = read(app.get(path, Some(&token), &[]).await).await;
+        assert_eq!(res.status, 401, "{path}: {}", res.body);
+        assert_eq!(
+            res.body,
+            serde_json::from_str::<Value>(UNAUTHORIZED).expect("json"),
+            "{path}"
+        );
+    }
+}
+
+/// Integration and management keys may never read: the answer is 403 before anything else of
+/// the request is looked at, whatever the path and query hold.
+#[tokio::test]
+async fn keys_that_may_never_read_get_403_whatever_the_request_holds() {
+    let app = TestApp::start().await;
+    world(&app).await;
+    let integrator = common::partner(
+        app.store.as_ref(),
+        "Kassa AS",
+        ledgerport_core::world::PartnerKind::Integration,
+        true,
+    )
+    .await;
+    let int = app
+        .issue(KeyKind::Integration, KeyOwner::Partner(integrator))
+        .await;
+    let manager = common::partner(
+        app.store.as_ref(),
+        "Management AS",
+        ledgerport_core::world::PartnerKind::Management,
+        true,
+    )
+    .await;
+    let mgmt = app
+        .issue(KeyKind::Management, KeyOwner::Partner(manager))
+        .await;
+    let readers = [
+        Reader::standard(&app, &int).await,
+        Reader::miami(&app, &mgmt).await,
+    ];
+
+    for reader in &readers {
+        for path in [
+            "/settlement/v1/ledgers?settlesForRecipientHandles=not-a-handle",
+            "/report/v2/ledgers/100/funds/feed?cursor=not-a-cursor",
+            "/report/v2/ledgers/100/nope/feed",
+            "/report/v2/ledgers/100/funds/dates/not-a-date",
+            "/report/v2/ledgers/999/funds/feed",
+            "/report/v2/ledgers/not-an-id/funds/feed",
+        ] {
+            let res = reader.get(&app, path).await;
+            problem(&res, 403, path.split('?').next().unwrap_or(path));
+        }
+    }
+}

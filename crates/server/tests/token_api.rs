@@ -845,6 +845,27 @@ async fn a_miami_token_request_may_carry_a_scope() {
     assert_eq!(res.status(), 200);
 }
 
+/// Service keys post payment events; neither token endpoint gives them a token.
+#[tokio::test]
+async fn service_keys_are_invalid_client_at_miami_and_unknown_at_the_standard_endpoint() {
+    let app = TestApp::start().await;
+    world(&app).await;
+    let service = app.service_keys().await;
+
+    let miami = app
+        .miami_token_raw(
+            &service.client_id,
+            &service.secret,
+            "grant_type=client_credentials",
+        )
+        .await;
+    let description = assert_invalid_client(miami).await;
+    assert_eq!(description, "The client could not be authenticated.");
+
+    // They have no subscription key, so the standard endpoint cannot even name them.
+    assert_eq!(service.subscription_key, None);
+}
+
 #[tokio::test]
 async fn sales_unit_and_integration_keys_are_invalid_client_at_miami() {
     let app = TestApp::start().await;

@@ -1,10 +1,47 @@
 //! Storage for Ledgerport, in the domain's words.
 //!
-//! [`Store`] is the one interface the server and the command line use; each backend implements all
-//! of it (`sqlite`, the embedded default, and `postgres`, for several servers on one database;
+//! [`Store`] is the one interface the server and the command line use, the sum of six narrow
+//! traits (import them with [`prelude`]). One SQL implementation ([`SqlStore`]) serves both
+//! backends (`sqlite`, the embedded default, and `postgres`, for several servers on one database;
 //! [`open`] picks one by URL); the tests every backend must pass live in the dev-only
-//! `ledgerport-testkit` crate. Queries that read a ledger's entries take a [`LedgerAccess`], so
-//! they cannot be called without an access decision.
+//! `ledgerport-testkit` crate.
+//!
+//! Queries that read a ledger's entries take a [`LedgerAccess`], and a ledger's description comes
+//! back [`Guarded`] with its facts, so neither can be read without an access decision
+//! ([`ledgerport_core::access`]). A read with the decision compiles:
+//!
+//! ```no_run
+//! use ledgerport_core::access::{self, Principal};
+//! use ledgerport_core::ids::{LedgerId, Topic};
+//! use ledgerport_store::prelude::*;
+//! async fn read(store: &dyn Store, who: &Principal, id: &LedgerId) {
+//!     let ledger = store.ledger(id).await.unwrap();
+//!     let (access, view) = access::open(who, ledger).unwrap();
+//!     let _currency = view.ledger.currency;
+//!     let _entries = store.feed_page(&access, Topic::Funds, 0, 100).await.unwrap();
+//! }
+//! ```
+//!
+//! Reading entries with a ledger id instead of a decision does not:
+//!
+//! ```compile_fail,E0308
+//! use ledgerport_core::ids::{LedgerId, Topic};
+//! use ledgerport_store::prelude::*;
+//! async fn read(store: &dyn Store, id: &LedgerId) {
+//!     let _entries = store.feed_page(id, Topic::Funds, 0, 100).await.unwrap();
+//! }
+//! ```
+//!
+//! nor does reading a ledger's description without one:
+//!
+//! ```compile_fail,E0609
+//! use ledgerport_core::ids::LedgerId;
+//! use ledgerport_store::prelude::*;
+//! async fn read(store: &dyn Store, id: &LedgerId) {
+//!     let ledger = store.ledger(id).await.unwrap().unwrap();
+//!     let _currency = ledger.ledger.currency;
+//! }
+//! ```
 
 mod error;
 mod model;

@@ -1,6 +1,7 @@
 //! The shapes the store takes and returns beyond the core's world types.
 
 use jiff::civil::Time;
+use ledgerport_core::access::{Guarded, LedgerFacts};
 use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn};
 use ledgerport_core::world::{
     FeePlan, KeyKind, KeyOwner, Ledger, PartnerKind, PayoutFrequency, RowId, SalesUnit,
@@ -47,6 +48,19 @@ pub struct LedgerView {
     pub units: Vec<SalesUnit>,
     /// The owner's organisation, for `businessIdentifier` and `owner`.
     pub owner: BusinessId,
+}
+
+impl LedgerView {
+    /// The view behind its facts, `granted` being the approved partners with a standing grant.
+    pub fn guarded(self, granted: Vec<RowId>) -> Guarded<LedgerView> {
+        let facts = LedgerFacts {
+            ledger_id: self.ledger.ledger_id.clone(),
+            owner_merchant_id: self.ledger.owner_merchant_id,
+            settles_for: self.units.iter().map(|u| u.handle.clone()).collect(),
+            granted_partners: granted,
+        };
+        Guarded::new(facts, self)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -135,10 +135,16 @@ pub struct LedgerWithUnitsRow {
     #[sqlx(flatten)]
     pub ledger: LedgerRow,
     pub units: String,
+    /// The approved partners with a standing grant, as a JSON array of ids.
+    pub granted: String,
 }
 
 impl LedgerWithUnitsRow {
-    pub fn into_view(self) -> Result<LedgerView> {
+    /// The ledger's description and the approved partners granted it.
+    pub fn into_view(self) -> Result<(LedgerView, Vec<i64>)> {
+        let granted: Vec<i64> = serde_json::from_str(&self.granted).map_err(|e| {
+            StoreError::Corrupt(format!("grants of ledger {}: {e}", self.ledger.ledger_id))
+        })?;
         type UnitTuple = (i64, i64, String, String, String, String, String);
         let tuples: Vec<UnitTuple> = serde_json::from_str(&self.units).map_err(|e| {
             StoreError::Corrupt(format!("units of ledger {}: {e}", self.ledger.ledger_id))
@@ -160,7 +166,7 @@ impl LedgerWithUnitsRow {
                 },
             )
             .collect::<Result<Vec<_>>>()?;
-        self.ledger.into_view(units)
+        Ok((self.ledger.into_view(units)?, granted))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
-use ledgerport_core::access::{LedgerAccess, LedgerFacts, ListScope};
+use ledgerport_core::access::{Guarded, LedgerAccess, ListScope};
 use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
@@ -27,18 +27,21 @@ pub trait WorldStore: Send + Sync {
     async fn sales_unit(&self, msn: Msn) -> Result<Option<SalesUnit>>;
 
     async fn create_ledger(&self, by: &Actor, l: NewLedger) -> Result<LedgerView>;
+    /// Every ledger, for the operator's and the server's own tasks (closing, metrics, building
+    /// the world); never for a reader acting for a key or a portal user.
     async fn ledgers(&self) -> Result<Vec<LedgerView>>;
-    async fn ledger(&self, id: &LedgerId) -> Result<Option<LedgerView>>;
-    /// What the access policy needs about one ledger, with standing grants of approved partners.
-    async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>>;
-    /// One keyset page of the ledgers a listing scope covers, ordered by `ledgerId`, after `after`.
+    /// One ledger in one round trip: what the access policy needs (owner, handles, standing
+    /// grants of approved partners) and its description, which only a decision opens.
+    async fn ledger(&self, id: &LedgerId) -> Result<Option<Guarded<LedgerView>>>;
+    /// One keyset page of the ledgers a listing scope covers, ordered by `ledgerId`, after `after`,
+    /// each to be opened by a decision like [`WorldStore::ledger`]'s.
     async fn ledgers_in_scope(
         &self,
         scope: &ListScope,
         handle: Option<&RecipientHandle>,
         after: Option<&LedgerId>,
         limit: u32,
-    ) -> Result<Vec<(LedgerView, LedgerFacts)>>;
+    ) -> Result<Vec<Guarded<LedgerView>>>;
 
     async fn create_partner(&self, by: &Actor, p: NewPartner) -> Result<Partner>;
     async fn partners(&self) -> Result<Vec<Partner>>;

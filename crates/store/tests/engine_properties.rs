@@ -4,7 +4,6 @@
 //! and posting any prefix of the stream again changes nothing.
 
 use jiff::{SignedDuration, Timestamp};
-use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::entry::Entry;
@@ -213,7 +212,13 @@ fn events_of(
 }
 
 async fn entries(s: &dyn Store, ledger: &str, topic: Topic) -> Vec<Entry> {
-    let access = LedgerAccess::for_operator(LedgerId::parse("l", ledger).expect("id"));
+    let (access, _) = ledgerport_core::access::open(
+        &ledgerport_core::access::Principal::Operator { user_id: None },
+        s.ledger(&LedgerId::parse("l", ledger).expect("id"))
+            .await
+            .expect("read ledger"),
+    )
+    .expect("the operator reads every ledger");
     s.feed_page(&access, topic, 0, 1_000_000)
         .await
         .expect("feed")
@@ -258,11 +263,13 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
 
     // Every invariant holds on every ledger.
     for (id, ..) in LEDGERS {
-        let view = s
-            .ledger(&LedgerId::parse("l", id).expect("id"))
-            .await
-            .expect("read")
-            .expect("ledger");
+        let (_, view) = ledgerport_core::access::open(
+            &ledgerport_core::access::Principal::Operator { user_id: None },
+            s.ledger(&LedgerId::parse("l", id).expect("id"))
+                .await
+                .expect("read"),
+        )
+        .expect("the operator reads every ledger");
         let funds = entries(&**s, id, Topic::Funds).await;
         let fees = entries(&**s, id, Topic::Fees).await;
         let violations = check_ledger(&view.ledger, &funds, &fees);

@@ -10,7 +10,7 @@ use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{Currency, LedgerId, Msn, Topic};
 use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::prelude::*;
-use ledgerport_store::{EventOutcome, Store};
+use ledgerport_store::{EventOutcome, LedgerView, Store};
 use ledgerport_testkit::WorldBuilder;
 use ledgerport_testkit::testing::TestDatabase;
 use std::sync::Arc;
@@ -60,8 +60,17 @@ async fn world(s: &dyn Store, now: Timestamp) {
 }
 
 async fn all_entries(s: &dyn Store, ledger: &LedgerId, topic: Topic) -> Vec<Entry> {
-    let access = LedgerAccess::for_operator(ledger.clone());
+    let (access, _) = operator_read(s, ledger).await;
     s.feed_page(&access, topic, 0, 10_000).await.expect("feed")
+}
+
+/// The operator's access to a ledger and its description.
+async fn operator_read(s: &dyn Store, ledger: &LedgerId) -> (LedgerAccess, LedgerView) {
+    ledgerport_core::access::open(
+        &ledgerport_core::access::Principal::Operator { user_id: None },
+        s.ledger(ledger).await.expect("read ledger"),
+    )
+    .expect("the operator reads every ledger")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +131,7 @@ async fn closing_runs_of_two_processes_at_once_close_each_period_exactly_once() 
             }
             assert_eq!(balance, 0, "{id} {topic:?} paid out and settled");
         }
-        let view = one.ledger(&id).await.expect("read").expect("ledger");
+        let (_, view) = operator_read(one.as_ref(), &id).await;
         assert_eq!(view.ledger.next_payout_number, 2_000_002, "{id}");
     }
 }

@@ -3,7 +3,6 @@
 //! writing anything twice.
 
 use jiff::Timestamp;
-use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::clock::{Clock, ManualClock};
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::entry::Entry;
@@ -56,7 +55,13 @@ fn event(id: &str, kind: EventKind, msn: u32, psp: &str, amount: i64, time: &str
 }
 
 async fn all_entries(s: &dyn Store, ledger: &str, topic: Topic) -> Vec<Entry> {
-    let access = LedgerAccess::for_operator(LedgerId::parse("l", ledger).expect("id"));
+    let (access, _) = ledgerport_core::access::open(
+        &ledgerport_core::access::Principal::Operator { user_id: None },
+        s.ledger(&LedgerId::parse("l", ledger).expect("id"))
+            .await
+            .expect("read ledger"),
+    )
+    .expect("the operator reads every ledger");
     s.feed_page(&access, topic, 0, 1_000_000)
         .await
         .expect("feed")

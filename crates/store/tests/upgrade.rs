@@ -143,11 +143,13 @@ async fn check_the_store_works_on(store: &dyn Store) {
         .expect("the old merchant");
     assert_eq!(merchant.name, "Kaffebaren AS");
     let ledger_id = LedgerId::parse("ledger_id", "100001").expect("ledger id");
-    let view = store
+    let (_, view) = store
         .ledger(&ledger_id)
         .await
         .expect("read")
-        .expect("the old ledger");
+        .expect("the old ledger")
+        .open(&ledgerport_core::access::Principal::Operator { user_id: None })
+        .expect("the operator reads every ledger");
     assert_eq!(view.units.len(), 1);
     assert_eq!(view.ledger.owner_merchant_id, merchant.id);
 

@@ -247,11 +247,12 @@ async fn find_ledger(
     id: &str,
 ) -> anyhow::Result<LedgerView> {
     let id = parsed(LedgerId::parse(flag, id))?;
-    store
-        .ledger(&id)
-        .await
-        .map_err(store_err)?
-        .ok_or_else(|| anyhow!("{flag}: no ledger {id}"))
+    let ledger = store.ledger(&id).await.map_err(store_err)?;
+    // The command line on the operator's machine is the operator.
+    let operator = ledgerport_core::access::Principal::Operator { user_id: None };
+    ledgerport_core::access::open(&operator, ledger)
+        .map(|(_, view)| view)
+        .map_err(|_| anyhow!("{flag}: no ledger {id}"))
 }
 
 #[cfg(test)]

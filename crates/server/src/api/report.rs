@@ -12,9 +12,11 @@ use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ledgerport_core::access::{self, Decision, LedgerAccess, Principal};
+use ledgerport_core::access::{
+    self, LedgerAccess, NotAuthenticated, Presented, Principal, Refusal,
+};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
-use ledgerport_core::world::{ApiKey, KeyKind, KeyOwner, PartnerState};
+use ledgerport_core::world::{ApiKey, KeyOwner};
 use ledgerport_store::{LedgerView, NewAccessRecord};
 
 /// The authenticated caller of a Report API request.
@@ -63,77 +65,41 @@ async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
         .key(claims.key_id)
         .await?
         .ok_or(AppError::Unauthorized)?;
-    if key.revoked
-        || key.generation != claims.generation
-        || key.client_id != claims.sub
-        || key.kind.as_str() != claims.key_type
-    {
-        return Err(AppError::Unauthorized);
-    }
-    let principal = match (key.kind, key.owner) {
-        (KeyKind::SalesUnit, KeyOwner::SalesUnit(msn)) => {
-            // A standard token travels with one of its unit's subscription keys.
-            let presented = header(headers, "Ocp-Apim-Subscription-Key")?
-                .filter(|k| !k.is_empty())
-                .ok_or(AppError::SubscriptionKey(MISSING_SUBSCRIPTION_KEY))?;
-            let own = key
-                .subscription_keys
-                .as_ref()
-                .is_some_and(|ks| ks.iter().any(|k| k == presented));
-            if !own {
-                return Err(AppError::SubscriptionKey(INVALID_SUBSCRIPTION_KEY));
-            }
-            let claimed = header(headers, "Merchant-Serial-Number")?
-                .map(|m| Msn::parse("Merchant-Serial-Number", m))
-                .transpose()?;
-            if claimed.is_some_and(|m| m != msn) {
-                return Err(AppError::Forbidden(
-                    "Merchant-Serial-Number: does not match the sales unit of these keys".into(),
-                ));
-            }
-            Principal::SalesUnit {
-                key_id: key.id,
-                msn,
-            }
-        }
-        (KeyKind::MerchantLevel, KeyOwner::Merchant(merchant_id)) => Principal::MerchantLevel {
-            key_id: key.id,
-            merchant_id,
+    let partner = crate::credentials::partner_state(state.store.as_ref(), &key).await?;
+    let principal = access::authenticate(
+        &key,
+        partner,
+        Presented::Token {
+            client_id: &claims.sub,
+            key_type: &claims.key_type,
+            generation: claims.generation,
         },
-        (
-            kind @ (KeyKind::Accounting | KeyKind::Integration | KeyKind::Management),
-            KeyOwner::Partner(partner_id),
-        ) => {
-            let partner = state
-                .store
-                .partner(partner_id)
-                .await?
-                .ok_or(AppError::Unauthorized)?;
-            if partner.state != PartnerState::Approved {
-                return Err(AppError::Unauthorized);
-            }
-            match kind {
-                KeyKind::Accounting => Principal::Accounting {
-                    key_id: key.id,
-                    partner_id,
-                },
-                KeyKind::Integration => Principal::Integration {
-                    key_id: key.id,
-                    partner_id,
-                },
-                _ => Principal::Management {
-                    key_id: key.id,
-                    partner_id,
-                },
-            }
+    )
+    .map_err(|e| match e {
+        NotAuthenticated::Refused => AppError::Unauthorized,
+        NotAuthenticated::Inconsistent(why) => AppError::Internal(why),
+    })?;
+    if let Principal::SalesUnit { msn, .. } = principal {
+        // A standard token travels with one of its unit's subscription keys.
+        let presented = header(headers, "Ocp-Apim-Subscription-Key")?
+            .filter(|k| !k.is_empty())
+            .ok_or(AppError::SubscriptionKey(MISSING_SUBSCRIPTION_KEY))?;
+        let own = key
+            .subscription_keys
+            .as_ref()
+            .is_some_and(|ks| ks.iter().any(|k| k == presented));
+        if !own {
+            return Err(AppError::SubscriptionKey(INVALID_SUBSCRIPTION_KEY));
         }
-        _ => {
-            return Err(AppError::Internal(format!(
-                "key {} has an owner that does not fit its kind",
-                key.id
-            )));
+        let claimed = header(headers, "Merchant-Serial-Number")?
+            .map(|m| Msn::parse("Merchant-Serial-Number", m))
+            .transpose()?;
+        if claimed.is_some_and(|m| m != msn) {
+            return Err(AppError::Forbidden(
+                "Merchant-Serial-Number: does not match the sales unit of these keys".into(),
+            ));
         }
-    };
+    }
     Ok(Caller { principal, key })
 }
 
@@ -234,18 +200,19 @@ pub async fn list_ledgers(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let cursor = match (more, rows.last()) {
-        (true, Some((last, _))) => state
+        (true, Some(last)) => state
             .cursors
-            .encode(&binding, last.ledger.ledger_id.as_str().as_bytes()),
+            .encode(&binding, last.facts().ledger_id.as_str().as_bytes()),
         _ => String::new(),
     };
     let mut items = Vec::with_capacity(rows.len());
-    for (view, facts) in &rows {
+    for guarded in rows {
+        let ledger = guarded.facts().ledger_id.clone();
         // The scope query and the policy must agree; if they ever do not, the policy wins.
-        match access::decide(&caller.principal, Some(facts)) {
-            Decision::Allow(_) => items.push(WireLedger::from(view)),
-            other => {
-                tracing::error!(ledger = %view.ledger.ledger_id, ?other, "listing scope returned a ledger the policy refuses")
+        match guarded.open(&caller.principal) {
+            Ok((_, view)) => items.push(WireLedger::from(&view)),
+            Err(refusal) => {
+                tracing::error!(%ledger, ?refusal, "listing scope returned a ledger the policy refuses")
             }
         }
     }
@@ -271,32 +238,23 @@ fn bad_cursor() -> AppError {
     AppError::bad("cursor", "is not a cursor of this ledger, topic and query")
 }
 
-/// The common start of the ledger endpoints: refuse credentials that may never read, parse the
-/// path, ask the policy. Returns the access capability and the ledger.
+/// The common start of the ledger endpoints: read the ledger named in the path and ask the
+/// policy, before anything else of the request is looked at. Credentials that may never read
+/// get 403 here whatever the path holds; an id that cannot be a ledger id names no ledger, the
+/// same 404 as any other. Returns the access capability and the ledger.
 async fn open_ledger(
     state: &AppState,
     caller: &Caller,
     ledger_id: &str,
-    topic: &str,
-) -> Result<(LedgerAccess, LedgerView, Topic), AppError> {
-    if !access::may_use_report_api(&caller.principal) {
-        return Err(forbidden());
-    }
-    let topic = Topic::parse("topic", topic)?;
-    // An id that cannot be a ledger id names no ledger: the same 404 as any other.
-    let id = LedgerId::parse("ledgerId", ledger_id).map_err(|_| AppError::NoSuchLedger)?;
-    let facts = state.store.ledger_facts(&id).await?;
-    let access = match access::decide(&caller.principal, facts.as_ref()) {
-        Decision::Allow(a) => a,
-        Decision::NoSuchLedger => return Err(AppError::NoSuchLedger),
-        Decision::Forbidden => return Err(forbidden()),
+) -> Result<(LedgerAccess, LedgerView), AppError> {
+    let ledger = match LedgerId::parse("ledgerId", ledger_id) {
+        Ok(id) => state.store.ledger(&id).await?,
+        Err(_) => None,
     };
-    let view = state
-        .store
-        .ledger(&id)
-        .await?
-        .ok_or(AppError::NoSuchLedger)?;
-    Ok((access, view, topic))
+    access::open(&caller.principal, ledger).map_err(|refusal| match refusal {
+        Refusal::NoSuchLedger => AppError::NoSuchLedger,
+        Refusal::Forbidden => forbidden(),
+    })
 }
 
 pub async fn date_page(
@@ -306,13 +264,11 @@ pub async fn date_page(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let Path((ledger_id, topic, date)) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
-    if !access::may_use_report_api(&caller.principal) {
-        return Err(forbidden());
-    }
+    let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
     let date = LedgerDate::parse("ledgerDate", &date)?;
     let q = QueryParams::parse(raw.as_deref())?;
     let gdpr = q.flag("includeGDPRSensitiveData")?;
-    let (access, view, topic) = open_ledger(&state, &caller, &ledger_id, &topic).await?;
+    let topic = Topic::parse("topic", &topic)?;
     let binding = Binding::Date {
         ledger: access.ledger_id(),
         topic,
@@ -352,12 +308,10 @@ pub async fn feed_page(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let Path((ledger_id, topic)) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
-    if !access::may_use_report_api(&caller.principal) {
-        return Err(forbidden());
-    }
+    let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
     let q = QueryParams::parse(raw.as_deref())?;
     let gdpr = q.flag("includeGDPRSensitiveData")?;
-    let (access, view, topic) = open_ledger(&state, &caller, &ledger_id, &topic).await?;
+    let topic = Topic::parse("topic", &topic)?;
     let binding = Binding::Feed {
         ledger: access.ledger_id(),
         topic,

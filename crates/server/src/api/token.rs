@@ -18,32 +18,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
+use ledgerport_core::access::{self, NotAuthenticated, Presented};
 use ledgerport_core::ids::Msn;
-use ledgerport_core::world::{ApiKey, KeyKind, KeyOwner, PartnerState};
+use ledgerport_core::world::{ApiKey, KeyOwner, PartnerState};
 use serde_json::json;
 
 const RESOURCE: &str = "00000002-0000-0000-c000-000000000000";
-
-/// Whether the partner behind partner keys is approved (`partner` is its state as read with
-/// the key). Other keys have no partner.
-fn in_good_standing(key: &ApiKey, partner: Option<PartnerState>) -> bool {
-    match key.owner {
-        KeyOwner::Partner(_) => partner == Some(PartnerState::Approved),
-        KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) | KeyOwner::Operator => true,
-    }
-}
-
-/// Whether the partner behind partner keys is approved. Other keys have no partner.
-async fn owner_in_good_standing(state: &AppState, key: &ApiKey) -> Result<bool, AppError> {
-    match key.owner {
-        KeyOwner::Partner(p) => Ok(state
-            .store
-            .partner(p)
-            .await?
-            .is_some_and(|p| p.state == PartnerState::Approved)),
-        KeyOwner::SalesUnit(_) | KeyOwner::Merchant(_) | KeyOwner::Operator => Ok(true),
-    }
-}
 
 /// A failed credential check: counted for the client id and the address, then answered after
 /// the client id's slow-down (counted first, so a client that hangs up early is counted too).
@@ -104,9 +84,15 @@ pub async fn standard_token(
     // revocation and generation are current): a client id of any other key fails, so it need
     // not be looked up again. The secret is still checked (or a dummy hash) either way.
     let found = (subscription.client_id == client_id).then_some(subscription);
-    let key = check_secret(found, secret).filter(|k| k.kind.uses_standard_token_endpoint());
+    let key = match check_secret(found, secret) {
+        Some(k) => {
+            let partner = credentials::partner_state(state.store.as_ref(), &k).await?;
+            accepted(&k, partner, Presented::StandardTokenRequest)?.then_some(k)
+        }
+        None => None,
+    };
     let key = match key {
-        Some(k) if owner_in_good_standing(&state, &k).await? => {
+        Some(k) => {
             state.limits.token_outcome(client_id, true);
             k
         }
@@ -183,14 +169,12 @@ pub async fn miami_token(
         Some((k, p)) => (Some(k), p),
         None => (None, None),
     };
-    let key = check_secret(found, &secret).filter(|k| {
-        matches!(
-            k.kind,
-            KeyKind::Accounting | KeyKind::MerchantLevel | KeyKind::Management
-        )
-    });
+    let key = match check_secret(found, &secret) {
+        Some(k) => accepted(&k, partner_state, Presented::MiamiTokenRequest)?.then_some(k),
+        None => None,
+    };
     let key = match key {
-        Some(k) if in_good_standing(&k, partner_state) => {
+        Some(k) => {
             state.limits.token_outcome(&client_id, true);
             k
         }
@@ -208,6 +192,21 @@ pub async fn miami_token(
         Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})),
     )
         .into_response())
+}
+
+/// Whether the access policy accepts these keys at this endpoint
+/// ([`access::authenticate`]: not revoked, the endpoint's kind of key, a partner approved). A
+/// key whose owner does not fit its kind is an inconsistent database, not bad credentials.
+fn accepted(
+    key: &ApiKey,
+    partner: Option<PartnerState>,
+    at: Presented<'_>,
+) -> Result<bool, AppError> {
+    match access::authenticate(key, partner, at) {
+        Ok(_) => Ok(true),
+        Err(NotAuthenticated::Refused) => Ok(false),
+        Err(NotAuthenticated::Inconsistent(why)) => Err(AppError::Internal(why)),
+    }
 }
 
 /// Checks the form body of `/miami/v1/token`: `grant_type=client_credentials`, no field given

@@ -162,6 +162,27 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+impl SignedIn {
+    /// The principal this signed-in user reads ledgers as. Only a session makes one: an API
+    /// token never becomes a portal or operator principal.
+    pub fn principal(&self) -> ledgerport_core::access::Principal {
+        use ledgerport_core::access::Principal;
+        match self.user.role {
+            PortalRole::Merchant(merchant_id) => Principal::PortalMerchant {
+                user_id: self.user.id,
+                merchant_id,
+            },
+            PortalRole::Partner(partner_id) => Principal::PortalPartner {
+                user_id: self.user.id,
+                partner_id,
+            },
+            PortalRole::Operator => Principal::Operator {
+                user_id: Some(self.user.id),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! A merchant user's pages. Everything here is read through the user's own organisation: units
-//! from `sales_units(Some(org))`, ledgers owned by the organisation. An id from a URL or form
-//! that is not among them is refused with 403 before anything is done.
+//! from `sales_units(Some(org))`, ledgers from the owner's listing scope, each opened by the
+//! access policy for this user. An id from a URL or form that is not among them is refused with
+//! 403 before anything is done.
 
 use super::PostedForm;
 use super::auth::SignedIn;
@@ -13,6 +14,7 @@ use crate::AppState;
 use crate::credentials::regenerate_secret;
 use axum::extract::{Query, State};
 use axum::response::Response;
+use ledgerport_core::access::{self, LedgerAccess};
 use ledgerport_core::ids::LedgerId;
 use ledgerport_core::world::{
     KeyOwner, Partner, PartnerKind, PartnerState, RowId, SalesUnit, SalesUnitKind,
@@ -26,30 +28,70 @@ pub(super) struct Org {
     pub id: RowId,
     pub name: String,
     pub units: Vec<SalesUnit>,
+    /// The ledgers the organisation owns, in ledger id order, each as the policy let the user
+    /// read it: `access[i]` is the capability for `ledgers[i]`.
     pub ledgers: Vec<LedgerView>,
+    access: Vec<LedgerAccess>,
 }
 
+/// How many ledgers one listing query returns while an organisation's ledgers are loaded.
+const LEDGER_PAGE: u32 = 500;
+
 impl Org {
-    pub async fn load(state: &AppState, id: RowId) -> Result<Org, PortalError> {
+    /// The signed-in merchant user's organisation. Its ledgers come from the owner's listing
+    /// scope, one keyset query per page, and each goes through the access policy as this user.
+    pub async fn load(state: &AppState, who: &SignedIn) -> Result<Org, PortalError> {
+        let id = who.merchant()?;
         let m = state
             .store
             .merchant(id)
             .await?
             .ok_or(PortalError::Forbidden)?;
         let units = state.store.sales_units(Some(id)).await?;
-        let ledgers = state
-            .store
-            .ledgers()
-            .await?
-            .into_iter()
-            .filter(|v| v.ledger.owner_merchant_id == id)
-            .collect();
+        let principal = who.principal();
+        let scope = access::list_scope(&principal).ok_or(PortalError::Forbidden)?;
+        let (mut ledgers, mut grants) = (vec![], vec![]);
+        let mut after: Option<LedgerId> = None;
+        loop {
+            let page = state
+                .store
+                .ledgers_in_scope(&scope, None, after.as_ref(), LEDGER_PAGE)
+                .await?;
+            let full = page.len() == LEDGER_PAGE as usize;
+            for guarded in page {
+                let ledger = guarded.facts().ledger_id.clone();
+                after = Some(ledger.clone());
+                match guarded.open(&principal) {
+                    Ok((a, view)) => {
+                        grants.push(a);
+                        ledgers.push(view);
+                    }
+                    // The scope query and the policy must agree; if they ever do not, the
+                    // policy wins.
+                    Err(refusal) => {
+                        tracing::error!(%ledger, ?refusal, "owner scope returned a ledger the policy refuses")
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
         Ok(Org {
             id,
             name: format!("{} ({})", m.name, m.business.id),
             units,
             ledgers,
+            access: grants,
         })
+    }
+
+    /// The capability the policy gave this user for one of the organisation's ledgers.
+    pub fn access_to(&self, view: &LedgerView) -> Result<&LedgerAccess, PortalError> {
+        self.access
+            .iter()
+            .find(|a| *a.ledger_id() == view.ledger.ledger_id)
+            .ok_or(PortalError::Forbidden)
     }
 
     /// The organisation's ledger with this id; another organisation's or an unknown id is 403.
@@ -78,7 +120,7 @@ pub async fn partners(
     State(state): State<AppState>,
     who: SignedIn,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let names: HashMap<RowId, Partner> = state
         .store
         .partners()
@@ -167,7 +209,7 @@ pub async fn edit_access(
     who: SignedIn,
     Query(q): Query<EditQuery>,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let all = grantable(&state).await?;
     let needle = q.q.trim().to_lowercase();
     let results = all
@@ -249,7 +291,7 @@ pub async fn save_access(
     State(state): State<AppState>,
     PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let partner_id = id_field(&pairs, "partner")?;
     let partner = grantable(&state)
         .await?
@@ -319,7 +361,7 @@ pub async fn confirm_remove(
     who: SignedIn,
     Query(q): Query<RemoveQuery>,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let view = org.ledger(q.ledger.trim())?;
     let partner_id: RowId = q
         .partner
@@ -372,7 +414,7 @@ pub async fn remove(
     State(state): State<AppState>,
     PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let ledger = super::field(&pairs, "ledger")
         .unwrap_or("")
         .trim()
@@ -419,7 +461,7 @@ async fn keys_page(
     who: &SignedIn,
     shown: Option<(String, String)>,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(state, who.merchant()?).await?;
+    let org = Org::load(state, who).await?;
     let keys = state
         .store
         .keys()
@@ -455,7 +497,7 @@ pub async fn regenerate(
     State(state): State<AppState>,
     PostedForm { who, pairs }: PostedForm,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let key_id = id_field(&pairs, "key")?;
     let key = state
         .store
@@ -495,7 +537,7 @@ pub async fn access_log(
     who: SignedIn,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let partner: Option<RowId> = match q.partner.trim() {
         "" => None,
         s => Some(

@@ -8,7 +8,14 @@ use crate::AppState;
 use crate::credentials::{IssueError, issue_keys, regenerate_secret};
 use axum::extract::State;
 use axum::response::Response;
+use ledgerport_core::access;
+use ledgerport_core::ids::LedgerId;
 use ledgerport_core::world::{KeyKind, KeyOwner, RowId};
+use ledgerport_store::LedgerView;
+use std::collections::HashMap;
+
+/// How many granted ledgers one listing query returns.
+const LEDGER_PAGE: u32 = 500;
 
 async fn render(
     state: &AppState,
@@ -21,26 +28,62 @@ async fn render(
         .partner(pid)
         .await?
         .ok_or(PortalError::Forbidden)?;
+    // The granted ledgers as this user may read them: the partner's listing scope, each through
+    // the access policy. A partner that is not approved reads none, so its grants show without
+    // the ledgers' details.
+    let principal = who.principal();
+    let scope = access::list_scope(&principal).ok_or(PortalError::Forbidden)?;
+    let mut readable: HashMap<LedgerId, LedgerView> = HashMap::new();
+    let mut after: Option<LedgerId> = None;
+    loop {
+        let page = state
+            .store
+            .ledgers_in_scope(&scope, None, after.as_ref(), LEDGER_PAGE)
+            .await?;
+        let full = page.len() == LEDGER_PAGE as usize;
+        for guarded in page {
+            after = Some(guarded.facts().ledger_id.clone());
+            if let Ok((_, view)) = guarded.open(&principal) {
+                readable.insert(view.ledger.ledger_id.clone(), view);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    let mut merchants: HashMap<RowId, String> = HashMap::new();
     let mut grants = vec![];
     for g in state.store.grants(Some(pid), None).await? {
-        let Some(view) = state.store.ledger(&g.ledger_id).await? else {
-            continue;
+        let (merchant, units) = match readable.get(&g.ledger_id) {
+            Some(view) => {
+                let owner = view.ledger.owner_merchant_id;
+                let merchant = match merchants.get(&owner) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = state
+                            .store
+                            .merchant(owner)
+                            .await?
+                            .map(|m| format!("{} ({})", m.name, m.business.id))
+                            .unwrap_or_default();
+                        merchants.insert(owner, name.clone());
+                        name
+                    }
+                };
+                let units = view
+                    .units
+                    .iter()
+                    .map(|u| format!("{} ({})", u.name, u.msn))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (merchant, units)
+            }
+            None => ("—".to_owned(), String::new()),
         };
-        let merchant = state
-            .store
-            .merchant(view.ledger.owner_merchant_id)
-            .await?
-            .map(|m| format!("{} ({})", m.name, m.business.id))
-            .unwrap_or_default();
         grants.push(GrantRow {
             merchant,
             ledger: g.ledger_id.to_string(),
-            units: view
-                .units
-                .iter()
-                .map(|u| format!("{} ({})", u.name, u.msn))
-                .collect::<Vec<_>>()
-                .join(", "),
+            units,
             since: show_time(g.created_at),
         });
     }

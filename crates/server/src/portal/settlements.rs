@@ -5,8 +5,8 @@
 //! as the table's columns (server-rendered SVG); and the entries as CSV with the Report API's
 //! fields, amounts as decimal amounts of the currency named in the `currency` column.
 //!
-//! The ledger must be one the user's organisation owns (checked before any read); the read then
-//! uses the operator's [`LedgerAccess`], as the portal is Ledgerport's own tool.
+//! The ledger must be one the user's organisation owns: its entries are read with the
+//! [`LedgerAccess`] the access policy gave this user for it when the organisation was loaded.
 
 use super::auth::SignedIn;
 use super::merchant::Org;
@@ -271,17 +271,17 @@ struct Day {
 
 async fn days_of(
     state: &AppState,
+    access: &LedgerAccess,
     view: &LedgerView,
     from: Date,
     to: Date,
 ) -> Result<Vec<Day>, PortalError> {
-    let access = LedgerAccess::for_operator(view.ledger.ledger_id.clone());
     let now = state.clock.now();
     let mut out = vec![];
     for d in dates(from, to) {
         let ld = LedgerDate::from_date(d);
-        let funds = date_entries(state.store.as_ref(), &access, Topic::Funds, ld).await?;
-        let fees = date_entries(state.store.as_ref(), &access, Topic::Fees, ld).await?;
+        let funds = date_entries(state.store.as_ref(), access, Topic::Funds, ld).await?;
+        let fees = date_entries(state.store.as_ref(), access, Topic::Fees, ld).await?;
         let mut totals: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
         for (topic, entries) in [(Topic::Funds, &funds), (Topic::Fees, &fees)] {
             for e in entries {
@@ -398,7 +398,7 @@ pub async fn page_handler(
     who: &SignedIn,
     q: &PeriodQuery,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(state, who.merchant()?).await?;
+    let org = Org::load(state, who).await?;
     let ledgers: Vec<(String, String)> = org
         .ledgers
         .iter()
@@ -423,7 +423,7 @@ pub async fn page_handler(
     let (mut ledger, mut from, mut to, mut currency) =
         (String::new(), String::new(), String::new(), String::new());
     if let Some((view, f, t)) = chosen {
-        let days = days_of(state, view, f, t).await?;
+        let days = days_of(state, org.access_to(view)?, view, f, t).await?;
         let cols = columns(&days);
         svg = chart(&days, &cols);
         rows = days
@@ -497,12 +497,12 @@ pub async fn csv(
     who: SignedIn,
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, PortalError> {
-    let org = Org::load(&state, who.merchant()?).await?;
+    let org = Org::load(&state, &who).await?;
     let Some((view, from, to)) = choose(&org, &q, today_of(&state))? else {
         return Err(PortalError::NotFound);
     };
     let personal = !q.personal.is_empty();
-    let access = LedgerAccess::for_operator(view.ledger.ledger_id.clone());
+    let access = org.access_to(view)?;
     let mut out = String::from(
         "topic,pspReference,time,ledgerDate,entryType,reference,currency,amount,balanceBefore,balanceAfter,recipientHandle",
     );
@@ -514,7 +514,7 @@ pub async fn csv(
         for (topic, name) in [(Topic::Funds, "funds"), (Topic::Fees, "fees")] {
             for e in date_entries(
                 state.store.as_ref(),
-                &access,
+                access,
                 topic,
                 LedgerDate::from_date(d),
             )

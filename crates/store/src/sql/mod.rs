@@ -256,7 +256,6 @@ pub struct SqlStore<DB: Database> {
 /// Report API request makes do not compose them again.
 pub(crate) struct Statements {
     pub(crate) ledger_with_units: Arc<str>,
-    pub(crate) ledger_facts: Arc<str>,
     pub(crate) feed_page: Arc<str>,
     pub(crate) date_page: Arc<str>,
 }
@@ -285,7 +284,6 @@ impl<DB: Dialect> SqlStore<DB> {
             clock,
             statements: Statements {
                 ledger_with_units: world::ledger_with_units::<DB>().into(),
-                ledger_facts: world::ledger_facts::<DB>().into(),
                 feed_page: report::feed_page::<DB>().into(),
                 date_page: DB::date_page().into(),
             },

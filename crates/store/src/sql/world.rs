@@ -10,7 +10,7 @@ use crate::rows::{
 use crate::{Actor, LedgerView, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Result};
 use crate::{StoreError, WorldStore};
 use async_trait::async_trait;
-use ledgerport_core::access::{LedgerFacts, ListScope};
+use ledgerport_core::access::{Guarded, ListScope};
 use ledgerport_core::changes;
 use ledgerport_core::ids::{LedgerId, Msn, RecipientHandle};
 use ledgerport_core::world::{Grant, Merchant, Partner, PartnerState, RowId, SalesUnit};
@@ -24,8 +24,9 @@ const LEDGERS: &str = concat!(
      ORDER BY length(l.ledger_id), l.ledger_id"
 );
 
-/// The ledger `$1` with its units as a JSON array in the ledger's order, in one query (every
-/// feed and date page reads it).
+/// The ledger `$1` in one query (every Report API request asks): its description with its units
+/// as a JSON array in the ledger's order, and the partners granted it that are approved, as a
+/// JSON array: what the access policy needs and what only its decision opens.
 pub(super) fn ledger_with_units<DB: Dialect>() -> String {
     let unit = format!(
         "{}(su.msn, su.merchant_id, su.name, su.kind, su.country, su.handle, su.created_at)",
@@ -33,25 +34,12 @@ pub(super) fn ledger_with_units<DB: Dialect>() -> String {
     );
     format!(
         "SELECT {}, (SELECT {} FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
-         WHERE lu.ledger_id = l.ledger_id) AS units \
+         WHERE lu.ledger_id = l.ledger_id) AS units, \
+         (SELECT {} FROM grants g JOIN partners p ON p.id = g.partner_id \
+          WHERE g.ledger_id = l.ledger_id AND p.state = 'approved') AS granted \
          FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = $1",
         ledger_columns!(),
-        DB::json_list(&unit, "lu.position")
-    )
-}
-
-/// What the access policy needs about the ledger `$1` in one query, not three (every Report API
-/// request asks): its owner, its units' handles and its approved partners' grants, the two
-/// lists as JSON arrays.
-pub(super) fn ledger_facts<DB: Dialect>() -> String {
-    format!(
-        "SELECT l.owner_merchant_id, \
-         (SELECT {} FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
-          WHERE lu.ledger_id = l.ledger_id), \
-         (SELECT {} FROM grants g JOIN partners p ON p.id = g.partner_id \
-          WHERE g.ledger_id = l.ledger_id AND p.state = 'approved') \
-         FROM ledgers l WHERE l.ledger_id = $1",
-        DB::json_list("su.handle", "lu.position"),
+        DB::json_list(&unit, "lu.position"),
         DB::json_list("g.partner_id", "g.partner_id")
     )
 }
@@ -91,6 +79,13 @@ impl<DB: Dialect> SqlStore<DB> {
         )
         .await?;
         Ok(id)
+    }
+
+    /// The ledger `id`'s description and the approved partners granted it, in one query.
+    async fn ledger_with_grants(&self, id: &LedgerId) -> Result<Option<(LedgerView, Vec<RowId>)>> {
+        let sql = AssertSqlSafe(self.statements.ledger_with_units.clone());
+        let row: Option<LedgerWithUnitsRow> = self.opt(sql, args![id.as_str()]).await?;
+        row.map(LedgerWithUnitsRow::into_view).transpose()
     }
 
     async fn units_of(&self, ledger_ids: &[String]) -> Result<HashMap<String, Vec<SalesUnit>>> {
@@ -294,10 +289,10 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         tx.audit(&now, by, "ledger.create", l.ledger_id.as_str(), &detail)
             .await?;
         tx.commit().await?;
-        Self::require(self.ledger(&l.ledger_id).await, || {
-            format!("ledger {}", l.ledger_id)
-        })
-        .await
+        let read = self.ledger_with_grants(&l.ledger_id).await;
+        Self::require(read, || format!("ledger {}", l.ledger_id))
+            .await
+            .map(|(view, _)| view)
     }
 
     async fn ledgers(&self) -> Result<Vec<LedgerView>> {
@@ -305,31 +300,11 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         self.views(rows).await
     }
 
-    async fn ledger(&self, id: &LedgerId) -> Result<Option<LedgerView>> {
-        let sql = AssertSqlSafe(self.statements.ledger_with_units.clone());
-        let row: Option<LedgerWithUnitsRow> = self.opt(sql, args![id.as_str()]).await?;
-        row.map(LedgerWithUnitsRow::into_view).transpose()
-    }
-
-    async fn ledger_facts(&self, id: &LedgerId) -> Result<Option<LedgerFacts>> {
-        let sql = AssertSqlSafe(self.statements.ledger_facts.clone());
-        let row: Option<(i64, String, String)> = self.opt(sql, args![id.as_str()]).await?;
-        let Some((owner, handles, granted)) = row else {
-            return Ok(None);
-        };
-        let handles: Vec<&str> = serde_json::from_str(&handles)
-            .map_err(|e| StoreError::Corrupt(format!("handles of ledger {id}: {e}")))?;
-        let granted: Vec<i64> = serde_json::from_str(&granted)
-            .map_err(|e| StoreError::Corrupt(format!("grants of ledger {id}: {e}")))?;
-        Ok(Some(LedgerFacts {
-            ledger_id: id.clone(),
-            owner_merchant_id: owner,
-            settles_for: handles
-                .iter()
-                .map(|h| RecipientHandle::parse("handle", h))
-                .collect::<std::result::Result<_, _>>()?,
-            granted_partners: granted,
-        }))
+    async fn ledger(&self, id: &LedgerId) -> Result<Option<Guarded<LedgerView>>> {
+        Ok(self
+            .ledger_with_grants(id)
+            .await?
+            .map(|(view, granted)| view.guarded(granted)))
     }
 
     async fn ledgers_in_scope(
@@ -338,7 +313,7 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         handle: Option<&RecipientHandle>,
         after: Option<&LedgerId>,
         limit: u32,
-    ) -> Result<Vec<(LedgerView, LedgerFacts)>> {
+    ) -> Result<Vec<Guarded<LedgerView>>> {
         // One query per scope shape, each walking an index in ledger id order from `after`. Ledger
         // ids are digits without leading zeros, so (length, text) is their numeric order.
         const HANDLE_FILTER: &str = "AND ($3 IS NULL OR EXISTS (SELECT 1 FROM ledger_units f \
@@ -402,15 +377,10 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         Ok(views
             .into_iter()
             .map(|v| {
-                let facts = LedgerFacts {
-                    ledger_id: v.ledger.ledger_id.clone(),
-                    owner_merchant_id: v.ledger.owner_merchant_id,
-                    settles_for: v.units.iter().map(|u| u.handle.clone()).collect(),
-                    granted_partners: grants
-                        .remove(v.ledger.ledger_id.as_str())
-                        .unwrap_or_default(),
-                };
-                (v, facts)
+                let granted = grants
+                    .remove(v.ledger.ledger_id.as_str())
+                    .unwrap_or_default();
+                v.guarded(granted)
             })
             .collect())
     }

@@ -60,11 +60,11 @@ pub async fn a_ledger_with_one_sales_unit_reads_back_exactly_as_created(s: &dyn 
     };
     assert_eq!(created, expected);
     assert_eq!(
-        must(s.ledger(&lid("302321")).await, "read ledger"),
+        must(operator_view(s, &lid("302321")).await, "read ledger"),
         Some(expected.clone())
     );
     assert_eq!(must(s.ledgers().await, "list ledgers"), vec![expected]);
-    assert_eq!(must(s.ledger(&lid("302322")).await, "unknown ledger"), None);
+    assert_eq!(must(operator_view(s, &lid("302322")).await, "unknown ledger"), None);
 }
 
 pub async fn a_ledger_settling_for_several_units_lists_them_in_the_given_order(s: &dyn Store) {
@@ -80,7 +80,7 @@ pub async fn a_ledger_settling_for_several_units_lists_them_in_the_given_order(s
     // Assert
     assert_eq!(created.units, vec![vm.clone(), api2.clone(), api.clone()]);
     let read = some(
-        must(s.ledger(&lid("100001")).await, "read ledger"),
+        must(operator_view(s, &lid("100001")).await, "read ledger"),
         "created ledger",
     );
     assert_eq!(read.units, vec![vm, api2, api]);
@@ -115,7 +115,7 @@ pub async fn a_ledger_for_a_sales_unit_of_another_merchant_is_invalid_and_not_wr
         Expect::Invalid,
         "a ledger of A settling for B's unit 54321",
     );
-    assert_eq!(must(s.ledger(&lid("100001")).await, "refused ledger"), None);
+    assert_eq!(must(operator_view(s, &lid("100001")).await, "refused ledger"), None);
     assert_eq!(must(s.ledgers().await, "list ledgers"), vec![]);
     // Neither unit was tied to the refused ledger.
     add_ledger(s, "100002", a.id, &["123455"]).await;
@@ -138,7 +138,7 @@ pub async fn a_ledger_for_an_unknown_sales_unit_is_not_found_and_not_written(s: 
         Expect::NotFound,
         "a ledger settling for unknown unit 999999",
     );
-    assert_eq!(must(s.ledger(&lid("100001")).await, "refused ledger"), None);
+    assert_eq!(must(operator_view(s, &lid("100001")).await, "refused ledger"), None);
     let later = add_ledger(s, "100002", m.id, &["123455"]).await;
     assert_eq!(
         later.units.len(),
@@ -161,7 +161,7 @@ pub async fn a_sales_unit_settles_on_one_ledger_only(s: &dyn Store) {
 
     // Assert
     assert_error(r, Expect::Conflict, "a second ledger for unit 123455");
-    assert_eq!(must(s.ledger(&lid("100002")).await, "refused ledger"), None);
+    assert_eq!(must(operator_view(s, &lid("100002")).await, "refused ledger"), None);
     assert_eq!(must(s.ledgers().await, "list ledgers"), vec![first]);
     // 123456 was not left behind on the refused ledger.
     let third = add_ledger(s, "100003", m.id, &["123456"]).await;
@@ -186,7 +186,7 @@ pub async fn a_ledger_id_used_twice_is_a_conflict(s: &dyn Store) {
     // Assert
     assert_error(r, Expect::Conflict, "a second ledger 100001");
     assert_eq!(
-        must(s.ledger(&lid("100001")).await, "first ledger"),
+        must(operator_view(s, &lid("100001")).await, "first ledger"),
         Some(first)
     );
     add_ledger(s, "100002", m.id, &["123456"]).await;
@@ -203,7 +203,7 @@ pub async fn a_ledger_without_sales_units_is_invalid(s: &dyn Store) {
 
     // Assert
     assert_error(r, Expect::Invalid, "a ledger settling for no unit");
-    assert_eq!(must(s.ledger(&lid("100001")).await, "refused ledger"), None);
+    assert_eq!(must(operator_view(s, &lid("100001")).await, "refused ledger"), None);
 }
 
 pub async fn ledger_facts_name_the_owner_the_handles_in_order_and_only_approved_grantees(
@@ -260,7 +260,7 @@ pub async fn ledger_facts_name_the_owner_the_handles_in_order_and_only_approved_
     assert_eq!(after_removal, expected, "a removed grant must not count");
     assert_eq!(
         must(
-            s.ledger_facts(&lid("100002")).await,
+            operator_facts(s, &lid("100002")).await,
             "facts of an unknown ledger"
         ),
         None
