@@ -140,13 +140,17 @@ pub fn money(minor: i64) -> String {
     format!("{sign}{grouped}.{:02}", abs % 100)
 }
 
+/// A fixed column: its label, whether it is shown even when empty, the (topic, entry type) pairs
+/// it sums.
+type ColumnDef = (&'static str, bool, &'static [(Topic, &'static str)]);
+
 /// The table's amount columns in reading order: what came in, what went back, the fees and
 /// what settled them; each sums one or more (topic, entry type) pairs. Sales, refunds, fees
 /// and fees retained are always shown; the others only when the period has such entries. The
 /// payout has its own column. The fees topic's `fees-retained` is the mirror of the funds
 /// topic's (the fees account settled), so it is shown once, as "Fees retained" on funds; the
 /// two were once summed into one column that was always zero.
-const COLUMNS: &[(&str, bool, &[(Topic, &str)])] = &[
+const COLUMNS: &[ColumnDef] = &[
     ("Sales", true, &[(Topic::Funds, "capture")]),
     ("Refunds", true, &[(Topic::Funds, "refund")]),
     (
