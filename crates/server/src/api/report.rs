@@ -13,7 +13,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ledgerport_core::access::{
-    self, LedgerAccess, NotAuthenticated, Presented, Principal, Refusal,
+    self, Decision, LedgerAccess, NotAuthenticated, Presented, Principal, Refusal,
 };
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{ApiKey, KeyOwner};
@@ -238,10 +238,19 @@ fn bad_cursor() -> AppError {
     AppError::bad("cursor", "is not a cursor of this ledger, topic and query")
 }
 
-/// The common start of the ledger endpoints: read the ledger named in the path and ask the
-/// policy, before anything else of the request is looked at. Credentials that may never read
-/// get 403 here whatever the path holds; an id that cannot be a ledger id names no ledger, the
-/// same 404 as any other. Returns the access capability and the ledger.
+/// Credentials that may never read get 403 before anything of the request is looked at: the
+/// policy's answer for them whatever the ledger, asked here without one.
+fn refuse_never_readers(caller: &Caller) -> Result<(), AppError> {
+    match access::decide(&caller.principal, None) {
+        Decision::Forbidden => Err(forbidden()),
+        Decision::Allow(_) | Decision::NoSuchLedger => Ok(()),
+    }
+}
+
+/// The last step of the ledger endpoints' checks, after the request's own fields are parsed
+/// (so bad input is a 400 on any ledger, as it always was): read the ledger named in the path
+/// and ask the policy. An id that cannot be a ledger id names no ledger, the same 404 as any
+/// other. Returns the access capability and the ledger.
 async fn open_ledger(
     state: &AppState,
     caller: &Caller,
@@ -264,11 +273,12 @@ pub async fn date_page(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let Path((ledger_id, topic, date)) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
-    let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
+    refuse_never_readers(&caller)?;
     let date = LedgerDate::parse("ledgerDate", &date)?;
     let q = QueryParams::parse(raw.as_deref())?;
     let gdpr = q.flag("includeGDPRSensitiveData")?;
     let topic = Topic::parse("topic", &topic)?;
+    let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
     let binding = Binding::Date {
         ledger: access.ledger_id(),
         topic,
@@ -308,10 +318,11 @@ pub async fn feed_page(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let Path((ledger_id, topic)) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
-    let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
+    refuse_never_readers(&caller)?;
     let q = QueryParams::parse(raw.as_deref())?;
     let gdpr = q.flag("includeGDPRSensitiveData")?;
     let topic = Topic::parse("topic", &topic)?;
+    let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
     let binding = Binding::Feed {
         ledger: access.ledger_id(),
         topic,
