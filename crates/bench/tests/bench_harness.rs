@@ -15,8 +15,19 @@ fn server_bin() -> &'static PathBuf {
         let bench = PathBuf::from(env!("CARGO_BIN_EXE_ledgerport-bench"));
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "ledgerport", "--bin", "ledgerport"]);
-        if bench.parent().and_then(|d| d.file_name()).is_some_and(|p| p == "release") {
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "ledgerport",
+            "--bin",
+            "ledgerport",
+        ]);
+        if bench
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|p| p == "release")
+        {
             build.arg("--release");
         }
         let status = build.status().expect("run cargo build -p ledgerport");
