@@ -2,29 +2,71 @@
 //! server next to it, measures every phase, prints the table with its targets, writes the JSON
 //! and leaves no server behind.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The `ledgerport` binary the harness starts, built if needed: cargo builds a package's own
-/// binaries for its tests, not another package's, so this test asks cargo for it (a no-op when
-/// `cargo test --workspace` has just built it).
+/// The `ledgerport` binary the harness starts. Cargo builds a package's own binaries for its
+/// tests, not another package's: `cargo test --workspace` has built it already, but
+/// `cargo test -p ledgerport-bench` alone may find it missing or older than its sources, and then
+/// this test asks cargo to build it.
 fn server_bin() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let bench = PathBuf::from(env!("CARGO_BIN_EXE_ledgerport-bench"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "ledgerport", "--bin", "ledgerport"]);
-        if bench.parent().and_then(|d| d.file_name()).is_some_and(|p| p == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build -p ledgerport");
-        assert!(status.success(), "cargo build -p ledgerport failed");
         let bin = bench.with_file_name(format!("ledgerport{}", std::env::consts::EXE_SUFFIX));
+        if !is_fresh(&bin) {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args([
+                "build",
+                "--quiet",
+                "-p",
+                "ledgerport",
+                "--bin",
+                "ledgerport",
+            ]);
+            if bench
+                .parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|p| p == "release")
+            {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build -p ledgerport");
+            assert!(status.success(), "cargo build -p ledgerport failed");
+        }
         assert!(bin.is_file(), "no {} after building it", bin.display());
         bin
     })
+}
+
+/// Whether `bin` exists and is newer than every source file of the crates it is built from.
+fn is_fresh(bin: &Path) -> bool {
+    let Ok(built) = bin.metadata().and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut dirs: Vec<PathBuf> = ["core", "store", "server", "ledgerport"]
+        .iter()
+        .map(|c| root.join("crates").join(c))
+        .collect();
+    let mut newest = std::fs::metadata(root.join("Cargo.lock"))
+        .and_then(|m| m.modified())
+        .ok();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "tests") {
+                    dirs.push(path);
+                }
+            } else if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(Some(m));
+            }
+        }
+    }
+    newest.is_some_and(|n| n <= built)
 }
 
 /// `ledgerport-bench --log warn --server-bin <ledgerport>`.

@@ -5,8 +5,8 @@
 
 use ledgerport_core::clock::ManualClock;
 use ledgerport_store::Store;
-use ledgerport_testkit::contract::contract_now;
 use ledgerport_store::postgres::PostgresStore;
+use ledgerport_testkit::contract::contract_now;
 use ledgerport_testkit::testing::TestDatabase;
 use std::sync::Arc;
 

@@ -30,7 +30,9 @@ use ledgerport_core::world::{
     PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
-use ledgerport_store::{Actor, LedgerView, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store};
+use ledgerport_store::{
+    Actor, LedgerView, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store,
+};
 use std::collections::BTreeMap;
 
 /// Credentials as issued: what a client would hold.
@@ -478,7 +480,8 @@ impl Step {
                         .map(|u| parse_msn(u))
                         .collect::<Result<_, _>>()?,
                     time_zone: l.time_zone,
-                    cutoff: parse_cutoff("cutoff", &l.cutoff).map_err(|e| format!("{what}: {e}"))?,
+                    cutoff: parse_cutoff("cutoff", &l.cutoff)
+                        .map_err(|e| format!("{what}: {e}"))?,
                     payout_frequency: l.frequency,
                     settlement_mode: l.mode,
                     fee_plan: l.fees,

@@ -117,7 +117,9 @@ fn progress(what: &str, done: u64, total: u64, began: Instant) {
 pub async fn build(store: &dyn Store, size: &Size) -> Result<World, String> {
     let began = Instant::now();
     let n = size.ledgers as usize;
-    let mut builder = WorldBuilder::new().by("bench").on_progress(world_progress());
+    let mut builder = WorldBuilder::new()
+        .by("bench")
+        .on_progress(world_progress());
     let org = |m: usize| (900_000_000 + m).to_string();
     for m in 0..size.merchants as usize {
         builder = builder.merchant(&org(m), &format!("Bench Merchant {m} AS"));
@@ -170,7 +172,11 @@ pub async fn build(store: &dyn Store, size: &Size) -> Result<World, String> {
     for (i, msn) in msns.iter().take(key_count).enumerate() {
         builder = builder.unit_keys(&format!("unit-{i}"), &msn.to_string());
     }
-    let built = builder.service_keys("service").build(store).await.map_err(err)?;
+    let built = builder
+        .service_keys("service")
+        .build(store)
+        .await
+        .map_err(err)?;
     let mut unit_keys = Vec::new();
     for i in 0..key_count.min(n) {
         let k = built.keys(&format!("unit-{i}"));

@@ -6,12 +6,10 @@
 use jiff::Timestamp;
 use ledgerport_core::clock::{Clock, ManualClock};
 use ledgerport_core::entry::{NewEntry, PayerDetails};
-use ledgerport_core::ids::{
-    BankAccount, Country, Currency, LedgerDate, LedgerId, Msn, Topic,
-};
+use ledgerport_core::ids::{BankAccount, Country, Currency, LedgerDate, LedgerId, Msn, Topic};
 use ledgerport_core::world::{
-    FeePlan, KeyKind, KeyOwner, PartnerKind, PayoutFrequency, RowId, SalesUnitKind,
-    SettlementMode, parse_cutoff,
+    FeePlan, KeyKind, KeyOwner, PartnerKind, PayoutFrequency, RowId, SalesUnitKind, SettlementMode,
+    parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
 use ledgerport_server::{AppState, ServerConfig};
@@ -360,11 +358,25 @@ pub async fn world(app: &TestApp) -> World {
             "100",
             Topic::Funds,
             vec![
-                e("1001", "2024-04-04T08:00:00.000001Z", "capture", 10000, u1, None),
+                e(
+                    "1001",
+                    "2024-04-04T08:00:00.000001Z",
+                    "capture",
+                    10000,
+                    u1,
+                    None,
+                ),
                 e("1002", "2024-04-04T09:00:00Z", "capture", 10000, u1, None),
                 e("1003", "2024-04-04T10:00:00Z", "capture", 20000, u1, None),
                 e("1003", "2024-04-04T11:00:00Z", "refund", -10000, u1, None),
-                e("100-2000001", "2024-04-04T21:59:59.999999Z", "payout-scheduled", -30000, "", None),
+                e(
+                    "100-2000001",
+                    "2024-04-04T21:59:59.999999Z",
+                    "payout-scheduled",
+                    -30000,
+                    "",
+                    None,
+                ),
                 e("1004", "2024-04-05T08:00:00Z", "capture", 5000, u1, None),
                 e("1005", "2024-04-05T09:00:00Z", "capture", 7000, u1, None),
             ],
@@ -373,16 +385,44 @@ pub async fn world(app: &TestApp) -> World {
             "100",
             Topic::Fees,
             vec![
-                e("1001", "2024-04-04T08:00:00.000001Z", "capture-fee", -175, u1, None),
-                e("1002", "2024-04-04T09:00:00Z", "capture-fee", -175, u1, None),
-                e("1003", "2024-04-04T10:00:00Z", "capture-fee", -350, u1, None),
+                e(
+                    "1001",
+                    "2024-04-04T08:00:00.000001Z",
+                    "capture-fee",
+                    -175,
+                    u1,
+                    None,
+                ),
+                e(
+                    "1002",
+                    "2024-04-04T09:00:00Z",
+                    "capture-fee",
+                    -175,
+                    u1,
+                    None,
+                ),
+                e(
+                    "1003",
+                    "2024-04-04T10:00:00Z",
+                    "capture-fee",
+                    -350,
+                    u1,
+                    None,
+                ),
             ],
         )
         .entries(
             "200",
             Topic::Funds,
             vec![
-                e("2001", "2024-04-04T08:00:00Z", "capture", 4000, "NO:57860", Some(payer)),
+                e(
+                    "2001",
+                    "2024-04-04T08:00:00Z",
+                    "capture",
+                    4000,
+                    "NO:57860",
+                    Some(payer),
+                ),
                 e("2002", "2024-04-04T09:00:00Z", "capture", 6000, u2, None),
             ],
         )

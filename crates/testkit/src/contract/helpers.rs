@@ -1,5 +1,6 @@
 //! What every section of the contract builds its worlds and checks with.
 
+pub(super) use super::{CONTRACT_NOW, contract_now};
 pub(super) use jiff::Timestamp;
 pub(super) use ledgerport_core::access::{
     Decision, LedgerAccess, LedgerFacts, ListScope, Principal, decide,
@@ -17,7 +18,6 @@ pub(super) use ledgerport_store::{
     NewMerchant, NewPartner, NewPortalUser, NewSalesUnit, PortalRole, PortalSession, Result,
     SignInFailures, SigningKeyRecord, Store, StoreError,
 };
-pub(super) use super::{CONTRACT_NOW, contract_now};
 pub(super) use std::fmt::Debug;
 
 pub(super) const OPERATOR: &str = "operator@ledgerport.test";
@@ -119,7 +119,12 @@ pub(super) async fn add_merchant(s: &dyn Store, org_id: &str, name: &str) -> Mer
     must(s.create_merchant(&by(), m).await, "create merchant")
 }
 
-pub(super) async fn add_api_unit(s: &dyn Store, merchant: RowId, number: &str, name: &str) -> SalesUnit {
+pub(super) async fn add_api_unit(
+    s: &dyn Store,
+    merchant: RowId,
+    number: &str,
+    name: &str,
+) -> SalesUnit {
     let u = NewSalesUnit {
         msn: msn(number),
         merchant_id: merchant,
@@ -171,7 +176,12 @@ pub(super) fn ledger_spec(id: &str, owner: RowId, units: &[&str]) -> NewLedger {
     }
 }
 
-pub(super) async fn add_ledger(s: &dyn Store, id: &str, owner: RowId, units: &[&str]) -> LedgerView {
+pub(super) async fn add_ledger(
+    s: &dyn Store,
+    id: &str,
+    owner: RowId,
+    units: &[&str],
+) -> LedgerView {
     must(
         s.create_ledger(&by(), ledger_spec(id, owner, units)).await,
         "create ledger",
@@ -267,7 +277,11 @@ pub(super) async fn scope_ids(
 
 /// Every view a scope returns must be the ledger as `ledger` reads it, and its facts the ledger's
 /// facts; returns the ledger ids.
-pub(super) async fn checked_scope(s: &dyn Store, scope: &ListScope, filter: Option<&str>) -> Vec<String> {
+pub(super) async fn checked_scope(
+    s: &dyn Store,
+    scope: &ListScope,
+    filter: Option<&str>,
+) -> Vec<String> {
     let filter = filter.map(handle);
     let page = must(
         s.ledgers_in_scope(scope, filter.as_ref(), None, 100).await,
@@ -346,7 +360,12 @@ pub(super) fn placed_all(entries: &[NewEntry], first_seq: i64, before: i64) -> V
     out
 }
 
-pub(super) async fn append(s: &dyn Store, ledger: &str, topic: Topic, entries: &[NewEntry]) -> Vec<Entry> {
+pub(super) async fn append(
+    s: &dyn Store,
+    ledger: &str,
+    topic: Topic,
+    entries: &[NewEntry],
+) -> Vec<Entry> {
     must(
         s.append_entries(&lid(ledger), topic, entries.to_vec())
             .await,

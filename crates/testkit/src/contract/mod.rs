@@ -242,7 +242,10 @@ mod tests {
         }
         let sections: BTreeSet<&str> = SECTIONS.iter().map(|(s, _)| *s).collect();
         for (section, name) in listed {
-            assert!(sections.contains(section), "{section}::{name}: no such section file");
+            assert!(
+                sections.contains(section),
+                "{section}::{name}: no such section file"
+            );
         }
     }
 
@@ -267,8 +270,12 @@ mod tests {
 
     #[test]
     fn an_unlisted_test_body_is_found() {
-        let source = "pub async fn listed(s: &dyn Store) {}\npub async fn\n    forgotten(s: &dyn Store) {}";
+        let source =
+            "pub async fn listed(s: &dyn Store) {}\npub async fn\n    forgotten(s: &dyn Store) {}";
         let found = test_bodies(source);
-        assert!(found.contains("forgotten") && found.contains("listed"), "{found:?}");
+        assert!(
+            found.contains("forgotten") && found.contains("listed"),
+            "{found:?}"
+        );
     }
 }
