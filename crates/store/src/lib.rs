@@ -1,10 +1,14 @@
 //! Storage for Ledgerport, in the domain's words.
 //!
-//! [`Store`] is the one interface the server and the command line use; each backend implements all
-//! of it (`sqlite`, the embedded default, and `postgres`, for several servers on one database;
-//! [`open`] picks one by URL), and [`contract`] holds the tests every backend must pass. Queries that
-//! read a ledger's entries take a [`LedgerAccess`], so they cannot be called without an access
-//! decision.
+//! [`Store`] is the interface the server and the command line use: the sum of six narrow traits
+//! ([`WorldStore`], [`CredentialStore`], [`ReportStore`], [`SettlementStore`], [`PortalStore`],
+//! [`OperationsStore`]; `use ledgerport_store::prelude::*` to call them). [`SqlStore`] implements
+//! them once for both databases (`sql/`, with the settlement engine's transactions in
+//! `settlement/`); `sqlite`, the embedded default, and `postgres`, for several servers on one
+//! database, hold only what differs ([`open`] picks one by URL). [`contract`] holds the tests every
+//! backend must pass. Queries that read a ledger's entries take a
+//! [`LedgerAccess`](ledgerport_core::access::LedgerAccess), so they cannot be called without an
+//! access decision.
 
 pub mod contract;
 mod error;
