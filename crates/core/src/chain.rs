@@ -144,6 +144,31 @@ impl Chains {
         })
     }
 
+    /// Places the entries of one event, all or none: when one would take its chain's balance
+    /// out of range, nothing is placed.
+    pub fn place_all(
+        &mut self,
+        ledger: &LedgerId,
+        entries: Vec<(Topic, NewEntry)>,
+    ) -> Result<Vec<(Topic, Entry)>, BalanceOverflow> {
+        let mut balances: HashMap<Topic, i64> = HashMap::new();
+        for (topic, e) in &entries {
+            let balance = balances
+                .entry(*topic)
+                .or_insert_with(|| self.end(ledger, *topic).unwrap_or(ChainEnd::EMPTY).balance);
+            *balance = balance
+                .checked_add(e.amount)
+                .ok_or_else(|| BalanceOverflow {
+                    ledger_id: ledger.clone(),
+                    topic: *topic,
+                })?;
+        }
+        entries
+            .into_iter()
+            .map(|(topic, e)| Ok((topic, self.place(ledger, topic, e)?)))
+            .collect()
+    }
+
     /// The date runs placed since the last call, in order; runs placed later start afresh
     /// (continuing what is then stored).
     pub fn take_runs(&mut self) -> Vec<DateRun> {
@@ -227,6 +252,26 @@ mod tests {
         assert_eq!(err.topic, Topic::Funds);
         let end = chains.end(&ledger(), Topic::Funds).expect("end");
         assert_eq!((end.seq, end.balance), (1, i64::MAX));
+    }
+
+    #[test]
+    fn an_event_whose_second_entry_overflows_places_neither() {
+        let mut chains = Chains::default();
+        chains
+            .place(&ledger(), Topic::Fees, entry(i64::MIN + 1, "2024-04-01"))
+            .expect("fees near the bottom");
+        let err = chains
+            .place_all(
+                &ledger(),
+                vec![
+                    (Topic::Funds, entry(100, "2024-04-01")),
+                    (Topic::Fees, entry(-2, "2024-04-01")),
+                ],
+            )
+            .expect_err("fees overflow");
+        assert_eq!(err.topic, Topic::Fees);
+        assert_eq!(chains.end(&ledger(), Topic::Funds), None);
+        assert_eq!(chains.end(&ledger(), Topic::Fees).map(|e| e.seq), Some(1));
     }
 
     #[test]

@@ -256,14 +256,26 @@ pub fn check_event(
                 "no capture with this pspReference on the ledger",
             ));
         }
-        EventKind::Refund if totals.refunded + ev.amount > totals.captured => {
+        // Checked: a refund so large that the sum overflows is more than was captured too.
+        EventKind::Refund
+            if totals
+                .refunded
+                .checked_add(ev.amount)
+                .is_none_or(|refunded| refunded > totals.captured) =>
+        {
             return Err(Rejection::new(
                 "amount",
                 format!(
                     "refund of {} is more than what is left of the captures of this pspReference ({})",
                     ev.amount,
-                    totals.captured - totals.refunded
+                    totals.captured.saturating_sub(totals.refunded)
                 ),
+            ));
+        }
+        EventKind::Capture if totals.captured.checked_add(ev.amount).is_none() => {
+            return Err(Rejection::new(
+                "amount",
+                "would take the captures of this pspReference out of range",
             ));
         }
         _ => {}
@@ -337,15 +349,16 @@ pub fn plan_event(
     })
 }
 
-/// A pspReference's totals after `ev` was applied.
+/// A pspReference's totals after `ev` was applied. [`check_event`] has made sure the sums fit;
+/// they saturate rather than wrap should they not.
 pub fn totals_after(totals: PaymentTotals, ev: &PaymentEvent) -> PaymentTotals {
     match ev.kind {
         EventKind::Capture => PaymentTotals {
-            captured: totals.captured + ev.amount,
+            captured: totals.captured.saturating_add(ev.amount),
             ..totals
         },
         EventKind::Refund => PaymentTotals {
-            refunded: totals.refunded + ev.amount,
+            refunded: totals.refunded.saturating_add(ev.amount),
             ..totals
         },
         _ => totals,
@@ -395,8 +408,6 @@ pub fn end_of_date(ledger: &Ledger, date: LedgerDate) -> Timestamp {
 /// What a period's closing needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeriodFacts {
-    /// Sum of the period's `capture-fee` amounts (zero or negative).
-    pub capture_fees: i64,
     /// The funds balance before the closing entries.
     pub funds_balance: i64,
     /// The fees balance before the closing entries.
@@ -430,9 +441,11 @@ pub fn unit_number(handle: &RecipientHandle) -> String {
     }
 }
 
-/// Closes the period ending `end`. Net settlement: the period's capture fees are retained from the
-/// funds (`fees-retained` on both topics), then a positive funds balance is paid out whole as the
-/// date's last entry. Gross settlement: no fees are retained; at a month's end the fees owed are
+/// Closes the period ending `end`. Net settlement: the whole fees balance owed (capture fees,
+/// service fees, credit notes, fee corrections, and what earlier periods carried) is retained
+/// from the funds (`fees-retained` on both topics), so the fees topic is back at zero; a fees
+/// balance in the merchant's favour is not retained (the entry's sign is fixed) and carries over.
+/// Then a positive funds balance is paid out whole as the date's last entry. Gross settlement: no fees are retained; at a month's end the fees owed are
 /// invoiced (`fees-invoiced`). A zero or negative balance pays nothing and carries over.
 pub fn plan_close(
     ledger: &Ledger,
@@ -458,7 +471,7 @@ pub fn plan_close(
     let period_ref = format!("{}-{}", ledger.ledger_id, end);
     match ledger.settlement_mode {
         SettlementMode::Net => {
-            let retained = -f.capture_fees;
+            let retained = -f.fees_balance.min(0);
             if retained != 0 {
                 entries.push((
                     Topic::Funds,
@@ -478,7 +491,7 @@ pub fn plan_close(
                         retained,
                     ),
                 ));
-                funds -= retained;
+                funds = funds.saturating_sub(retained);
             }
         }
         SettlementMode::Gross => {
@@ -652,7 +665,6 @@ mod tests {
         let l = ledger(PayoutFrequency::Daily, SettlementMode::Net, 0, 0);
         let h = RecipientHandle::parse("h", "NO:57860").expect("handle");
         let f = PeriodFacts {
-            capture_fees: -1200,
             funds_balance: 30_000,
             fees_balance: -1200,
             next_payout_number: 2_000_001,
@@ -683,7 +695,6 @@ mod tests {
         let l = ledger(PayoutFrequency::Daily, SettlementMode::Net, 0, 0);
         let h = RecipientHandle::parse("h", "api:123455").expect("handle");
         let f = PeriodFacts {
-            capture_fees: 0,
             funds_balance: -500,
             fees_balance: 0,
             next_payout_number: 2_000_001,
@@ -698,7 +709,6 @@ mod tests {
         let l = ledger(PayoutFrequency::Daily, SettlementMode::Gross, 0, 0);
         let h = RecipientHandle::parse("h", "api:123455").expect("handle");
         let f = PeriodFacts {
-            capture_fees: -300,
             funds_balance: 10_000,
             fees_balance: -900,
             next_payout_number: 2_000_005,

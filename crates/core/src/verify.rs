@@ -32,12 +32,16 @@ pub const CAPTURE_FEE: &str = "capture-fee";
 /// `credit-note` may have either sign but not zero. Unknown types are not checked.
 pub const AMOUNT_SIGN: &str = "amount-sign";
 
+/// Along the funds topic, the refunds of a pspReference never add up to more than its captures
+/// so far.
+pub const REFUND_LIMIT: &str = "refund-limit";
+
 /// Feed order and date order are one sequence: along each topic, in seq order, the ledgerDate
 /// never goes back.
 pub const DATE_ORDER: &str = "date-order";
 
 /// Every rule, in the order reports list a single entry's violations.
-pub const RULES: [&str; 7] = [
+pub const RULES: [&str; 8] = [
     CHAIN,
     DATE_ORDER,
     AMOUNT_SIGN,
@@ -45,6 +49,7 @@ pub const RULES: [&str; 7] = [
     PAYOUT_LAST,
     FEES_RETAINED_MIRROR,
     CAPTURE_FEE,
+    REFUND_LIMIT,
 ];
 
 /// One broken invariant: where (ledger, topic, seq) and which rule, with what was found.
@@ -90,6 +95,7 @@ pub fn check_ledger(ledger: &Ledger, funds: &[Entry], fees: &[Entry]) -> Vec<Vio
     check_payouts_last(&mut r, funds);
     check_fees_retained_mirror(&mut r, funds, fees);
     check_capture_fees(&mut r, ledger, funds, fees);
+    check_refund_limits(&mut r, funds);
     let rank = |rule: &str| RULES.iter().position(|r| *r == rule).unwrap_or(RULES.len());
     r.out
         .sort_by_key(|v| (v.topic.map(Topic::code), v.seq, rank(v.rule)));
@@ -381,6 +387,28 @@ fn fee_key(e: &Entry, amount: i64) -> (&str, &str, i64) {
     (e.psp_reference.as_str(), e.reference.as_str(), amount)
 }
 
+fn check_refund_limits(r: &mut Report<'_>, funds: &[Entry]) {
+    // Sums in i128: amounts that overflow i64 together are exactly what this rule is for.
+    let mut totals: HashMap<&str, (i128, i128)> = HashMap::new();
+    for e in funds {
+        let (captured, refunded) = totals.entry(e.psp_reference.as_str()).or_default();
+        match e.entry_type.as_str() {
+            "capture" => *captured += i128::from(e.amount),
+            "refund" => {
+                *refunded += -i128::from(e.amount);
+                if *refunded > *captured {
+                    let detail = format!(
+                        "refunds of pspReference {} add up to {refunded}, more than its captures ({captured})",
+                        e.psp_reference
+                    );
+                    r.add(Topic::Funds, e, REFUND_LIMIT, detail);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn check_capture_fees(r: &mut Report<'_>, ledger: &Ledger, funds: &[Entry], fees: &[Entry]) {
     let captures = funds
         .iter()
@@ -532,6 +560,20 @@ mod tests {
             self
         }
 
+        /// As [`Book::rechain`], with balances wrapping as an unchecked store's would.
+        fn rechain_wrapping(mut self) -> Self {
+            for t in [&mut self.funds, &mut self.fees] {
+                let mut balance: i64 = 0;
+                for (i, e) in t.iter_mut().enumerate() {
+                    e.seq = i as i64 + 1;
+                    e.balance_before = balance;
+                    balance = balance.wrapping_add(e.amount);
+                    e.balance_after = balance;
+                }
+            }
+            self
+        }
+
         fn entry(&mut self, topic: Topic, seq: i64) -> &mut Entry {
             let t = self.topic(topic);
             let i = t
@@ -587,6 +629,38 @@ mod tests {
         assert_eq!(b.funds[4].balance_after, 28_800);
         assert_eq!(b.funds[5].amount, -28_800);
         assert_eq!(b.fees[3].balance_after, 0);
+    }
+
+    #[test]
+    fn refunds_beyond_the_captures_of_a_payment_break_the_refund_limit() {
+        let mut b = good_book();
+        // 7000 captured on 2022-10-03 (funds seq 11): refunds of 5000 and then 2001.
+        b.push(Topic::Funds, "2022-10-03", "refund", "3343121306", -5_000);
+        b.push(Topic::Funds, "2022-10-03", "refund", "3343121306", -2_001);
+
+        let v = check(&b);
+
+        assert_eq!(found(&v), vec![(Some(Topic::Funds), Some(13), REFUND_LIMIT)]);
+    }
+
+    #[test]
+    fn a_refund_that_wrapped_a_stored_total_negative_breaks_the_refund_limit() {
+        let mut b = good_book();
+        // The attack of an unchecked sum: capture 100, refund 50, refund i64::MAX - 9.
+        b.capture("2022-10-03", "p-attack", 100);
+        b.push(Topic::Funds, "2022-10-03", "refund", "p-attack", -50);
+        b.funds.push(Entry {
+            amount: -(i64::MAX - 9),
+            ..b.funds[b.funds.len() - 1].clone()
+        });
+        let b = b.rechain_wrapping();
+
+        let v = check(&b);
+
+        assert!(
+            found(&v).contains(&(Some(Topic::Funds), Some(14), REFUND_LIMIT)),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -1028,18 +1102,7 @@ mod tests {
         };
         let close = |b: &mut Book, l: &mut Ledger, now: Timestamp| {
             for end in due_period_ends(l, l.closed_through, now) {
-                let capture_fees = b
-                    .fees
-                    .iter()
-                    .filter(|e| {
-                        e.entry_type == "capture-fee"
-                            && e.ledger_date > l.closed_through
-                            && e.ledger_date <= end
-                    })
-                    .map(|e| e.amount)
-                    .sum();
                 let facts = PeriodFacts {
-                    capture_fees,
                     funds_balance: b.funds.last().map_or(0, |e| e.balance_after),
                     fees_balance: b.fees.last().map_or(0, |e| e.balance_after),
                     next_payout_number: l.next_payout_number,

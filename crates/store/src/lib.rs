@@ -1,10 +1,12 @@
 //! Storage for Ledgerport, in the domain's words.
 //!
-//! [`Store`] is the one interface the server and the command line use, the sum of six narrow
-//! traits (import them with [`prelude`]). One SQL implementation ([`SqlStore`]) serves both
-//! backends (`sqlite`, the embedded default, and `postgres`, for several servers on one database;
-//! [`open`] picks one by URL); the tests every backend must pass live in the dev-only
-//! `ledgerport-testkit` crate.
+//! [`Store`] is the interface the server and the command line use: the sum of six narrow traits
+//! ([`WorldStore`], [`CredentialStore`], [`ReportStore`], [`SettlementStore`], [`PortalStore`],
+//! [`OperationsStore`]; `use ledgerport_store::prelude::*` to call them). [`SqlStore`] implements
+//! them once for both databases (`sql/`, with the settlement engine's transactions in
+//! `settlement/`); `sqlite`, the embedded default, and `postgres`, for several servers on one
+//! database, hold only what differs ([`open`] picks one by URL). The tests every backend must pass
+//! live in the dev-only `ledgerport-testkit` crate.
 //!
 //! Queries that read a ledger's entries take a [`LedgerAccess`], and a ledger's description comes
 //! back [`Guarded`] with its facts, so neither can be read without an access decision

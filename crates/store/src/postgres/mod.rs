@@ -53,6 +53,11 @@ impl Dialect for Postgres {
         )
     }
 
+    fn push_parameter(sql: &mut String, n: usize) {
+        sql.push('$');
+        sql.push_str(&n.to_string());
+    }
+
     fn in_list(column: &str, param: &str) -> String {
         format!("{column} = ANY({param})")
     }

@@ -21,7 +21,7 @@ use crate::sql::{Arg, Dialect, List, SqlStore, WriteTx, args, texts};
 use crate::{ClosedPeriod, EventOutcome, Result, SettlementStore, StoreError};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use ledgerport_core::chain::{ChainEnd, Chains, DateRun};
+use ledgerport_core::chain::{BalanceOverflow, ChainEnd, Chains, DateRun};
 use ledgerport_core::engine::{
     PaymentEvent, PaymentTotals, PeriodFacts, Rejection, check_event, due_period_ends, plan_close,
     plan_event, totals_after,
@@ -95,6 +95,22 @@ impl Placing {
             .map_err(|overflow| StoreError::Invalid(overflow.to_string()))?;
         self.pending.push((ledger.clone(), topic, entry));
         Ok(())
+    }
+
+    /// Places the entries of one event, all or none; returns how many.
+    fn place_event(
+        &mut self,
+        ledger: &LedgerId,
+        entries: Vec<(Topic, NewEntry)>,
+    ) -> std::result::Result<u32, BalanceOverflow> {
+        let placed = self.chains.place_all(ledger, entries)?;
+        let n = placed.len() as u32;
+        self.pending.extend(
+            placed
+                .into_iter()
+                .map(|(topic, e)| (ledger.clone(), topic, e)),
+        );
+        Ok(n)
     }
 
     /// Writes the entries placed so far and the date runs they make.
@@ -230,12 +246,11 @@ async fn close_period<DB: SettleSql>(
     placing.flush(tx).await?;
     let id = ctx.ledger.ledger_id.clone();
     let sql = format!(
-        "SELECT CAST(COALESCE(SUM(CASE WHEN e.entry_type = 'capture-fee' THEN e.amount END), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN e.topic = 0 THEN e.amount END), 0) AS BIGINT), \
+        "SELECT CAST(COALESCE(SUM(CASE WHEN e.topic = 0 THEN e.amount END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN e.topic = 1 THEN e.amount END), 0) AS BIGINT) FROM {}",
         DB::PERIOD_ENTRIES_FROM
     );
-    let (capture_fees, period_funds, period_fees): (i64, i64, i64) = tx
+    let (period_funds, period_fees): (i64, i64) = tx
         .one(
             AssertSqlSafe(sql),
             args![
@@ -245,11 +260,17 @@ async fn close_period<DB: SettleSql>(
             ],
         )
         .await?;
-    let funds_balance = ctx.carried_funds + period_funds;
-    let fees_balance = ctx.carried_fees + period_fees;
+    let overflow = || StoreError::Corrupt(format!("the balances of ledger {id} are out of range"));
+    let funds_balance = ctx
+        .carried_funds
+        .checked_add(period_funds)
+        .ok_or_else(overflow)?;
+    let fees_balance = ctx
+        .carried_fees
+        .checked_add(period_fees)
+        .ok_or_else(overflow)?;
     let next = ctx.ledger.next_payout_number;
     let facts = PeriodFacts {
-        capture_fees,
         funds_balance,
         fees_balance,
         next_payout_number: next,
@@ -258,10 +279,11 @@ async fn close_period<DB: SettleSql>(
     let (mut payout, mut fees) = (None, 0);
     let (mut funds_after, mut fees_after) = (funds_balance, fees_balance);
     for (topic, e) in plan.entries {
-        match topic {
-            Topic::Funds => funds_after += e.amount,
-            Topic::Fees => fees_after += e.amount,
-        }
+        let balance = match topic {
+            Topic::Funds => &mut funds_after,
+            Topic::Fees => &mut fees_after,
+        };
+        *balance = balance.checked_add(e.amount).ok_or_else(overflow)?;
         match e.entry_type.as_str() {
             "payout-scheduled" => payout = Some((next, -e.amount)),
             "fees-invoiced" => fees = e.amount,
@@ -271,7 +293,9 @@ async fn close_period<DB: SettleSql>(
         placing.place(&id, topic, e)?;
     }
     placing.flush(tx).await?;
-    let next_after = next + i64::from(plan.used_payout_number);
+    let next_after = next
+        .checked_add(i64::from(plan.used_payout_number))
+        .ok_or_else(overflow)?;
     tx.execute(
         "UPDATE ledgers SET closed_through = $1, next_payout_number = $2, closed_funds_balance = $3, \
          closed_fees_balance = $4 WHERE ledger_id = $5",
@@ -412,28 +436,31 @@ async fn ingest<DB: SettleSql>(
                         event_id: ev.event_id.clone(),
                         rejection,
                     },
-                    Ok(entries) => {
-                        let n = entries.len() as u32;
-                        for (topic, e) in entries {
-                            placing.place(&id, topic, e)?;
-                        }
-                        let after = totals_after(before, &ev);
-                        if after != before {
-                            totals.insert(key.clone(), after);
-                            touched.push(key);
-                        }
-                        accepted_rows.push(vec![
-                            Arg::Text(ev.event_id.clone()),
-                            Arg::Text(id.as_str().to_owned()),
-                            Arg::Int(i64::from(n)),
-                            Arg::Text(received_at.clone()),
-                        ]);
-                        EventOutcome::Accepted {
+                    Ok(entries) => match placing.place_event(&id, entries) {
+                        // One event must not fail its batch: it is refused, the rest applied.
+                        Err(overflow) => EventOutcome::Rejected {
                             event_id: ev.event_id.clone(),
-                            ledger_id: id,
-                            entries: n,
+                            rejection: Rejection::new("amount", format!("would make {overflow}")),
+                        },
+                        Ok(n) => {
+                            let after = totals_after(before, &ev);
+                            if after != before {
+                                totals.insert(key.clone(), after);
+                                touched.push(key);
+                            }
+                            accepted_rows.push(vec![
+                                Arg::Text(ev.event_id.clone()),
+                                Arg::Text(id.as_str().to_owned()),
+                                Arg::Int(i64::from(n)),
+                                Arg::Text(received_at.clone()),
+                            ]);
+                            EventOutcome::Accepted {
+                                event_id: ev.event_id.clone(),
+                                ledger_id: id,
+                                entries: n,
+                            }
                         }
-                    }
+                    },
                 }
             }
         };

@@ -129,6 +129,10 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     /// `$3` date, `$4` after seq, `$5` limit.
     fn date_page() -> String;
 
+    /// Appends the placeholder of the `n`th parameter (from 1) of a statement whose parameters are
+    /// all used once, in order (the multi-row INSERTs).
+    fn push_parameter(sql: &mut String, n: usize);
+
     /// `column` is one of the list bound as parameter `param` (an [`Arg::List`]).
     fn in_list(column: &str, param: &str) -> String;
 
@@ -448,8 +452,7 @@ impl<DB: Dialect> WriteTx<DB> {
                     if c > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push('$');
-                    sql.push_str(&(r * columns + c + 1).to_string());
+                    DB::push_parameter(&mut sql, r * columns + c + 1);
                 }
                 sql.push(')');
             }
@@ -463,14 +466,14 @@ impl<DB: Dialect> WriteTx<DB> {
 
 /// Maps a constraint failure to the domain's words; anything else stays as it was.
 pub(crate) fn constraint(e: StoreError, what: impl Fn() -> String) -> StoreError {
-    if let StoreError::Database(db) = &e {
-        if let Some(sqlx::Error::Database(d)) = db.0.downcast_ref::<sqlx::Error>() {
-            if d.is_unique_violation() {
-                return StoreError::Conflict(what());
-            }
-            if d.is_foreign_key_violation() {
-                return StoreError::NotFound(format!("something {} refers to", what()));
-            }
+    if let StoreError::Database(db) = &e
+        && let Some(sqlx::Error::Database(d)) = db.0.downcast_ref::<sqlx::Error>()
+    {
+        if d.is_unique_violation() {
+            return StoreError::Conflict(what());
+        }
+        if d.is_foreign_key_violation() {
+            return StoreError::NotFound(format!("something {} refers to", what()));
         }
     }
     e

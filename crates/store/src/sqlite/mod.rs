@@ -113,6 +113,13 @@ impl Dialect for Sqlite {
         report::date_page()
     }
 
+    /// Anonymous: SQLite finds a named parameter's name (`$1`, which sqlx asks for at every
+    /// binding) by a linear scan of the statement's names, which made a multi-row INSERT of
+    /// thousands of parameters quadratic (ingestion at 1,700 instead of 45,000 events/s).
+    fn push_parameter(sql: &mut String, _n: usize) {
+        sql.push('?');
+    }
+
     fn in_list(column: &str, param: &str) -> String {
         format!("{column} IN (SELECT value FROM json_each({param}))")
     }
