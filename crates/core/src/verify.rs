@@ -640,7 +640,10 @@ mod tests {
 
         let v = check(&b);
 
-        assert_eq!(found(&v), vec![(Some(Topic::Funds), Some(13), REFUND_LIMIT)]);
+        assert_eq!(
+            found(&v),
+            vec![(Some(Topic::Funds), Some(13), REFUND_LIMIT)]
+        );
     }
 
     #[test]

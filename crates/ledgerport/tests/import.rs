@@ -7,8 +7,8 @@
 use ledgerport_core::access::{self, Principal};
 use ledgerport_core::clock::SystemClock;
 use ledgerport_core::ids::{LedgerId, Topic};
-use ledgerport_store::sqlite::SqliteStore;
 use ledgerport_store::prelude::*;
+use ledgerport_store::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

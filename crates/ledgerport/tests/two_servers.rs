@@ -62,10 +62,10 @@ async fn serve(url: &str, http: &reqwest::Client) -> Server {
     // A process has no readiness signal but its port: poll it (the start migrates and loads keys).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = http.get(format!("{}/healthz", server.base)).send().await {
-            if r.status() == 200 {
-                return server;
-            }
+        if let Ok(r) = http.get(format!("{}/healthz", server.base)).send().await
+            && r.status() == 200
+        {
+            return server;
         }
         assert!(Instant::now() < deadline, "serve on {port} did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -22,9 +22,9 @@ use ledgerport_core::ids::{BankAccount, Currency, LedgerDate, LedgerId, Msn};
 use ledgerport_core::world::{
     FeePlan, PayoutFrequency, SettlementMode, ledger_date_at, parse_cutoff,
 };
+use ledgerport_store::prelude::*;
 use ledgerport_store::sqlite::SqliteStore;
 use ledgerport_store::{Actor, EventOutcome, NewLedger};
-use ledgerport_store::prelude::*;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;

@@ -9,8 +9,8 @@ use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId,
 use ledgerport_core::world::{
     FeePlan, PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
 };
-use ledgerport_testkit::testing::{TestStore, fresh_store};
 use ledgerport_store::{Actor, EventOutcome, NewLedger, NewMerchant, NewSalesUnit};
+use ledgerport_testkit::testing::{TestStore, fresh_store};
 
 const LEDGER: &str = "12345";
 const MSN: u32 = 100_000;

@@ -140,7 +140,9 @@ impl Size {
             small_ledger_entries: pick(a.small_ledger_entries, 10_000, 5_000),
             days: pick(a.days.map(u64::from), 365, 60) as u32,
             concurrency: pick(a.concurrency.map(u64::from), 32, 32) as u32,
-            duration: Duration::from_secs_f64(a.duration.unwrap_or(if q { 3.0 } else { 10.0 })),
+            // A negative, infinite or NaN number of seconds is no duration: refused below.
+            duration: Duration::try_from_secs_f64(a.duration.unwrap_or(if q { 3.0 } else { 10.0 }))
+                .unwrap_or(Duration::ZERO),
             ingest_batch: pick(a.ingest_batch.map(u64::from), 1000, 1000) as u32,
             phases: Phases(a.phases.clone()),
         };
@@ -181,7 +183,7 @@ impl Size {
         if size.concurrency == 0 || size.concurrency > 1024 {
             return bad("concurrency", "must be from 1 to 1024");
         }
-        if !(size.duration.as_secs_f64() > 0.0) {
+        if size.duration.is_zero() {
             return bad("duration", "must be more than 0 seconds");
         }
         if size.ingest_batch == 0 || size.ingest_batch > 10_000 {

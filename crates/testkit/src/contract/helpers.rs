@@ -295,7 +295,10 @@ pub(super) async fn checked_scope(
             .expect("the operator reads every ledger");
         let id = view.ledger.ledger_id.to_string();
         let alone = some(
-            must(operator_view(s, &view.ledger.ledger_id).await, "read ledger"),
+            must(
+                operator_view(s, &view.ledger.ledger_id).await,
+                "read ledger",
+            ),
             "listed ledger exists",
         );
         assert_eq!(

@@ -64,7 +64,10 @@ pub async fn a_ledger_with_one_sales_unit_reads_back_exactly_as_created(s: &dyn 
         Some(expected.clone())
     );
     assert_eq!(must(s.ledgers().await, "list ledgers"), vec![expected]);
-    assert_eq!(must(operator_view(s, &lid("302322")).await, "unknown ledger"), None);
+    assert_eq!(
+        must(operator_view(s, &lid("302322")).await, "unknown ledger"),
+        None
+    );
 }
 
 pub async fn a_ledger_settling_for_several_units_lists_them_in_the_given_order(s: &dyn Store) {
@@ -115,7 +118,10 @@ pub async fn a_ledger_for_a_sales_unit_of_another_merchant_is_invalid_and_not_wr
         Expect::Invalid,
         "a ledger of A settling for B's unit 54321",
     );
-    assert_eq!(must(operator_view(s, &lid("100001")).await, "refused ledger"), None);
+    assert_eq!(
+        must(operator_view(s, &lid("100001")).await, "refused ledger"),
+        None
+    );
     assert_eq!(must(s.ledgers().await, "list ledgers"), vec![]);
     // Neither unit was tied to the refused ledger.
     add_ledger(s, "100002", a.id, &["123455"]).await;
@@ -138,7 +144,10 @@ pub async fn a_ledger_for_an_unknown_sales_unit_is_not_found_and_not_written(s: 
         Expect::NotFound,
         "a ledger settling for unknown unit 999999",
     );
-    assert_eq!(must(operator_view(s, &lid("100001")).await, "refused ledger"), None);
+    assert_eq!(
+        must(operator_view(s, &lid("100001")).await, "refused ledger"),
+        None
+    );
     let later = add_ledger(s, "100002", m.id, &["123455"]).await;
     assert_eq!(
         later.units.len(),
@@ -161,7 +170,10 @@ pub async fn a_sales_unit_settles_on_one_ledger_only(s: &dyn Store) {
 
     // Assert
     assert_error(r, Expect::Conflict, "a second ledger for unit 123455");
-    assert_eq!(must(operator_view(s, &lid("100002")).await, "refused ledger"), None);
+    assert_eq!(
+        must(operator_view(s, &lid("100002")).await, "refused ledger"),
+        None
+    );
     assert_eq!(must(s.ledgers().await, "list ledgers"), vec![first]);
     // 123456 was not left behind on the refused ledger.
     let third = add_ledger(s, "100003", m.id, &["123456"]).await;
@@ -203,7 +215,10 @@ pub async fn a_ledger_without_sales_units_is_invalid(s: &dyn Store) {
 
     // Assert
     assert_error(r, Expect::Invalid, "a ledger settling for no unit");
-    assert_eq!(must(operator_view(s, &lid("100001")).await, "refused ledger"), None);
+    assert_eq!(
+        must(operator_view(s, &lid("100001")).await, "refused ledger"),
+        None
+    );
 }
 
 pub async fn ledger_facts_name_the_owner_the_handles_in_order_and_only_approved_grantees(
