@@ -21,6 +21,7 @@ pub async fn a_ledger_with_one_sales_unit_reads_back_exactly_as_created(s: &dyn 
             fixed_minor: 100,
         },
         page_size: 500,
+        created_at: None,
     };
 
     // Act
