@@ -10,6 +10,7 @@ mod admin;
 pub mod config;
 mod demo;
 mod import;
+mod replay;
 mod store;
 mod verify;
 
