@@ -41,16 +41,31 @@ mod tests {
 
     #[test]
     fn dates_change_at_every_ledgers_cutoff() {
-        let oslo = ("Europe/Oslo".to_owned(), parse_cutoff("c", "00:00").expect("cutoff"));
-        let helsinki = ("Europe/Helsinki".to_owned(), parse_cutoff("c", "04:00").expect("cutoff"));
+        let oslo = (
+            "Europe/Oslo".to_owned(),
+            parse_cutoff("c", "00:00").expect("cutoff"),
+        );
+        let helsinki = (
+            "Europe/Helsinki".to_owned(),
+            parse_cutoff("c", "04:00").expect("cutoff"),
+        );
         let d = LedgerDates {
             clocks: vec![oslo, helsinki],
         };
         let t = |s: &str| s.parse::<Timestamp>().expect("ts");
         // Oslo's midnight (22:00 UTC in June) separates 21:59 and 22:01.
-        assert_ne!(d.at(t("2024-06-10T21:59:00Z")), d.at(t("2024-06-10T22:01:00Z")));
+        assert_ne!(
+            d.at(t("2024-06-10T21:59:00Z")),
+            d.at(t("2024-06-10T22:01:00Z"))
+        );
         // Helsinki's 04:00 (01:00 UTC) separates 00:59 and 01:01.
-        assert_ne!(d.at(t("2024-06-11T00:59:00Z")), d.at(t("2024-06-11T01:01:00Z")));
-        assert_eq!(d.at(t("2024-06-11T01:01:00Z")), d.at(t("2024-06-11T21:00:00Z")));
+        assert_ne!(
+            d.at(t("2024-06-11T00:59:00Z")),
+            d.at(t("2024-06-11T01:01:00Z"))
+        );
+        assert_eq!(
+            d.at(t("2024-06-11T01:01:00Z")),
+            d.at(t("2024-06-11T21:00:00Z"))
+        );
     }
 }

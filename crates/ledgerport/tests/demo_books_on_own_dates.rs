@@ -19,7 +19,15 @@ async fn every_demo_capture_is_booked_on_its_own_ledger_date() {
 
     // Act
     let out = Command::new(env!("CARGO_BIN_EXE_ledgerport"))
-        .args(["--log", "warn", "demo", "--no-serve", "--days", "5", "--database"])
+        .args([
+            "--log",
+            "warn",
+            "demo",
+            "--no-serve",
+            "--days",
+            "5",
+            "--database",
+        ])
         .arg(&db)
         .output()
         .expect("run the demo");

@@ -1,7 +1,7 @@
 //! The shapes the store takes and returns beyond the core's world types.
 
-use jiff::civil::Time;
 use jiff::Timestamp;
+use jiff::civil::Time;
 use ledgerport_core::access::{Guarded, LedgerFacts};
 use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn};
 use ledgerport_core::world::{

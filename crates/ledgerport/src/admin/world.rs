@@ -535,10 +535,13 @@ async fn create_ledger(store: &dyn Store, a: LedgerCreate) -> anyhow::Result<Out
 }
 
 /// When a ledger opened on `date` starts: the date's cutoff in the ledger's time zone.
-fn opening_time(date: &str, time_zone: &str, cutoff: jiff::civil::Time) -> anyhow::Result<Timestamp> {
+fn opening_time(
+    date: &str,
+    time_zone: &str,
+    cutoff: jiff::civil::Time,
+) -> anyhow::Result<Timestamp> {
     let date = parsed(LedgerDate::parse("--opened-on", date))?;
-    let tz = jiff::tz::TimeZone::get(time_zone)
-        .map_err(|e| anyhow!("--time-zone: {e}"))?;
+    let tz = jiff::tz::TimeZone::get(time_zone).map_err(|e| anyhow!("--time-zone: {e}"))?;
     let start = tz
         .to_timestamp(date.date().to_datetime(cutoff))
         .map_err(|e| anyhow!("--opened-on: {e}"))?;
