@@ -220,9 +220,7 @@ pub async fn a_ledger_created_in_the_past_opens_on_that_date_and_never_in_the_fu
         .date()
         .checked_sub(jiff::Span::new().days(60))
         .expect("a date");
-    let past = oslo
-        .to_timestamp(opened.at(10, 0, 0, 0))
-        .expect("a time");
+    let past = oslo.to_timestamp(opened.at(10, 0, 0, 0)).expect("a time");
     let future = contract_now()
         .checked_add(jiff::SignedDuration::from_mins(1))
         .expect("a time");
@@ -256,7 +254,10 @@ pub async fn a_ledger_created_in_the_past_opens_on_that_date_and_never_in_the_fu
         opened.yesterday().expect("a date")
     );
     assert_error(refused, Expect::Invalid, "a ledger created in the future");
-    assert_eq!(must(operator_view(s, &lid("100002")).await, "refused ledger"), None);
+    assert_eq!(
+        must(operator_view(s, &lid("100002")).await, "refused ledger"),
+        None
+    );
 }
 
 pub async fn ledger_facts_name_the_owner_the_handles_in_order_and_only_approved_grantees(
