@@ -4,9 +4,11 @@
 //! The history goes through the settlement engine like production payments do: the ledgers are
 //! created on a manual clock set before the first day, each day's payment events (captures with
 //! fees, refunds, disputes, a service fee, a big refund that leaves a balance negative and the
-//! top-up that covers it) are ingested, and the clock moves on and closes the day's due periods.
+//! top-up that covers it) are ingested through the day in batches, each with the clock at its
+//! events' time, and the clock moves on and closes the day's due periods.
 
 use crate::ServeArgs;
+use crate::replay::LedgerDates;
 use anyhow::anyhow;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -360,6 +362,7 @@ async fn build_world(
                             fixed_minor: l.fee_fixed,
                         },
                         page_size: DEFAULT_PAGE_SIZE,
+                        created_at: None,
                     },
                 )
                 .await
@@ -573,13 +576,23 @@ async fn replay_history(
     payees: &mut [DemoPayee],
     ledgers: &[LedgerId],
 ) -> anyhow::Result<()> {
+    let views: Vec<_> = store
+        .ledgers()
+        .await
+        .map_err(demo_err)?
+        .into_iter()
+        .map(|v| v.ledger)
+        .filter(|l| ledgers.contains(&l.ledger_id))
+        .collect();
+    let dates = LedgerDates::new(&views);
     let mut rng = Rng(0x005e_ed1e_d9e7);
     let mut psp = 3_343_121_302i64;
     let mut event_no = 0u64;
     // Days run from UTC midnight. Payments happen 06:00–20:00 UTC, inside the same local date in
-    // Oslo, Copenhagen and Helsinki; closing runs at 05:00 and 23:30 UTC, after every cutoff
-    // (00:00 or 04:00 local) of the night before, so each date is closed before the next
-    // date's payments arrive and every payout is its date's last entry with nothing after it.
+    // Oslo, Copenhagen and Helsinki, and arrive through the day (see `day_batches`); closing
+    // runs at 05:00 and 23:30 UTC, after every cutoff (00:00 or 04:00 local) of the night
+    // before, so each date is closed before the next date's payments arrive and every payout is
+    // its date's last entry with nothing after it.
     let today = TimeZone::UTC.to_datetime(now).date();
     let (mut accepted, mut rejected) = (0usize, 0usize);
     for day in 0..=days {
@@ -741,23 +754,29 @@ async fn replay_history(
             // Captures are refunded at most once each in this story.
             p.captures.retain(|_| false);
         }
-        let day_end = hours(23 * 60 + 30)?.min(now);
-        for o in store
-            .ingest_events(events, day_end)
-            .await
-            .map_err(demo_err)?
-        {
-            match o {
-                EventOutcome::Accepted { .. } => accepted += 1,
-                EventOutcome::Rejected {
-                    event_id,
-                    rejection,
-                } => {
-                    rejected += 1;
-                    tracing::debug!(%event_id, %rejection, "demo event rejected");
+        // As a payment system would: the day's events arrive in batches through the day, each
+        // at its last event's time and never across a ledger's cutoff, so every event is booked
+        // on its own ledger date before that date closes.
+        events.sort_by_key(|e| e.time);
+        for batch in day_batches(events, &dates) {
+            let Some(at) = batch.last().map(|e| e.time) else {
+                continue;
+            };
+            clock.set(at);
+            for o in store.ingest_events(batch, at).await.map_err(demo_err)? {
+                match o {
+                    EventOutcome::Accepted { .. } => accepted += 1,
+                    EventOutcome::Rejected {
+                        event_id,
+                        rejection,
+                    } => {
+                        rejected += 1;
+                        tracing::debug!(%event_id, %rejection, "demo event rejected");
+                    }
                 }
             }
         }
+        let day_end = hours(23 * 60 + 30)?.min(now);
         clock.set(day_end);
         for l in ledgers {
             store.close_due(l, day_end).await.map_err(demo_err)?;
@@ -766,6 +785,27 @@ async fn replay_history(
     }
     eprintln!();
     Ok(())
+}
+
+/// Cuts a day's events (in time order) into batches of at most an hour's events that lie on
+/// one ledger date of every ledger.
+fn day_batches(events: Vec<PaymentEvent>, dates: &LedgerDates) -> Vec<Vec<PaymentEvent>> {
+    let mut batches: Vec<Vec<PaymentEvent>> = Vec::new();
+    let mut first: Option<(Timestamp, Vec<ledgerport_core::ids::LedgerDate>)> = None;
+    for e in events {
+        let on = dates.at(e.time);
+        let same = first.as_ref().is_some_and(|(t, d)| {
+            *d == on && e.time.duration_since(*t) < jiff::SignedDuration::from_hours(1)
+        });
+        match batches.last_mut() {
+            Some(b) if same => b.push(e),
+            _ => {
+                first = Some((e.time, on));
+                batches.push(vec![e]);
+            }
+        }
+    }
+    batches
 }
 
 fn demo_event(

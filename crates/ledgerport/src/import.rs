@@ -6,17 +6,24 @@
 //! A bad line (not JSON, or not a valid event) and an event the engine rejects are counted and
 //! listed, not fatal: the exit status is non-zero only when the file cannot be read or the
 //! database fails. Importing a file again is safe: an event id seen before answers as it did.
+//!
+//! With `--replay` the events are applied on their own clock instead of now (see [`Replay`]):
+//! history is booked on its own dates, and dates close and pay out as the clock passes them.
 
+use crate::replay::LedgerDates;
 use anyhow::anyhow;
 use jiff::Timestamp;
+use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::PaymentEvent;
+use ledgerport_core::ids::{LedgerDate, LedgerId};
 use ledgerport_server::ingest::parse_event;
 use ledgerport_store::{EventOutcome, Store, StoreError};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How many rejections the summary lists one by one.
@@ -29,6 +36,16 @@ Each line is one payment event as a JSON object, as in a POST /ingest/v1/events 
    \"amount\":10000,\"currency\":\"NOK\",\"time\":\"2022-10-01T14:33:00.824993Z\"}
 Blank lines are skipped. A line that is not JSON or not a valid event, and an event the engine
 rejects, is a rejection: it is counted and listed in the summary and the import goes on.
+
+--replay applies the events on their own clock, for migrating a merchant's history or building
+a test world: the clock advances to each event's time as the file is read (never past now), events
+go to the engine in batches that never span a ledger's cutoff, and each ledger's dates close and
+pay out as the clock passes them, as they would have then. Give the file in time order; an event
+earlier than the clock is booked like any late event (on the first open date). The replay closes
+dates up to its last event; `admin close` (or a running server) closes the ones after it. The
+ledgers must exist since the history's first date: `admin ledger create --opened-on DATE`.
+Without --replay, events are applied now: an event of a date closed by now (every past date of a
+ledger created today) is booked on the first open date, its time kept.
 
 Exit status: 0 when the whole file was read, even if events were rejected (rejections are not a
 failure); 1 when the file cannot be read or the database fails (batches already imported stay
@@ -44,6 +61,10 @@ pub struct ImportArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Apply the events on their own clock (history: dates close and pay out as they pass)
+    /// instead of now; see below.
+    #[arg(long)]
+    pub replay: bool,
 }
 
 /// One rejected line or event.
@@ -263,13 +284,94 @@ struct Pending {
     events: Vec<PaymentEvent>,
 }
 
-async fn flush(store: &dyn Store, p: &mut Pending, s: &mut Summary) -> Result<(), StoreError> {
+/// Replaying on the events' own clock: where the clock stands, and the ledgers to close as it
+/// moves.
+pub struct Replay {
+    clock: Arc<ManualClock>,
+    dates: LedgerDates,
+    /// Real time when the import began: the replayed clock never passes it, so an event from
+    /// the future is still refused as one.
+    limit: Timestamp,
+    /// The latest event time read so far (at most `limit`).
+    at: Option<Timestamp>,
+    /// The clock's ledger dates at `at`.
+    dates_at: Vec<LedgerDate>,
+    /// The clock when the pending batch's first and last events were read.
+    batch_start: Option<Timestamp>,
+    batch_end: Option<Timestamp>,
+    /// Ledgers that accepted events of the file: closed as the clock passes their dates.
+    ledgers: BTreeSet<LedgerId>,
+}
+
+impl Replay {
+    /// A replay on `clock` (the store's clock) over the store's ledgers.
+    pub async fn new(store: &dyn Store, clock: Arc<ManualClock>) -> Result<Self, StoreError> {
+        let ledgers: Vec<_> = store
+            .ledgers()
+            .await?
+            .into_iter()
+            .map(|v| v.ledger)
+            .collect();
+        Ok(Replay {
+            clock,
+            dates: LedgerDates::new(&ledgers),
+            limit: Timestamp::now(),
+            at: None,
+            dates_at: Vec::new(),
+            batch_start: None,
+            batch_end: None,
+            ledgers: BTreeSet::new(),
+        })
+    }
+
+    /// Moves the clock to an event read at `time` (never back, never past the limit); true when
+    /// that crosses a ledger's cutoff, so the pending batch must go to the engine first.
+    fn advance(&mut self, time: Timestamp) -> bool {
+        let to = self.at.map_or(time, |at| at.max(time)).min(self.limit);
+        if self.at == Some(to) {
+            return false;
+        }
+        let dates = self.dates.at(to);
+        let crossed = self.at.is_some() && dates != self.dates_at;
+        self.at = Some(to);
+        self.dates_at = dates;
+        crossed
+    }
+
+    /// Closes the file's ledgers' periods passed by `at`, with the clock there.
+    async fn close(&self, store: &dyn Store, at: Timestamp) -> Result<(), StoreError> {
+        self.clock.set(at);
+        for l in &self.ledgers {
+            store.close_due(l, at).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn flush(
+    store: &dyn Store,
+    p: &mut Pending,
+    s: &mut Summary,
+    replay: &mut Option<Replay>,
+) -> Result<(), StoreError> {
     if p.events.is_empty() {
         return Ok(());
     }
     let events = std::mem::take(&mut p.events);
     let lines = std::mem::take(&mut p.lines);
-    let outcomes = store.ingest_events(events, Timestamp::now()).await?;
+    // Replaying, a batch lies on one date of every ledger: periods passed by its first event
+    // close before it, and it is applied with the clock at its last event.
+    let now = match replay.as_mut() {
+        None => Timestamp::now(),
+        Some(r) => {
+            let end = r.batch_end.take().unwrap_or(r.limit);
+            let start = r.batch_start.take().unwrap_or(end);
+            r.close(store, start).await?;
+            r.clock.set(end);
+            end
+        }
+    };
+    let outcomes = store.ingest_events(events, now).await?;
     if outcomes.len() != lines.len() {
         return Err(StoreError::Corrupt(format!(
             "the store answered {} outcomes for {} events",
@@ -279,7 +381,12 @@ async fn flush(store: &dyn Store, p: &mut Pending, s: &mut Summary) -> Result<()
     }
     for (line, outcome) in lines.into_iter().zip(outcomes) {
         match outcome {
-            EventOutcome::Accepted { .. } => s.accepted += 1,
+            EventOutcome::Accepted { ledger_id, .. } => {
+                s.accepted += 1;
+                if let Some(r) = replay.as_mut() {
+                    r.ledgers.insert(ledger_id);
+                }
+            }
             EventOutcome::Rejected {
                 event_id,
                 rejection,
@@ -294,7 +401,12 @@ async fn flush(store: &dyn Store, p: &mut Pending, s: &mut Summary) -> Result<()
     Ok(())
 }
 
-pub async fn run(store: &dyn Store, args: ImportArgs) -> anyhow::Result<()> {
+/// Imports `args.file`; `replay` applies it on the events' own clock (`--replay`).
+pub async fn run(
+    store: &dyn Store,
+    args: ImportArgs,
+    mut replay: Option<Replay>,
+) -> anyhow::Result<()> {
     let file = &args.file;
     let cannot_read = |e: std::io::Error| anyhow!("cannot read {}: {e}", file.display());
     let total = count_lines(file).map_err(cannot_read)?;
@@ -336,6 +448,17 @@ pub async fn run(store: &dyn Store, args: ImportArgs) -> anyhow::Result<()> {
                 Err(e) => s.reject(reject("line", format!("is not JSON ({e})"))),
                 Ok(v) => match parse_event(&v) {
                     Ok(ev) => {
+                        if let Some(r) = replay.as_mut()
+                            && r.advance(ev.time)
+                        {
+                            flush(store, &mut pending, &mut s, &mut replay)
+                                .await
+                                .map_err(|e| db_failed(&s, e))?;
+                        }
+                        if let Some(r) = replay.as_mut() {
+                            r.batch_start = r.batch_start.or(r.at);
+                            r.batch_end = r.at;
+                        }
                         pending.lines.push(line);
                         pending.events.push(ev);
                     }
@@ -349,15 +472,21 @@ pub async fn run(store: &dyn Store, args: ImportArgs) -> anyhow::Result<()> {
             },
         }
         if pending.events.len() >= batch {
-            flush(store, &mut pending, &mut s)
+            flush(store, &mut pending, &mut s, &mut replay)
                 .await
                 .map_err(|e| db_failed(&s, e))?;
         }
         progress.tick(s.lines, s.accepted + s.rejected);
     }
-    flush(store, &mut pending, &mut s)
+    flush(store, &mut pending, &mut s, &mut replay)
         .await
         .map_err(|e| db_failed(&s, e))?;
+    // The periods the last events' time has passed close too, as they would have then.
+    if let Some(r) = &replay
+        && let Some(at) = r.at
+    {
+        r.close(store, at).await.map_err(|e| db_failed(&s, e))?;
+    }
     s.elapsed = started.elapsed();
     progress.finish(s.lines, s.accepted + s.rejected);
 

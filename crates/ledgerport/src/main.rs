@@ -10,12 +10,13 @@ mod admin;
 pub mod config;
 mod demo;
 mod import;
+mod replay;
 mod store;
 mod verify;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ledgerport_core::clock::SystemClock;
+use ledgerport_core::clock::{ManualClock, SystemClock};
 use ledgerport_server::AppState;
 
 pub use config::ServeArgs;
@@ -48,7 +49,7 @@ enum Command {
     /// Operator commands: merchants, sales units, ledgers, partners, keys, grants, logs.
     Admin(admin::AdminArgs),
     /// Import payment events from an NDJSON file (one event per line) through the settlement
-    /// engine; rejected events are reported, not a failure.
+    /// engine, now or (`--replay`) on their own clock; rejected events are reported, not a failure.
     Import(import::ImportArgs),
     /// Check every ledger's invariants (balance chain, mirrored fees, payouts, closed dates,
     /// capture fees); exits 1 with one line per violation when one fails.
@@ -155,9 +156,19 @@ async fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<()> {
             let store = store::open(&config.database_url).await?;
             admin::run(store.as_ref(), args, config).await
         }
+        Command::Import(args) if args.replay => {
+            // Replaying, the store runs on the events' clock (the times it records, such as an
+            // event's receipt, are the replayed ones).
+            let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
+            let store = store::open_with_clock(&config.database_url, clock.clone()).await?;
+            let replay = import::Replay::new(store.as_ref(), clock)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the ledgers: {e}"))?;
+            import::run(store.as_ref(), args, Some(replay)).await
+        }
         Command::Import(args) => {
             let store = store::open(&config.database_url).await?;
-            import::run(store.as_ref(), args).await
+            import::run(store.as_ref(), args, None).await
         }
         Command::Verify(args) => {
             let store = store::open(&config.database_url).await?;

@@ -4,9 +4,11 @@
 //! The world, made with `ledgerport admin`: merchant 987654321 with api unit 123455 on ledger
 //! 12345 (a fixed fee of 400 per capture).
 
+use jiff::{Timestamp, ToSpan};
 use ledgerport_core::access::{self, Principal};
 use ledgerport_core::clock::SystemClock;
-use ledgerport_core::ids::{LedgerId, Topic};
+use ledgerport_core::ids::{LedgerDate, LedgerId, Topic};
+use ledgerport_core::world::Ledger;
 use ledgerport_store::prelude::*;
 use ledgerport_store::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
@@ -66,6 +68,11 @@ impl Place {
     }
 
     fn world(&self) {
+        self.world_opened_on(None);
+    }
+
+    /// The world, its ledger opened on `opened_on` (a ledger whose history starts then).
+    fn world_opened_on(&self, opened_on: Option<&str>) {
         self.admin(&[
             "merchant",
             "create",
@@ -88,28 +95,54 @@ impl Place {
             "--kind",
             "api",
         ]);
-        self.admin(&[
-            "ledger",
-            "create",
-            "--ledger-id",
-            "12345",
-            "--merchant",
-            "987654321",
-            "--units",
-            "123455",
-            "--account-scheme",
-            "BBAN:NO",
-            "--account",
-            "86011117947",
-            "--fee-fixed",
-            "400",
-        ]);
+        self.admin(
+            &[
+                "ledger",
+                "create",
+                "--ledger-id",
+                "12345",
+                "--merchant",
+                "987654321",
+                "--units",
+                "123455",
+                "--account-scheme",
+                "BBAN:NO",
+                "--account",
+                "86011117947",
+                "--fee-fixed",
+                "400",
+            ]
+            .into_iter()
+            .chain(opened_on.map(|d| ["--opened-on", d]).into_iter().flatten())
+            .collect::<Vec<_>>(),
+        );
     }
 
     fn file(&self, name: &str, content: &str) -> PathBuf {
         let p = self.dir.join(name);
         std::fs::write(&p, content).expect("write events");
         p
+    }
+
+    /// Every entry of ledger 12345's topic as (type, time, ledger date), and the ledger.
+    async fn dated_entries(&self, topic: Topic) -> (Ledger, Vec<(String, Timestamp, LedgerDate)>) {
+        let store = SqliteStore::open(&self.url(), Arc::new(SystemClock))
+            .await
+            .expect("open the database");
+        let id = LedgerId::parse("l", "12345").expect("id");
+        let (access, view) = access::open(
+            &Principal::Operator { user_id: None },
+            store.ledger(&id).await.expect("read ledger"),
+        )
+        .expect("the operator reads every ledger");
+        let entries = store
+            .feed_page(&access, topic, 0, 10_000)
+            .await
+            .expect("feed")
+            .into_iter()
+            .map(|e| (e.entry_type, e.time.parse().expect("time"), e.ledger_date))
+            .collect();
+        (view.ledger, entries)
     }
 
     /// Every entry of ledger 12345's topic, read with the store.
@@ -286,4 +319,174 @@ fn a_file_that_cannot_be_read_fails_the_import() {
         "{}",
         run.stderr
     );
+}
+
+/// Sixty days of history in time order: three captures a day at 09:00, 12:00 and 15:00 in Oslo,
+/// and on every fifth day a refund of half the first capture at 16:00. Returns the file's text
+/// and the number of events.
+fn sixty_days(first: jiff::civil::Date) -> (String, usize) {
+    let oslo = jiff::tz::TimeZone::get("Europe/Oslo").expect("zone");
+    let mut out = String::new();
+    let mut n = 0;
+    for day in 0..60i64 {
+        let date = first.checked_add(day.days()).expect("date");
+        let at = |h: i8| {
+            oslo.to_timestamp(date.at(h, 0, 0, 0))
+                .expect("time")
+                .to_string()
+        };
+        for (i, h) in [9, 12, 15].into_iter().enumerate() {
+            n += 1;
+            out.push_str(&format!(
+                "{{\"eventId\":\"h-{day}-{i}\",\"type\":\"capture\",\"msn\":\"123455\",\"pspReference\":\"{day}0{i}\",\"reference\":\"order-{day}-{i}\",\"amount\":10000,\"currency\":\"NOK\",\"time\":\"{}\"}}\n",
+                at(h)
+            ));
+        }
+        if day % 5 == 0 {
+            n += 1;
+            out.push_str(&format!(
+                "{{\"eventId\":\"h-{day}-r\",\"type\":\"refund\",\"msn\":\"123455\",\"pspReference\":\"{day}00\",\"amount\":5000,\"currency\":\"NOK\",\"time\":\"{}\"}}\n",
+                at(16)
+            ));
+        }
+    }
+    (out, n)
+}
+
+#[tokio::test]
+async fn replaying_history_books_each_event_on_its_own_date_and_pays_out_the_closed_dates() {
+    // Arrange: a ledger opened 60 days ago (Oslo dates, cutoff 00:00) and its 60 days of events.
+    let oslo = jiff::tz::TimeZone::get("Europe/Oslo").expect("zone");
+    let today = oslo.to_datetime(Timestamp::now()).date();
+    let opened = today.checked_sub(60.days()).expect("date");
+    let (history, events) = sixty_days(opened);
+    let place = Place::new("replay");
+    place.world_opened_on(Some(&opened.to_string()));
+    let file = place.file("history.ndjson", &history);
+
+    // Act
+    let run = place.run(&[
+        "import",
+        file.to_str().expect("path"),
+        "--replay",
+        "--batch",
+        "50",
+    ]);
+
+    // Assert: everything accepted, nothing wrong, every capture on its own date, and every
+    // date the replay's clock passed (all but yesterday, the last event's date) closed with a
+    // payout.
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!("accepted:  {events}\n")),
+        "{}",
+        run.stdout
+    );
+    let verify = place.run(&["verify"]);
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+    let (ledger, funds) = place.dated_entries(Topic::Funds).await;
+    let captures: Vec<_> = funds.iter().filter(|(t, _, _)| t == "capture").collect();
+    assert_eq!(captures.len(), 180);
+    for (_, time, date) in &captures {
+        assert_eq!(*date, ledger.ledger_date_of(*time), "capture at {time}");
+    }
+    let payouts = |funds: &[(String, Timestamp, LedgerDate)]| -> Vec<String> {
+        funds
+            .iter()
+            .filter(|(t, _, _)| t == "payout-scheduled")
+            .map(|(_, _, d)| d.to_string())
+            .collect()
+    };
+    let dates: Vec<String> = (0..60i64)
+        .map(|d| opened.checked_add(d.days()).expect("date").to_string())
+        .collect();
+    assert_eq!(
+        payouts(&funds),
+        dates[..59],
+        "one payout per closed date, in order"
+    );
+    assert_eq!(ledger.closed_through.to_string(), dates[58]);
+
+    // Act + Assert: closing as of now closes yesterday too, and all is still well.
+    place.admin(&["close"]);
+    let (ledger, funds) = place.dated_entries(Topic::Funds).await;
+    assert_eq!(payouts(&funds), dates);
+    assert_eq!(ledger.closed_through.to_string(), dates[59]);
+    let verify = place.run(&["verify"]);
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+}
+
+#[tokio::test]
+async fn without_replay_history_is_still_booked_on_the_first_open_date() {
+    // Arrange: the same ledger and history as the replay.
+    let oslo = jiff::tz::TimeZone::get("Europe/Oslo").expect("zone");
+    let today = oslo.to_datetime(Timestamp::now()).date();
+    let opened = today.checked_sub(60.days()).expect("date");
+    let (history, events) = sixty_days(opened);
+    let place = Place::new("no-replay");
+    place.world_opened_on(Some(&opened.to_string()));
+    let file = place.file("history.ndjson", &history);
+
+    // Act
+    let run = place.run(&["import", file.to_str().expect("path")]);
+
+    // Assert: accepted as before, all on today's date (the first open one), no payout yet.
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!("accepted:  {events}\n")),
+        "{}",
+        run.stdout
+    );
+    let (ledger, funds) = place.dated_entries(Topic::Funds).await;
+    let today = ledger.ledger_date_of(Timestamp::now());
+    assert_eq!(funds.iter().filter(|(t, _, _)| t == "capture").count(), 180);
+    assert!(funds.iter().all(|(_, _, d)| *d == today), "{funds:?}");
+}
+
+#[test]
+fn a_ledger_cannot_open_in_the_future() {
+    let place = Place::new("future");
+    let r = place.run(&[
+        "admin",
+        "merchant",
+        "create",
+        "--scheme",
+        "business:NO:ORG",
+        "--org-id",
+        "987654321",
+        "--name",
+        "ACME AS",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    place.admin(&[
+        "sales-unit",
+        "create",
+        "--msn",
+        "123455",
+        "--merchant",
+        "987654321",
+        "--name",
+        "ACME Oslo",
+        "--kind",
+        "api",
+    ]);
+    let r = place.run(&[
+        "admin",
+        "ledger",
+        "create",
+        "--ledger-id",
+        "12345",
+        "--merchant",
+        "987654321",
+        "--units",
+        "123455",
+        "--account-scheme",
+        "BBAN:NO",
+        "--account",
+        "86011117947",
+        "--opened-on",
+        "2999-01-01",
+    ]);
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--opened-on"), "{}", r.stderr);
 }

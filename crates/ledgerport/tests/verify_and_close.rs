@@ -215,6 +215,7 @@ async fn world(name: &str) -> World {
                     fixed_minor: 0,
                 },
                 page_size: 1000,
+                created_at: None,
             },
         )
         .await

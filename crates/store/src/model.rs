@@ -1,5 +1,6 @@
 //! The shapes the store takes and returns beyond the core's world types.
 
+use jiff::Timestamp;
 use jiff::civil::Time;
 use ledgerport_core::access::{Guarded, LedgerFacts};
 use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn};
@@ -39,6 +40,10 @@ pub struct NewLedger {
     pub settlement_mode: SettlementMode,
     pub fee_plan: FeePlan,
     pub page_size: u32,
+    /// When the ledger came into being, for a ledger whose history starts in the past (a
+    /// merchant's history imported with `import --replay`): its first open date is the ledger
+    /// date of this time. `None`: now. Never later than now.
+    pub created_at: Option<Timestamp>,
 }
 
 /// A ledger with the sales units it settles for, as listings show it.

@@ -486,6 +486,7 @@ impl Step {
                     settlement_mode: l.mode,
                     fee_plan: l.fees,
                     page_size: l.page_size,
+                    created_at: None,
                 };
                 let view = store
                     .create_ledger(by, ledger)

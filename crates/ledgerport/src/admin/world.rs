@@ -6,7 +6,8 @@ use super::{
 };
 use anyhow::anyhow;
 use clap::Subcommand;
-use ledgerport_core::ids::{BankAccount, Country, Currency, LedgerId, Msn};
+use jiff::Timestamp;
+use ledgerport_core::ids::{BankAccount, Country, Currency, LedgerDate, LedgerId, Msn};
 use ledgerport_core::world::{
     DEFAULT_PAGE_SIZE, FeePlan, Grant, MAX_PAGE_SIZE, Merchant, Partner, PartnerKind, PartnerState,
     PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
@@ -403,6 +404,11 @@ pub struct LedgerCreate {
     /// Report API page size for this ledger's entries, 1 to 10000.
     #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
     page_size: u32,
+    /// First ledger date, YYYY-MM-DD, for a ledger whose history starts in the past (to import
+    /// it with `import --replay`): the ledger counts as created at that date's cutoff in its
+    /// time zone. Not after today [default: today].
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    opened_on: Option<String>,
 }
 
 pub(super) async fn ledger(store: &dyn Store, cmd: LedgerCmd) -> anyhow::Result<Output> {
@@ -475,6 +481,10 @@ async fn create_ledger(store: &dyn Store, a: LedgerCreate) -> anyhow::Result<Out
     if !(1..=MAX_PAGE_SIZE).contains(&a.page_size) {
         return Err(anyhow!("--page-size: must be 1 to {MAX_PAGE_SIZE}"));
     }
+    let created_at = match &a.opened_on {
+        None => None,
+        Some(d) => Some(opening_time(d, &time_zone, cutoff)?),
+    };
     if store.ledger(&ledger_id).await.map_err(store_err)?.is_some() {
         return Err(anyhow!("--ledger-id: ledger {ledger_id} already exists"));
     }
@@ -512,6 +522,7 @@ async fn create_ledger(store: &dyn Store, a: LedgerCreate) -> anyhow::Result<Out
             fixed_minor: a.fee_fixed,
         },
         page_size: a.page_size,
+        created_at,
     };
     let l = store
         .create_ledger(&actor(), new)
@@ -521,6 +532,25 @@ async fn create_ledger(store: &dyn Store, a: LedgerCreate) -> anyhow::Result<Out
         format!("created ledger\n{}", ledger_text(&l)),
         ledger_json(&l),
     ))
+}
+
+/// When a ledger opened on `date` starts: the date's cutoff in the ledger's time zone.
+fn opening_time(
+    date: &str,
+    time_zone: &str,
+    cutoff: jiff::civil::Time,
+) -> anyhow::Result<Timestamp> {
+    let date = parsed(LedgerDate::parse("--opened-on", date))?;
+    let tz = jiff::tz::TimeZone::get(time_zone).map_err(|e| anyhow!("--time-zone: {e}"))?;
+    let start = tz
+        .to_timestamp(date.date().to_datetime(cutoff))
+        .map_err(|e| anyhow!("--opened-on: {e}"))?;
+    if start > Timestamp::now() {
+        return Err(anyhow!(
+            "--opened-on: {date} has not begun yet in {time_zone} (a ledger's history cannot start in the future)"
+        ));
+    }
+    Ok(start)
 }
 
 fn cutoff_str(l: &LedgerView) -> String {

@@ -307,6 +307,7 @@ pub async fn create_ledger(
                     fixed_minor,
                 },
                 page_size,
+                created_at: None,
             },
         )
         .await?;

@@ -293,6 +293,7 @@ pub async fn new_ledger(
                 settlement_mode: SettlementMode::Net,
                 fee_plan,
                 page_size,
+                created_at: None,
             },
         )
         .await

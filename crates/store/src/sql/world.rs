@@ -12,6 +12,7 @@ use crate::{StoreError, WorldStore};
 use async_trait::async_trait;
 use ledgerport_core::access::{Guarded, ListScope};
 use ledgerport_core::changes;
+use ledgerport_core::entry::wire_time;
 use ledgerport_core::ids::{LedgerId, Msn, RecipientHandle};
 use ledgerport_core::world::{Grant, Merchant, Partner, PartnerState, RowId, SalesUnit};
 use sqlx::AssertSqlSafe;
@@ -252,7 +253,17 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         }
         changes::check_ledger_units(l.owner_merchant_id, &owners)?;
         let cutoff = format!("{:02}:{:02}", l.cutoff.hour(), l.cutoff.minute());
-        let closed_through = changes::first_closed_date(&l.time_zone, l.cutoff, self.clock.now());
+        let created = match l.created_at {
+            None => self.clock.now(),
+            Some(t) if t > self.clock.now() => {
+                return Err(StoreError::Invalid(format!(
+                    "created_at: ledger {} cannot be created in the future ({t})",
+                    l.ledger_id
+                )));
+            }
+            Some(t) => t,
+        };
+        let closed_through = changes::first_closed_date(&l.time_zone, l.cutoff, created);
         tx.execute(
             "INSERT INTO ledgers (ledger_id, currency, payout_scheme, payout_account, owner_merchant_id, time_zone, \
              cutoff, payout_frequency, settlement_mode, fee_basis_points, fee_fixed_minor, page_size, created_at, \
@@ -270,7 +281,7 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
                 l.fee_plan.basis_points,
                 l.fee_plan.fixed_minor,
                 i64::from(l.page_size),
-                now.as_str(),
+                wire_time(created),
                 closed_through.to_string(),
             ],
         )

@@ -173,6 +173,7 @@ pub(super) fn ledger_spec(id: &str, owner: RowId, units: &[&str]) -> NewLedger {
             fixed_minor: 100,
         },
         page_size: 1000,
+        created_at: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub async fn a_ledger_with_one_sales_unit_reads_back_exactly_as_created(s: &dyn 
             fixed_minor: 100,
         },
         page_size: 500,
+        created_at: None,
     };
 
     // Act
@@ -217,6 +218,59 @@ pub async fn a_ledger_without_sales_units_is_invalid(s: &dyn Store) {
     assert_error(r, Expect::Invalid, "a ledger settling for no unit");
     assert_eq!(
         must(operator_view(s, &lid("100001")).await, "refused ledger"),
+        None
+    );
+}
+
+pub async fn a_ledger_created_in_the_past_opens_on_that_date_and_never_in_the_future(
+    s: &dyn Store,
+) {
+    // Arrange: 60 days before the contract's clock, at 10:00 in Oslo; and a minute after it.
+    let m = add_merchant(s, "987654321", "ACME Fitness AS").await;
+    add_api_unit(s, m.id, "123455", "ACME Fitness Oslo").await;
+    add_api_unit(s, m.id, "123456", "ACME Fitness Bergen").await;
+    let oslo = jiff::tz::TimeZone::get("Europe/Oslo").expect("zone");
+    let opened = oslo
+        .to_datetime(contract_now())
+        .date()
+        .checked_sub(jiff::Span::new().days(60))
+        .expect("a date");
+    let past = oslo.to_timestamp(opened.at(10, 0, 0, 0)).expect("a time");
+    let future = contract_now()
+        .checked_add(jiff::SignedDuration::from_mins(1))
+        .expect("a time");
+
+    // Act
+    let created = must(
+        s.create_ledger(
+            &by(),
+            NewLedger {
+                created_at: Some(past),
+                ..ledger_spec("100001", m.id, &["123455"])
+            },
+        )
+        .await,
+        "create a ledger in the past",
+    );
+    let refused = s
+        .create_ledger(
+            &by(),
+            NewLedger {
+                created_at: Some(future),
+                ..ledger_spec("100002", m.id, &["123456"])
+            },
+        )
+        .await;
+
+    // Assert: its first open date is the one it was created on.
+    assert_eq!(created.ledger.created_at, past);
+    assert_eq!(
+        created.ledger.closed_through.date(),
+        opened.yesterday().expect("a date")
+    );
+    assert_error(refused, Expect::Invalid, "a ledger created in the future");
+    assert_eq!(
+        must(operator_view(s, &lid("100002")).await, "refused ledger"),
         None
     );
 }

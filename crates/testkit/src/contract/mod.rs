@@ -79,6 +79,7 @@ macro_rules! store_contract_tests {
                 a_sales_unit_settles_on_one_ledger_only,
                 a_ledger_id_used_twice_is_a_conflict,
                 a_ledger_without_sales_units_is_invalid,
+                a_ledger_created_in_the_past_opens_on_that_date_and_never_in_the_future,
                 ledger_facts_name_the_owner_the_handles_in_order_and_only_approved_grantees,
                 sole_handle_scope_lists_only_ledgers_settling_for_exactly_that_handle,
                 granted_to_scope_lists_the_partners_granted_ledgers_across_merchants,
