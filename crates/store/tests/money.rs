@@ -67,6 +67,7 @@ async fn world(fee: FeePlan) -> TestStore {
             settlement_mode: SettlementMode::Net,
             fee_plan: fee,
             page_size: 1000,
+            created_at: None,
         },
     )
     .await

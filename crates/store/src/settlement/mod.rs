@@ -180,6 +180,18 @@ async fn load_ledgers<DB: SettleSql>(
     placing: &mut Placing,
     ids: &[String],
 ) -> Result<HashMap<String, LedgerCtx>> {
+    let out = read_ledgers(tx, placing, ids).await?;
+    read_chain_ends(tx, placing, ids).await?;
+    Ok(out)
+}
+
+/// The contexts of the given ledgers, each chain starting empty in `placing` until
+/// [`read_chain_ends`] reads where it stands.
+async fn read_ledgers<DB: SettleSql>(
+    tx: &mut WriteTx<DB>,
+    placing: &mut Placing,
+    ids: &[String],
+) -> Result<HashMap<String, LedgerCtx>> {
     let sql = format!(
         "SELECT {}, l.closed_funds_balance, l.closed_fees_balance, \
          (SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
@@ -212,6 +224,15 @@ async fn load_ledgers<DB: SettleSql>(
             },
         );
     }
+    Ok(out)
+}
+
+/// Where each chain of the given ledgers ends, into `placing`.
+async fn read_chain_ends<DB: SettleSql>(
+    tx: &mut WriteTx<DB>,
+    placing: &mut Placing,
+    ids: &[String],
+) -> Result<()> {
     let sql = format!(
         "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date FROM {}",
         DB::CHAIN_ENDS_FROM
@@ -232,7 +253,7 @@ async fn load_ledgers<DB: SettleSql>(
             .chains
             .set_end(LedgerId::parse("ledger_id", &ledger)?, topic, end);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Closes the period of `ctx`'s ledger that ends `end`: its closing entries and the ledger's
@@ -520,7 +541,7 @@ async fn close_due<DB: SettleSql>(
         let mut tx = store.begin_settling().await?;
         lock_ledgers(&mut tx, &ids).await?;
         let mut placing = Placing::default();
-        let mut ctx = load_ledgers(&mut tx, &mut placing, &ids)
+        let mut ctx = read_ledgers(&mut tx, &mut placing, &ids)
             .await?
             .remove(ledger.as_str())
             .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
@@ -530,6 +551,9 @@ async fn close_due<DB: SettleSql>(
         else {
             return Ok(closed);
         };
+        // The chains are read only when a period is due: the closing task asks every ledger on
+        // every pass, and most have nothing to close.
+        read_chain_ends(&mut tx, &mut placing, &ids).await?;
         closed.push(close_period(&mut tx, &mut ctx, &mut placing, end).await?);
         tx.commit().await?;
     }
