@@ -12,8 +12,10 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use ledgerport_core::access::{self, LedgerAccess};
+use ledgerport_core::ids::LedgerId;
 use ledgerport_core::world::RowId;
-use ledgerport_store::{PortalRole, PortalUser};
+use ledgerport_store::{LedgerView, PortalRole, PortalUser};
 use sha2::{Digest, Sha256};
 
 /// The `__Host-` prefix makes browsers refuse the cookie unless it is `Secure`, `Path=/` and
@@ -179,6 +181,40 @@ impl SignedIn {
             PortalRole::Operator => Principal::Operator {
                 user_id: Some(self.user.id),
             },
+        }
+    }
+
+    /// Every ledger this user may read, with the access the policy gave for it: the user's
+    /// listing scope, paged in ledger id order, each ledger through the decision. A user whose
+    /// principal may never read gets 403.
+    pub async fn readable_ledgers(
+        &self,
+        state: &AppState,
+    ) -> Result<Vec<(LedgerAccess, LedgerView)>, PortalError> {
+        const PAGE: u32 = 500;
+        let principal = self.principal();
+        let scope = access::list_scope(&principal).ok_or(PortalError::Forbidden)?;
+        let mut readable = vec![];
+        let mut after: Option<LedgerId> = None;
+        loop {
+            let page = state
+                .store
+                .ledgers_in_scope(&scope, None, after.as_ref(), PAGE)
+                .await?;
+            let full = page.len() == PAGE as usize;
+            for guarded in page {
+                let ledger = guarded.facts().ledger_id.clone();
+                after = Some(ledger.clone());
+                match guarded.open(&principal) {
+                    Ok(opened) => readable.push(opened),
+                    // A scope may hold ledgers the policy refuses (a partner not approved reads
+                    // none of its grants); the policy wins.
+                    Err(refusal) => tracing::debug!(%ledger, ?refusal, "in scope but not readable"),
+                }
+            }
+            if !full {
+                return Ok(readable);
+            }
         }
     }
 }

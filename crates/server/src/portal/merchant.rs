@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::credentials::regenerate_secret;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use ledgerport_core::access::{self, LedgerAccess};
+use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::ids::LedgerId;
 use ledgerport_core::world::{
     KeyOwner, Partner, PartnerKind, PartnerState, RowId, SalesUnit, SalesUnitKind,
@@ -34,9 +34,6 @@ pub(super) struct Org {
     access: Vec<LedgerAccess>,
 }
 
-/// How many ledgers one listing query returns while an organisation's ledgers are loaded.
-const LEDGER_PAGE: u32 = 500;
-
 impl Org {
     /// The signed-in merchant user's organisation. Its ledgers come from the owner's listing
     /// scope, one keyset query per page, and each goes through the access policy as this user.
@@ -48,35 +45,7 @@ impl Org {
             .await?
             .ok_or(PortalError::Forbidden)?;
         let units = state.store.sales_units(Some(id)).await?;
-        let principal = who.principal();
-        let scope = access::list_scope(&principal).ok_or(PortalError::Forbidden)?;
-        let (mut ledgers, mut grants) = (vec![], vec![]);
-        let mut after: Option<LedgerId> = None;
-        loop {
-            let page = state
-                .store
-                .ledgers_in_scope(&scope, None, after.as_ref(), LEDGER_PAGE)
-                .await?;
-            let full = page.len() == LEDGER_PAGE as usize;
-            for guarded in page {
-                let ledger = guarded.facts().ledger_id.clone();
-                after = Some(ledger.clone());
-                match guarded.open(&principal) {
-                    Ok((a, view)) => {
-                        grants.push(a);
-                        ledgers.push(view);
-                    }
-                    // The scope query and the policy must agree; if they ever do not, the
-                    // policy wins.
-                    Err(refusal) => {
-                        tracing::error!(%ledger, ?refusal, "owner scope returned a ledger the policy refuses")
-                    }
-                }
-            }
-            if !full {
-                break;
-            }
-        }
+        let (grants, ledgers) = who.readable_ledgers(state).await?.into_iter().unzip();
         Ok(Org {
             id,
             name: format!("{} ({})", m.name, m.business.id),

@@ -8,14 +8,10 @@ use crate::AppState;
 use crate::credentials::{IssueError, issue_keys, regenerate_secret};
 use axum::extract::State;
 use axum::response::Response;
-use ledgerport_core::access;
 use ledgerport_core::ids::LedgerId;
 use ledgerport_core::world::{KeyKind, KeyOwner, RowId};
 use ledgerport_store::LedgerView;
 use std::collections::HashMap;
-
-/// How many granted ledgers one listing query returns.
-const LEDGER_PAGE: u32 = 500;
 
 async fn render(
     state: &AppState,
@@ -31,26 +27,12 @@ async fn render(
     // The granted ledgers as this user may read them: the partner's listing scope, each through
     // the access policy. A partner that is not approved reads none, so its grants show without
     // the ledgers' details.
-    let principal = who.principal();
-    let scope = access::list_scope(&principal).ok_or(PortalError::Forbidden)?;
-    let mut readable: HashMap<LedgerId, LedgerView> = HashMap::new();
-    let mut after: Option<LedgerId> = None;
-    loop {
-        let page = state
-            .store
-            .ledgers_in_scope(&scope, None, after.as_ref(), LEDGER_PAGE)
-            .await?;
-        let full = page.len() == LEDGER_PAGE as usize;
-        for guarded in page {
-            after = Some(guarded.facts().ledger_id.clone());
-            if let Ok((_, view)) = guarded.open(&principal) {
-                readable.insert(view.ledger.ledger_id.clone(), view);
-            }
-        }
-        if !full {
-            break;
-        }
-    }
+    let readable: HashMap<LedgerId, LedgerView> = who
+        .readable_ledgers(state)
+        .await?
+        .into_iter()
+        .map(|(_, view)| (view.ledger.ledger_id.clone(), view))
+        .collect();
     let mut merchants: HashMap<RowId, String> = HashMap::new();
     let mut grants = vec![];
     for g in state.store.grants(Some(pid), None).await? {
