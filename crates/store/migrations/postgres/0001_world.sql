@@ -1,4 +1,5 @@
--- The world of SPEC §1, the entries, the logs and the server's own secrets.
+-- The world (merchants, sales units, ledgers, partners, keys, grants), the entries, the logs and the
+-- server's own secrets.
 -- PostgreSQL twin of migrations/sqlite/0001_world.sql: the same tables and meaning.
 -- Times and ledger dates are TEXT in the wire form (UTC, 6 fractional digits, Z; YYYY-MM-DD), which
 -- sorts as time does, exactly as on SQLite, so both backends read rows the same way.

@@ -1,4 +1,5 @@
--- The world of SPEC §1, the entries, the logs and the server's own secrets.
+-- The world (merchants, sales units, ledgers, partners, keys, grants), the entries, the logs and the
+-- server's own secrets.
 -- Times are TEXT in the wire form (UTC, 6 fractional digits, Z), which sorts as time does.
 
 CREATE TABLE merchants (
