@@ -279,3 +279,23 @@ pub async fn close_all_due(state: &AppState) -> Result<usize, ledgerport_store::
 
 /// How often a running server re-reads the signing keys from the store.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Resolves on Ctrl-C or SIGTERM: the shutdown future of `serve` for the binaries, and the
+/// benchmark's signal to stop and kill its server child.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

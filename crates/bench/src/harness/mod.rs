@@ -212,7 +212,7 @@ pub async fn run(args: BenchArgs, database_url: Option<String>) -> Result<(), St
     // On Ctrl-C or SIGTERM the run is dropped, and with it the server child (killed on drop).
     let report = tokio::select! {
         r = phases::run(&size, &url, &server_bin) => r?,
-        () = crate::shutdown_signal() => return Err("bench: interrupted".into()),
+        () = ledgerport_server::shutdown_signal() => return Err("bench: interrupted".into()),
     };
     print!("{}", report.table());
     if let Some(path) = &args.json {
