@@ -11,7 +11,7 @@
 
 mod settlement;
 
-use crate::sql::{Dialect, List, SqlStore, dialect_execution, migrate, report::page_of};
+use crate::sql::{Dialect, List, SqlStore, dialect_execution, migrate};
 use ledgerport_core::clock::Clock;
 use sqlx::Postgres;
 use sqlx::error::BoxDynError;
@@ -45,13 +45,8 @@ impl Dialect for Postgres {
     }
 
     /// The `entries_by_date` index serves date pages.
-    fn date_page() -> String {
-        format!(
-            "SELECT {} FROM (SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 \
-             AND ledger_date = $3 AND seq > $4 ORDER BY seq LIMIT $5) p",
-            page_of::<Postgres>()
-        )
-    }
+    const DATE_PAGE_ROWS: &'static str = "SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 \
+         AND ledger_date = $3 AND seq > $4 ORDER BY seq LIMIT $5";
 
     fn push_parameter(sql: &mut String, n: usize) {
         sql.push('$');

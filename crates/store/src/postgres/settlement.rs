@@ -4,7 +4,6 @@
 //! date runs to keep.
 
 use crate::settlement::SettleSql;
-use crate::sql::{Arg, List};
 use sqlx::Postgres;
 
 impl SettleSql for Postgres {
@@ -27,12 +26,4 @@ impl SettleSql for Postgres {
     /// The `entries_by_date` index.
     const PERIOD_ENTRIES_FROM: &'static str = "entries e WHERE e.ledger_id = $1 AND e.topic IN (0, 1) \
          AND e.ledger_date > $2 AND e.ledger_date <= $3";
-
-    fn pairs(pairs: &[(String, String)]) -> Vec<Arg> {
-        let (ledgers, refs) = pairs.iter().cloned().unzip();
-        vec![
-            Arg::List(List::Texts(ledgers)),
-            Arg::List(List::Texts(refs)),
-        ]
-    }
 }

@@ -54,8 +54,15 @@ pub trait SettleSql: Dialect {
     /// of both topics dated after `$2` up to and including `$3` as `e`.
     const PERIOD_ENTRIES_FROM: &'static str;
 
-    /// The arguments of [`SettleSql::PAIRS`].
-    fn pairs(pairs: &[(String, String)]) -> Vec<Arg>;
+    /// The arguments of [`SettleSql::PAIRS`]: two lists, of ledgers and of pspReferences, unless
+    /// the backend binds the pairs another way.
+    fn pairs(pairs: &[(String, String)]) -> Vec<Arg> {
+        let (ledgers, refs) = pairs.iter().cloned().unzip();
+        vec![
+            Arg::List(List::Texts(ledgers)),
+            Arg::List(List::Texts(refs)),
+        ]
+    }
 
     /// Records which entries each date holds, where the backend keeps that apart from the
     /// entries (runs of consecutive sequence numbers). A backend whose dates are served by an

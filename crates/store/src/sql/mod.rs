@@ -125,9 +125,9 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     /// query, in `order` order.
     fn json_list(item: &str, order: &str) -> String;
 
-    /// One page of a date as one JSON array ([`report::page_of`]): `$1` ledger, `$2` topic,
-    /// `$3` date, `$4` after seq, `$5` limit.
-    fn date_page() -> String;
+    /// The entries of one page of a date, in seq order (what [`report::date_page`] makes one
+    /// JSON array of): `$1` ledger, `$2` topic, `$3` date, `$4` after seq, `$5` limit.
+    const DATE_PAGE_ROWS: &'static str;
 
     /// Appends the placeholder of the `n`th parameter (from 1) of a statement whose parameters are
     /// all used once, in order (the multi-row INSERTs).
@@ -289,7 +289,7 @@ impl<DB: Dialect> SqlStore<DB> {
             statements: Statements {
                 ledger_with_units: world::ledger_with_units::<DB>().into(),
                 feed_page: report::feed_page::<DB>().into(),
-                date_page: DB::date_page().into(),
+                date_page: report::date_page::<DB>().into(),
             },
         };
         store.migrate().await?;

@@ -1,7 +1,7 @@
 //! [`ReportStore`] on SQL: a page of entries comes back as one row, the page's entries as one
 //! JSON array parsed in one pass, rather than one row (and, on SQLite, one hand-off from the
 //! connection's worker thread) per entry. A date page is the backend's own query
-//! ([`Dialect::date_page`]): SQLite reads the date's runs of entries, PostgreSQL an index.
+//! ([`Dialect::DATE_PAGE_ROWS`]): SQLite reads the date's runs of entries, PostgreSQL an index.
 
 use super::{Dialect, SqlStore, args};
 use crate::rows::{entries_from_page_json, entry_columns};
@@ -16,6 +16,11 @@ use sqlx::AssertSqlSafe;
 /// in seq order by the aggregate's own ORDER BY (an ordered subquery alone does not promise it).
 pub(crate) fn page_of<DB: Dialect>() -> String {
     DB::json_list(&format!("{}({})", DB::JSON_ROW, entry_columns!()), "seq")
+}
+
+/// One page of a date: `$1` ledger, `$2` topic, `$3` date, `$4` after seq, `$5` limit.
+pub(super) fn date_page<DB: Dialect>() -> String {
+    format!("SELECT {} FROM ({}) p", page_of::<DB>(), DB::DATE_PAGE_ROWS)
 }
 
 /// One page of a feed: `$1` ledger, `$2` topic, `$3` after seq, `$4` limit.

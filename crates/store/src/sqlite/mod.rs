@@ -1,12 +1,11 @@
 //! The embedded default backend: one SQLite file in WAL mode with foreign keys on. What is
 //! SQLite's own: the connections and their PRAGMAs, lists bound as JSON arrays and its JSON
-//! functions (here), date pages read through date runs (`report.rs`) and the settlement
+//! functions (here), date pages read through date runs (`DATE_PAGE_ROWS`) and the settlement
 //! engine's statements (`settlement.rs`). Everything else is `crate::sql`'s.
 //!
 //! SQLite allows one writer at a time; rather than let concurrent write transactions collide and
 //! retry, every write takes the store's write turn first, so writers queue in this process.
 
-mod report;
 mod settlement;
 
 use crate::Result;
@@ -109,9 +108,13 @@ impl Dialect for Sqlite {
         format!("json_group_array({item} ORDER BY {order})")
     }
 
-    fn date_page() -> String {
-        report::date_page()
-    }
+    /// Not a scan of the ledger up to the date (seconds on millions of entries) but the date's
+    /// runs in seq order (CROSS JOIN keeps them the outer loop), each a primary-key range of
+    /// entries, so a page reads only its own rows, with no sort.
+    const DATE_PAGE_ROWS: &'static str = "SELECT e.* FROM entry_dates d CROSS JOIN entries e \
+         ON e.ledger_id = d.ledger_id AND e.topic = d.topic AND e.seq BETWEEN d.first_seq AND d.last_seq \
+         WHERE d.ledger_id = $1 AND d.topic = $2 AND d.ledger_date = $3 AND d.last_seq > $4 AND e.seq > $4 \
+         ORDER BY d.first_seq, e.seq LIMIT $5";
 
     /// Anonymous: SQLite finds a named parameter's name (`$1`, which sqlx asks for at every
     /// binding) by a linear scan of the statement's names, which made a multi-row INSERT of
