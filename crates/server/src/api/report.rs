@@ -1,7 +1,7 @@
 //! The Report API: ledger listing, date pages and the feed, behind authentication and the access
 //! log.
 
-use super::wire::{DatePage, FeedPage, LedgerList, WireEntry, WireLedger};
+use super::wire::{DatePage, FeedPage, LedgerList, WireEntry, WireLedger, page_response};
 use super::{QueryParams, check_system_headers, header};
 use crate::cursor::Binding;
 use crate::error::{INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY};
@@ -299,14 +299,15 @@ pub async fn date_page(
     let try_later = view.ledger.is_open(date, state.clock.now());
     state.metrics.entries_served(topic, entries.len());
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
+    let page = DatePage {
+        items,
+        has_more,
+        try_later,
+        cursor,
+    };
     Ok((
         page_size_header(limit),
-        Json(DatePage {
-            items,
-            has_more,
-            try_later,
-            cursor,
-        }),
+        page_response(entries.len(), &page)?,
     )
         .into_response())
 }
@@ -340,13 +341,14 @@ pub async fn feed_page(
     let cursor = state.cursors.encode_seq(&binding, position);
     state.metrics.entries_served(topic, entries.len());
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
+    let page = FeedPage {
+        cursor,
+        try_later,
+        items,
+    };
     Ok((
         page_size_header(limit),
-        Json(FeedPage {
-            cursor,
-            try_later,
-            items,
-        }),
+        page_response(entries.len(), &page)?,
     )
         .into_response())
 }
