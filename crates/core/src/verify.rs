@@ -455,8 +455,8 @@ fn check_capture_fees(r: &mut Report<'_>, ledger: &Ledger, funds: &[Entry], fees
 mod tests {
     use super::*;
     use crate::engine::{
-        EventKind, FIRST_PAYOUT_NUMBER, PaymentEvent, PaymentTotals, PeriodFacts, due_period_ends,
-        plan_close, plan_event, totals_after,
+        EventKind, FIRST_PAYOUT_NUMBER, PaymentEvent, PeriodFacts, Seen, due_period_ends,
+        plan_close, plan_event, seen_after,
     };
     use crate::entry::NewEntry;
     use crate::ids::{BankAccount, Country, Currency, Msn, RecipientHandle};
@@ -1084,7 +1084,7 @@ mod tests {
         };
         let mut l = l.clone();
         let mut b = Book::default();
-        let mut totals: HashMap<String, PaymentTotals> = HashMap::new();
+        let mut totals: HashMap<String, Seen> = HashMap::new();
         let write = |b: &mut Book, topic: Topic, e: NewEntry| {
             let t = b.topic(topic);
             let before = t.last().map_or(0, |x| x.balance_after);
@@ -1126,6 +1126,7 @@ mod tests {
                 kind: *kind,
                 msn: unit.msn,
                 psp_reference: (*psp).into(),
+                capture_psp_reference: None,
                 reference: format!("order-{psp}"),
                 amount: *amount,
                 currency: Currency::NOK,
@@ -1136,11 +1137,11 @@ mod tests {
             let before = totals.get(*psp).copied().unwrap_or_default();
             let last_booked = b.funds.last().map(|e| e.ledger_date);
             let planned =
-                plan_event(&l, &unit, &ev, last_booked, before, now).expect("an accepted event");
+                plan_event(&l, &unit, &ev, last_booked, &before, now).expect("an accepted event");
             for (topic, e) in planned {
                 write(&mut b, topic, e);
             }
-            totals.insert((*psp).into(), totals_after(before, &ev));
+            totals.insert((*psp).into(), seen_after(&before, &ev));
         }
         close(&mut b, &mut l, until.parse().expect("until"));
         b
