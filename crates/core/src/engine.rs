@@ -600,6 +600,11 @@ pub fn bank_text(country: Country, payout_number: i64, unit_number: &str) -> Str
     text.chars().take(MAX_BANK_TEXT).collect()
 }
 
+/// A payout's pspReference: `<ledgerId>-<payoutNumber>` (what a `payout-aborted` names).
+pub fn payout_reference(ledger_id: &crate::ids::LedgerId, payout_number: i64) -> String {
+    format!("{ledger_id}-{payout_number}")
+}
+
 /// The number a payout's bank text names: the first unit's Vippsnummer, or its MSN.
 pub fn unit_number(handle: &RecipientHandle) -> String {
     match handle {
@@ -683,7 +688,7 @@ pub fn plan_close(
         entries.push((
             Topic::Funds,
             entry(
-                format!("{}-{n}", ledger.ledger_id),
+                payout_reference(&ledger.ledger_id, n),
                 "payout-scheduled",
                 text,
                 -funds,

@@ -189,6 +189,7 @@ fn events_of(
             kind,
             msn: Msn::parse("msn", &unit.to_string()).expect("msn"),
             psp_reference: psp,
+            capture_psp_reference: None,
             reference: format!("ref-{next_id}"),
             amount,
             currency: Currency::NOK,
@@ -263,7 +264,7 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
 
     // Every invariant holds on every ledger.
     for (id, ..) in LEDGERS {
-        let (_, view) = ledgerport_core::access::open(
+        let (access, view) = ledgerport_core::access::open(
             &ledgerport_core::access::Principal::Operator { user_id: None },
             s.ledger(&LedgerId::parse("l", id).expect("id"))
                 .await
@@ -272,7 +273,8 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
         .expect("the operator reads every ledger");
         let funds = entries(&**s, id, Topic::Funds).await;
         let fees = entries(&**s, id, Topic::Fees).await;
-        let violations = check_ledger(&view.ledger, &funds, &fees);
+        let refunds = s.refunded_captures(&access).await.expect("refunds");
+        let violations = check_ledger(&view.ledger, &funds, &fees, &refunds);
         prop_assert!(
             violations.is_empty(),
             "{}",
