@@ -362,39 +362,3 @@ async fn a_refund_with_its_own_psp_reference_is_limited_by_the_capture_it_names(
     assert_eq!(funds(&s, LEDGER).await.len(), 4);
     verify_clean(&s).await;
 }
-
-#[tokio::test]
-async fn refunded_captures_name_each_refund_booked_with_its_own_psp_reference() {
-    let s = world().await;
-    let now = t("2022-10-01T09:00:00Z");
-    let at = "2022-10-01T08:00:00Z";
-    s.ingest_events(
-        vec![
-            event("c1", EventKind::Capture, "p1", 10_000, at),
-            event("c2", EventKind::Capture, "p2", 10_000, at),
-            refund_of("r1", "rf-b", "p1", 100, at),
-            refund_of("r2", "rf-a", "p2", 100, at),
-            event("r3", EventKind::Refund, "p1", 100, at),
-        ],
-        now,
-    )
-    .await
-    .expect("ingest");
-    let (access, _) = open(
-        &Principal::Operator { user_id: None },
-        s.ledger(&LedgerId::parse("l", LEDGER).expect("id"))
-            .await
-            .expect("read"),
-    )
-    .expect("the operator reads every ledger");
-
-    let links = s.refunded_captures(&access).await.expect("read");
-
-    assert_eq!(
-        links,
-        vec![
-            ("rf-a".to_owned(), "p2".to_owned()),
-            ("rf-b".to_owned(), "p1".to_owned())
-        ]
-    );
-}
