@@ -835,7 +835,10 @@ mod tests {
             ..Seen::default()
         };
         // No payout (the attack), another amount, a second abort: refused.
-        assert_eq!(field(&aborted(28_800), Seen::default()), Some("pspReference"));
+        assert_eq!(
+            field(&aborted(28_800), Seen::default()),
+            Some("pspReference")
+        );
         assert_eq!(field(&aborted(28_799), payout(false)), Some("amount"));
         assert_eq!(field(&aborted(28_801), payout(false)), Some("amount"));
         assert_eq!(field(&aborted(28_800), payout(true)), Some("pspReference"));
@@ -858,10 +861,13 @@ mod tests {
             field(&refund("r1", "nope", 1), Seen::default()),
             Some("capturePspReference")
         );
-        for own in [totals(500, 0, 0, 0), PaymentTotals {
-            is_refund: true,
-            ..PaymentTotals::default()
-        }] {
+        for own in [
+            totals(500, 0, 0, 0),
+            PaymentTotals {
+                is_refund: true,
+                ..PaymentTotals::default()
+            },
+        ] {
             let seen = Seen { own, ..captured };
             assert_eq!(field(&refund("r1", "p1", 1), seen), Some("pspReference"));
         }

@@ -396,7 +396,11 @@ fn fee_key(e: &Entry, amount: i64) -> (&str, &str, i64) {
     (e.psp_reference.as_str(), e.reference.as_str(), amount)
 }
 
-fn check_refund_limits(r: &mut Report<'_>, funds: &[Entry], refunded_captures: &[(String, String)]) {
+fn check_refund_limits(
+    r: &mut Report<'_>,
+    funds: &[Entry],
+    refunded_captures: &[(String, String)],
+) {
     let capture_of: HashMap<&str, &str> = refunded_captures
         .iter()
         .map(|(refund, capture)| (refund.as_str(), capture.as_str()))
@@ -683,7 +687,11 @@ mod tests {
             found(&v),
             vec![(Some(Topic::Funds), Some(13), REFUND_LIMIT)]
         );
-        assert!(v[0].detail.contains("capture 3343121306"), "{}", v[0].detail);
+        assert!(
+            v[0].detail.contains("capture 3343121306"),
+            "{}",
+            v[0].detail
+        );
         // Within the capture: no violation; without the links, refunds of nothing.
         b.funds.pop();
         let ok = check_ledger(&ledger(SettlementMode::Net), &b.funds, &b.fees, &links[..1]);

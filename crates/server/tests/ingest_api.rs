@@ -418,14 +418,42 @@ async fn an_event_id_repeated_within_a_batch_is_applied_once_and_answered_alike(
 async fn a_dispute_never_retained_and_a_payout_never_made_are_refused_and_credit_nothing() {
     // Arrange: 10,000 captured.
     let w = world().await;
-    let capture = ev("c-1", "capture", "123455", "1001", 10000, "2022-10-01T08:00:00Z");
+    let capture = ev(
+        "c-1",
+        "capture",
+        "123455",
+        "1001",
+        10000,
+        "2022-10-01T08:00:00Z",
+    );
     read(w.app.post_events(&w.service, &batch(vec![capture])).await).await;
 
     // Act: the attack, money "given back" that was never withheld or paid out.
     let body = batch(vec![
-        ev("x-1", "dispute-returned", "123455", "1001", 5000, "2022-10-01T09:00:00Z"),
-        ev("x-2", "payout-aborted", "123455", "12345-2000001", 5000, "2022-10-01T09:00:00Z"),
-        ev("c-2", "capture", "123455", "1002", 500, "2022-10-01T09:00:00Z"),
+        ev(
+            "x-1",
+            "dispute-returned",
+            "123455",
+            "1001",
+            5000,
+            "2022-10-01T09:00:00Z",
+        ),
+        ev(
+            "x-2",
+            "payout-aborted",
+            "123455",
+            "12345-2000001",
+            5000,
+            "2022-10-01T09:00:00Z",
+        ),
+        ev(
+            "c-2",
+            "capture",
+            "123455",
+            "1002",
+            500,
+            "2022-10-01T09:00:00Z",
+        ),
     ]);
     let first = read(w.app.post_events(&w.service, &body).await).await;
     let second = read(w.app.post_events(&w.service, &body).await).await;
@@ -453,7 +481,14 @@ async fn a_dispute_never_retained_and_a_payout_never_made_are_refused_and_credit
 async fn a_refund_with_its_own_psp_reference_names_the_capture_it_refunds() {
     // Arrange: 10,000 captured as 1001.
     let w = world().await;
-    let capture = ev("c-1", "capture", "123455", "1001", 10000, "2022-10-01T08:00:00Z");
+    let capture = ev(
+        "c-1",
+        "capture",
+        "123455",
+        "1001",
+        10000,
+        "2022-10-01T08:00:00Z",
+    );
     read(w.app.post_events(&w.service, &batch(vec![capture])).await).await;
     let refund = |id: &str, own: &str, capture: &str, amount: i64| {
         let mut e = ev(id, "refund", "123455", own, amount, "2022-10-01T09:00:00Z");

@@ -175,7 +175,12 @@ fn events_of(
             15 if !disputes.is_empty() => {
                 let d = disputes[spec.pick % disputes.len()];
                 let amount = (spec.amount % d.amount) + 1;
-                (EventKind::DisputeReturned, Some(d.psp_reference.clone()), amount, None)
+                (
+                    EventKind::DisputeReturned,
+                    Some(d.psp_reference.clone()),
+                    amount,
+                    None,
+                )
             }
             15 => (EventKind::DisputeReturned, None, spec.amount / 4 + 1, None),
             16 => (EventKind::TopUp, None, spec.amount, None),

@@ -113,8 +113,14 @@ async fn verify_clean(s: &TestStore) {
             .expect("read"),
     )
     .expect("the operator reads every ledger");
-    let f = s.feed_page(&access, Topic::Funds, 0, 10_000).await.expect("funds");
-    let fees = s.feed_page(&access, Topic::Fees, 0, 10_000).await.expect("fees");
+    let f = s
+        .feed_page(&access, Topic::Funds, 0, 10_000)
+        .await
+        .expect("funds");
+    let fees = s
+        .feed_page(&access, Topic::Fees, 0, 10_000)
+        .await
+        .expect("fees");
     let refunds = s.refunded_captures(&access).await.expect("refunds");
     let v = check_ledger(&view.ledger, &f, &fees, &refunds);
     assert!(v.is_empty(), "{v:?}");
@@ -225,7 +231,13 @@ async fn a_payout_aborted_without_its_payout_is_refused_and_a_payout_comes_back_
     let now = t("2022-10-01T09:30:00Z");
     let outcomes = s
         .ingest_events(
-            vec![event("a0", EventKind::PayoutAborted, "12345-2000001", 10_000, "2022-10-01T09:00:00Z")],
+            vec![event(
+                "a0",
+                EventKind::PayoutAborted,
+                "12345-2000001",
+                10_000,
+                "2022-10-01T09:00:00Z",
+            )],
             now,
         )
         .await
@@ -244,12 +256,48 @@ async fn a_payout_aborted_without_its_payout_is_refused_and_a_payout_comes_back_
     let outcomes = s
         .ingest_events(
             vec![
-                event("a1", EventKind::PayoutAborted, "12345-2000001", 9_999, next_day),
-                event("a2", EventKind::PayoutAborted, "12345-2000001", 10_001, next_day),
-                event("a3", EventKind::PayoutAborted, "12346-2000001", 4_000, next_day),
-                event("a4", EventKind::PayoutAborted, "12345-2000002", 10_000, next_day),
-                event("a5", EventKind::PayoutAborted, "12345-2000001", 10_000, next_day),
-                event("a6", EventKind::PayoutAborted, "12345-2000001", 10_000, next_day),
+                event(
+                    "a1",
+                    EventKind::PayoutAborted,
+                    "12345-2000001",
+                    9_999,
+                    next_day,
+                ),
+                event(
+                    "a2",
+                    EventKind::PayoutAborted,
+                    "12345-2000001",
+                    10_001,
+                    next_day,
+                ),
+                event(
+                    "a3",
+                    EventKind::PayoutAborted,
+                    "12346-2000001",
+                    4_000,
+                    next_day,
+                ),
+                event(
+                    "a4",
+                    EventKind::PayoutAborted,
+                    "12345-2000002",
+                    10_000,
+                    next_day,
+                ),
+                event(
+                    "a5",
+                    EventKind::PayoutAborted,
+                    "12345-2000001",
+                    10_000,
+                    next_day,
+                ),
+                event(
+                    "a6",
+                    EventKind::PayoutAborted,
+                    "12345-2000001",
+                    10_000,
+                    next_day,
+                ),
             ],
             now,
         )
@@ -285,7 +333,13 @@ async fn a_payout_aborted_without_its_payout_is_refused_and_a_payout_comes_back_
         .ingest_events(
             vec![
                 event("c2", EventKind::Capture, "p2", 500, "2022-10-03T08:00:00Z"),
-                event("a7", EventKind::PayoutAborted, "12345-2000002", 10_000, "2022-10-03T08:01:00Z"),
+                event(
+                    "a7",
+                    EventKind::PayoutAborted,
+                    "12345-2000002",
+                    10_000,
+                    "2022-10-03T08:01:00Z",
+                ),
             ],
             t("2022-10-03T09:00:00Z"),
         )

@@ -515,9 +515,8 @@ async fn ingest<DB: SettleSql>(
                 let own_key = ev.own_refund_reference().map(key);
                 let payout_key = key(&ev.psp_reference);
                 // Loaded above; a pspReference the ledger has not seen has no totals yet.
-                let totals_of = |k: &(String, String)| {
-                    totals.get(k).map(|p| p.totals).unwrap_or_default()
-                };
+                let totals_of =
+                    |k: &(String, String)| totals.get(k).map(|p| p.totals).unwrap_or_default();
                 let mut seen = Seen {
                     payment: totals_of(&payment_key),
                     own: own_key.as_ref().map(totals_of).unwrap_or_default(),

@@ -573,19 +573,24 @@ pub async fn refunded_captures_link_each_refund_with_its_own_psp_reference_to_it
     let m = one_ledger(s, "100001").await;
     add_api_unit(s, m.id, "123456", "ACME Bergen").await;
     add_ledger(s, "100002", m.id, &["123456"]).await;
-    let event = |id: &str, kind: EventKind, unit: &str, psp: &str, capture: Option<&str>| PaymentEvent {
-        event_id: id.into(),
-        kind,
-        msn: msn(unit),
-        psp_reference: psp.into(),
-        capture_psp_reference: capture.map(str::to_owned),
-        reference: String::new(),
-        amount: if kind == EventKind::Capture { 1000 } else { 100 },
-        currency: Currency::NOK,
-        time: contract_now(),
-        topic: None,
-        payer: None,
-    };
+    let event =
+        |id: &str, kind: EventKind, unit: &str, psp: &str, capture: Option<&str>| PaymentEvent {
+            event_id: id.into(),
+            kind,
+            msn: msn(unit),
+            psp_reference: psp.into(),
+            capture_psp_reference: capture.map(str::to_owned),
+            reference: String::new(),
+            amount: if kind == EventKind::Capture {
+                1000
+            } else {
+                100
+            },
+            currency: Currency::NOK,
+            time: contract_now(),
+            topic: None,
+            payer: None,
+        };
     let outcomes = must(
         s.ingest_events(
             vec![
