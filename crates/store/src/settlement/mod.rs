@@ -517,17 +517,15 @@ async fn ingest<DB: SettleSql>(
                 // Loaded above; a pspReference the ledger has not seen has no totals yet.
                 let totals_of =
                     |k: &(String, String)| totals.get(k).map(|p| p.totals).unwrap_or_default();
-                let mut seen = Seen {
+                let seen = Seen {
                     payment: totals_of(&payment_key),
                     own: own_key.as_ref().map(totals_of).unwrap_or_default(),
-                    payout: None,
+                    payout: if ev.kind == EventKind::PayoutAborted {
+                        payouts.get(&payout_key).copied()
+                    } else {
+                        None
+                    },
                 };
-                let payout_of = |payouts: &HashMap<(String, String), PayoutFacts>| {
-                    (ev.kind == EventKind::PayoutAborted)
-                        .then(|| payouts.get(&payout_key).copied())
-                        .flatten()
-                };
-                seen.payout = payout_of(&payouts);
                 // A good event's own time counts as the clock (within the allowed skew): the
                 // periods it has passed close before it is booked. (A payout-aborted of a payout
                 // those closings schedule is not good yet, so its time closes nothing: it is
