@@ -309,7 +309,14 @@ async fn close_period<DB: SettleSql>(
         match e.entry_type.as_str() {
             "payout-scheduled" => {
                 payout = Some((next, -e.amount));
-                // What a payout-aborted may later bring back (whole, once).
+                // What a payout-aborted may later bring back (whole, once). A row of the same
+                // pspReference can only come from entries appended by hand before migration 6
+                // recorded them; the engine's own payout is the one an abort names.
+                tx.execute(
+                    "DELETE FROM payouts WHERE ledger_id = $1 AND psp_reference = $2",
+                    args![id.as_str(), e.psp_reference.clone()],
+                )
+                .await?;
                 tx.execute(
                     AssertSqlSafe(format!(
                         "{} payouts (ledger_id, psp_reference, amount, aborted) VALUES ($1, $2, $3, 0)",
