@@ -87,7 +87,8 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[(
 
 /// A small world on ledger 100001 as the old store wrote it: two captures, a dispute of 3000 on
 /// p1 of which 1000 came back, and 2024-04-05 closed with a payout (2000001) that was aborted and
-/// paid out again (2000002).
+/// paid out again (2000002); and an entry appended by hand with the pspReference of the payout
+/// the engine makes next (2000003).
 const ROWS: &str = "\
 INSERT INTO merchants (org_scheme, org_id, name, created_at) \
   VALUES ('business:NO:ORG', '987654321', 'Kaffebaren AS', '2024-04-01T08:00:00.000000Z');
@@ -114,6 +115,8 @@ INSERT INTO entries VALUES ('100001', 0, 6, '100001-2000001', '2024-04-05T21:59:
   'payout-aborted', '', 'NOK', 13000, 0, 13000, '', NULL, NULL, NULL);
 INSERT INTO entries VALUES ('100001', 0, 7, '100001-2000002', '2024-04-05T21:59:59.999999Z', '2024-04-05', \
   'payout-scheduled', 'Utb. 2000002', 'NOK', -13000, 13000, 0, '', NULL, NULL, NULL);
+INSERT INTO entries VALUES ('100001', 0, 8, '100001-2000003', '2024-04-05T21:59:59.999999Z', '2024-04-05', \
+  'payout-scheduled', 'appended by hand', 'NOK', 0, 0, 0, '', NULL, NULL, NULL);
 INSERT INTO events (event_id, ledger_id, entries, received_at) \
   VALUES ('e1', '100001', 1, '2024-04-05T07:00:01.000000Z'), ('e2', '100001', 1, '2024-04-05T07:10:01.000000Z'), \
   ('e-d1', '100001', 1, '2024-04-05T07:20:01.000000Z'), ('e-d2', '100001', 1, '2024-04-05T07:30:01.000000Z');
@@ -248,6 +251,29 @@ async fn check_the_store_works_on(store: &dyn Store) {
             ("a2", None),
         ]
     );
+    // The next closing pays out 2000003 though a hand-appended entry had that pspReference.
+    let closed = store
+        .close_due(&ledger_id, "2024-04-07T06:00:00Z".parse().expect("time"))
+        .await
+        .expect("close 2024-04-06");
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].payout, Some((2_000_003, 16_970)));
+    let outcomes = store
+        .ingest_events(
+            vec![event(
+                "a3",
+                EventKind::PayoutAborted,
+                "100001-2000003",
+                16_970,
+            )],
+            "2024-04-07T07:00:00Z".parse().expect("time"),
+        )
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(outcomes[0], EventOutcome::Accepted { .. }),
+        "{outcomes:?}"
+    );
 }
 
 async fn run_the_old_runner_sqlite(conn: &mut sqlx::SqliteConnection) {
@@ -275,7 +301,7 @@ async fn run_the_old_runner_sqlite(conn: &mut sqlx::SqliteConnection) {
     }
     sqlx::raw_sql(ROWS).execute(&mut *conn).await.expect("rows");
     sqlx::raw_sql(
-        "INSERT INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq) VALUES ('100001', 0, '2024-04-05', 1, 7)",
+        "INSERT INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq) VALUES ('100001', 0, '2024-04-05', 1, 8)",
     )
     .execute(&mut *conn)
     .await
@@ -341,9 +367,13 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
             (5, 13000, 0),
             (6, 0, 13000),
             (7, 13000, 0),
-            (8, 0, 2000),
-            (9, 2000, 4000),
-            (10, 4000, 17000)
+            (8, 0, 0),
+            (9, 0, 2000),
+            (10, 2000, 4000),
+            (11, 4000, 17000),
+            (12, 17000, 16970),
+            (13, 16970, 0),
+            (14, 0, 16970)
         ]
     );
     let runs: Vec<(i64, String, i64, i64)> = sqlx::query_as(
@@ -355,9 +385,10 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
     assert_eq!(
         runs,
         vec![
-            (0, "2024-04-05".into(), 1, 7),
-            (0, "2024-04-06".into(), 8, 10),
-            (1, "2024-04-06".into(), 1, 1)
+            (0, "2024-04-05".into(), 1, 8),
+            (0, "2024-04-06".into(), 9, 13),
+            (0, "2024-04-07".into(), 14, 14),
+            (1, "2024-04-06".into(), 1, 2)
         ]
     );
     conn.close().await.expect("close");
@@ -448,9 +479,13 @@ async fn a_postgres_database_of_the_old_migration_runner_upgrades_cleanly() {
             (5, 13000, 0),
             (6, 0, 13000),
             (7, 13000, 0),
-            (8, 0, 2000),
-            (9, 2000, 4000),
-            (10, 4000, 17000)
+            (8, 0, 0),
+            (9, 0, 2000),
+            (10, 2000, 4000),
+            (11, 4000, 17000),
+            (12, 17000, 16970),
+            (13, 16970, 0),
+            (14, 0, 16970)
         ]
     );
     conn.close().await.expect("close");
