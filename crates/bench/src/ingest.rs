@@ -117,6 +117,7 @@ pub async fn run(args: BenchArgs, database_url: &str) -> Result<(), String> {
                 },
                 msn,
                 psp_reference: psp,
+                capture_psp_reference: None,
                 reference: format!("order-{i}"),
                 amount: if refund {
                     500

@@ -94,6 +94,9 @@ pub struct PaymentEvent {
     pub kind: EventKind,
     pub msn: Msn,
     pub psp_reference: String,
+    /// A refund's capture, when the refund carries its own `psp_reference` (as the real API's
+    /// refunds do); `None` when the refund's pspReference is its capture's. Refunds only.
+    pub capture_psp_reference: Option<String>,
     pub reference: String,
     pub amount: i64,
     pub currency: Currency,
@@ -102,6 +105,25 @@ pub struct PaymentEvent {
     pub topic: Option<Topic>,
     /// Payer of a vm-number payment.
     pub payer: Option<PayerDetails>,
+}
+
+impl PaymentEvent {
+    /// The pspReference of the payment the event concerns: for a refund that names its capture,
+    /// that capture's; otherwise the event's own.
+    pub fn payment_reference(&self) -> &str {
+        self.capture_psp_reference
+            .as_deref()
+            .unwrap_or(&self.psp_reference)
+    }
+
+    /// A refund's own pspReference when it differs from its capture's: a new reference on the
+    /// ledger, booked on the refund entry and linked to the capture.
+    pub fn own_refund_reference(&self) -> Option<&str> {
+        match &self.capture_psp_reference {
+            Some(capture) if *capture != self.psp_reference => Some(&self.psp_reference),
+            _ => None,
+        }
+    }
 }
 
 /// Why an event was not applied: the field at fault and what is wrong with it.
@@ -113,12 +135,13 @@ pub struct Rejection {
 
 impl Rejection {
     /// The wire names of every field a rejection may name (the event's JSON fields).
-    pub const FIELDS: [&'static str; 14] = [
+    pub const FIELDS: [&'static str; 15] = [
         "event",
         "eventId",
         "type",
         "msn",
         "pspReference",
+        "capturePspReference",
         "reference",
         "amount",
         "currency",
@@ -159,6 +182,41 @@ impl std::fmt::Display for Rejection {
 pub struct PaymentTotals {
     pub captured: i64,
     pub refunded: i64,
+    /// Retained in disputes (`retained-disputed-capture`), in all.
+    pub disputed: i64,
+    /// Given back of what disputes retained (`returned-disputed-capture`), in all.
+    pub returned: i64,
+    /// The pspReference is a refund's own, linked to the capture it refunds: it is no payment
+    /// and may not be used again.
+    pub is_refund: bool,
+}
+
+impl PaymentTotals {
+    /// Whether the ledger knows the pspReference as a capture or a refund's own.
+    fn in_use(&self) -> bool {
+        self.captured != 0 || self.is_refund
+    }
+}
+
+/// A payout of the ledger (`payout-scheduled`), as a `payout-aborted` event names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayoutFacts {
+    /// The amount paid out (positive).
+    pub amount: i64,
+    /// Whether it has come back already.
+    pub aborted: bool,
+}
+
+/// What the ledger already holds that an event refers to; read by the store before the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Seen {
+    /// The totals of the event's payment ([`PaymentEvent::payment_reference`]).
+    pub payment: PaymentTotals,
+    /// For a refund with its own pspReference ([`PaymentEvent::own_refund_reference`]): what
+    /// the ledger knows of that reference (it must be new).
+    pub own: PaymentTotals,
+    /// For a `payout-aborted`: the payout of the ledger whose pspReference it carries, if any.
+    pub payout: Option<PayoutFacts>,
 }
 
 /// Fee of one capture: basis points rounded half up to minor units, plus the fixed part.
@@ -188,13 +246,13 @@ fn next_date(d: LedgerDate) -> LedgerDate {
 }
 
 /// Whether the event may be applied to `ledger` at all, whatever date it would be booked on:
-/// currency, time, amount and its sign, account, kind for the unit, payer, and refunds within
-/// what was captured (`totals` are the pspReference's totals before this event).
+/// currency, time, amount and its sign, account, kind for the unit, payer, and that what it
+/// reverses exists on the ledger ([`check_reversal`]; `seen` is what the ledger held before).
 pub fn check_event(
     ledger: &Ledger,
     unit: &SalesUnit,
     ev: &PaymentEvent,
-    totals: PaymentTotals,
+    seen: &Seen,
     now: Timestamp,
 ) -> Result<(), Rejection> {
     if ev.currency != ledger.currency {
@@ -249,53 +307,136 @@ pub fn check_event(
             "only captures of vm-number sales units carry payer details",
         ));
     }
+    check_reversal(ev, seen)
+}
+
+/// Money that moves back must have something to move back, on this ledger:
+///
+/// - a refund refunds a capture (its own pspReference's, or the one `capturePspReference`
+///   names, in which case its own pspReference must be new on the ledger), never more than is
+///   left of the captures;
+/// - a dispute retains from a capture; a returned dispute gives back no more than its
+///   pspReference's disputes still retain (retained minus returned);
+/// - a `payout-aborted` brings back a payout of the ledger (pspReference
+///   `<ledgerId>-<payoutNumber>`) whole and once;
+/// - a capture may not reuse a refund's own pspReference, and no sum leaves 64 bits.
+///
+/// Sums are checked: an amount so large that a sum overflows is more than is left too.
+pub fn check_reversal(ev: &PaymentEvent, seen: &Seen) -> Result<(), Rejection> {
+    let totals = seen.payment;
+    if ev.capture_psp_reference.is_some() && ev.kind != EventKind::Refund {
+        return Err(Rejection::new(
+            "capturePspReference",
+            "only a refund names the capture it refunds",
+        ));
+    }
+    // The field that names the payment: a refund's capturePspReference when it has one.
+    let payment_field = if ev.capture_psp_reference.is_some() {
+        "capturePspReference"
+    } else {
+        "pspReference"
+    };
     match ev.kind {
         EventKind::Refund | EventKind::DisputeRetained if totals.captured == 0 => {
-            return Err(Rejection::new(
-                "pspReference",
+            Err(Rejection::new(
+                payment_field,
                 "no capture with this pspReference on the ledger",
-            ));
+            ))
         }
-        // Checked: a refund so large that the sum overflows is more than was captured too.
+        EventKind::Refund if ev.own_refund_reference().is_some() && seen.own.in_use() => {
+            Err(Rejection::new(
+                "pspReference",
+                "is already a capture's or a refund's pspReference on the ledger; a refund \
+                 with its own pspReference needs a new one",
+            ))
+        }
         EventKind::Refund
             if totals
                 .refunded
                 .checked_add(ev.amount)
                 .is_none_or(|refunded| refunded > totals.captured) =>
         {
-            return Err(Rejection::new(
+            Err(Rejection::new(
                 "amount",
                 format!(
                     "refund of {} is more than what is left of the captures of this pspReference ({})",
                     ev.amount,
                     totals.captured.saturating_sub(totals.refunded)
                 ),
-            ));
+            ))
         }
+        EventKind::Capture if totals.is_refund => Err(Rejection::new(
+            "pspReference",
+            "is a refund's own pspReference on the ledger, not a new capture's",
+        )),
         EventKind::Capture if totals.captured.checked_add(ev.amount).is_none() => {
-            return Err(Rejection::new(
+            Err(Rejection::new(
                 "amount",
                 "would take the captures of this pspReference out of range",
-            ));
+            ))
         }
-        _ => {}
+        EventKind::DisputeRetained if totals.disputed.checked_add(ev.amount).is_none() => {
+            Err(Rejection::new(
+                "amount",
+                "would take the disputes of this pspReference out of range",
+            ))
+        }
+        EventKind::DisputeReturned if totals.disputed == 0 => Err(Rejection::new(
+            "pspReference",
+            "no retained dispute with this pspReference on the ledger",
+        )),
+        EventKind::DisputeReturned
+            if totals
+                .returned
+                .checked_add(ev.amount)
+                .is_none_or(|returned| returned > totals.disputed) =>
+        {
+            Err(Rejection::new(
+                "amount",
+                format!(
+                    "return of {} is more than the disputes of this pspReference still retain ({})",
+                    ev.amount,
+                    totals.disputed.saturating_sub(totals.returned)
+                ),
+            ))
+        }
+        EventKind::PayoutAborted => match seen.payout {
+            None => Err(Rejection::new(
+                "pspReference",
+                "no payout with this pspReference on the ledger (a payout's is \
+                 <ledgerId>-<payoutNumber>)",
+            )),
+            Some(p) if p.aborted => Err(Rejection::new(
+                "pspReference",
+                "this payout has been aborted already",
+            )),
+            // The whole amount, not at most it: a bank transfer fails or succeeds as a whole,
+            // and a payout aborted once cannot come back again, so a part would strand the rest.
+            Some(p) if p.amount != ev.amount => Err(Rejection::new(
+                "amount",
+                format!(
+                    "must be the payout's amount ({}): a payout comes back whole",
+                    p.amount
+                ),
+            )),
+            Some(_) => Ok(()),
+        },
+        _ => Ok(()),
     }
-
-    Ok(())
 }
 
 /// Turns one event into entries on `ledger`, or says why not. `last_booked` is the latest date
-/// booked on the ledger so far; `totals` are the pspReference's totals before this event (the
-/// caller adds [`totals_after`] once the entries are written).
+/// booked on the ledger so far; `seen` is what the ledger held before this event (the caller
+/// records [`seen_after`] once the entries are written).
 pub fn plan_event(
     ledger: &Ledger,
     unit: &SalesUnit,
     ev: &PaymentEvent,
     last_booked: Option<LedgerDate>,
-    totals: PaymentTotals,
+    seen: &Seen,
     now: Timestamp,
 ) -> Result<Vec<(Topic, NewEntry)>, Rejection> {
-    check_event(ledger, unit, ev, totals, now)?;
+    check_event(ledger, unit, ev, seen, now)?;
     let date = booking_date(ledger, ev.time, last_booked);
     let handle = unit.handle.to_string();
     let time = wire_time(ev.time);
@@ -349,19 +490,45 @@ pub fn plan_event(
     })
 }
 
-/// A pspReference's totals after `ev` was applied. [`check_event`] has made sure the sums fit;
-/// they saturate rather than wrap should they not.
-pub fn totals_after(totals: PaymentTotals, ev: &PaymentEvent) -> PaymentTotals {
-    match ev.kind {
+/// What the ledger holds after `ev` was applied: its payment's totals, a refund's own
+/// pspReference marked as taken, a payout marked as aborted. [`check_event`] has made sure the
+/// sums fit; they saturate rather than wrap should they not.
+pub fn seen_after(seen: &Seen, ev: &PaymentEvent) -> Seen {
+    let t = seen.payment;
+    let payment = match ev.kind {
         EventKind::Capture => PaymentTotals {
-            captured: totals.captured.saturating_add(ev.amount),
-            ..totals
+            captured: t.captured.saturating_add(ev.amount),
+            ..t
         },
         EventKind::Refund => PaymentTotals {
-            refunded: totals.refunded.saturating_add(ev.amount),
-            ..totals
+            refunded: t.refunded.saturating_add(ev.amount),
+            ..t
         },
-        _ => totals,
+        EventKind::DisputeRetained => PaymentTotals {
+            disputed: t.disputed.saturating_add(ev.amount),
+            ..t
+        },
+        EventKind::DisputeReturned => PaymentTotals {
+            returned: t.returned.saturating_add(ev.amount),
+            ..t
+        },
+        _ => t,
+    };
+    let own = match ev.own_refund_reference() {
+        Some(_) => PaymentTotals {
+            is_refund: true,
+            ..seen.own
+        },
+        None => seen.own,
+    };
+    let payout = match ev.kind {
+        EventKind::PayoutAborted => seen.payout.map(|p| PayoutFacts { aborted: true, ..p }),
+        _ => seen.payout,
+    };
+    Seen {
+        payment,
+        own,
+        payout,
     }
 }
 
@@ -431,6 +598,11 @@ pub fn bank_text(country: Country, payout_number: i64, unit_number: &str) -> Str
         Country::FI => format!("Maksu {payout_number} MobilePay {unit_number}"),
     };
     text.chars().take(MAX_BANK_TEXT).collect()
+}
+
+/// A payout's pspReference: `<ledgerId>-<payoutNumber>` (what a `payout-aborted` names).
+pub fn payout_reference(ledger_id: &crate::ids::LedgerId, payout_number: i64) -> String {
+    format!("{ledger_id}-{payout_number}")
 }
 
 /// The number a payout's bank text names: the first unit's Vippsnummer, or its MSN.
@@ -516,7 +688,7 @@ pub fn plan_close(
         entries.push((
             Topic::Funds,
             entry(
-                format!("{}-{n}", ledger.ledger_id),
+                payout_reference(&ledger.ledger_id, n),
                 "payout-scheduled",
                 text,
                 -funds,
@@ -572,6 +744,205 @@ mod tests {
             Rejection::from_stored("colour", "why"),
             Rejection::new("event", "why")
         );
+    }
+
+    fn event(kind: EventKind, psp: &str, amount: i64) -> PaymentEvent {
+        PaymentEvent {
+            event_id: "e".into(),
+            kind,
+            msn: crate::ids::Msn::parse("m", "123455").expect("msn"),
+            psp_reference: psp.into(),
+            capture_psp_reference: None,
+            reference: String::new(),
+            amount,
+            currency: Currency::NOK,
+            time: Timestamp::UNIX_EPOCH,
+            topic: None,
+            payer: None,
+        }
+    }
+
+    fn totals(captured: i64, refunded: i64, disputed: i64, returned: i64) -> PaymentTotals {
+        PaymentTotals {
+            captured,
+            refunded,
+            disputed,
+            returned,
+            is_refund: false,
+        }
+    }
+
+    fn paid(payment: PaymentTotals) -> Seen {
+        Seen {
+            payment,
+            ..Seen::default()
+        }
+    }
+
+    /// The field a rejection names, or `None` when the event passes.
+    fn field(ev: &PaymentEvent, seen: Seen) -> Option<&'static str> {
+        check_reversal(ev, &seen).err().map(|r| r.field)
+    }
+
+    #[test]
+    fn a_returned_dispute_needs_a_retained_one_and_returns_no_more_than_it_still_retains() {
+        let returned = |amount| event(EventKind::DisputeReturned, "p1", amount);
+        // Nothing disputed: captured or not, there is nothing to give back (the attack).
+        assert_eq!(field(&returned(500), Seen::default()), Some("pspReference"));
+        assert_eq!(
+            field(&returned(500), paid(totals(10_000, 0, 0, 0))),
+            Some("pspReference")
+        );
+        // 3000 retained, 1000 returned already: 2000 may come back, not 2001.
+        let seen = paid(totals(10_000, 0, 3_000, 1_000));
+        assert_eq!(field(&returned(2_000), seen), None);
+        assert_eq!(field(&returned(2_001), seen), Some("amount"));
+        assert_eq!(field(&returned(i64::MAX), seen), Some("amount"));
+        // All returned: nothing more.
+        assert_eq!(
+            field(&returned(1), paid(totals(10_000, 0, 3_000, 3_000))),
+            Some("amount")
+        );
+        // What a return leaves for the next.
+        let after = seen_after(&seen, &returned(2_000));
+        assert_eq!(after.payment, totals(10_000, 0, 3_000, 3_000));
+    }
+
+    #[test]
+    fn a_retained_dispute_is_counted_and_needs_a_capture() {
+        let retained = event(EventKind::DisputeRetained, "p1", 3_000);
+        assert_eq!(field(&retained, Seen::default()), Some("pspReference"));
+        let seen = paid(totals(10_000, 0, 0, 0));
+        assert_eq!(field(&retained, seen), None);
+        assert_eq!(
+            seen_after(&seen, &retained).payment,
+            totals(10_000, 0, 3_000, 0)
+        );
+        assert_eq!(
+            field(&retained, paid(totals(10_000, 0, i64::MAX - 10, 0))),
+            Some("amount")
+        );
+    }
+
+    #[test]
+    fn a_payout_aborted_names_a_payout_of_the_ledger_comes_back_whole_and_once() {
+        let aborted = |amount| event(EventKind::PayoutAborted, "12345-2000001", amount);
+        let payout = |aborted| Seen {
+            payout: Some(PayoutFacts {
+                amount: 28_800,
+                aborted,
+            }),
+            ..Seen::default()
+        };
+        // No payout (the attack), another amount, a second abort: refused.
+        assert_eq!(
+            field(&aborted(28_800), Seen::default()),
+            Some("pspReference")
+        );
+        assert_eq!(field(&aborted(28_799), payout(false)), Some("amount"));
+        assert_eq!(field(&aborted(28_801), payout(false)), Some("amount"));
+        assert_eq!(field(&aborted(28_800), payout(true)), Some("pspReference"));
+        // The payout's own amount, once.
+        assert_eq!(field(&aborted(28_800), payout(false)), None);
+        assert_eq!(seen_after(&payout(false), &aborted(28_800)), payout(true));
+    }
+
+    #[test]
+    fn a_refund_with_its_own_psp_reference_refunds_the_capture_it_names() {
+        let refund = |own: &str, capture: &str, amount| PaymentEvent {
+            capture_psp_reference: Some(capture.into()),
+            ..event(EventKind::Refund, own, amount)
+        };
+        let captured = paid(totals(10_000, 4_000, 0, 0));
+        // The capture's totals limit it; its own reference must be new.
+        assert_eq!(field(&refund("r1", "p1", 6_000), captured), None);
+        assert_eq!(field(&refund("r1", "p1", 6_001), captured), Some("amount"));
+        assert_eq!(
+            field(&refund("r1", "nope", 1), Seen::default()),
+            Some("capturePspReference")
+        );
+        for own in [
+            totals(500, 0, 0, 0),
+            PaymentTotals {
+                is_refund: true,
+                ..PaymentTotals::default()
+            },
+        ] {
+            let seen = Seen { own, ..captured };
+            assert_eq!(field(&refund("r1", "p1", 1), seen), Some("pspReference"));
+        }
+        // Applied: the capture's refunds grow and the own reference is taken.
+        let after = seen_after(&captured, &refund("r1", "p1", 6_000));
+        assert_eq!(after.payment, totals(10_000, 10_000, 0, 0));
+        assert!(after.own.is_refund);
+        // Naming its own pspReference as the capture is a refund as before.
+        let same = refund("p1", "p1", 1);
+        assert_eq!(same.own_refund_reference(), None);
+        assert_eq!(same.payment_reference(), "p1");
+        assert_eq!(field(&same, captured), None);
+        assert!(!seen_after(&captured, &same).own.is_refund);
+    }
+
+    #[test]
+    fn only_refunds_name_a_capture_and_captures_never_reuse_a_refunds_reference() {
+        for kind in EventKind::ALL {
+            if kind == EventKind::Refund {
+                continue;
+            }
+            let ev = PaymentEvent {
+                capture_psp_reference: Some("p1".into()),
+                ..event(kind, "p2", 100)
+            };
+            assert_eq!(
+                field(&ev, paid(totals(10_000, 0, 5_000, 0))),
+                Some("capturePspReference"),
+                "{kind:?}"
+            );
+        }
+        let refund_ref = paid(PaymentTotals {
+            is_refund: true,
+            ..PaymentTotals::default()
+        });
+        assert_eq!(
+            field(&event(EventKind::Capture, "r1", 100), refund_ref),
+            Some("pspReference")
+        );
+        // A refund or a dispute of a refund's own reference finds no capture there.
+        for kind in [
+            EventKind::Refund,
+            EventKind::DisputeRetained,
+            EventKind::DisputeReturned,
+        ] {
+            assert_eq!(
+                field(&event(kind, "r1", 100), refund_ref),
+                Some("pspReference")
+            );
+        }
+    }
+
+    #[test]
+    fn check_event_applies_the_reversal_rules() {
+        use crate::world::{SalesUnit, SalesUnitKind};
+        let l = ledger(PayoutFrequency::Daily, SettlementMode::Net, 0, 0);
+        let unit = SalesUnit {
+            msn: crate::ids::Msn::parse("m", "123455").expect("msn"),
+            merchant_id: 1,
+            name: "U".into(),
+            kind: SalesUnitKind::Api,
+            country: Country::NO,
+            handle: RecipientHandle::parse("h", "api:123455").expect("handle"),
+            created_at: Timestamp::UNIX_EPOCH,
+        };
+        let now: Timestamp = "2024-06-12T10:00:00Z".parse().expect("ts");
+        let ev = event(EventKind::DisputeReturned, "p1", 500);
+        let err = check_event(&l, &unit, &ev, &Seen::default(), now).expect_err("refused");
+        assert_eq!(err.field, "pspReference");
+        let err = plan_event(&l, &unit, &ev, None, &Seen::default(), now).expect_err("refused");
+        assert_eq!(err.field, "pspReference");
+        let ok = paid(totals(1_000, 0, 500, 0));
+        let planned = plan_event(&l, &unit, &ev, None, &ok, now).expect("planned");
+        assert_eq!(planned[0].1.entry_type, "returned-disputed-capture");
+        assert_eq!(planned[0].1.amount, 500);
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub const CAPTURE_FEE: &str = "capture-fee";
 pub const AMOUNT_SIGN: &str = "amount-sign";
 
 /// Along the funds topic, the refunds of a pspReference never add up to more than its captures
-/// so far.
+/// so far. A refund booked with its own pspReference counts against the capture it names (the
+/// store's record of such refunds, `refunded_captures`).
 pub const REFUND_LIMIT: &str = "refund-limit";
 
 /// Feed order and date order are one sequence: along each topic, in seq order, the ledgerDate
@@ -81,7 +82,15 @@ impl fmt::Display for Violation {
 
 /// Checks every rule of [`RULES`] on one ledger. `funds` and `fees` are the whole topics in feed
 /// (seq) order. Violations come sorted by topic (funds first), seq and rule.
-pub fn check_ledger(ledger: &Ledger, funds: &[Entry], fees: &[Entry]) -> Vec<Violation> {
+///
+/// `refunded_captures` links each refund booked with its own pspReference to the capture it
+/// refunds (refund's pspReference, capture's), which the entries themselves do not show.
+pub fn check_ledger(
+    ledger: &Ledger,
+    funds: &[Entry],
+    fees: &[Entry],
+    refunded_captures: &[(String, String)],
+) -> Vec<Violation> {
     let mut r = Report {
         ledger_id: &ledger.ledger_id,
         out: Vec::new(),
@@ -95,7 +104,7 @@ pub fn check_ledger(ledger: &Ledger, funds: &[Entry], fees: &[Entry]) -> Vec<Vio
     check_payouts_last(&mut r, funds);
     check_fees_retained_mirror(&mut r, funds, fees);
     check_capture_fees(&mut r, ledger, funds, fees);
-    check_refund_limits(&mut r, funds);
+    check_refund_limits(&mut r, funds, refunded_captures);
     let rank = |rule: &str| RULES.iter().position(|r| *r == rule).unwrap_or(RULES.len());
     r.out
         .sort_by_key(|v| (v.topic.map(Topic::code), v.seq, rank(v.rule)));
@@ -387,18 +396,33 @@ fn fee_key(e: &Entry, amount: i64) -> (&str, &str, i64) {
     (e.psp_reference.as_str(), e.reference.as_str(), amount)
 }
 
-fn check_refund_limits(r: &mut Report<'_>, funds: &[Entry]) {
+fn check_refund_limits(
+    r: &mut Report<'_>,
+    funds: &[Entry],
+    refunded_captures: &[(String, String)],
+) {
+    let capture_of: HashMap<&str, &str> = refunded_captures
+        .iter()
+        .map(|(refund, capture)| (refund.as_str(), capture.as_str()))
+        .collect();
     // Sums in i128: amounts that overflow i64 together are exactly what this rule is for.
     let mut totals: HashMap<&str, (i128, i128)> = HashMap::new();
     for e in funds {
-        let (captured, refunded) = totals.entry(e.psp_reference.as_str()).or_default();
+        let psp = e.psp_reference.as_str();
         match e.entry_type.as_str() {
-            "capture" => *captured += i128::from(e.amount),
+            "capture" => totals.entry(psp).or_default().0 += i128::from(e.amount),
             "refund" => {
+                let payment = capture_of.get(psp).copied().unwrap_or(psp);
+                let (captured, refunded) = totals.entry(payment).or_default();
                 *refunded += -i128::from(e.amount);
                 if *refunded > *captured {
+                    let of = if payment == psp {
+                        String::new()
+                    } else {
+                        format!(" (refunds of capture {payment})")
+                    };
                     let detail = format!(
-                        "refunds of pspReference {} add up to {refunded}, more than its captures ({captured})",
+                        "refunds of pspReference {}{of} add up to {refunded}, more than its captures ({captured})",
                         e.psp_reference
                     );
                     r.add(Topic::Funds, e, REFUND_LIMIT, detail);
@@ -455,8 +479,8 @@ fn check_capture_fees(r: &mut Report<'_>, ledger: &Ledger, funds: &[Entry], fees
 mod tests {
     use super::*;
     use crate::engine::{
-        EventKind, FIRST_PAYOUT_NUMBER, PaymentEvent, PaymentTotals, PeriodFacts, due_period_ends,
-        plan_close, plan_event, totals_after,
+        EventKind, FIRST_PAYOUT_NUMBER, PaymentEvent, PeriodFacts, Seen, due_period_ends,
+        plan_close, plan_event, seen_after,
     };
     use crate::entry::NewEntry;
     use crate::ids::{BankAccount, Country, Currency, Msn, RecipientHandle};
@@ -609,7 +633,7 @@ mod tests {
     }
 
     fn check(b: &Book) -> Vec<Violation> {
-        check_ledger(&ledger(SettlementMode::Net), &b.funds, &b.fees)
+        check_ledger(&ledger(SettlementMode::Net), &b.funds, &b.fees, &[])
     }
 
     /// (topic, seq, rule) of each violation.
@@ -643,6 +667,38 @@ mod tests {
         assert_eq!(
             found(&v),
             vec![(Some(Topic::Funds), Some(13), REFUND_LIMIT)]
+        );
+    }
+
+    #[test]
+    fn a_refund_with_its_own_psp_reference_counts_against_the_capture_it_names() {
+        let mut b = good_book();
+        // 7000 captured on 2022-10-03 (funds seq 11): refunds r-1 of 5000 and r-2 of 2001.
+        b.push(Topic::Funds, "2022-10-03", "refund", "r-1", -5_000);
+        b.push(Topic::Funds, "2022-10-03", "refund", "r-2", -2_001);
+        let links = [
+            ("r-1".to_owned(), "3343121306".to_owned()),
+            ("r-2".to_owned(), "3343121306".to_owned()),
+        ];
+
+        let v = check_ledger(&ledger(SettlementMode::Net), &b.funds, &b.fees, &links);
+
+        assert_eq!(
+            found(&v),
+            vec![(Some(Topic::Funds), Some(13), REFUND_LIMIT)]
+        );
+        assert!(
+            v[0].detail.contains("capture 3343121306"),
+            "{}",
+            v[0].detail
+        );
+        // Within the capture: no violation; without the links, refunds of nothing.
+        b.funds.pop();
+        let ok = check_ledger(&ledger(SettlementMode::Net), &b.funds, &b.fees, &links[..1]);
+        assert_eq!(ok, vec![]);
+        assert_eq!(
+            found(&check(&b)),
+            vec![(Some(Topic::Funds), Some(12), REFUND_LIMIT)]
         );
     }
 
@@ -987,7 +1043,7 @@ mod tests {
         let mut b = Book::default();
         b.push(Topic::Funds, "2022-10-01", "capture", "p", 10_000);
 
-        assert_eq!(check_ledger(&free, &b.funds, &b.fees), vec![]);
+        assert_eq!(check_ledger(&free, &b.funds, &b.fees, &[]), vec![]);
     }
 
     #[test]
@@ -1061,7 +1117,7 @@ mod tests {
         );
         b.capture("2022-11-01", "q", 1_000);
 
-        let v = check_ledger(&ledger(SettlementMode::Gross), &b.funds, &b.fees);
+        let v = check_ledger(&ledger(SettlementMode::Gross), &b.funds, &b.fees, &[]);
 
         assert_eq!(v, vec![]);
     }
@@ -1084,7 +1140,7 @@ mod tests {
         };
         let mut l = l.clone();
         let mut b = Book::default();
-        let mut totals: HashMap<String, PaymentTotals> = HashMap::new();
+        let mut totals: HashMap<String, Seen> = HashMap::new();
         let write = |b: &mut Book, topic: Topic, e: NewEntry| {
             let t = b.topic(topic);
             let before = t.last().map_or(0, |x| x.balance_after);
@@ -1126,6 +1182,7 @@ mod tests {
                 kind: *kind,
                 msn: unit.msn,
                 psp_reference: (*psp).into(),
+                capture_psp_reference: None,
                 reference: format!("order-{psp}"),
                 amount: *amount,
                 currency: Currency::NOK,
@@ -1136,11 +1193,11 @@ mod tests {
             let before = totals.get(*psp).copied().unwrap_or_default();
             let last_booked = b.funds.last().map(|e| e.ledger_date);
             let planned =
-                plan_event(&l, &unit, &ev, last_booked, before, now).expect("an accepted event");
+                plan_event(&l, &unit, &ev, last_booked, &before, now).expect("an accepted event");
             for (topic, e) in planned {
                 write(&mut b, topic, e);
             }
-            totals.insert((*psp).into(), totals_after(before, &ev));
+            totals.insert((*psp).into(), seen_after(&before, &ev));
         }
         close(&mut b, &mut l, until.parse().expect("until"));
         b
@@ -1177,7 +1234,7 @@ mod tests {
             let b = through_the_engine(&l, &events, "2022-11-02T12:00:00Z");
 
             assert_eq!(
-                check_ledger(&l, &b.funds, &b.fees),
+                check_ledger(&l, &b.funds, &b.fees, &[]),
                 vec![],
                 "{mode:?} {freq:?}"
             );

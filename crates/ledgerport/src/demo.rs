@@ -822,6 +822,7 @@ fn demo_event(
         kind,
         msn: p.msn,
         psp_reference: psp.into(),
+        capture_psp_reference: None,
         reference: format!(
             "order-{}",
             psp.chars()

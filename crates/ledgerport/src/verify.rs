@@ -114,9 +114,13 @@ async fn verify_ledger(
     let fees = whole_topic(store, access, Topic::Fees)
         .await
         .map_err(|e| anyhow!("reading ledger {id} fees: {}", store_err(e)))?;
+    let refunds = store
+        .refunded_captures(access)
+        .await
+        .map_err(|e| anyhow!("reading ledger {id} refunds: {}", store_err(e)))?;
     summary.ledgers += 1;
     summary.entries += funds.len() + fees.len();
-    Ok(check_ledger(&view.ledger, &funds, &fees))
+    Ok(check_ledger(&view.ledger, &funds, &fees, &refunds))
 }
 
 /// Every entry of one topic in feed order, read in pages of [`PAGE`].

@@ -36,6 +36,15 @@ async fn every_demo_capture_is_booked_on_its_own_ledger_date() {
         "demo failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every event the demo makes is one the engine accepts (refunds within their captures,
+    // returned disputes within what was retained): the last day's progress line counts none
+    // rejected.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    let last_day = progress.rsplit('\r').next().unwrap_or_default();
+    assert!(
+        last_day.contains(" events accepted, 0 rejected"),
+        "the demo had events rejected: {last_day}"
+    );
 
     // Assert: read every ledger's funds feed through the store, as the operator.
     let store = SqliteStore::open(&format!("sqlite://{}", db.display()), Arc::new(SystemClock))

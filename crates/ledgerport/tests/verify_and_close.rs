@@ -121,6 +121,7 @@ fn event(id: &str, kind: EventKind, psp: &str, amount: i64, time: Timestamp) -> 
         kind,
         msn: Msn::parse("msn", "123455").expect("msn"),
         psp_reference: psp.into(),
+        capture_psp_reference: None,
         reference: format!("order-{psp}"),
         amount,
         currency: Currency::NOK,

@@ -7,6 +7,8 @@
 //!  "topic":"funds","payer":{"name":"…","message":"…","maskedPhoneNo":"xxxx 1234"}}
 //! ```
 //!
+//! A refund with its own pspReference names the capture it refunds in `capturePspReference`.
+//!
 //! [`parse_event`] checks the shape only (types, lengths, formats); whether the event fits its
 //! sales unit and ledger is the engine's decision. A wrong field gives a [`Rejection`] naming it
 //! by its JSON name; unknown fields are ignored. No JSON value makes it panic.
@@ -51,6 +53,10 @@ fn fields(obj: &Map<String, Value>) -> Result<PaymentEvent, Rejection> {
     let kind = EventKind::parse("type", &text(obj, "type", 64)?).map_err(rejection)?;
     let msn = msn(obj)?;
     let psp_reference = text(obj, "pspReference", MAX_PSP_REFERENCE)?;
+    let capture_psp_reference = match present(obj, "capturePspReference") {
+        None => None,
+        Some(_) => Some(text(obj, "capturePspReference", MAX_PSP_REFERENCE)?),
+    };
     let reference = match present(obj, "reference") {
         None => String::new(),
         Some(_) => bounded_string(obj, "reference", MAX_REFERENCE, true)?,
@@ -71,6 +77,7 @@ fn fields(obj: &Map<String, Value>) -> Result<PaymentEvent, Rejection> {
         kind,
         msn,
         psp_reference,
+        capture_psp_reference,
         reference,
         amount,
         currency,
@@ -272,6 +279,7 @@ mod tests {
                 kind: EventKind::Capture,
                 msn: Msn::parse("m", "123455").expect("msn"),
                 psp_reference: "3343121302".into(),
+                capture_psp_reference: None,
                 reference: "purchase-12".into(),
                 amount: 10000,
                 currency: Currency::NOK,
@@ -291,6 +299,18 @@ mod tests {
         assert_eq!(ev.reference, "");
         assert_eq!(ev.topic, None);
         assert_eq!(ev.payer, None);
+    }
+
+    #[test]
+    fn a_refund_may_name_the_capture_it_refunds() {
+        let mut v = with("type", json!("refund"));
+        v["pspReference"] = json!("refund-7");
+        v["capturePspReference"] = json!("3343121302");
+        let ev = parse_event(&v).expect("parses");
+        assert_eq!(ev.psp_reference, "refund-7");
+        assert_eq!(ev.capture_psp_reference.as_deref(), Some("3343121302"));
+        v["capturePspReference"] = Value::Null;
+        assert_eq!(parse_event(&v).expect("parses").capture_psp_reference, None);
     }
 
     #[test]
@@ -354,6 +374,13 @@ mod tests {
             ("msn", json!(["123455"]), "msn"),
             ("pspReference", json!(""), "pspReference"),
             ("pspReference", json!("p".repeat(65)), "pspReference"),
+            ("capturePspReference", json!(""), "capturePspReference"),
+            ("capturePspReference", json!(17), "capturePspReference"),
+            (
+                "capturePspReference",
+                json!("p".repeat(65)),
+                "capturePspReference",
+            ),
             ("reference", json!("r".repeat(101)), "reference"),
             ("reference", json!(12), "reference"),
             ("amount", json!("10000"), "amount"),
@@ -453,6 +480,7 @@ mod tests {
             "type",
             "msn",
             "pspReference",
+            "capturePspReference",
             "reference",
             "amount",
             "currency",

@@ -412,6 +412,127 @@ async fn an_event_id_repeated_within_a_batch_is_applied_once_and_answered_alike(
     );
 }
 
+// ------------------------------------------------------------------ money moving back
+
+#[tokio::test]
+async fn a_dispute_never_retained_and_a_payout_never_made_are_refused_and_credit_nothing() {
+    // Arrange: 10,000 captured.
+    let w = world().await;
+    let capture = ev(
+        "c-1",
+        "capture",
+        "123455",
+        "1001",
+        10000,
+        "2022-10-01T08:00:00Z",
+    );
+    read(w.app.post_events(&w.service, &batch(vec![capture])).await).await;
+
+    // Act: the attack, money "given back" that was never withheld or paid out.
+    let body = batch(vec![
+        ev(
+            "x-1",
+            "dispute-returned",
+            "123455",
+            "1001",
+            5000,
+            "2022-10-01T09:00:00Z",
+        ),
+        ev(
+            "x-2",
+            "payout-aborted",
+            "123455",
+            "12345-2000001",
+            5000,
+            "2022-10-01T09:00:00Z",
+        ),
+        ev(
+            "c-2",
+            "capture",
+            "123455",
+            "1002",
+            500,
+            "2022-10-01T09:00:00Z",
+        ),
+    ]);
+    let first = read(w.app.post_events(&w.service, &body).await).await;
+    let second = read(w.app.post_events(&w.service, &body).await).await;
+
+    // Assert: both refused naming pspReference, the capture after them applied, nothing credited.
+    let expected = json!({
+        "results": [
+            rejected(Some("x-1"), "pspReference", "no retained dispute with this pspReference on the ledger"),
+            rejected(Some("x-2"), "pspReference", "no payout with this pspReference on the ledger (a payout's is <ledgerId>-<payoutNumber>)"),
+            accepted("c-2", "12345", 2),
+        ],
+        "accepted": 1,
+        "rejected": 2,
+    });
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body, expected);
+    assert_eq!(second.body, expected);
+    assert_eq!(
+        entries(&w.app, "12345", Topic::Funds).await,
+        vec![("capture".to_owned(), 10000), ("capture".to_owned(), 500)]
+    );
+}
+
+#[tokio::test]
+async fn a_refund_with_its_own_psp_reference_names_the_capture_it_refunds() {
+    // Arrange: 10,000 captured as 1001.
+    let w = world().await;
+    let capture = ev(
+        "c-1",
+        "capture",
+        "123455",
+        "1001",
+        10000,
+        "2022-10-01T08:00:00Z",
+    );
+    read(w.app.post_events(&w.service, &batch(vec![capture])).await).await;
+    let refund = |id: &str, own: &str, capture: &str, amount: i64| {
+        let mut e = ev(id, "refund", "123455", own, amount, "2022-10-01T09:00:00Z");
+        e["capturePspReference"] = json!(capture);
+        e
+    };
+
+    // Act
+    let body = batch(vec![
+        refund("r-1", "rf-1", "1001", 4000),
+        refund("r-2", "rf-2", "9999", 1),
+        refund("r-3", "rf-3", "1001", 6001),
+        refund("r-4", "rf-1", "1001", 1),
+    ]);
+    let first = read(w.app.post_events(&w.service, &body).await).await;
+    let second = read(w.app.post_events(&w.service, &body).await).await;
+
+    // Assert: the refund is booked under its own pspReference, limited by the capture it names.
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["results"][0], accepted("r-1", "12345", 1));
+    let fields: Vec<&Value> = first.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| &r["field"])
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            &Value::Null,
+            &json!("capturePspReference"),
+            &json!("amount"),
+            &json!("pspReference")
+        ]
+    );
+    assert_eq!(second.text, first.text);
+    let page = date_page(&w, "12345", "funds", "2022-10-01", "").await;
+    let items = page.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["pspReference"], "rf-1");
+    assert_eq!(items[1]["entryType"], "refund");
+    assert_eq!(items[1]["amount"], -4000);
+}
+
 // ------------------------------------------------------------------ rejections
 
 #[tokio::test]

@@ -102,6 +102,10 @@ pub trait ReportStore: Send + Sync {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>>;
+    /// The refunds booked with their own pspReference: (the refund's pspReference, the
+    /// pspReference of the capture it refunds), in pspReference order. The entries do not name
+    /// the capture; `verify` counts these refunds against it.
+    async fn refunded_captures(&self, access: &LedgerAccess) -> Result<Vec<(String, String)>>;
 }
 
 /// Writing entries: the settlement engine and the one way entries reach a ledger.

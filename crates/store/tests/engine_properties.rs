@@ -1,7 +1,8 @@
 //! Property tests of the settlement engine through the store: random event streams (times around
 //! cutoffs and a daylight-saving change, duplicates, reorderings within a batch, refunds larger
-//! than what was captured) interleaved with closing runs keep every invariant `verify` checks,
-//! and posting any prefix of the stream again changes nothing.
+//! than what was captured, refunds with their own pspReference, disputes given back, payouts
+//! aborted) interleaved with closing runs keep every invariant `verify` checks and the rules of
+//! money moving back, and posting any prefix of the stream again changes nothing.
 
 use jiff::{SignedDuration, Timestamp};
 use ledgerport_core::clock::ManualClock;
@@ -134,11 +135,18 @@ async fn world() -> Arc<TestStore> {
     s
 }
 
+/// A payout the ledgers have scheduled: the unit of its ledger, its pspReference and amount.
+type Payout = (u32, String, i64);
+
 /// Turns the specs into events: new ones at `now` minus a little, or repeats of earlier events.
+/// Refunds and disputes name earlier captures (now and then an unknown pspReference); returned
+/// disputes name earlier retained ones; aborted payouts name a payout of `payouts` with its
+/// amount, or (now and then) one that does not exist.
 fn events_of(
     step: &Step,
     now: Timestamp,
     posted: &[PaymentEvent],
+    payouts: &[Payout],
     next_id: &mut u64,
 ) -> Vec<PaymentEvent> {
     let mut out: Vec<PaymentEvent> = Vec::new();
@@ -151,14 +159,29 @@ fn events_of(
         }
         let time = (now - SignedDuration::from_mins(spec.minutes_back)).max(t(START));
         let unit = LEDGERS[spec.unit].1;
-        let captures: Vec<&&PaymentEvent> = earlier
-            .iter()
-            .filter(|e| e.kind == EventKind::Capture && e.msn.get() == unit)
-            .collect();
+        let of_unit = |kind: EventKind| -> Vec<&&PaymentEvent> {
+            earlier
+                .iter()
+                .filter(|e| e.kind == kind && e.msn.get() == unit)
+                .collect()
+        };
+        let captures = of_unit(EventKind::Capture);
+        let disputes = of_unit(EventKind::DisputeRetained);
+        let payouts: Vec<&Payout> = payouts.iter().filter(|p| p.0 == unit).collect();
         let (kind, psp, amount, topic) = match spec.kind {
             0..=9 => (EventKind::Capture, None, spec.amount, None),
             10..=13 => (EventKind::Refund, None, spec.amount / 3 + 1, None),
             14 => (EventKind::DisputeRetained, None, spec.amount / 4 + 1, None),
+            15 if !disputes.is_empty() => {
+                let d = disputes[spec.pick % disputes.len()];
+                let amount = (spec.amount % d.amount) + 1;
+                (
+                    EventKind::DisputeReturned,
+                    Some(d.psp_reference.clone()),
+                    amount,
+                    None,
+                )
+            }
             15 => (EventKind::DisputeReturned, None, spec.amount / 4 + 1, None),
             16 => (EventKind::TopUp, None, spec.amount, None),
             17 => (EventKind::ServiceFee, None, spec.amount / 10 + 1, None),
@@ -172,6 +195,10 @@ fn events_of(
                     Topic::Fees
                 }),
             ),
+            _ if !payouts.is_empty() && spec.pick % 4 != 0 => {
+                let p = payouts[spec.pick % payouts.len()];
+                (EventKind::PayoutAborted, Some(p.1.clone()), p.2, None)
+            }
             _ => (EventKind::PayoutAborted, None::<String>, spec.amount, None),
         };
         // Refunds and disputes name an earlier capture of the same unit (or an unknown one).
@@ -183,12 +210,19 @@ fn events_of(
             }
             _ => format!("psp-{next_id}"),
         });
+        // Every other refund carries its own pspReference and names its capture.
+        let (psp, capture_psp_reference) = if kind == EventKind::Refund && spec.pick % 2 == 0 {
+            (format!("rf-{next_id}"), Some(psp))
+        } else {
+            (psp, None)
+        };
         *next_id += 1;
         out.push(PaymentEvent {
             event_id: format!("ev-{next_id}"),
             kind,
             msn: Msn::parse("msn", &unit.to_string()).expect("msn"),
             psp_reference: psp,
+            capture_psp_reference,
             reference: format!("ref-{next_id}"),
             amount,
             currency: Currency::NOK,
@@ -241,7 +275,15 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
     let mut next_id = 0;
     for step in &steps {
         now += SignedDuration::from_mins(step.advance_minutes);
-        let events = events_of(step, now, &posted, &mut next_id);
+        let mut payouts = Vec::new();
+        for (id, unit, ..) in LEDGERS {
+            for e in entries(&**s, id, Topic::Funds).await {
+                if e.entry_type == "payout-scheduled" {
+                    payouts.push((unit, e.psp_reference, -e.amount));
+                }
+            }
+        }
+        let events = events_of(step, now, &posted, &payouts, &mut next_id);
         let outcomes = s.ingest_events(events.clone(), now).await.expect("ingest");
         prop_assert_eq!(outcomes.len(), events.len());
         posted.extend(events.iter().cloned());
@@ -263,7 +305,7 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
 
     // Every invariant holds on every ledger.
     for (id, ..) in LEDGERS {
-        let (_, view) = ledgerport_core::access::open(
+        let (access, view) = ledgerport_core::access::open(
             &ledgerport_core::access::Principal::Operator { user_id: None },
             s.ledger(&LedgerId::parse("l", id).expect("id"))
                 .await
@@ -272,7 +314,8 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
         .expect("the operator reads every ledger");
         let funds = entries(&**s, id, Topic::Funds).await;
         let fees = entries(&**s, id, Topic::Fees).await;
-        let violations = check_ledger(&view.ledger, &funds, &fees);
+        let refunds = s.refunded_captures(&access).await.expect("refunds");
+        let violations = check_ledger(&view.ledger, &funds, &fees, &refunds);
         prop_assert!(
             violations.is_empty(),
             "{}",
@@ -282,6 +325,48 @@ async fn run(steps: Vec<Step>, prefix: usize) -> Result<(), TestCaseError> {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
+    }
+
+    // Money moved back only where there was something to move back: an aborted payout names
+    // one of its ledger's payouts, with its amount, once; disputes given back never exceed what
+    // was retained; a made-up payout is refused naming its pspReference.
+    for (id, ..) in LEDGERS {
+        let funds = entries(&**s, id, Topic::Funds).await;
+        let mut aborted = std::collections::HashSet::new();
+        let mut disputes: std::collections::HashMap<&str, i64> = Default::default();
+        for e in &funds {
+            match e.entry_type.as_str() {
+                "payout-aborted" => {
+                    prop_assert!(
+                        funds.iter().any(|p| p.entry_type == "payout-scheduled"
+                            && p.psp_reference == e.psp_reference
+                            && p.amount == -e.amount
+                            && p.seq < e.seq),
+                        "{e:?} brings back no payout"
+                    );
+                    prop_assert!(aborted.insert(&e.psp_reference), "{e:?} aborted twice");
+                }
+                "retained-disputed-capture" => {
+                    *disputes.entry(&e.psp_reference).or_default() -= e.amount;
+                }
+                "returned-disputed-capture" => {
+                    let still = disputes.entry(&e.psp_reference).or_default();
+                    *still -= e.amount;
+                    prop_assert!(*still >= 0, "{e:?} returns more than was retained");
+                }
+                _ => {}
+            }
+        }
+    }
+    for (events, outcomes) in &batches {
+        for (e, o) in events.iter().zip(outcomes) {
+            if e.kind == EventKind::PayoutAborted && e.psp_reference.starts_with("psp-") {
+                prop_assert!(
+                    matches!(o, EventOutcome::Rejected { rejection, .. } if rejection.field == "pspReference"),
+                    "{e:?}: {o:?}"
+                );
+            }
+        }
     }
 
     // Posting a prefix of the stream again changes nothing and answers as the first time.

@@ -81,6 +81,7 @@ fn event(id: &str, kind: EventKind, psp: &str, amount: i64) -> PaymentEvent {
         kind,
         msn: Msn::parse("msn", &MSN.to_string()).expect("msn"),
         psp_reference: psp.into(),
+        capture_psp_reference: None,
         reference: format!("purchase-{psp}"),
         amount,
         currency: Currency::NOK,

@@ -41,6 +41,7 @@ async fn world(s: &dyn Store, now: Timestamp) {
             kind: EventKind::Capture,
             msn: Msn::parse("msn", &msn).expect("msn"),
             psp_reference: format!("p-{i}"),
+            capture_psp_reference: None,
             reference: format!("purchase-{i}"),
             amount: 10_000,
             currency: Currency::NOK,

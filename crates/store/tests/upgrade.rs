@@ -2,6 +2,10 @@
 //! `schema_migrations`) opens with today's store: its migrations are recorded as the migrator's,
 //! nothing is run twice, the old table is gone, its rows are intact and the store goes on
 //! writing where they end. On SQLite always; on PostgreSQL when `DATABASE_URL` names a server (ignored otherwise).
+//!
+//! The old runner's databases stop at migration 5; the store's first start runs 6 on them, which
+//! computes the dispute totals and the payouts of the entries already booked, so the rules of
+//! returned disputes and aborted payouts hold for them too.
 
 use jiff::Timestamp;
 use ledgerport_core::clock::ManualClock;
@@ -68,7 +72,23 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// A small world with two captures booked on ledger 100001, as the old store wrote them.
+/// The migrations this build adds to what the old runner applied.
+const SQLITE_NEW: &[(i64, &str, &str)] = &[(
+    6,
+    "reversals",
+    include_str!("../migrations/sqlite/0006_reversals.sql"),
+)];
+
+const POSTGRES_NEW: &[(i64, &str, &str)] = &[(
+    6,
+    "reversals",
+    include_str!("../migrations/postgres/0006_reversals.sql"),
+)];
+
+/// A small world on ledger 100001 as the old store wrote it: two captures, a dispute of 3000 on
+/// p1 of which 1000 came back, and 2024-04-05 closed with a payout (2000001) that was aborted and
+/// paid out again (2000002); and an entry appended by hand with the pspReference of the payout
+/// the engine makes next (2000003).
 const ROWS: &str = "\
 INSERT INTO merchants (org_scheme, org_id, name, created_at) \
   VALUES ('business:NO:ORG', '987654321', 'Kaffebaren AS', '2024-04-01T08:00:00.000000Z');
@@ -78,14 +98,28 @@ INSERT INTO ledgers (ledger_id, currency, payout_scheme, payout_account, owner_m
   cutoff, payout_frequency, settlement_mode, fee_basis_points, fee_fixed_minor, page_size, created_at, \
   closed_through) \
   SELECT '100001', 'NOK', 'BBAN:NO', '12345678903', id, 'Europe/Oslo', '00:00', 'daily', 'net', 150, 0, 100, \
-  '2024-04-01T08:00:00.000000Z', '2024-04-04' FROM merchants;
+  '2024-04-01T08:00:00.000000Z', '2024-04-05' FROM merchants;
+UPDATE ledgers SET next_payout_number = 2000003;
 INSERT INTO ledger_units (ledger_id, msn, position) VALUES ('100001', 123456, 0);
 INSERT INTO entries VALUES ('100001', 0, 1, 'p1', '2024-04-05T07:00:00.000000Z', '2024-04-05', \
   'capture', 'r1', 'NOK', 10000, 0, 10000, 'api:123456', NULL, NULL, NULL);
 INSERT INTO entries VALUES ('100001', 0, 2, 'p2', '2024-04-05T07:10:00.000000Z', '2024-04-05', \
   'capture', 'r2', 'NOK', 5000, 10000, 15000, 'api:123456', NULL, NULL, NULL);
+INSERT INTO entries VALUES ('100001', 0, 3, 'p1', '2024-04-05T07:20:00.000000Z', '2024-04-05', \
+  'retained-disputed-capture', 'r1', 'NOK', -3000, 15000, 12000, 'api:123456', NULL, NULL, NULL);
+INSERT INTO entries VALUES ('100001', 0, 4, 'p1', '2024-04-05T07:30:00.000000Z', '2024-04-05', \
+  'returned-disputed-capture', 'r1', 'NOK', 1000, 12000, 13000, 'api:123456', NULL, NULL, NULL);
+INSERT INTO entries VALUES ('100001', 0, 5, '100001-2000001', '2024-04-05T21:59:59.999999Z', '2024-04-05', \
+  'payout-scheduled', 'Utb. 2000001', 'NOK', -13000, 13000, 0, '', NULL, NULL, NULL);
+INSERT INTO entries VALUES ('100001', 0, 6, '100001-2000001', '2024-04-05T21:59:59.999999Z', '2024-04-05', \
+  'payout-aborted', '', 'NOK', 13000, 0, 13000, '', NULL, NULL, NULL);
+INSERT INTO entries VALUES ('100001', 0, 7, '100001-2000002', '2024-04-05T21:59:59.999999Z', '2024-04-05', \
+  'payout-scheduled', 'Utb. 2000002', 'NOK', -13000, 13000, 0, '', NULL, NULL, NULL);
+INSERT INTO entries VALUES ('100001', 0, 8, '100001-2000003', '2024-04-05T21:59:59.999999Z', '2024-04-05', \
+  'payout-scheduled', 'appended by hand', 'NOK', 0, 0, 0, '', NULL, NULL, NULL);
 INSERT INTO events (event_id, ledger_id, entries, received_at) \
-  VALUES ('e1', '100001', 1, '2024-04-05T07:00:01.000000Z'), ('e2', '100001', 1, '2024-04-05T07:10:01.000000Z');
+  VALUES ('e1', '100001', 1, '2024-04-05T07:00:01.000000Z'), ('e2', '100001', 1, '2024-04-05T07:10:01.000000Z'), \
+  ('e-d1', '100001', 1, '2024-04-05T07:20:01.000000Z'), ('e-d2', '100001', 1, '2024-04-05T07:30:01.000000Z');
 INSERT INTO payments (ledger_id, psp_reference, captured, refunded) VALUES ('100001', 'p1', 10000, 0), \
   ('100001', 'p2', 5000, 0);
 INSERT INTO audit_log (at, actor, action, subject, detail) \
@@ -96,11 +130,16 @@ fn now() -> Timestamp {
 }
 
 fn capture(id: &str, psp: &str, amount: i64) -> PaymentEvent {
+    event(id, EventKind::Capture, psp, amount)
+}
+
+fn event(id: &str, kind: EventKind, psp: &str, amount: i64) -> PaymentEvent {
     PaymentEvent {
         event_id: id.into(),
-        kind: EventKind::Capture,
+        kind,
         msn: Msn::parse("msn", "123456").expect("msn"),
         psp_reference: psp.into(),
+        capture_psp_reference: None,
         reference: format!("r-{psp}"),
         amount,
         currency: Currency::NOK,
@@ -112,10 +151,11 @@ fn capture(id: &str, psp: &str, amount: i64) -> PaymentEvent {
 
 /// What the migrator must hold afterwards: every version, applied, with its file's checksum.
 fn expected_versions(
-    migrations: &[(i64, &'static str, &'static str)],
+    old: &[(i64, &'static str, &'static str)],
+    new: &[(i64, &'static str, &'static str)],
 ) -> Vec<(i64, bool, Vec<u8>)> {
-    migrations
-        .iter()
+    old.iter()
+        .chain(new)
         .map(|(v, d, sql)| {
             let m = Migration::new(
                 *v,
@@ -175,6 +215,65 @@ async fn check_the_store_works_on(store: &dyn Store) {
             },
         ]
     );
+
+    // Migration 6 counted the old dispute (2000 of p1's 3000 still retained) and the old
+    // payouts (2000001 aborted, 2000002 not).
+    let outcomes = store
+        .ingest_events(
+            vec![
+                event("g1", EventKind::DisputeReturned, "p1", 2001),
+                event("g2", EventKind::DisputeReturned, "p2", 1),
+                event("g3", EventKind::DisputeReturned, "p1", 2000),
+                event("a1", EventKind::PayoutAborted, "100001-2000001", 13000),
+                event("a2", EventKind::PayoutAborted, "100001-2000002", 13000),
+            ],
+            now(),
+        )
+        .await
+        .expect("ingest");
+    let answers: Vec<(&str, Option<&str>)> = outcomes
+        .iter()
+        .map(|o| match o {
+            EventOutcome::Accepted { event_id, .. } => (event_id.as_str(), None),
+            EventOutcome::Rejected {
+                event_id,
+                rejection,
+            } => (event_id.as_str(), Some(rejection.field)),
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            ("g1", Some("amount")),
+            ("g2", Some("pspReference")),
+            ("g3", None),
+            ("a1", Some("pspReference")),
+            ("a2", None),
+        ]
+    );
+    // The next closing pays out 2000003 though a hand-appended entry had that pspReference.
+    let closed = store
+        .close_due(&ledger_id, "2024-04-07T06:00:00Z".parse().expect("time"))
+        .await
+        .expect("close 2024-04-06");
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].payout, Some((2_000_003, 16_970)));
+    let outcomes = store
+        .ingest_events(
+            vec![event(
+                "a3",
+                EventKind::PayoutAborted,
+                "100001-2000003",
+                16_970,
+            )],
+            "2024-04-07T07:00:00Z".parse().expect("time"),
+        )
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(outcomes[0], EventOutcome::Accepted { .. }),
+        "{outcomes:?}"
+    );
 }
 
 async fn run_the_old_runner_sqlite(conn: &mut sqlx::SqliteConnection) {
@@ -202,7 +301,7 @@ async fn run_the_old_runner_sqlite(conn: &mut sqlx::SqliteConnection) {
     }
     sqlx::raw_sql(ROWS).execute(&mut *conn).await.expect("rows");
     sqlx::raw_sql(
-        "INSERT INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq) VALUES ('100001', 0, '2024-04-05', 1, 2)",
+        "INSERT INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq) VALUES ('100001', 0, '2024-04-05', 1, 8)",
     )
     .execute(&mut *conn)
     .await
@@ -244,7 +343,7 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
             .fetch_all(&mut conn)
             .await
             .expect("migrator's table");
-    assert_eq!(versions, expected_versions(SQLITE));
+    assert_eq!(versions, expected_versions(SQLITE, SQLITE_NEW));
     let old: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
     )
@@ -260,10 +359,25 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
     .expect("entries");
     assert_eq!(
         funds,
-        vec![(1, 0, 10000), (2, 10000, 15000), (3, 15000, 17000)]
+        vec![
+            (1, 0, 10000),
+            (2, 10000, 15000),
+            (3, 15000, 12000),
+            (4, 12000, 13000),
+            (5, 13000, 0),
+            (6, 0, 13000),
+            (7, 13000, 0),
+            (8, 0, 0),
+            (9, 0, 2000),
+            (10, 2000, 4000),
+            (11, 4000, 17000),
+            (12, 17000, 16970),
+            (13, 16970, 0),
+            (14, 0, 16970)
+        ]
     );
     let runs: Vec<(i64, String, i64, i64)> = sqlx::query_as(
-        "SELECT topic, ledger_date, first_seq, last_seq FROM entry_dates ORDER BY topic",
+        "SELECT topic, ledger_date, first_seq, last_seq FROM entry_dates ORDER BY topic, ledger_date",
     )
     .fetch_all(&mut conn)
     .await
@@ -271,8 +385,10 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
     assert_eq!(
         runs,
         vec![
-            (0, "2024-04-05".into(), 1, 3),
-            (1, "2024-04-05".into(), 1, 1)
+            (0, "2024-04-05".into(), 1, 8),
+            (0, "2024-04-06".into(), 9, 13),
+            (0, "2024-04-07".into(), 14, 14),
+            (1, "2024-04-06".into(), 1, 2)
         ]
     );
     conn.close().await.expect("close");
@@ -341,7 +457,7 @@ async fn a_postgres_database_of_the_old_migration_runner_upgrades_cleanly() {
             .fetch_all(&mut conn)
             .await
             .expect("migrator's table");
-    assert_eq!(versions, expected_versions(POSTGRES));
+    assert_eq!(versions, expected_versions(POSTGRES, POSTGRES_NEW));
     let old: Option<String> = sqlx::query_scalar("SELECT to_regclass('schema_migrations')::text")
         .fetch_one(&mut conn)
         .await
@@ -355,7 +471,22 @@ async fn a_postgres_database_of_the_old_migration_runner_upgrades_cleanly() {
     .expect("entries");
     assert_eq!(
         funds,
-        vec![(1, 0, 10000), (2, 10000, 15000), (3, 15000, 17000)]
+        vec![
+            (1, 0, 10000),
+            (2, 10000, 15000),
+            (3, 15000, 12000),
+            (4, 12000, 13000),
+            (5, 13000, 0),
+            (6, 0, 13000),
+            (7, 13000, 0),
+            (8, 0, 0),
+            (9, 0, 2000),
+            (10, 2000, 4000),
+            (11, 4000, 17000),
+            (12, 17000, 16970),
+            (13, 16970, 0),
+            (14, 0, 16970)
+        ]
     );
     conn.close().await.expect("close");
 }

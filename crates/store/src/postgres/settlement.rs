@@ -14,9 +14,11 @@ impl SettleSql for Postgres {
     // An unknown MSN locks no ledger: two processes may reject the same event at once.
     const REJECTED_TAIL: &'static str = " ON CONFLICT (event_id) DO NOTHING";
     const PAYMENTS_UPSERT: (&'static str, &'static str) = (
-        "INSERT INTO payments (ledger_id, psp_reference, captured, refunded)",
+        "INSERT INTO payments (ledger_id, psp_reference, captured, refunded, disputed, returned, \
+         refund_of)",
         " ON CONFLICT (ledger_id, psp_reference) DO UPDATE SET captured = EXCLUDED.captured, \
-         refunded = EXCLUDED.refunded",
+         refunded = EXCLUDED.refunded, disputed = EXCLUDED.disputed, returned = EXCLUDED.returned, \
+         refund_of = EXCLUDED.refund_of",
     );
     const CHAIN_ENDS_FROM: &'static str = "unnest($1::text[]) AS k(l) \
          CROSS JOIN (VALUES (0::bigint), (1::bigint)) AS tt(t) \

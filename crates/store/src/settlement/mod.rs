@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use ledgerport_core::chain::{BalanceOverflow, ChainEnd, Chains, DateRun};
 use ledgerport_core::engine::{
-    PaymentEvent, PaymentTotals, PeriodFacts, Rejection, check_event, due_period_ends, plan_close,
-    plan_event, totals_after,
+    EventKind, PaymentEvent, PaymentTotals, PayoutFacts, PeriodFacts, Rejection, Seen, check_event,
+    due_period_ends, payout_reference, plan_close, plan_event, seen_after,
 };
 use ledgerport_core::entry::{Entry, NewEntry, check_entry_type};
 use ledgerport_core::ids::{Country, LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
@@ -43,7 +43,8 @@ pub trait SettleSql: Dialect {
     const INSERT: &'static str;
     /// What follows the values of rejected events' rows.
     const REJECTED_TAIL: &'static str;
-    /// Head and tail of the statement that writes pspReference totals, new or changed.
+    /// Head and tail of the statement that writes pspReference totals, new or changed: columns
+    /// ledger_id, psp_reference, captured, refunded, disputed, returned, refund_of.
     const PAYMENTS_UPSERT: (&'static str, &'static str);
     /// Where the last entry of both topics of every ledger of the list `$1` is found: a FROM
     /// clause giving them as `e`.
@@ -313,7 +314,25 @@ async fn close_period<DB: SettleSql>(
         };
         *balance = balance.checked_add(e.amount).ok_or_else(overflow)?;
         match e.entry_type.as_str() {
-            "payout-scheduled" => payout = Some((next, -e.amount)),
+            "payout-scheduled" => {
+                payout = Some((next, -e.amount));
+                // What a payout-aborted may later bring back (whole, once). A row of the same
+                // pspReference can only come from entries appended by hand before migration 6
+                // recorded them; the engine's own payout is the one an abort names.
+                tx.execute(
+                    "DELETE FROM payouts WHERE ledger_id = $1 AND psp_reference = $2",
+                    args![id.as_str(), e.psp_reference.clone()],
+                )
+                .await?;
+                tx.execute(
+                    AssertSqlSafe(format!(
+                        "{} payouts (ledger_id, psp_reference, amount, aborted) VALUES ($1, $2, $3, 0)",
+                        DB::INSERT
+                    )),
+                    args![id.as_str(), e.psp_reference.clone(), -e.amount],
+                )
+                .await?;
+            }
             "fees-invoiced" => fees = e.amount,
             "fees-retained" if topic == Topic::Fees => fees = e.amount,
             _ => {}
@@ -344,6 +363,17 @@ async fn close_period<DB: SettleSql>(
 
 /// A sales unit of the batch and the ledger it settles on, if any.
 type UnitOf = Option<(SalesUnit, Option<String>)>;
+
+/// A `payments` row: ledger, pspReference, captured, refunded, disputed, returned, refund_of.
+type PaymentRow = (String, String, i64, i64, i64, i64, Option<String>);
+
+/// What the store keeps of one pspReference: the engine's totals and, for a refund's own
+/// pspReference, the capture it refunds.
+#[derive(Default)]
+struct Payment {
+    totals: PaymentTotals,
+    refund_of: Option<String>,
+}
 
 /// Applies a batch of events in one transaction (see the module's notes). The batch's ledgers
 /// are locked before anything they hold is read, so earlier answers, totals and chain ends are
@@ -402,26 +432,74 @@ async fn ingest<DB: SettleSql>(
         answered.insert(r.event_id, o);
     }
 
-    // The pspReference totals the batch's new events refer to.
-    let pairs: Vec<(String, String)> = events
-        .iter()
-        .filter(|e| !answered.contains_key(&e.event_id))
-        .filter_map(|e| match units.get(&e.msn) {
-            Some(Some((_, Some(l)))) => Some((l.clone(), e.psp_reference.clone())),
-            _ => None,
+    // The pspReference totals the batch's new events refer to: each event's own, and the
+    // capture a refund names.
+    let ledger_of = |e: &PaymentEvent| match units.get(&e.msn) {
+        Some(Some((_, Some(l)))) => Some(l.clone()),
+        _ => None,
+    };
+    let new_events = || {
+        events
+            .iter()
+            .filter(|e| !answered.contains_key(&e.event_id))
+            .filter_map(|e| ledger_of(e).map(|l| (l, e)))
+    };
+    let pairs: Vec<(String, String)> = new_events()
+        .flat_map(|(l, e)| {
+            let capture = e.capture_psp_reference.clone().map(|c| (l.clone(), c));
+            std::iter::once((l, e.psp_reference.clone())).chain(capture)
         })
         .collect();
     let sql = format!(
-        "SELECT DISTINCT pm.ledger_id, pm.psp_reference, pm.captured, pm.refunded FROM {} \
+        "SELECT DISTINCT pm.ledger_id, pm.psp_reference, pm.captured, pm.refunded, pm.disputed, \
+         pm.returned, pm.refund_of FROM {} \
          JOIN payments pm ON pm.ledger_id = k.l AND pm.psp_reference = k.p",
         DB::PAIRS
     );
-    let known: Vec<(String, String, i64, i64)> =
-        tx.all(AssertSqlSafe(sql), DB::pairs(&pairs)).await?;
-    let mut totals: HashMap<(String, String), PaymentTotals> = HashMap::new();
-    for (l, p, captured, refunded) in known {
-        totals.insert((l, p), PaymentTotals { captured, refunded });
+    let known: Vec<PaymentRow> = tx.all(AssertSqlSafe(sql), DB::pairs(&pairs)).await?;
+    let mut totals: HashMap<(String, String), Payment> = HashMap::new();
+    for (l, p, captured, refunded, disputed, returned, refund_of) in known {
+        let totals_of = PaymentTotals {
+            captured,
+            refunded,
+            disputed,
+            returned,
+            is_refund: refund_of.is_some(),
+        };
+        totals.insert(
+            (l, p),
+            Payment {
+                totals: totals_of,
+                refund_of,
+            },
+        );
     }
+
+    // The payouts that payout-aborted events name (closings in this batch add theirs below).
+    let payout_pairs: Vec<(String, String)> = new_events()
+        .filter(|(_, e)| e.kind == EventKind::PayoutAborted)
+        .map(|(l, e)| (l, e.psp_reference.clone()))
+        .collect();
+    let mut payouts: HashMap<(String, String), PayoutFacts> = HashMap::new();
+    if !payout_pairs.is_empty() {
+        let sql = format!(
+            "SELECT DISTINCT po.ledger_id, po.psp_reference, po.amount, po.aborted FROM {} \
+             JOIN payouts po ON po.ledger_id = k.l AND po.psp_reference = k.p",
+            DB::PAIRS
+        );
+        let rows: Vec<(String, String, i64, i64)> =
+            tx.all(AssertSqlSafe(sql), DB::pairs(&payout_pairs)).await?;
+        for (l, p, amount, aborted) in rows {
+            payouts.insert(
+                (l, p),
+                PayoutFacts {
+                    amount,
+                    aborted: aborted != 0,
+                },
+            );
+        }
+    }
+    let mut aborted_payouts: Vec<(String, String)> = Vec::new();
 
     let mut placing = Placing::default();
     let mut ledgers = load_ledgers(&mut tx, &mut placing, &ledger_ids).await?;
@@ -446,20 +524,44 @@ async fn ingest<DB: SettleSql>(
                     StoreError::Corrupt(format!("ledger {ledger_id} of unit {}", ev.msn))
                 })?;
                 let id = ctx.ledger.ledger_id.clone();
-                let key = (ledger_id.clone(), ev.psp_reference.clone());
+                let key = |psp: &str| (ledger_id.clone(), psp.to_owned());
+                let payment_key = key(ev.payment_reference());
+                let own_key = ev.own_refund_reference().map(key);
+                let payout_key = key(&ev.psp_reference);
                 // Loaded above; a pspReference the ledger has not seen has no totals yet.
-                let before = totals.get(&key).copied().unwrap_or_default();
+                let totals_of =
+                    |k: &(String, String)| totals.get(k).map(|p| p.totals).unwrap_or_default();
+                let seen = Seen {
+                    payment: totals_of(&payment_key),
+                    own: own_key.as_ref().map(totals_of).unwrap_or_default(),
+                    payout: if ev.kind == EventKind::PayoutAborted {
+                        payouts.get(&payout_key).copied()
+                    } else {
+                        None
+                    },
+                };
                 // A good event's own time counts as the clock (within the allowed skew): the
-                // periods it has passed close before it is booked.
-                if check_event(&ctx.ledger, unit, &ev, before, now).is_ok() {
+                // periods it has passed close before it is booked. (A payout-aborted of a payout
+                // those closings schedule is not good yet, so its time closes nothing: it is
+                // refused, as it would have been had it come before the closing.)
+                if check_event(&ctx.ledger, unit, &ev, &seen, now).is_ok() {
                     for end in
                         due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now.max(ev.time))
                     {
-                        close_period(&mut tx, ctx, &mut placing, end).await?;
+                        let closed = close_period(&mut tx, ctx, &mut placing, end).await?;
+                        if let Some((number, amount)) = closed.payout {
+                            payouts.insert(
+                                key(&payout_reference(&id, number)),
+                                PayoutFacts {
+                                    amount,
+                                    aborted: false,
+                                },
+                            );
+                        }
                     }
                 }
                 let last_booked = placing.chains.last_booked(&id);
-                match plan_event(&ctx.ledger, unit, &ev, last_booked, before, now) {
+                match plan_event(&ctx.ledger, unit, &ev, last_booked, &seen, now) {
                     Err(rejection) => EventOutcome::Rejected {
                         event_id: ev.event_id.clone(),
                         rejection,
@@ -471,10 +573,29 @@ async fn ingest<DB: SettleSql>(
                             rejection: Rejection::new("amount", format!("would make {overflow}")),
                         },
                         Ok(n) => {
-                            let after = totals_after(before, &ev);
-                            if after != before {
-                                totals.insert(key.clone(), after);
-                                touched.push(key);
+                            let after = seen_after(&seen, &ev);
+                            if after.payment != seen.payment {
+                                let p = totals.entry(payment_key.clone()).or_default();
+                                p.totals = after.payment;
+                                touched.push(payment_key);
+                            }
+                            if let Some(own_key) = own_key
+                                && after.own != seen.own
+                            {
+                                totals.insert(
+                                    own_key.clone(),
+                                    Payment {
+                                        totals: after.own,
+                                        refund_of: ev.capture_psp_reference.clone(),
+                                    },
+                                );
+                                touched.push(own_key);
+                            }
+                            if let Some(p) = after.payout
+                                && after.payout != seen.payout
+                            {
+                                payouts.insert(payout_key.clone(), p);
+                                aborted_payouts.push(payout_key);
                             }
                             accepted_rows.push(vec![
                                 Arg::Text(ev.event_id.clone()),
@@ -521,17 +642,29 @@ async fn ingest<DB: SettleSql>(
     let payment_rows = touched
         .into_iter()
         .map(|key| {
-            let t = totals[&key];
+            let p = &totals[&key];
+            let t = p.totals;
             vec![
                 Arg::Text(key.0),
                 Arg::Text(key.1),
                 Arg::Int(t.captured),
                 Arg::Int(t.refunded),
+                Arg::Int(t.disputed),
+                Arg::Int(t.returned),
+                p.refund_of.clone().map_or(Arg::NullText, Arg::Text),
             ]
         })
         .collect();
     let (head, tail) = DB::PAYMENTS_UPSERT;
-    tx.insert_rows(head, 4, tail, payment_rows).await?;
+    tx.insert_rows(head, 7, tail, payment_rows).await?;
+    // Aborts are rare: one statement each.
+    for (ledger, psp) in aborted_payouts {
+        tx.execute(
+            "UPDATE payouts SET aborted = 1 WHERE ledger_id = $1 AND psp_reference = $2",
+            args![ledger, psp],
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -55,6 +55,15 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         entries_from_page_json(&page)
     }
 
+    async fn refunded_captures(&self, access: &LedgerAccess) -> Result<Vec<(String, String)>> {
+        self.all(
+            "SELECT psp_reference, refund_of FROM payments WHERE ledger_id = $1 \
+             AND refund_of IS NOT NULL ORDER BY psp_reference",
+            args![access.ledger_id().as_str()],
+        )
+        .await
+    }
+
     async fn date_page(
         &self,
         access: &LedgerAccess,

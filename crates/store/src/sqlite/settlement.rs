@@ -17,7 +17,8 @@ impl SettleSql for Sqlite {
     const INSERT: &'static str = "INSERT OR FAIL INTO";
     const REJECTED_TAIL: &'static str = "";
     const PAYMENTS_UPSERT: (&'static str, &'static str) = (
-        "INSERT OR REPLACE INTO payments (ledger_id, psp_reference, captured, refunded)",
+        "INSERT OR REPLACE INTO payments (ledger_id, psp_reference, captured, refunded, disputed, \
+         returned, refund_of)",
         "",
     );
     const CHAIN_ENDS_FROM: &'static str = "(SELECT value AS l FROM json_each($1)) k \

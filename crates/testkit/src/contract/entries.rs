@@ -563,3 +563,74 @@ pub async fn a_page_of_a_thousand_entries_reads_back_whole_in_seq_order(s: &dyn 
     assert_eq!(date_first, on_the_5th[..500].to_vec());
     assert_eq!(date_rest, on_the_5th[500..].to_vec());
 }
+
+pub async fn refunded_captures_link_each_refund_with_its_own_psp_reference_to_its_capture(
+    s: &dyn Store,
+) {
+    use ledgerport_core::engine::{EventKind, PaymentEvent};
+    // Arrange: two captures on ledger 100001, refunds of both with their own pspReference, a
+    // refund under its capture's pspReference, and a refund with its own on ledger 100002.
+    let m = one_ledger(s, "100001").await;
+    add_api_unit(s, m.id, "123456", "ACME Bergen").await;
+    add_ledger(s, "100002", m.id, &["123456"]).await;
+    let event =
+        |id: &str, kind: EventKind, unit: &str, psp: &str, capture: Option<&str>| PaymentEvent {
+            event_id: id.into(),
+            kind,
+            msn: msn(unit),
+            psp_reference: psp.into(),
+            capture_psp_reference: capture.map(str::to_owned),
+            reference: String::new(),
+            amount: if kind == EventKind::Capture {
+                1000
+            } else {
+                100
+            },
+            currency: Currency::NOK,
+            time: contract_now(),
+            topic: None,
+            payer: None,
+        };
+    let outcomes = must(
+        s.ingest_events(
+            vec![
+                event("c1", EventKind::Capture, "123455", "p1", None),
+                event("c2", EventKind::Capture, "123455", "p2", None),
+                event("c3", EventKind::Capture, "123456", "p3", None),
+                event("r1", EventKind::Refund, "123455", "rf-b", Some("p1")),
+                event("r2", EventKind::Refund, "123455", "rf-a", Some("p2")),
+                event("r3", EventKind::Refund, "123455", "p1", None),
+                event("r4", EventKind::Refund, "123456", "rf-c", Some("p3")),
+            ],
+            contract_now(),
+        )
+        .await,
+        "ingest",
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, ledgerport_store::EventOutcome::Accepted { .. })),
+        "{outcomes:?}"
+    );
+
+    // Act
+    let links = must(
+        s.refunded_captures(&owner_access(s, "100001").await).await,
+        "refunded captures",
+    );
+    let other = must(
+        s.refunded_captures(&owner_access(s, "100002").await).await,
+        "refunded captures",
+    );
+
+    // Assert
+    assert_eq!(
+        links,
+        vec![
+            ("rf-a".to_owned(), "p2".to_owned()),
+            ("rf-b".to_owned(), "p1".to_owned())
+        ]
+    );
+    assert_eq!(other, vec![("rf-c".to_owned(), "p3".to_owned())]);
+}
