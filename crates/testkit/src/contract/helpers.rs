@@ -15,7 +15,8 @@ pub(super) use ledgerport_core::world::{
 };
 pub(super) use ledgerport_store::{
     AccessLogFilter, AccessRecord, Actor, LedgerView, NewAccessRecord, NewKey, NewLedger,
-    NewMerchant, NewPartner, NewPortalUser, NewSalesUnit, PortalRole, PortalSession, Result,
+    NewMail, NewMerchant, NewPartner, NewPortalUser, NewSalesUnit, OutboxMail, OutboxSummary,
+    PortalRole, PortalSession, Result,
     SignInFailures, SigningKeyRecord, Store, StoreError,
 };
 pub(super) use std::fmt::Debug;
