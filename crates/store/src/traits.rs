@@ -5,7 +5,8 @@
 use crate::{
     AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LedgerView,
     NewAccessRecord, NewKey, NewLedger, NewMail, NewMerchant, NewPartner, NewPortalUser,
-    NewSalesUnit, OutboxMail, OutboxSummary, PoolStats, PortalSession, PortalUser, Result, SignInFailures, SigningKeyRecord,
+    NewSalesUnit, OutboxMail, OutboxSummary, PoolStats, PortalSession, PortalUser, Result,
+    SignInFailures, SigningKeyRecord,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;

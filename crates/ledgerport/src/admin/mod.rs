@@ -15,6 +15,7 @@ use anyhow::anyhow;
 mod close;
 mod keys;
 mod logs;
+mod outbox;
 mod users;
 mod world;
 
@@ -67,6 +68,9 @@ pub enum AdminCommand {
     /// Portal users: who signs in to the merchant, partner and operator pages.
     #[command(subcommand)]
     Users(users::UsersCmd),
+    /// The mail outbox: mails waiting to be sent over SMTP, and sending them again now.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCmd),
 }
 
 pub async fn run(store: &dyn Store, args: AdminArgs, config: &Config) -> anyhow::Result<()> {
@@ -91,6 +95,7 @@ async fn execute(
         AdminCommand::SigningKey(c) => keys::signing_key(store, c, config).await,
         AdminCommand::Close(a) => close::close(store, a).await,
         AdminCommand::Users(c) => users::users(store, c).await,
+        AdminCommand::Outbox(c) => outbox::outbox(store, c).await,
     }
 }
 

@@ -118,8 +118,7 @@ impl<DB: Dialect> OutboxStore for SqlStore<DB> {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<OutboxMail>> {
-        let claimable =
-            "sent_at IS NULL AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until <= $3)";
+        let claimable = "sent_at IS NULL AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until <= $3)";
         // The choice is a CTE, which both databases evaluate once: PostgreSQL may run a plain
         // `IN (subquery)` again per row, and its LIMIT would then not bound the claim.
         let sql = format!(

@@ -6,8 +6,8 @@
 use super::{Dialect, SqlStore, WriteTx, args, constraint};
 use crate::rows::{UserRow, ts};
 use crate::{
-    Actor, NewMail, NewPartner, NewPortalUser, PortalRole, PortalSession, PortalStore, PortalUser, Result,
-    SignInFailures, StoreError, WorldStore,
+    Actor, NewMail, NewPartner, NewPortalUser, PortalRole, PortalSession, PortalStore, PortalUser,
+    Result, SignInFailures, StoreError, WorldStore,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;

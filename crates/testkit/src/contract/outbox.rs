@@ -54,9 +54,7 @@ pub async fn an_enqueued_mail_is_pending_and_due_at_once(s: &dyn Store) {
 
 pub async fn a_mail_to_no_single_address_or_with_a_broken_subject_is_invalid(s: &dyn Store) {
     // Act
-    let two = s
-        .enqueue_mail(mail("a@example.com, b@example.com"))
-        .await;
+    let two = s.enqueue_mail(mail("a@example.com, b@example.com")).await;
     let none = s.enqueue_mail(mail("nobody")).await;
     let header = s
         .enqueue_mail(NewMail {
@@ -89,7 +87,11 @@ pub async fn a_claimed_mail_goes_to_no_other_sender_until_its_claim_lapses(s: &d
 
     // Assert
     let ids = |v: &[OutboxMail]| v.iter().map(|m| m.id).collect::<Vec<_>>();
-    assert_eq!(ids(&a_claims), vec![first.id], "the soonest due, up to the limit");
+    assert_eq!(
+        ids(&a_claims),
+        vec![first.id],
+        "the soonest due, up to the limit"
+    );
     assert_eq!(a_claims[0].attempts, 1, "a claim counts an attempt");
     assert_eq!(a_claims[0].last_attempt_at, Some(at(0)));
     assert_eq!(ids(&b_claims), vec![second.id], "not the one a holds");
@@ -157,7 +159,8 @@ pub async fn retrying_makes_waiting_mails_due_now_but_leaves_claims_alone(s: &dy
     let other = must(s.enqueue_mail(mail("b@example.com")).await, "b");
     must(s.claim_mails("x", at(0), at(60), 10).await, "claim both");
     must(
-        s.mark_mail_failed(waiting.id, "x", "timeout", at(3600)).await,
+        s.mark_mail_failed(waiting.id, "x", "timeout", at(3600))
+            .await,
         "fail a",
     );
     must(
