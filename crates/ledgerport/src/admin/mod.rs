@@ -296,6 +296,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_outbox_lists_waiting_mails_and_retries_them() {
+        let store = crate::store::open("sqlite::memory:").await.expect("store");
+        let s = store.as_ref();
+        let m = s
+            .enqueue_mail(ledgerport_store::NewMail {
+                recipient: "kari@example.com".into(),
+                subject: "Hello".into(),
+                body: "Text.\n".into(),
+            })
+            .await
+            .expect("enqueue");
+        let listed = admin(s, "outbox list").await.expect("list");
+        assert!(
+            listed.text.starts_with("pending:    1\n"),
+            "{}",
+            listed.text
+        );
+        assert!(listed.text.contains("kari@example.com"), "{}", listed.text);
+        assert_eq!(listed.json["mails"][0]["id"], m.id);
+        let retried = admin(s, &format!("outbox retry --id {}", m.id))
+            .await
+            .expect("retry");
+        assert_eq!(retried.json["due"], 1);
+        let unknown = admin(s, "outbox retry --id 999")
+            .await
+            .err()
+            .expect("refused");
+        assert!(unknown.to_string().starts_with("--id: "), "{unknown}");
+    }
+
+    #[tokio::test]
     async fn a_world_is_built_and_bad_input_names_its_flag() {
         let store = crate::store::open("sqlite::memory:").await.expect("store");
         let s = store.as_ref();
