@@ -45,6 +45,13 @@ const SQLITE: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Migrations written after the migrator replaced the old runner: the upgrade runs them.
+const LATER_SQLITE: &[(i64, &str, &str)] = &[(
+    7,
+    "mail outbox",
+    include_str!("../migrations/sqlite/0007_mail_outbox.sql"),
+)];
+
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
         1,
@@ -67,6 +74,13 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         include_str!("../migrations/postgres/0005_leases.sql"),
     ),
 ];
+
+/// Migrations written after the migrator replaced the old runner: the upgrade runs them.
+const LATER_POSTGRES: &[(i64, &str, &str)] = &[(
+    7,
+    "mail outbox",
+    include_str!("../migrations/postgres/0007_mail_outbox.sql"),
+)];
 
 /// A small world with two captures booked on ledger 100001, as the old store wrote them.
 const ROWS: &str = "\
@@ -244,7 +258,10 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
             .fetch_all(&mut conn)
             .await
             .expect("migrator's table");
-    assert_eq!(versions, expected_versions(SQLITE));
+    assert_eq!(
+        versions,
+        expected_versions(&[SQLITE, LATER_SQLITE].concat())
+    );
     let old: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
     )
@@ -341,7 +358,10 @@ async fn a_postgres_database_of_the_old_migration_runner_upgrades_cleanly() {
             .fetch_all(&mut conn)
             .await
             .expect("migrator's table");
-    assert_eq!(versions, expected_versions(POSTGRES));
+    assert_eq!(
+        versions,
+        expected_versions(&[POSTGRES, LATER_POSTGRES].concat())
+    );
     let old: Option<String> = sqlx::query_scalar("SELECT to_regclass('schema_migrations')::text")
         .fetch_one(&mut conn)
         .await
