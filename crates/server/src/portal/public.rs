@@ -220,9 +220,16 @@ fn validate(form: &ApplyForm, password: &str) -> (Vec<String>, Option<BusinessId
     let email = form.email.trim();
     let valid_email = email.len() <= 254
         && email.split_once('@').is_some_and(|(a, d)| {
-            !a.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+            !a.is_empty()
+                && d.contains('.')
+                && !d.contains('@')
+                && !d.starts_with('.')
+                && !d.ends_with('.')
         })
-        && !email.chars().any(char::is_whitespace);
+        // One plain address: what the outbox can mail (a list or a display name is not one).
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || ",;<>\"".contains(c));
     if !valid_email {
         errors.push("Contact e-mail: must be an e-mail address.".to_owned());
     }
