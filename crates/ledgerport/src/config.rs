@@ -21,6 +21,7 @@ use figment::Figment;
 use figment::error::{Actual, Kind};
 use figment::providers::Serialized;
 use figment::value::Value;
+use ledgerport_server::mail::{MailTls, SmtpConfig};
 use ledgerport_server::tokens::{KeyEncryptionKey, SigningKeyProtection};
 use ledgerport_server::{LimitsConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,20 @@ pub const KEYS: &[Key] = &[
         "a whole number of requests from 1 to 4294967295"),
     key("limits.failed_token_slowdown_after", "LEDGERPORT_LIMITS_FAILED_TOKEN_SLOWDOWN_AFTER", "--limits-failed-token-slowdown-after", Check::Any,
         "a whole number of failed requests from 0 to 4294967295"),
+    key("mail.smtp_host", "LEDGERPORT_MAIL_SMTP_HOST", "--mail-smtp-host", Check::Any,
+        "the SMTP server's host name, or empty for none"),
+    key("mail.smtp_port", "LEDGERPORT_MAIL_SMTP_PORT", "--mail-smtp-port", Check::Range(1, 65_535),
+        "a port number from 1 to 65535"),
+    key("mail.tls", "LEDGERPORT_MAIL_TLS", "--mail-tls", Check::Any,
+        "`none`, `starttls` or `tls`"),
+    key("mail.username", "LEDGERPORT_MAIL_USERNAME", "--mail-username", Check::Any,
+        "the SMTP user name, or empty for none"),
+    key("mail.password", "LEDGERPORT_MAIL_PASSWORD", "--mail-password", Check::Any,
+        "the SMTP password"),
+    key("mail.password_file", "LEDGERPORT_MAIL_PASSWORD_FILE", "--mail-password-file", Check::Any,
+        "the path of a readable file holding the SMTP password"),
+    key("mail.from", "LEDGERPORT_MAIL_FROM", "--mail-from", Check::Any,
+        "a mailbox such as `Ledgerport <no-reply@example.com>`"),
 ];
 
 const fn key(
@@ -134,7 +149,7 @@ const fn key(
 }
 
 /// Secrets that may be read from a file instead: (key, key naming its file, what it holds).
-pub const SECRET_FILES: [(&str, &str, &str); 3] = [
+pub const SECRET_FILES: [(&str, &str, &str); 4] = [
     ("database_url", "database_url_file", "the database URL"),
     (
         "signing_key_encryption_key",
@@ -146,12 +161,14 @@ pub const SECRET_FILES: [(&str, &str, &str); 3] = [
         "signing_key_encryption_key_previous_file",
         "the previous signing key encryption key",
     ),
+    ("mail.password", "mail.password_file", "the SMTP password"),
 ];
 
 /// Keys never printed, not even redacted (`config print` says only where they were set).
-const NEVER_PRINTED: [&str; 2] = [
+const NEVER_PRINTED: [&str; 3] = [
     "signing_key_encryption_key",
     "signing_key_encryption_key_previous",
+    "mail.password",
 ];
 
 /// The environment variable naming the configuration file.
@@ -194,6 +211,7 @@ pub struct Config {
     pub log: LogSection,
     pub server: ServerSection,
     pub limits: LimitsSection,
+    pub mail: MailSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,6 +257,54 @@ pub struct LimitsSection {
     pub failed_token_slowdown_after: u32,
 }
 
+/// The SMTP server the mail outbox is sent through; without `smtp_host` mails wait in the
+/// outbox.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    /// Empty: no SMTP server.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: MailTlsSetting,
+    /// Empty: no authentication.
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub password_file: Option<PathBuf>,
+    /// The `From` of every mail.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTlsSetting {
+    None,
+    Starttls,
+    Tls,
+}
+
+/// Without the password.
+impl fmt::Debug for MailSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailSection")
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_some() {
+                    "set"
+                } else {
+                    "not set"
+                },
+            )
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let server = ServerConfig::default();
@@ -274,6 +340,15 @@ impl Default for Config {
                 report_burst: limits.report_burst,
                 failed_token_slowdown_after: limits.failed_token_slowdown_after,
             },
+            mail: MailSection {
+                smtp_host: String::new(),
+                smtp_port: 587,
+                tls: MailTlsSetting::Starttls,
+                username: String::new(),
+                password: None,
+                password_file: None,
+                from: String::new(),
+            },
         }
     }
 }
@@ -299,6 +374,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("server", &self.server)
             .field("limits", &self.limits)
+            .field("mail", &self.mail)
             .finish()
     }
 }
@@ -332,6 +408,7 @@ impl Config {
             signing_keys: self
                 .signing_keys()
                 .unwrap_or(SigningKeyProtection::Plaintext),
+            mail: self.smtp().ok().flatten(),
             ..ServerConfig::default()
         }
     }
@@ -366,6 +443,41 @@ impl Config {
                  --insecure-plaintext-signing-keys (see OPERATIONS.md)"
             )),
         }
+    }
+
+    /// The SMTP server to send the mail outbox through; `None` when `mail.smtp_host` is empty.
+    /// A server without a `mail.from`, or a password without a user name, is an error naming
+    /// the key.
+    pub fn smtp(&self) -> anyhow::Result<Option<SmtpConfig>> {
+        let m = &self.mail;
+        let host = m.smtp_host.trim();
+        if host.is_empty() {
+            return Ok(None);
+        }
+        if m.from.trim().is_empty() {
+            bail!(
+                "mail.from: expected {} when `mail.smtp_host` is set",
+                key_named("mail.from").expected
+            );
+        }
+        let credentials = match (m.username.trim(), &m.password) {
+            ("", None) => None,
+            ("", Some(_)) => {
+                bail!("mail.username: expected a user name when `mail.password` is set")
+            }
+            (user, password) => Some((user.to_owned(), password.clone().unwrap_or_default())),
+        };
+        Ok(Some(SmtpConfig {
+            host: host.to_owned(),
+            port: m.smtp_port,
+            tls: match m.tls {
+                MailTlsSetting::None => MailTls::None,
+                MailTlsSetting::Starttls => MailTls::StartTls,
+                MailTlsSetting::Tls => MailTls::Tls,
+            },
+            credentials,
+            from: m.from.trim().to_owned(),
+        }))
     }
 
     /// The metrics listener's address; `None` when turned off.
@@ -574,7 +686,7 @@ impl Layer {
                 .collect();
             let mut expected = known.join(", ");
             if section.is_empty() {
-                expected.push_str(", [log], [server], [limits]");
+                expected.push_str(", [log], [server], [limits], [mail]");
             }
             return format!("{path}: unknown key `{name}`; expected one of: {expected}");
         }
@@ -984,6 +1096,34 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     #[serde(rename = "limits.failed_token_slowdown_after")]
     pub limits_failed_token_slowdown_after: Option<u32>,
+    /// SMTP server that sends the mail outbox; none: mails wait in the outbox. [default: none] [env: LEDGERPORT_MAIL_SMTP_HOST] [config: mail.smtp_host]
+    #[arg(long, value_name = "HOST")]
+    #[serde(rename = "mail.smtp_host")]
+    pub mail_smtp_host: Option<String>,
+    /// Its port. [default: 587] [env: LEDGERPORT_MAIL_SMTP_PORT] [config: mail.smtp_port]
+    #[arg(long, value_name = "PORT")]
+    #[serde(rename = "mail.smtp_port")]
+    pub mail_smtp_port: Option<u16>,
+    /// How the connection is protected: none, starttls or tls. [default: starttls] [env: LEDGERPORT_MAIL_TLS] [config: mail.tls]
+    #[arg(long, value_name = "MODE", value_enum, hide_possible_values = true)]
+    #[serde(rename = "mail.tls")]
+    pub mail_tls: Option<MailTlsSetting>,
+    /// SMTP user name. [default: none] [env: LEDGERPORT_MAIL_USERNAME] [config: mail.username]
+    #[arg(long, value_name = "USER")]
+    #[serde(rename = "mail.username")]
+    pub mail_username: Option<String>,
+    /// SMTP password; prefer the file. [env: LEDGERPORT_MAIL_PASSWORD] [config: mail.password]
+    #[arg(long, value_name = "PASSWORD")]
+    #[serde(rename = "mail.password")]
+    pub mail_password: Option<String>,
+    /// File holding the SMTP password. [env: LEDGERPORT_MAIL_PASSWORD_FILE] [config: mail.password_file]
+    #[arg(long, value_name = "FILE")]
+    #[serde(rename = "mail.password_file")]
+    pub mail_password_file: Option<PathBuf>,
+    /// The From of every mail, e.g. `Ledgerport <no-reply@example.com>`. [env: LEDGERPORT_MAIL_FROM] [config: mail.from]
+    #[arg(long, value_name = "MAILBOX")]
+    #[serde(rename = "mail.from")]
+    pub mail_from: Option<String>,
 }
 
 /// `ledgerport config ...`.
@@ -1127,14 +1267,14 @@ mod tests {
             "/etc/ledgerport.toml: unknown key `listen`; expected one of: database_url, \
              database_url_file, signing_key_encryption_key, signing_key_encryption_key_file, \
              signing_key_encryption_key_previous, signing_key_encryption_key_previous_file, \
-             insecure_plaintext_signing_keys, [log], [server], [limits]"
+             insecure_plaintext_signing_keys, [log], [server], [limits], [mail]"
         );
         assert_eq!(
             file_error("[sever]\nlisten = \"127.0.0.1:1\"\n"),
             "/etc/ledgerport.toml: unknown key `sever`; expected one of: database_url, \
              database_url_file, signing_key_encryption_key, signing_key_encryption_key_file, \
              signing_key_encryption_key_previous, signing_key_encryption_key_previous_file, \
-             insecure_plaintext_signing_keys, [log], [server], [limits]"
+             insecure_plaintext_signing_keys, [log], [server], [limits], [mail]"
         );
     }
 
@@ -1301,6 +1441,12 @@ mod tests {
             ("LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY", KEK_A),
             ("LEDGERPORT_SIGNING_KEY_ENCRYPTION_KEY_PREVIOUS", KEK_B),
             ("LEDGERPORT_INSECURE_PLAINTEXT_SIGNING_KEYS", "true"),
+            ("LEDGERPORT_MAIL_SMTP_HOST", "smtp.example.com"),
+            ("LEDGERPORT_MAIL_SMTP_PORT", "465"),
+            ("LEDGERPORT_MAIL_TLS", "tls"),
+            ("LEDGERPORT_MAIL_USERNAME", "lp"),
+            ("LEDGERPORT_MAIL_PASSWORD", "smtp-pw"),
+            ("LEDGERPORT_MAIL_FROM", "Ledgerport <no-reply@example.com>"),
         ]);
         let c = resolve(vec![e]).expect("valid").config;
         let expected = Config {
@@ -1334,8 +1480,64 @@ mod tests {
                 report_burst: 9,
                 failed_token_slowdown_after: 10,
             },
+            mail: MailSection {
+                smtp_host: "smtp.example.com".into(),
+                smtp_port: 465,
+                tls: MailTlsSetting::Tls,
+                username: "lp".into(),
+                password: Some("smtp-pw".into()),
+                password_file: None,
+                from: "Ledgerport <no-reply@example.com>".into(),
+            },
         };
         assert_eq!(c, expected);
+    }
+
+    #[test]
+    fn the_smtp_password_comes_from_a_file_is_never_printed_and_mail_settings_are_checked() {
+        let secret = temp_file("smtp-pw", "hunter2-smtp\n");
+        let f = file(&format!(
+            "[mail]\nsmtp_host = \"smtp.example.com\"\nusername = \"lp\"\n\
+             password_file = {:?}\nfrom = \"no-reply@example.com\"\n",
+            secret.display().to_string()
+        ));
+        let loaded = resolve(vec![f]).expect("valid");
+        let smtp = loaded.config.smtp().expect("valid").expect("configured");
+        assert_eq!(
+            smtp.credentials,
+            Some(("lp".to_owned(), "hunter2-smtp".to_owned()))
+        );
+        assert_eq!(smtp.tls, MailTls::StartTls);
+        assert_eq!(smtp.port, 587);
+        let printed = loaded.to_toml();
+        assert!(!printed.contains("hunter2-smtp"), "{printed}");
+        assert!(printed.contains("# password: set, not shown"), "{printed}");
+        let debug = format!("{:?}", loaded.config);
+        assert!(!debug.contains("hunter2-smtp"), "{debug}");
+
+        let no_from =
+            resolve(vec![file("[mail]\nsmtp_host = \"smtp.example.com\"\n")]).expect("valid");
+        let e = no_from.config.smtp().expect_err("no from").to_string();
+        assert!(e.starts_with("mail.from: "), "{e}");
+        let no_user = resolve(vec![env(&[
+            ("LEDGERPORT_MAIL_SMTP_HOST", "smtp.example.com"),
+            ("LEDGERPORT_MAIL_FROM", "no-reply@example.com"),
+            ("LEDGERPORT_MAIL_PASSWORD", "pw"),
+        ])])
+        .expect("valid");
+        let e = no_user.config.smtp().expect_err("no user").to_string();
+        assert!(e.starts_with("mail.username: "), "{e}");
+        assert!(
+            Config::default().smtp().expect("valid").is_none(),
+            "no SMTP server by default"
+        );
+        assert_eq!(
+            resolve(vec![file("[mail]\ntls = \"ssl\"\n")])
+                .expect_err("refused")
+                .to_string(),
+            "`mail.tls` in /etc/ledgerport.toml: expected `none`, `starttls` or `tls` \
+             (unknown variant `ssl`, expected one of `none`, `starttls`, `tls`)"
+        );
     }
 
     #[test]

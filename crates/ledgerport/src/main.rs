@@ -84,8 +84,15 @@ pub async fn run_server(
     config: &config::Config,
     on_ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    let mail = config.smtp()?;
+    if mail.is_none() {
+        tracing::warn!(
+            "no SMTP server configured (mail.smtp_host): mails wait in the outbox until a server with one sends them"
+        );
+    }
     let server_config = ledgerport_server::ServerConfig {
         signing_keys: config.required_signing_keys()?,
+        mail,
         ..config.server_config()
     };
     let state = AppState::load(store, Arc::new(SystemClock), server_config)

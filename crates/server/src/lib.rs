@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod error;
 pub mod ingest;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod middleware;
 pub mod portal;
@@ -52,6 +53,8 @@ pub struct ServerConfig {
     /// How signing private keys are kept in the store. The default, in clear, is for tests and
     /// throwaway databases; `ledgerport serve` refuses it unless told otherwise.
     pub signing_keys: tokens::SigningKeyProtection,
+    /// The SMTP server the mail outbox is delivered through; `None`: mails wait in the outbox.
+    pub mail: Option<mail::SmtpConfig>,
 }
 
 /// Rate limits: token buckets per client id on the token endpoints and per principal on the
@@ -98,6 +101,7 @@ impl Default for ServerConfig {
             close_interval: Some(Duration::from_secs(10)),
             limits: LimitsConfig::default(),
             signing_keys: tokens::SigningKeyProtection::Plaintext,
+            mail: None,
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Counters and histograms served by [`serve_metrics`].
     pub metrics: Arc<metrics::Metrics>,
+    /// What delivers the mail outbox, when SMTP is configured ([`mail`]).
+    pub mailer: Option<mail::Mailer>,
 }
 
 /// Name under which the cursor MAC key is kept in the store.
@@ -147,7 +153,9 @@ impl AppState {
             .await
             .map_err(|e| format!("loading the cursor key: {e}"))?;
         let limits = Arc::new(limits::Limits::new(config.limits.clone(), clock.clone()));
+        let mailer = config.mail.as_ref().map(mail::Mailer::new).transpose()?;
         Ok(AppState {
+            mailer,
             limits,
             store,
             clock,
@@ -190,6 +198,10 @@ pub async fn serve(
         .config
         .close_interval
         .map(|every| tokio::spawn(closing_loop(state.clone(), every)));
+    let sender = state
+        .mailer
+        .clone()
+        .map(|mailer| tokio::spawn(mail::sender_loop(state.clone(), mailer)));
     // With each connection's peer address, which the limits of unauthenticated requests key by
     // ([`limits::ClientAddr`]).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -200,6 +212,10 @@ pub async fn serve(
     if let Some(c) = closer {
         // A closing period is one transaction: stopping between awaits loses nothing.
         c.abort();
+    }
+    if let Some(s) = sender {
+        // A mail not yet marked sent is claimed again once its claim lapses (`mail`).
+        s.abort();
     }
     result
 }

@@ -1,11 +1,12 @@
-//! The store's interface in six parts, each what one kind of caller needs. [`crate::Store`] is
-//! their sum (every type with all six is a `Store`), so a caller holding `Arc<dyn Store>` calls
+//! The store's interface in seven parts, each what one kind of caller needs. [`crate::Store`] is
+//! their sum (every type with all seven is a `Store`), so a caller holding `Arc<dyn Store>` calls
 //! any of them once [`crate::prelude`] is imported.
 
 use crate::{
     AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LedgerView,
-    NewAccessRecord, NewKey, NewLedger, NewMerchant, NewPartner, NewPortalUser, NewSalesUnit,
-    PoolStats, PortalSession, PortalUser, Result, SignInFailures, SigningKeyRecord,
+    NewAccessRecord, NewKey, NewLedger, NewMail, NewMerchant, NewPartner, NewPortalUser,
+    NewSalesUnit, OutboxMail, OutboxSummary, PoolStats, PortalSession, PortalUser, Result,
+    SignInFailures, SigningKeyRecord,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -142,15 +143,16 @@ pub trait PortalStore: Send + Sync {
     /// Creates a portal user (audited). An email already taken is a `Conflict`; an unknown
     /// merchant or partner is `NotFound`.
     async fn create_portal_user(&self, by: &Actor, u: NewPortalUser) -> Result<PortalUser>;
-    /// A public application: the partner (state applied, as `create_partner`) and its first
-    /// partner user, both or neither (audited). An email already taken is a `Conflict` and
-    /// writes nothing.
+    /// A public application: the partner (state applied, as `create_partner`), its first
+    /// partner user and the `mails` to send about it, all or nothing (audited). An email
+    /// already taken is a `Conflict` and writes nothing, not even the mails.
     async fn apply_as_partner(
         &self,
         by: &Actor,
         p: NewPartner,
         email: &str,
         password_hash: &str,
+        mails: &[NewMail],
     ) -> Result<(Partner, PortalUser)>;
     async fn portal_user(&self, id: RowId) -> Result<Option<PortalUser>>;
     async fn portal_user_by_email(&self, email: &str) -> Result<Option<PortalUser>>;
@@ -201,4 +203,49 @@ pub trait OperationsStore: Send + Sync {
     /// The connection pool right now, for the `ledgerport_db_pool_connections` metric: no
     /// query, no waiting. A backend without a pool reports zeros.
     fn pool_stats(&self) -> PoolStats;
+}
+
+/// The mail outbox: e-mails waiting for the server's sender, which delivers them over SMTP.
+///
+/// A change that tells someone of itself by mail writes the mail in its own transaction (its
+/// method takes the mails, as [`PortalStore::apply_as_partner`] does), so a mail exists exactly
+/// when its change does; [`OutboxStore::enqueue_mail`] is for a mail that goes with no change.
+/// Senders claim due mails for a while, so processes sharing the database never send one mail
+/// at the same time; a mail is marked sent once, after which nothing claims it again.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Enqueues one mail on its own, due at once. A recipient that is not one address, or a
+    /// recipient or subject with a line break, is `Invalid` naming the field.
+    async fn enqueue_mail(&self, mail: NewMail) -> Result<OutboxMail>;
+    /// Claims for `holder` until `until` up to `limit` mails due at `now` (not sent, their next
+    /// attempt reached, unclaimed or their claim lapsed), soonest due first, counting an attempt
+    /// on each. No other holder claims them before `until`.
+    async fn claim_mails(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxMail>>;
+    /// Marks a mail `holder` has claimed as sent at `at` and releases it. False when `holder`
+    /// no longer holds it (another took it after the claim lapsed) or it was sent already.
+    async fn mark_mail_sent(&self, id: RowId, holder: &str, at: Timestamp) -> Result<bool>;
+    /// Records a failed attempt of a mail `holder` has claimed: why, and not to try again
+    /// before `retry_at`; releases it. False as for [`OutboxStore::mark_mail_sent`].
+    async fn mark_mail_failed(
+        &self,
+        id: RowId,
+        holder: &str,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<bool>;
+    /// The mails not sent yet, soonest due first; with `include_sent`, every mail, newest
+    /// first. At most `limit`.
+    async fn outbox(&self, include_sent: bool, limit: u32) -> Result<Vec<OutboxMail>>;
+    /// The mails waiting, at a glance.
+    async fn outbox_summary(&self) -> Result<OutboxSummary>;
+    /// Makes the mail `id` (or every mail not sent) due at `now`, e.g. after the SMTP server
+    /// is fixed; returns how many. Claims are left alone: a mail being sent stays with its
+    /// sender.
+    async fn retry_mails(&self, id: Option<RowId>, now: Timestamp) -> Result<u64>;
 }

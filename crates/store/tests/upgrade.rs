@@ -73,17 +73,31 @@ const POSTGRES: &[(i64, &str, &str)] = &[
 ];
 
 /// The migrations this build adds to what the old runner applied.
-const SQLITE_NEW: &[(i64, &str, &str)] = &[(
-    6,
-    "reversals",
-    include_str!("../migrations/sqlite/0006_reversals.sql"),
-)];
+const SQLITE_NEW: &[(i64, &str, &str)] = &[
+    (
+        6,
+        "reversals",
+        include_str!("../migrations/sqlite/0006_reversals.sql"),
+    ),
+    (
+        7,
+        "mail outbox",
+        include_str!("../migrations/sqlite/0007_mail_outbox.sql"),
+    ),
+];
 
-const POSTGRES_NEW: &[(i64, &str, &str)] = &[(
-    6,
-    "reversals",
-    include_str!("../migrations/postgres/0006_reversals.sql"),
-)];
+const POSTGRES_NEW: &[(i64, &str, &str)] = &[
+    (
+        6,
+        "reversals",
+        include_str!("../migrations/postgres/0006_reversals.sql"),
+    ),
+    (
+        7,
+        "mail outbox",
+        include_str!("../migrations/postgres/0007_mail_outbox.sql"),
+    ),
+];
 
 /// A small world on ledger 100001 as the old store wrote it: two captures, a dispute of 3000 on
 /// p1 of which 1000 came back, and 2024-04-05 closed with a payout (2000001) that was aborted and

@@ -15,6 +15,7 @@ use anyhow::anyhow;
 mod close;
 mod keys;
 mod logs;
+mod outbox;
 mod users;
 mod world;
 
@@ -67,6 +68,9 @@ pub enum AdminCommand {
     /// Portal users: who signs in to the merchant, partner and operator pages.
     #[command(subcommand)]
     Users(users::UsersCmd),
+    /// The mail outbox: mails waiting to be sent over SMTP, and sending them again now.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCmd),
 }
 
 pub async fn run(store: &dyn Store, args: AdminArgs, config: &Config) -> anyhow::Result<()> {
@@ -91,6 +95,7 @@ async fn execute(
         AdminCommand::SigningKey(c) => keys::signing_key(store, c, config).await,
         AdminCommand::Close(a) => close::close(store, a).await,
         AdminCommand::Users(c) => users::users(store, c).await,
+        AdminCommand::Outbox(c) => outbox::outbox(store, c).await,
     }
 }
 
@@ -288,6 +293,37 @@ mod tests {
             "ID  VALUE       LAST\n1   long value  x\n22  v\n"
         );
         assert_eq!(table(&["ID"], &[]), "(none)\n");
+    }
+
+    #[tokio::test]
+    async fn the_outbox_lists_waiting_mails_and_retries_them() {
+        let store = crate::store::open("sqlite::memory:").await.expect("store");
+        let s = store.as_ref();
+        let m = s
+            .enqueue_mail(ledgerport_store::NewMail {
+                recipient: "kari@example.com".into(),
+                subject: "Hello".into(),
+                body: "Text.\n".into(),
+            })
+            .await
+            .expect("enqueue");
+        let listed = admin(s, "outbox list").await.expect("list");
+        assert!(
+            listed.text.starts_with("pending:    1\n"),
+            "{}",
+            listed.text
+        );
+        assert!(listed.text.contains("kari@example.com"), "{}", listed.text);
+        assert_eq!(listed.json["mails"][0]["id"], m.id);
+        let retried = admin(s, &format!("outbox retry --id {}", m.id))
+            .await
+            .expect("retry");
+        assert_eq!(retried.json["due"], 1);
+        let unknown = admin(s, "outbox retry --id 999")
+            .await
+            .err()
+            .expect("refused");
+        assert!(unknown.to_string().starts_with("--id: "), "{unknown}");
     }
 
     #[tokio::test]

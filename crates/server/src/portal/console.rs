@@ -334,8 +334,9 @@ fn show_lag(secs: f64) -> String {
     }
 }
 
-/// Ingestion and closing: the events this process took since it started, and every ledger's
-/// progress (closed through which date, how far its closing lags behind the clock).
+/// Ingestion, closing and mail: the events this process took since it started, every ledger's
+/// progress (closed through which date, how far its closing lags behind the clock) and the mail
+/// outbox's queue.
 pub async fn status(State(state): State<AppState>, who: SignedIn) -> Result<Response, PortalError> {
     who.operator()?;
     let now = state.clock.now();
@@ -377,6 +378,18 @@ pub async fn status(State(state): State<AppState>, who: SignedIn) -> Result<Resp
                 .into()
         }
     };
+    let outbox = state.store.outbox_summary().await?;
+    let mail_sender = match &state.config.mail {
+        Some(smtp) => format!(
+            "This server sends mails through {}:{} every {} s.",
+            smtp.host,
+            smtp.port,
+            crate::mail::SEND_INTERVAL.as_secs()
+        ),
+        None => "This server has no SMTP server configured (`mail.smtp_host`): mails wait here \
+                 until a server that has one sends them."
+            .into(),
+    };
     Ok(page(
         who.flash.is_some(),
         &OperatorStatusPage {
@@ -386,6 +399,13 @@ pub async fn status(State(state): State<AppState>, who: SignedIn) -> Result<Resp
             closing,
             behind,
             ledgers,
+            mail_sender,
+            mail_pending: outbox.pending,
+            mail_oldest: outbox
+                .oldest
+                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
+            mail_last_error: outbox.last_error.unwrap_or_default(),
         },
     ))
 }

@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use ledgerport_core::ids::{BusinessId, Country, OrgScheme};
 use ledgerport_core::world::PartnerKind;
-use ledgerport_store::{Actor, NewPartner, StoreError};
+use ledgerport_store::{Actor, NewMail, NewPartner, StoreError};
 
 /// The cookie holding the CSRF token of forms shown before sign-in.
 const PRE_CSRF_COOKIE: &str = "lp_csrf";
@@ -220,9 +220,16 @@ fn validate(form: &ApplyForm, password: &str) -> (Vec<String>, Option<BusinessId
     let email = form.email.trim();
     let valid_email = email.len() <= 254
         && email.split_once('@').is_some_and(|(a, d)| {
-            !a.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+            !a.is_empty()
+                && d.contains('.')
+                && !d.contains('@')
+                && !d.starts_with('.')
+                && !d.ends_with('.')
         })
-        && !email.chars().any(char::is_whitespace);
+        // One plain address: what the outbox can mail (a list or a display name is not one).
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || ",;<>\"".contains(c));
     if !valid_email {
         errors.push("Contact e-mail: must be an e-mail address.".to_owned());
     }
@@ -236,6 +243,37 @@ fn validate(form: &ApplyForm, password: &str) -> (Vec<String>, Option<BusinessId
         errors.push("Description: at most 2000 characters.".to_owned());
     }
     (errors, business)
+}
+
+/// The mail to the address of a new application. Like the other mail below it repeats nothing
+/// the applicant typed (the company name, the description): whoever applies chooses the
+/// address, so anything echoed would be text of a stranger's choosing in someone's mailbox.
+fn application_received(email: &str) -> NewMail {
+    NewMail {
+        recipient: email.to_owned(),
+        subject: "Your Ledgerport partner application".into(),
+        body: "Ledgerport received an application to become an accounting partner, made with \
+               this e-mail address. The operator will review it; sign in to the Ledgerport \
+               portal with this address and the password of the application to follow it.\n\n\
+               If you did not apply, you need do nothing: the application stays waiting and \
+               gives no one access to anything.\n"
+            .into(),
+    }
+}
+
+/// The mail to the owner of an account whose address someone applied with: the page said the
+/// same as for a new address, so only the address's owner learns of it.
+fn address_already_has_an_account(email: &str) -> NewMail {
+    NewMail {
+        recipient: email.to_owned(),
+        subject: "Someone applied with your Ledgerport e-mail address".into(),
+        body: "Someone applied to become an accounting partner on Ledgerport with this e-mail \
+               address, which already has a Ledgerport account. No application was made and \
+               your account is unchanged.\n\n\
+               If it was you, sign in to the Ledgerport portal with your existing password \
+               instead. If it was not you, you need do nothing.\n"
+            .into(),
+    }
 }
 
 pub async fn apply(
@@ -297,6 +335,7 @@ pub async fn apply(
                 },
                 &email,
                 &hash,
+                &[application_received(&email)],
             )
             .await;
         // The same page whether or not the e-mail already had an account: an applicant must not
@@ -313,13 +352,12 @@ pub async fn apply(
         match applied {
             Ok(_) => Ok(received),
             Err(StoreError::Conflict(_)) => {
-                // The address's owner should hear of it by e-mail; until the outbox exists this
-                // is recorded in the log, naming the account (not the address).
-                let user = state.store.portal_user_by_email(&email).await?;
-                tracing::warn!(
-                    user_id = user.map(|u| u.id),
-                    "partner application for an e-mail that already has an account; the owner's notice waits for the mail outbox"
-                );
+                // Nothing was written; the address's owner hears of it by mail instead (the
+                // only change, so a transaction of its own).
+                state
+                    .store
+                    .enqueue_mail(address_already_has_an_account(&email))
+                    .await?;
                 Ok(received)
             }
             Err(e) => Err(e.into()),

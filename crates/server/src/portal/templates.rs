@@ -285,6 +285,12 @@ pub struct OperatorStatusPage {
     /// How many ledgers have a passed payout point not closed yet.
     pub behind: usize,
     pub ledgers: Vec<StatusLedger>,
+    /// Who sends mails, in a sentence.
+    pub mail_sender: String,
+    /// Mails not sent yet, the oldest one's enqueue time, and the latest failure.
+    pub mail_pending: u64,
+    pub mail_oldest: String,
+    pub mail_last_error: String,
 }
 
 pub struct SettlementDay {

@@ -38,6 +38,7 @@ impl Dialect for Postgres {
     const TABLE_EXISTS: &'static str = "SELECT COUNT(*) FROM information_schema.tables \
          WHERE table_schema = current_schema() AND table_name = $1";
     const JSON_ROW: &'static str = "json_build_array";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     /// `json_agg` gives NULL rather than an empty array over no rows.
     fn json_list(item: &str, order: &str) -> String {

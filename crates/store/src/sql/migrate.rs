@@ -58,6 +58,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "reversals",
         include_str!("../../migrations/sqlite/0006_reversals.sql"),
     ),
+    (
+        7,
+        "mail outbox",
+        include_str!("../../migrations/sqlite/0007_mail_outbox.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -88,6 +93,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "reversals",
         include_str!("../../migrations/postgres/0006_reversals.sql"),
+    ),
+    (
+        7,
+        "mail outbox",
+        include_str!("../../migrations/postgres/0007_mail_outbox.sql"),
     ),
 ];
 

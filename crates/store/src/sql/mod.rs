@@ -2,7 +2,7 @@
 //! transactions, and the [`Dialect`] each backend implements with what truly differs (how
 //! arguments and lists are bound, and the few statements written differently). The store's
 //! traits are implemented here once, for every dialect: `world.rs`, `credentials.rs`,
-//! `report.rs`, `portal.rs`, `operations.rs`; the settlement engine's transactions are in
+//! `report.rs`, `portal.rs`, `operations.rs`, `outbox.rs`; the settlement engine's transactions are in
 //! `crate::settlement`, and migrations in `migrate.rs`.
 //!
 //! Queries are written with numbered parameters (`$1`), which SQLite and PostgreSQL both read.
@@ -10,6 +10,7 @@
 mod credentials;
 pub(crate) mod migrate;
 mod operations;
+mod outbox;
 mod portal;
 pub(crate) mod report;
 mod world;
@@ -120,6 +121,9 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     const TABLE_EXISTS: &'static str;
     /// The function that makes a JSON array of its arguments.
     const JSON_ROW: &'static str;
+    /// What ends a locking subquery so that rows other transactions hold locked are passed
+    /// over rather than waited for (`sql/outbox.rs`): empty where there is one writer.
+    const SKIP_LOCKED: &'static str;
 
     /// The JSON array (as text, `[]` when there are no rows) of `item` over the rows of a
     /// query, in `order` order.

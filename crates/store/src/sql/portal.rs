@@ -6,8 +6,8 @@
 use super::{Dialect, SqlStore, WriteTx, args, constraint};
 use crate::rows::{UserRow, ts};
 use crate::{
-    Actor, NewPartner, NewPortalUser, PortalRole, PortalSession, PortalStore, PortalUser, Result,
-    SignInFailures, StoreError, WorldStore,
+    Actor, NewMail, NewPartner, NewPortalUser, PortalRole, PortalSession, PortalStore, PortalUser,
+    Result, SignInFailures, StoreError, WorldStore,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -83,9 +83,11 @@ impl<DB: Dialect> PortalStore for SqlStore<DB> {
         p: NewPartner,
         email: &str,
         password_hash: &str,
+        mails: &[NewMail],
     ) -> Result<(Partner, PortalUser)> {
         // One transaction: a taken email rolls the partner back with it (the transaction is
-        // dropped uncommitted on the error).
+        // dropped uncommitted on the error), and the mails exist exactly when the application
+        // does.
         let mut tx = self.begin().await?;
         let partner_id = self.insert_partner(&mut tx, by, &p, " applied").await?;
         let user = NewPortalUser {
@@ -94,6 +96,10 @@ impl<DB: Dialect> PortalStore for SqlStore<DB> {
             password_hash: password_hash.to_owned(),
         };
         let user_id = self.insert_portal_user(&mut tx, by, &user).await?;
+        let now = self.now();
+        for mail in mails {
+            tx.enqueue(&now, mail).await?;
+        }
         tx.commit().await?;
         let partner = self
             .partner(partner_id)

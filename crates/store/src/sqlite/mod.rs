@@ -103,6 +103,7 @@ impl Dialect for Sqlite {
     const TABLE_EXISTS: &'static str =
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1";
     const JSON_ROW: &'static str = "json_array";
+    const SKIP_LOCKED: &'static str = "";
 
     fn json_list(item: &str, order: &str) -> String {
         format!("json_group_array({item} ORDER BY {order})")

@@ -14,9 +14,9 @@ pub(super) use ledgerport_core::world::{
     PartnerState, PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode,
 };
 pub(super) use ledgerport_store::{
-    AccessLogFilter, AccessRecord, Actor, LedgerView, NewAccessRecord, NewKey, NewLedger,
-    NewMerchant, NewPartner, NewPortalUser, NewSalesUnit, PortalRole, PortalSession, Result,
-    SignInFailures, SigningKeyRecord, Store, StoreError,
+    AccessLogFilter, AccessRecord, Actor, LedgerView, NewAccessRecord, NewKey, NewLedger, NewMail,
+    NewMerchant, NewPartner, NewPortalUser, NewSalesUnit, OutboxMail, OutboxSummary, PortalRole,
+    PortalSession, Result, SignInFailures, SigningKeyRecord, Store, StoreError,
 };
 pub(super) use std::fmt::Debug;
 

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod ledgers;
 pub mod logs;
 pub mod merchants;
+pub mod outbox;
 pub mod partners;
 pub mod portal;
 pub mod server_keys;
@@ -140,6 +141,13 @@ macro_rules! store_contract_tests {
                 a_session_is_found_by_its_token_hash_until_it_expires_or_is_deleted,
                 failed_sign_ins_are_counted_per_email_until_cleared,
             ],
+            outbox: [
+                an_enqueued_mail_is_pending_and_due_at_once,
+                a_mail_to_no_single_address_or_with_a_broken_subject_is_invalid,
+                a_claimed_mail_goes_to_no_other_sender_until_its_claim_lapses,
+                a_failed_mail_waits_for_its_retry_time_and_shows_its_error,
+                retrying_makes_waiting_mails_due_now_but_leaves_claims_alone,
+            ],
         }
     };
     (@expand names ; $($section:ident : [$($name:ident),* $(,)?]),* $(,)?) => {
@@ -203,6 +211,7 @@ mod tests {
         ("server_keys", include_str!("server_keys.rs")),
         ("logs", include_str!("logs.rs")),
         ("portal", include_str!("portal.rs")),
+        ("outbox", include_str!("outbox.rs")),
     ];
 
     /// The `pub async fn` names in a section's source.

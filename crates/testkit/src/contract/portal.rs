@@ -115,11 +115,25 @@ fn application() -> NewPartner {
     }
 }
 
+fn confirmation() -> NewMail {
+    NewMail {
+        recipient: "post@tallogtekst.no".into(),
+        subject: "Your application".into(),
+        body: "We received it.\n".into(),
+    }
+}
+
 pub async fn a_partner_application_creates_an_applied_partner_and_its_user_together(s: &dyn Store) {
     // Act
     let (p, u) = must(
-        s.apply_as_partner(&by(), application(), "Post@TallOgTekst.no", "$argon2id$x")
-            .await,
+        s.apply_as_partner(
+            &by(),
+            application(),
+            "Post@TallOgTekst.no",
+            "$argon2id$x",
+            &[confirmation()],
+        )
+        .await,
         "apply",
     );
 
@@ -131,6 +145,16 @@ pub async fn a_partner_application_creates_an_applied_partner_and_its_user_toget
     assert_eq!(u.password_hash, "$argon2id$x");
     assert_eq!(must(s.partners().await, "partners"), vec![p]);
     assert_eq!(must(s.portal_users().await, "users"), vec![u]);
+    let mails = must(s.outbox(true, 10).await, "outbox");
+    let sent: Vec<NewMail> = mails
+        .into_iter()
+        .map(|m| NewMail {
+            recipient: m.recipient,
+            subject: m.subject,
+            body: m.body,
+        })
+        .collect();
+    assert_eq!(sent, vec![confirmation()], "the mail is written with it");
 }
 
 pub async fn a_partner_application_with_a_taken_email_writes_nothing(s: &dyn Store) {
@@ -144,7 +168,13 @@ pub async fn a_partner_application_with_a_taken_email_writes_nothing(s: &dyn Sto
 
     // Act
     let r = s
-        .apply_as_partner(&by(), application(), "post@tallogtekst.no", "$argon2id$x")
+        .apply_as_partner(
+            &by(),
+            application(),
+            "post@tallogtekst.no",
+            "$argon2id$x",
+            &[confirmation()],
+        )
         .await;
 
     // Assert
@@ -155,6 +185,11 @@ pub async fn a_partner_application_with_a_taken_email_writes_nothing(s: &dyn Sto
         "no partner left behind"
     );
     assert_eq!(must(s.audit_log(100).await, "audit"), audit_before);
+    assert_eq!(
+        must(s.outbox(true, 10).await, "outbox"),
+        vec![],
+        "no mail of an application that was not written"
+    );
 }
 
 pub async fn a_session_is_found_by_its_token_hash_until_it_expires_or_is_deleted(s: &dyn Store) {

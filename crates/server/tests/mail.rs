@@ -1,0 +1,439 @@
+//! The mail outbox delivered to a real SMTP server on loopback: aiosmtpd (Debian
+//! `python3-aiosmtpd`), run by `tests/fixtures/smtp_sink.py`, which writes every message it
+//! accepts to a directory the test reads. When /usr/bin/python3 cannot import aiosmtpd the test runs
+//! `scripts/install-aiosmtpd.sh`; if that fails, the test fails saying so.
+//!
+//! Time is the test's `ManualClock`: backoffs pass by moving it, never by sleeping.
+
+mod common;
+
+use common::{START, TestApp, by};
+use jiff::SignedDuration;
+use ledgerport_server::ServerConfig;
+use ledgerport_server::mail::{Delivered, MailTls, Mailer, SmtpConfig, deliver_due};
+use ledgerport_server::portal::auth::hash_password;
+use ledgerport_store::{NewMail, NewPortalUser, PortalRole};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PW: &str = "correct horse battery";
+const FROM: &str = "Ledgerport <no-reply@ledgerport.test>";
+/// Debian's python, which `python3-aiosmtpd` installs for (another python3 may come first on
+/// PATH).
+const PYTHON: &str = "/usr/bin/python3";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn aiosmtpd_present() -> bool {
+    Command::new(PYTHON)
+        .args(["-c", "import aiosmtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ensure_aiosmtpd() {
+    if aiosmtpd_present() {
+        return;
+    }
+    let script = repo_root().join("scripts/install-aiosmtpd.sh");
+    let status = Command::new(&script).status();
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()) && aiosmtpd_present(),
+        "the mail tests need /usr/bin/python3 with aiosmtpd (Debian python3-aiosmtpd); installing it with {} failed ({status:?}): run it as root (or with sudo) and test again",
+        script.display()
+    );
+}
+
+/// A loopback port nothing listens on (yet).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// aiosmtpd on 127.0.0.1:`port`, writing what it accepts into `dir`; killed when dropped.
+struct SmtpSink {
+    child: Child,
+}
+
+impl SmtpSink {
+    fn start(port: u16, dir: &Path) -> SmtpSink {
+        ensure_aiosmtpd();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
+        let mut child = Command::new(PYTHON)
+            .arg(script)
+            .arg("127.0.0.1")
+            .arg(port.to_string())
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the SMTP sink");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the sink's first line");
+        assert_eq!(line.trim(), "ready", "the SMTP sink did not start");
+        SmtpSink { child }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory of the test's own for the messages, emptied first.
+fn mail_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ledgerport-mail-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mail dir");
+    dir
+}
+
+/// The messages the sink has written, by file name.
+fn messages(dir: &Path) -> Vec<String> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read the mail dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("read a message"))
+        .collect()
+}
+
+/// The envelope recipient of a message the sink wrote.
+fn envelope_to(message: &str) -> &str {
+    message
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("X-Envelope-To: "))
+        .expect("the sink's envelope line")
+}
+
+fn smtp(port: u16) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: MailTls::None,
+        credentials: None,
+        from: FROM.into(),
+    }
+}
+
+/// A cookie-keeping client for the forms before sign-in (the double-submit CSRF cookie).
+struct Visitor<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+impl<'a> Visitor<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Visitor {
+            app,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, r: reqwest::RequestBuilder) -> (u16, String) {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let res = r
+            .header("Cookie", cookie.join("; "))
+            .send()
+            .await
+            .expect("request");
+        for c in res.headers().get_all("set-cookie") {
+            let c = c.to_str().expect("ascii");
+            if let Some((k, v)) = c.split(';').next().and_then(|p| p.split_once('=')) {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        (res.status().as_u16(), res.text().await.expect("body"))
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let r = self.http.get(self.app.url(path));
+        self.send(r).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let r = self
+            .http
+            .post(self.app.url(path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).expect("form"));
+        self.send(r).await
+    }
+
+    async fn csrf(&mut self, path: &str) -> String {
+        let (_, body) = self.get(path).await;
+        csrf_of(&body).expect("a csrf field").to_owned()
+    }
+
+    async fn apply(&mut self, email: &str) -> (u16, String) {
+        let csrf = self.csrf("/portal/apply").await;
+        self.post(
+            "/portal/apply",
+            &[
+                ("csrf", &csrf),
+                ("company", "Tall og Tekst AS"),
+                ("org_number", "923456789"),
+                ("email", email),
+                ("password", PW),
+            ],
+        )
+        .await
+    }
+}
+
+fn csrf_of(body: &str) -> Option<&str> {
+    let marker = "name=\"csrf\" value=\"";
+    let at = body.find(marker)? + marker.len();
+    body[at..].split('"').next()
+}
+
+/// A page with its CSRF token (if any) and `email` replaced by placeholders.
+fn normalised(body: &str, email: &str) -> String {
+    let mut b = body.replace(email, "EMAIL");
+    if let Some(token) = csrf_of(body).map(str::to_owned) {
+        b = b.replace(&token, "CSRF");
+    }
+    b
+}
+
+async fn user(app: &TestApp, email: &str, role: PortalRole) {
+    let password_hash = hash_password(PW.into()).await.expect("hash");
+    app.store
+        .create_portal_user(
+            &by(),
+            NewPortalUser {
+                email: email.into(),
+                role,
+                password_hash,
+            },
+        )
+        .await
+        .expect("user");
+}
+
+#[tokio::test]
+async fn an_application_with_a_taken_address_answers_as_a_new_one_and_mails_the_owner() {
+    let port = free_port();
+    let dir = mail_dir("apply");
+    let _sink = SmtpSink::start(port, &dir);
+    // The server's own sender delivers (its first pass runs at start, then every 5 s).
+    let app = TestApp::start_with(ServerConfig {
+        close_interval: None,
+        mail: Some(smtp(port)),
+        ..ServerConfig::default()
+    })
+    .await;
+    user(&app, "taken@example.test", PortalRole::Operator).await;
+
+    let mut v = Visitor::new(&app);
+    let (taken_status, taken) = v.apply("taken@example.test").await;
+    let (new_status, fresh) = v.apply("new@example.test").await;
+
+    assert_eq!((taken_status, new_status), (200, 200), "{taken}\n{fresh}");
+    assert_eq!(
+        normalised(&taken, "taken@example.test"),
+        normalised(&fresh, "new@example.test"),
+        "a taken address and a new one get the same page, byte for byte"
+    );
+    assert_eq!(
+        app.store.partners().await.expect("partners").len(),
+        1,
+        "only the new address made an application"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while messages(&dir).len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A moment more, for any mail sent twice to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = messages(&dir);
+    let to_owner: Vec<&String> = got
+        .iter()
+        .filter(|m| envelope_to(m) == "taken@example.test")
+        .collect();
+    let to_new: Vec<&String> = got
+        .iter()
+        .filter(|m| envelope_to(m) == "new@example.test")
+        .collect();
+    assert_eq!(
+        (to_owner.len(), to_new.len(), got.len()),
+        (1, 1, 2),
+        "{got:#?}"
+    );
+    let owner = to_owner[0];
+    assert!(
+        owner.contains("Subject: Someone applied with your Ledgerport e-mail address"),
+        "{owner}"
+    );
+    assert!(
+        owner.contains("already has a Ledgerport account"),
+        "{owner}"
+    );
+    assert!(
+        owner.contains("From: Ledgerport <no-reply@ledgerport.test>"),
+        "{owner}"
+    );
+    assert!(
+        !owner.contains("Tall og Tekst"),
+        "nothing the applicant typed is repeated: {owner}"
+    );
+    assert!(
+        to_new[0].contains("Subject: Your Ledgerport partner application"),
+        "{}",
+        to_new[0]
+    );
+    let summary = app.store.outbox_summary().await.expect("summary");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+}
+
+#[tokio::test]
+async fn an_smtp_outage_loses_no_mail_and_the_mail_arrives_once_when_the_server_is_back() {
+    // The server has no SMTP configured: its mails wait. The test is the sender, on the
+    // test's clock.
+    let app = TestApp::start().await;
+    user(&app, "ops@example.test", PortalRole::Operator).await;
+    let port = free_port();
+    let dir = mail_dir("outage");
+    let mailer = Mailer::new(&smtp(port)).expect("mailer");
+    let pass = || deliver_due(&*app.store, &*app.clock, &mailer, "test-sender");
+
+    let (status, _) = Visitor::new(&app).apply("kari@example.test").await;
+    assert_eq!(status, 200);
+
+    // The SMTP server is down: the attempt fails and the mail waits a minute.
+    assert_eq!(
+        pass().await.expect("pass"),
+        Delivered { sent: 0, failed: 1 }
+    );
+    let waiting = app.store.outbox(false, 10).await.expect("outbox");
+    assert_eq!(waiting.len(), 1);
+    let start: jiff::Timestamp = START.parse().expect("start");
+    assert_eq!(
+        waiting[0].next_attempt_at,
+        start + SignedDuration::from_mins(1)
+    );
+    assert!(waiting[0].last_error.is_some());
+    assert_eq!(
+        pass().await.expect("pass"),
+        Delivered::default(),
+        "backing off"
+    );
+
+    // The operator sees the queue.
+    let mut op = Visitor::new(&app);
+    let csrf = op.csrf("/portal/sign-in").await;
+    op.post(
+        "/portal/sign-in",
+        &[
+            ("csrf", &csrf),
+            ("email", "ops@example.test"),
+            ("password", PW),
+        ],
+    )
+    .await;
+    let (status, page) = op.get("/portal/operator/status").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<strong>1</strong> mail(s) waiting"),
+        "{page}"
+    );
+    assert!(page.contains("Last error:"), "{page}");
+    assert!(page.contains("no SMTP server configured"), "{page}");
+
+    // Still down a minute later: the next wait doubles.
+    app.clock.advance(SignedDuration::from_mins(1));
+    assert_eq!(
+        pass().await.expect("pass"),
+        Delivered { sent: 0, failed: 1 }
+    );
+    let waiting = app.store.outbox(false, 10).await.expect("outbox");
+    assert_eq!(
+        waiting[0].next_attempt_at,
+        start + SignedDuration::from_mins(3)
+    );
+
+    // The server comes back; the mail goes when its wait is over, once.
+    let _sink = SmtpSink::start(port, &dir);
+    assert_eq!(pass().await.expect("pass"), Delivered::default());
+    assert!(messages(&dir).is_empty(), "not before its time");
+    app.clock.advance(SignedDuration::from_mins(2));
+    assert_eq!(
+        pass().await.expect("pass"),
+        Delivered { sent: 1, failed: 0 }
+    );
+    app.clock.advance(SignedDuration::from_hours(2));
+    assert_eq!(pass().await.expect("pass"), Delivered::default());
+    let got = messages(&dir);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(envelope_to(&got[0]), "kari@example.test");
+    assert!(got[0].contains("Subject: Your Ledgerport partner application"));
+    let all = app.store.outbox(true, 10).await.expect("outbox");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].attempts, 3);
+    assert!(all[0].sent_at.is_some());
+    assert_eq!(
+        app.store.outbox_summary().await.expect("summary").pending,
+        0
+    );
+}
+
+#[tokio::test]
+async fn two_senders_on_one_database_send_each_mail_once() {
+    let app = TestApp::start().await;
+    let port = free_port();
+    let dir = mail_dir("two-senders");
+    let _sink = SmtpSink::start(port, &dir);
+    let mailer = Mailer::new(&smtp(port)).expect("mailer");
+    for i in 0..12 {
+        app.store
+            .enqueue_mail(NewMail {
+                recipient: format!("r{i}@example.test"),
+                subject: format!("Mail {i}"),
+                body: "Hello.\n".into(),
+            })
+            .await
+            .expect("enqueue");
+    }
+
+    let (a, b) = tokio::join!(
+        deliver_due(&*app.store, &*app.clock, &mailer, "sender-a"),
+        deliver_due(&*app.store, &*app.clock, &mailer, "sender-b"),
+    );
+
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    assert_eq!(a.sent + b.sent, 12, "{a:?} {b:?}");
+    let mut to: Vec<String> = messages(&dir)
+        .iter()
+        .map(|m| envelope_to(m).to_owned())
+        .collect();
+    to.sort();
+    let mut expected: Vec<String> = (0..12).map(|i| format!("r{i}@example.test")).collect();
+    expected.sort();
+    assert_eq!(to, expected, "each mail once");
+}
