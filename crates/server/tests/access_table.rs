@@ -169,16 +169,26 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
         .issue(KeyKind::Accounting, KeyOwner::Partner(ungranted))
         .await;
     let removed = partner(s, "Removed AS", PartnerKind::Accounting, true).await;
-    s.create_grant(&by(), removed, &lid("100"))
-        .await
-        .expect("grant");
+    s.create_grant(
+        &by(),
+        removed,
+        &lid("100"),
+        &ledgerport_core::world::GrantScope::EVERYTHING,
+    )
+    .await
+    .expect("grant");
     let acc_removed = app
         .issue(KeyKind::Accounting, KeyOwner::Partner(removed))
         .await;
     let suspended = partner(s, "Suspended AS", PartnerKind::Accounting, true).await;
-    s.create_grant(&by(), suspended, &lid("100"))
-        .await
-        .expect("grant");
+    s.create_grant(
+        &by(),
+        suspended,
+        &lid("100"),
+        &ledgerport_core::world::GrantScope::EVERYTHING,
+    )
+    .await
+    .expect("grant");
     let acc_suspended = app
         .issue(KeyKind::Accounting, KeyOwner::Partner(suspended))
         .await;

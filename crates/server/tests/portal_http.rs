@@ -306,7 +306,12 @@ async fn a_merchant_user_reaches_only_its_own_organisations_units_ledgers_keys_a
         )
         .await;
     app.store
-        .create_grant(&by(), w.granted_partner, &lid("400"))
+        .create_grant(
+            &by(),
+            w.granted_partner,
+            &lid("400"),
+            &ledgerport_core::world::GrantScope::EVERYTHING,
+        )
         .await
         .expect("the other merchant's own grant");
     let mut v = Visitor::new(&app);

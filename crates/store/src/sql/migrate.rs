@@ -53,6 +53,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "leases",
         include_str!("../../migrations/sqlite/0005_leases.sql"),
     ),
+    (
+        8,
+        "grant scopes",
+        include_str!("../../migrations/sqlite/0008_grant_scopes.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -78,6 +83,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "leases",
         include_str!("../../migrations/postgres/0005_leases.sql"),
+    ),
+    (
+        8,
+        "grant scopes",
+        include_str!("../../migrations/postgres/0008_grant_scopes.sql"),
     ),
 ];
 

@@ -26,23 +26,38 @@ pub async fn grants_are_made_only_to_approved_accounting_partners(s: &dyn Store)
     let refused = [
         (
             "an applied accounting partner",
-            s.create_grant(&by(), applied.id, &lid("100001")).await,
+            s.create_grant(&by(), applied.id, &lid("100001"), &GrantScope::EVERYTHING)
+                .await,
         ),
         (
             "a rejected accounting partner",
-            s.create_grant(&by(), rejected.id, &lid("100001")).await,
+            s.create_grant(&by(), rejected.id, &lid("100001"), &GrantScope::EVERYTHING)
+                .await,
         ),
         (
             "a suspended accounting partner",
-            s.create_grant(&by(), suspended.id, &lid("100001")).await,
+            s.create_grant(&by(), suspended.id, &lid("100001"), &GrantScope::EVERYTHING)
+                .await,
         ),
         (
             "an approved integration partner",
-            s.create_grant(&by(), integration.id, &lid("100001")).await,
+            s.create_grant(
+                &by(),
+                integration.id,
+                &lid("100001"),
+                &GrantScope::EVERYTHING,
+            )
+            .await,
         ),
         (
             "an approved management partner",
-            s.create_grant(&by(), management.id, &lid("100001")).await,
+            s.create_grant(
+                &by(),
+                management.id,
+                &lid("100001"),
+                &GrantScope::EVERYTHING,
+            )
+            .await,
         ),
     ];
     let made = must(
@@ -50,6 +65,7 @@ pub async fn grants_are_made_only_to_approved_accounting_partners(s: &dyn Store)
             &Actor::new("merchant-user@acme.test"),
             approved.id,
             &lid("100001"),
+            &GrantScope::EVERYTHING,
         )
         .await,
         "grant",
@@ -64,6 +80,7 @@ pub async fn grants_are_made_only_to_approved_accounting_partners(s: &dyn Store)
         ledger_id: lid("100001"),
         created_at: contract_now(),
         created_by: "merchant-user@acme.test".into(),
+        scope: GrantScope::EVERYTHING,
     };
     assert_eq!(made, expected);
     assert_eq!(
@@ -80,7 +97,12 @@ pub async fn a_grant_made_twice_is_a_conflict(s: &dyn Store) {
 
     // Act
     let again = s
-        .create_grant(&Actor::new("someone-else"), p.id, &lid("100001"))
+        .create_grant(
+            &Actor::new("someone-else"),
+            p.id,
+            &lid("100001"),
+            &GrantScope::EVERYTHING,
+        )
         .await;
 
     // Assert
@@ -94,8 +116,12 @@ pub async fn a_grant_on_an_unknown_ledger_or_for_an_unknown_partner_is_not_found
     let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
 
     // Act
-    let unknown_ledger = s.create_grant(&by(), p.id, &lid("100002")).await;
-    let unknown_partner = s.create_grant(&by(), p.id + 1000, &lid("100001")).await;
+    let unknown_ledger = s
+        .create_grant(&by(), p.id, &lid("100002"), &GrantScope::EVERYTHING)
+        .await;
+    let unknown_partner = s
+        .create_grant(&by(), p.id + 1000, &lid("100001"), &GrantScope::EVERYTHING)
+        .await;
 
     // Assert
     assert_error(
@@ -147,7 +173,7 @@ pub async fn removing_a_grant_returns_true_once_then_false(s: &dyn Store) {
         "removing a grant on an unknown ledger must report that nothing was there"
     );
     assert_eq!(must(s.grants(None, None).await, "all grants"), vec![kept]);
-    assert_eq!(facts_of(s, "100001").await.granted_partners, vec![q.id]);
+    assert_eq!(granted_ids(&facts_of(s, "100001").await), vec![q.id]);
 }
 
 pub async fn grants_are_listed_by_partner_by_ledger_or_both(s: &dyn Store) {
