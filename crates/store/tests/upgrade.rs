@@ -2,11 +2,17 @@
 //! `schema_migrations`) opens with today's store: its migrations are recorded as the migrator's,
 //! nothing is run twice, the old table is gone, its rows are intact and the store goes on
 //! writing where they end. On SQLite always; on PostgreSQL when `DATABASE_URL` names a server (ignored otherwise).
+//!
+//! The old runner's databases predate grant scopes (migration 0008), so the same upgrade also
+//! shows that a grant made before scopes keeps its meaning: no expiry, every date, both topics,
+//! personal data.
 
 use jiff::Timestamp;
+use ledgerport_core::access::{ListScope, Principal};
 use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{Currency, LedgerId, Msn};
+use ledgerport_core::world::GrantScope;
 use ledgerport_store::EventOutcome;
 use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::prelude::*;
@@ -44,6 +50,19 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_leases.sql"),
     ),
 ];
+
+/// The migrations this build adds after the old runner's last (the store runs them on upgrade).
+const SQLITE_LATER: &[(i64, &str, &str)] = &[(
+    8,
+    "grant scopes",
+    include_str!("../migrations/sqlite/0008_grant_scopes.sql"),
+)];
+
+const POSTGRES_LATER: &[(i64, &str, &str)] = &[(
+    8,
+    "grant scopes",
+    include_str!("../migrations/postgres/0008_grant_scopes.sql"),
+)];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -88,6 +107,11 @@ INSERT INTO events (event_id, ledger_id, entries, received_at) \
   VALUES ('e1', '100001', 1, '2024-04-05T07:00:01.000000Z'), ('e2', '100001', 1, '2024-04-05T07:10:01.000000Z');
 INSERT INTO payments (ledger_id, psp_reference, captured, refunded) VALUES ('100001', 'p1', 10000, 0), \
   ('100001', 'p2', 5000, 0);
+INSERT INTO partners (name, kind, state, org_scheme, org_id, contact_email, created_at) \
+  VALUES ('Regnskap AS', 'accounting', 'approved', 'business:NO:ORG', '912345678', 'post@regnskap.test', \
+  '2024-04-01T08:00:00.000000Z');
+INSERT INTO grants (partner_id, ledger_id, created_at, created_by) \
+  SELECT id, '100001', '2024-04-02T08:00:00.000000Z', 'portal:merchant:kari@kaffebaren.test' FROM partners;
 INSERT INTO audit_log (at, actor, action, subject, detail) \
   VALUES ('2024-04-01T08:00:00.000000Z', 'cli', 'ledger.create', '100001', 'settles for 123456');";
 
@@ -113,9 +137,11 @@ fn capture(id: &str, psp: &str, amount: i64) -> PaymentEvent {
 /// What the migrator must hold afterwards: every version, applied, with its file's checksum.
 fn expected_versions(
     migrations: &[(i64, &'static str, &'static str)],
+    later: &[(i64, &'static str, &'static str)],
 ) -> Vec<(i64, bool, Vec<u8>)> {
     migrations
         .iter()
+        .chain(later)
         .map(|(v, d, sql)| {
             let m = Migration::new(
                 *v,
@@ -152,6 +178,28 @@ async fn check_the_store_works_on(store: &dyn Store) {
         .expect("the operator reads every ledger");
     assert_eq!(view.units.len(), 1);
     assert_eq!(view.ledger.owner_merchant_id, merchant.id);
+
+    // The grant made before scopes existed means what it meant: everything, for good.
+    let grants = store.grants(None, None).await.expect("grants");
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0].scope, GrantScope::EVERYTHING);
+    let reader = Principal::Accounting {
+        key_id: 1,
+        partner_id: grants[0].partner_id,
+    };
+    let (access, _) = store
+        .ledger(&ledger_id)
+        .await
+        .expect("read")
+        .expect("the old ledger")
+        .open(&reader)
+        .expect("the partner granted before scopes still reads the ledger");
+    assert_eq!(access.scope(), &GrantScope::EVERYTHING);
+    let listed = store
+        .ledgers_in_scope(&ListScope::GrantedTo(grants[0].partner_id), None, None, 10)
+        .await
+        .expect("listing");
+    assert_eq!(listed.len(), 1, "the old grant is listed");
 
     let outcomes = store
         .ingest_events(
@@ -244,7 +292,7 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
             .fetch_all(&mut conn)
             .await
             .expect("migrator's table");
-    assert_eq!(versions, expected_versions(SQLITE));
+    assert_eq!(versions, expected_versions(SQLITE, SQLITE_LATER));
     let old: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
     )
@@ -341,7 +389,7 @@ async fn a_postgres_database_of_the_old_migration_runner_upgrades_cleanly() {
             .fetch_all(&mut conn)
             .await
             .expect("migrator's table");
-    assert_eq!(versions, expected_versions(POSTGRES));
+    assert_eq!(versions, expected_versions(POSTGRES, POSTGRES_LATER));
     let old: Option<String> = sqlx::query_scalar("SELECT to_regclass('schema_migrations')::text")
         .fetch_one(&mut conn)
         .await

@@ -11,7 +11,7 @@ pub(super) use ledgerport_core::ids::{
 };
 pub(super) use ledgerport_core::world::{
     ApiKey, FeePlan, Grant, GrantScope, KeyKind, KeyOwner, Ledger, Merchant, Partner, PartnerKind,
-    PartnerState, PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode,
+    PartnerState, PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode, Topics,
 };
 pub(super) use ledgerport_store::{
     AccessLogFilter, AccessRecord, Actor, LedgerView, NewAccessRecord, NewKey, NewLedger,

@@ -208,8 +208,11 @@ pub async fn audit_log_records_every_state_change_with_its_actor_newest_first(s:
         "a grant's record names the partner"
     );
     assert_eq!(
-        log[3].detail, partner_ref,
-        "a grant's record names the partner"
+        log[3].detail,
+        format!(
+            "{partner_ref}; expires never; dates every date; topics funds,fees; personal data yes"
+        ),
+        "a grant's record names the partner and the scope"
     );
     assert_eq!(log[7].detail, "applied -> approved");
     assert!(
