@@ -14,6 +14,13 @@
 //! - [`list_scope`] picks the keyset query a listing may run; every ledger it returns still goes
 //!   through [`decide`].
 //!
+//! A grant carries a scope ([`GrantScope`]): an expiry, a ledger-date range, topics and whether
+//! personal data may be read. [`decide`] holds those rules too: a grant that has expired when
+//! the facts were read grants nothing (the same "no such ledger" as a ledger never granted), and
+//! the "yes" carries the rest of the scope, which the read path applies
+//! ([`LedgerAccess::check_topic`], [`LedgerAccess::check_date`], the store's feed by its date
+//! range, [`LedgerAccess::personal_data`]).
+//!
 //! A ledger's own description (currency, units, account, owner) is read as a [`Guarded`] value
 //! together with its facts, and only a decision opens it; so neither entries nor a ledger's
 //! metadata can be read without one:
@@ -25,7 +32,8 @@
 //!     ledger_id: LedgerId::parse("l", "100").unwrap(),
 //!     owner_merchant_id: 1,
 //!     settles_for: vec![],
-//!     granted_partners: vec![],
+//!     grants: vec![],
+//!     as_of: jiff::Timestamp::UNIX_EPOCH,
 //! };
 //! let ledger = Guarded::new(facts, "the ledger's description");
 //! let owner = Principal::MerchantLevel { key_id: 5, merchant_id: 1 };
@@ -43,7 +51,8 @@
 //!     ledger_id: LedgerId::parse("l", "100").unwrap(),
 //!     owner_merchant_id: 1,
 //!     settles_for: vec![],
-//!     granted_partners: vec![],
+//!     grants: vec![],
+//!     as_of: jiff::Timestamp::UNIX_EPOCH,
 //! };
 //! let ledger = Guarded::new(facts, "the ledger's description");
 //! let description = ledger.value;
@@ -58,7 +67,8 @@
 //!     ledger_id: LedgerId::parse("l", "100").unwrap(),
 //!     owner_merchant_id: 1,
 //!     settles_for: vec![],
-//!     granted_partners: vec![],
+//!     grants: vec![],
+//!     as_of: jiff::Timestamp::UNIX_EPOCH,
 //! };
 //! let access: LedgerAccess = match decide(&Principal::Operator { user_id: None }, Some(&facts)) {
 //!     Decision::Allow(a) => a,
@@ -75,11 +85,13 @@
 //! let access = LedgerAccess {
 //!     ledger_id: LedgerId::parse("l", "100").unwrap(),
 //!     reader: Principal::Operator { user_id: None },
+//!     scope: ledgerport_core::world::GrantScope::EVERYTHING,
 //! };
 //! ```
 
-use crate::ids::{LedgerId, Msn, RecipientHandle};
-use crate::world::{ApiKey, KeyKind, KeyOwner, PartnerState, RowId};
+use crate::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
+use crate::world::{ApiKey, GrantScope, KeyKind, KeyOwner, PartnerState, RowId};
+use jiff::Timestamp;
 
 /// Whoever a read is made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,15 +149,57 @@ pub struct LedgerFacts {
     pub ledger_id: LedgerId,
     pub owner_merchant_id: RowId,
     pub settles_for: Vec<RecipientHandle>,
-    /// Partners holding a standing grant on this ledger, approved partners only.
-    pub granted_partners: Vec<RowId>,
+    /// The grants on this ledger of approved partners, with their scopes; expired ones may be
+    /// among them (the decision leaves them out by `as_of`).
+    pub grants: Vec<StandingGrant>,
+    /// When these facts were read: the instant expiries are judged at. The store sets it from
+    /// its clock with the same instant its listing queries leave expired grants out by, so a
+    /// listing and a read agree.
+    pub as_of: Timestamp,
 }
 
-/// Proof that the policy allowed `reader` to read `ledger_id`. Only [`decide`] makes one.
+/// One partner's grant on a ledger, as the policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandingGrant {
+    pub partner_id: RowId,
+    pub scope: GrantScope,
+}
+
+/// Proof that the policy allowed `reader` to read `ledger_id` within `scope`. Only [`decide`]
+/// makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerAccess {
     ledger_id: LedgerId,
     reader: Principal,
+    scope: GrantScope,
+}
+
+/// A read on a ledger the principal may read, but outside what its grant covers: a 403 that
+/// names the scope (unlike an unreadable ledger, this reveals nothing the reader does not know).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutOfScope {
+    Topic(Topic),
+    /// A ledger date outside the grant's period, given in words ([`GrantScope::period`]).
+    Date {
+        date: LedgerDate,
+        period: String,
+    },
+}
+
+impl std::fmt::Display for OutOfScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutOfScope::Topic(t) => write!(
+                f,
+                "topic: the grant on this ledger does not cover the topic {}",
+                t.as_str()
+            ),
+            OutOfScope::Date { date, period } => write!(
+                f,
+                "ledgerDate: {date} is outside the grant's period ({period})"
+            ),
+        }
+    }
 }
 
 impl LedgerAccess {
@@ -156,6 +210,36 @@ impl LedgerAccess {
     /// Who was allowed: the key, portal user or operator a read is attributed to.
     pub fn reader(&self) -> &Principal {
         &self.reader
+    }
+
+    /// What may be read: the grant's scope for a partner, [`GrantScope::EVERYTHING`] for
+    /// everyone else.
+    pub fn scope(&self) -> &GrantScope {
+        &self.scope
+    }
+
+    pub fn check_topic(&self, topic: Topic) -> Result<(), OutOfScope> {
+        if self.scope.topics.covers(topic) {
+            Ok(())
+        } else {
+            Err(OutOfScope::Topic(topic))
+        }
+    }
+
+    pub fn check_date(&self, date: LedgerDate) -> Result<(), OutOfScope> {
+        if self.scope.covers_date(date) {
+            Ok(())
+        } else {
+            Err(OutOfScope::Date {
+                date,
+                period: self.scope.period(),
+            })
+        }
+    }
+
+    /// Whether payers' personal data may be read; when not, it is withheld from every entry.
+    pub fn personal_data(&self) -> bool {
+        self.scope.personal_data
     }
 }
 
@@ -180,27 +264,34 @@ pub fn decide(p: &Principal, ledger: Option<&LedgerFacts>) -> Decision {
     let Some(l) = ledger else {
         return Decision::NoSuchLedger;
     };
-    let allowed = match p {
+    let everything = |allowed: bool| allowed.then_some(GrantScope::EVERYTHING);
+    let scope = match p {
         // Only a ledger that settles for exactly this unit: a multi-unit ledger is not visible
         // through one unit's keys.
         Principal::SalesUnit { msn, .. } => {
-            l.settles_for.len() == 1 && l.settles_for[0] == RecipientHandle::Api(*msn)
+            everything(l.settles_for.len() == 1 && l.settles_for[0] == RecipientHandle::Api(*msn))
         }
-        Principal::Accounting { partner_id, .. } | Principal::PortalPartner { partner_id, .. } => {
-            l.granted_partners.contains(partner_id)
-        }
+        // The partner's grant, unless it has expired: from its expiry on, the ledger is as if
+        // it had never been granted. The rest of the grant's scope goes with the "yes".
+        Principal::Accounting { partner_id, .. } | Principal::PortalPartner { partner_id, .. } => l
+            .grants
+            .iter()
+            .find(|g| g.partner_id == *partner_id && !g.scope.expired_at(l.as_of))
+            .map(|g| g.scope),
         Principal::MerchantLevel { merchant_id, .. }
-        | Principal::PortalMerchant { merchant_id, .. } => l.owner_merchant_id == *merchant_id,
-        Principal::Operator { .. } => true,
-        Principal::Integration { .. } | Principal::Management { .. } => false,
+        | Principal::PortalMerchant { merchant_id, .. } => {
+            everything(l.owner_merchant_id == *merchant_id)
+        }
+        Principal::Operator { .. } => everything(true),
+        Principal::Integration { .. } | Principal::Management { .. } => None,
     };
-    if allowed {
-        Decision::Allow(LedgerAccess {
+    match scope {
+        Some(scope) => Decision::Allow(LedgerAccess {
             ledger_id: l.ledger_id.clone(),
             reader: p.clone(),
-        })
-    } else {
-        Decision::NoSuchLedger
+            scope,
+        }),
+        None => Decision::NoSuchLedger,
     }
 }
 
@@ -383,8 +474,208 @@ mod tests {
                 .iter()
                 .map(|h| RecipientHandle::parse("h", h).expect("h"))
                 .collect(),
-            granted_partners: grants.to_vec(),
+            grants: grants
+                .iter()
+                .map(|&partner_id| StandingGrant {
+                    partner_id,
+                    scope: GrantScope::EVERYTHING,
+                })
+                .collect(),
+            as_of: Timestamp::UNIX_EPOCH,
         }
+    }
+
+    fn date(s: &str) -> LedgerDate {
+        LedgerDate::parse("d", s).expect("date")
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    /// A grant's scope against what a partner's principal may do on the ledger, one row per
+    /// scope: the decision (A allow, N no such ledger), then for the allowed ones the topics
+    /// funds and fees, the dates 2024-01-01, 2024-02-15 and 2024-12-31 (Y covered, S out of
+    /// scope), and personal data (P allowed, W withheld). The facts are read at 2024-06-01.
+    #[test]
+    fn the_scope_table() {
+        use crate::world::Topics;
+        let as_of = at("2024-06-01T00:00:00Z");
+        let all = GrantScope::EVERYTHING;
+        let table: &[(&str, GrantScope, &str)] = &[
+            ("no limits", all, "A YY YYY P"),
+            (
+                "expired a microsecond ago",
+                GrantScope {
+                    expires_at: Some(at("2024-05-31T23:59:59.999999Z")),
+                    ..all
+                },
+                "N",
+            ),
+            (
+                "expiring at the very instant",
+                GrantScope {
+                    expires_at: Some(as_of),
+                    ..all
+                },
+                "N",
+            ),
+            (
+                "expiring a microsecond later",
+                GrantScope {
+                    expires_at: Some(at("2024-06-01T00:00:00.000001Z")),
+                    ..all
+                },
+                "A YY YYY P",
+            ),
+            (
+                "from February 15th",
+                GrantScope {
+                    from: Some(date("2024-02-15")),
+                    ..all
+                },
+                "A YY SYY P",
+            ),
+            (
+                "up to February 15th",
+                GrantScope {
+                    to: Some(date("2024-02-15")),
+                    ..all
+                },
+                "A YY YYS P",
+            ),
+            (
+                "February 15th only",
+                GrantScope {
+                    from: Some(date("2024-02-15")),
+                    to: Some(date("2024-02-15")),
+                    ..all
+                },
+                "A YY SYS P",
+            ),
+            (
+                "funds only",
+                GrantScope {
+                    topics: Topics {
+                        funds: true,
+                        fees: false,
+                    },
+                    ..all
+                },
+                "A YS YYY P",
+            ),
+            (
+                "fees only, no personal data",
+                GrantScope {
+                    topics: Topics {
+                        funds: false,
+                        fees: true,
+                    },
+                    personal_data: false,
+                    ..all
+                },
+                "A SY YYY W",
+            ),
+        ];
+        let dates = [date("2024-01-01"), date("2024-02-15"), date("2024-12-31")];
+        let yes = |r: Result<(), OutOfScope>| if r.is_ok() { 'Y' } else { 'S' };
+        for (name, scope, expected) in table {
+            let mut l = facts("100", 1, &["api:123455"], &[]);
+            l.as_of = as_of;
+            l.grants = vec![
+                StandingGrant {
+                    partner_id: 7,
+                    scope: *scope,
+                },
+                // Another partner's grant lends nothing.
+                StandingGrant {
+                    partner_id: 8,
+                    scope: all,
+                },
+            ];
+            for p in [
+                Principal::Accounting {
+                    key_id: 3,
+                    partner_id: 7,
+                },
+                Principal::PortalPartner {
+                    user_id: 3,
+                    partner_id: 7,
+                },
+            ] {
+                let got = match decide(&p, Some(&l)) {
+                    Decision::Allow(a) => {
+                        assert_eq!(a.scope(), scope);
+                        let topics: String = [Topic::Funds, Topic::Fees]
+                            .into_iter()
+                            .map(|t| yes(a.check_topic(t)))
+                            .collect();
+                        let days: String = dates.iter().map(|d| yes(a.check_date(*d))).collect();
+                        let pd = if a.personal_data() { 'P' } else { 'W' };
+                        format!("A {topics} {days} {pd}")
+                    }
+                    Decision::NoSuchLedger => "N".to_owned(),
+                    Decision::Forbidden => "F".to_owned(),
+                };
+                assert_eq!(&got, expected, "{name}, {p:?}");
+            }
+            // The owner, its unit and the operator read everything whatever the grants say.
+            for p in [
+                Principal::MerchantLevel {
+                    key_id: 5,
+                    merchant_id: 1,
+                },
+                Principal::SalesUnit {
+                    key_id: 1,
+                    msn: msn("123455"),
+                },
+                Principal::Operator { user_id: None },
+            ] {
+                match decide(&p, Some(&l)) {
+                    Decision::Allow(a) => assert_eq!(a.scope(), &all, "{name}, {p:?}"),
+                    other => panic!("{name}, {p:?}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_expired_grant_answers_as_one_never_made() {
+        let p = Principal::Accounting {
+            key_id: 3,
+            partner_id: 7,
+        };
+        let mut expired = facts("100", 1, &["api:123455"], &[7]);
+        expired.grants[0].scope.expires_at = Some(at("2024-01-01T00:00:00Z"));
+        expired.as_of = at("2024-01-01T00:00:00Z");
+        let never = facts("100", 1, &["api:123455"], &[]);
+        assert_eq!(decide(&p, Some(&expired)), decide(&p, Some(&never)));
+        assert_eq!(decide(&p, Some(&expired)), decide(&p, None));
+        expired.as_of = at("2023-12-31T23:59:59Z");
+        assert!(matches!(decide(&p, Some(&expired)), Decision::Allow(_)));
+    }
+
+    #[test]
+    fn out_of_scope_messages_name_the_field_and_the_scope() {
+        let topic = OutOfScope::Topic(Topic::Fees).to_string();
+        assert!(
+            topic.starts_with("topic: ") && topic.contains("fees"),
+            "{topic}"
+        );
+        let d = OutOfScope::Date {
+            date: date("2024-01-01"),
+            period: GrantScope {
+                from: Some(date("2024-02-01")),
+                to: Some(date("2024-02-29")),
+                ..GrantScope::EVERYTHING
+            }
+            .period(),
+        }
+        .to_string();
+        assert_eq!(
+            d,
+            "ledgerDate: 2024-01-01 is outside the grant's period (2024-02-01 to 2024-02-29)"
+        );
     }
 
     /// One row per (principal, ledger) pair: the expected answer, as a letter.

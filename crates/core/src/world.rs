@@ -2,7 +2,7 @@
 
 use crate::ParseError;
 use crate::ids::{
-    BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle,
+    BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle, Topic,
 };
 use jiff::Timestamp;
 use jiff::civil::Time;
@@ -364,6 +364,142 @@ pub struct Grant {
     pub ledger_id: LedgerId,
     pub created_at: Timestamp,
     pub created_by: String,
+    pub scope: GrantScope,
+}
+
+/// The topics a grant covers: at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Topics {
+    pub funds: bool,
+    pub fees: bool,
+}
+
+impl Topics {
+    pub const BOTH: Topics = Topics {
+        funds: true,
+        fees: true,
+    };
+
+    pub fn covers(self, topic: Topic) -> bool {
+        match topic {
+            Topic::Funds => self.funds,
+            Topic::Fees => self.fees,
+        }
+    }
+
+    /// `funds`, `fees` or `funds,fees` (the stored and command-line form; `fees,funds` too).
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
+        let mut t = Topics {
+            funds: false,
+            fees: false,
+        };
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "funds" => t.funds = true,
+                "fees" => t.fees = true,
+                _ => {
+                    return Err(ParseError::new(field, "must be funds, fees or funds,fees"));
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// The stored and command-line form; empty when none is covered (which no grant may be).
+    pub fn as_str(self) -> &'static str {
+        match (self.funds, self.fees) {
+            (true, true) => "funds,fees",
+            (true, false) => "funds",
+            (false, true) => "fees",
+            (false, false) => "",
+        }
+    }
+
+    pub fn list(self) -> Vec<Topic> {
+        [Topic::Funds, Topic::Fees]
+            .into_iter()
+            .filter(|t| self.covers(*t))
+            .collect()
+    }
+}
+
+/// What a grant lets its partner read, as the merchant chose it: until when, which ledger dates
+/// (both ends inclusive, either open), which topics, and whether personal data. A grant made
+/// before scopes existed has [`GrantScope::EVERYTHING`], the meaning it always had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantScope {
+    /// From this instant on the grant is as if it had never been made.
+    pub expires_at: Option<Timestamp>,
+    pub from: Option<LedgerDate>,
+    pub to: Option<LedgerDate>,
+    pub topics: Topics,
+    /// Whether payers' names, messages and masked phone numbers may be read.
+    pub personal_data: bool,
+}
+
+impl GrantScope {
+    /// No expiry, every date, both topics, personal data: a grant without limits (and what the
+    /// owner, its sales units and the operator read with).
+    pub const EVERYTHING: GrantScope = GrantScope {
+        expires_at: None,
+        from: None,
+        to: None,
+        topics: Topics::BOTH,
+        personal_data: true,
+    };
+
+    /// Whether the grant has expired at `now`: its expiry is `now` or earlier.
+    pub fn expired_at(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    pub fn covers_date(&self, date: LedgerDate) -> bool {
+        self.from.is_none_or(|f| f <= date) && self.to.is_none_or(|t| date <= t)
+    }
+
+    /// The ledger-date period in words, for messages: `2024-01-01 to 2024-03-31`,
+    /// `2024-01-01 on`, `up to 2024-03-31` or `every date`.
+    pub fn period(&self) -> String {
+        match (self.from, self.to) {
+            (Some(f), Some(t)) => format!("{f} to {t}"),
+            (Some(f), None) => format!("{f} on"),
+            (None, Some(t)) => format!("up to {t}"),
+            (None, None) => "every date".to_owned(),
+        }
+    }
+
+    /// The rules every scope must pass before it is stored, each error naming its field: at
+    /// least one topic, `from` not after `to`, an expiry with whole microseconds between the
+    /// years 2000 and 9999 (the precision and range times are stored and compared in).
+    pub fn check(&self) -> Result<(), ParseError> {
+        if !self.topics.funds && !self.topics.fees {
+            return Err(ParseError::new("topics", "choose funds, fees or both"));
+        }
+        if let (Some(f), Some(t)) = (self.from, self.to)
+            && f > t
+        {
+            return Err(ParseError::new(
+                "from",
+                format!("{f} is after the end of the period ({t})"),
+            ));
+        }
+        if let Some(e) = self.expires_at {
+            if e.subsec_nanosecond() % 1000 != 0 {
+                return Err(ParseError::new(
+                    "expires_at",
+                    "must be a time in whole microseconds",
+                ));
+            }
+            let year = TimeZone::UTC.to_datetime(e).year();
+            if !(2000..=9999).contains(&year) {
+                return Err(ParseError::new(
+                    "expires_at",
+                    "must be a time between the years 2000 and 9999",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -447,5 +583,60 @@ mod tests {
         assert!(Suspended.may_become(Approved));
         assert!(!Rejected.may_become(Approved));
         assert!(!Applied.may_become(Suspended));
+    }
+
+    #[test]
+    fn a_scope_is_checked_field_by_field() {
+        let d = |s: &str| LedgerDate::parse("d", s).expect("date");
+        let all = GrantScope::EVERYTHING;
+        assert_eq!(all.check(), Ok(()));
+        let none = GrantScope {
+            topics: Topics {
+                funds: false,
+                fees: false,
+            },
+            ..all
+        };
+        assert_eq!(none.check().map_err(|e| e.field), Err("topics"));
+        let backwards = GrantScope {
+            from: Some(d("2024-03-01")),
+            to: Some(d("2024-02-29")),
+            ..all
+        };
+        assert_eq!(backwards.check().map_err(|e| e.field), Err("from"));
+        let one_day = GrantScope {
+            from: Some(d("2024-02-29")),
+            to: Some(d("2024-02-29")),
+            ..all
+        };
+        assert_eq!(one_day.check(), Ok(()));
+        let nanos = GrantScope {
+            expires_at: Some("2030-01-01T00:00:00.000000001Z".parse().expect("ts")),
+            ..all
+        };
+        assert_eq!(nanos.check().map_err(|e| e.field), Err("expires_at"));
+        let ancient = GrantScope {
+            expires_at: Some(Timestamp::UNIX_EPOCH),
+            ..all
+        };
+        assert_eq!(ancient.check().map_err(|e| e.field), Err("expires_at"));
+    }
+
+    #[test]
+    fn topics_read_and_print_alike() {
+        for s in ["funds", "fees", "funds,fees"] {
+            assert_eq!(Topics::parse("topics", s).expect("topics").as_str(), s);
+        }
+        assert_eq!(
+            Topics::parse("topics", "fees,funds").expect("topics"),
+            Topics::BOTH
+        );
+        for bad in ["", "funds,", "payouts", "funds;fees"] {
+            assert_eq!(
+                Topics::parse("topics", bad).map_err(|e| e.field),
+                Err("topics"),
+                "{bad}"
+            );
+        }
     }
 }

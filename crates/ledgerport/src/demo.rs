@@ -17,8 +17,8 @@ use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::entry::PayerDetails;
 use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn};
 use ledgerport_core::world::{
-    DEFAULT_PAGE_SIZE, FeePlan, KeyKind, KeyOwner, PartnerKind, PartnerState, PayoutFrequency,
-    SalesUnitKind, SettlementMode, parse_cutoff,
+    DEFAULT_PAGE_SIZE, FeePlan, GrantScope, KeyKind, KeyOwner, PartnerKind, PartnerState,
+    PayoutFrequency, SalesUnitKind, SettlementMode, parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
 use ledgerport_server::portal::auth::hash_password;
@@ -453,6 +453,7 @@ async fn build_world(
                 &merchant_user,
                 regnskap.id,
                 &LedgerId::parse("l", l).map_err(demo_err)?,
+                &GrantScope::EVERYTHING,
             )
             .await
             .map_err(demo_err)?;
@@ -462,6 +463,7 @@ async fn build_world(
             &merchant_user,
             tili.id,
             &LedgerId::parse("l", "502101").map_err(demo_err)?,
+            &GrantScope::EVERYTHING,
         )
         .await
         .map_err(demo_err)?;

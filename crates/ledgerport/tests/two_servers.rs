@@ -180,7 +180,12 @@ async fn a_token_from_one_server_is_accepted_by_the_other_and_changes_through_ei
 
     // Regenerating the secret ends every token of the old generation, at both servers.
     w.store
-        .create_grant(&by(), w.partner, &LedgerId::parse("l", LEDGER).expect("id"))
+        .create_grant(
+            &by(),
+            w.partner,
+            &LedgerId::parse("l", LEDGER).expect("id"),
+            &ledgerport_core::world::GrantScope::EVERYTHING,
+        )
         .await
         .expect("grant again");
     assert_eq!(feed_status(&http, &a, &from_b).await, 200);

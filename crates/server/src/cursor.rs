@@ -32,6 +32,8 @@ pub enum Binding<'a> {
     Ledgers {
         filter: &'a str,
     },
+    /// The listing of an accounting partner's grants (`/ledgerport/v1/grants`).
+    Grants,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,7 @@ impl CursorCodec {
                 out.push(2);
                 push_str(out, filter);
             }
+            Binding::Grants => out.push(3),
         }
     }
 

@@ -2,19 +2,25 @@
 //! status and body each must get. State changes (a removed grant, a suspended partner, a
 //! regenerated or revoked key) are made after the tokens were issued, so the table also shows
 //! they take effect on the next request and not when the token expires.
+//!
+//! Grants carry scopes: rows of partners whose grant expired after their token was issued (the
+//! clock passes the expiry), covers one topic, a period of ledger dates or withholds personal
+//! data; the columns include a page asking for personal data and `GET /ledgerport/v1/grants`.
 
 mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
-use ledgerport_core::world::{KeyKind, KeyOwner, PartnerKind, PartnerState};
+use ledgerport_core::clock::Clock;
+use ledgerport_core::ids::LedgerDate;
+use ledgerport_core::world::{GrantScope, KeyKind, KeyOwner, PartnerKind, PartnerState, Topics};
 use ledgerport_server::ServerConfig;
 use ledgerport_server::credentials::regenerate_secret;
 use serde_json::{Value, json};
 
 /// The endpoints, in the order of the expectation columns.
-const ENDPOINTS: [&str; 7] = [
+const ENDPOINTS: [&str; COLUMNS] = [
     "/settlement/v1/ledgers",
     "/report/v2/ledgers/100/funds/feed",
     "/report/v2/ledgers/100/fees/dates/2024-04-04",
@@ -22,24 +28,30 @@ const ENDPOINTS: [&str; 7] = [
     "/report/v2/ledgers/300/funds/dates/2024-04-04",
     "/report/v2/ledgers/400/funds/feed",
     "/report/v2/ledgers/999/funds/feed",
+    "/report/v2/ledgers/100/funds/dates/2024-04-04?includeGDPRSensitiveData=true",
+    "/ledgerport/v1/grants",
 ];
+const COLUMNS: usize = 9;
 
 /// One row: a name, the token, extra headers, and one expectation per endpoint:
-/// `L:a,b` a listing of exactly those ledgers; `200` a page of entries; `404` the no-such-ledger problem;
-/// `403` a forbidden problem; `401` the Unauthorized body; `401S`/`401I` the gateway's missing /
-/// invalid subscription key bodies.
+/// `L:a,b` a listing of exactly those ledgers; `G:a,b` a listing of grants on exactly those
+/// ledgers; `200` a page of entries (without the withheld header); `200W` a page with personal
+/// data withheld (`Ledgerport-Personal-Data: withheld`); `404` the no-such-ledger problem;
+/// `403` a forbidden problem; `403S` a forbidden problem naming the grant's topic or period;
+/// `401` the Unauthorized body; `401S`/`401I` the gateway's missing / invalid subscription key
+/// bodies.
 struct Row {
     name: &'static str,
     token: Option<String>,
     headers: Vec<(&'static str, String)>,
-    expected: [&'static str; 7],
+    expected: [&'static str; COLUMNS],
 }
 
 fn row(
     name: &'static str,
     token: Option<String>,
     headers: Vec<(&'static str, String)>,
-    expected: [&'static str; 7],
+    expected: [&'static str; COLUMNS],
 ) -> Row {
     Row {
         name,
@@ -49,8 +61,12 @@ fn row(
     }
 }
 
-const UNAUTHORIZED: [&str; 7] = ["401"; 7];
-const FORBIDDEN: [&str; 7] = ["403"; 7];
+const UNAUTHORIZED: [&str; COLUMNS] = ["401"; COLUMNS];
+const FORBIDDEN: [&str; COLUMNS] = ["403"; COLUMNS];
+
+fn date(s: &str) -> LedgerDate {
+    LedgerDate::parse("date", s).expect("date")
+}
 
 /// Swaps one claim of a token and keeps the old signature.
 fn tamper(token: &str, claim: &str, value: Value) -> String {
@@ -72,6 +88,10 @@ async fn check(app: &TestApp, r: &Row, endpoint: &str, expected: &str) -> Result
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let withheld = res
+        .headers()
+        .get("ledgerport-personal-data")
+        .map(|v| v.as_bytes().to_vec());
     let body: Value = res.json().await.unwrap_or(Value::Null);
     let fail = |why: &str| {
         Err(format!(
@@ -111,13 +131,43 @@ async fn check(app: &TestApp, r: &Row, endpoint: &str, expected: &str) -> Result
             Ok(())
         }
         "403" if problem(403) => Ok(()),
+        "403S"
+            if problem(403)
+                && body["detail"].as_str().is_some_and(|d| {
+                    d.starts_with("topic: the grant") || d.contains("outside the grant's period")
+                }) =>
+        {
+            Ok(())
+        }
         "404" if problem(404) && body["detail"] == json!("No such ledgerId") => Ok(()),
-        "200"
+        "200" | "200W"
             if status == 200
                 && body["items"].is_array()
                 && (body["hasMore"].is_boolean() || body["cursor"].is_string()) =>
         {
-            Ok(())
+            let want = (expected == "200W").then(|| b"withheld".to_vec());
+            if withheld == want {
+                Ok(())
+            } else {
+                fail("got the personal-data header wrong")
+            }
+        }
+        g if g.starts_with("G:") && status == 200 => {
+            let want: Vec<&str> = g[2..].split(',').filter(|s| !s.is_empty()).collect();
+            let got: Vec<&str> = body["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i["ledgerId"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if got == want && body["cursor"] == json!("") {
+                Ok(())
+            } else {
+                fail("got grants")
+            }
         }
         l if l.starts_with("L:") && status == 200 => {
             let want: Vec<&str> = l[2..].split(',').filter(|s| !s.is_empty()).collect();
@@ -169,19 +219,78 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
         .issue(KeyKind::Accounting, KeyOwner::Partner(ungranted))
         .await;
     let removed = partner(s, "Removed AS", PartnerKind::Accounting, true).await;
-    s.create_grant(&by(), removed, &lid("100"))
-        .await
-        .expect("grant");
+    s.create_grant(
+        &by(),
+        removed,
+        &lid("100"),
+        &ledgerport_core::world::GrantScope::EVERYTHING,
+    )
+    .await
+    .expect("grant");
     let acc_removed = app
         .issue(KeyKind::Accounting, KeyOwner::Partner(removed))
         .await;
     let suspended = partner(s, "Suspended AS", PartnerKind::Accounting, true).await;
-    s.create_grant(&by(), suspended, &lid("100"))
-        .await
-        .expect("grant");
+    s.create_grant(
+        &by(),
+        suspended,
+        &lid("100"),
+        &ledgerport_core::world::GrantScope::EVERYTHING,
+    )
+    .await
+    .expect("grant");
     let acc_suspended = app
         .issue(KeyKind::Accounting, KeyOwner::Partner(suspended))
         .await;
+    // Scoped grants on ledger 100, each to its own partner.
+    let now = app.clock.now();
+    let scoped = |name: &'static str, scope: GrantScope| {
+        let app = &app;
+        async move {
+            let p = partner(app.store.as_ref(), name, PartnerKind::Accounting, true).await;
+            app.store
+                .create_grant(&by(), p, &lid("100"), &scope)
+                .await
+                .expect("scoped grant");
+            app.issue(KeyKind::Accounting, KeyOwner::Partner(p)).await
+        }
+    };
+    let acc_expiring = scoped(
+        "Expiring AS",
+        GrantScope {
+            expires_at: Some(now + jiff::SignedDuration::from_mins(1)),
+            ..GrantScope::EVERYTHING
+        },
+    )
+    .await;
+    let acc_funds_only = scoped(
+        "Funds Only AS",
+        GrantScope {
+            topics: Topics {
+                funds: true,
+                fees: false,
+            },
+            ..GrantScope::EVERYTHING
+        },
+    )
+    .await;
+    let acc_no_personal = scoped(
+        "No Personal Data AS",
+        GrantScope {
+            from: Some(date("2024-04-04")),
+            personal_data: false,
+            ..GrantScope::EVERYTHING
+        },
+    )
+    .await;
+    let acc_later = scoped(
+        "Later Dates AS",
+        GrantScope {
+            from: Some(date("2024-04-05")),
+            ..GrantScope::EVERYTHING
+        },
+    )
+    .await;
     let ml_owner = app
         .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant1))
         .await;
@@ -206,6 +315,10 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
     let t_acc_ungranted = app.miami_token(&acc_ungranted).await;
     let t_acc_removed = app.miami_token(&acc_removed).await;
     let t_acc_suspended = app.miami_token(&acc_suspended).await;
+    let t_acc_expiring = app.miami_token(&acc_expiring).await;
+    let t_acc_funds_only = app.miami_token(&acc_funds_only).await;
+    let t_acc_no_personal = app.miami_token(&acc_no_personal).await;
+    let t_acc_later = app.miami_token(&acc_later).await;
     let t_ml_owner = app.miami_token(&ml_owner).await;
     let t_ml_other = app.miami_token(&ml_other).await;
     let t_integration = app.standard_token(&integration).await;
@@ -255,6 +368,8 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
     s.revoke_key(&by(), su_revoked.key_id)
         .await
         .expect("revoke");
+    // The clock passes the expiring grant's expiry (its token is still valid).
+    app.clock.advance(jiff::SignedDuration::from_mins(2));
 
     let sub = |k: &Keys| {
         vec![(
@@ -272,13 +387,17 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
             "sales-unit keys of the ledger's unit",
             Some(t_su_own.clone()),
             own.clone(),
-            ["L:100", "200", "200", "404", "404", "404", "404"],
+            [
+                "L:100", "200", "200", "404", "404", "404", "404", "200", "403",
+            ],
         ),
         row(
             "…with its Merchant-Serial-Number",
             Some(t_su_own.clone()),
             with(own.clone(), "Merchant-Serial-Number", "123455"),
-            ["L:100", "200", "200", "404", "404", "404", "404"],
+            [
+                "L:100", "200", "200", "404", "404", "404", "404", "200", "403",
+            ],
         ),
         row(
             "…with its second subscription key",
@@ -290,37 +409,51 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
                     k.subscription_keys.expect("keys")[1].clone(),
                 )]
             },
-            ["L:100", "200", "200", "404", "404", "404", "404"],
+            [
+                "L:100", "200", "200", "404", "404", "404", "404", "200", "403",
+            ],
         ),
         row(
             "sales-unit keys of another merchant's unit",
             Some(t_su_other),
             sub(&su_other),
-            ["L:400", "404", "404", "404", "404", "200", "404"],
+            [
+                "L:400", "404", "404", "404", "404", "200", "404", "404", "403",
+            ],
         ),
         row(
             "sales-unit keys of a unit on a multi-unit ledger",
             Some(t_su_multi),
             sub(&su_multi),
-            ["L:", "404", "404", "404", "404", "404", "404"],
+            ["L:", "404", "404", "404", "404", "404", "404", "404", "403"],
         ),
         row(
             "accounting keys with grants on 100 and 200",
             Some(t_acc_granted),
             vec![],
-            ["L:100,200", "200", "200", "200", "404", "404", "404"],
+            [
+                "L:100,200",
+                "200",
+                "200",
+                "200",
+                "404",
+                "404",
+                "404",
+                "200",
+                "G:100,200",
+            ],
         ),
         row(
             "accounting keys without a grant",
             Some(t_acc_ungranted),
             vec![],
-            ["L:", "404", "404", "404", "404", "404", "404"],
+            ["L:", "404", "404", "404", "404", "404", "404", "404", "G:"],
         ),
         row(
             "accounting keys after the grant was removed",
             Some(t_acc_removed),
             vec![],
-            ["L:", "404", "404", "404", "404", "404", "404"],
+            ["L:", "404", "404", "404", "404", "404", "404", "404", "G:"],
         ),
         row(
             "accounting keys of a suspended partner",
@@ -329,16 +462,58 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
             UNAUTHORIZED,
         ),
         row(
+            "accounting keys whose grant expired after the token was issued",
+            Some(t_acc_expiring),
+            vec![],
+            ["L:", "404", "404", "404", "404", "404", "404", "404", "G:"],
+        ),
+        row(
+            "accounting keys with a grant on 100 for funds only",
+            Some(t_acc_funds_only),
+            vec![],
+            [
+                "L:100", "200", "403S", "404", "404", "404", "404", "200", "G:100",
+            ],
+        ),
+        row(
+            "accounting keys with a grant on 100 from 2024-04-04 without personal data",
+            Some(t_acc_no_personal),
+            vec![],
+            [
+                "L:100", "200", "200", "404", "404", "404", "404", "200W", "G:100",
+            ],
+        ),
+        row(
+            "accounting keys with a grant on 100 from 2024-04-05",
+            Some(t_acc_later),
+            vec![],
+            [
+                "L:100", "200", "403S", "404", "404", "404", "404", "403S", "G:100",
+            ],
+        ),
+        row(
             "merchant-level keys of the owner",
             Some(t_ml_owner),
             vec![],
-            ["L:100,200,300", "200", "200", "200", "200", "404", "404"],
+            [
+                "L:100,200,300",
+                "200",
+                "200",
+                "200",
+                "200",
+                "404",
+                "404",
+                "200",
+                "403",
+            ],
         ),
         row(
             "merchant-level keys of another organisation",
             Some(t_ml_other),
             vec![],
-            ["L:400", "404", "404", "404", "404", "200", "404"],
+            [
+                "L:400", "404", "404", "404", "404", "200", "404", "404", "403",
+            ],
         ),
         row(
             "integration partner keys",
@@ -406,13 +581,13 @@ async fn every_kind_of_credentials_gets_exactly_its_answer_on_every_endpoint() {
             "a standard token without a subscription key",
             Some(t_su_own.clone()),
             vec![],
-            ["401S"; 7],
+            ["401S"; COLUMNS],
         ),
         row(
             "a standard token with another unit's subscription key",
             Some(t_su_own.clone()),
             sub(&su_other),
-            ["401I"; 7],
+            ["401I"; COLUMNS],
         ),
         row(
             "a standard token with a Merchant-Serial-Number that does not match",

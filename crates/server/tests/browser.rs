@@ -340,6 +340,11 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
         .await;
     ui.tick(Locator::Css("input[name=unit][value='334455']"))
         .await;
+    // Every choice of the scope is asked; nothing is ticked in advance for a new grant.
+    ui.tick(Locator::Css("input[name=topics][value='funds']"))
+        .await;
+    ui.tick(Locator::Css("input[name=topics][value='fees']"))
+        .await;
     ui.shot("merchant-edit-access").await;
     ui.click(Locator::XPath("//button[text()='Save']")).await;
     assert_eq!(

@@ -8,14 +8,15 @@ mod common;
 mod schema;
 
 use common::*;
-use ledgerport_core::world::{KeyKind, KeyOwner, PartnerKind};
+use ledgerport_core::ids::LedgerDate;
+use ledgerport_core::world::{GrantScope, KeyKind, KeyOwner, PartnerKind, Topics};
 use ledgerport_server::{LimitsConfig, ServerConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 /// Every route the server serves, as (method, path template of the document).
-const ROUTES: [(&str, &str); 13] = [
+const ROUTES: [(&str, &str); 14] = [
     ("post", "/accesstoken/get"),
     ("post", "/accessToken/get"),
     ("post", "/miami/v1/token"),
@@ -27,6 +28,7 @@ const ROUTES: [(&str, &str); 13] = [
     ),
     ("get", "/report/v2/ledgers/{ledgerId}/{topic}/feed"),
     ("get", "/report/v1/ledgertransactions"),
+    ("get", "/ledgerport/v1/grants"),
     ("post", "/ingest/v1/events"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -427,6 +429,7 @@ const MIAMI: &str = "/miami/v1/token";
 const LEDGERS: &str = "/settlement/v1/ledgers";
 const DATE: &str = "/report/v2/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}";
 const FEED: &str = "/report/v2/ledgers/{ledgerId}/{topic}/feed";
+const GRANTS: &str = "/ledgerport/v1/grants";
 const INGEST: &str = "/ingest/v1/events";
 
 #[tokio::test]
@@ -825,6 +828,88 @@ async fn real_responses_of_every_endpoint_match_the_document() {
     doc.check("get", "/report/v1/ledgertransactions", 410, res)
         .await;
 
+    // --- Ledgerport extensions, and a grant's scope on the Report API ---
+    let body = doc
+        .check("get", GRANTS, 200, app.get(GRANTS, acc, &[]).await)
+        .await;
+    assert_eq!(body["items"][0]["ledgerId"], "100");
+    assert_eq!(body["items"][0]["merchant"]["name"], "ACME AS");
+    assert_eq!(body["items"][0]["expiresAt"], Value::Null);
+    doc.check(
+        "get",
+        GRANTS,
+        400,
+        app.get("/ledgerport/v1/grants?cursor=AAAA", acc, &[]).await,
+    )
+    .await;
+    doc.check("get", GRANTS, 401, app.get(GRANTS, None, &[]).await)
+        .await;
+    doc.check("get", GRANTS, 403, unit_get!(GRANTS).await).await;
+    let narrow = partner(
+        app.store.as_ref(),
+        "Narrow AS",
+        PartnerKind::Accounting,
+        true,
+    )
+    .await;
+    app.store
+        .create_grant(
+            &by(),
+            narrow,
+            &lid("200"),
+            &GrantScope {
+                expires_at: Some("2030-01-01T00:00:00Z".parse().expect("time")),
+                from: Some(LedgerDate::parse("d", "2024-04-04").expect("date")),
+                to: None,
+                topics: Topics {
+                    funds: true,
+                    fees: false,
+                },
+                personal_data: false,
+            },
+        )
+        .await
+        .expect("grant");
+    let narrow_keys = app
+        .issue(KeyKind::Accounting, KeyOwner::Partner(narrow))
+        .await;
+    let narrow_token = app.miami_token(&narrow_keys).await;
+    let narrow_acc = Some(narrow_token.as_str());
+    let body = doc
+        .check("get", GRANTS, 200, app.get(GRANTS, narrow_acc, &[]).await)
+        .await;
+    assert_eq!(
+        body["items"][0]["scope"],
+        json!({"from": "2024-04-04", "to": null, "topics": ["funds"], "personalData": false})
+    );
+    assert_eq!(body["items"][0]["expiresAt"], "2030-01-01T00:00:00.000000Z");
+    for (template, path) in [
+        (
+            FEED,
+            "/report/v2/ledgers/200/funds/feed?includeGDPRSensitiveData=true",
+        ),
+        (
+            DATE,
+            "/report/v2/ledgers/200/funds/dates/2024-04-04?includeGDPRSensitiveData=true",
+        ),
+    ] {
+        let res = app.get(path, narrow_acc, &[]).await;
+        assert_eq!(res.headers()["ledgerport-personal-data"], "withheld");
+        doc.check("get", template, 200, res).await;
+    }
+    for (template, path) in [
+        (FEED, "/report/v2/ledgers/200/fees/feed"),
+        (DATE, "/report/v2/ledgers/200/funds/dates/2024-04-03"),
+    ] {
+        let body = doc
+            .check("get", template, 403, app.get(path, narrow_acc, &[]).await)
+            .await;
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains("grant")),
+            "{body}"
+        );
+    }
+
     // --- Ingestion ---
     let batch = json!({"events": [
         {"eventId": "oa-1", "type": "capture", "msn": "123455", "pspReference": "9001",
@@ -929,6 +1014,7 @@ async fn real_responses_of_every_endpoint_match_the_document() {
         (LEDGERS, LEDGERS),
         (DATE, "/report/v2/ledgers/100/funds/dates/2024-04-04"),
         (FEED, "/report/v2/ledgers/100/funds/feed"),
+        (GRANTS, GRANTS),
     ] {
         let res = limited.get(path, Some(&token2), &[]).await;
         doc.check("get", template, 429, res).await;

@@ -306,7 +306,12 @@ async fn a_merchant_user_reaches_only_its_own_organisations_units_ledgers_keys_a
         )
         .await;
     app.store
-        .create_grant(&by(), w.granted_partner, &lid("400"))
+        .create_grant(
+            &by(),
+            w.granted_partner,
+            &lid("400"),
+            &ledgerport_core::world::GrantScope::EVERYTHING,
+        )
         .await
         .expect("the other merchant's own grant");
     let mut v = Visitor::new(&app);
@@ -1396,4 +1401,194 @@ async fn applications_from_one_address_are_limited_so_rows_are_bounded() {
     app.clock.advance(SignedDuration::from_mins(13));
     let p = apply(&mut v, "NO", "923456789", "later@example.test").await;
     assert_eq!(p.status, 200);
+}
+
+/// An approved accounting partner with no grants, for the access form tests.
+async fn approved_partner(app: &TestApp, name: &str) -> ledgerport_core::world::RowId {
+    common::partner(app.store.as_ref(), name, PartnerKind::Accounting, true).await
+}
+
+#[tokio::test]
+async fn the_partner_access_form_asks_for_each_choice_and_a_merchant_changes_a_grants_scope() {
+    use ledgerport_core::ids::LedgerDate;
+    use ledgerport_core::world::{GrantScope, Topics};
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    user(&app, "kari@acme.test", PortalRole::Merchant(w.merchant1)).await;
+    let p = approved_partner(&app, "Tall og Tekst AS").await;
+    let ps = p.to_string();
+    let mut v = Visitor::new(&app);
+    v.sign_in("kari@acme.test", PW).await;
+    let edit = format!("/portal/merchant/partners/edit?partner={p}");
+
+    // A new grant: every choice asked, nothing ticked in advance.
+    let form = v.get(&edit).await;
+    assert_eq!(form.status, 200);
+    for field in [
+        "name=\"expires_on\" value=\"\"",
+        "name=\"from\" value=\"\"",
+        "name=\"to\" value=\"\"",
+        "name=\"topics\" value=\"funds\">",
+        "name=\"topics\" value=\"fees\">",
+        "name=\"personal_data\" value=\"yes\">",
+    ] {
+        assert!(form.body.contains(field), "{field} in {}", form.body);
+    }
+    let csrf = Visitor::csrf_of(&form);
+
+    // Act: grant unit 123455 (ledger 100) for funds in late April, no personal data, until May.
+    let saved = v
+        .post(
+            "/portal/merchant/partners/edit",
+            &[
+                ("csrf", &csrf),
+                ("partner", &ps),
+                ("unit", "123455"),
+                ("expires_on", "2024-05-01"),
+                ("from", "2024-04-05"),
+                ("to", "2024-04-30"),
+                ("topics", "funds"),
+            ],
+        )
+        .await;
+
+    // Assert
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let grants = app.store.grants(Some(p), None).await.expect("grants");
+    assert_eq!(grants.len(), 1);
+    let d = |s: &str| LedgerDate::parse("d", s).expect("date");
+    assert_eq!(
+        grants[0].scope,
+        GrantScope {
+            expires_at: Some("2024-05-01T00:00:00Z".parse().expect("time")),
+            from: Some(d("2024-04-05")),
+            to: Some(d("2024-04-30")),
+            topics: Topics {
+                funds: true,
+                fees: false
+            },
+            personal_data: false,
+        }
+    );
+    let page = v.get("/portal/merchant/partners").await;
+    assert!(
+        page.body.contains(
+            "funds only · dates 2024-04-05 to 2024-04-30 · no personal data · until 2024-05-01 00:00 UTC"
+        ),
+        "the partners page shows the scope: {}",
+        page.body
+    );
+    let form = v.get(&edit).await;
+    for field in [
+        "name=\"expires_on\" value=\"2024-05-01\"",
+        "name=\"from\" value=\"2024-04-05\"",
+        "name=\"to\" value=\"2024-04-30\"",
+        "name=\"topics\" value=\"funds\" checked",
+        "name=\"topics\" value=\"fees\">",
+        "name=\"personal_data\" value=\"yes\">",
+    ] {
+        assert!(
+            form.body.contains(field),
+            "the form shows the scope: {field}"
+        );
+    }
+
+    // A change of scope: both topics, personal data, every date, no expiry.
+    let changed = v
+        .post(
+            "/portal/merchant/partners/edit",
+            &[
+                ("csrf", &csrf),
+                ("partner", &ps),
+                ("unit", "123455"),
+                ("expires_on", ""),
+                ("from", ""),
+                ("to", ""),
+                ("topics", "funds"),
+                ("topics", "fees"),
+                ("personal_data", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    let after = app.store.grants(Some(p), None).await.expect("grants");
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].scope, GrantScope::EVERYTHING);
+    assert_eq!(after[0].created_at, grants[0].created_at, "the same grant");
+    let audit = app.store.audit_log(5).await.expect("audit");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.action == "grant.scope" && r.actor == "portal:merchant:kari@acme.test"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_partner_access_form_names_each_bad_field_and_changes_nothing() {
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    user(&app, "kari@acme.test", PortalRole::Merchant(w.merchant1)).await;
+    let p = approved_partner(&app, "Tall og Tekst AS").await;
+    let ps = p.to_string();
+    let mut v = Visitor::new(&app);
+    v.sign_in("kari@acme.test", PW).await;
+    let csrf = v
+        .csrf(&format!("/portal/merchant/partners/edit?partner={p}"))
+        .await;
+    let cases: [(&[(&str, &str)], &str); 6] = [
+        (&[], "topics: choose funds, fees or both"),
+        (
+            &[
+                ("topics", "funds"),
+                ("from", "2024-05-01"),
+                ("to", "2024-04-30"),
+            ],
+            "from: 2024-05-01 is after the end of the period (2024-04-30)",
+        ),
+        (
+            &[("topics", "funds"), ("from", "2024-02-30")],
+            "from: 2024-02-30 is not a real date",
+        ),
+        (
+            &[("topics", "fees"), ("to", "30.04.2024")],
+            "to: must be a date in the form YYYY-MM-DD",
+        ),
+        (
+            &[("topics", "fees"), ("expires_on", "2024-04-05")],
+            "expires_on: access would end at once",
+        ),
+        (&[("topics", "payouts")], "topics: must be funds or fees"),
+    ];
+    for (fields, message) in cases {
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("partner", ps.as_str()),
+            ("unit", "123455"),
+        ];
+        form.extend_from_slice(fields);
+        let page = v.post("/portal/merchant/partners/edit", &form).await;
+        assert_eq!(page.status, 400, "{fields:?}: {}", page.body);
+        assert!(
+            page.body.contains(message),
+            "{fields:?}: expected {message:?} in {}",
+            page.body
+        );
+    }
+    // Without the session's CSRF token: refused like every other form.
+    let page = v
+        .post(
+            "/portal/merchant/partners/edit",
+            &[("partner", &ps), ("unit", "123455"), ("topics", "funds")],
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        app.store
+            .grants(Some(p), None)
+            .await
+            .expect("grants")
+            .is_empty(),
+        "nothing was granted"
+    );
 }

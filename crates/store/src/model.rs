@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use jiff::civil::Time;
-use ledgerport_core::access::{Guarded, LedgerFacts};
+use ledgerport_core::access::{Guarded, LedgerFacts, StandingGrant};
 use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn};
 use ledgerport_core::world::{
     FeePlan, KeyKind, KeyOwner, Ledger, PartnerKind, PayoutFrequency, RowId, SalesUnit,
@@ -56,13 +56,15 @@ pub struct LedgerView {
 }
 
 impl LedgerView {
-    /// The view behind its facts, `granted` being the approved partners with a standing grant.
-    pub fn guarded(self, granted: Vec<RowId>) -> Guarded<LedgerView> {
+    /// The view behind its facts, `granted` being the grants of approved partners, read at
+    /// `as_of`.
+    pub fn guarded(self, granted: Vec<StandingGrant>, as_of: Timestamp) -> Guarded<LedgerView> {
         let facts = LedgerFacts {
             ledger_id: self.ledger.ledger_id.clone(),
             owner_merchant_id: self.ledger.owner_merchant_id,
             settles_for: self.units.iter().map(|u| u.handle.clone()).collect(),
-            granted_partners: granted,
+            grants: granted,
+            as_of,
         };
         Guarded::new(facts, self)
     }

@@ -5,13 +5,14 @@ use crate::{
     AccessRecord, AuditRecord, LedgerView, NewAccessRecord, PortalRole, PortalUser, Result,
     SigningKeyRecord, StoreError,
 };
+use ledgerport_core::access::StandingGrant;
 use ledgerport_core::entry::{Entry, PayerDetails};
 use ledgerport_core::ids::{
     BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle,
 };
 use ledgerport_core::world::{
-    ApiKey, FeePlan, Grant, KeyKind, KeyOwner, Ledger, Merchant, Partner, PartnerKind,
-    PartnerState, PayoutFrequency, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
+    ApiKey, FeePlan, Grant, GrantScope, KeyKind, KeyOwner, Ledger, Merchant, Partner, PartnerKind,
+    PartnerState, PayoutFrequency, SalesUnit, SalesUnitKind, SettlementMode, Topics, parse_cutoff,
 };
 
 pub(crate) fn ts(s: &str) -> Result<jiff::Timestamp> {
@@ -135,16 +136,20 @@ pub struct LedgerWithUnitsRow {
     #[sqlx(flatten)]
     pub ledger: LedgerRow,
     pub units: String,
-    /// The approved partners with a standing grant, as a JSON array of ids.
+    /// The grants of approved partners, as a JSON array of [`GrantTuple`]s.
     pub granted: String,
 }
 
 impl LedgerWithUnitsRow {
-    /// The ledger's description and the approved partners granted it.
-    pub fn into_view(self) -> Result<(LedgerView, Vec<i64>)> {
-        let granted: Vec<i64> = serde_json::from_str(&self.granted).map_err(|e| {
+    /// The ledger's description and the grants of approved partners.
+    pub fn into_view(self) -> Result<(LedgerView, Vec<StandingGrant>)> {
+        let granted: Vec<GrantTuple> = serde_json::from_str(&self.granted).map_err(|e| {
             StoreError::Corrupt(format!("grants of ledger {}: {e}", self.ledger.ledger_id))
         })?;
+        let granted = granted
+            .into_iter()
+            .map(GrantTuple::into_domain)
+            .collect::<Result<Vec<_>>>()?;
         type UnitTuple = (i64, i64, String, String, String, String, String);
         let tuples: Vec<UnitTuple> = serde_json::from_str(&self.units).map_err(|e| {
             StoreError::Corrupt(format!("units of ledger {}: {e}", self.ledger.ledger_id))
@@ -251,12 +256,54 @@ impl KeyRow {
     }
 }
 
+/// The columns of a grant's scope as [`ScopeColumns`] reads them (`personal_data` as 0 or 1 on
+/// both backends), after the alias `g` of the grants table.
+macro_rules! scope_columns {
+    () => {
+        "g.expires_at, g.from_date, g.to_date, g.topics, \
+         CASE WHEN g.personal_data THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END"
+    };
+}
+pub(crate) use scope_columns;
+
+/// A grant's scope as stored: see migration 0008.
+#[derive(sqlx::FromRow, serde::Deserialize)]
+pub struct ScopeColumns {
+    pub expires_at: Option<String>,
+    pub from_date: Option<String>,
+    pub to_date: Option<String>,
+    pub topics: String,
+    pub personal_data: i64,
+}
+
+impl ScopeColumns {
+    pub fn into_domain(self) -> Result<GrantScope> {
+        Ok(GrantScope {
+            expires_at: self.expires_at.as_deref().map(ts).transpose()?,
+            from: self
+                .from_date
+                .as_deref()
+                .map(|d| LedgerDate::parse("from_date", d))
+                .transpose()?,
+            to: self
+                .to_date
+                .as_deref()
+                .map(|d| LedgerDate::parse("to_date", d))
+                .transpose()?,
+            topics: Topics::parse("topics", &self.topics)?,
+            personal_data: self.personal_data != 0,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub struct GrantRow {
     pub partner_id: i64,
     pub ledger_id: String,
     pub created_at: String,
     pub created_by: String,
+    #[sqlx(flatten)]
+    pub scope: ScopeColumns,
 }
 
 impl GrantRow {
@@ -266,6 +313,36 @@ impl GrantRow {
             ledger_id: LedgerId::parse("ledger_id", &self.ledger_id)?,
             created_at: ts(&self.created_at)?,
             created_by: self.created_by,
+            scope: self.scope.into_domain()?,
+        })
+    }
+}
+
+/// One grant of a ledger's JSON list of grants ([`crate::sql`]'s `ledger_with_units`): the
+/// partner, then the [`scope_columns`] in order.
+#[derive(serde::Deserialize)]
+pub struct GrantTuple(
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+);
+
+impl GrantTuple {
+    pub fn into_domain(self) -> Result<StandingGrant> {
+        let GrantTuple(partner_id, expires_at, from_date, to_date, topics, personal_data) = self;
+        Ok(StandingGrant {
+            partner_id,
+            scope: ScopeColumns {
+                expires_at,
+                from_date,
+                to_date,
+                topics,
+                personal_data,
+            }
+            .into_domain()?,
         })
     }
 }

@@ -14,7 +14,9 @@ use ledgerport_core::access::{Guarded, LedgerAccess, ListScope};
 use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
-use ledgerport_core::world::{ApiKey, Grant, Merchant, Partner, PartnerState, RowId, SalesUnit};
+use ledgerport_core::world::{
+    ApiKey, Grant, GrantScope, Merchant, Partner, PartnerState, RowId, SalesUnit,
+};
 
 /// Merchants, sales units, ledgers, partners and grants: the world the access policy reads.
 #[async_trait]
@@ -50,9 +52,29 @@ pub trait WorldStore: Send + Sync {
     /// Moves a partner along the operator's paths ([`PartnerState::may_become`]).
     async fn set_partner_state(&self, by: &Actor, id: RowId, to: PartnerState) -> Result<Partner>;
 
-    async fn create_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<Grant>;
+    /// Grants `ledger` to `partner` within `scope` (checked by [`GrantScope::check`]: an
+    /// `Invalid` naming the field). Only an approved accounting partner may be granted.
+    async fn create_grant(
+        &self,
+        by: &Actor,
+        partner: RowId,
+        ledger: &LedgerId,
+        scope: &GrantScope,
+    ) -> Result<Grant>;
+    /// Changes the scope of `partner`'s grant on `ledger` (audited); `NotFound` without one.
+    /// An expired grant may be given a later expiry, which makes it stand again.
+    async fn set_grant_scope(
+        &self,
+        by: &Actor,
+        partner: RowId,
+        ledger: &LedgerId,
+        scope: &GrantScope,
+    ) -> Result<Grant>;
     /// Returns whether a grant was there to remove.
     async fn remove_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<bool>;
+    /// Grants as stored, expired ones included (with their scopes, so the merchant's portal can
+    /// show them as expired); for what a partner may read, ask the policy through `ledger` or
+    /// `ledgers_in_scope`.
     async fn grants(&self, partner: Option<RowId>, ledger: Option<&LedgerId>)
     -> Result<Vec<Grant>>;
 }

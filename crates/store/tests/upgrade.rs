@@ -6,11 +6,17 @@
 //! The old runner's databases stop at migration 5; the store's first start runs 6 on them, which
 //! computes the dispute totals and the payouts of the entries already booked, so the rules of
 //! returned disputes and aborted payouts hold for them too.
+//!
+//! They predate grant scopes too (migration 8), so the same upgrade also
+//! shows that a grant made before scopes keeps its meaning: no expiry, every date, both topics,
+//! personal data.
 
 use jiff::Timestamp;
+use ledgerport_core::access::{ListScope, Principal};
 use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{Currency, LedgerId, Msn};
+use ledgerport_core::world::GrantScope;
 use ledgerport_store::EventOutcome;
 use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::prelude::*;
@@ -84,6 +90,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "mail outbox",
         include_str!("../migrations/sqlite/0007_mail_outbox.sql"),
     ),
+    (
+        8,
+        "grant scopes",
+        include_str!("../migrations/sqlite/0008_grant_scopes.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -97,12 +108,17 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         "mail outbox",
         include_str!("../migrations/postgres/0007_mail_outbox.sql"),
     ),
+    (
+        8,
+        "grant scopes",
+        include_str!("../migrations/postgres/0008_grant_scopes.sql"),
+    ),
 ];
 
 /// A small world on ledger 100001 as the old store wrote it: two captures, a dispute of 3000 on
 /// p1 of which 1000 came back, and 2024-04-05 closed with a payout (2000001) that was aborted and
 /// paid out again (2000002); and an entry appended by hand with the pspReference of the payout
-/// the engine makes next (2000003).
+/// the engine makes next (2000003); and a grant of it to Regnskap AS made before grants had scopes.
 const ROWS: &str = "\
 INSERT INTO merchants (org_scheme, org_id, name, created_at) \
   VALUES ('business:NO:ORG', '987654321', 'Kaffebaren AS', '2024-04-01T08:00:00.000000Z');
@@ -136,6 +152,11 @@ INSERT INTO events (event_id, ledger_id, entries, received_at) \
   ('e-d1', '100001', 1, '2024-04-05T07:20:01.000000Z'), ('e-d2', '100001', 1, '2024-04-05T07:30:01.000000Z');
 INSERT INTO payments (ledger_id, psp_reference, captured, refunded) VALUES ('100001', 'p1', 10000, 0), \
   ('100001', 'p2', 5000, 0);
+INSERT INTO partners (name, kind, state, org_scheme, org_id, contact_email, created_at) \
+  VALUES ('Regnskap AS', 'accounting', 'approved', 'business:NO:ORG', '912345678', 'post@regnskap.test', \
+  '2024-04-01T08:00:00.000000Z');
+INSERT INTO grants (partner_id, ledger_id, created_at, created_by) \
+  SELECT id, '100001', '2024-04-02T08:00:00.000000Z', 'portal:merchant:kari@kaffebaren.test' FROM partners;
 INSERT INTO audit_log (at, actor, action, subject, detail) \
   VALUES ('2024-04-01T08:00:00.000000Z', 'cli', 'ledger.create', '100001', 'settles for 123456');";
 
@@ -206,6 +227,28 @@ async fn check_the_store_works_on(store: &dyn Store) {
         .expect("the operator reads every ledger");
     assert_eq!(view.units.len(), 1);
     assert_eq!(view.ledger.owner_merchant_id, merchant.id);
+
+    // The grant made before scopes existed means what it meant: everything, for good.
+    let grants = store.grants(None, None).await.expect("grants");
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0].scope, GrantScope::EVERYTHING);
+    let reader = Principal::Accounting {
+        key_id: 1,
+        partner_id: grants[0].partner_id,
+    };
+    let (access, _) = store
+        .ledger(&ledger_id)
+        .await
+        .expect("read")
+        .expect("the old ledger")
+        .open(&reader)
+        .expect("the partner granted before scopes still reads the ledger");
+    assert_eq!(access.scope(), &GrantScope::EVERYTHING);
+    let listed = store
+        .ledgers_in_scope(&ListScope::GrantedTo(grants[0].partner_id), None, None, 10)
+        .await
+        .expect("listing");
+    assert_eq!(listed.len(), 1, "the old grant is listed");
 
     let outcomes = store
         .ingest_events(

@@ -26,8 +26,8 @@
 use ledgerport_core::entry::NewEntry;
 use ledgerport_core::ids::{BankAccount, BusinessId, Country, Currency, LedgerId, Msn, Topic};
 use ledgerport_core::world::{
-    DEFAULT_PAGE_SIZE, FeePlan, KeyKind, KeyOwner, Merchant, Partner, PartnerKind, PartnerState,
-    PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
+    DEFAULT_PAGE_SIZE, FeePlan, GrantScope, KeyKind, KeyOwner, Merchant, Partner, PartnerKind,
+    PartnerState, PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
 };
 use ledgerport_server::credentials::issue_keys;
 use ledgerport_store::{
@@ -83,6 +83,7 @@ enum Step {
     Grant {
         partner: Option<usize>,
         ledger: String,
+        scope: GrantScope,
     },
     Keys {
         label: String,
@@ -322,11 +323,17 @@ impl WorldBuilder {
         self
     }
 
-    /// A grant of `ledger` to the last partner.
-    pub fn grant(mut self, ledger: &str) -> Self {
+    /// A grant of `ledger` to the last partner, without limits.
+    pub fn grant(self, ledger: &str) -> Self {
+        self.grant_scoped(ledger, GrantScope::EVERYTHING)
+    }
+
+    /// A grant of `ledger` to the last partner within `scope`.
+    pub fn grant_scoped(mut self, ledger: &str, scope: GrantScope) -> Self {
         self.steps.push(Step::Grant {
             partner: self.partners.checked_sub(1),
             ledger: ledger.into(),
+            scope,
         });
         self
     }
@@ -521,11 +528,15 @@ impl Step {
                 }
                 world.partners.push(p);
             }
-            Step::Grant { partner, ledger } => {
+            Step::Grant {
+                partner,
+                ledger,
+                scope,
+            } => {
                 let what = format!("grant of ledger {ledger}");
                 let partner = partner_of(world, partner, &what)?;
                 store
-                    .create_grant(by, partner, &parse_ledger_id(&ledger)?)
+                    .create_grant(by, partner, &parse_ledger_id(&ledger)?, &scope)
                     .await
                     .map_err(|e| format!("create {what}: {e}"))?;
             }

@@ -424,12 +424,62 @@ mod tests {
             .await)
             .starts_with("--for-merchant: ")
         );
-        admin(
+        // Scope options: each bad one is named; a good one is stored and shown.
+        for (line, flag) in [
+            ("--topics payouts", "--topics: "),
+            ("--from 2024-02-30", "--from: "),
+            ("--from 2024-03-01 --to 2024-02-01", "--from: "),
+            ("--expires-at tomorrow", "--expires-at: "),
+            ("--personal-data --no-personal-data", ""),
+        ] {
+            let e = err(admin(
+                s,
+                &format!(
+                    "grant create --partner 1 --ledger 302321 --for-merchant 987654321 {line}"
+                ),
+            )
+            .await);
+            assert!(e.starts_with(flag), "{line}: {e}");
+        }
+        let made = admin(
             s,
-            "grant create --partner 1 --ledger 302321 --for-merchant 987654321",
+            "grant create --partner 1 --ledger 302321 --for-merchant 987654321 \
+             --expires-at 2030-01-01T00:00:00Z --from 2024-01-01 --topics funds --no-personal-data",
         )
         .await
         .expect("grant");
+        assert_eq!(made.json["expires_at"], "2030-01-01T00:00:00.000000Z");
+        assert_eq!(made.json["from"], "2024-01-01");
+        assert_eq!(made.json["to"], serde_json::Value::Null);
+        assert_eq!(made.json["topics"], serde_json::json!(["funds"]));
+        assert_eq!(made.json["personal_data"], false);
+        // A change of scope changes only the options given.
+        let changed = admin(
+            s,
+            "grant scope --partner 1 --ledger 302321 --for-merchant 987654321 --topics funds,fees --expires-at never",
+        )
+        .await
+        .expect("scope");
+        assert_eq!(changed.json["expires_at"], serde_json::Value::Null);
+        assert_eq!(changed.json["from"], "2024-01-01");
+        assert_eq!(changed.json["topics"], serde_json::json!(["funds", "fees"]));
+        assert_eq!(changed.json["personal_data"], false);
+        assert!(
+            err(admin(
+                s,
+                "grant scope --partner 2 --ledger 302321 --for-merchant 987654321 --topics fees"
+            )
+            .await)
+            .starts_with("--partner: ")
+        );
+        let listed = admin(s, "grant list").await.expect("list");
+        assert!(
+            listed
+                .text
+                .contains("funds,fees; 2024-01-01 on; personal data no; no expiry"),
+            "{}",
+            listed.text
+        );
         assert_eq!(
             admin(
                 s,

@@ -9,9 +9,9 @@ use clap::Subcommand;
 use jiff::Timestamp;
 use ledgerport_core::ids::{BankAccount, Country, Currency, LedgerDate, LedgerId, Msn};
 use ledgerport_core::world::{
-    DEFAULT_PAGE_SIZE, FeePlan, Grant, MAX_PAGE_SIZE, Merchant, Partner, PartnerKind, PartnerState,
-    PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode, parse_cutoff,
-    parse_time_zone,
+    DEFAULT_PAGE_SIZE, FeePlan, Grant, GrantScope, MAX_PAGE_SIZE, Merchant, Partner, PartnerKind,
+    PartnerState, PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode, Topics,
+    parse_cutoff, parse_time_zone,
 };
 use ledgerport_store::{
     Actor, LedgerView, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Store, StoreError,
@@ -899,6 +899,25 @@ pub enum GrantCmd {
         /// Organisation number of the merchant that owns the ledger and asked for the grant.
         #[arg(long, value_name = "ORG-ID")]
         for_merchant: String,
+        /// What the grant covers; without these options, everything (no expiry, every date,
+        /// both topics, personal data).
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Change the scope of a partner's grant on a ledger, on the owner's instruction: only the
+    /// options given change; the partner's next request is decided by the new scope.
+    Scope {
+        /// The partner's id.
+        #[arg(long, value_name = "ID")]
+        partner: RowId,
+        /// The ledger's id.
+        #[arg(long, value_name = "LEDGER-ID")]
+        ledger: String,
+        /// Organisation number of the merchant that owns the ledger and asked for the change.
+        #[arg(long, value_name = "ORG-ID")]
+        for_merchant: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
     /// Remove a partner's grant on a ledger, on the owner's instruction; takes effect on the
     /// partner's next request.
@@ -924,6 +943,72 @@ pub enum GrantCmd {
     },
 }
 
+/// A grant's scope on the command line; each option left out keeps what it was (for a new
+/// grant: no limit).
+#[derive(clap::Args, Debug, Default)]
+pub struct ScopeArgs {
+    /// When the grant ends (RFC 3339, e.g. 2027-01-01T00:00:00Z); from then on the partner reads
+    /// the ledger as if it had never been granted. `never`: no expiry.
+    #[arg(long, value_name = "TIME|never")]
+    expires_at: Option<String>,
+    /// First ledger date the partner may read (YYYY-MM-DD, inclusive). `none`: no start.
+    #[arg(long, value_name = "DATE|none")]
+    from: Option<String>,
+    /// Last ledger date the partner may read (YYYY-MM-DD, inclusive). `none`: no end.
+    #[arg(long, value_name = "DATE|none")]
+    to: Option<String>,
+    /// The topics the partner may read: funds, fees or funds,fees.
+    #[arg(long, value_name = "TOPICS")]
+    topics: Option<String>,
+    /// Withhold payers' names, messages and masked phone numbers from the partner.
+    #[arg(long, conflicts_with = "personal_data")]
+    no_personal_data: bool,
+    /// Let the partner read payers' personal data (the default of a new grant).
+    #[arg(long)]
+    personal_data: bool,
+}
+
+impl ScopeArgs {
+    /// `base` with the options given applied, checked whole; an error names its option.
+    fn apply(self, base: GrantScope) -> anyhow::Result<GrantScope> {
+        let date = |flag: &'static str, v: Option<String>, was: Option<LedgerDate>| match v {
+            None => Ok(was),
+            Some(v) if v == "none" => Ok(None),
+            Some(v) => parsed(LedgerDate::parse(flag, &v)).map(Some),
+        };
+        let expires_at = match self.expires_at {
+            None => base.expires_at,
+            Some(v) if v == "never" => None,
+            Some(v) => Some(v.parse::<Timestamp>().map_err(|_| {
+                anyhow!("--expires-at: {v:?} is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)")
+            })?),
+        };
+        let scope = GrantScope {
+            expires_at,
+            from: date("--from", self.from, base.from)?,
+            to: date("--to", self.to, base.to)?,
+            topics: match self.topics {
+                None => base.topics,
+                Some(t) => parsed(Topics::parse("--topics", &t))?,
+            },
+            personal_data: if self.no_personal_data {
+                false
+            } else {
+                self.personal_data || base.personal_data
+            },
+        };
+        scope.check().map_err(|e| {
+            let flag = match e.field {
+                "expires_at" => "--expires-at",
+                "from" => "--from",
+                _ => "--topics",
+            };
+            anyhow!("{flag}: {}", e.reason)
+        })?;
+        Ok(scope)
+    }
+}
+
 /// The actor of a grant change: the operator, acting for the merchant that owns the ledger.
 fn acting_for_owner(l: &LedgerView, org_id: &str) -> anyhow::Result<Actor> {
     if l.owner.id != org_id {
@@ -946,12 +1031,14 @@ pub(super) async fn grant(store: &dyn Store, cmd: GrantCmd) -> anyhow::Result<Ou
             partner,
             ledger,
             for_merchant,
+            scope,
         } => {
             let l = find_ledger(store, "--ledger", &ledger).await?;
             let by = acting_for_owner(&l, &for_merchant)?;
             let p = find_partner(store, "--partner", partner).await?;
+            let scope = scope.apply(GrantScope::EVERYTHING)?;
             let g = store
-                .create_grant(&by, p.id, &l.ledger.ledger_id)
+                .create_grant(&by, p.id, &l.ledger.ledger_id, &scope)
                 .await
                 .map_err(|e| match e {
                     StoreError::Conflict(_) => {
@@ -964,13 +1051,46 @@ pub(super) async fn grant(store: &dyn Store, cmd: GrantCmd) -> anyhow::Result<Ou
                     e => store_err_on("--partner")(e),
                 })?;
             let text = format!(
-                "partner {} ({}) may now read ledger {} of {}\n",
-                p.id, p.name, l.ledger.ledger_id, l.owner
+                "partner {} ({}) may now read ledger {} of {}: {}\n",
+                p.id,
+                p.name,
+                l.ledger.ledger_id,
+                l.owner,
+                scope_text(&g.scope)
             );
             Ok(Output::new(
                 text,
                 grant_json(&g, &HashMap::from([(p.id, p)])),
             ))
+        }
+        GrantCmd::Scope {
+            partner,
+            ledger,
+            for_merchant,
+            scope,
+        } => {
+            let l = find_ledger(store, "--ledger", &ledger).await?;
+            let by = acting_for_owner(&l, &for_merchant)?;
+            let ledger_id = l.ledger.ledger_id.clone();
+            let current = store
+                .grants(Some(partner), Some(&ledger_id))
+                .await
+                .map_err(store_err)?
+                .pop()
+                .ok_or_else(|| {
+                    anyhow!("--partner: partner {partner} has no grant on ledger {ledger_id}")
+                })?;
+            let scope = scope.apply(current.scope)?;
+            let g = store
+                .set_grant_scope(&by, partner, &ledger_id, &scope)
+                .await
+                .map_err(store_err)?;
+            let partners = partners_by_id(store).await?;
+            let text = format!(
+                "the grant of ledger {ledger_id} to partner {partner} now covers: {}; it takes effect on the partner's next request\n",
+                scope_text(&g.scope)
+            );
+            Ok(Output::new(text, grant_json(&g, &partners)))
         }
         GrantCmd::Remove {
             partner,
@@ -1018,10 +1138,27 @@ pub(super) async fn grant(store: &dyn Store, cmd: GrantCmd) -> anyhow::Result<Ou
 }
 
 fn grant_json(g: &Grant, partners: &HashMap<RowId, Partner>) -> Value {
+    let s = &g.scope;
     json!({
         "partner_id": g.partner_id, "partner_name": partners.get(&g.partner_id).map(|p| p.name.clone()),
         "ledger_id": g.ledger_id, "created_at": time(g.created_at), "created_by": g.created_by,
+        "expires_at": s.expires_at.map(time),
+        "from": s.from.map(|d| d.to_string()), "to": s.to.map(|d| d.to_string()),
+        "topics": s.topics.list().iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "personal_data": s.personal_data,
     })
+}
+
+/// A scope in one line: topics, dates, personal data, expiry.
+fn scope_text(s: &GrantScope) -> String {
+    format!(
+        "{}; {}; personal data {}; {}",
+        s.topics.as_str(),
+        s.period(),
+        if s.personal_data { "yes" } else { "no" },
+        s.expires_at
+            .map_or("no expiry".to_owned(), |e| format!("expires {}", time(e)))
+    )
 }
 
 fn grants_table(grants: &[Grant], partners: &HashMap<RowId, Partner>) -> String {
@@ -1036,6 +1173,7 @@ fn grants_table(grants: &[Grant], partners: &HashMap<RowId, Partner>) -> String 
                 p.map(|p| p.name.clone()).unwrap_or_default(),
                 short_time(&time(g.created_at)),
                 g.created_by.clone(),
+                scope_text(&g.scope),
             ]
         })
         .collect();
@@ -1047,6 +1185,7 @@ fn grants_table(grants: &[Grant], partners: &HashMap<RowId, Partner>) -> String 
             "PARTNER NAME",
             "CREATED",
             "BY",
+            "SCOPE",
         ],
         &rows,
     )

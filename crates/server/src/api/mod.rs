@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 pub fn routes(state: AppState) -> Router {
     let report = Router::new()
         .route("/settlement/v1/ledgers", get(report::list_ledgers))
+        .route("/ledgerport/v1/grants", get(report::list_grants))
         .route(
             "/report/v2/ledgers/{ledger_id}/{topic}/dates/{ledger_date}",
             get(report::date_page),

@@ -1,7 +1,10 @@
 //! The Report API: ledger listing, date pages and the feed, behind authentication and the access
 //! log.
 
-use super::wire::{DatePage, FeedPage, LedgerList, WireEntry, WireLedger, page_response};
+use super::wire::{
+    DatePage, FeedPage, GrantList, LedgerList, WireEntry, WireGrant, WireLedger, WireMerchant,
+    WireScope, page_response,
+};
 use super::{QueryParams, check_system_headers, header};
 use crate::cursor::Binding;
 use crate::error::{INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY};
@@ -9,12 +12,13 @@ use crate::middleware::RequestId;
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ledgerport_core::access::{
-    self, Decision, LedgerAccess, NotAuthenticated, Presented, Principal, Refusal,
+    self, Decision, LedgerAccess, NotAuthenticated, OutOfScope, Presented, Principal, Refusal,
 };
+use ledgerport_core::entry::wire_time;
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{ApiKey, KeyOwner};
 use ledgerport_store::{LedgerView, NewAccessRecord};
@@ -219,6 +223,124 @@ pub async fn list_ledgers(
     Ok((page_size_header(limit), Json(LedgerList { items, cursor })).into_response())
 }
 
+/// `GET /ledgerport/v1/grants`, a Ledgerport extension: an accounting partner's grants, each
+/// with its merchant, ledger, scope and expiry, so partner software can show what it may read.
+/// It lists exactly what the policy lets the keys read now (the partner's listing scope, each
+/// ledger through `decide`), so an expired grant is not there. Every other kind of key gets 403:
+/// merchant-level keys read their own ledgers whole and see their grants in the portal; sales
+/// unit, integration and management keys hold no grants.
+pub async fn list_grants(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    let scope = match (&caller.principal, access::list_scope(&caller.principal)) {
+        (Principal::Accounting { .. }, Some(scope)) => scope,
+        _ => {
+            return Err(AppError::Forbidden(
+                "Only an accounting partner's keys have grants to list.".into(),
+            ));
+        }
+    };
+    let q = QueryParams::parse(raw.as_deref())?;
+    let binding = Binding::Grants;
+    let after = match q.cursor() {
+        None => None,
+        Some(c) => {
+            let bytes = state
+                .cursors
+                .decode(&binding, c)
+                .map_err(|_| bad_cursor())?;
+            let text = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
+            Some(LedgerId::parse("cursor", &text).map_err(|_| bad_cursor())?)
+        }
+    };
+    let limit = state.config.ledger_list_page_size;
+    let mut rows = state
+        .store
+        .ledgers_in_scope(&scope, None, after.as_ref(), limit + 1)
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let cursor = match (more, rows.last()) {
+        (true, Some(last)) => state
+            .cursors
+            .encode(&binding, last.facts().ledger_id.as_str().as_bytes()),
+        _ => String::new(),
+    };
+    let mut merchants = std::collections::HashMap::new();
+    let mut items = Vec::with_capacity(rows.len());
+    for guarded in rows {
+        let ledger = guarded.facts().ledger_id.clone();
+        let (access, view) = match guarded.open(&caller.principal) {
+            Ok(opened) => opened,
+            Err(refusal) => {
+                tracing::error!(%ledger, ?refusal, "listing scope returned a ledger the policy refuses");
+                continue;
+            }
+        };
+        let owner = view.ledger.owner_merchant_id;
+        let name = match merchants.get(&owner) {
+            Some(name) => String::clone(name),
+            None => {
+                let name = state
+                    .store
+                    .merchant(owner)
+                    .await?
+                    .map(|m| m.name)
+                    .ok_or_else(|| AppError::Internal(format!("ledger {ledger} has no owner")))?;
+                merchants.insert(owner, name.clone());
+                name
+            }
+        };
+        let scope = access.scope();
+        items.push(WireGrant {
+            ledger_id: ledger.to_string(),
+            merchant: WireMerchant {
+                name,
+                scheme: view.owner.scheme.as_str(),
+                id: view.owner.id.clone(),
+            },
+            settles_for_recipient_handles: view
+                .units
+                .iter()
+                .map(|u| u.handle.to_string())
+                .collect(),
+            scope: WireScope::from(scope),
+            expires_at: scope.expires_at.map(wire_time),
+        });
+    }
+    Ok((page_size_header(limit), Json(GrantList { items, cursor })).into_response())
+}
+
+/// A read outside the caller's grant on a ledger it may read: 403, naming the topic or period.
+fn out_of_scope(e: OutOfScope) -> AppError {
+    AppError::Forbidden(e.to_string())
+}
+
+/// Whether a page carries payers' personal data: only when asked for and the grant allows it.
+/// When asked for and withheld, the answer still succeeds (clients that always ask keep
+/// working) and says so in `Ledgerport-Personal-Data: withheld`.
+fn personal_data(
+    access: &LedgerAccess,
+    asked: bool,
+) -> (bool, Option<[(HeaderName, HeaderValue); 1]>) {
+    if asked && !access.personal_data() {
+        (
+            false,
+            Some([(
+                HeaderName::from_static(PERSONAL_DATA_HEADER),
+                HeaderValue::from_static("withheld"),
+            )]),
+        )
+    } else {
+        (asked, None)
+    }
+}
+
+/// The response header that says personal data asked for was withheld.
+pub const PERSONAL_DATA_HEADER: &str = "ledgerport-personal-data";
+
 fn forbidden() -> AppError {
     AppError::Forbidden("These credentials may not use the Report API.".into())
 }
@@ -279,6 +401,9 @@ pub async fn date_page(
     let gdpr = q.flag("includeGDPRSensitiveData")?;
     let topic = Topic::parse("topic", &topic)?;
     let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
+    // On a ledger the caller may read, its grant's topics and period: a 403 naming them.
+    access.check_topic(topic).map_err(out_of_scope)?;
+    access.check_date(date).map_err(out_of_scope)?;
     let binding = Binding::Date {
         ledger: access.ledger_id(),
         topic,
@@ -298,6 +423,7 @@ pub async fn date_page(
     };
     let try_later = view.ledger.is_open(date, state.clock.now());
     state.metrics.entries_served(topic, entries.len());
+    let (gdpr, withheld) = personal_data(&access, gdpr);
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     let page = DatePage {
         items,
@@ -307,6 +433,7 @@ pub async fn date_page(
     };
     Ok((
         page_size_header(limit),
+        withheld,
         page_response(entries.len(), &page)?,
     )
         .into_response())
@@ -324,6 +451,7 @@ pub async fn feed_page(
     let gdpr = q.flag("includeGDPRSensitiveData")?;
     let topic = Topic::parse("topic", &topic)?;
     let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
+    access.check_topic(topic).map_err(out_of_scope)?;
     let binding = Binding::Feed {
         ledger: access.ledger_id(),
         topic,
@@ -340,6 +468,7 @@ pub async fn feed_page(
     let position = entries.last().map(|e| e.seq).unwrap_or(after);
     let cursor = state.cursors.encode_seq(&binding, position);
     state.metrics.entries_served(topic, entries.len());
+    let (gdpr, withheld) = personal_data(&access, gdpr);
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     let page = FeedPage {
         cursor,
@@ -348,6 +477,7 @@ pub async fn feed_page(
     };
     Ok((
         page_size_header(limit),
+        withheld,
         page_response(entries.len(), &page)?,
     )
         .into_response())

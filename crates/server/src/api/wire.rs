@@ -139,6 +139,53 @@ pub struct FeedPage<'a> {
     pub items: Vec<WireEntry<'a>>,
 }
 
+/// One grant as `GET /ledgerport/v1/grants` lists it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireGrant {
+    pub ledger_id: String,
+    pub merchant: WireMerchant,
+    pub settles_for_recipient_handles: Vec<String>,
+    pub scope: WireScope,
+    /// `null`: no expiry.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct WireMerchant {
+    pub name: String,
+    pub scheme: &'static str,
+    pub id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireScope {
+    /// First ledger date, inclusive; `null`: no start.
+    pub from: Option<ledgerport_core::ids::LedgerDate>,
+    /// Last ledger date, inclusive; `null`: no end.
+    pub to: Option<ledgerport_core::ids::LedgerDate>,
+    pub topics: Vec<&'static str>,
+    pub personal_data: bool,
+}
+
+impl From<&ledgerport_core::world::GrantScope> for WireScope {
+    fn from(s: &ledgerport_core::world::GrantScope) -> Self {
+        WireScope {
+            from: s.from,
+            to: s.to,
+            topics: s.topics.list().into_iter().map(|t| t.as_str()).collect(),
+            personal_data: s.personal_data,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct GrantList {
+    pub items: Vec<WireGrant>,
+    pub cursor: String,
+}
+
 /// What one entry takes on the wire, about: a page of 1000 entries is 250 KB.
 const ENTRY_BYTES: usize = 256;
 

@@ -7,17 +7,18 @@ use super::PostedForm;
 use super::auth::SignedIn;
 use super::templates::{
     AccessLogPage, AccessRow, ConfirmPage, EditAccessPage, GrantedPartner, KeyRow, Layout,
-    MerchantKeysPage, MerchantPartnersPage, UnitChoice, UnitRow,
+    MerchantKeysPage, MerchantPartnersPage, ScopeChoice, UnitChoice, UnitRow,
 };
-use super::{PortalError, id_field, page, redirect_flash, show_time};
+use super::{PortalError, id_field, page, redirect_flash, scope_words, show_time};
 use crate::AppState;
 use crate::credentials::regenerate_secret;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use ledgerport_core::access::LedgerAccess;
-use ledgerport_core::ids::LedgerId;
+use ledgerport_core::ids::{LedgerDate, LedgerId};
 use ledgerport_core::world::{
-    KeyOwner, Partner, PartnerKind, PartnerState, RowId, SalesUnit, SalesUnitKind,
+    Grant, GrantScope, KeyOwner, Partner, PartnerKind, PartnerState, RowId, SalesUnit,
+    SalesUnitKind, Topics,
 };
 use ledgerport_store::{AccessLogFilter, LedgerView};
 use serde::Deserialize;
@@ -117,6 +118,8 @@ pub async fn partners(
                     id: g.partner_id,
                     name,
                     since: g.created_at.strftime("%Y-%m-%d").to_string(),
+                    scope: scope_words(&g.scope),
+                    expired: g.scope.expired_at(state.clock.now()),
                 });
             }
         }
@@ -214,14 +217,11 @@ pub async fn edit_access(
         }
     };
     let mut units = vec![];
+    let mut scope = ScopeChoice::default();
     if let Some(p) = selected {
-        let granted: BTreeSet<String> = state
-            .store
-            .grants(Some(p.id), None)
-            .await?
-            .into_iter()
-            .map(|g| g.ledger_id.to_string())
-            .collect();
+        let grants = org_grants(&state, &org, p.id).await?;
+        scope = current_scope(&grants);
+        let granted: BTreeSet<String> = grants.iter().map(|g| g.ledger_id.to_string()).collect();
         for u in &org.units {
             let ledger = org
                 .ledger_of(u)
@@ -250,8 +250,118 @@ pub async fn edit_access(
             selected_id: selected.map(|p| p.id).unwrap_or(0),
             selected_name: selected.map(|p| p.name.clone()),
             units,
+            scope,
         },
     ))
+}
+
+/// The partner's grants on the organisation's ledgers (expired ones too).
+async fn org_grants(
+    state: &AppState,
+    org: &Org,
+    partner: RowId,
+) -> Result<Vec<Grant>, PortalError> {
+    Ok(state
+        .store
+        .grants(Some(partner), None)
+        .await?
+        .into_iter()
+        .filter(|g| {
+            org.ledgers
+                .iter()
+                .any(|v| v.ledger.ledger_id == g.ledger_id)
+        })
+        .collect())
+}
+
+/// The form's scope fields for a partner with these grants: their common scope; nothing chosen
+/// when there are none (a new grant asks for every choice, personal data never ticked in
+/// advance) or when they differ.
+fn current_scope(grants: &[Grant]) -> ScopeChoice {
+    let Some(first) = grants.first() else {
+        return ScopeChoice::default();
+    };
+    if grants.iter().any(|g| g.scope != first.scope) {
+        return ScopeChoice {
+            differs: true,
+            ..ScopeChoice::default()
+        };
+    }
+    let s = first.scope;
+    ScopeChoice {
+        expires_on: s
+            .expires_at
+            .map(|e| e.strftime("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        from: s.from.map(|d| d.to_string()).unwrap_or_default(),
+        to: s.to.map(|d| d.to_string()).unwrap_or_default(),
+        funds: s.topics.funds,
+        fees: s.topics.fees,
+        personal_data: s.personal_data,
+        differs: false,
+    }
+}
+
+/// The scope a posted access form asks for; a bad field is a 400 naming it. `expires_on` is a
+/// date: the grant ends at 00:00 UTC of that day, which must be after `now`.
+fn posted_scope(
+    pairs: &[(String, String)],
+    now: jiff::Timestamp,
+) -> Result<GrantScope, PortalError> {
+    let bad = |e: ledgerport_core::ParseError| PortalError::BadRequest(e.to_string());
+    let date = |name: &'static str| -> Result<Option<LedgerDate>, PortalError> {
+        match super::field(pairs, name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None => Ok(None),
+            Some(v) => LedgerDate::parse(name, v).map(Some).map_err(bad),
+        }
+    };
+    let expires_at = match date("expires_on")? {
+        None => None,
+        Some(d) => {
+            let at = jiff::tz::TimeZone::UTC
+                .to_timestamp(d.date().to_datetime(jiff::civil::Time::midnight()))
+                .map_err(|_| PortalError::BadRequest("expires_on: is not a usable date".into()))?;
+            if at <= now {
+                return Err(PortalError::BadRequest(format!(
+                    "expires_on: access would end at once; choose a day after {}",
+                    now.strftime("%Y-%m-%d")
+                )));
+            }
+            Some(at)
+        }
+    };
+    let mut topics = Topics {
+        funds: false,
+        fees: false,
+    };
+    for (_, v) in pairs.iter().filter(|(k, _)| k == "topics") {
+        match v.as_str() {
+            "funds" => topics.funds = true,
+            "fees" => topics.fees = true,
+            _ => {
+                return Err(PortalError::BadRequest(
+                    "topics: must be funds or fees".into(),
+                ));
+            }
+        }
+    }
+    let scope = GrantScope {
+        expires_at,
+        from: date("from")?,
+        to: date("to")?,
+        topics,
+        personal_data: super::field(pairs, "personal_data") == Some("yes"),
+    };
+    scope.check().map_err(|mut e| {
+        if e.field == "expires_at" {
+            e.field = "expires_on";
+        }
+        bad(e)
+    })?;
+    Ok(scope)
 }
 
 /// Saves the ticked units: grants on their ledgers, and removes the partner's grants on the
@@ -279,26 +389,34 @@ pub async fn save_access(
         })?;
         wanted.insert(view.ledger.ledger_id.to_string());
     }
-    let granted: BTreeSet<String> = state
-        .store
-        .grants(Some(partner.id), None)
+    // The units are checked first: a form naming another organisation's unit is refused whole,
+    // whatever else it holds.
+    let scope = posted_scope(&pairs, state.clock.now())?;
+    let granted: HashMap<String, GrantScope> = org_grants(&state, &org, partner.id)
         .await?
         .into_iter()
-        .map(|g| g.ledger_id.to_string())
+        .map(|g| (g.ledger_id.to_string(), g.scope))
         .collect();
     let by = who.actor();
-    let (mut added, mut removed) = (0, 0);
+    let (mut added, mut changed, mut removed) = (0, 0, 0);
     for v in &org.ledgers {
         let id = v.ledger.ledger_id.to_string();
-        match (wanted.contains(&id), granted.contains(&id)) {
-            (true, false) => {
+        match (wanted.contains(&id), granted.get(&id)) {
+            (true, None) => {
                 state
                     .store
-                    .create_grant(&by, partner.id, &v.ledger.ledger_id)
+                    .create_grant(&by, partner.id, &v.ledger.ledger_id, &scope)
                     .await?;
                 added += 1;
             }
-            (false, true)
+            (true, Some(old)) if *old != scope => {
+                state
+                    .store
+                    .set_grant_scope(&by, partner.id, &v.ledger.ledger_id, &scope)
+                    .await?;
+                changed += 1;
+            }
+            (false, Some(_))
                 if state
                     .store
                     .remove_grant(&by, partner.id, &v.ledger.ledger_id)
@@ -309,11 +427,16 @@ pub async fn save_access(
             _ => {}
         }
     }
+    let changed = if changed > 0 {
+        format!(" {changed} changed in scope.")
+    } else {
+        String::new()
+    };
     Ok(redirect_flash(
         "/portal/merchant/partners",
         "ok",
         &format!(
-            "Saved access for {}: {added} ledger(s) granted, {removed} removed.",
+            "Saved access for {}: {added} ledger(s) granted, {removed} removed.{changed}",
             partner.name
         ),
     ))

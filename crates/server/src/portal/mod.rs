@@ -355,3 +355,29 @@ pub fn home_of(role: PortalRole) -> &'static str {
 pub fn show_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
+
+/// A grant's scope in words, as the merchant's and the partner's pages show it: topics, dates,
+/// personal data and expiry.
+pub fn scope_words(scope: &ledgerport_core::world::GrantScope) -> String {
+    let topics = match (scope.topics.funds, scope.topics.fees) {
+        (true, true) => "funds and fees",
+        (true, false) => "funds only",
+        _ => "fees only",
+    };
+    let dates = match (scope.from, scope.to) {
+        (None, None) => "all dates".to_owned(),
+        (Some(f), Some(t)) => format!("dates {f} to {t}"),
+        (Some(f), None) => format!("dates from {f}"),
+        (None, Some(t)) => format!("dates up to {t}"),
+    };
+    let personal = if scope.personal_data {
+        "with personal data"
+    } else {
+        "no personal data"
+    };
+    let expiry = match scope.expires_at {
+        None => "no expiry".to_owned(),
+        Some(e) => format!("until {}", show_time(e)),
+    };
+    format!("{topics} · {dates} · {personal} · {expiry}")
+}

@@ -3,13 +3,14 @@
 use super::PostedForm;
 use super::auth::SignedIn;
 use super::templates::{GrantRow, KeyRow, Layout, PartnerPage};
-use super::{PortalError, id_field, page, redirect_flash, show_time};
+use super::{PortalError, id_field, page, redirect_flash, scope_words, show_time};
 use crate::AppState;
 use crate::credentials::{IssueError, issue_keys, regenerate_secret};
 use axum::extract::State;
 use axum::response::Response;
+use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::ids::LedgerId;
-use ledgerport_core::world::{KeyKind, KeyOwner, RowId};
+use ledgerport_core::world::{KeyKind, KeyOwner, PartnerState, RowId};
 use ledgerport_store::LedgerView;
 use std::collections::HashMap;
 
@@ -27,17 +28,23 @@ async fn render(
     // The granted ledgers as this user may read them: the partner's listing scope, each through
     // the access policy. A partner that is not approved reads none, so its grants show without
     // the ledgers' details.
-    let readable: HashMap<LedgerId, LedgerView> = who
+    let readable: HashMap<LedgerId, (LedgerAccess, LedgerView)> = who
         .readable_ledgers(state)
         .await?
         .into_iter()
-        .map(|(_, view)| (view.ledger.ledger_id.clone(), view))
+        .map(|(access, view)| (view.ledger.ledger_id.clone(), (access, view)))
         .collect();
+    let approved = partner.state == PartnerState::Approved;
     let mut merchants: HashMap<RowId, String> = HashMap::new();
     let mut grants = vec![];
     for g in state.store.grants(Some(pid), None).await? {
-        let (merchant, units) = match readable.get(&g.ledger_id) {
-            Some(view) => {
+        // An approved partner lists what the policy lets it read, so an expired grant drops
+        // out here as from the Report API; one not approved sees its grants without details.
+        if approved && !readable.contains_key(&g.ledger_id) {
+            continue;
+        }
+        let (merchant, units, scope) = match readable.get(&g.ledger_id) {
+            Some((access, view)) => {
                 let owner = view.ledger.owner_merchant_id;
                 let merchant = match merchants.get(&owner) {
                     Some(name) => name.clone(),
@@ -58,15 +65,16 @@ async fn render(
                     .map(|u| format!("{} ({})", u.name, u.msn))
                     .collect::<Vec<_>>()
                     .join(", ");
-                (merchant, units)
+                (merchant, units, scope_words(access.scope()))
             }
-            None => ("—".to_owned(), String::new()),
+            None => ("—".to_owned(), String::new(), String::new()),
         };
         grants.push(GrantRow {
             merchant,
             ledger: g.ledger_id.to_string(),
             units,
             since: show_time(g.created_at),
+            scope,
         });
     }
     let keys = own_keys(state, pid)

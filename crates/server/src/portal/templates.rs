@@ -124,6 +124,10 @@ pub struct GrantedPartner {
     pub id: i64,
     pub name: String,
     pub since: String,
+    /// The grant's scope in words ([`super::scope_words`]).
+    pub scope: String,
+    /// Expired: the partner reads nothing of this ledger until the merchant extends it.
+    pub expired: bool,
 }
 
 pub struct UnitRow {
@@ -167,6 +171,23 @@ pub struct EditAccessPage {
     pub selected_id: i64,
     pub selected_name: Option<String>,
     pub units: Vec<UnitChoice>,
+    pub scope: ScopeChoice,
+}
+
+/// The scope fields of the partner access form, as shown: the partner's current scope on the
+/// organisation's ledgers, or nothing chosen for a partner without grants (personal data is
+/// never ticked in advance for a new grant).
+#[derive(Default)]
+pub struct ScopeChoice {
+    /// `YYYY-MM-DD` or empty.
+    pub expires_on: String,
+    pub from: String,
+    pub to: String,
+    pub funds: bool,
+    pub fees: bool,
+    pub personal_data: bool,
+    /// Set when the partner's grants on the organisation's ledgers differ in scope.
+    pub differs: bool,
 }
 
 pub struct KeyRow {
@@ -212,6 +233,8 @@ pub struct GrantRow {
     pub ledger: String,
     pub units: String,
     pub since: String,
+    /// What the grant covers, in words; empty when the ledger is not readable now.
+    pub scope: String,
 }
 
 #[derive(Template)]

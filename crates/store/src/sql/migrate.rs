@@ -63,6 +63,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "mail outbox",
         include_str!("../../migrations/sqlite/0007_mail_outbox.sql"),
     ),
+    (
+        8,
+        "grant scopes",
+        include_str!("../../migrations/sqlite/0008_grant_scopes.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -98,6 +103,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         7,
         "mail outbox",
         include_str!("../../migrations/postgres/0007_mail_outbox.sql"),
+    ),
+    (
+        8,
+        "grant scopes",
+        include_str!("../../migrations/postgres/0008_grant_scopes.sql"),
     ),
 ];
 

@@ -265,6 +265,7 @@ pub struct SqlStore<DB: Database> {
 pub(crate) struct Statements {
     pub(crate) ledger_with_units: Arc<str>,
     pub(crate) feed_page: Arc<str>,
+    pub(crate) feed_page_in_period: Arc<str>,
     pub(crate) date_page: Arc<str>,
 }
 
@@ -293,6 +294,7 @@ impl<DB: Dialect> SqlStore<DB> {
             statements: Statements {
                 ledger_with_units: world::ledger_with_units::<DB>().into(),
                 feed_page: report::feed_page::<DB>().into(),
+                feed_page_in_period: report::feed_page_in_period::<DB>().into(),
                 date_page: report::date_page::<DB>().into(),
             },
         };

@@ -32,6 +32,17 @@ pub(super) fn feed_page<DB: Dialect>() -> String {
     )
 }
 
+/// One page of a feed limited to a grant's ledger-date period: as [`feed_page`], and `$5` the
+/// first date, `$6` the last (`YYYY-MM-DD` compares as text). Unlimited readers keep the plain
+/// statement.
+pub(super) fn feed_page_in_period<DB: Dialect>() -> String {
+    format!(
+        "SELECT {} FROM (SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 AND seq > $3 \
+         AND ledger_date >= $5 AND ledger_date <= $6 ORDER BY seq LIMIT $4) p",
+        page_of::<DB>()
+    )
+}
+
 #[async_trait]
 impl<DB: Dialect> ReportStore for SqlStore<DB> {
     async fn feed_page(
@@ -41,17 +52,33 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>> {
-        let (page,): (String,) = self
-            .one(
-                AssertSqlSafe(self.statements.feed_page.clone()),
-                args![
-                    access.ledger_id().as_str(),
-                    i64::from(topic.code()),
-                    after_seq,
-                    i64::from(limit),
-                ],
-            )
-            .await?;
+        let mut params = args![
+            access.ledger_id().as_str(),
+            i64::from(topic.code()),
+            after_seq,
+            i64::from(limit),
+        ];
+        // The feed of a grant limited to a period holds only the entries of its dates; the
+        // positions (and so the cursors) are the ledger's own.
+        let scope = access.scope();
+        let statement = if scope.from.is_some() || scope.to.is_some() {
+            params.push(
+                scope
+                    .from
+                    .map_or("0000-01-01".into(), |d| d.to_string())
+                    .into(),
+            );
+            params.push(
+                scope
+                    .to
+                    .map_or("9999-12-31".into(), |d| d.to_string())
+                    .into(),
+            );
+            self.statements.feed_page_in_period.clone()
+        } else {
+            self.statements.feed_page.clone()
+        };
+        let (page,): (String,) = self.one(AssertSqlSafe(statement), params).await?;
         entries_from_page_json(&page)
     }
 
@@ -72,6 +99,11 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>> {
+        // A date outside the grant's period holds nothing for this reader (the server answers
+        // 403 before asking; this keeps every other reader of the store within the scope too).
+        if access.check_date(date).is_err() {
+            return Ok(Vec::new());
+        }
         let (page,): (String,) = self
             .one(
                 AssertSqlSafe(self.statements.date_page.clone()),

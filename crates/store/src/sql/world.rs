@@ -4,17 +4,19 @@
 
 use super::{Dialect, SqlStore, WriteTx, args, constraint, texts};
 use crate::rows::{
-    GrantRow, LedgerRow, LedgerUnitRow, LedgerWithUnitsRow, MerchantRow, PartnerRow, SalesUnitRow,
-    ledger_columns,
+    GrantRow, GrantTuple, LedgerRow, LedgerUnitRow, LedgerWithUnitsRow, MerchantRow, PartnerRow,
+    SalesUnitRow, ledger_columns, scope_columns, ts,
 };
 use crate::{Actor, LedgerView, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Result};
 use crate::{StoreError, WorldStore};
 use async_trait::async_trait;
-use ledgerport_core::access::{Guarded, ListScope};
+use ledgerport_core::access::{Guarded, ListScope, StandingGrant};
 use ledgerport_core::changes;
 use ledgerport_core::entry::wire_time;
 use ledgerport_core::ids::{LedgerId, Msn, RecipientHandle};
-use ledgerport_core::world::{Grant, Merchant, Partner, PartnerState, RowId, SalesUnit};
+use ledgerport_core::world::{
+    Grant, GrantScope, Merchant, Partner, PartnerState, RowId, SalesUnit,
+};
 use sqlx::AssertSqlSafe;
 use std::collections::HashMap;
 
@@ -26,8 +28,9 @@ const LEDGERS: &str = concat!(
 );
 
 /// The ledger `$1` in one query (every Report API request asks): its description with its units
-/// as a JSON array in the ledger's order, and the partners granted it that are approved, as a
-/// JSON array: what the access policy needs and what only its decision opens.
+/// as a JSON array in the ledger's order, and the grants of approved partners with their scopes
+/// (expired ones too: the policy judges expiry), as a JSON array: what the access policy needs
+/// and what only its decision opens.
 pub(super) fn ledger_with_units<DB: Dialect>() -> String {
     let unit = format!(
         "{}(su.msn, su.merchant_id, su.name, su.kind, su.country, su.handle, su.created_at)",
@@ -41,7 +44,10 @@ pub(super) fn ledger_with_units<DB: Dialect>() -> String {
          FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE l.ledger_id = $1",
         ledger_columns!(),
         DB::json_list(&unit, "lu.position"),
-        DB::json_list("g.partner_id", "g.partner_id")
+        DB::json_list(
+            &format!("{}(g.partner_id, {})", DB::JSON_ROW, scope_columns!()),
+            "g.partner_id"
+        )
     )
 }
 
@@ -82,11 +88,23 @@ impl<DB: Dialect> SqlStore<DB> {
         Ok(id)
     }
 
-    /// The ledger `id`'s description and the approved partners granted it, in one query.
-    async fn ledger_with_grants(&self, id: &LedgerId) -> Result<Option<(LedgerView, Vec<RowId>)>> {
+    /// The ledger `id`'s description and the grants of approved partners, in one query.
+    async fn ledger_with_grants(
+        &self,
+        id: &LedgerId,
+    ) -> Result<Option<(LedgerView, Vec<StandingGrant>)>> {
         let sql = AssertSqlSafe(self.statements.ledger_with_units.clone());
         let row: Option<LedgerWithUnitsRow> = self.opt(sql, args![id.as_str()]).await?;
         row.map(LedgerWithUnitsRow::into_view).transpose()
+    }
+
+    /// The store's clock now, in the stored form of times and as the instant that form names:
+    /// grants' expiries are compared with the text in queries and with the instant by the
+    /// policy, so both must be the same microsecond.
+    fn as_of(&self) -> Result<(String, jiff::Timestamp)> {
+        let text = self.now();
+        let at = ts(&text)?;
+        Ok((text, at))
     }
 
     async fn units_of(&self, ledger_ids: &[String]) -> Result<HashMap<String, Vec<SalesUnit>>> {
@@ -108,18 +126,31 @@ impl<DB: Dialect> SqlStore<DB> {
         Ok(out)
     }
 
-    async fn grants_of(&self, ledger_ids: &[String]) -> Result<HashMap<String, Vec<RowId>>> {
+    async fn grants_of(
+        &self,
+        ledger_ids: &[String],
+    ) -> Result<HashMap<String, Vec<StandingGrant>>> {
         let sql = format!(
-            "SELECT g.ledger_id, g.partner_id FROM grants g JOIN partners p ON p.id = g.partner_id \
-             WHERE p.state = 'approved' AND {}",
+            "SELECT g.ledger_id, {} FROM grants g JOIN partners p ON p.id = g.partner_id \
+             WHERE p.state = 'approved' AND {} GROUP BY g.ledger_id",
+            DB::json_list(
+                &format!("{}(g.partner_id, {})", DB::JSON_ROW, scope_columns!()),
+                "g.partner_id"
+            ),
             DB::in_list("g.ledger_id", "$1")
         );
-        let rows: Vec<(String, i64)> = self
+        let rows: Vec<(String, String)> = self
             .all(AssertSqlSafe(sql), vec![texts(ledger_ids)])
             .await?;
-        let mut out: HashMap<String, Vec<RowId>> = HashMap::new();
-        for (l, p) in rows {
-            out.entry(l).or_default().push(p);
+        let mut out: HashMap<String, Vec<StandingGrant>> = HashMap::new();
+        for (l, grants) in rows {
+            let grants: Vec<GrantTuple> = serde_json::from_str(&grants)
+                .map_err(|e| StoreError::Corrupt(format!("grants of ledger {l}: {e}")))?;
+            let grants = grants
+                .into_iter()
+                .map(GrantTuple::into_domain)
+                .collect::<Result<Vec<_>>>()?;
+            out.insert(l, grants);
         }
         Ok(out)
     }
@@ -312,10 +343,11 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
     }
 
     async fn ledger(&self, id: &LedgerId) -> Result<Option<Guarded<LedgerView>>> {
+        let (_, as_of) = self.as_of()?;
         Ok(self
             .ledger_with_grants(id)
             .await?
-            .map(|(view, granted)| view.guarded(granted)))
+            .map(|(view, granted)| view.guarded(granted, as_of)))
     }
 
     async fn ledgers_in_scope(
@@ -329,6 +361,10 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         // ids are digits without leading zeros, so (length, text) is their numeric order.
         const HANDLE_FILTER: &str = "AND ($3 IS NULL OR EXISTS (SELECT 1 FROM ledger_units f \
              JOIN sales_units fs ON fs.msn = f.msn WHERE f.ledger_id = l.ledger_id AND fs.handle = $3))";
+        // A grant that has expired by `$5` is left out, as the policy leaves it out of facts
+        // read at the same instant (`as_of`), so the listing and a read agree.
+        const UNEXPIRED: &str = "AND (g.expires_at IS NULL OR g.expires_at > $5)";
+        let (now, as_of) = self.as_of()?;
         let after = after.map(|a| a.as_str()).unwrap_or("");
         let handle = handle.map(|h| h.to_string());
         let columns = ledger_columns!();
@@ -350,7 +386,7 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
                     "SELECT {columns} FROM sales_units fs JOIN ledger_units f ON f.msn = fs.msn \
                      JOIN grants g ON g.ledger_id = f.ledger_id JOIN ledgers l ON l.ledger_id = g.ledger_id \
                      JOIN merchants m ON m.id = l.owner_merchant_id \
-                     WHERE fs.handle = $3 AND g.partner_id = CAST($1 AS BIGINT) \
+                     WHERE fs.handle = $3 AND g.partner_id = CAST($1 AS BIGINT) {UNEXPIRED} \
                      AND (length(l.ledger_id), l.ledger_id) > (length($2), $2) \
                      ORDER BY length(l.ledger_id), l.ledger_id LIMIT $4"
                 ),
@@ -360,7 +396,7 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
                 format!(
                     "SELECT {columns} FROM grants g JOIN ledgers l ON l.ledger_id = g.ledger_id \
                      JOIN merchants m ON m.id = l.owner_merchant_id \
-                     WHERE g.partner_id = CAST($1 AS BIGINT) \
+                     WHERE g.partner_id = CAST($1 AS BIGINT) {UNEXPIRED} \
                      AND (length(g.ledger_id), g.ledger_id) > (length($2), $2) {HANDLE_FILTER} \
                      ORDER BY length(g.ledger_id), g.ledger_id LIMIT $4"
                 ),
@@ -376,12 +412,11 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
                 o.to_string(),
             ),
         };
-        let rows: Vec<LedgerRow> = self
-            .all(
-                AssertSqlSafe(sql),
-                args![key, after, handle, i64::from(limit)],
-            )
-            .await?;
+        let mut params = args![key, after, handle, i64::from(limit)];
+        if matches!(scope, ListScope::GrantedTo(_)) {
+            params.push(now.into());
+        }
+        let rows: Vec<LedgerRow> = self.all(AssertSqlSafe(sql), params).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.ledger_id.clone()).collect();
         let mut grants = self.grants_of(&ids).await?;
         let views = self.views(rows).await?;
@@ -391,7 +426,7 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
                 let granted = grants
                     .remove(v.ledger.ledger_id.as_str())
                     .unwrap_or_default();
-                v.guarded(granted)
+                v.guarded(granted, as_of)
             })
             .collect())
     }
@@ -438,30 +473,98 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         Self::require(self.partner(id).await, || format!("partner {id}")).await
     }
 
-    async fn create_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<Grant> {
+    async fn create_grant(
+        &self,
+        by: &Actor,
+        partner: RowId,
+        ledger: &LedgerId,
+        scope: &GrantScope,
+    ) -> Result<Grant> {
+        scope
+            .check()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let p = Self::require(self.partner(partner).await, || format!("partner {partner}")).await?;
         changes::check_grantee(&p)?;
         let now = self.now();
+        let s = StoredScope::of(scope);
         let mut tx = self.begin().await?;
         tx.execute(
-            "INSERT INTO grants (partner_id, ledger_id, created_at, created_by) VALUES ($1, $2, $3, $4)",
-            args![partner, ledger.as_str(), now.as_str(), &by.0],
+            "INSERT INTO grants (partner_id, ledger_id, created_at, created_by, \
+             expires_at, from_date, to_date, topics, personal_data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9 = 1)",
+            args![
+                partner,
+                ledger.as_str(),
+                now.as_str(),
+                &by.0,
+                s.expires_at,
+                s.from_date,
+                s.to_date,
+                s.topics,
+                s.personal_data,
+            ],
         )
         .await
-        .map_err(|e| constraint(e, || format!("grant of ledger {ledger} to partner {partner}")))?;
+        .map_err(|e| {
+            constraint(e, || {
+                format!("grant of ledger {ledger} to partner {partner}")
+            })
+        })?;
         tx.audit(
             &now,
             by,
             "grant.create",
             &format!("ledger {ledger}"),
-            &format!("partner {partner}"),
+            &format!("partner {partner}; {}", describe_scope(scope)),
         )
         .await?;
         tx.commit().await?;
-        self.grants(Some(partner), Some(ledger))
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::NotFound(format!("grant of ledger {ledger}")))
+        self.grant(partner, ledger).await
+    }
+
+    async fn set_grant_scope(
+        &self,
+        by: &Actor,
+        partner: RowId,
+        ledger: &LedgerId,
+        scope: &GrantScope,
+    ) -> Result<Grant> {
+        scope
+            .check()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let now = self.now();
+        let s = StoredScope::of(scope);
+        let mut tx = self.begin().await?;
+        let n = tx
+            .execute(
+                "UPDATE grants SET expires_at = $3, from_date = $4, to_date = $5, topics = $6, \
+                 personal_data = ($7 = 1) WHERE partner_id = $1 AND ledger_id = $2",
+                args![
+                    partner,
+                    ledger.as_str(),
+                    s.expires_at,
+                    s.from_date,
+                    s.to_date,
+                    s.topics,
+                    s.personal_data,
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "grant of ledger {ledger} to partner {partner}"
+            )));
+        }
+        tx.audit(
+            &now,
+            by,
+            "grant.scope",
+            &format!("ledger {ledger}"),
+            &format!("partner {partner}; {}", describe_scope(scope)),
+        )
+        .await?;
+        tx.commit().await?;
+        self.grant(partner, ledger).await
     }
 
     async fn remove_grant(&self, by: &Actor, partner: RowId, ledger: &LedgerId) -> Result<bool> {
@@ -494,11 +597,58 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
     ) -> Result<Vec<Grant>> {
         let rows: Vec<GrantRow> = self
             .all(
-                "SELECT * FROM grants WHERE ($1 IS NULL OR partner_id = $1) AND ($2 IS NULL OR ledger_id = $2) \
-                 ORDER BY partner_id, ledger_id",
+                concat!(
+                    "SELECT g.partner_id, g.ledger_id, g.created_at, g.created_by, ",
+                    scope_columns!(),
+                    " AS personal_data FROM grants g \
+                     WHERE ($1 IS NULL OR g.partner_id = $1) AND ($2 IS NULL OR g.ledger_id = $2) \
+                     ORDER BY g.partner_id, g.ledger_id"
+                ),
                 args![partner, ledger.map(|l| l.as_str())],
             )
             .await?;
         rows.into_iter().map(GrantRow::into_domain).collect()
     }
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    async fn grant(&self, partner: RowId, ledger: &LedgerId) -> Result<Grant> {
+        self.grants(Some(partner), Some(ledger))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("grant of ledger {ledger}")))
+    }
+}
+
+/// A scope in its stored columns (see migration 0008); `personal_data` 1 or 0, compared with 1
+/// in the statement so each backend stores its own boolean.
+struct StoredScope {
+    expires_at: Option<String>,
+    from_date: Option<String>,
+    to_date: Option<String>,
+    topics: &'static str,
+    personal_data: i64,
+}
+
+impl StoredScope {
+    fn of(scope: &GrantScope) -> Self {
+        StoredScope {
+            expires_at: scope.expires_at.map(wire_time),
+            from_date: scope.from.map(|d| d.to_string()),
+            to_date: scope.to.map(|d| d.to_string()),
+            topics: scope.topics.as_str(),
+            personal_data: i64::from(scope.personal_data),
+        }
+    }
+}
+
+/// A scope in the audit log's words.
+fn describe_scope(scope: &GrantScope) -> String {
+    format!(
+        "expires {}; dates {}; topics {}; personal data {}",
+        scope.expires_at.map_or("never".to_owned(), wire_time),
+        scope.period(),
+        scope.topics.as_str(),
+        if scope.personal_data { "yes" } else { "no" }
+    )
 }

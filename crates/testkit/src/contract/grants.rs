@@ -26,23 +26,38 @@ pub async fn grants_are_made_only_to_approved_accounting_partners(s: &dyn Store)
     let refused = [
         (
             "an applied accounting partner",
-            s.create_grant(&by(), applied.id, &lid("100001")).await,
+            s.create_grant(&by(), applied.id, &lid("100001"), &GrantScope::EVERYTHING)
+                .await,
         ),
         (
             "a rejected accounting partner",
-            s.create_grant(&by(), rejected.id, &lid("100001")).await,
+            s.create_grant(&by(), rejected.id, &lid("100001"), &GrantScope::EVERYTHING)
+                .await,
         ),
         (
             "a suspended accounting partner",
-            s.create_grant(&by(), suspended.id, &lid("100001")).await,
+            s.create_grant(&by(), suspended.id, &lid("100001"), &GrantScope::EVERYTHING)
+                .await,
         ),
         (
             "an approved integration partner",
-            s.create_grant(&by(), integration.id, &lid("100001")).await,
+            s.create_grant(
+                &by(),
+                integration.id,
+                &lid("100001"),
+                &GrantScope::EVERYTHING,
+            )
+            .await,
         ),
         (
             "an approved management partner",
-            s.create_grant(&by(), management.id, &lid("100001")).await,
+            s.create_grant(
+                &by(),
+                management.id,
+                &lid("100001"),
+                &GrantScope::EVERYTHING,
+            )
+            .await,
         ),
     ];
     let made = must(
@@ -50,6 +65,7 @@ pub async fn grants_are_made_only_to_approved_accounting_partners(s: &dyn Store)
             &Actor::new("merchant-user@acme.test"),
             approved.id,
             &lid("100001"),
+            &GrantScope::EVERYTHING,
         )
         .await,
         "grant",
@@ -64,6 +80,7 @@ pub async fn grants_are_made_only_to_approved_accounting_partners(s: &dyn Store)
         ledger_id: lid("100001"),
         created_at: contract_now(),
         created_by: "merchant-user@acme.test".into(),
+        scope: GrantScope::EVERYTHING,
     };
     assert_eq!(made, expected);
     assert_eq!(
@@ -80,7 +97,12 @@ pub async fn a_grant_made_twice_is_a_conflict(s: &dyn Store) {
 
     // Act
     let again = s
-        .create_grant(&Actor::new("someone-else"), p.id, &lid("100001"))
+        .create_grant(
+            &Actor::new("someone-else"),
+            p.id,
+            &lid("100001"),
+            &GrantScope::EVERYTHING,
+        )
         .await;
 
     // Assert
@@ -94,8 +116,12 @@ pub async fn a_grant_on_an_unknown_ledger_or_for_an_unknown_partner_is_not_found
     let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
 
     // Act
-    let unknown_ledger = s.create_grant(&by(), p.id, &lid("100002")).await;
-    let unknown_partner = s.create_grant(&by(), p.id + 1000, &lid("100001")).await;
+    let unknown_ledger = s
+        .create_grant(&by(), p.id, &lid("100002"), &GrantScope::EVERYTHING)
+        .await;
+    let unknown_partner = s
+        .create_grant(&by(), p.id + 1000, &lid("100001"), &GrantScope::EVERYTHING)
+        .await;
 
     // Assert
     assert_error(
@@ -147,7 +173,7 @@ pub async fn removing_a_grant_returns_true_once_then_false(s: &dyn Store) {
         "removing a grant on an unknown ledger must report that nothing was there"
     );
     assert_eq!(must(s.grants(None, None).await, "all grants"), vec![kept]);
-    assert_eq!(facts_of(s, "100001").await.granted_partners, vec![q.id]);
+    assert_eq!(granted_ids(&facts_of(s, "100001").await), vec![q.id]);
 }
 
 pub async fn grants_are_listed_by_partner_by_ledger_or_both(s: &dyn Store) {
@@ -215,4 +241,291 @@ pub async fn grants_are_listed_by_partner_by_ledger_or_both(s: &dyn Store) {
     assert_eq!(none_both, vec![]);
     assert_eq!(of_idle, vec![]);
     assert_eq!(on_100003, vec![]);
+}
+
+/// A scope with an expiry `minutes` from [`contract_now`] (negative: in the past), February
+/// 2024 only, funds only, no personal data.
+fn narrow(minutes: i64) -> GrantScope {
+    GrantScope {
+        expires_at: Some(contract_now() + jiff::SignedDuration::from_mins(minutes)),
+        from: Some(day("2024-02-01")),
+        to: Some(day("2024-02-29")),
+        topics: Topics {
+            funds: true,
+            fees: false,
+        },
+        personal_data: false,
+    }
+}
+
+pub async fn a_grants_scope_is_stored_read_back_and_changed(s: &dyn Store) {
+    // Arrange
+    one_ledger(s, "100001").await;
+    let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
+    let scope = narrow(60);
+
+    // Act
+    let made = must(
+        s.create_grant(&by(), p.id, &lid("100001"), &scope).await,
+        "grant with a scope",
+    );
+    let wider = GrantScope {
+        expires_at: None,
+        to: None,
+        topics: Topics::BOTH,
+        ..scope
+    };
+    let changed = must(
+        s.set_grant_scope(&by(), p.id, &lid("100001"), &wider).await,
+        "change the scope",
+    );
+    let missing = s.set_grant_scope(&by(), p.id, &lid("100002"), &wider).await;
+
+    // Assert
+    assert_eq!(made.scope, scope, "the scope as made");
+    assert_eq!(changed.scope, wider, "the scope as changed");
+    assert_eq!(
+        changed.created_at, made.created_at,
+        "a change of scope keeps the grant's creation"
+    );
+    assert_eq!(
+        must(s.grants(Some(p.id), None).await, "grants"),
+        vec![changed],
+        "the grant reads back with its changed scope"
+    );
+    assert_eq!(
+        facts_of(s, "100001").await.grants,
+        vec![StandingGrant {
+            partner_id: p.id,
+            scope: wider
+        }],
+        "the policy's facts carry the scope"
+    );
+    assert_error(missing, Expect::NotFound, "a change of a grant never made");
+    let audit = must(s.audit_log(10).await, "audit log");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.action == "grant.scope" && r.detail.contains("2024-02-01 on")),
+        "a change of scope is audited with the new scope: {audit:?}"
+    );
+}
+
+pub async fn a_scope_that_breaks_a_rule_is_invalid_naming_the_field_and_not_written(s: &dyn Store) {
+    // Arrange
+    one_ledger(s, "100001").await;
+    let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
+    let no_topic = GrantScope {
+        topics: Topics {
+            funds: false,
+            fees: false,
+        },
+        ..GrantScope::EVERYTHING
+    };
+    let backwards = GrantScope {
+        from: Some(day("2024-03-01")),
+        to: Some(day("2024-02-01")),
+        ..GrantScope::EVERYTHING
+    };
+
+    // Act
+    let made = [
+        s.create_grant(&by(), p.id, &lid("100001"), &no_topic).await,
+        s.create_grant(&by(), p.id, &lid("100001"), &backwards)
+            .await,
+    ];
+    grant(s, p.id, "100001").await;
+    let changed = [
+        s.set_grant_scope(&by(), p.id, &lid("100001"), &no_topic)
+            .await,
+        s.set_grant_scope(&by(), p.id, &lid("100001"), &backwards)
+            .await,
+    ];
+
+    // Assert
+    for (r, field) in made.into_iter().zip(["topics", "from"]) {
+        match r {
+            Err(StoreError::Invalid(m)) => assert!(m.starts_with(field), "{m}"),
+            other => panic!("a grant with a bad {field}: expected Invalid, got {other:?}"),
+        }
+    }
+    for (r, field) in changed.into_iter().zip(["topics", "from"]) {
+        match r {
+            Err(StoreError::Invalid(m)) => assert!(m.starts_with(field), "{m}"),
+            other => panic!("a change to a bad {field}: expected Invalid, got {other:?}"),
+        }
+    }
+    let grants = must(s.grants(None, None).await, "grants");
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        grants[0].scope,
+        GrantScope::EVERYTHING,
+        "refused changes change nothing"
+    );
+}
+
+/// The ledgers a partner's listing scope returns that the policy opens for its keys.
+async fn listed_for(s: &dyn Store, p: &Principal, filter: Option<&str>) -> Vec<String> {
+    let Some(scope) = ledgerport_core::access::list_scope(p) else {
+        return vec![];
+    };
+    let filter = filter.map(handle);
+    let page = must(
+        s.ledgers_in_scope(&scope, filter.as_ref(), None, 100).await,
+        "ledgers in scope",
+    );
+    page.into_iter()
+        .filter_map(|g| g.open(p).ok())
+        .map(|(a, _)| a.ledger_id().to_string())
+        .collect()
+}
+
+/// The ledgers of `ids` the policy lets `p` read, each read alone.
+async fn readable_for(s: &dyn Store, p: &Principal, ids: &[&str]) -> Vec<String> {
+    let mut out = vec![];
+    for id in ids {
+        let ledger = must(s.ledger(&lid(id)).await, "read ledger");
+        if let Ok((a, _)) = ledgerport_core::access::open(p, ledger) {
+            out.push(a.ledger_id().to_string());
+        }
+    }
+    out
+}
+
+pub async fn an_expired_grant_is_left_out_of_listings_and_reads_alike(s: &dyn Store) {
+    // Arrange: three ledgers granted to one partner: expired a minute ago, expiring at this
+    // very instant (so expired), expiring in a minute.
+    listing_world(s).await;
+    let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
+    for (ledger, minutes) in [("100001", -1), ("100002", 0), ("100003", 1)] {
+        let scope = GrantScope {
+            expires_at: Some(contract_now() + jiff::SignedDuration::from_mins(minutes)),
+            ..GrantScope::EVERYTHING
+        };
+        must(
+            s.create_grant(&by(), p.id, &lid(ledger), &scope).await,
+            "grant",
+        );
+    }
+    let keys = Principal::Accounting {
+        key_id: 1,
+        partner_id: p.id,
+    };
+    let all = ["100001", "100002", "100003", "200001"];
+
+    // Act
+    let listed = listed_for(s, &keys, None).await;
+    let read = readable_for(s, &keys, &all).await;
+    let by_handle = listed_for(s, &keys, Some("api:123455")).await;
+    let raw = scope_ids(s, &ListScope::GrantedTo(p.id), None, None, 100).await;
+    must(
+        s.set_grant_scope(
+            &by(),
+            p.id,
+            &lid("100001"),
+            &GrantScope {
+                expires_at: Some(contract_now() + jiff::SignedDuration::from_hours(24)),
+                ..GrantScope::EVERYTHING
+            },
+        )
+        .await,
+        "extend the expired grant",
+    );
+    let extended = listed_for(s, &keys, None).await;
+
+    // Assert
+    assert_eq!(listed, vec!["100003"], "only the standing grant is listed");
+    assert_eq!(read, listed, "the listing is exactly what the keys read");
+    assert_eq!(
+        raw,
+        vec!["100003"],
+        "the store's listing query itself leaves expired grants out"
+    );
+    assert!(
+        by_handle.is_empty(),
+        "an expired grant is not found by its handle either"
+    );
+    assert_eq!(
+        extended,
+        vec!["100001", "100003"],
+        "an expired grant given a later expiry stands again"
+    );
+    assert_eq!(
+        readable_for(s, &keys, &all).await,
+        extended,
+        "and is read again"
+    );
+    assert_eq!(
+        must(s.grants(Some(p.id), None).await, "grants").len(),
+        3,
+        "expired grants stay on record (the merchant sees them)"
+    );
+}
+
+pub async fn a_partners_feed_holds_only_the_dates_of_its_grants_period(s: &dyn Store) {
+    // Arrange: entries on 31 January, 1, 15 and 29 February and 1 March.
+    one_ledger(s, "100001").await;
+    let dates = [
+        "2024-01-31",
+        "2024-02-01",
+        "2024-02-15",
+        "2024-02-29",
+        "2024-03-01",
+    ];
+    let entries: Vec<NewEntry> = dates
+        .iter()
+        .enumerate()
+        .map(|(i, d)| entry("capture", 100, d, i as u32))
+        .collect();
+    let written = append(s, "100001", Topic::Funds, &entries).await;
+    let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
+    must(
+        s.create_grant(&by(), p.id, &lid("100001"), &narrow(60))
+            .await,
+        "grant",
+    );
+    let keys = Principal::Accounting {
+        key_id: 1,
+        partner_id: p.id,
+    };
+    let facts = facts_of(s, "100001").await;
+    let access = match decide(&keys, Some(&facts)) {
+        Decision::Allow(a) => a,
+        other => panic!("the partner must read ledger 100001, got {other:?}"),
+    };
+
+    // Act
+    let feed = must(
+        s.feed_page(&access, Topic::Funds, 0, 100).await,
+        "the partner's feed",
+    );
+    let after_first = must(
+        s.feed_page(&access, Topic::Funds, feed[0].seq, 100).await,
+        "the feed after its first entry",
+    );
+    let outside = must(
+        s.date_page(&access, Topic::Funds, day("2024-03-01"), 0, 100)
+            .await,
+        "a date outside the period",
+    );
+    let inside = must(
+        s.date_page(&access, Topic::Funds, day("2024-02-15"), 0, 100)
+            .await,
+        "a date inside the period",
+    );
+
+    // Assert
+    assert_eq!(
+        feed,
+        written[1..4].to_vec(),
+        "the feed holds the period's entries with the ledger's own positions and balances"
+    );
+    assert_eq!(after_first, written[2..4].to_vec());
+    assert!(outside.is_empty(), "{outside:?}");
+    assert_eq!(inside, written[2..3].to_vec());
+    assert_eq!(
+        whole_feed(s, "100001", Topic::Funds).await,
+        written,
+        "the owner still reads every entry"
+    );
 }

@@ -3,15 +3,15 @@
 pub(super) use super::{CONTRACT_NOW, contract_now};
 pub(super) use jiff::Timestamp;
 pub(super) use ledgerport_core::access::{
-    Decision, LedgerAccess, LedgerFacts, ListScope, Principal, decide,
+    Decision, LedgerAccess, LedgerFacts, ListScope, Principal, StandingGrant, decide,
 };
 pub(super) use ledgerport_core::entry::{Entry, NewEntry, PayerDetails};
 pub(super) use ledgerport_core::ids::{
     BankAccount, BusinessId, Country, Currency, LedgerDate, LedgerId, Msn, RecipientHandle, Topic,
 };
 pub(super) use ledgerport_core::world::{
-    ApiKey, FeePlan, Grant, KeyKind, KeyOwner, Ledger, Merchant, Partner, PartnerKind,
-    PartnerState, PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode,
+    ApiKey, FeePlan, Grant, GrantScope, KeyKind, KeyOwner, Ledger, Merchant, Partner, PartnerKind,
+    PartnerState, PayoutFrequency, RowId, SalesUnit, SalesUnitKind, SettlementMode, Topics,
 };
 pub(super) use ledgerport_store::{
     AccessLogFilter, AccessRecord, Actor, LedgerView, NewAccessRecord, NewKey, NewLedger, NewMail,
@@ -210,7 +210,8 @@ pub(super) async fn add_approved(s: &dyn Store, name: &str, kind: PartnerKind) -
 
 pub(super) async fn grant(s: &dyn Store, partner: RowId, ledger: &str) -> Grant {
     must(
-        s.create_grant(&by(), partner, &lid(ledger)).await,
+        s.create_grant(&by(), partner, &lid(ledger), &GrantScope::EVERYTHING)
+            .await,
         "create grant",
     )
 }
@@ -240,8 +241,15 @@ pub(super) async fn facts_of(s: &dyn Store, ledger: &str) -> LedgerFacts {
 
 /// Grants come back in no promised order; compare them sorted.
 pub(super) fn sorted(mut f: LedgerFacts) -> LedgerFacts {
-    f.granted_partners.sort_unstable();
+    f.grants.sort_unstable_by_key(|g| g.partner_id);
     f
+}
+
+/// The partners holding a grant in the facts, in id order.
+pub(super) fn granted_ids(f: &LedgerFacts) -> Vec<RowId> {
+    let mut ids: Vec<RowId> = f.grants.iter().map(|g| g.partner_id).collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// The access a merchant-level key of the ledger's owner gets from the policy.

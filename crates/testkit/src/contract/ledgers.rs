@@ -314,18 +314,19 @@ pub async fn ledger_facts_name_the_owner_the_handles_in_order_and_only_approved_
         ledger_id: lid("100001"),
         owner_merchant_id: m.id,
         settles_for: vec![handle("NO:57860"), handle("api:123455")],
-        granted_partners: sorted_ids(&[p1.id, p3.id]),
+        grants: unlimited(&[p1.id, p3.id]),
+        as_of: contract_now(),
     };
     assert_eq!(
         while_suspended, expected,
         "a suspended partner's grant must not count"
     );
-    expected.granted_partners = sorted_ids(&[p1.id, p2.id, p3.id]);
+    expected.grants = unlimited(&[p1.id, p2.id, p3.id]);
     assert_eq!(
         reinstated, expected,
         "a reinstated partner's standing grant counts again"
     );
-    expected.granted_partners = sorted_ids(&[p2.id, p3.id]);
+    expected.grants = unlimited(&[p2.id, p3.id]);
     assert_eq!(after_removal, expected, "a removed grant must not count");
     assert_eq!(
         must(
@@ -336,10 +337,16 @@ pub async fn ledger_facts_name_the_owner_the_handles_in_order_and_only_approved_
     );
 }
 
-fn sorted_ids(ids: &[RowId]) -> Vec<RowId> {
+/// Grants without limits to these partners, in id order.
+fn unlimited(ids: &[RowId]) -> Vec<StandingGrant> {
     let mut v = ids.to_vec();
     v.sort_unstable();
-    v
+    v.into_iter()
+        .map(|partner_id| StandingGrant {
+            partner_id,
+            scope: GrantScope::EVERYTHING,
+        })
+        .collect()
 }
 
 pub async fn sole_handle_scope_lists_only_ledgers_settling_for_exactly_that_handle(s: &dyn Store) {

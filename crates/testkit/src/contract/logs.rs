@@ -154,7 +154,8 @@ pub async fn audit_log_records_every_state_change_with_its_actor_newest_first(s:
     );
     must(s.revoke_key(&a("u8"), k.id).await, "revoke");
     must(
-        s.create_grant(&a("u9"), p.id, &lid("100001")).await,
+        s.create_grant(&a("u9"), p.id, &lid("100001"), &GrantScope::EVERYTHING)
+            .await,
         "grant",
     );
     must(
@@ -207,8 +208,11 @@ pub async fn audit_log_records_every_state_change_with_its_actor_newest_first(s:
         "a grant's record names the partner"
     );
     assert_eq!(
-        log[3].detail, partner_ref,
-        "a grant's record names the partner"
+        log[3].detail,
+        format!(
+            "{partner_ref}; expires never; dates every date; topics funds,fees; personal data yes"
+        ),
+        "a grant's record names the partner and the scope"
     );
     assert_eq!(log[7].detail, "applied -> approved");
     assert!(
@@ -245,7 +249,9 @@ pub async fn refused_changes_leave_no_audit_record(s: &dyn Store) {
         .create_ledger(&x, ledger_spec("100002", m.id, &["123455"]))
         .await;
     let state = s.set_partner_state(&x, p.id, PartnerState::Suspended).await;
-    let grant_ = s.create_grant(&x, p.id, &lid("100001")).await;
+    let grant_ = s
+        .create_grant(&x, p.id, &lid("100001"), &GrantScope::EVERYTHING)
+        .await;
     let removed = must(
         s.remove_grant(&x, p.id, &lid("100001")).await,
         "remove a grant never made",

@@ -106,6 +106,10 @@ macro_rules! store_contract_tests {
                 a_grant_on_an_unknown_ledger_or_for_an_unknown_partner_is_not_found,
                 removing_a_grant_returns_true_once_then_false,
                 grants_are_listed_by_partner_by_ledger_or_both,
+                a_grants_scope_is_stored_read_back_and_changed,
+                a_scope_that_breaks_a_rule_is_invalid_naming_the_field_and_not_written,
+                an_expired_grant_is_left_out_of_listings_and_reads_alike,
+                a_partners_feed_holds_only_the_dates_of_its_grants_period,
             ],
             entries: [
                 appended_entries_are_numbered_from_one_on_each_ledger_and_topic,
