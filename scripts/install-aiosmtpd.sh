@@ -6,14 +6,4 @@ set -eu
 if /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
     exit 0
 fi
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo -n"
-else
-    echo "install-aiosmtpd.sh: not root and no sudo; install python3-aiosmtpd by hand" >&2
-    exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update
-$SUDO apt-get install -y python3-aiosmtpd
+exec "$(dirname "$0")/apt-install.sh" python3-aiosmtpd
