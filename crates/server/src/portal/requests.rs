@@ -128,7 +128,8 @@ pub async fn ask(
     Ok(redirect_flash(
         "/portal/partner/requests",
         "ok",
-        &format!("Request sent to organisation number {org_id}."),
+        "Request sent. If the organisation number is a merchant's, it sees your request in its \
+         portal.",
     ))
 }
 
