@@ -1684,6 +1684,35 @@ async fn a_partner_requests_access_the_merchant_approves_it_narrowed_and_the_key
         list.body[at..].split('"').next().expect("id").to_owned()
     };
     let mcsrf = Visitor::csrf_of(&list);
+    // Another organisation's user and another partner cannot answer or withdraw it.
+    user(&app, "per@other.test", PortalRole::Merchant(w.merchant2)).await;
+    let mut other = Visitor::new(&app);
+    other.sign_in("per@other.test", PW).await;
+    let ocsrf = other.csrf("/portal/merchant/requests").await;
+    for path in [
+        "/portal/merchant/requests/approve",
+        "/portal/merchant/requests/decline",
+    ] {
+        let refused = other
+            .post(
+                path,
+                &[("csrf", &ocsrf), ("request", &id), ("topics", "funds")],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{path}");
+    }
+    let other_partner = approved_partner(&app, "Andre Tall AS").await;
+    user(&app, "eva@andre.test", PortalRole::Partner(other_partner)).await;
+    let mut eva = Visitor::new(&app);
+    eva.sign_in("eva@andre.test", PW).await;
+    let ecsrf = eva.csrf("/portal/partner/requests").await;
+    let refused = eva
+        .post(
+            "/portal/partner/requests/withdraw",
+            &[("csrf", &ecsrf), ("request", &id)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
     let wider = merchant
         .post(
             "/portal/merchant/requests/approve",
