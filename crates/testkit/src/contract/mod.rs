@@ -224,6 +224,7 @@ mod tests {
         ("logs", include_str!("logs.rs")),
         ("portal", include_str!("portal.rs")),
         ("outbox", include_str!("outbox.rs")),
+        ("requests", include_str!("requests.rs")),
     ];
 
     /// The `pub async fn` names in a section's source.
