@@ -104,7 +104,11 @@ pub async fn ask(
 ) -> Result<Response, PortalError> {
     let pid = who.partner()?;
     let org_id = field(&pairs, "org").unwrap_or("").trim().to_owned();
-    if org_id.is_empty() || !org_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if org_id.is_empty()
+        || !org_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         return Err(PortalError::BadRequest(
             "org: must be the merchant's organisation number".into(),
         ));
