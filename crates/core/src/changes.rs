@@ -1,9 +1,13 @@
 //! The rules a change to the world must pass before it is written: a sales unit's shape, the
-//! units a ledger settles for, who may be granted a ledger, and the partner's state changes. The
+//! units a ledger settles for, who may be granted a ledger, the partner's state changes, and
+//! access requests (their message, their states, and that an approval only narrows). The
 //! store calls these once, above its backends, with what it has read.
 
 use crate::ids::{Country, LedgerDate, Msn, RecipientHandle};
-use crate::world::{Partner, PartnerKind, PartnerState, RowId, SalesUnitKind, ledger_date_at};
+use crate::world::{
+    GrantScope, Partner, PartnerKind, PartnerState, RequestState, RowId, SalesUnitKind,
+    ledger_date_at,
+};
 use jiff::Timestamp;
 use jiff::civil::Time;
 
@@ -109,6 +113,94 @@ pub fn partner_transition(
     Ok(to)
 }
 
+/// The longest message an access request may carry, in characters.
+pub const REQUEST_MESSAGE_MAX: usize = 1000;
+
+/// An access request's message: at most [`REQUEST_MESSAGE_MAX`] characters, no control
+/// characters but line breaks and tabs (it is shown to the merchant as written).
+pub fn check_request_message(message: &str) -> Result<(), Refusal> {
+    if message.chars().count() > REQUEST_MESSAGE_MAX {
+        return Err(Refusal::Invalid(format!(
+            "message: at most {REQUEST_MESSAGE_MAX} characters"
+        )));
+    }
+    if message
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Refusal::Invalid(
+            "message: must not hold control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Moves access request `id` from `from` to `to`: only a pending request is approved, declined
+/// or withdrawn, and each of those is final.
+pub fn request_transition(
+    id: RowId,
+    from: RequestState,
+    to: RequestState,
+) -> Result<RequestState, Refusal> {
+    if from != RequestState::Pending || to == RequestState::Pending {
+        return Err(Refusal::Invalid(format!(
+            "access request {id} is {} and cannot become {}",
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    Ok(to)
+}
+
+/// An approval may narrow the scope a partner proposed, never widen it: an expiry no later
+/// (and one there if one was proposed), a period inside the proposed one, topics and personal
+/// data only among those proposed. The refusal names the first field that widens.
+pub fn check_narrowing(proposed: &GrantScope, approved: &GrantScope) -> Result<(), Refusal> {
+    let widen = |field: &str, why: String| Err(Refusal::Invalid(format!("{field}: {why}")));
+    if let Some(p) = proposed.expires_at
+        && approved.expires_at.is_none_or(|a| a > p)
+    {
+        return widen(
+            "expires_at",
+            format!("the partner asked for access until {p}; an approval cannot go past it"),
+        );
+    }
+    if let Some(p) = proposed.from
+        && approved.from.is_none_or(|a| a < p)
+    {
+        return widen(
+            "from",
+            format!("the partner asked for dates from {p}; an approval cannot start earlier"),
+        );
+    }
+    if let Some(p) = proposed.to
+        && approved.to.is_none_or(|a| a > p)
+    {
+        return widen(
+            "to",
+            format!("the partner asked for dates up to {p}; an approval cannot end later"),
+        );
+    }
+    if (approved.topics.funds && !proposed.topics.funds)
+        || (approved.topics.fees && !proposed.topics.fees)
+    {
+        return widen(
+            "topics",
+            format!(
+                "the partner asked for {} only; an approval cannot add a topic",
+                proposed.topics.as_str()
+            ),
+        );
+    }
+    if approved.personal_data && !proposed.personal_data {
+        return widen(
+            "personal_data",
+            "the partner did not ask for personal data; an approval cannot add it".into(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +288,116 @@ mod tests {
             first_closed_date("Europe/Oslo", cutoff, now),
             LedgerDate::parse("d", "2024-04-01").expect("date")
         );
+    }
+
+    fn scope(
+        expires: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        topics: &str,
+        pd: bool,
+    ) -> GrantScope {
+        let d = |s: &str| LedgerDate::parse("d", s).expect("date");
+        GrantScope {
+            expires_at: expires.map(|e| e.parse().expect("timestamp")),
+            from: from.map(d),
+            to: to.map(d),
+            topics: crate::world::Topics::parse("topics", topics).expect("topics"),
+            personal_data: pd,
+        }
+    }
+
+    #[test]
+    fn an_approval_may_narrow_the_proposed_scope_never_widen_it() {
+        let proposed = scope(
+            Some("2027-01-01T00:00:00Z"),
+            Some("2026-01-01"),
+            Some("2026-12-31"),
+            "funds,fees",
+            true,
+        );
+        assert_eq!(check_narrowing(&proposed, &proposed), Ok(()));
+        let narrower = scope(
+            Some("2026-12-01T00:00:00Z"),
+            Some("2026-02-01"),
+            Some("2026-06-30"),
+            "funds",
+            false,
+        );
+        assert_eq!(check_narrowing(&proposed, &narrower), Ok(()));
+        let field = |approved: GrantScope| match check_narrowing(&proposed, &approved) {
+            Err(Refusal::Invalid(why)) => why.split(':').next().unwrap_or_default().to_owned(),
+            other => panic!("not refused: {other:?}"),
+        };
+        let mut w = narrower;
+        w.expires_at = None;
+        assert_eq!(field(w), "expires_at");
+        w = narrower;
+        w.expires_at = Some("2027-01-02T00:00:00Z".parse().expect("t"));
+        assert_eq!(field(w), "expires_at");
+        w = narrower;
+        w.from = None;
+        assert_eq!(field(w), "from");
+        w = narrower;
+        w.from = Some(LedgerDate::parse("d", "2025-12-31").expect("d"));
+        assert_eq!(field(w), "from");
+        w = narrower;
+        w.to = None;
+        assert_eq!(field(w), "to");
+        w = narrower;
+        w.to = Some(LedgerDate::parse("d", "2027-01-01").expect("d"));
+        assert_eq!(field(w), "to");
+        let funds_only = scope(None, None, None, "funds", false);
+        assert_eq!(
+            check_narrowing(&funds_only, &scope(None, None, None, "funds,fees", false)).map_err(
+                |e| e
+                    .to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            ),
+            Err("topics".to_owned())
+        );
+        assert_eq!(
+            check_narrowing(&funds_only, &scope(None, None, None, "funds", true)).map_err(|e| e
+                .to_string()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned()),
+            Err("personal_data".to_owned())
+        );
+        // Nothing proposed for a limit: the merchant may set any.
+        let open = scope(None, None, None, "funds,fees", true);
+        assert_eq!(check_narrowing(&open, &narrower), Ok(()));
+    }
+
+    #[test]
+    fn only_a_pending_request_is_decided_or_withdrawn_and_only_once() {
+        use RequestState::*;
+        for to in [Approved, Declined, Withdrawn] {
+            assert_eq!(request_transition(1, Pending, to), Ok(to));
+            for from in [Approved, Declined, Withdrawn] {
+                assert!(
+                    request_transition(1, from, to).is_err(),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+        for from in [Pending, Approved, Declined, Withdrawn] {
+            assert!(request_transition(1, from, Pending).is_err());
+        }
+    }
+
+    #[test]
+    fn a_request_message_is_bounded_and_plain() {
+        assert_eq!(check_request_message("Hello,\nwe keep your books."), Ok(()));
+        assert_eq!(
+            check_request_message(&"é".repeat(REQUEST_MESSAGE_MAX)),
+            Ok(())
+        );
+        assert!(check_request_message(&"a".repeat(REQUEST_MESSAGE_MAX + 1)).is_err());
+        assert!(check_request_message("bell\u{7}").is_err());
     }
 }

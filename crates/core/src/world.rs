@@ -367,6 +367,61 @@ pub struct Grant {
     pub scope: GrantScope,
 }
 
+/// Where an access request stands: pending until the merchant approves or declines it, or the
+/// partner withdraws it ([`crate::changes::request_transition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestState {
+    Pending,
+    Approved,
+    Declined,
+    Withdrawn,
+}
+
+impl RequestState {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ParseError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "approved" => Ok(Self::Approved),
+            "declined" => Ok(Self::Declined),
+            "withdrawn" => Ok(Self::Withdrawn),
+            _ => Err(ParseError::new(
+                field,
+                "must be pending, approved, declined or withdrawn",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Declined => "declined",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// A partner's request for access to a merchant's ledgers. `merchant_id` is `None` when the
+/// organisation number named no merchant: the request is kept (the partner sees it pending, as
+/// any other) but no merchant ever sees it, so asking reveals nothing about who is a merchant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessRequest {
+    pub id: RowId,
+    pub partner_id: RowId,
+    /// The organisation number as the partner typed it.
+    pub org_id: String,
+    pub merchant_id: Option<RowId>,
+    /// The sales units asked for; empty: all of the merchant's units.
+    pub units: Vec<Msn>,
+    pub scope: GrantScope,
+    pub message: String,
+    pub state: RequestState,
+    pub created_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
+    /// Who approved, declined or withdrew it.
+    pub decided_by: Option<String>,
+}
+
 /// The topics a grant covers: at least one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Topics {

@@ -1592,3 +1592,231 @@ async fn the_partner_access_form_names_each_bad_field_and_changes_nothing() {
         "nothing was granted"
     );
 }
+
+#[tokio::test]
+async fn a_partner_requests_access_the_merchant_approves_it_narrowed_and_the_keys_read_only_that() {
+    use ledgerport_core::ids::LedgerDate;
+    use ledgerport_core::world::{GrantScope, Topics};
+    // Arrange
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    user(&app, "kari@acme.test", PortalRole::Merchant(w.merchant1)).await;
+    let p = approved_partner(&app, "Tall og Tekst AS").await;
+    user(&app, "ola@tallogtekst.test", PortalRole::Partner(p)).await;
+    let mut partner = Visitor::new(&app);
+    partner.sign_in("ola@tallogtekst.test", PW).await;
+    let csrf = partner.csrf("/portal/partner/requests").await;
+    let ask = |org: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("org", org.to_owned()),
+            ("units", "123455".to_owned()),
+            ("expires_on", "2024-06-01".to_owned()),
+            ("from", "2024-04-01".to_owned()),
+            ("to", "".to_owned()),
+            ("topics", "funds".to_owned()),
+            ("topics", "fees".to_owned()),
+            ("personal_data", "yes".to_owned()),
+            ("message", "Hei! We keep your books.".to_owned()),
+        ]
+    };
+    let form = |f: &[(&'static str, String)]| -> Vec<(&'static str, String)> { f.to_vec() };
+    let post = |v: &Vec<(&'static str, String)>| {
+        v.iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect::<Vec<(&str, String)>>()
+    };
+
+    // Act: a request to ACME, and one to a number that is nobody's.
+    let known_form = post(&form(&ask("987654321")));
+    let known_pairs: Vec<(&str, &str)> = known_form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let known = partner.post("/portal/partner/requests", &known_pairs).await;
+    let known_cookies = partner.last_set_cookies.clone();
+    let unknown_form = post(&form(&ask("999999999")));
+    let unknown_pairs: Vec<(&str, &str)> =
+        unknown_form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let unknown = partner
+        .post("/portal/partner/requests", &unknown_pairs)
+        .await;
+
+    // Assert: the same answer either way.
+    assert_eq!(known.status, 303, "{}", known.body);
+    assert_eq!(
+        (known.status, &known.location, &known.body, &known_cookies),
+        (
+            unknown.status,
+            &unknown.location,
+            &unknown.body,
+            &partner.last_set_cookies
+        ),
+        "an unknown organisation number answers as a known one"
+    );
+    let mine = partner.get("/portal/partner/requests").await;
+    assert_eq!(mine.body.matches(">pending<").count(), 2, "{}", mine.body);
+
+    // The merchant sees the request to it (not the other) and approves it narrowed.
+    let mut merchant = Visitor::new(&app);
+    merchant.sign_in("kari@acme.test", PW).await;
+    let list = merchant.get("/portal/merchant/requests").await;
+    assert_eq!(list.status, 200);
+    for shown in [
+        "Tall og Tekst AS",
+        "MSN 123455",
+        "ledger(s) 100",
+        "Hei! We keep your books.",
+        "name=\"expires_on\" value=\"2024-06-01\"",
+        "name=\"from\" value=\"2024-04-01\"",
+        "name=\"personal_data\" value=\"yes\" checked",
+    ] {
+        assert!(list.body.contains(shown), "{shown} in {}", list.body);
+    }
+    assert_eq!(
+        list.body.matches("name=\"request\"").count(),
+        2,
+        "approve and decline of one request"
+    );
+    let id = {
+        let at = list
+            .body
+            .find("name=\"request\" value=\"")
+            .expect("request id")
+            + "name=\"request\" value=\"".len();
+        list.body[at..].split('"').next().expect("id").to_owned()
+    };
+    let mcsrf = Visitor::csrf_of(&list);
+    // Another organisation's user and another partner cannot answer or withdraw it.
+    user(&app, "per@other.test", PortalRole::Merchant(w.merchant2)).await;
+    let mut other = Visitor::new(&app);
+    other.sign_in("per@other.test", PW).await;
+    let ocsrf = other.csrf("/portal/merchant/requests").await;
+    for path in [
+        "/portal/merchant/requests/approve",
+        "/portal/merchant/requests/decline",
+    ] {
+        let refused = other
+            .post(
+                path,
+                &[("csrf", &ocsrf), ("request", &id), ("topics", "funds")],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{path}");
+    }
+    let other_partner = approved_partner(&app, "Andre Tall AS").await;
+    user(&app, "eva@andre.test", PortalRole::Partner(other_partner)).await;
+    let mut eva = Visitor::new(&app);
+    eva.sign_in("eva@andre.test", PW).await;
+    let ecsrf = eva.csrf("/portal/partner/requests").await;
+    let refused = eva
+        .post(
+            "/portal/partner/requests/withdraw",
+            &[("csrf", &ecsrf), ("request", &id)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    let wider = merchant
+        .post(
+            "/portal/merchant/requests/approve",
+            &[
+                ("csrf", &mcsrf),
+                ("request", &id),
+                ("expires_on", "2024-05-01"),
+                ("from", "2024-03-01"),
+                ("topics", "funds"),
+            ],
+        )
+        .await;
+    assert_eq!(wider.status, 400);
+    assert!(
+        wider
+            .body
+            .contains("from: the partner asked for dates from 2024-04-01"),
+        "{}",
+        wider.body
+    );
+    assert!(
+        app.store
+            .grants(Some(p), None)
+            .await
+            .expect("grants")
+            .is_empty()
+    );
+    let approved = merchant
+        .post(
+            "/portal/merchant/requests/approve",
+            &[
+                ("csrf", &mcsrf),
+                ("request", &id),
+                ("expires_on", "2024-05-01"),
+                ("from", "2024-04-05"),
+                ("to", "2024-04-30"),
+                ("topics", "funds"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let grants = app.store.grants(Some(p), None).await.expect("grants");
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].ledger_id, lid("100"));
+    let d = |s: &str| LedgerDate::parse("d", s).expect("date");
+    assert_eq!(
+        grants[0].scope,
+        GrantScope {
+            expires_at: Some("2024-05-01T00:00:00Z".parse().expect("time")),
+            from: Some(d("2024-04-05")),
+            to: Some(d("2024-04-30")),
+            topics: Topics {
+                funds: true,
+                fees: false
+            },
+            personal_data: false,
+        }
+    );
+
+    // The partner's keys read accordingly.
+    let keys = app.issue(KeyKind::Accounting, KeyOwner::Partner(p)).await;
+    let token = app.miami_token(&keys).await;
+    for (path, status) in [
+        ("/report/v2/ledgers/100/funds/dates/2024-04-05", 200),
+        ("/report/v2/ledgers/100/funds/dates/2024-04-04", 403),
+        ("/report/v2/ledgers/100/fees/feed", 403),
+        ("/report/v2/ledgers/200/funds/feed", 404),
+    ] {
+        let res = app.get(path, Some(&token), &[]).await;
+        assert_eq!(res.status().as_u16(), status, "{path}");
+    }
+
+    // A declined request grants nothing.
+    let again_form = post(&form(&{
+        let mut f = ask("987654321");
+        f.retain(|(k, _)| *k != "units");
+        f
+    }));
+    let again_pairs: Vec<(&str, &str)> = again_form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let again = partner.post("/portal/partner/requests", &again_pairs).await;
+    assert_eq!(again.status, 303);
+    let list = merchant.get("/portal/merchant/requests").await;
+    assert!(list.body.contains("all sales units"), "{}", list.body);
+    let id2 = {
+        let at = list
+            .body
+            .find("name=\"request\" value=\"")
+            .expect("request id")
+            + "name=\"request\" value=\"".len();
+        list.body[at..].split('"').next().expect("id").to_owned()
+    };
+    assert_ne!(id2, id);
+    let declined = merchant
+        .post(
+            "/portal/merchant/requests/decline",
+            &[("csrf", &mcsrf), ("request", &id2)],
+        )
+        .await;
+    assert_eq!(declined.status, 303, "{}", declined.body);
+    assert_eq!(
+        app.store.grants(Some(p), None).await.expect("grants").len(),
+        1
+    );
+    let mine = partner.get("/portal/partner/requests").await;
+    assert!(mine.body.contains(">declined<"), "{}", mine.body);
+    assert!(mine.body.contains(">approved<"), "{}", mine.body);
+}

@@ -1,8 +1,8 @@
 //! Storage for Ledgerport, in the domain's words.
 //!
-//! [`Store`] is the interface the server and the command line use: the sum of seven narrow traits
+//! [`Store`] is the interface the server and the command line use: the sum of eight narrow traits
 //! ([`WorldStore`], [`CredentialStore`], [`ReportStore`], [`SettlementStore`], [`PortalStore`],
-//! [`OperationsStore`], [`OutboxStore`]; `use ledgerport_store::prelude::*` to call them). [`SqlStore`] implements
+//! [`OperationsStore`], [`OutboxStore`], [`RequestStore`]; `use ledgerport_store::prelude::*` to call them). [`SqlStore`] implements
 //! them once for both databases (`sql/`, with the settlement engine's transactions in
 //! `settlement/`); `sqlite`, the embedded default, and `postgres`, for several servers on one
 //! database, hold only what differs ([`open`] picks one by URL). The tests every backend must pass
@@ -62,11 +62,13 @@ pub use outbox::*;
 pub use portal::*;
 pub use sql::SqlStore;
 pub use traits::{
-    CredentialStore, OperationsStore, OutboxStore, PortalStore, ReportStore, SettlementStore,
-    WorldStore,
+    CredentialStore, OperationsStore, OutboxStore, PortalStore, ReportStore, RequestStore,
+    SettlementStore, WorldStore,
 };
 
 use ledgerport_core::clock::Clock;
+use ledgerport_core::ids::Msn;
+use ledgerport_core::world::{GrantScope, RowId};
 use std::sync::Arc;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -85,6 +87,24 @@ pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// A partner's request for access, as it asks: the merchant by organisation number, the sales
+/// units (empty: all), the proposed scope and a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAccessRequest {
+    pub partner: RowId,
+    pub org_id: String,
+    pub units: Vec<Msn>,
+    pub scope: GrantScope,
+    pub message: String,
+}
+
+/// Which access requests to list: a partner's, a merchant's, or (both `None`) all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    pub partner: Option<RowId>,
+    pub merchant: Option<RowId>,
+}
+
 /// Who made a change; recorded with every state change in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor(pub String);
@@ -95,7 +115,7 @@ impl Actor {
     }
 }
 
-/// The whole store: the sum of its seven parts. Every type that has them all is a `Store`, so
+/// The whole store: the sum of its eight parts. Every type that has them all is a `Store`, so
 /// `Arc<dyn Store>` serves callers that need several; import [`prelude`] to call them.
 pub trait Store:
     WorldStore
@@ -105,6 +125,7 @@ pub trait Store:
     + PortalStore
     + OperationsStore
     + OutboxStore
+    + RequestStore
     + Send
     + Sync
     + 'static
@@ -119,6 +140,7 @@ impl<T> Store for T where
         + PortalStore
         + OperationsStore
         + OutboxStore
+        + RequestStore
         + Send
         + Sync
         + 'static
@@ -129,8 +151,8 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::Store;
     pub use crate::traits::{
-        CredentialStore, OperationsStore, OutboxStore, PortalStore, ReportStore, SettlementStore,
-        WorldStore,
+        CredentialStore, OperationsStore, OutboxStore, PortalStore, ReportStore, RequestStore,
+        SettlementStore, WorldStore,
     };
 }
 

@@ -1,12 +1,12 @@
-//! The store's interface in seven parts, each what one kind of caller needs. [`crate::Store`] is
-//! their sum (every type with all seven is a `Store`), so a caller holding `Arc<dyn Store>` calls
+//! The store's interface in eight parts, each what one kind of caller needs. [`crate::Store`] is
+//! their sum (every type with all eight is a `Store`), so a caller holding `Arc<dyn Store>` calls
 //! any of them once [`crate::prelude`] is imported.
 
 use crate::{
     AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LedgerView,
-    NewAccessRecord, NewKey, NewLedger, NewMail, NewMerchant, NewPartner, NewPortalUser,
-    NewSalesUnit, OutboxMail, OutboxSummary, PoolStats, PortalSession, PortalUser, Result,
-    SignInFailures, SigningKeyRecord,
+    NewAccessRecord, NewAccessRequest, NewKey, NewLedger, NewMail, NewMerchant, NewPartner,
+    NewPortalUser, NewSalesUnit, OutboxMail, OutboxSummary, PoolStats, PortalSession, PortalUser,
+    RequestFilter, Result, SignInFailures, SigningKeyRecord,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -15,7 +15,7 @@ use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{
-    ApiKey, Grant, GrantScope, Merchant, Partner, PartnerState, RowId, SalesUnit,
+    AccessRequest, ApiKey, Grant, GrantScope, Merchant, Partner, PartnerState, RowId, SalesUnit,
 };
 
 /// Merchants, sales units, ledgers, partners and grants: the world the access policy reads.
@@ -270,4 +270,37 @@ pub trait OutboxStore: Send + Sync {
     /// is fixed; returns how many. Claims are left alone: a mail being sent stays with its
     /// sender.
     async fn retry_mails(&self, id: Option<RowId>, now: Timestamp) -> Result<u64>;
+}
+
+/// Partners' access requests and the merchant's answers. Whose request a caller may see or
+/// decide is the caller's to check (the portal by the signed-in organisation); the rules of the
+/// request itself are the core's ([`ledgerport_core::changes`]).
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Records a pending request (audited). Only an approved accounting partner may ask; the
+    /// scope must pass [`GrantScope::check`] and the message the core's bound, each an
+    /// `Invalid` naming the field. An organisation number that names no merchant is stored all
+    /// the same, with no merchant: the partner's answer is the same either way.
+    async fn create_access_request(&self, by: &Actor, r: NewAccessRequest)
+    -> Result<AccessRequest>;
+    /// Requests, newest first.
+    async fn access_requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>>;
+    async fn access_request(&self, id: RowId) -> Result<Option<AccessRequest>>;
+    /// The ledgers an approval of request `id` would grant: the merchant's ledgers that settle
+    /// for a unit asked for, or all of them when the request names none.
+    async fn request_ledgers(&self, id: RowId) -> Result<Vec<LedgerId>>;
+    /// Approves a pending request within `scope`, which may narrow the proposed scope but never
+    /// widen it (`Invalid` naming the field): grants the request's ledgers to the partner and
+    /// marks it approved in one transaction, and returns the ledgers newly granted (a ledger the
+    /// partner holds already keeps its grant as it is). No ledger to grant is `Invalid`.
+    async fn approve_access_request(
+        &self,
+        by: &Actor,
+        id: RowId,
+        scope: &GrantScope,
+    ) -> Result<(AccessRequest, Vec<LedgerId>)>;
+    /// Declines a pending request; nothing is granted.
+    async fn decline_access_request(&self, by: &Actor, id: RowId) -> Result<AccessRequest>;
+    /// The partner takes back a pending request.
+    async fn withdraw_access_request(&self, by: &Actor, id: RowId) -> Result<AccessRequest>;
 }

@@ -9,6 +9,7 @@
 //! - [`logs`]: the Report API access log and the audit log
 //! - [`close`]: closing the payout periods that have passed
 //! - [`users`]: the portal's users
+//! - [`requests`]: partners' access requests and the merchant's answers
 
 use crate::config::Config;
 use anyhow::anyhow;
@@ -16,6 +17,7 @@ mod close;
 mod keys;
 mod logs;
 mod outbox;
+mod requests;
 mod users;
 mod world;
 
@@ -56,6 +58,10 @@ pub enum AdminCommand {
     /// Grants: which accounting partner may read which ledger.
     #[command(subcommand)]
     Grant(world::GrantCmd),
+    /// Access requests: partners asking merchants for access, approved or declined on the
+    /// merchant's instruction.
+    #[command(subcommand)]
+    Request(requests::RequestCmd),
     /// Who read which ledger through the Report API, newest first.
     AccessLog(logs::AccessLogArgs),
     /// Every state change and who made it, newest first.
@@ -90,6 +96,7 @@ async fn execute(
         AdminCommand::Partner(c) => world::partner(store, c).await,
         AdminCommand::Keys(c) => keys::keys(store, c).await,
         AdminCommand::Grant(c) => world::grant(store, c).await,
+        AdminCommand::Request(c) => requests::request(store, c).await,
         AdminCommand::AccessLog(a) => logs::access_log(store, a).await,
         AdminCommand::AuditLog(a) => logs::audit_log(store, a).await,
         AdminCommand::SigningKey(c) => keys::signing_key(store, c, config).await,
@@ -324,6 +331,100 @@ mod tests {
             .err()
             .expect("refused");
         assert!(unknown.to_string().starts_with("--id: "), "{unknown}");
+    }
+
+    #[tokio::test]
+    async fn requests_are_listed_approved_narrowed_or_declined_for_their_merchant() {
+        use ledgerport_core::world::{GrantScope, Topics};
+        use ledgerport_store::NewAccessRequest;
+        let store = crate::store::open("sqlite::memory:").await.expect("store");
+        let s = store.as_ref();
+        let err = |r: anyhow::Result<Output>| r.err().expect("an error").to_string();
+        for line in [
+            "merchant create --scheme business:NO:ORG --org-id 987654321 --name ACME",
+            "merchant create --scheme business:NO:ORG --org-id 912345678 --name Other",
+            "sales-unit create --msn 123455 --merchant 987654321 --name Oslo --kind api",
+            "ledger create --ledger-id 302321 --merchant 987654321 --units 123455 --account-scheme BBAN:NO --account 86011117947",
+            "partner create --name Regnskap --kind accounting --email a@b.no",
+            "partner approve 1",
+        ] {
+            admin(s, line).await.expect(line);
+        }
+        let ask = || NewAccessRequest {
+            partner: 1,
+            org_id: "987654321".into(),
+            units: vec![],
+            scope: GrantScope {
+                topics: Topics {
+                    funds: true,
+                    fees: false,
+                },
+                ..GrantScope::EVERYTHING
+            },
+            message: "Hei".into(),
+        };
+        let r1 = s.create_access_request(&actor(), ask()).await.expect("r1");
+        let r2 = s.create_access_request(&actor(), ask()).await.expect("r2");
+
+        let listed = admin(s, "request list --pending --merchant 987654321")
+            .await
+            .expect("list");
+        assert_eq!(listed.json.as_array().map(Vec::len), Some(2));
+        assert!(listed.text.contains("pending"), "{}", listed.text);
+        assert!(
+            err(admin(
+                s,
+                &format!("request approve {} --for-merchant 912345678", r1.id)
+            )
+            .await)
+            .starts_with("--for-merchant: ")
+        );
+        assert_eq!(
+            err(admin(
+                s,
+                &format!(
+                    "request approve {} --for-merchant 987654321 --topics funds,fees",
+                    r1.id
+                )
+            )
+            .await),
+            "--topics: the partner asked for funds only; an approval cannot add a topic"
+        );
+        let approved = admin(
+            s,
+            &format!(
+                "request approve {} --for-merchant 987654321 --from 2024-01-01 --no-personal-data",
+                r1.id
+            ),
+        )
+        .await
+        .expect("approve");
+        assert_eq!(approved.json["state"], "approved");
+        assert_eq!(approved.json["granted_ledgers"][0], "302321");
+        let grants = s.grants(Some(1), None).await.expect("grants");
+        assert_eq!(grants.len(), 1);
+        assert!(!grants[0].scope.personal_data);
+        assert_eq!(grants[0].scope.topics.as_str(), "funds");
+        assert_eq!(
+            grants[0].scope.from.map(|d| d.to_string()).as_deref(),
+            Some("2024-01-01")
+        );
+        let declined = admin(
+            s,
+            &format!("request decline {} --for-merchant 987654321", r2.id),
+        )
+        .await
+        .expect("decline");
+        assert_eq!(declined.json["state"], "declined");
+        assert!(
+            err(admin(
+                s,
+                &format!("request decline {} --for-merchant 987654321", r2.id)
+            )
+            .await)
+            .contains("is declined and cannot become declined")
+        );
+        assert_eq!(s.grants(Some(1), None).await.expect("grants").len(), 1);
     }
 
     #[tokio::test]

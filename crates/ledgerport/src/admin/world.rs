@@ -970,7 +970,7 @@ pub struct ScopeArgs {
 
 impl ScopeArgs {
     /// `base` with the options given applied, checked whole; an error names its option.
-    fn apply(self, base: GrantScope) -> anyhow::Result<GrantScope> {
+    pub(super) fn apply(self, base: GrantScope) -> anyhow::Result<GrantScope> {
         let date = |flag: &'static str, v: Option<String>, was: Option<LedgerDate>| match v {
             None => Ok(was),
             Some(v) if v == "none" => Ok(None),
@@ -1150,7 +1150,7 @@ fn grant_json(g: &Grant, partners: &HashMap<RowId, Partner>) -> Value {
 }
 
 /// A scope in one line: topics, dates, personal data, expiry.
-fn scope_text(s: &GrantScope) -> String {
+pub(super) fn scope_text(s: &GrantScope) -> String {
     format!(
         "{}; {}; personal data {}; {}",
         s.topics.as_str(),

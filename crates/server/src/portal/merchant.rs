@@ -287,24 +287,13 @@ fn current_scope(grants: &[Grant]) -> ScopeChoice {
             ..ScopeChoice::default()
         };
     }
-    let s = first.scope;
-    ScopeChoice {
-        expires_on: s
-            .expires_at
-            .map(|e| e.strftime("%Y-%m-%d").to_string())
-            .unwrap_or_default(),
-        from: s.from.map(|d| d.to_string()).unwrap_or_default(),
-        to: s.to.map(|d| d.to_string()).unwrap_or_default(),
-        funds: s.topics.funds,
-        fees: s.topics.fees,
-        personal_data: s.personal_data,
-        differs: false,
-    }
+    ScopeChoice::of(&first.scope)
 }
 
 /// The scope a posted access form asks for; a bad field is a 400 naming it. `expires_on` is a
-/// date: the grant ends at 00:00 UTC of that day, which must be after `now`.
-fn posted_scope(
+/// date: the grant ends at 00:00 UTC of that day, which must be after `now`. The partner's
+/// access request form and the merchant's approval form post the same fields.
+pub(super) fn posted_scope(
     pairs: &[(String, String)],
     now: jiff::Timestamp,
 ) -> Result<GrantScope, PortalError> {

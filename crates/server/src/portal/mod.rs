@@ -18,6 +18,7 @@ pub mod merchant;
 pub mod operator;
 pub mod partner;
 pub mod public;
+pub mod requests;
 pub mod settlements;
 pub mod templates;
 
@@ -58,7 +59,18 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/merchant/access-log", get(merchant::access_log))
         .route("/portal/merchant/settlements", get(settlements::page_route))
         .route("/portal/merchant/settlements.csv", get(settlements::csv))
+        .route("/portal/merchant/requests", get(requests::merchant_page))
+        .route("/portal/merchant/requests/approve", post(requests::approve))
+        .route("/portal/merchant/requests/decline", post(requests::decline))
         .route("/portal/partner", get(partner::home))
+        .route(
+            "/portal/partner/requests",
+            get(requests::partner_page).post(requests::ask),
+        )
+        .route(
+            "/portal/partner/requests/withdraw",
+            post(requests::withdraw),
+        )
         .route("/portal/partner/keys/issue", post(partner::issue))
         .route("/portal/partner/keys/regenerate", post(partner::regenerate))
         .route("/portal/partner/keys/revoke", post(partner::revoke))

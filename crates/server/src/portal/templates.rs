@@ -43,11 +43,15 @@ impl Layout {
         let items: &[(&'static str, &'static str)] = match who.user.role {
             PortalRole::Merchant(_) => &[
                 ("/portal/merchant/partners", "Accounting partners"),
+                ("/portal/merchant/requests", "Access requests"),
                 ("/portal/merchant/settlements", "Settlements"),
                 ("/portal/merchant/keys", "API keys"),
                 ("/portal/merchant/access-log", "Access log"),
             ],
-            PortalRole::Partner(_) => &[("/portal/partner", "Overview")],
+            PortalRole::Partner(_) => &[
+                ("/portal/partner", "Overview"),
+                ("/portal/partner/requests", "Access requests"),
+            ],
             PortalRole::Operator => &[
                 ("/portal/operator", "Partners"),
                 ("/portal/operator/world", "Merchants"),
@@ -188,6 +192,24 @@ pub struct ScopeChoice {
     pub personal_data: bool,
     /// Set when the partner's grants on the organisation's ledgers differ in scope.
     pub differs: bool,
+}
+
+impl ScopeChoice {
+    /// The form's fields holding `s`.
+    pub fn of(s: &ledgerport_core::world::GrantScope) -> ScopeChoice {
+        ScopeChoice {
+            expires_on: s
+                .expires_at
+                .map(|e| e.strftime("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            from: s.from.map(|d| d.to_string()).unwrap_or_default(),
+            to: s.to.map(|d| d.to_string()).unwrap_or_default(),
+            funds: s.topics.funds,
+            fees: s.topics.fees,
+            personal_data: s.personal_data,
+            differs: false,
+        }
+    }
 }
 
 pub struct KeyRow {
@@ -346,4 +368,41 @@ pub struct SettlementsPage {
     pub rows: Vec<SettlementDay>,
     /// Server-rendered SVG (numbers and fixed words only).
     pub chart: String,
+}
+
+/// One access request as the merchant's and the partner's request pages show it.
+pub struct RequestRow {
+    pub id: i64,
+    /// The partner's name (merchant page) or the organisation number asked (partner page).
+    pub who: String,
+    pub units: String,
+    /// The ledgers an approval grants (merchant page only).
+    pub ledgers: String,
+    pub scope: String,
+    /// The proposed scope in the approval form's fields.
+    pub choice: ScopeChoice,
+    pub message: String,
+    pub state: &'static str,
+    pub created: String,
+    pub decided: String,
+}
+
+#[derive(Template)]
+#[template(path = "merchant_requests.html")]
+pub struct MerchantRequestsPage {
+    pub l: Layout,
+    pub org: String,
+    pub pending: Vec<RequestRow>,
+    pub decided: Vec<RequestRow>,
+}
+
+#[derive(Template)]
+#[template(path = "partner_requests.html")]
+pub struct PartnerRequestsPage {
+    pub l: Layout,
+    /// Only an approved accounting partner may ask.
+    pub may_ask: bool,
+    pub requests: Vec<RequestRow>,
+    /// The new request form's scope fields (nothing chosen).
+    pub scope: ScopeChoice,
 }

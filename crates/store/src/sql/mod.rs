@@ -13,6 +13,7 @@ mod operations;
 mod outbox;
 mod portal;
 pub(crate) mod report;
+mod requests;
 mod world;
 
 use crate::{Actor, Result, StoreError};

@@ -622,16 +622,16 @@ impl<DB: Dialect> SqlStore<DB> {
 
 /// A scope in its stored columns (see migration 0008); `personal_data` 1 or 0, compared with 1
 /// in the statement so each backend stores its own boolean.
-struct StoredScope {
-    expires_at: Option<String>,
-    from_date: Option<String>,
-    to_date: Option<String>,
-    topics: &'static str,
-    personal_data: i64,
+pub(super) struct StoredScope {
+    pub(super) expires_at: Option<String>,
+    pub(super) from_date: Option<String>,
+    pub(super) to_date: Option<String>,
+    pub(super) topics: &'static str,
+    pub(super) personal_data: i64,
 }
 
 impl StoredScope {
-    fn of(scope: &GrantScope) -> Self {
+    pub(super) fn of(scope: &GrantScope) -> Self {
         StoredScope {
             expires_at: scope.expires_at.map(wire_time),
             from_date: scope.from.map(|d| d.to_string()),
@@ -643,7 +643,7 @@ impl StoredScope {
 }
 
 /// A scope in the audit log's words.
-fn describe_scope(scope: &GrantScope) -> String {
+pub(super) fn describe_scope(scope: &GrantScope) -> String {
     format!(
         "expires {}; dates {}; topics {}; personal data {}",
         scope.expires_at.map_or("never".to_owned(), wire_time),

@@ -33,6 +33,7 @@ pub mod merchants;
 pub mod outbox;
 pub mod partners;
 pub mod portal;
+pub mod requests;
 pub mod server_keys;
 
 use jiff::Timestamp;
@@ -152,6 +153,13 @@ macro_rules! store_contract_tests {
                 a_failed_mail_waits_for_its_retry_time_and_shows_its_error,
                 retrying_makes_waiting_mails_due_now_but_leaves_claims_alone,
             ],
+            requests: [
+                an_access_request_is_stored_pending_and_listed_for_its_partner_and_merchant,
+                a_request_naming_no_merchant_is_kept_for_the_partner_and_seen_by_no_merchant,
+                only_approved_accounting_partners_may_ask_with_a_valid_scope_and_message,
+                an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_at_once,
+                a_declined_or_withdrawn_request_grants_nothing_and_stays_decided,
+            ],
         }
     };
     (@expand names ; $($section:ident : [$($name:ident),* $(,)?]),* $(,)?) => {
@@ -216,6 +224,7 @@ mod tests {
         ("logs", include_str!("logs.rs")),
         ("portal", include_str!("portal.rs")),
         ("outbox", include_str!("outbox.rs")),
+        ("requests", include_str!("requests.rs")),
     ];
 
     /// The `pub async fn` names in a section's source.

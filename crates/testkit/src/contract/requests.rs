@@ -1,0 +1,273 @@
+//! Partners' access requests and the merchant's answers.
+
+use super::helpers::*;
+use ledgerport_core::world::{AccessRequest, RequestState};
+use ledgerport_store::{NewAccessRequest, RequestFilter};
+
+fn proposed() -> GrantScope {
+    GrantScope {
+        expires_at: Some(ts("2025-01-01T00:00:00Z")),
+        from: Some(day("2024-01-01")),
+        to: None,
+        topics: Topics::BOTH,
+        personal_data: true,
+    }
+}
+
+#[track_caller]
+fn ts(s: &str) -> Timestamp {
+    match s.parse() {
+        Ok(t) => t,
+        Err(e) => panic!("test time {s}: {e}"),
+    }
+}
+
+fn ask(partner: RowId, org_id: &str, units: &[&str]) -> NewAccessRequest {
+    NewAccessRequest {
+        partner,
+        org_id: org_id.into(),
+        units: units.iter().map(|u| msn(u)).collect(),
+        scope: proposed(),
+        message: "We keep your books.".into(),
+    }
+}
+
+pub async fn an_access_request_is_stored_pending_and_listed_for_its_partner_and_merchant(
+    s: &dyn Store,
+) {
+    // Arrange
+    let (a, b) = listing_world(s).await;
+    let p = add_approved(s, "Regnskap AS", PartnerKind::Accounting).await;
+
+    // Act
+    let r = must(
+        s.create_access_request(&by(), ask(p.id, "987654321", &["123456", "123455"]))
+            .await,
+        "request",
+    );
+    let other = must(
+        s.create_access_request(&by(), ask(p.id, " 912345678 ", &[]))
+            .await,
+        "request all of b",
+    );
+
+    // Assert
+    let expected = AccessRequest {
+        id: r.id,
+        partner_id: p.id,
+        org_id: "987654321".into(),
+        merchant_id: Some(a.id),
+        units: vec![msn("123455"), msn("123456")],
+        scope: proposed(),
+        message: "We keep your books.".into(),
+        state: RequestState::Pending,
+        created_at: contract_now(),
+        decided_at: None,
+        decided_by: None,
+    };
+    assert_eq!(r, expected, "the request as stored");
+    assert_eq!(other.merchant_id, Some(b.id));
+    assert_eq!(other.org_id, "912345678", "the number is trimmed");
+    assert!(other.units.is_empty(), "no units: all of them");
+    let mine = must(
+        s.access_requests(&RequestFilter {
+            partner: Some(p.id),
+            merchant: None,
+        })
+        .await,
+        "partner's",
+    );
+    assert_eq!(
+        mine.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![other.id, r.id],
+        "newest first"
+    );
+    let a_sees = must(
+        s.access_requests(&RequestFilter {
+            partner: None,
+            merchant: Some(a.id),
+        })
+        .await,
+        "merchant's",
+    );
+    assert_eq!(a_sees, vec![expected]);
+    assert_eq!(
+        must(s.request_ledgers(r.id).await, "ledgers"),
+        vec![lid("100001"), lid("100002")],
+        "the ledgers settling for the units asked for"
+    );
+    assert_eq!(
+        must(s.request_ledgers(other.id).await, "ledgers"),
+        vec![lid("200001")],
+        "all of b's ledgers"
+    );
+}
+
+pub async fn a_request_naming_no_merchant_is_kept_for_the_partner_and_seen_by_no_merchant(
+    s: &dyn Store,
+) {
+    // Arrange
+    let (a, _) = listing_world(s).await;
+    let p = add_approved(s, "Regnskap AS", PartnerKind::Accounting).await;
+
+    // Act
+    let r = must(
+        s.create_access_request(&by(), ask(p.id, "999999999", &[]))
+            .await,
+        "request",
+    );
+
+    // Assert
+    assert_eq!(r.merchant_id, None);
+    assert_eq!(r.state, RequestState::Pending);
+    assert!(
+        must(
+            s.access_requests(&RequestFilter {
+                partner: None,
+                merchant: Some(a.id)
+            })
+            .await,
+            "a's"
+        )
+        .is_empty()
+    );
+    assert_eq!(must(s.request_ledgers(r.id).await, "ledgers"), vec![]);
+    assert_error(
+        s.approve_access_request(&by(), r.id, &proposed()).await,
+        Expect::NotFound,
+        "approving a request of no merchant",
+    );
+    let w = must(s.withdraw_access_request(&by(), r.id).await, "withdraw");
+    assert_eq!(w.state, RequestState::Withdrawn);
+}
+
+pub async fn only_approved_accounting_partners_may_ask_with_a_valid_scope_and_message(
+    s: &dyn Store,
+) {
+    // Arrange
+    listing_world(s).await;
+    let applied = add_partner(s, "Applied", PartnerKind::Accounting).await;
+    let integration = add_approved(s, "Integration", PartnerKind::Integration).await;
+    let p = add_approved(s, "Regnskap AS", PartnerKind::Accounting).await;
+    let mut no_topic = ask(p.id, "987654321", &[]);
+    no_topic.scope.topics = Topics {
+        funds: false,
+        fees: false,
+    };
+    let mut long = ask(p.id, "987654321", &[]);
+    long.message = "x".repeat(1001);
+
+    // Act
+    let refused = [
+        ("an applied partner", ask(applied.id, "987654321", &[])),
+        (
+            "an integration partner",
+            ask(integration.id, "987654321", &[]),
+        ),
+        ("no topic", no_topic),
+        ("a long message", long),
+        ("no organisation number", ask(p.id, "  ", &[])),
+    ];
+
+    // Assert
+    for (what, r) in refused {
+        assert_error(
+            s.create_access_request(&by(), r).await,
+            Expect::Invalid,
+            what,
+        );
+    }
+    assert!(
+        must(s.access_requests(&RequestFilter::default()).await, "all").is_empty(),
+        "nothing written"
+    );
+}
+
+pub async fn an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_at_once(
+    s: &dyn Store,
+) {
+    // Arrange
+    listing_world(s).await;
+    let p = add_approved(s, "Regnskap AS", PartnerKind::Accounting).await;
+    let r = must(
+        s.create_access_request(&by(), ask(p.id, "987654321", &["123456"]))
+            .await,
+        "request",
+    );
+    let mut narrowed = proposed();
+    narrowed.topics = Topics {
+        funds: true,
+        fees: false,
+    };
+    narrowed.personal_data = false;
+    let mut wider = narrowed;
+    wider.from = Some(day("2023-12-31"));
+    let merchant = Actor::new("owner@acme.test");
+
+    // Act
+    let widening = s.approve_access_request(&merchant, r.id, &wider).await;
+    let (approved, granted) = must(
+        s.approve_access_request(&merchant, r.id, &narrowed).await,
+        "approve",
+    );
+    let again = s.approve_access_request(&merchant, r.id, &narrowed).await;
+
+    // Assert
+    match widening {
+        Err(StoreError::Invalid(why)) => assert!(why.starts_with("from:"), "{why}"),
+        other => panic!("a widening approval: expected Invalid naming from, got {other:?}"),
+    }
+    assert_eq!(granted, vec![lid("100002")]);
+    assert_eq!(approved.state, RequestState::Approved);
+    assert_eq!(approved.decided_at, Some(contract_now()));
+    assert_eq!(approved.decided_by.as_deref(), Some("owner@acme.test"));
+    let grants = must(s.grants(Some(p.id), None).await, "grants");
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].ledger_id, lid("100002"));
+    assert_eq!(grants[0].scope, narrowed);
+    assert_eq!(grants[0].created_by, "owner@acme.test");
+    assert_error(again, Expect::Invalid, "approving twice");
+}
+
+pub async fn a_declined_or_withdrawn_request_grants_nothing_and_stays_decided(s: &dyn Store) {
+    // Arrange
+    listing_world(s).await;
+    let p = add_approved(s, "Regnskap AS", PartnerKind::Accounting).await;
+    let r1 = must(
+        s.create_access_request(&by(), ask(p.id, "987654321", &[]))
+            .await,
+        "request 1",
+    );
+    let r2 = must(
+        s.create_access_request(&by(), ask(p.id, "987654321", &[]))
+            .await,
+        "request 2",
+    );
+
+    // Act
+    let declined = must(s.decline_access_request(&by(), r1.id).await, "decline");
+    let withdrawn = must(s.withdraw_access_request(&by(), r2.id).await, "withdraw");
+
+    // Assert
+    assert_eq!(declined.state, RequestState::Declined);
+    assert_eq!(withdrawn.state, RequestState::Withdrawn);
+    assert!(must(s.grants(Some(p.id), None).await, "grants").is_empty());
+    for id in [r1.id, r2.id] {
+        assert_error(
+            s.approve_access_request(&by(), id, &proposed()).await,
+            Expect::Invalid,
+            "approving a decided request",
+        );
+        assert_error(
+            s.withdraw_access_request(&by(), id).await,
+            Expect::Invalid,
+            "withdrawing a decided request",
+        );
+    }
+    assert!(must(s.grants(Some(p.id), None).await, "grants").is_empty());
+    assert_error(
+        s.decline_access_request(&by(), 9999).await,
+        Expect::NotFound,
+        "an unknown request",
+    );
+}
