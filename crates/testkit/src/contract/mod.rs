@@ -30,6 +30,7 @@ pub mod keys;
 pub mod ledgers;
 pub mod logs;
 pub mod merchants;
+pub mod notifications;
 pub mod outbox;
 pub mod partners;
 pub mod portal;
@@ -152,6 +153,12 @@ macro_rules! store_contract_tests {
                 a_failed_mail_waits_for_its_retry_time_and_shows_its_error,
                 retrying_makes_waiting_mails_due_now_but_leaves_claims_alone,
             ],
+            notifications: [
+                a_grant_created_changed_and_removed_tells_every_user_of_both_sides,
+                a_refused_grant_change_tells_nobody,
+                notifications_come_newest_first_in_pages_and_only_their_user_marks_them_read,
+                expiry_notices_are_written_once_each_however_often_asked,
+            ],
         }
     };
     (@expand names ; $($section:ident : [$($name:ident),* $(,)?]),* $(,)?) => {
@@ -216,6 +223,7 @@ mod tests {
         ("logs", include_str!("logs.rs")),
         ("portal", include_str!("portal.rs")),
         ("outbox", include_str!("outbox.rs")),
+        ("notifications", include_str!("notifications.rs")),
     ];
 
     /// The `pub async fn` names in a section's source.
