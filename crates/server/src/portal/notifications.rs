@@ -38,7 +38,11 @@ pub async fn list(
         .await?;
     let more = found.len() > PAGE as usize;
     found.truncate(PAGE as usize);
-    let older = if more { found.last().map(|n| n.id) } else { None };
+    let older = if more {
+        found.last().map(|n| n.id)
+    } else {
+        None
+    };
     let rows = found
         .into_iter()
         .map(|n| NotificationRow {
@@ -92,6 +96,8 @@ pub async fn mark_read(
             }
             Ok(redirect_flash(NOTIFICATIONS, "ok", "Marked read."))
         }
-        None => Err(PortalError::BadRequest("id: must be a number or all".into())),
+        None => Err(PortalError::BadRequest(
+            "id: must be a number or all".into(),
+        )),
     }
 }
