@@ -152,6 +152,12 @@ pub fn grant_notices(change: &GrantChange, p: &GrantParties) -> Vec<Notice> {
             format!("Access expired: {ledger}"),
         ),
     };
+    // A mail subject is one header line: names with a control character in them (a unit name
+    // typed with a tab) must not make the change itself fail the outbox's check.
+    let subject: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let kind = change.kind();
     vec![
         Notice {
