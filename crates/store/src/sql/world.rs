@@ -538,7 +538,14 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         let now = self.now();
         let s = StoredScope::of(scope);
         let mut tx = self.begin().await?;
-        // The scope before, read in the transaction, for the notices of what changed.
+        // The scope before, for the notices of what changed. The row is locked first (an
+        // UPDATE that changes nothing), so on PostgreSQL two changes at once read each other's
+        // result rather than the same old scope; SQLite has one writer at a time anyway.
+        tx.execute(
+            "UPDATE grants SET topics = topics WHERE partner_id = $1 AND ledger_id = $2",
+            args![partner, ledger.as_str()],
+        )
+        .await?;
         let before: Option<ScopeColumns> = tx
             .opt(
                 concat!(
