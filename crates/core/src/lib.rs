@@ -13,6 +13,7 @@ pub mod engine;
 pub mod entry;
 pub mod error;
 pub mod ids;
+pub mod notices;
 pub mod verify;
 pub mod world;
 

@@ -222,3 +222,136 @@ fn bad_users_are_refused_naming_what_is_wrong() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// Every `(recipient, subject)` of the mails in `admin --json outbox list`'s answer.
+fn mails_in(v: &serde_json::Value, into: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            if let (Some(r), Some(s)) = (o.get("recipient"), o.get("subject")) {
+                into.push((
+                    r.as_str().unwrap_or_default().to_owned(),
+                    s.as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+            o.values().for_each(|x| mails_in(x, into));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| mails_in(x, into)),
+        _ => {}
+    }
+}
+
+#[test]
+fn grant_changes_from_the_admin_cli_tell_the_users_of_both_sides_by_mail() {
+    let db = Db::new();
+    let ok = |args: &[&str], stdin: &str| {
+        let (code, out, err) = db.admin(args, stdin);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        out
+    };
+    ok(
+        &[
+            "merchant",
+            "create",
+            "--scheme",
+            "business:NO:ORG",
+            "--org-id",
+            "987654321",
+            "--name",
+            "ACME AS",
+        ],
+        "",
+    );
+    ok(
+        &[
+            "sales-unit",
+            "create",
+            "--msn",
+            "123455",
+            "--merchant",
+            "987654321",
+            "--name",
+            "ACME Oslo",
+            "--kind",
+            "api",
+        ],
+        "",
+    );
+    ok(
+        &[
+            "ledger",
+            "create",
+            "--ledger-id",
+            "12345",
+            "--merchant",
+            "987654321",
+            "--units",
+            "123455",
+            "--account-scheme",
+            "BBAN:NO",
+            "--account",
+            "86011117947",
+        ],
+        "",
+    );
+    ok(
+        &[
+            "partner",
+            "create",
+            "--name",
+            "Regnskap AS",
+            "--kind",
+            "accounting",
+            "--email",
+            "a@r.example",
+        ],
+        "",
+    );
+    ok(&["partner", "approve", "1"], "");
+    for (kind, of, email) in [
+        ("merchant", ["--org", "987654321"], "kari@acme.example"),
+        ("partner", ["--partner", "1"], "p@r.example"),
+    ] {
+        ok(
+            &[
+                "users",
+                "create",
+                "--kind",
+                kind,
+                of[0],
+                of[1],
+                "--email",
+                email,
+                "--password-stdin",
+            ],
+            PASSWORD,
+        );
+    }
+
+    let grant = [
+        "--partner",
+        "1",
+        "--ledger",
+        "12345",
+        "--for-merchant",
+        "987654321",
+    ];
+    ok(&[&["grant", "create"][..], &grant[..]].concat(), "");
+    ok(&[&["grant", "remove"][..], &grant[..]].concat(), "");
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&["--json", "outbox", "list"], "")).expect("json");
+    let mut mails = vec![];
+    mails_in(&listed, &mut mails);
+    mails.sort();
+    let granted = "Access granted: ledger 12345 (ACME Oslo)".to_owned();
+    let removed = "Access removed: ledger 12345 (ACME Oslo)".to_owned();
+    assert_eq!(
+        mails,
+        vec![
+            ("kari@acme.example".into(), granted.clone()),
+            ("kari@acme.example".into(), removed.clone()),
+            ("p@r.example".into(), granted),
+            ("p@r.example".into(), removed),
+        ]
+    );
+}

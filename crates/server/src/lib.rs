@@ -198,6 +198,7 @@ pub async fn serve(
         .config
         .close_interval
         .map(|every| tokio::spawn(closing_loop(state.clone(), every)));
+    let notifier = tokio::spawn(expiry_notice_loop(state.clone()));
     let sender = state
         .mailer
         .clone()
@@ -213,6 +214,8 @@ pub async fn serve(
         // A closing period is one transaction: stopping between awaits loses nothing.
         c.abort();
     }
+    // Each expiry notice is recorded in the transaction that writes it: stopping loses nothing.
+    notifier.abort();
     if let Some(s) = sender {
         // A mail not yet marked sent is claimed again once its claim lapses (`mail`).
         s.abort();
@@ -291,6 +294,33 @@ pub async fn close_all_due(state: &AppState) -> Result<usize, ledgerport_store::
             .len();
     }
     Ok(closed)
+}
+
+/// How often a running server looks for grants to tell of their expiry: a notice is at most
+/// this late, which for a warning seven days ahead and an expiry the policy enforces on its own
+/// is soon enough.
+const EXPIRY_NOTICE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Tells both sides of grants about to expire or expired ([`notify_expiries`]), every
+/// [`EXPIRY_NOTICE_INTERVAL`]. Every process runs it: each notice is written once whoever
+/// looks (the store records it in the notice's own transaction), and the query is small.
+async fn expiry_notice_loop(state: AppState) {
+    let mut tick = tokio::time::interval(EXPIRY_NOTICE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match notify_expiries(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(notifications = n, "told of grant expiries"),
+            Err(e) => tracing::error!(error = %e, "telling of grant expiries failed; will retry"),
+        }
+    }
+}
+
+/// Writes the expiry notices due at the clock's now (a grant expiring within seven days, or
+/// expired), each once; returns how many notifications were written.
+pub async fn notify_expiries(state: &AppState) -> Result<u64, ledgerport_store::StoreError> {
+    state.store.notify_grant_expiries(state.clock.now()).await
 }
 
 /// How often a running server re-reads the signing keys from the store.

@@ -437,3 +437,163 @@ async fn two_senders_on_one_database_send_each_mail_once() {
     expected.sort();
     assert_eq!(to, expected, "each mail once");
 }
+
+/// Signs `email` in on a fresh visitor.
+async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Visitor<'a> {
+    let mut v = Visitor::new(app);
+    let csrf = v.csrf("/portal/sign-in").await;
+    let (status, body) = v
+        .post(
+            "/portal/sign-in",
+            &[("csrf", &csrf), ("email", email), ("password", PW)],
+        )
+        .await;
+    assert_eq!(status, 303, "sign-in of {email}: {body}");
+    v
+}
+
+/// How many times `needle` occurs in `hay`.
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+#[tokio::test]
+async fn a_grant_made_in_the_portal_tells_the_partner_in_the_portal_and_by_mail_and_its_expiry_once_each()
+ {
+    // Arrange: the server's own sender delivers to the sink.
+    let port = free_port();
+    let dir = mail_dir("grant-notices");
+    let _sink = SmtpSink::start(port, &dir);
+    let app = TestApp::start_with(ServerConfig {
+        close_interval: None,
+        mail: Some(smtp(port)),
+        ..ServerConfig::default()
+    })
+    .await;
+    let store = &*app.store;
+    let m = common::merchant(store, "987654321", "Kaffe AS").await;
+    common::unit(store, m, "123456", None).await;
+    common::ledger(store, "100", m, &["123456"], 100).await;
+    let p = common::partner(
+        store,
+        "Regnskap AS",
+        ledgerport_core::world::PartnerKind::Accounting,
+        true,
+    )
+    .await;
+    user(&app, "kari@kaffe.test", PortalRole::Merchant(m)).await;
+    user(&app, "ola@regnskap.test", PortalRole::Partner(p)).await;
+    let mut merchant = signed_in(&app, "kari@kaffe.test").await;
+    let mut partner = signed_in(&app, "ola@regnskap.test").await;
+    let (_, empty) = partner.get("/portal/notifications").await;
+    assert!(empty.contains("No notifications."), "{empty}");
+
+    // Act: the merchant grants the partner the unit's ledger until 2024-04-25, funds only.
+    let csrf = merchant.csrf("/portal/merchant/partners").await;
+    let (status, body) = merchant
+        .post(
+            "/portal/merchant/partners/edit",
+            &[
+                ("csrf", &csrf),
+                ("partner", &p.to_string()),
+                ("unit", "123456"),
+                ("topics", "funds"),
+                ("expires_on", "2024-04-25"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+
+    // Assert: the partner user's page and nav bar, on every page.
+    let told = "Kaffe AS granted you access to ledger 100";
+    let (status, page) = partner.get("/portal/notifications").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(count(&page, told), 1, "{page}");
+    assert!(
+        page.contains(
+            "funds only, every ledger date, without personal data, until \
+             2024-04-25T00:00:00.000000Z"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("Notifications (1 unread)"), "{page}");
+    let (_, home) = partner.get("/portal/partner").await;
+    assert!(home.contains("Notifications (1 unread)"), "{home}");
+    let (_, own) = merchant.get("/portal/merchant/partners").await;
+    assert!(own.contains("Notifications (1 unread)"), "{own}");
+
+    // The mail arrives at the SMTP server for the partner user (and the merchant user).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while messages(&dir).len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = messages(&dir);
+    let to_partner: Vec<&String> = got
+        .iter()
+        .filter(|m| envelope_to(m) == "ola@regnskap.test")
+        .collect();
+    assert_eq!(to_partner.len(), 1, "{got:#?}");
+    assert!(
+        to_partner[0].contains("Subject: Access granted: ledger 100"),
+        "{}",
+        to_partner[0]
+    );
+    assert!(to_partner[0].contains(told), "{}", to_partner[0]);
+    assert_eq!(
+        got.iter()
+            .filter(|m| envelope_to(m) == "kari@kaffe.test")
+            .count(),
+        1,
+        "{got:#?}"
+    );
+
+    // Six days before the expiry: one expiring notice, however often the task runs.
+    app.clock.advance(SignedDuration::from_hours(13 * 24 + 12));
+    let first = ledgerport_server::notify_expiries(&app.state).await;
+    let second = ledgerport_server::notify_expiries(&app.state).await;
+    assert_eq!((first.expect("first"), second.expect("second")), (2, 0));
+    // Sessions last 12 hours: sign in again at the new time.
+    partner = signed_in(&app, "ola@regnskap.test").await;
+    let (_, page) = partner.get("/portal/notifications").await;
+    assert_eq!(
+        count(
+            &page,
+            "Your access to ledger 100 (Unit 123456) of Kaffe AS expires on 2024-04-25T00:00:00.000000Z."
+        ),
+        1,
+        "{page}"
+    );
+    assert!(page.contains("Notifications (2 unread)"), "{page}");
+
+    // After the expiry: one expired notice.
+    app.clock.advance(SignedDuration::from_hours(7 * 24));
+    let first = ledgerport_server::notify_expiries(&app.state).await;
+    let second = ledgerport_server::notify_expiries(&app.state).await;
+    assert_eq!((first.expect("first"), second.expect("second")), (2, 0));
+    // Sessions last 12 hours: sign in again at the new time.
+    partner = signed_in(&app, "ola@regnskap.test").await;
+    let (_, page) = partner.get("/portal/notifications").await;
+    assert_eq!(count(&page, "has expired"), 1, "{page}");
+    assert_eq!(count(&page, "expires on"), 1, "{page}");
+    assert!(page.contains("Notifications (3 unread)"), "{page}");
+
+    // Marking read: all of the partner user's, none of the merchant user's.
+    let csrf = csrf_of(&page).expect("csrf").to_owned();
+    let (status, _) = partner
+        .post(
+            "/portal/notifications/read",
+            &[("csrf", &csrf), ("id", "all")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, page) = partner.get("/portal/notifications").await;
+    assert!(!page.contains("unread)"), "{page}");
+    assert_eq!(count(&page, ">read<"), 3, "{page}");
+    merchant = signed_in(&app, "kari@kaffe.test").await;
+    let (_, own) = merchant.get("/portal/merchant/partners").await;
+    assert!(own.contains("Notifications (3 unread)"), "{own}");
+    let (status, _) = partner
+        .post("/portal/notifications/read", &[("id", "all")])
+        .await;
+    assert_eq!(status, 403, "a form without the CSRF token");
+}

@@ -1,8 +1,8 @@
 //! Storage for Ledgerport, in the domain's words.
 //!
-//! [`Store`] is the interface the server and the command line use: the sum of eight narrow traits
+//! [`Store`] is the interface the server and the command line use: the sum of nine narrow traits
 //! ([`WorldStore`], [`CredentialStore`], [`ReportStore`], [`SettlementStore`], [`PortalStore`],
-//! [`OperationsStore`], [`OutboxStore`], [`RequestStore`]; `use ledgerport_store::prelude::*` to call them). [`SqlStore`] implements
+//! [`OperationsStore`], [`OutboxStore`], [`RequestStore`], [`NotificationStore`]; `use ledgerport_store::prelude::*` to call them). [`SqlStore`] implements
 //! them once for both databases (`sql/`, with the settlement engine's transactions in
 //! `settlement/`); `sqlite`, the embedded default, and `postgres`, for several servers on one
 //! database, hold only what differs ([`open`] picks one by URL). The tests every backend must pass
@@ -47,6 +47,7 @@
 
 mod error;
 mod model;
+mod notification;
 mod outbox;
 mod portal;
 pub mod postgres;
@@ -58,12 +59,13 @@ mod traits;
 
 pub use error::StoreError;
 pub use model::*;
+pub use notification::*;
 pub use outbox::*;
 pub use portal::*;
 pub use sql::SqlStore;
 pub use traits::{
-    CredentialStore, OperationsStore, OutboxStore, PortalStore, ReportStore, RequestStore,
-    SettlementStore, WorldStore,
+    CredentialStore, NotificationStore, OperationsStore, OutboxStore, PortalStore, ReportStore,
+    RequestStore, SettlementStore, WorldStore,
 };
 
 use ledgerport_core::clock::Clock;
@@ -115,7 +117,7 @@ impl Actor {
     }
 }
 
-/// The whole store: the sum of its eight parts. Every type that has them all is a `Store`, so
+/// The whole store: the sum of its nine parts. Every type that has them all is a `Store`, so
 /// `Arc<dyn Store>` serves callers that need several; import [`prelude`] to call them.
 pub trait Store:
     WorldStore
@@ -126,6 +128,7 @@ pub trait Store:
     + OperationsStore
     + OutboxStore
     + RequestStore
+    + NotificationStore
     + Send
     + Sync
     + 'static
@@ -141,6 +144,7 @@ impl<T> Store for T where
         + OperationsStore
         + OutboxStore
         + RequestStore
+        + NotificationStore
         + Send
         + Sync
         + 'static
@@ -151,8 +155,8 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::Store;
     pub use crate::traits::{
-        CredentialStore, OperationsStore, OutboxStore, PortalStore, ReportStore, RequestStore,
-        SettlementStore, WorldStore,
+        CredentialStore, NotificationStore, OperationsStore, OutboxStore, PortalStore, ReportStore,
+        RequestStore, SettlementStore, WorldStore,
     };
 }
 

@@ -1,12 +1,12 @@
-//! The store's interface in eight parts, each what one kind of caller needs. [`crate::Store`] is
-//! their sum (every type with all eight is a `Store`), so a caller holding `Arc<dyn Store>` calls
+//! The store's interface in nine parts, each what one kind of caller needs. [`crate::Store`] is
+//! their sum (every type with all nine is a `Store`), so a caller holding `Arc<dyn Store>` calls
 //! any of them once [`crate::prelude`] is imported.
 
 use crate::{
     AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LedgerView,
     NewAccessRecord, NewAccessRequest, NewKey, NewLedger, NewMail, NewMerchant, NewPartner,
-    NewPortalUser, NewSalesUnit, OutboxMail, OutboxSummary, PoolStats, PortalSession, PortalUser,
-    RequestFilter, Result, SignInFailures, SigningKeyRecord,
+    NewPortalUser, NewSalesUnit, Notification, OutboxMail, OutboxSummary, PoolStats, PortalSession,
+    PortalUser, RequestFilter, Result, SignInFailures, SigningKeyRecord,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -54,6 +54,8 @@ pub trait WorldStore: Send + Sync {
 
     /// Grants `ledger` to `partner` within `scope` (checked by [`GrantScope::check`]: an
     /// `Invalid` naming the field). Only an approved accounting partner may be granted.
+    /// Creating, changing and removing a grant tell both sides of it in the same transaction
+    /// (portal notifications and mails, [`ledgerport_core::notices::grant_notices`]).
     async fn create_grant(
         &self,
         by: &Actor,
@@ -61,7 +63,8 @@ pub trait WorldStore: Send + Sync {
         ledger: &LedgerId,
         scope: &GrantScope,
     ) -> Result<Grant>;
-    /// Changes the scope of `partner`'s grant on `ledger` (audited); `NotFound` without one.
+    /// Changes the scope of `partner`'s grant on `ledger` (audited, and told of when it
+    /// differs from the scope before); `NotFound` without one.
     /// An expired grant may be given a later expiry, which makes it stand again.
     async fn set_grant_scope(
         &self,
@@ -303,4 +306,31 @@ pub trait RequestStore: Send + Sync {
     async fn decline_access_request(&self, by: &Actor, id: RowId) -> Result<AccessRequest>;
     /// The partner takes back a pending request.
     async fn withdraw_access_request(&self, by: &Actor, id: RowId) -> Result<AccessRequest>;
+}
+
+/// Portal notifications: what portal users have been told of grants. Grant changes write them
+/// in their own transactions (with the mails that tell the same); these methods read them,
+/// mark them read, and write the expiry notices.
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// `user`'s notifications, newest first: at most `limit`, those older than `before` (an
+    /// id from the previous page) when given.
+    async fn notifications(
+        &self,
+        user: RowId,
+        before: Option<RowId>,
+        limit: u32,
+    ) -> Result<Vec<Notification>>;
+    /// How many of `user`'s notifications are unread.
+    async fn unread_notifications(&self, user: RowId) -> Result<u64>;
+    /// Marks notification `id` read if it is `user`'s and unread; false otherwise (another
+    /// user's notification is left alone, as an unknown one).
+    async fn mark_notification_read(&self, user: RowId, id: RowId) -> Result<bool>;
+    /// Marks every unread notification of `user` read; returns how many.
+    async fn mark_all_notifications_read(&self, user: RowId) -> Result<u64>;
+    /// Tells both sides of every grant that expires within the warning period
+    /// ([`ledgerport_core::notices::EXPIRY_WARNING`]) or has expired at `now`, once per grant
+    /// and expiry: the notice is recorded on the grant in the transaction that writes it, so
+    /// repeated calls and several processes write each once. Returns the notifications written.
+    async fn notify_grant_expiries(&self, now: Timestamp) -> Result<u64>;
 }

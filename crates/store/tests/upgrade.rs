@@ -96,6 +96,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_grant_scopes.sql"),
     ),
     (
+        9,
+        "notifications",
+        include_str!("../migrations/sqlite/0009_notifications.sql"),
+    ),
+    (
         10,
         "access requests",
         include_str!("../migrations/sqlite/0010_access_requests.sql"),
@@ -117,6 +122,11 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         8,
         "grant scopes",
         include_str!("../migrations/postgres/0008_grant_scopes.sql"),
+    ),
+    (
+        9,
+        "notifications",
+        include_str!("../migrations/postgres/0009_notifications.sql"),
     ),
     (
         10,

@@ -888,7 +888,8 @@ pub enum GrantCmd {
     ///
     /// Grants are the merchant's consent: only the merchant may give or take them. This command
     /// records the operator as acting for the merchant named by --for-merchant, which must own
-    /// the ledger.
+    /// the ledger. The portal users of the merchant and of the partner are told (a portal
+    /// notification and a mail each), as for every grant change.
     Create {
         /// The partner's id.
         #[arg(long, value_name = "ID")]
@@ -905,7 +906,8 @@ pub enum GrantCmd {
         scope: ScopeArgs,
     },
     /// Change the scope of a partner's grant on a ledger, on the owner's instruction: only the
-    /// options given change; the partner's next request is decided by the new scope.
+    /// options given change; the partner's next request is decided by the new scope. Both
+    /// sides' portal users are told of a scope that differs from the one before.
     Scope {
         /// The partner's id.
         #[arg(long, value_name = "ID")]
@@ -920,7 +922,7 @@ pub enum GrantCmd {
         scope: ScopeArgs,
     },
     /// Remove a partner's grant on a ledger, on the owner's instruction; takes effect on the
-    /// partner's next request.
+    /// partner's next request. Both sides' portal users are told.
     Remove {
         /// The partner's id.
         #[arg(long, value_name = "ID")]

@@ -103,6 +103,9 @@ pub struct SignedIn {
     pub token_hash: [u8; 32],
     /// The flash message of the previous action, if any (already cleared by the response).
     pub flash: Option<(String, String)>,
+    /// How many of the user's notifications are unread, for the nav bar of every page (merchant
+    /// and partner users; the operator is not notified).
+    pub unread: Option<u64>,
 }
 
 impl SignedIn {
@@ -155,11 +158,18 @@ impl FromRequestParts<AppState> for SignedIn {
             .await?
             .ok_or(PortalError::NotSignedIn)?;
         let flash = super::flash_of(&parts.headers);
+        let unread = match user.role {
+            PortalRole::Merchant(_) | PortalRole::Partner(_) => {
+                Some(state.store.unread_notifications(user.id).await?)
+            }
+            PortalRole::Operator => None,
+        };
         Ok(SignedIn {
             user,
             csrf: session.csrf_token,
             token_hash: hash,
             flash,
+            unread,
         })
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! - [`auth`]: passwords, sessions, sign-in and the lock-out
 //! - [`public`]: sign-in, sign-out, the partner application
+//! - [`notifications`]: the notifications page of merchant and partner users
 //! - [`merchant`], [`partner`], [`operator`]: each kind of user's pages; [`console`]: the
 //!   operator's forms for merchants, sales units and ledgers, and the ingestion status
 //! - [`templates`]: the askama templates' structs
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod console;
 pub mod csrf;
 pub mod merchant;
+pub mod notifications;
 pub mod operator;
 pub mod partner;
 pub mod public;
@@ -62,6 +64,8 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/merchant/requests", get(requests::merchant_page))
         .route("/portal/merchant/requests/approve", post(requests::approve))
         .route("/portal/merchant/requests/decline", post(requests::decline))
+        .route("/portal/notifications", get(notifications::list))
+        .route("/portal/notifications/read", post(notifications::mark_read))
         .route("/portal/partner", get(partner::home))
         .route(
             "/portal/partner/requests",

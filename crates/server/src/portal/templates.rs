@@ -5,10 +5,13 @@ use super::auth::SignedIn;
 use askama::Template;
 use ledgerport_store::PortalRole;
 
+/// The notifications page of merchant and partner users.
+pub const NOTIFICATIONS: &str = "/portal/notifications";
+
 /// What `base.html` needs: the navigation (href, label, current), who is signed in, the CSRF
 /// token for the sign-out form, and the flash message.
 pub struct Layout {
-    pub nav: Vec<(&'static str, &'static str, bool)>,
+    pub nav: Vec<(&'static str, String, bool)>,
     pub email: Option<String>,
     pub csrf: String,
     pub flash: Option<(String, String)>,
@@ -19,8 +22,8 @@ impl Layout {
     pub fn anonymous(csrf: &str) -> Layout {
         Layout {
             nav: vec![
-                ("/portal/sign-in", "Sign in", false),
-                ("/portal/apply", "Become a partner", false),
+                ("/portal/sign-in", "Sign in".into(), false),
+                ("/portal/apply", "Become a partner".into(), false),
             ],
             email: None,
             csrf: csrf.to_owned(),
@@ -31,7 +34,7 @@ impl Layout {
     /// For error pages, which do not know who is asking: only the way home.
     pub fn error() -> Layout {
         Layout {
-            nav: vec![("/portal", "Home", false)],
+            nav: vec![("/portal", "Home".into(), false)],
             email: None,
             csrf: String::new(),
             flash: None,
@@ -58,8 +61,19 @@ impl Layout {
                 ("/portal/operator/status", "Ingestion & closing"),
             ],
         };
+        let mut nav: Vec<(&'static str, String, bool)> = items
+            .iter()
+            .map(|(h, t)| (*h, (*t).to_owned(), *h == here))
+            .collect();
+        if let Some(unread) = who.unread {
+            let label = match unread {
+                0 => "Notifications".to_owned(),
+                n => format!("Notifications ({n} unread)"),
+            };
+            nav.push((NOTIFICATIONS, label, here == NOTIFICATIONS));
+        }
         Layout {
-            nav: items.iter().map(|(h, t)| (*h, *t, *h == here)).collect(),
+            nav,
             email: Some(who.user.email.clone()),
             csrf: who.csrf.clone(),
             flash: who.flash.clone(),
@@ -405,4 +419,23 @@ pub struct PartnerRequestsPage {
     pub requests: Vec<RequestRow>,
     /// The new request form's scope fields (nothing chosen).
     pub scope: ScopeChoice,
+}
+
+/// One notification as the notifications page shows it.
+pub struct NotificationRow {
+    pub id: i64,
+    pub when: String,
+    pub text: String,
+    pub link: Option<String>,
+    pub unread: bool,
+}
+
+#[derive(Template)]
+#[template(path = "notifications.html")]
+pub struct NotificationsPage {
+    pub l: Layout,
+    pub rows: Vec<NotificationRow>,
+    pub unread: u64,
+    /// The id to page on from (the oldest shown), when there may be older ones.
+    pub older: Option<i64>,
 }

@@ -69,6 +69,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_grant_scopes.sql"),
     ),
     (
+        9,
+        "notifications",
+        include_str!("../../migrations/sqlite/0009_notifications.sql"),
+    ),
+    (
         10,
         "access requests",
         include_str!("../../migrations/sqlite/0010_access_requests.sql"),
@@ -113,6 +118,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "grant scopes",
         include_str!("../../migrations/postgres/0008_grant_scopes.sql"),
+    ),
+    (
+        9,
+        "notifications",
+        include_str!("../../migrations/postgres/0009_notifications.sql"),
     ),
     (
         10,

@@ -9,6 +9,7 @@
 
 mod credentials;
 pub(crate) mod migrate;
+mod notifications;
 mod operations;
 mod outbox;
 mod portal;

@@ -5,7 +5,7 @@
 use super::{Dialect, SqlStore, WriteTx, args, constraint, texts};
 use crate::rows::{
     GrantRow, GrantTuple, LedgerRow, LedgerUnitRow, LedgerWithUnitsRow, MerchantRow, PartnerRow,
-    SalesUnitRow, ledger_columns, scope_columns, ts,
+    SalesUnitRow, ScopeColumns, ledger_columns, scope_columns, ts,
 };
 use crate::{Actor, LedgerView, NewLedger, NewMerchant, NewPartner, NewSalesUnit, Result};
 use crate::{StoreError, WorldStore};
@@ -14,6 +14,7 @@ use ledgerport_core::access::{Guarded, ListScope, StandingGrant};
 use ledgerport_core::changes;
 use ledgerport_core::entry::wire_time;
 use ledgerport_core::ids::{LedgerId, Msn, RecipientHandle};
+use ledgerport_core::notices::GrantChange;
 use ledgerport_core::world::{
     Grant, GrantScope, Merchant, Partner, PartnerState, RowId, SalesUnit,
 };
@@ -518,6 +519,8 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
             &format!("partner {partner}; {}", describe_scope(scope)),
         )
         .await?;
+        tx.notify_grant(&now, partner, ledger, &GrantChange::Created(*scope))
+            .await?;
         tx.commit().await?;
         self.grant(partner, ledger).await
     }
@@ -535,6 +538,25 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         let now = self.now();
         let s = StoredScope::of(scope);
         let mut tx = self.begin().await?;
+        // The scope before, for the notices of what changed. The row is locked first (an
+        // UPDATE that changes nothing), so on PostgreSQL two changes at once read each other's
+        // result rather than the same old scope; SQLite has one writer at a time anyway.
+        tx.execute(
+            "UPDATE grants SET topics = topics WHERE partner_id = $1 AND ledger_id = $2",
+            args![partner, ledger.as_str()],
+        )
+        .await?;
+        let before: Option<ScopeColumns> = tx
+            .opt(
+                concat!(
+                    "SELECT ",
+                    scope_columns!(),
+                    " AS personal_data FROM grants g WHERE g.partner_id = $1 AND g.ledger_id = $2"
+                ),
+                args![partner, ledger.as_str()],
+            )
+            .await?;
+        let before = before.map(ScopeColumns::into_domain).transpose()?;
         let n = tx
             .execute(
                 "UPDATE grants SET expires_at = $3, from_date = $4, to_date = $5, topics = $6, \
@@ -563,6 +585,17 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
             &format!("partner {partner}; {}", describe_scope(scope)),
         )
         .await?;
+        if let Some(before) = before
+            && before != *scope
+        {
+            tx.notify_grant(
+                &now,
+                partner,
+                ledger,
+                &GrantChange::ScopeChanged(before, *scope),
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.grant(partner, ledger).await
     }
@@ -585,6 +618,8 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
                 &format!("partner {partner}"),
             )
             .await?;
+            tx.notify_grant(&now, partner, ledger, &GrantChange::Removed)
+                .await?;
         }
         tx.commit().await?;
         Ok(n > 0)

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod ledgers;
 pub mod logs;
 pub mod merchants;
+pub mod notifications;
 pub mod outbox;
 pub mod partners;
 pub mod portal;
@@ -160,6 +161,12 @@ macro_rules! store_contract_tests {
                 an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_at_once,
                 a_declined_or_withdrawn_request_grants_nothing_and_stays_decided,
             ],
+            notifications: [
+                a_grant_created_changed_and_removed_tells_every_user_of_both_sides,
+                a_refused_grant_change_tells_nobody,
+                notifications_come_newest_first_in_pages_and_only_their_user_marks_them_read,
+                expiry_notices_are_written_once_each_however_often_asked,
+            ],
         }
     };
     (@expand names ; $($section:ident : [$($name:ident),* $(,)?]),* $(,)?) => {
@@ -225,6 +232,7 @@ mod tests {
         ("portal", include_str!("portal.rs")),
         ("outbox", include_str!("outbox.rs")),
         ("requests", include_str!("requests.rs")),
+        ("notifications", include_str!("notifications.rs")),
     ];
 
     /// The `pub async fn` names in a section's source.

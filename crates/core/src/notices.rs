@@ -1,0 +1,254 @@
+//! Who is told what when a grant changes: the one rule behind every portal notification and
+//! mail about grants. The store calls [`grant_notices`] inside the transaction of the change (or
+//! of the expiry notice it records) and writes one notification and one mail per user of each
+//! side the notices name, so a notice exists exactly when its change does.
+
+use crate::entry::wire_time;
+use crate::world::GrantScope;
+use jiff::{SignedDuration, Timestamp};
+
+/// How long before its expiry both sides are told that a grant is about to expire.
+pub const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+/// What happened to a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantChange {
+    Created(GrantScope),
+    /// The scope went from the first to the second.
+    ScopeChanged(GrantScope, GrantScope),
+    Removed,
+    /// The grant expires at this instant, within [`EXPIRY_WARNING`].
+    Expiring(Timestamp),
+    /// The grant expired at this instant.
+    Expired(Timestamp),
+}
+
+impl GrantChange {
+    /// The notification's kind as stored and shown: `grant.created`, `grant.changed`,
+    /// `grant.removed`, `grant.expiring`, `grant.expired`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GrantChange::Created(_) => "grant.created",
+            GrantChange::ScopeChanged(..) => "grant.changed",
+            GrantChange::Removed => "grant.removed",
+            GrantChange::Expiring(_) => "grant.expiring",
+            GrantChange::Expired(_) => "grant.expired",
+        }
+    }
+}
+
+/// The grant a change is about, in the names people know it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantParties {
+    pub partner_name: String,
+    pub merchant_name: String,
+    pub ledger_id: String,
+    /// The names of the sales units the ledger settles for.
+    pub units: Vec<String>,
+}
+
+/// Which side of a grant a notice is for: every portal user of the merchant or of the partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Merchant,
+    Partner,
+}
+
+/// One notice to the users of one side: the portal notification's text and the mail's subject
+/// and body. `link` is the portal path where the side sees the grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub side: Side,
+    pub kind: &'static str,
+    pub subject: String,
+    pub text: String,
+    pub link: &'static str,
+}
+
+/// The scope in plain words: `funds and fees, every date, with personal data, no end date`.
+pub fn scope_in_words(s: &GrantScope) -> String {
+    let topics = match (s.topics.funds, s.topics.fees) {
+        (true, true) => "funds and fees",
+        (true, false) => "funds only",
+        _ => "fees only",
+    };
+    let period = match (s.from, s.to) {
+        (None, None) => "every ledger date".to_owned(),
+        (Some(f), Some(t)) => format!("ledger dates {f} to {t}"),
+        (Some(f), None) => format!("ledger dates from {f}"),
+        (None, Some(t)) => format!("ledger dates up to {t}"),
+    };
+    let personal = if s.personal_data {
+        "with personal data"
+    } else {
+        "without personal data"
+    };
+    let end = s.expires_at.map_or("no end date".to_owned(), |e| {
+        format!("until {}", wire_time(e))
+    });
+    format!("{topics}, {period}, {personal}, {end}")
+}
+
+/// The notices a grant change gives: both sides are told of every change, each in its own
+/// words (the merchant hears which partner, the partner which merchant), naming the ledger and
+/// its units and, where a scope is involved, the scope.
+pub fn grant_notices(change: &GrantChange, p: &GrantParties) -> Vec<Notice> {
+    let ledger = if p.units.is_empty() {
+        format!("ledger {}", p.ledger_id)
+    } else {
+        format!("ledger {} ({})", p.ledger_id, p.units.join(", "))
+    };
+    let (partner, merchant) = (&p.partner_name, &p.merchant_name);
+    let (to_merchant, to_partner, subject) = match change {
+        GrantChange::Created(s) => (
+            format!(
+                "{partner} was granted access to {ledger}: {}.",
+                scope_in_words(s)
+            ),
+            format!(
+                "{merchant} granted you access to {ledger}: {}.",
+                scope_in_words(s)
+            ),
+            format!("Access granted: {ledger}"),
+        ),
+        GrantChange::ScopeChanged(from, to) => (
+            format!(
+                "The access of {partner} to {ledger} was changed from {} to {}.",
+                scope_in_words(from),
+                scope_in_words(to)
+            ),
+            format!(
+                "{merchant} changed your access to {ledger} from {} to {}.",
+                scope_in_words(from),
+                scope_in_words(to)
+            ),
+            format!("Access changed: {ledger}"),
+        ),
+        GrantChange::Removed => (
+            format!("The access of {partner} to {ledger} was removed."),
+            format!("{merchant} removed your access to {ledger}."),
+            format!("Access removed: {ledger}"),
+        ),
+        GrantChange::Expiring(at) => (
+            format!(
+                "The access of {partner} to {ledger} expires on {}.",
+                wire_time(*at)
+            ),
+            format!(
+                "Your access to {ledger} of {merchant} expires on {}.",
+                wire_time(*at)
+            ),
+            format!("Access expires soon: {ledger}"),
+        ),
+        GrantChange::Expired(at) => (
+            format!(
+                "The access of {partner} to {ledger} has expired ({}).",
+                wire_time(*at)
+            ),
+            format!(
+                "Your access to {ledger} of {merchant} has expired ({}).",
+                wire_time(*at)
+            ),
+            format!("Access expired: {ledger}"),
+        ),
+    };
+    // A mail subject is one header line: names with a control character in them (a unit name
+    // typed with a tab) must not make the change itself fail the outbox's check.
+    let subject: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let kind = change.kind();
+    vec![
+        Notice {
+            side: Side::Merchant,
+            kind,
+            subject: subject.clone(),
+            text: to_merchant,
+            link: "/portal/merchant/partners",
+        },
+        Notice {
+            side: Side::Partner,
+            kind,
+            subject,
+            text: to_partner,
+            link: "/portal/partner",
+        },
+    ]
+}
+
+/// Which expiry notice a grant with this expiry is due at `now`, if any: `Expired` once it has
+/// expired, `Expiring` within [`EXPIRY_WARNING`] before. Whether it was sent already is the
+/// store's record, not this rule's.
+pub fn expiry_notice_due(expires_at: Option<Timestamp>, now: Timestamp) -> Option<GrantChange> {
+    let e = expires_at?;
+    if e <= now {
+        Some(GrantChange::Expired(e))
+    } else if e.duration_since(now) <= EXPIRY_WARNING {
+        Some(GrantChange::Expiring(e))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::Topics;
+
+    fn parties() -> GrantParties {
+        GrantParties {
+            partner_name: "Regnskap AS".into(),
+            merchant_name: "Kaffe AS".into(),
+            ledger_id: "100".into(),
+            units: vec!["Shop".into()],
+        }
+    }
+
+    #[test]
+    fn both_sides_are_told_in_their_own_words() {
+        let scope = GrantScope {
+            topics: Topics {
+                funds: true,
+                fees: false,
+            },
+            personal_data: false,
+            ..GrantScope::EVERYTHING
+        };
+        let n = grant_notices(&GrantChange::Created(scope), &parties());
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[0].side, Side::Merchant);
+        assert_eq!(
+            n[0].text,
+            "Regnskap AS was granted access to ledger 100 (Shop): funds only, every ledger date, \
+             without personal data, no end date."
+        );
+        assert_eq!(n[1].side, Side::Partner);
+        assert!(
+            n[1].text
+                .starts_with("Kaffe AS granted you access to ledger 100 (Shop)")
+        );
+        assert!(n.iter().all(|x| x.kind == "grant.created"));
+        let removed = grant_notices(&GrantChange::Removed, &parties());
+        assert_eq!(
+            removed[1].text,
+            "Kaffe AS removed your access to ledger 100 (Shop)."
+        );
+    }
+
+    #[test]
+    fn expiry_notices_fall_due_seven_days_before_and_at_the_expiry() {
+        let e: Timestamp = "2025-01-10T00:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(expiry_notice_due(None, at("2025-01-09T00:00:00Z")), None);
+        assert_eq!(expiry_notice_due(Some(e), at("2025-01-02T23:59:59Z")), None);
+        assert_eq!(
+            expiry_notice_due(Some(e), at("2025-01-03T00:00:00Z")),
+            Some(GrantChange::Expiring(e))
+        );
+        assert_eq!(
+            expiry_notice_due(Some(e), at("2025-01-10T00:00:00Z")),
+            Some(GrantChange::Expired(e))
+        );
+    }
+}
