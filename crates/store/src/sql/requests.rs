@@ -11,6 +11,7 @@ use crate::{Actor, NewAccessRequest, RequestFilter, RequestStore, Result, StoreE
 use async_trait::async_trait;
 use ledgerport_core::changes;
 use ledgerport_core::ids::{LedgerId, Msn};
+use ledgerport_core::notices::GrantChange;
 use ledgerport_core::world::{AccessRequest, GrantScope, RequestState, RowId};
 use sqlx::AssertSqlSafe;
 
@@ -217,7 +218,6 @@ impl<DB: Dialect> RequestStore for SqlStore<DB> {
             ),
         )
         .await?;
-        // Here, in the same transaction, a request would tell the merchant's users of itself.
         tx.commit().await?;
         self.require_request(id).await
     }
@@ -312,10 +312,13 @@ impl<DB: Dialect> RequestStore for SqlStore<DB> {
                     ),
                 )
                 .await?;
-                granted.push(LedgerId::parse("ledger_id", l)?);
+                let ledger = LedgerId::parse("ledger_id", l)?;
+                // Both sides are told of each grant made, as of one made in the access form.
+                tx.notify_grant(&now, r.partner_id, &ledger, &GrantChange::Created(*scope))
+                    .await?;
+                granted.push(ledger);
             }
         }
-        // Here, in the same transaction, an answer would tell the partner's users of itself.
         tx.commit().await?;
         Ok((self.require_request(id).await?, granted))
     }
@@ -329,7 +332,6 @@ impl<DB: Dialect> RequestStore for SqlStore<DB> {
         let mut tx = self.begin().await?;
         self.decide_request(&mut tx, by, &now, &r, RequestState::Declined)
             .await?;
-        // Here, in the same transaction, an answer would tell the partner's users of itself.
         tx.commit().await?;
         self.require_request(id).await
     }

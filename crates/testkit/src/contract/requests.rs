@@ -203,6 +203,18 @@ pub async fn an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_
     let mut wider = narrowed;
     wider.from = Some(day("2023-12-31"));
     let merchant = Actor::new("owner@acme.test");
+    let partner_user = must(
+        s.create_portal_user(
+            &by(),
+            NewPortalUser {
+                email: "ola@regnskap.test".into(),
+                role: PortalRole::Partner(p.id),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            },
+        )
+        .await,
+        "partner user",
+    );
 
     // Act
     let widening = s.approve_access_request(&merchant, r.id, &wider).await;
@@ -227,6 +239,12 @@ pub async fn an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_
     assert_eq!(grants[0].scope, narrowed);
     assert_eq!(grants[0].created_by, "owner@acme.test");
     assert_error(again, Expect::Invalid, "approving twice");
+    // The grant an approval makes tells the partner's users as one made in the access form.
+    let told: Vec<String> = must(s.notifications(partner_user.id, None, 10).await, "notices")
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
+    assert_eq!(told, vec!["grant.created".to_owned()]);
 }
 
 pub async fn a_declined_or_withdrawn_request_grants_nothing_and_stays_decided(s: &dyn Store) {
