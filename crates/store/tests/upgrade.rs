@@ -95,6 +95,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "grant scopes",
         include_str!("../migrations/sqlite/0008_grant_scopes.sql"),
     ),
+    (
+        11,
+        "access log detail",
+        include_str!("../migrations/sqlite/0011_access_log_detail.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -112,6 +117,11 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         8,
         "grant scopes",
         include_str!("../migrations/postgres/0008_grant_scopes.sql"),
+    ),
+    (
+        11,
+        "access log detail",
+        include_str!("../migrations/postgres/0011_access_log_detail.sql"),
     ),
 ];
 

@@ -56,7 +56,7 @@ pub enum AdminCommand {
     /// Grants: which accounting partner may read which ledger.
     #[command(subcommand)]
     Grant(world::GrantCmd),
-    /// Who read which ledger through the Report API, newest first.
+    /// Who read which ledger through the Report API, newest first; `prune` deletes old records.
     AccessLog(logs::AccessLogArgs),
     /// Every state change and who made it, newest first.
     AuditLog(logs::AuditLogArgs),
@@ -90,7 +90,7 @@ async fn execute(
         AdminCommand::Partner(c) => world::partner(store, c).await,
         AdminCommand::Keys(c) => keys::keys(store, c).await,
         AdminCommand::Grant(c) => world::grant(store, c).await,
-        AdminCommand::AccessLog(a) => logs::access_log(store, a).await,
+        AdminCommand::AccessLog(a) => logs::access_log(store, a, config).await,
         AdminCommand::AuditLog(a) => logs::audit_log(store, a).await,
         AdminCommand::SigningKey(c) => keys::signing_key(store, c, config).await,
         AdminCommand::Close(a) => close::close(store, a).await,

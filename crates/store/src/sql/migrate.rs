@@ -68,6 +68,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "grant scopes",
         include_str!("../../migrations/sqlite/0008_grant_scopes.sql"),
     ),
+    (
+        11,
+        "access log detail",
+        include_str!("../../migrations/sqlite/0011_access_log_detail.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -108,6 +113,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "grant scopes",
         include_str!("../../migrations/postgres/0008_grant_scopes.sql"),
+    ),
+    (
+        11,
+        "access log detail",
+        include_str!("../../migrations/postgres/0011_access_log_detail.sql"),
     ),
 ];
 
