@@ -582,6 +582,10 @@ pub async fn feed_page(
     let gdpr_asked = gdpr;
     let topic = Topic::parse("topic", &topic)?;
     note.topic(topic);
+    if q.cursor().is_none() {
+        // The first page; a cursor's position is known once the ledger is open.
+        note.feed_after(0);
+    }
     let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
     access.check_topic(topic).map_err(|e| out_of_scope(&note, e))?;
     let binding = Binding::Feed {
