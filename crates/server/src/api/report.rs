@@ -257,10 +257,8 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
             .collect(),
         _ => vec![rec],
     };
-    for rec in recs {
-        if let Err(e) = state.store.record_access(rec).await {
-            tracing::error!(error = %e, "could not record a Report API request in the access log");
-        }
+    if let Err(e) = state.store.record_accesses(recs).await {
+        tracing::error!(error = %e, "could not record a Report API request in the access log");
     }
     res
 }

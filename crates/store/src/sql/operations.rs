@@ -49,33 +49,37 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
         Ok(n == 1)
     }
 
-    async fn record_access(&self, r: NewAccessRecord) -> Result<()> {
-        self.write_one(
-            "INSERT INTO access_log (at, request_id, key_id, key_kind, client_id, partner_id, \
-             merchant_id, msn, ledger_id, endpoint, status, topic, ledger_date, feed_after, \
-             personal_data, result) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            args![
-                self.now(),
-                r.request_id,
-                r.key_id,
-                r.key_kind.map(KeyKind::as_str),
-                r.client_id,
-                r.partner_id,
-                r.merchant_id,
-                r.msn.map(|m| i64::from(m.get())),
-                r.ledger_id,
-                r.endpoint,
-                i64::from(r.status),
-                r.topic,
-                r.ledger_date,
-                r.feed_after,
-                r.personal_data,
-                r.result,
-            ],
-        )
-        .await?;
-        Ok(())
+    async fn record_accesses(&self, recs: Vec<NewAccessRecord>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let at = self.now();
+        for r in recs {
+            tx.execute(
+                "INSERT INTO access_log (at, request_id, key_id, key_kind, client_id, partner_id, \
+                 merchant_id, msn, ledger_id, endpoint, status, topic, ledger_date, feed_after, \
+                 personal_data, result) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                args![
+                    at.clone(),
+                    r.request_id,
+                    r.key_id,
+                    r.key_kind.map(KeyKind::as_str),
+                    r.client_id,
+                    r.partner_id,
+                    r.merchant_id,
+                    r.msn.map(|m| i64::from(m.get())),
+                    r.ledger_id,
+                    r.endpoint,
+                    i64::from(r.status),
+                    r.topic,
+                    r.ledger_date,
+                    r.feed_after,
+                    r.personal_data,
+                    r.result,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await
     }
 
     async fn access_log(&self, f: &AccessLogFilter) -> Result<Vec<AccessRecord>> {
