@@ -79,7 +79,11 @@ impl<'a> Visitor<'a> {
         }
         (
             res.status().as_u16(),
-            res.text().await.expect("body").replace("&#x27;", "'").replace("&#39;", "'"),
+            res.text()
+                .await
+                .expect("body")
+                .replace("&#x27;", "'")
+                .replace("&#39;", "'"),
         )
     }
 
@@ -147,19 +151,19 @@ async fn the_merchant_reads_each_request_on_its_ledgers_in_its_own_words_and_exp
     let (s5, _) = read(&app, &other, "/report/v2/ledgers/100/funds/feed").await;
     let (s6, _) = read(&app, &unit, "/report/v2/ledgers/100/funds/feed").await;
     let bad = app
-        .get("/report/v2/ledgers/100/funds/feed", Some("not-a-token"), &[])
+        .get(
+            "/report/v2/ledgers/100/funds/feed",
+            Some("not-a-token"),
+            &[],
+        )
         .await;
     assert_eq!(
         (s1, s2, s3, s4, s5, s6, bad.status().as_u16()),
         (200, 200, 200, 200, 404, 200, 401)
     );
     assert_eq!(listing["items"].as_array().map(Vec::len), Some(2));
-    let mut merchant = Visitor::signed_in(
-        &app,
-        "owner@acme.test",
-        PortalRole::Merchant(w.merchant1),
-    )
-    .await;
+    let mut merchant =
+        Visitor::signed_in(&app, "owner@acme.test", PortalRole::Merchant(w.merchant1)).await;
 
     // Act
     let page = merchant.page("/portal/merchant/access-log").await;
@@ -173,9 +177,7 @@ async fn the_merchant_reads_each_request_on_its_ledgers_in_its_own_words_and_exp
     let (_, csv_none) = merchant
         .get("/portal/merchant/access-log.csv?from=2024-04-06")
         .await;
-    let (bad_status, _) = merchant
-        .get("/portal/merchant/access-log?ledger=400")
-        .await;
+    let (bad_status, _) = merchant.get("/portal/merchant/access-log?ledger=400").await;
 
     // Assert: the page.
     let named = format!("Granted Regnskap, key {}", partner.client_id);
@@ -225,7 +227,9 @@ async fn the_merchant_reads_each_request_on_its_ledgers_in_its_own_words_and_exp
         ),
         format!("{at},\"Granted Regnskap, key {cid}\",200,,ledger listing,,read,200,"),
         format!("{at},\"Granted Regnskap, key {cid}\",100,,ledger listing,,read,200,"),
-        format!("{at},\"Granted Regnskap, key {cid}\",100,funds,\"feed, after entry 3\",,read,200,"),
+        format!(
+            "{at},\"Granted Regnskap, key {cid}\",100,funds,\"feed, after entry 3\",,read,200,"
+        ),
         format!("{at},\"Granted Regnskap, key {cid}\",100,funds,\"feed, first page\",,read,200,"),
         format!(
             "{at},\"Granted Regnskap, key {cid}\",100,fees,2024-04-04,\"asked, given\",read,200,"
@@ -238,7 +242,10 @@ async fn the_merchant_reads_each_request_on_its_ledgers_in_its_own_words_and_exp
                 line.starts_with(&format!("{at},\"your sales unit's keys (MSN 123455")),
                 "{line}"
             );
-            assert!(line.contains(",100,funds,\"feed, first page\",,read,200,"), "{line}");
+            assert!(
+                line.contains(",100,funds,\"feed, first page\",,read,200,"),
+                "{line}"
+            );
         } else {
             assert!(line.starts_with(start.as_str()), "{line}\n  wanted {start}");
         }
@@ -246,7 +253,11 @@ async fn the_merchant_reads_each_request_on_its_ledgers_in_its_own_words_and_exp
     let lines_200: Vec<&str> = csv_200.split_terminator("\r\n").collect();
     assert_eq!(lines_200.len(), 2, "{csv_200}");
     assert!(lines_200[1].contains(",200,,ledger listing,"));
-    assert_eq!(csv_none.split_terminator("\r\n").count(), 1, "only the header");
+    assert_eq!(
+        csv_none.split_terminator("\r\n").count(),
+        1,
+        "only the header"
+    );
 }
 
 #[tokio::test]
@@ -280,12 +291,23 @@ async fn a_partner_sees_its_own_keys_reads_and_no_one_elses() {
     assert_eq!(page.matches(&key).count(), 2, "{page}");
     assert!(page.contains("not found or not granted"), "{page}");
     assert!(!page.contains(&other.client_id));
-    assert!(!page.contains("Other AS"), "a refused ledger's owner is not told");
+    assert!(
+        !page.contains("Other AS"),
+        "a refused ledger's owner is not told"
+    );
     assert_eq!(status, 200);
     let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[1].contains(&format!(",{key},400,funds,")), "{}", lines[1]);
-    assert!(lines[2].contains(&format!(",{key},100,funds,")), "{}", lines[2]);
+    assert!(
+        lines[1].contains(&format!(",{key},400,funds,")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(&format!(",{key},100,funds,")),
+        "{}",
+        lines[2]
+    );
     assert_eq!(merchant_page, 403, "a partner user has no merchant page");
 }
 

@@ -526,8 +526,12 @@ pub async fn date_page(
     note.topic(topic);
     let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
     // On a ledger the caller may read, its grant's topics and period: a 403 naming them.
-    access.check_topic(topic).map_err(|e| out_of_scope(&note, e))?;
-    access.check_date(date).map_err(|e| out_of_scope(&note, e))?;
+    access
+        .check_topic(topic)
+        .map_err(|e| out_of_scope(&note, e))?;
+    access
+        .check_date(date)
+        .map_err(|e| out_of_scope(&note, e))?;
     let binding = Binding::Date {
         ledger: access.ledger_id(),
         topic,
@@ -585,7 +589,9 @@ pub async fn feed_page(
         note.feed_after(0);
     }
     let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
-    access.check_topic(topic).map_err(|e| out_of_scope(&note, e))?;
+    access
+        .check_topic(topic)
+        .map_err(|e| out_of_scope(&note, e))?;
     let binding = Binding::Feed {
         ledger: access.ledger_id(),
         topic,

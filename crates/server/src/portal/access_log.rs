@@ -177,7 +177,9 @@ impl Reader<'_> {
     fn result(&self, r: &AccessRecord) -> String {
         let x = &r.rec;
         match self {
-            Reader::Merchant { .. } if x.status == 404 => "refused: no access to this ledger".into(),
+            Reader::Merchant { .. } if x.status == 404 => {
+                "refused: no access to this ledger".into()
+            }
             _ if x.result.is_empty() => format!("status {}", x.status),
             _ => x.result.clone(),
         }

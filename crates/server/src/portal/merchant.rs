@@ -6,8 +6,8 @@
 use super::PostedForm;
 use super::auth::SignedIn;
 use super::templates::{
-    ConfirmPage, EditAccessPage, GrantedPartner, KeyRow, Layout,
-    MerchantKeysPage, MerchantPartnersPage, ScopeChoice, UnitChoice, UnitRow,
+    ConfirmPage, EditAccessPage, GrantedPartner, KeyRow, Layout, MerchantKeysPage,
+    MerchantPartnersPage, ScopeChoice, UnitChoice, UnitRow,
 };
 use super::{PortalError, id_field, page, redirect_flash, scope_words, show_time};
 use crate::AppState;
@@ -612,4 +612,3 @@ pub async fn regenerate(
     );
     Ok(r)
 }
-

@@ -56,10 +56,19 @@ pub fn routes() -> Router<AppState> {
             "/portal/merchant/keys/regenerate",
             post(merchant::regenerate),
         )
-        .route("/portal/merchant/access-log", get(access_log::merchant_page))
-        .route("/portal/merchant/access-log.csv", get(access_log::merchant_csv))
+        .route(
+            "/portal/merchant/access-log",
+            get(access_log::merchant_page),
+        )
+        .route(
+            "/portal/merchant/access-log.csv",
+            get(access_log::merchant_csv),
+        )
         .route("/portal/partner/access-log", get(access_log::partner_page))
-        .route("/portal/partner/access-log.csv", get(access_log::partner_csv))
+        .route(
+            "/portal/partner/access-log.csv",
+            get(access_log::partner_csv),
+        )
         .route("/portal/merchant/settlements", get(settlements::page_route))
         .route("/portal/merchant/settlements.csv", get(settlements::csv))
         .route("/portal/partner", get(partner::home))

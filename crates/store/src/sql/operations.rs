@@ -107,10 +107,7 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
     }
 
     async fn count_access(&self, f: &AccessLogFilter) -> Result<u64> {
-        let sql = concat!(
-            "SELECT COUNT(*) FROM access_log a WHERE ",
-            access_where!()
-        );
+        let sql = concat!("SELECT COUNT(*) FROM access_log a WHERE ", access_where!());
         let (n,): (i64,) = self
             .one(
                 sql,

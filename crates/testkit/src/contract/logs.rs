@@ -192,7 +192,8 @@ pub async fn access_log_filters_by_credentials_and_time_pages_by_id_and_counts(s
         "log",
     ));
     let from_now = ids(must(
-        s.access_log(&f(None, Some(CONTRACT_NOW.into()), None)).await,
+        s.access_log(&f(None, Some(CONTRACT_NOW.into()), None))
+            .await,
         "log",
     ));
     let from_later = ids(must(
@@ -200,7 +201,8 @@ pub async fn access_log_filters_by_credentials_and_time_pages_by_id_and_counts(s
         "log",
     ));
     let until_now = ids(must(
-        s.access_log(&f(None, None, Some(CONTRACT_NOW.into()))).await,
+        s.access_log(&f(None, None, Some(CONTRACT_NOW.into())))
+            .await,
         "log",
     ));
     let until_later = ids(must(
@@ -230,7 +232,10 @@ pub async fn access_log_filters_by_credentials_and_time_pages_by_id_and_counts(s
     assert_eq!(with, vec!["req-4", "req-3", "req-1"], "with credentials");
     assert_eq!(without, vec!["req-2"], "without credentials");
     assert_eq!(
-        newest.iter().map(|r| r.rec.request_id.as_str()).collect::<Vec<_>>(),
+        newest
+            .iter()
+            .map(|r| r.rec.request_id.as_str())
+            .collect::<Vec<_>>(),
         vec!["req-4", "req-3"]
     );
     assert_eq!(next, vec!["req-1"], "the page before the last id");
