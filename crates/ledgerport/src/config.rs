@@ -104,6 +104,8 @@ pub const KEYS: &[Key] = &[
         "a whole number of seconds (0 turns the closing task off)"),
     key("server.ledger_list_page_size", "LEDGERPORT_LEDGER_LIST_PAGE_SIZE", "--ledger-list-page-size", Check::Range(1, 10_000),
         "a whole number from 1 to 10000"),
+    key("server.access_log_retention_days", "LEDGERPORT_ACCESS_LOG_RETENTION_DAYS", "--access-log-retention-days", Check::Range(0, U32_MAX),
+        "a whole number of days from 0 to 4294967295 (0 keeps the access log forever)"),
     key("limits.enabled", "LEDGERPORT_LIMITS_ENABLED", "--limits-enabled", Check::Any,
         "`true` or `false`"),
     key("limits.token_per_second", "LEDGERPORT_LIMITS_TOKEN_PER_SECOND", "--limits-token-per-second", Check::Positive,
@@ -244,6 +246,8 @@ pub struct ServerSection {
     /// 0 turns the closing task off.
     pub close_interval_secs: u64,
     pub ledger_list_page_size: u32,
+    /// Days the access log keeps a request; 0 keeps them forever.
+    pub access_log_retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -331,6 +335,7 @@ impl Default for Config {
                 request_timeout_secs: server.request_timeout.as_secs(),
                 close_interval_secs: server.close_interval.map_or(0, |d| d.as_secs()),
                 ledger_list_page_size: server.ledger_list_page_size,
+                access_log_retention_days: server.access_log_retention_days,
             },
             limits: LimitsSection {
                 enabled: limits.enabled,
@@ -396,6 +401,7 @@ impl Config {
             request_timeout: Duration::from_secs(s.request_timeout_secs),
             close_interval: (s.close_interval_secs > 0)
                 .then(|| Duration::from_secs(s.close_interval_secs)),
+            access_log_retention_days: s.access_log_retention_days,
             limits: LimitsConfig {
                 enabled: l.enabled,
                 token_per_second: l.token_per_second,
@@ -1072,6 +1078,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     #[serde(rename = "server.ledger_list_page_size")]
     pub ledger_list_page_size: Option<u32>,
+    /// Days the access log keeps a Report API request; older rows are pruned hourly (0 keeps them forever). [default: 396] [env: LEDGERPORT_ACCESS_LOG_RETENTION_DAYS] [config: server.access_log_retention_days]
+    #[arg(long, value_name = "DAYS")]
+    #[serde(rename = "server.access_log_retention_days")]
+    pub access_log_retention_days: Option<u32>,
     /// Rate limits on (`true`) or off (`false`). [default: true] [env: LEDGERPORT_LIMITS_ENABLED] [config: limits.enabled]
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     #[serde(rename = "limits.enabled")]
@@ -1186,6 +1196,10 @@ mod tests {
         assert_eq!(ours.ledger_list_page_size, theirs.ledger_list_page_size);
         assert_eq!(ours.request_timeout, theirs.request_timeout);
         assert_eq!(ours.close_interval, theirs.close_interval);
+        assert_eq!(
+            ours.access_log_retention_days,
+            theirs.access_log_retention_days
+        );
         assert_eq!(ours.limits, theirs.limits);
         let d = Config::default();
         assert_eq!(d.database_url, "sqlite://ledgerport.db");
@@ -1471,6 +1485,7 @@ mod tests {
                 request_timeout_secs: 3,
                 close_interval_secs: 4,
                 ledger_list_page_size: 5,
+                access_log_retention_days: 396,
             },
             limits: LimitsSection {
                 enabled: false,

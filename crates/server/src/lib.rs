@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub signing_keys: tokens::SigningKeyProtection,
     /// The SMTP server the mail outbox is delivered through; `None`: mails wait in the outbox.
     pub mail: Option<mail::SmtpConfig>,
+    /// Days the access log keeps a Report API request (default 396, about 13 months); older
+    /// rows are pruned hourly by [`serve`] ([`prune_access_log`]). 0 keeps them forever.
+    pub access_log_retention_days: u32,
 }
 
 /// Rate limits: token buckets per client id on the token endpoints and per principal on the
@@ -102,9 +105,13 @@ impl Default for ServerConfig {
             limits: LimitsConfig::default(),
             signing_keys: tokens::SigningKeyProtection::Plaintext,
             mail: None,
+            access_log_retention_days: DEFAULT_ACCESS_LOG_RETENTION_DAYS,
         }
     }
 }
+
+/// The access log's default retention: 13 months, rounded up to whole days (396).
+pub const DEFAULT_ACCESS_LOG_RETENTION_DAYS: u32 = 396;
 
 /// Everything a handler may use. Cloned per request (all fields are shared pointers).
 #[derive(Clone)]
@@ -199,6 +206,8 @@ pub async fn serve(
         .close_interval
         .map(|every| tokio::spawn(closing_loop(state.clone(), every)));
     let notifier = tokio::spawn(expiry_notice_loop(state.clone()));
+    let pruner = (state.config.access_log_retention_days > 0)
+        .then(|| tokio::spawn(pruning_loop(state.clone())));
     let sender = state
         .mailer
         .clone()
@@ -216,6 +225,10 @@ pub async fn serve(
     }
     // Each expiry notice is recorded in the transaction that writes it: stopping loses nothing.
     notifier.abort();
+    if let Some(p) = pruner {
+        // A prune is one statement: stopping between awaits loses nothing.
+        p.abort();
+    }
     if let Some(s) = sender {
         // A mail not yet marked sent is claimed again once its claim lapses (`mail`).
         s.abort();
@@ -232,6 +245,44 @@ pub async fn serve_metrics(
 ) -> std::io::Result<()> {
     axum::serve(listener, metrics::router(state))
         .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// How often [`serve`] prunes the access log.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Prunes the access log every [`PRUNE_INTERVAL`], from the start. Every process may do it: the
+/// delete is one statement and deleting what another process already deleted changes nothing.
+async fn pruning_loop(state: AppState) {
+    let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match prune_access_log(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned the access log"),
+            Err(e) => tracing::error!(error = %e, "pruning the access log failed; will retry"),
+        }
+    }
+}
+
+/// The instant before which access-log rows are past a retention of `days` at `now`.
+pub fn access_log_cutoff(now: jiff::Timestamp, days: u32) -> jiff::Timestamp {
+    now.checked_sub(jiff::SignedDuration::from_hours(24 * i64::from(days)))
+        .unwrap_or(jiff::Timestamp::MIN)
+}
+
+/// Deletes the access-log rows older than the configured retention at the clock's now; returns
+/// how many. Retention 0 keeps everything.
+pub async fn prune_access_log(state: &AppState) -> Result<u64, ledgerport_store::StoreError> {
+    let days = state.config.access_log_retention_days;
+    if days == 0 {
+        return Ok(0);
+    }
+    let cutoff = access_log_cutoff(state.clock.now(), days);
+    state
+        .store
+        .prune_access_log(&ledgerport_core::entry::wire_time(cutoff))
         .await
 }
 

@@ -414,9 +414,9 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
     assert!(new_secret.starts_with("lpsec_") && new_secret != unit_keys.secret);
     ui.shot("merchant-keys").await;
     ui.go("/portal/merchant/access-log").await;
-    // The partner's read of ledger 300 is in the log, under its name.
+    // The partner's read of ledger 300 is in the log, under its name and key.
     ui.c.find(Locator::XPath(
-        "//tr[td[text()='Tall og Tekst AS'] and td[text()='300']]",
+        "//tr[td[starts-with(text(),'Tall og Tekst AS, key ')] and td[text()='300']]",
     ))
     .await
     .expect("the partner's read of ledger 300 is logged");

@@ -246,10 +246,8 @@ async fn load_above_the_report_limit_gets_429_and_other_principals_are_unaffecte
     let records = app
         .store
         .access_log(&ledgerport_store::AccessLogFilter {
-            ledger_id: None,
-            partner_id: None,
-            owner_merchant_id: None,
             limit: 1000,
+            ..ledgerport_store::AccessLogFilter::default()
         })
         .await
         .expect("access log");

@@ -1283,7 +1283,8 @@ async fn every_report_api_request_is_recorded_in_the_access_log() {
         })
         .await
         .expect("log");
-    assert_eq!(log.len(), 6, "{log:#?}");
+    // The listing is one record per ledger it returned: 100, 200 and 300, written in that order.
+    assert_eq!(log.len(), 8, "{log:#?}");
     // Newest first.
     let expected = [
         (
@@ -1307,7 +1308,9 @@ async fn every_report_api_request_is_recorded_in_the_access_log() {
             404,
             true,
         ),
-        (&list, "/settlement/v1/ledgers", None, 200, true),
+        (&list, "/settlement/v1/ledgers", Some("300"), 200, true),
+        (&list, "/settlement/v1/ledgers", Some("200"), 200, true),
+        (&list, "/settlement/v1/ledgers", Some("100"), 200, true),
         (
             &date,
             "/report/v2/ledgers/{ledger_id}/{topic}/dates/{ledger_date}",
@@ -1330,6 +1333,12 @@ async fn every_report_api_request_is_recorded_in_the_access_log() {
         assert_eq!(r.ledger_id.as_deref(), ledger, "{endpoint}");
         assert_eq!(r.status, status, "{endpoint}");
         assert_eq!(Some(&r.request_id), res.request_id.as_ref(), "{endpoint}");
+        let words = match status {
+            200 => "read",
+            404 => "not found or not granted",
+            _ => "invalid token",
+        };
+        assert_eq!(r.result, words, "{endpoint}");
         assert_eq!(record.at, "2024-04-05T12:00:00.000000Z");
         assert_eq!(r.partner_id, None);
         assert_eq!(r.msn, None);

@@ -110,6 +110,17 @@ pub struct NewAccessRecord {
     pub ledger_id: Option<String>,
     pub endpoint: String,
     pub status: u16,
+    /// The topic of a date or feed page (`funds`, `fees`), as the path named it.
+    pub topic: Option<String>,
+    /// The ledger date of a date page (`YYYY-MM-DD`).
+    pub ledger_date: Option<String>,
+    /// The position a feed page starts after: 0 for the first page, else the cursor's entry.
+    pub feed_after: Option<i64>,
+    /// Personal data, when the request asked for it: `given` or `withheld`.
+    pub personal_data: Option<String>,
+    /// The result in words (`read`, `not found`, `refused: ...`, `invalid token`, ...); empty on
+    /// rows written before the log recorded it.
+    pub result: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +136,14 @@ pub struct AccessLogFilter {
     pub partner_id: Option<RowId>,
     /// Only requests on ledgers this merchant owns.
     pub owner_merchant_id: Option<RowId>,
+    /// Only requests made with credentials (`true`) or only those without (`false`).
+    pub authenticated: Option<bool>,
+    /// Only requests at or after this instant (the log's time format, e.g. `wire_time`).
+    pub from: Option<String>,
+    /// Only requests before this instant.
+    pub until: Option<String>,
+    /// Only records older than this one (the page after one ending here).
+    pub before_id: Option<RowId>,
     pub limit: u32,
 }
 

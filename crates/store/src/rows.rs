@@ -476,6 +476,11 @@ pub struct AccessRow {
     pub ledger_id: Option<String>,
     pub endpoint: String,
     pub status: i64,
+    pub topic: Option<String>,
+    pub ledger_date: Option<String>,
+    pub feed_after: Option<i64>,
+    pub personal_data: Option<String>,
+    pub result: String,
 }
 
 impl AccessRow {
@@ -499,6 +504,11 @@ impl AccessRow {
                 endpoint: self.endpoint,
                 status: u16::try_from(self.status)
                     .map_err(|_| StoreError::Corrupt("status".into()))?,
+                topic: self.topic,
+                ledger_date: self.ledger_date,
+                feed_after: self.feed_after,
+                personal_data: self.personal_data,
+                result: self.result,
             },
         })
     }

@@ -217,8 +217,17 @@ pub trait OperationsStore: Send + Sync {
         until: Timestamp,
     ) -> Result<bool>;
 
-    async fn record_access(&self, rec: NewAccessRecord) -> Result<()>;
+    async fn record_access(&self, rec: NewAccessRecord) -> Result<()> {
+        self.record_accesses(vec![rec]).await
+    }
+    /// Records these requests in one transaction: a listing's row per ledger costs one commit.
+    async fn record_accesses(&self, recs: Vec<NewAccessRecord>) -> Result<()>;
+    /// The records the filter selects, newest first, at most `limit` (100 when 0).
     async fn access_log(&self, filter: &AccessLogFilter) -> Result<Vec<AccessRecord>>;
+    /// How many records the filter selects (its `limit` and `before_id` aside).
+    async fn count_access(&self, filter: &AccessLogFilter) -> Result<u64>;
+    /// Deletes the records made before `before` (the log's time format); returns how many.
+    async fn prune_access_log(&self, before: &str) -> Result<u64>;
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>>;
 
     /// Readiness: fails when the database is unreachable or its schema is not the one this build

@@ -105,6 +105,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "access requests",
         include_str!("../migrations/sqlite/0010_access_requests.sql"),
     ),
+    (
+        11,
+        "access log detail",
+        include_str!("../migrations/sqlite/0011_access_log_detail.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -132,6 +137,11 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         10,
         "access requests",
         include_str!("../migrations/postgres/0010_access_requests.sql"),
+    ),
+    (
+        11,
+        "access log detail",
+        include_str!("../migrations/postgres/0011_access_log_detail.sql"),
     ),
 ];
 

@@ -1,14 +1,19 @@
 //! The Report API access log and the audit log.
 
 use super::{Output, find_ledger, find_merchant, find_partner, short_time, store_err, table};
+use crate::config::Config;
 use anyhow::anyhow;
+use ledgerport_core::entry::wire_time;
 use ledgerport_core::world::RowId;
 use ledgerport_store::{AccessLogFilter, Store};
 use serde_json::json;
 use std::collections::HashMap;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AccessLogArgs {
+    #[command(subcommand)]
+    action: Option<AccessLogAction>,
     /// Only requests on this ledger.
     #[arg(long, value_name = "LEDGER-ID")]
     ledger: Option<String>,
@@ -21,6 +26,19 @@ pub struct AccessLogArgs {
     /// At most this many records, newest first.
     #[arg(long, default_value_t = 100)]
     limit: u32,
+}
+
+#[derive(clap::Subcommand)]
+pub enum AccessLogAction {
+    /// Delete the requests older than the retention now (the server also does it hourly).
+    Prune(PruneArgs),
+}
+
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// Keep this many days instead of `server.access_log_retention_days`.
+    #[arg(long, value_name = "DAYS")]
+    older_than_days: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -38,7 +56,14 @@ fn check_limit(limit: u32) -> anyhow::Result<u32> {
     }
 }
 
-pub(super) async fn access_log(store: &dyn Store, a: AccessLogArgs) -> anyhow::Result<Output> {
+pub(super) async fn access_log(
+    store: &dyn Store,
+    a: AccessLogArgs,
+    config: &Config,
+) -> anyhow::Result<Output> {
+    if let Some(AccessLogAction::Prune(p)) = a.action {
+        return prune(store, p, config).await;
+    }
     let limit = check_limit(a.limit)?;
     let ledger_id = match &a.ledger {
         Some(l) => Some(find_ledger(store, "--ledger", l).await?.ledger.ledger_id),
@@ -56,6 +81,7 @@ pub(super) async fn access_log(store: &dyn Store, a: AccessLogArgs) -> anyhow::R
         partner_id: a.partner,
         owner_merchant_id,
         limit,
+        ..AccessLogFilter::default()
     };
     let recs = store.access_log(&filter).await.map_err(store_err)?;
     let orgs: HashMap<RowId, String> = store
@@ -95,6 +121,7 @@ pub(super) async fn access_log(store: &dyn Store, a: AccessLogArgs) -> anyhow::R
                 dash(x.ledger_id.clone()),
                 x.status.to_string(),
                 x.endpoint.clone(),
+                x.result.clone(),
             ]
         })
         .collect();
@@ -108,6 +135,7 @@ pub(super) async fn access_log(store: &dyn Store, a: AccessLogArgs) -> anyhow::R
             "LEDGER",
             "STATUS",
             "ENDPOINT",
+            "RESULT",
         ],
         &rows,
     );
@@ -121,10 +149,35 @@ pub(super) async fn access_log(store: &dyn Store, a: AccessLogArgs) -> anyhow::R
                 "partner_id": x.partner_id,
                 "merchant_org_id": x.merchant_id.map(|m| orgs.get(&m).cloned()),
                 "msn": x.msn, "ledger_id": x.ledger_id, "endpoint": x.endpoint, "status": x.status,
+                "topic": x.topic, "ledger_date": x.ledger_date, "feed_after": x.feed_after,
+                "personal_data": x.personal_data, "result": x.result,
             })
         })
         .collect();
     Ok(Output::new(text, json))
+}
+
+async fn prune(store: &dyn Store, p: PruneArgs, config: &Config) -> anyhow::Result<Output> {
+    let days = p
+        .older_than_days
+        .unwrap_or(config.server.access_log_retention_days);
+    if days == 0 {
+        return Err(anyhow!(
+            "--older-than-days: the retention is 0 (keep forever); give a number of days to prune"
+        ));
+    }
+    let cutoff = ledgerport_server::access_log_cutoff(jiff::Timestamp::now(), days);
+    let n = store
+        .prune_access_log(&wire_time(cutoff))
+        .await
+        .map_err(store_err)?;
+    Ok(Output::new(
+        format!(
+            "Deleted {n} access-log records made before {} ({days} days).",
+            short_time(&wire_time(cutoff))
+        ),
+        json!({ "deleted": n, "before": wire_time(cutoff), "retention_days": days }),
+    ))
 }
 
 pub(super) async fn audit_log(store: &dyn Store, a: AuditLogArgs) -> anyhow::Result<Output> {

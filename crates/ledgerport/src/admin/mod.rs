@@ -62,7 +62,7 @@ pub enum AdminCommand {
     /// merchant's instruction.
     #[command(subcommand)]
     Request(requests::RequestCmd),
-    /// Who read which ledger through the Report API, newest first.
+    /// Who read which ledger through the Report API, newest first; `prune` deletes old records.
     AccessLog(logs::AccessLogArgs),
     /// Every state change and who made it, newest first.
     AuditLog(logs::AuditLogArgs),
@@ -97,7 +97,7 @@ async fn execute(
         AdminCommand::Keys(c) => keys::keys(store, c).await,
         AdminCommand::Grant(c) => world::grant(store, c).await,
         AdminCommand::Request(c) => requests::request(store, c).await,
-        AdminCommand::AccessLog(a) => logs::access_log(store, a).await,
+        AdminCommand::AccessLog(a) => logs::access_log(store, a, config).await,
         AdminCommand::AuditLog(a) => logs::audit_log(store, a).await,
         AdminCommand::SigningKey(c) => keys::signing_key(store, c, config).await,
         AdminCommand::Close(a) => close::close(store, a).await,

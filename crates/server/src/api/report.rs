@@ -22,6 +22,7 @@ use ledgerport_core::entry::wire_time;
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{ApiKey, KeyOwner};
 use ledgerport_store::{LedgerView, NewAccessRecord};
+use std::sync::{Arc, Mutex};
 
 /// The authenticated caller of a Report API request.
 #[derive(Debug, Clone)]
@@ -35,6 +36,7 @@ pub struct Caller {
 /// change takes effect on the next request, not when the token expires. Then the caller's key
 /// must be within its rate limit ([`crate::limits`]), or the answer is 429.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let note = req.extensions().get::<AccessNote>().cloned();
     match caller(&state, req.headers()).await {
         Ok(caller) => {
             if let Err(e) = state.limits.report_request(caller.key.id) {
@@ -48,7 +50,19 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             res.extensions_mut().insert(caller);
             res
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if let Some(note) = note {
+                note.result(match &e {
+                    AppError::Unauthorized => "invalid token",
+                    AppError::SubscriptionKey(_) => "invalid subscription key",
+                    AppError::Forbidden(_) => {
+                        "refused: Merchant-Serial-Number is not of these keys"
+                    }
+                    _ => "bad request",
+                });
+            }
+            e.into_response()
+        }
     }
 }
 
@@ -107,9 +121,79 @@ async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
     Ok(Caller { principal, key })
 }
 
+/// What the handlers of a request learned for its access-log row: the topic, date or feed
+/// position asked for, whether personal data was given, why it was refused, the ledgers a
+/// listing returned. [`access_log`] puts an empty one in the request; the handlers fill it in as
+/// they go, so a refused request still says what it asked for.
+#[derive(Debug, Clone, Default)]
+pub struct AccessNote(Arc<Mutex<Noted>>);
+
+#[derive(Debug, Default)]
+struct Noted {
+    topic: Option<Topic>,
+    ledger_date: Option<LedgerDate>,
+    feed_after: Option<i64>,
+    personal_data: Option<&'static str>,
+    result: Option<String>,
+    listed: Option<Vec<String>>,
+}
+
+impl AccessNote {
+    fn with(&self, f: impl FnOnce(&mut Noted)) {
+        // A poisoned lock only loses detail of a row; the answer is never affected.
+        if let Ok(mut n) = self.0.lock() {
+            f(&mut n);
+        }
+    }
+    fn topic(&self, t: Topic) {
+        self.with(|n| n.topic = Some(t));
+    }
+    fn ledger_date(&self, d: LedgerDate) {
+        self.with(|n| n.ledger_date = Some(d));
+    }
+    fn feed_after(&self, seq: i64) {
+        self.with(|n| n.feed_after = Some(seq));
+    }
+    fn personal_data(&self, given: bool) {
+        self.with(|n| n.personal_data = Some(if given { "given" } else { "withheld" }));
+    }
+    /// The result in words, when the status alone does not say it.
+    fn result(&self, words: impl Into<String>) {
+        let words = words.into();
+        self.with(|n| n.result = Some(words));
+    }
+    fn listed(&self, ledgers: Vec<String>) {
+        self.with(|n| n.listed = Some(ledgers));
+    }
+}
+
+/// The result of a request in words, as a merchant or partner reads it in the access log: what a
+/// handler noted, else what its status means.
+fn result_words(status: u16, noted: Option<String>) -> String {
+    if let Some(words) = noted {
+        return words;
+    }
+    match status {
+        200..=299 => "read",
+        400 => "bad request",
+        401 => "invalid token",
+        // On a ledger that exists, the same answer as one never granted: expired, not granted
+        // or another organisation's.
+        404 => "not found or not granted",
+        403 => "refused: these credentials may not use the Report API",
+        410 => "refused: retired endpoint",
+        429 => "refused: rate limit",
+        500..=599 => "server error",
+        _ => "refused",
+    }
+    .to_owned()
+}
+
 /// Records every Report API request: who, which ledger, which endpoint, the status, the request
-/// id. A failure to record is logged but does not fail the request that was already answered.
-pub async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// id, and what the handlers noted ([`AccessNote`]). A ledger listing records one row per ledger
+/// it returned, so each ledger's owner sees the listing among the reads of its ledger. A failure
+/// to record is logged but does not fail the request that was already answered.
+pub async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -128,8 +212,15 @@ pub async fn access_log(State(state): State<AppState>, req: Request, next: Next)
         .and_then(|rest| rest.split('/').next())
         .filter(|id| LedgerId::parse("ledgerId", id).is_ok())
         .map(str::to_owned);
+    let note = AccessNote::default();
+    req.extensions_mut().insert(note.clone());
     let res = next.run(req).await;
     let caller = res.extensions().get::<Caller>();
+    let noted = match note.0.lock() {
+        Ok(mut n) => std::mem::take(&mut *n),
+        Err(_) => Noted::default(),
+    };
+    let status = res.status().as_u16();
     let rec = NewAccessRecord {
         request_id,
         key_id: caller.map(|c| c.key.id),
@@ -149,9 +240,24 @@ pub async fn access_log(State(state): State<AppState>, req: Request, next: Next)
         }),
         ledger_id,
         endpoint,
-        status: res.status().as_u16(),
+        status,
+        topic: noted.topic.map(|t| t.as_str().to_owned()),
+        ledger_date: noted.ledger_date.map(|d| d.to_string()),
+        feed_after: noted.feed_after,
+        personal_data: noted.personal_data.map(str::to_owned),
+        result: result_words(status, noted.result),
     };
-    if let Err(e) = state.store.record_access(rec).await {
+    let recs = match noted.listed {
+        Some(ledgers) if !ledgers.is_empty() => ledgers
+            .into_iter()
+            .map(|l| NewAccessRecord {
+                ledger_id: Some(l),
+                ..rec.clone()
+            })
+            .collect(),
+        _ => vec![rec],
+    };
+    if let Err(e) = state.store.record_accesses(recs).await {
         tracing::error!(error = %e, "could not record a Report API request in the access log");
     }
     res
@@ -171,6 +277,7 @@ fn page_size_header(n: u32) -> [(axum::http::HeaderName, HeaderValue); 1] {
 pub async fn list_ledgers(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
+    axum::Extension(note): axum::Extension<AccessNote>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let scope = access::list_scope(&caller.principal).ok_or_else(forbidden)?;
@@ -210,16 +317,21 @@ pub async fn list_ledgers(
         _ => String::new(),
     };
     let mut items = Vec::with_capacity(rows.len());
+    let mut listed = Vec::with_capacity(rows.len());
     for guarded in rows {
         let ledger = guarded.facts().ledger_id.clone();
         // The scope query and the policy must agree; if they ever do not, the policy wins.
         match guarded.open(&caller.principal) {
-            Ok((_, view)) => items.push(WireLedger::from(&view)),
+            Ok((_, view)) => {
+                listed.push(ledger.to_string());
+                items.push(WireLedger::from(&view));
+            }
             Err(refusal) => {
                 tracing::error!(%ledger, ?refusal, "listing scope returned a ledger the policy refuses")
             }
         }
     }
+    note.listed(listed);
     Ok((page_size_header(limit), Json(LedgerList { items, cursor })).into_response())
 }
 
@@ -232,6 +344,7 @@ pub async fn list_ledgers(
 pub async fn list_grants(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
+    axum::Extension(note): axum::Extension<AccessNote>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let scope = match (&caller.principal, access::list_scope(&caller.principal)) {
@@ -270,6 +383,7 @@ pub async fn list_grants(
     };
     let mut merchants = std::collections::HashMap::new();
     let mut items = Vec::with_capacity(rows.len());
+    let mut listed = Vec::with_capacity(rows.len());
     for guarded in rows {
         let ledger = guarded.facts().ledger_id.clone();
         let (access, view) = match guarded.open(&caller.principal) {
@@ -293,6 +407,7 @@ pub async fn list_grants(
                 name
             }
         };
+        listed.push(ledger.to_string());
         let scope = access.scope();
         items.push(WireGrant {
             ledger_id: ledger.to_string(),
@@ -310,11 +425,16 @@ pub async fn list_grants(
             expires_at: scope.expires_at.map(wire_time),
         });
     }
+    note.listed(listed);
     Ok((page_size_header(limit), Json(GrantList { items, cursor })).into_response())
 }
 
 /// A read outside the caller's grant on a ledger it may read: 403, naming the topic or period.
-fn out_of_scope(e: OutOfScope) -> AppError {
+fn out_of_scope(note: &AccessNote, e: OutOfScope) -> AppError {
+    note.result(match &e {
+        OutOfScope::Topic(_) => "refused: topic not in the grant",
+        OutOfScope::Date { .. } => "refused: date outside the grant's period",
+    });
     AppError::Forbidden(e.to_string())
 }
 
@@ -391,19 +511,27 @@ async fn open_ledger(
 pub async fn date_page(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
+    axum::Extension(note): axum::Extension<AccessNote>,
     path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
     let Path((ledger_id, topic, date)) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
     refuse_never_readers(&caller)?;
     let date = LedgerDate::parse("ledgerDate", &date)?;
+    note.ledger_date(date);
     let q = QueryParams::parse(raw.as_deref())?;
     let gdpr = q.flag("includeGDPRSensitiveData")?;
+    let gdpr_asked = gdpr;
     let topic = Topic::parse("topic", &topic)?;
+    note.topic(topic);
     let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
     // On a ledger the caller may read, its grant's topics and period: a 403 naming them.
-    access.check_topic(topic).map_err(out_of_scope)?;
-    access.check_date(date).map_err(out_of_scope)?;
+    access
+        .check_topic(topic)
+        .map_err(|e| out_of_scope(&note, e))?;
+    access
+        .check_date(date)
+        .map_err(|e| out_of_scope(&note, e))?;
     let binding = Binding::Date {
         ledger: access.ledger_id(),
         topic,
@@ -424,6 +552,9 @@ pub async fn date_page(
     let try_later = view.ledger.is_open(date, state.clock.now());
     state.metrics.entries_served(topic, entries.len());
     let (gdpr, withheld) = personal_data(&access, gdpr);
+    if gdpr_asked {
+        note.personal_data(gdpr);
+    }
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     let page = DatePage {
         items,
@@ -442,6 +573,7 @@ pub async fn date_page(
 pub async fn feed_page(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
+    axum::Extension(note): axum::Extension<AccessNote>,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
@@ -449,14 +581,23 @@ pub async fn feed_page(
     refuse_never_readers(&caller)?;
     let q = QueryParams::parse(raw.as_deref())?;
     let gdpr = q.flag("includeGDPRSensitiveData")?;
+    let gdpr_asked = gdpr;
     let topic = Topic::parse("topic", &topic)?;
+    note.topic(topic);
+    if q.cursor().is_none() {
+        // The first page; a cursor's position is known once the ledger is open.
+        note.feed_after(0);
+    }
     let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
-    access.check_topic(topic).map_err(out_of_scope)?;
+    access
+        .check_topic(topic)
+        .map_err(|e| out_of_scope(&note, e))?;
     let binding = Binding::Feed {
         ledger: access.ledger_id(),
         topic,
     };
     let after = after_seq(&state, &binding, &q)?;
+    note.feed_after(after);
     let limit = view.ledger.page_size;
     let mut entries = state
         .store
@@ -469,6 +610,9 @@ pub async fn feed_page(
     let cursor = state.cursors.encode_seq(&binding, position);
     state.metrics.entries_served(topic, entries.len());
     let (gdpr, withheld) = personal_data(&access, gdpr);
+    if gdpr_asked {
+        note.personal_data(gdpr);
+    }
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     let page = FeedPage {
         cursor,

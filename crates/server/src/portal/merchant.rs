@@ -6,8 +6,8 @@
 use super::PostedForm;
 use super::auth::SignedIn;
 use super::templates::{
-    AccessLogPage, AccessRow, ConfirmPage, EditAccessPage, GrantedPartner, KeyRow, Layout,
-    MerchantKeysPage, MerchantPartnersPage, ScopeChoice, UnitChoice, UnitRow,
+    ConfirmPage, EditAccessPage, GrantedPartner, KeyRow, Layout, MerchantKeysPage,
+    MerchantPartnersPage, ScopeChoice, UnitChoice, UnitRow,
 };
 use super::{PortalError, id_field, page, redirect_flash, scope_words, show_time};
 use crate::AppState;
@@ -20,7 +20,7 @@ use ledgerport_core::world::{
     Grant, GrantScope, KeyOwner, Partner, PartnerKind, PartnerState, RowId, SalesUnit,
     SalesUnitKind, Topics,
 };
-use ledgerport_store::{AccessLogFilter, LedgerView};
+use ledgerport_store::LedgerView;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 
@@ -600,104 +600,4 @@ pub async fn regenerate(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(r)
-}
-
-#[derive(Deserialize)]
-pub struct LogQuery {
-    #[serde(default)]
-    partner: String,
-    #[serde(default)]
-    date: String,
-}
-
-/// How many access-log rows the page reads before filtering by date.
-const LOG_ROWS: u32 = 2000;
-
-pub async fn access_log(
-    State(state): State<AppState>,
-    who: SignedIn,
-    Query(q): Query<LogQuery>,
-) -> Result<Response, PortalError> {
-    let org = Org::load(&state, &who).await?;
-    let partner: Option<RowId> = match q.partner.trim() {
-        "" => None,
-        s => Some(
-            s.parse()
-                .map_err(|_| PortalError::BadRequest("partner: must be a number".into()))?,
-        ),
-    };
-    let date = q.date.trim().to_owned();
-    if !date.is_empty() && date.parse::<jiff::civil::Date>().is_err() {
-        return Err(PortalError::BadRequest("date: must be YYYY-MM-DD".into()));
-    }
-    let all_partners: HashMap<RowId, String> = state
-        .store
-        .partners()
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p.name))
-        .collect();
-    let records = state
-        .store
-        .access_log(&AccessLogFilter {
-            partner_id: partner,
-            owner_merchant_id: Some(org.id),
-            limit: LOG_ROWS,
-            ..AccessLogFilter::default()
-        })
-        .await?;
-    let searched_newest = (records.len() == LOG_ROWS as usize).then_some(LOG_ROWS);
-    let unit_names: HashMap<String, String> = org
-        .units
-        .iter()
-        .map(|u| (u.msn.to_string(), u.name.clone()))
-        .collect();
-    let mut seen_partners: BTreeSet<(RowId, String)> = BTreeSet::new();
-    let mut rows = vec![];
-    for r in records {
-        let who_read = match (r.rec.partner_id, r.rec.msn) {
-            (Some(p), _) => {
-                let name = all_partners
-                    .get(&p)
-                    .cloned()
-                    .unwrap_or_else(|| format!("partner {p}"));
-                seen_partners.insert((p, name.clone()));
-                name
-            }
-            (None, Some(m)) => format!(
-                "{} keys (MSN {m})",
-                unit_names.get(&m.to_string()).cloned().unwrap_or_default()
-            ),
-            (None, None) => "Your merchant-level keys".into(),
-        };
-        if !date.is_empty() && !r.at.starts_with(&date) {
-            continue;
-        }
-        rows.push(AccessRow {
-            at: r.at.get(..19).unwrap_or(&r.at).replace('T', " "),
-            who: who_read,
-            ledger: r.rec.ledger_id.unwrap_or_default(),
-            endpoint: r.rec.endpoint,
-            status: r.rec.status,
-        });
-    }
-    // The reader filter offers the partners that hold or held a grant on the organisation.
-    for v in &org.ledgers {
-        for g in state.store.grants(None, Some(&v.ledger.ledger_id)).await? {
-            if let Some(n) = all_partners.get(&g.partner_id) {
-                seen_partners.insert((g.partner_id, n.clone()));
-            }
-        }
-    }
-    Ok(page(
-        who.flash.is_some(),
-        &AccessLogPage {
-            l: Layout::of(&who, "/portal/merchant/access-log"),
-            partners: seen_partners.into_iter().collect(),
-            partner: partner.unwrap_or(0),
-            date,
-            rows,
-            searched_newest,
-        },
-    ))
 }

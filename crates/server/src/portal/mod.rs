@@ -12,6 +12,7 @@
 //!   operator's forms for merchants, sales units and ledgers, and the ingestion status
 //! - [`templates`]: the askama templates' structs
 
+pub mod access_log;
 pub mod auth;
 pub mod console;
 pub mod csrf;
@@ -58,7 +59,19 @@ pub fn routes() -> Router<AppState> {
             "/portal/merchant/keys/regenerate",
             post(merchant::regenerate),
         )
-        .route("/portal/merchant/access-log", get(merchant::access_log))
+        .route(
+            "/portal/merchant/access-log",
+            get(access_log::merchant_page),
+        )
+        .route(
+            "/portal/merchant/access-log.csv",
+            get(access_log::merchant_csv),
+        )
+        .route("/portal/partner/access-log", get(access_log::partner_page))
+        .route(
+            "/portal/partner/access-log.csv",
+            get(access_log::partner_csv),
+        )
         .route("/portal/merchant/settlements", get(settlements::page_route))
         .route("/portal/merchant/settlements.csv", get(settlements::csv))
         .route("/portal/merchant/requests", get(requests::merchant_page))

@@ -483,7 +483,7 @@ pub async fn page_route(
 
 /// A CSV cell: quoted when it holds a separator, quote or line break; text a spreadsheet would
 /// run as a formula gets a leading apostrophe.
-fn cell(s: &str, text: bool) -> String {
+pub(super) fn cell(s: &str, text: bool) -> String {
     let s = if text && s.starts_with(['=', '+', '-', '@']) {
         format!("'{s}")
     } else {

@@ -54,6 +54,7 @@ impl Layout {
             PortalRole::Partner(_) => &[
                 ("/portal/partner", "Overview"),
                 ("/portal/partner/requests", "Access requests"),
+                ("/portal/partner/access-log", "Access log"),
             ],
             PortalRole::Operator => &[
                 ("/portal/operator", "Partners"),
@@ -244,24 +245,42 @@ pub struct MerchantKeysPage {
     pub shown: Option<(String, String)>,
 }
 
+/// One access-log row in the reader's words ([`super::access_log`]).
 pub struct AccessRow {
+    pub id: i64,
     pub at: String,
-    pub who: String,
+    pub credentials: String,
     pub ledger: String,
-    pub endpoint: String,
-    pub status: u16,
+    pub topic: String,
+    /// The ledger date, the feed position or the listing asked for.
+    pub asked: String,
+    pub personal_data: String,
+    pub result: String,
 }
 
+/// The access log of a merchant (`merchant`) or a partner.
 #[derive(Template)]
-#[template(path = "merchant_access_log.html")]
+#[template(path = "access_log.html")]
 pub struct AccessLogPage {
     pub l: Layout,
+    /// The page's own path, which the filter form is sent to.
+    pub action: &'static str,
+    pub merchant: bool,
+    /// The merchant's ledgers, to filter by.
+    pub ledgers: Vec<String>,
+    pub ledger: String,
+    /// The partners to filter by (merchants only).
     pub partners: Vec<(i64, String)>,
     pub partner: i64,
-    pub date: String,
+    pub from: String,
+    pub to: String,
     pub rows: Vec<AccessRow>,
-    /// The page searched only the newest reads (this many); older ones need `admin access-log`.
-    pub searched_newest: Option<u32>,
+    /// Requests without valid credentials on the merchant's ledgers in the period.
+    pub unauthenticated: Option<u64>,
+    /// The next (older) page's address, when there is one.
+    pub older: Option<String>,
+    /// The CSV export of the filtered rows.
+    pub csv: String,
 }
 
 pub struct GrantRow {

@@ -78,6 +78,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "access requests",
         include_str!("../../migrations/sqlite/0010_access_requests.sql"),
     ),
+    (
+        11,
+        "access log detail",
+        include_str!("../../migrations/sqlite/0011_access_log_detail.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -128,6 +133,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         10,
         "access requests",
         include_str!("../../migrations/postgres/0010_access_requests.sql"),
+    ),
+    (
+        11,
+        "access log detail",
+        include_str!("../../migrations/postgres/0011_access_log_detail.sql"),
     ),
 ];
 

@@ -17,6 +17,20 @@ const LEASE_UPSERT: &str = "INSERT INTO leases (name, holder, expires_at) VALUES
      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
      WHERE leases.holder = excluded.holder OR leases.expires_at <= $4";
 
+/// The access log's filter, one statement for the page and the count: `$1` ledger, `$2` partner,
+/// `$3` owning merchant, `$4` with credentials (1) or without (0), `$5` from, `$6` until. Times
+/// are stored in one fixed-width UTC format, so they compare as text on both backends.
+macro_rules! access_where {
+    () => {
+        "($1 IS NULL OR a.ledger_id = $1) \
+     AND ($2 IS NULL OR a.partner_id = $2) \
+     AND ($3 IS NULL OR a.ledger_id IN (SELECT ledger_id FROM ledgers WHERE owner_merchant_id = $3)) \
+     AND ($4 IS NULL OR ($4 = 1) = (a.key_id IS NOT NULL)) \
+     AND ($5 IS NULL OR a.at >= $5) \
+     AND ($6 IS NULL OR a.at < $6)"
+    };
+}
+
 #[async_trait]
 impl<DB: Dialect> OperationsStore for SqlStore<DB> {
     async fn take_lease(
@@ -35,45 +49,84 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
         Ok(n == 1)
     }
 
-    async fn record_access(&self, r: NewAccessRecord) -> Result<()> {
-        self.write_one(
-            "INSERT INTO access_log (at, request_id, key_id, key_kind, client_id, partner_id, \
-             merchant_id, msn, ledger_id, endpoint, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            args![
-                self.now(),
-                r.request_id,
-                r.key_id,
-                r.key_kind.map(KeyKind::as_str),
-                r.client_id,
-                r.partner_id,
-                r.merchant_id,
-                r.msn.map(|m| i64::from(m.get())),
-                r.ledger_id,
-                r.endpoint,
-                i64::from(r.status),
-            ],
-        )
-        .await?;
-        Ok(())
+    async fn record_accesses(&self, recs: Vec<NewAccessRecord>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let at = self.now();
+        for r in recs {
+            tx.execute(
+                "INSERT INTO access_log (at, request_id, key_id, key_kind, client_id, partner_id, \
+                 merchant_id, msn, ledger_id, endpoint, status, topic, ledger_date, feed_after, \
+                 personal_data, result) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                args![
+                    at.clone(),
+                    r.request_id,
+                    r.key_id,
+                    r.key_kind.map(KeyKind::as_str),
+                    r.client_id,
+                    r.partner_id,
+                    r.merchant_id,
+                    r.msn.map(|m| i64::from(m.get())),
+                    r.ledger_id,
+                    r.endpoint,
+                    i64::from(r.status),
+                    r.topic,
+                    r.ledger_date,
+                    r.feed_after,
+                    r.personal_data,
+                    r.result,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await
     }
 
     async fn access_log(&self, f: &AccessLogFilter) -> Result<Vec<AccessRecord>> {
+        let sql = concat!(
+            "SELECT * FROM access_log a WHERE ",
+            access_where!(),
+            " AND ($7 IS NULL OR a.id < $7) ORDER BY a.id DESC LIMIT $8"
+        );
         let rows: Vec<AccessRow> = self
             .all(
-                "SELECT * FROM access_log a WHERE ($1 IS NULL OR a.ledger_id = $1) \
-                 AND ($2 IS NULL OR a.partner_id = $2) \
-                 AND ($3 IS NULL OR a.ledger_id IN (SELECT ledger_id FROM ledgers WHERE owner_merchant_id = $3)) \
-                 ORDER BY a.id DESC LIMIT $4",
+                sql,
                 args![
                     f.ledger_id.as_ref().map(|l| l.as_str()),
                     f.partner_id,
                     f.owner_merchant_id,
+                    f.authenticated.map(i64::from),
+                    f.from.clone(),
+                    f.until.clone(),
+                    f.before_id,
                     i64::from(if f.limit == 0 { 100 } else { f.limit }),
                 ],
             )
             .await?;
         rows.into_iter().map(AccessRow::into_domain).collect()
+    }
+
+    async fn count_access(&self, f: &AccessLogFilter) -> Result<u64> {
+        let sql = concat!("SELECT COUNT(*) FROM access_log a WHERE ", access_where!());
+        let (n,): (i64,) = self
+            .one(
+                sql,
+                args![
+                    f.ledger_id.as_ref().map(|l| l.as_str()),
+                    f.partner_id,
+                    f.owner_merchant_id,
+                    f.authenticated.map(i64::from),
+                    f.from.clone(),
+                    f.until.clone(),
+                ],
+            )
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn prune_access_log(&self, before: &str) -> Result<u64> {
+        self.write_one("DELETE FROM access_log WHERE at < $1", args![before])
+            .await
     }
 
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>> {

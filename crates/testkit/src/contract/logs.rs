@@ -32,6 +32,11 @@ pub async fn access_log_lists_requests_newest_first_and_filters_by_ledger_partne
                 None => "/settlement/v1/ledgers".into(),
             },
             status,
+            topic: ledger.map(|_| "funds".to_owned()),
+            ledger_date: None,
+            feed_after: ledger.map(|_| i64::from(n) * 7),
+            personal_data: (n == 1).then(|| "withheld".to_owned()),
+            result: if status == 200 { "read" } else { "not found" }.to_owned(),
         }
     };
     let records = vec![
@@ -46,6 +51,22 @@ pub async fn access_log_lists_requests_newest_first_and_filters_by_ledger_partne
             request_id: "req-8".into(),
             endpoint: "/settlement/v1/ledgers".into(),
             status: 401,
+            result: "invalid token".into(),
+            ..Default::default()
+        },
+        NewAccessRecord {
+            request_id: "req-9".into(),
+            key_id: Some(19),
+            key_kind: Some(KeyKind::Accounting),
+            client_id: Some("client-9".into()),
+            partner_id: Some(q.id),
+            ledger_id: Some("100001".into()),
+            endpoint: "/report/v2/ledgers/{ledger_id}/{topic}/dates/{ledger_date}".into(),
+            status: 403,
+            topic: Some("fees".into()),
+            ledger_date: Some("2024-04-04".into()),
+            personal_data: Some("given".into()),
+            result: "refused: topic not in the grant".into(),
             ..Default::default()
         },
     ];
@@ -58,6 +79,7 @@ pub async fn access_log_lists_requests_newest_first_and_filters_by_ledger_partne
             partner_id: partner,
             owner_merchant_id: owner,
             limit,
+            ..AccessLogFilter::default()
         };
         async move { must(s.access_log(&f).await, "access log") }
     };
@@ -90,15 +112,165 @@ pub async fn access_log_lists_requests_newest_first_and_filters_by_ledger_partne
         all.windows(2).all(|w| w[0].id > w[1].id),
         "ids fall from newest to oldest"
     );
-    assert_eq!(numbers(&on_100001), vec!["req-6", "req-1"]);
+    assert_eq!(numbers(&on_100001), vec!["req-9", "req-6", "req-1"]);
     assert_eq!(numbers(&of_p), vec!["req-5", "req-4", "req-2", "req-1"]);
     assert_eq!(
         numbers(&owned_by_a),
-        vec!["req-7", "req-6", "req-3", "req-1"]
+        vec!["req-9", "req-7", "req-6", "req-3", "req-1"]
     );
     assert_eq!(numbers(&owned_by_b), vec!["req-2"]);
     assert_eq!(numbers(&p_on_a), vec!["req-1"]);
-    assert_eq!(numbers(&newest_two), vec!["req-8", "req-7"]);
+    assert_eq!(numbers(&newest_two), vec!["req-9", "req-8"]);
+}
+
+/// Three requests on ledger 100001 (one without credentials) and one on 100002, for the filter
+/// and pruning tests; all at the store's time, [`CONTRACT_NOW`].
+async fn four_requests(s: &dyn Store) -> RowId {
+    let (a, _) = listing_world(s).await;
+    let rec = |n: u32, ledger: &str, authenticated: bool| NewAccessRecord {
+        request_id: format!("req-{n}"),
+        key_id: authenticated.then_some(i64::from(n)),
+        ledger_id: Some(ledger.to_owned()),
+        endpoint: "/report/v2/ledgers/{ledger_id}/{topic}/feed".into(),
+        status: if authenticated { 200 } else { 401 },
+        ..Default::default()
+    };
+    for r in [
+        rec(1, "100001", true),
+        rec(2, "100001", false),
+        rec(3, "100002", true),
+        rec(4, "100001", true),
+    ] {
+        must(s.record_access(r).await, "record access");
+    }
+    a.id
+}
+
+/// An instant `micros` microseconds after [`CONTRACT_NOW`], in the log's time format.
+fn now_plus(micros: i64) -> String {
+    match contract_now().checked_add(jiff::SignedDuration::from_micros(micros)) {
+        Ok(t) => ledgerport_core::entry::wire_time(t),
+        Err(e) => panic!("a time near now: {e}"),
+    }
+}
+
+pub async fn access_log_filters_by_credentials_and_time_pages_by_id_and_counts(s: &dyn Store) {
+    // Arrange
+    let owner = four_requests(s).await;
+    let f = |authenticated: Option<bool>, from: Option<String>, until: Option<String>| {
+        AccessLogFilter {
+            owner_merchant_id: Some(owner),
+            authenticated,
+            from,
+            until,
+            limit: 100,
+            ..AccessLogFilter::default()
+        }
+    };
+    let ids = |rs: Vec<AccessRecord>| -> Vec<String> {
+        rs.into_iter().map(|r| r.rec.request_id).collect()
+    };
+
+    // Act
+    let with = ids(must(s.access_log(&f(Some(true), None, None)).await, "log"));
+    let without = ids(must(s.access_log(&f(Some(false), None, None)).await, "log"));
+    let newest = must(
+        s.access_log(&AccessLogFilter {
+            limit: 2,
+            ..f(Some(true), None, None)
+        })
+        .await,
+        "log",
+    );
+    let next = ids(must(
+        s.access_log(&AccessLogFilter {
+            before_id: newest.last().map(|r| r.id),
+            limit: 2,
+            ..f(Some(true), None, None)
+        })
+        .await,
+        "log",
+    ));
+    let from_now = ids(must(
+        s.access_log(&f(None, Some(CONTRACT_NOW.into()), None))
+            .await,
+        "log",
+    ));
+    let from_later = ids(must(
+        s.access_log(&f(None, Some(now_plus(1)), None)).await,
+        "log",
+    ));
+    let until_now = ids(must(
+        s.access_log(&f(None, None, Some(CONTRACT_NOW.into())))
+            .await,
+        "log",
+    ));
+    let until_later = ids(must(
+        s.access_log(&f(None, None, Some(now_plus(1)))).await,
+        "log",
+    ));
+    let counted_without = must(s.count_access(&f(Some(false), None, None)).await, "count");
+    let counted_all = must(
+        s.count_access(&AccessLogFilter {
+            before_id: Some(1),
+            limit: 1,
+            ..f(None, None, None)
+        })
+        .await,
+        "count",
+    );
+    let counted_on_100001 = must(
+        s.count_access(&AccessLogFilter {
+            ledger_id: Some(lid("100001")),
+            ..f(Some(true), None, None)
+        })
+        .await,
+        "count",
+    );
+
+    // Assert
+    assert_eq!(with, vec!["req-4", "req-3", "req-1"], "with credentials");
+    assert_eq!(without, vec!["req-2"], "without credentials");
+    assert_eq!(
+        newest
+            .iter()
+            .map(|r| r.rec.request_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["req-4", "req-3"]
+    );
+    assert_eq!(next, vec!["req-1"], "the page before the last id");
+    assert_eq!(from_now.len(), 4, "`from` includes its instant");
+    assert!(from_later.is_empty(), "`from` after every record");
+    assert!(until_now.is_empty(), "`until` excludes its instant");
+    assert_eq!(until_later.len(), 4, "`until` after every record");
+    assert_eq!(counted_without, 1);
+    assert_eq!(counted_all, 4, "the count ignores limit and paging");
+    assert_eq!(counted_on_100001, 2);
+}
+
+pub async fn pruning_the_access_log_deletes_exactly_the_records_made_before_the_cutoff(
+    s: &dyn Store,
+) {
+    // Arrange
+    four_requests(s).await;
+    let all = AccessLogFilter {
+        limit: 100,
+        ..AccessLogFilter::default()
+    };
+
+    // Act
+    let at_their_time = must(s.prune_access_log(CONTRACT_NOW).await, "prune");
+    let kept = must(s.access_log(&all).await, "log").len();
+    let just_after = must(s.prune_access_log(&now_plus(1)).await, "prune");
+    let left = must(s.access_log(&all).await, "log").len();
+    let again = must(s.prune_access_log(&now_plus(1)).await, "prune");
+
+    // Assert
+    assert_eq!(at_their_time, 0, "a record made at the cutoff is kept");
+    assert_eq!(kept, 4);
+    assert_eq!(just_after, 4, "a microsecond later all four are older");
+    assert_eq!(left, 0);
+    assert_eq!(again, 0, "pruning twice deletes nothing more");
 }
 
 pub async fn audit_log_records_every_state_change_with_its_actor_newest_first(s: &dyn Store) {

@@ -133,6 +133,8 @@ macro_rules! store_contract_tests {
             ],
             logs: [
                 access_log_lists_requests_newest_first_and_filters_by_ledger_partner_and_owner,
+                access_log_filters_by_credentials_and_time_pages_by_id_and_counts,
+                pruning_the_access_log_deletes_exactly_the_records_made_before_the_cutoff,
                 audit_log_records_every_state_change_with_its_actor_newest_first,
                 refused_changes_leave_no_audit_record,
                 ping_succeeds_on_a_working_store,
