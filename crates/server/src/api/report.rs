@@ -16,7 +16,8 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ledgerport_core::access::{
-    self, Decision, LedgerAccess, NotAuthenticated, OutOfScope, Presented, Principal, Refusal,
+    self, Decision, LedgerAccess, ListScope, NotAuthenticated, OutOfScope, Presented, Principal,
+    Refusal,
 };
 use ledgerport_core::entry::wire_time;
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
@@ -292,46 +293,19 @@ pub async fn list_ledgers(
     let binding = Binding::Ledgers {
         filter: filter_text,
     };
-    let after = match q.cursor() {
-        None => None,
-        Some(c) => {
-            let bytes = state
-                .cursors
-                .decode(&binding, c)
-                .map_err(|_| bad_cursor())?;
-            let text = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
-            Some(LedgerId::parse("cursor", &text).map_err(|_| bad_cursor())?)
-        }
-    };
+    let (opened, cursor) =
+        opened_ledger_page(&state, &caller, &scope, filter.as_ref(), &binding, &q).await?;
+    note.listed(
+        opened
+            .iter()
+            .map(|(a, _)| a.ledger_id().to_string())
+            .collect(),
+    );
+    let items = opened
+        .iter()
+        .map(|(_, view)| WireLedger::from(view))
+        .collect();
     let limit = state.config.ledger_list_page_size;
-    let mut rows = state
-        .store
-        .ledgers_in_scope(&scope, filter.as_ref(), after.as_ref(), limit + 1)
-        .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let cursor = match (more, rows.last()) {
-        (true, Some(last)) => state
-            .cursors
-            .encode(&binding, last.facts().ledger_id.as_str().as_bytes()),
-        _ => String::new(),
-    };
-    let mut items = Vec::with_capacity(rows.len());
-    let mut listed = Vec::with_capacity(rows.len());
-    for guarded in rows {
-        let ledger = guarded.facts().ledger_id.clone();
-        // The scope query and the policy must agree; if they ever do not, the policy wins.
-        match guarded.open(&caller.principal) {
-            Ok((_, view)) => {
-                listed.push(ledger.to_string());
-                items.push(WireLedger::from(&view));
-            }
-            Err(refusal) => {
-                tracing::error!(%ledger, ?refusal, "listing scope returned a ledger the policy refuses")
-            }
-        }
-    }
-    note.listed(listed);
     Ok((page_size_header(limit), Json(LedgerList { items, cursor })).into_response())
 }
 
@@ -357,42 +331,12 @@ pub async fn list_grants(
     };
     let q = QueryParams::parse(raw.as_deref())?;
     let binding = Binding::Grants;
-    let after = match q.cursor() {
-        None => None,
-        Some(c) => {
-            let bytes = state
-                .cursors
-                .decode(&binding, c)
-                .map_err(|_| bad_cursor())?;
-            let text = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
-            Some(LedgerId::parse("cursor", &text).map_err(|_| bad_cursor())?)
-        }
-    };
-    let limit = state.config.ledger_list_page_size;
-    let mut rows = state
-        .store
-        .ledgers_in_scope(&scope, None, after.as_ref(), limit + 1)
-        .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let cursor = match (more, rows.last()) {
-        (true, Some(last)) => state
-            .cursors
-            .encode(&binding, last.facts().ledger_id.as_str().as_bytes()),
-        _ => String::new(),
-    };
+    let (opened, cursor) = opened_ledger_page(&state, &caller, &scope, None, &binding, &q).await?;
     let mut merchants = std::collections::HashMap::new();
-    let mut items = Vec::with_capacity(rows.len());
-    let mut listed = Vec::with_capacity(rows.len());
-    for guarded in rows {
-        let ledger = guarded.facts().ledger_id.clone();
-        let (access, view) = match guarded.open(&caller.principal) {
-            Ok(opened) => opened,
-            Err(refusal) => {
-                tracing::error!(%ledger, ?refusal, "listing scope returned a ledger the policy refuses");
-                continue;
-            }
-        };
+    let mut items = Vec::with_capacity(opened.len());
+    let mut listed = Vec::with_capacity(opened.len());
+    for (access, view) in opened {
+        let ledger = access.ledger_id().clone();
         let owner = view.ledger.owner_merchant_id;
         let name = match merchants.get(&owner) {
             Some(name) => String::clone(name),
@@ -426,7 +370,54 @@ pub async fn list_grants(
         });
     }
     note.listed(listed);
+    let limit = state.config.ledger_list_page_size;
     Ok((page_size_header(limit), Json(GrantList { items, cursor })).into_response())
+}
+
+/// One page of the ledgers of `scope` (those settling for `filter`, when given) after the
+/// request's cursor, each opened by the policy as the caller, and the next page's cursor (empty
+/// on the last page): what the ledger listing and the grant listing both page through.
+async fn opened_ledger_page(
+    state: &AppState,
+    caller: &Caller,
+    scope: &ListScope,
+    filter: Option<&RecipientHandle>,
+    binding: &Binding<'_>,
+    q: &QueryParams,
+) -> Result<(Vec<(LedgerAccess, LedgerView)>, String), AppError> {
+    let after = match q.cursor() {
+        None => None,
+        Some(c) => {
+            let bytes = state.cursors.decode(binding, c).map_err(|_| bad_cursor())?;
+            let text = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
+            Some(LedgerId::parse("cursor", &text).map_err(|_| bad_cursor())?)
+        }
+    };
+    let limit = state.config.ledger_list_page_size;
+    let mut rows = state
+        .store
+        .ledgers_in_scope(scope, filter, after.as_ref(), limit + 1)
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let cursor = match (more, rows.last()) {
+        (true, Some(last)) => state
+            .cursors
+            .encode(binding, last.facts().ledger_id.as_str().as_bytes()),
+        _ => String::new(),
+    };
+    let mut opened = Vec::with_capacity(rows.len());
+    for guarded in rows {
+        let ledger = guarded.facts().ledger_id.clone();
+        // The scope query and the policy must agree; if they ever do not, the policy wins.
+        match guarded.open(&caller.principal) {
+            Ok(o) => opened.push(o),
+            Err(refusal) => {
+                tracing::error!(%ledger, ?refusal, "listing scope returned a ledger the policy refuses")
+            }
+        }
+    }
+    Ok((opened, cursor))
 }
 
 /// A read outside the caller's grant on a ledger it may read: 403, naming the topic or period.
