@@ -7,6 +7,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod close;
 mod harness;
 mod ingest;
 mod store;
@@ -44,6 +45,9 @@ enum Command {
     /// Ingest many payment events into a fresh database in-process and report events/s and peak
     /// memory.
     Ingest(ingest::BenchArgs),
+    /// Close one day of many ledgers in a fresh SQLite database, with completeness proofs and
+    /// without them (alternating rounds), and report both medians: what proofs add to closing.
+    Close(close::CloseArgs),
 }
 
 fn init_logging(filter: &str) {
@@ -60,6 +64,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Ingest(args)) => {
             ingest::run(args, cli.database_url.as_deref().unwrap_or_default()).await
         }
+        Some(Command::Close(args)) => close::run(args).await,
         None => harness::run(cli.harness, cli.database_url).await,
     }
 }

@@ -14,6 +14,7 @@ pub mod entry;
 pub mod error;
 pub mod ids;
 pub mod notices;
+pub mod proof;
 pub mod verify;
 pub mod world;
 

@@ -41,8 +41,13 @@ pub const REFUND_LIMIT: &str = "refund-limit";
 /// never goes back.
 pub const DATE_ORDER: &str = "date-order";
 
+/// Every date the engine has closed, from the ledger's first date through `closed_through`, has
+/// a completeness proof on each topic ([`crate::proof`]) that its entries still give (count, sum,
+/// balances, digest, chain digest), each chained to the date before; no other date has one.
+pub const PROOF: &str = "proof";
+
 /// Every rule, in the order reports list a single entry's violations.
-pub const RULES: [&str; 8] = [
+pub const RULES: [&str; 9] = [
     CHAIN,
     DATE_ORDER,
     AMOUNT_SIGN,
@@ -51,7 +56,87 @@ pub const RULES: [&str; 8] = [
     FEES_RETAINED_MIRROR,
     CAPTURE_FEE,
     REFUND_LIMIT,
+    PROOF,
 ];
+
+/// Checks the [`PROOF`] rule on one topic: `entries` is the whole topic in feed order, `proofs`
+/// the topic's stored proofs in date order. Each violation names the date in its detail.
+pub fn check_proofs(
+    ledger: &Ledger,
+    topic: Topic,
+    entries: &[Entry],
+    proofs: &[crate::proof::DateProof],
+) -> Vec<Violation> {
+    use crate::proof::{check_date, check_link};
+    let violation = |date: LedgerDate, what: String| Violation {
+        ledger_id: ledger.ledger_id.clone(),
+        topic: Some(topic),
+        seq: None,
+        rule: PROOF,
+        detail: format!("ledgerDate {date}: {what}"),
+    };
+    let mut out = Vec::new();
+    // The dates the engine closed: after the day before the ledger's first through
+    // `closed_through` (none while it has closed nothing).
+    let before_first =
+        crate::changes::first_closed_date(&ledger.time_zone, ledger.cutoff, ledger.created_at);
+    let mut by_date: HashMap<LedgerDate, Vec<&Entry>> = HashMap::new();
+    for e in entries {
+        by_date.entry(e.ledger_date).or_default().push(e);
+    }
+    let mut stored = proofs.iter().peekable();
+    let mut previous: Option<&crate::proof::DateProof> = None;
+    let mut date = before_first;
+    while date < ledger.closed_through {
+        let Some(next) = date.date().tomorrow().ok().map(LedgerDate::from_date) else {
+            break;
+        };
+        date = next;
+        while let Some(p) = stored.next_if(|p| p.ledger_date < date) {
+            out.push(violation(
+                p.ledger_date,
+                "a proof of a date the engine has not closed".into(),
+            ));
+        }
+        let Some(proof) = stored.next_if(|p| p.ledger_date == date) else {
+            out.push(violation(date, "closed, but has no proof".into()));
+            previous = None;
+            continue;
+        };
+        let found = by_date.remove(&date).unwrap_or_default();
+        for m in check_date(proof, found.into_iter().map(crate::proof::ProofEntry::from)) {
+            out.push(violation(date, m.to_string()));
+        }
+        match previous {
+            Some(p) => {
+                for m in check_link(p, proof) {
+                    out.push(violation(date, m.to_string()));
+                }
+            }
+            None if date > next_day(before_first) => {}
+            None => {
+                if let Some(d) = proof.previous_chain_digest {
+                    out.push(violation(
+                        date,
+                        format!("the first proof names a previous chain digest ({d})"),
+                    ));
+                }
+            }
+        }
+        previous = Some(proof);
+    }
+    for p in stored {
+        out.push(violation(
+            p.ledger_date,
+            "a proof of a date the engine has not closed".into(),
+        ));
+    }
+    out
+}
+
+fn next_day(d: LedgerDate) -> LedgerDate {
+    d.date().tomorrow().map(LedgerDate::from_date).unwrap_or(d)
+}
 
 /// One broken invariant: where (ledger, topic, seq) and which rule, with what was found.
 #[derive(Debug, Clone, PartialEq, Eq)]

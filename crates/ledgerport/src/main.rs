@@ -7,6 +7,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
+mod check_report;
 pub mod config;
 mod demo;
 mod import;
@@ -54,6 +55,10 @@ enum Command {
     /// Check every ledger's invariants (balance chain, mirrored fees, payouts, closed dates,
     /// capture fees); exits 1 with one line per violation when one fails.
     Verify(verify::VerifyArgs),
+    /// A partner's check over the public HTTP API: downloads each closed date of the ledgers the
+    /// keys read and verifies it against its completeness proof (count, sum, balances, digest,
+    /// chain); exits 1 naming the first mismatch.
+    CheckReport(check_report::CheckReportArgs),
     /// The configuration: `config print` shows the effective one (see CONFIGURATION.md).
     Config(config::ConfigArgs),
 }
@@ -163,6 +168,7 @@ async fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<()> {
             let store = store::open(&config.database_url).await?;
             import::run(store.as_ref(), args, None).await
         }
+        Command::CheckReport(args) => check_report::run(args).await,
         Command::Verify(args) => {
             let store = store::open(&config.database_url).await?;
             verify::run(store.as_ref(), args).await

@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use ledgerport_core::access::{self, LedgerAccess, Principal};
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerId, Topic};
-use ledgerport_core::verify::{Violation, check_ledger};
+use ledgerport_core::verify::{Violation, check_ledger, check_proofs};
 use ledgerport_store::{LedgerView, Store, StoreError};
 use serde_json::json;
 use std::io::Write;
@@ -30,6 +30,11 @@ Rules (each violation names one):
   capture-fee           every capture with a fee under the ledger's fee plan has one capture-fee of
                         minus that fee (same pspReference and reference), and every capture-fee has
                         its capture
+  refund-limit          the refunds of a pspReference never add up to more than its captures
+  proof                 every date the engine closed (from the ledger's first date) has a
+                        completeness proof per topic that its entries still give: entryCount,
+                        amountSum, openingBalance, closingBalance, digest, chainDigest, chained to
+                        the date before (the detail names the ledgerDate)
 
 Exit status: 0 when every ledger is clean, 1 when a rule is broken or the database cannot be read.")]
 pub struct VerifyArgs {
@@ -118,9 +123,17 @@ async fn verify_ledger(
         .refunded_captures(access)
         .await
         .map_err(|e| anyhow!("reading ledger {id} refunds: {}", store_err(e)))?;
+    let mut found = check_ledger(&view.ledger, &funds, &fees, &refunds);
+    for (topic, entries) in [(Topic::Funds, &funds), (Topic::Fees, &fees)] {
+        let proofs = store
+            .date_proofs(access, topic)
+            .await
+            .map_err(|e| anyhow!("reading ledger {id} {topic} proofs: {}", store_err(e)))?;
+        found.extend(check_proofs(&view.ledger, topic, entries, &proofs));
+    }
     summary.ledgers += 1;
     summary.entries += funds.len() + fees.len();
-    Ok(check_ledger(&view.ledger, &funds, &fees, &refunds))
+    Ok(found)
 }
 
 /// Every entry of one topic in feed order, read in pages of [`PAGE`].

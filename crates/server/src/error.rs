@@ -25,6 +25,13 @@ pub enum AppError {
     /// read alike.
     #[error("no such ledger")]
     NoSuchLedger,
+    /// 404 problem: a closed ledger date that has no completeness proof (dates before the
+    /// ledger's first); the detail names `ledgerDate`.
+    #[error("no proof: {0}")]
+    NoProof(String),
+    /// 409 problem: the request asks for what does not exist yet (the proof of an open date).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// 404 problem for a path that names nothing.
     #[error("not found")]
     NotFound,
@@ -138,6 +145,8 @@ impl IntoResponse for AppError {
                 "Not Found",
                 "No such ledgerId".into(),
             ),
+            AppError::NoProof(detail) => problem(StatusCode::NOT_FOUND, "Not Found", detail),
+            AppError::Conflict(detail) => problem(StatusCode::CONFLICT, "Conflict", detail),
             AppError::NotFound => problem(
                 StatusCode::NOT_FOUND,
                 "Not Found",

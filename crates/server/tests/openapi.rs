@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 /// Every route the server serves, as (method, path template of the document).
-const ROUTES: [(&str, &str); 14] = [
+const ROUTES: [(&str, &str); 15] = [
     ("post", "/accesstoken/get"),
     ("post", "/accessToken/get"),
     ("post", "/miami/v1/token"),
@@ -29,6 +29,10 @@ const ROUTES: [(&str, &str); 14] = [
     ("get", "/report/v2/ledgers/{ledgerId}/{topic}/feed"),
     ("get", "/report/v1/ledgertransactions"),
     ("get", "/ledgerport/v1/grants"),
+    (
+        "get",
+        "/ledgerport/v1/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}/proof",
+    ),
     ("post", "/ingest/v1/events"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -430,6 +434,7 @@ const LEDGERS: &str = "/settlement/v1/ledgers";
 const DATE: &str = "/report/v2/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}";
 const FEED: &str = "/report/v2/ledgers/{ledgerId}/{topic}/feed";
 const GRANTS: &str = "/ledgerport/v1/grants";
+const PROOF: &str = "/ledgerport/v1/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}/proof";
 const INGEST: &str = "/ingest/v1/events";
 
 #[tokio::test]
@@ -883,6 +888,62 @@ async fn real_responses_of_every_endpoint_match_the_document() {
         json!({"from": "2024-04-04", "to": null, "topics": ["funds"], "personalData": false})
     );
     assert_eq!(body["items"][0]["expiresAt"], "2030-01-01T00:00:00.000000Z");
+    // Completeness proofs: ledger 500, created on 2024-04-01 and closed through 2024-04-04.
+    unit(app.store.as_ref(), w.merchant1, "555555", None).await;
+    ledger_created_at(
+        app.store.as_ref(),
+        "500",
+        w.merchant1,
+        &["555555"],
+        "2024-04-01T08:00:00Z",
+    )
+    .await;
+    app.store
+        .create_grant(
+            &by(),
+            w.granted_partner,
+            &lid("500"),
+            &GrantScope::EVERYTHING,
+        )
+        .await
+        .expect("grant");
+    app.store
+        .close_due(&lid("500"), app.clock.now())
+        .await
+        .expect("close");
+    let proof =
+        |l: &str, t: &str, d: &str| format!("/ledgerport/v1/ledgers/{l}/{t}/dates/{d}/proof");
+    let body = doc
+        .check(
+            "get",
+            PROOF,
+            200,
+            app.get(&proof("500", "funds", "2024-04-03"), acc, &[])
+                .await,
+        )
+        .await;
+    assert_eq!(body["entryCount"], 0);
+    assert!(body["previousChainDigest"].is_string(), "{body}");
+    let first = doc
+        .check(
+            "get",
+            PROOF,
+            200,
+            app.get(&proof("500", "fees", "2024-04-01"), acc, &[]).await,
+        )
+        .await;
+    assert_eq!(first["previousChainDigest"], Value::Null);
+    for (status, path, token) in [
+        (400, proof("500", "funds", "2024-13-01"), acc),
+        (401, proof("500", "funds", "2024-04-03"), None),
+        (403, proof("200", "fees", "2024-04-04"), narrow_acc),
+        (404, proof("400", "funds", "2024-04-03"), acc),
+        (404, proof("100", "funds", "2024-04-04"), acc),
+        (409, proof("500", "funds", "2024-04-05"), acc),
+    ] {
+        doc.check("get", PROOF, status, app.get(&path, token, &[]).await)
+            .await;
+    }
     for (template, path) in [
         (
             FEED,
@@ -1015,6 +1076,10 @@ async fn real_responses_of_every_endpoint_match_the_document() {
         (DATE, "/report/v2/ledgers/100/funds/dates/2024-04-04"),
         (FEED, "/report/v2/ledgers/100/funds/feed"),
         (GRANTS, GRANTS),
+        (
+            PROOF,
+            "/ledgerport/v1/ledgers/100/funds/dates/2024-04-04/proof",
+        ),
     ] {
         let res = limited.get(path, Some(&token2), &[]).await;
         doc.check("get", template, 429, res).await;

@@ -641,3 +641,18 @@ pub struct LedgerCtxRow {
     pub closed_fees_balance: i64,
     pub first_handle: Option<String>,
 }
+
+/// A row of `date_proofs` (`settlement::proofs::PROOF_COLUMNS`).
+#[derive(sqlx::FromRow)]
+pub struct DateProofRow {
+    pub ledger_id: String,
+    pub topic: i64,
+    pub ledger_date: String,
+    pub entry_count: i64,
+    pub amount_sum: i64,
+    pub opening_balance: i64,
+    pub closing_balance: i64,
+    pub digest: String,
+    pub previous_chain_digest: Option<String>,
+    pub chain_digest: String,
+}

@@ -14,6 +14,7 @@ use ledgerport_core::access::{Guarded, LedgerAccess, ListScope};
 use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
+use ledgerport_core::proof::DateProof;
 use ledgerport_core::world::{
     AccessRequest, ApiKey, Grant, GrantScope, Merchant, Partner, PartnerState, RowId, SalesUnit,
 };
@@ -132,6 +133,17 @@ pub trait ReportStore: Send + Sync {
     /// pspReference of the capture it refunds), in pspReference order. The entries do not name
     /// the capture; `verify` counts these refunds against it.
     async fn refunded_captures(&self, access: &LedgerAccess) -> Result<Vec<(String, String)>>;
+    /// The completeness proof of one closed date of a topic ([`DateProof`]), written when the
+    /// date closed; `None` for a date the engine has not closed (open dates, and dates before
+    /// the ledger's first) and for a topic or date outside the reader's grant.
+    async fn date_proof(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        date: LedgerDate,
+    ) -> Result<Option<DateProof>>;
+    /// Every proof of a topic in date order, for `verify` (a grant's topics and period apply).
+    async fn date_proofs(&self, access: &LedgerAccess, topic: Topic) -> Result<Vec<DateProof>>;
 }
 
 /// Writing entries: the settlement engine and the one way entries reach a ledger.

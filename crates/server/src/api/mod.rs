@@ -21,6 +21,10 @@ pub fn routes(state: AppState) -> Router {
             get(report::date_page),
         )
         .route(
+            "/ledgerport/v1/ledgers/{ledger_id}/{topic}/dates/{ledger_date}/proof",
+            get(report::date_proof),
+        )
+        .route(
             "/report/v2/ledgers/{ledger_id}/{topic}/feed",
             get(report::feed_page),
         )

@@ -3,7 +3,7 @@
 
 use super::wire::{
     DatePage, FeedPage, GrantList, LedgerList, WireEntry, WireGrant, WireLedger, WireMerchant,
-    WireScope, page_response,
+    WireProof, WireScope, page_response,
 };
 use super::{QueryParams, check_system_headers, header};
 use crate::cursor::Binding;
@@ -205,11 +205,12 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| req.uri().path().to_owned());
-    // `/report/v2/ledgers/{ledgerId}/...`: the ledger as the client named it.
-    let ledger_id = req
-        .uri()
-        .path()
+    // `/report/v2/ledgers/{ledgerId}/...` or `/ledgerport/v1/ledgers/{ledgerId}/...` (proofs):
+    // the ledger as the client named it.
+    let path = req.uri().path();
+    let ledger_id = path
         .strip_prefix("/report/v2/ledgers/")
+        .or_else(|| path.strip_prefix("/ledgerport/v1/ledgers/"))
         .and_then(|rest| rest.split('/').next())
         .filter(|id| LedgerId::parse("ledgerId", id).is_ok())
         .map(str::to_owned);
@@ -559,6 +560,48 @@ pub async fn date_page(
         page_response(entries.len(), &page)?,
     )
         .into_response())
+}
+
+/// `GET /ledgerport/v1/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}/proof`, a Ledgerport
+/// extension: the completeness proof of a closed date ([`WireProof`]). The date page's rules
+/// exactly: 403 for keys that may never read, 400 naming a bad date or topic, the same 404 for a
+/// ledger that is unknown or not the caller's, 403 for a topic or date outside the grant. Then a
+/// date not closed yet is 409 (its proof comes when it closes), and a closed date without a
+/// proof (before the ledger's first date) a 404 that names `ledgerDate`.
+pub async fn date_proof(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    axum::Extension(note): axum::Extension<AccessNote>,
+    path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, AppError> {
+    let Path((ledger_id, topic, date)) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
+    refuse_never_readers(&caller)?;
+    let date = LedgerDate::parse("ledgerDate", &date)?;
+    note.ledger_date(date);
+    let topic = Topic::parse("topic", &topic)?;
+    note.topic(topic);
+    let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
+    access
+        .check_topic(topic)
+        .map_err(|e| out_of_scope(&note, e))?;
+    access
+        .check_date(date)
+        .map_err(|e| out_of_scope(&note, e))?;
+    if view.ledger.is_open(date, state.clock.now()) {
+        note.result("refused: date not closed yet");
+        return Err(AppError::Conflict(format!(
+            "ledgerDate: {date} is not closed yet; its proof is written when it closes"
+        )));
+    }
+    match state.store.date_proof(&access, topic, date).await? {
+        Some(proof) => Ok(Json(WireProof::from(&proof)).into_response()),
+        None => {
+            note.result("no proof: before the ledger's first date");
+            Err(AppError::NoProof(format!(
+                "ledgerDate: {date} has no proof; proofs begin with the ledger's first date"
+            )))
+        }
+    }
 }
 
 pub async fn feed_page(

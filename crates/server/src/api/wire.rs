@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::BusinessId;
+use ledgerport_core::proof::DateProof;
 use ledgerport_store::LedgerView;
 use serde::Serialize;
 
@@ -204,4 +205,43 @@ pub fn page_response<T: Serialize>(entries: usize, page: &T) -> Result<Response,
         body,
     )
         .into_response())
+}
+
+/// A completeness proof of one closed (ledger, topic, date), as
+/// `GET /ledgerport/v1/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}/proof` answers it; the one
+/// JSON form of a proof, for whatever else carries one.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireProof {
+    pub ledger_id: String,
+    pub topic: &'static str,
+    pub ledger_date: String,
+    /// The canonical form the digests are made in ([`ledgerport_core::proof::FORM`]).
+    pub form: &'static str,
+    pub entry_count: u64,
+    pub amount_sum: i64,
+    pub opening_balance: i64,
+    pub closing_balance: i64,
+    pub digest: String,
+    /// `null` at the start of the chain.
+    pub previous_chain_digest: Option<String>,
+    pub chain_digest: String,
+}
+
+impl From<&DateProof> for WireProof {
+    fn from(p: &DateProof) -> Self {
+        WireProof {
+            ledger_id: p.ledger_id.to_string(),
+            topic: p.topic.as_str(),
+            ledger_date: p.ledger_date.to_string(),
+            form: ledgerport_core::proof::FORM,
+            entry_count: p.entry_count,
+            amount_sum: p.amount_sum,
+            opening_balance: p.opening_balance,
+            closing_balance: p.closing_balance,
+            digest: p.digest.hex(),
+            previous_chain_digest: p.previous_chain_digest.map(|d| d.hex()),
+            chain_digest: p.chain_digest.hex(),
+        }
+    }
 }

@@ -300,6 +300,40 @@ pub async fn new_ledger(
         .expect("ledger");
 }
 
+/// A daily net NOK ledger in Europe/Oslo (as [`ledger`]) created at `created_at`, so its dates
+/// from that day on are there to close.
+pub async fn ledger_created_at(
+    store: &dyn Store,
+    id: &str,
+    owner: RowId,
+    units: &[&str],
+    created_at: &str,
+) {
+    store
+        .create_ledger(
+            &by(),
+            NewLedger {
+                ledger_id: lid(id),
+                currency: Currency::NOK,
+                payout_account: BankAccount::parse("a", "BBAN:NO", "86011117947").expect("account"),
+                owner_merchant_id: owner,
+                settles_for: units.iter().map(|u| msn(u)).collect(),
+                time_zone: "Europe/Oslo".into(),
+                cutoff: parse_cutoff("c", "00:00").expect("cutoff"),
+                payout_frequency: PayoutFrequency::Daily,
+                settlement_mode: SettlementMode::Net,
+                fee_plan: FeePlan {
+                    basis_points: 175,
+                    fixed_minor: 0,
+                },
+                page_size: 1000,
+                created_at: Some(created_at.parse().expect("created_at")),
+            },
+        )
+        .await
+        .expect("ledger");
+}
+
 pub async fn partner(store: &dyn Store, name: &str, kind: PartnerKind, approve: bool) -> RowId {
     let built = WorldBuilder::new().partner_of_kind(name, kind, approve);
     built.build(store).await.expect("partner").partner(name)

@@ -16,6 +16,8 @@
 //! totals, ledgers, chain ends), places entries in memory, and writes entries, event ids and
 //! totals with multi-row INSERTs at the end, one transaction in all.
 
+pub(crate) mod proofs;
+
 use crate::rows::{LedgerCtxRow, PriorWithIdRow, UnitLedgerRow, ledger_columns};
 use crate::sql::{Arg, Dialect, List, SqlStore, WriteTx, args, texts};
 use crate::{ClosedPeriod, EventOutcome, Result, SettlementStore, StoreError};
@@ -271,25 +273,40 @@ async fn close_period<DB: SettleSql>(
     ctx: &mut LedgerCtx,
     placing: &mut Placing,
     end: LedgerDate,
+    prove: bool,
 ) -> Result<ClosedPeriod> {
     placing.flush(tx).await?;
     let id = ctx.ledger.ledger_id.clone();
-    let sql = format!(
-        "SELECT CAST(COALESCE(SUM(CASE WHEN e.topic = 0 THEN e.amount END), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN e.topic = 1 THEN e.amount END), 0) AS BIGINT) FROM {}",
-        DB::PERIOD_ENTRIES_FROM
-    );
-    let (period_funds, period_fees): (i64, i64) = tx
-        .one(
-            AssertSqlSafe(sql),
-            args![
-                id.as_str(),
-                ctx.ledger.closed_through.to_string(),
-                end.to_string()
-            ],
-        )
-        .await?;
+    let after = ctx.ledger.closed_through;
     let overflow = || StoreError::Corrupt(format!("the balances of ledger {id} are out of range"));
+    // The period's entries, read once: their sums make the closing, and with the closing's own
+    // entries they make the dates' proofs.
+    let mut entries = Vec::new();
+    let (mut period_funds, mut period_fees) = (0i64, 0i64);
+    if prove {
+        entries = proofs::read_period(tx, &id, after, end).await?;
+        for e in &entries {
+            let sum = match e.topic {
+                Topic::Funds => &mut period_funds,
+                Topic::Fees => &mut period_fees,
+            };
+            *sum = sum.checked_add(e.entry.amount).ok_or_else(overflow)?;
+        }
+    } else {
+        // Closing as it was before proofs, for measuring what they cost
+        // ([`SqlStore::measure_closing_without_proofs`]).
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN e.topic = 0 THEN e.amount END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN e.topic = 1 THEN e.amount END), 0) AS BIGINT) FROM {}",
+            DB::PERIOD_ENTRIES_FROM
+        );
+        (period_funds, period_fees) = tx
+            .one(
+                AssertSqlSafe(sql),
+                args![id.as_str(), after.to_string(), end.to_string()],
+            )
+            .await?;
+    }
     let funds_balance = ctx
         .carried_funds
         .checked_add(period_funds)
@@ -339,7 +356,23 @@ async fn close_period<DB: SettleSql>(
         }
         placing.place(&id, topic, e)?;
     }
-    placing.flush(tx).await?;
+    if prove {
+        // The closing's entries come after the period's on each topic (funds first, as read).
+        entries.extend(
+            placing
+                .pending
+                .iter()
+                .map(|(_, topic, e)| proofs::PeriodEntry {
+                    topic: *topic,
+                    entry: e.clone(),
+                }),
+        );
+        entries.sort_by_key(|e| (e.topic.code(), e.entry.seq));
+        placing.flush(tx).await?;
+        proofs::write_proofs(tx, &id, after, end, &entries).await?;
+    } else {
+        placing.flush(tx).await?;
+    }
     let next_after = next
         .checked_add(i64::from(plan.used_payout_number))
         .ok_or_else(overflow)?;
@@ -548,7 +581,8 @@ async fn ingest<DB: SettleSql>(
                     for end in
                         due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now.max(ev.time))
                     {
-                        let closed = close_period(&mut tx, ctx, &mut placing, end).await?;
+                        let closed =
+                            close_period(&mut tx, ctx, &mut placing, end, store.proofs).await?;
                         if let Some((number, amount)) = closed.payout {
                             payouts.insert(
                                 key(&payout_reference(&id, number)),
@@ -694,7 +728,7 @@ async fn close_due<DB: SettleSql>(
         // The chains are read only when a period is due: the closing task asks every ledger on
         // every pass, and most have nothing to close.
         read_chain_ends(&mut tx, &mut placing, &ids).await?;
-        closed.push(close_period(&mut tx, &mut ctx, &mut placing, end).await?);
+        closed.push(close_period(&mut tx, &mut ctx, &mut placing, end, store.proofs).await?);
         tx.commit().await?;
     }
 }

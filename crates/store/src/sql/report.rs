@@ -4,12 +4,14 @@
 //! ([`Dialect::DATE_PAGE_ROWS`]): SQLite reads the date's runs of entries, PostgreSQL an index.
 
 use super::{Dialect, SqlStore, args};
-use crate::rows::{entries_from_page_json, entry_columns};
+use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
+use crate::settlement::proofs::proofs_query;
 use crate::{ReportStore, Result};
 use async_trait::async_trait;
 use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerDate, Topic};
+use ledgerport_core::proof::DateProof;
 use sqlx::AssertSqlSafe;
 
 /// The entries of a JSON page, each a JSON array of the columns `entries_from_page_json` reads,
@@ -89,6 +91,47 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
             args![access.ledger_id().as_str()],
         )
         .await
+    }
+
+    async fn date_proof(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        date: LedgerDate,
+    ) -> Result<Option<DateProof>> {
+        if access.check_topic(topic).is_err() || access.check_date(date).is_err() {
+            return Ok(None);
+        }
+        let row: Option<DateProofRow> = self
+            .opt(
+                AssertSqlSafe(proofs_query(true)),
+                args![
+                    access.ledger_id().as_str(),
+                    i64::from(topic.code()),
+                    date.to_string()
+                ],
+            )
+            .await?;
+        row.map(DateProofRow::into_proof).transpose()
+    }
+
+    async fn date_proofs(&self, access: &LedgerAccess, topic: Topic) -> Result<Vec<DateProof>> {
+        if access.check_topic(topic).is_err() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<DateProofRow> = self
+            .all(
+                AssertSqlSafe(proofs_query(false)),
+                args![access.ledger_id().as_str(), i64::from(topic.code())],
+            )
+            .await?;
+        rows.into_iter()
+            .map(DateProofRow::into_proof)
+            .filter(|p| {
+                p.as_ref()
+                    .map_or(true, |p| access.check_date(p.ledger_date).is_ok())
+            })
+            .collect()
     }
 
     async fn date_page(

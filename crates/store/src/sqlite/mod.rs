@@ -94,7 +94,11 @@ impl SqlStore<Sqlite> {
                 .connect_with(options.foreign_keys(false))
                 .await?
         };
-        SqlStore::start(read, write, settle, Some(Arc::new(Mutex::new(()))), clock).await
+        let store =
+            SqlStore::start(read, write, settle, Some(Arc::new(Mutex::new(()))), clock).await?;
+        // The dates closed before proofs existed (migration 13), proved once.
+        crate::settlement::proofs::backfill(&store).await?;
+        Ok(store)
     }
 }
 

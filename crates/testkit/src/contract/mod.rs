@@ -34,6 +34,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod partners;
 pub mod portal;
+pub mod proofs;
 pub mod requests;
 pub mod server_keys;
 
@@ -162,6 +163,10 @@ macro_rules! store_contract_tests {
                 only_approved_accounting_partners_may_ask_with_a_valid_scope_and_message,
                 an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_at_once,
                 a_declined_or_withdrawn_request_grants_nothing_and_stays_decided,
+            ],
+            proofs: [
+                closing_proves_every_date_it_closes_on_both_topics_chained_from_the_first,
+                a_reader_gets_only_the_proofs_of_its_grants_topics_and_period,
             ],
             notifications: [
                 a_grant_created_changed_and_removed_tells_every_user_of_both_sides,

@@ -1,0 +1,185 @@
+//! Completeness proofs: written by closing for every date it closes, on both topics, chained
+//! from the ledger's first date; read one date at a time or all of a topic, within the reader's
+//! grant.
+
+use super::helpers::*;
+use ledgerport_core::proof::{DateProof, Previous, ProofEntry, check_date, check_link, prove_date};
+
+/// Ledger 100001 created on 2024-04-01 at 10:00 in Oslo, entries appended on its first three
+/// dates, and everything due by the contract's clock closed: 2024-04-01 to 2024-04-04.
+async fn closed_ledger(s: &dyn Store) {
+    let m = add_merchant(s, "987654321", "ACME Fitness AS").await;
+    add_api_unit(s, m.id, "123455", "ACME Fitness Oslo").await;
+    let created: Timestamp = "2024-04-01T08:00:00Z".parse().expect("time");
+    must(
+        s.create_ledger(
+            &by(),
+            NewLedger {
+                created_at: Some(created),
+                ..ledger_spec("100001", m.id, &["123455"])
+            },
+        )
+        .await,
+        "create a ledger in the past",
+    );
+    append(
+        s,
+        "100001",
+        Topic::Funds,
+        &[
+            entry("capture", 10000, "2024-04-01", 1),
+            entry("capture", 5000, "2024-04-01", 2),
+            entry("refund", -2000, "2024-04-03", 3),
+        ],
+    )
+    .await;
+    append(
+        s,
+        "100001",
+        Topic::Fees,
+        &[entry("capture-fee", -275, "2024-04-01", 1)],
+    )
+    .await;
+    must(
+        s.close_due(&lid("100001"), contract_now()).await,
+        "close the due dates",
+    );
+}
+
+const CLOSED: [&str; 4] = ["2024-04-01", "2024-04-02", "2024-04-03", "2024-04-04"];
+
+pub async fn closing_proves_every_date_it_closes_on_both_topics_chained_from_the_first(
+    s: &dyn Store,
+) {
+    // Arrange
+    closed_ledger(s).await;
+    let access = owner_access(s, "100001").await;
+
+    for topic in [Topic::Funds, Topic::Fees] {
+        // Act
+        let all = must(s.date_proofs(&access, topic).await, "the topic's proofs");
+        let mut one_by_one = Vec::new();
+        for d in CLOSED {
+            one_by_one.push(some(
+                must(s.date_proof(&access, topic, day(d)).await, "a proof"),
+                &format!("the proof of {topic} {d}"),
+            ));
+        }
+        let before_first = must(
+            s.date_proof(&access, topic, day("2024-03-31")).await,
+            "the day before the first",
+        );
+        let open = must(
+            s.date_proof(&access, topic, day("2024-04-05")).await,
+            "an open date",
+        );
+
+        // Assert
+        assert_eq!(all, one_by_one, "{topic}: date order, one row per date");
+        assert_eq!(before_first, None, "{topic}: nothing before the first date");
+        assert_eq!(open, None, "{topic}: an open date has no proof yet");
+        let mut previous: Option<&DateProof> = None;
+        for p in &all {
+            let entries = must(
+                s.date_page(&access, topic, p.ledger_date, 0, 1000).await,
+                "the date's entries",
+            );
+            let found = check_date(p, entries.iter().map(ProofEntry::from));
+            assert!(found.is_empty(), "{topic} {}: {found:?}", p.ledger_date);
+            // What a client computes from the entries and the previous proof alone.
+            let start = previous.map_or(Previous::START, DateProof::as_previous);
+            let expected = must(
+                prove_date(
+                    &lid("100001"),
+                    topic,
+                    p.ledger_date,
+                    entries.iter().map(ProofEntry::from),
+                    start,
+                )
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+                "prove",
+            );
+            assert_eq!(p, &expected, "{topic} {}", p.ledger_date);
+            if let Some(prev) = previous {
+                assert!(check_link(prev, p).is_empty(), "{topic} {}", p.ledger_date);
+            }
+            previous = Some(p);
+        }
+    }
+    // The funds of the first date: two captures, the fees retained and the payout.
+    let first = some(
+        must(
+            s.date_proof(&access, Topic::Funds, day("2024-04-01")).await,
+            "funds 2024-04-01",
+        ),
+        "funds 2024-04-01",
+    );
+    assert_eq!(first.entry_count, 4);
+    assert_eq!((first.opening_balance, first.closing_balance), (0, 0));
+    assert_eq!(first.previous_chain_digest, None);
+    // 2024-04-03's refund leaves a negative balance that carries over to 2024-04-04.
+    let last = some(
+        must(
+            s.date_proof(&access, Topic::Funds, day("2024-04-04")).await,
+            "funds 2024-04-04",
+        ),
+        "funds 2024-04-04",
+    );
+    assert_eq!((last.entry_count, last.opening_balance), (0, -2000));
+}
+
+pub async fn a_reader_gets_only_the_proofs_of_its_grants_topics_and_period(s: &dyn Store) {
+    // Arrange
+    closed_ledger(s).await;
+    let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
+    must(
+        s.create_grant(
+            &by(),
+            p.id,
+            &lid("100001"),
+            &GrantScope {
+                topics: Topics {
+                    funds: true,
+                    fees: false,
+                },
+                from: Some(day("2024-04-02")),
+                to: Some(day("2024-04-03")),
+                ..GrantScope::EVERYTHING
+            },
+        )
+        .await,
+        "grant",
+    );
+    let keys = Principal::Accounting {
+        key_id: 1,
+        partner_id: p.id,
+    };
+    let facts = facts_of(s, "100001").await;
+    let access = match decide(&keys, Some(&facts)) {
+        Decision::Allow(a) => a,
+        other => panic!("the partner must read ledger 100001, got {other:?}"),
+    };
+
+    // Act
+    let funds = must(s.date_proofs(&access, Topic::Funds).await, "funds");
+    let fees = must(s.date_proofs(&access, Topic::Fees).await, "fees");
+    let outside = must(
+        s.date_proof(&access, Topic::Funds, day("2024-04-01")).await,
+        "outside the period",
+    );
+    let other_topic = must(
+        s.date_proof(&access, Topic::Fees, day("2024-04-02")).await,
+        "outside the topics",
+    );
+    let inside = must(
+        s.date_proof(&access, Topic::Funds, day("2024-04-02")).await,
+        "inside",
+    );
+
+    // Assert
+    let dates: Vec<String> = funds.iter().map(|p| p.ledger_date.to_string()).collect();
+    assert_eq!(dates, ["2024-04-02", "2024-04-03"]);
+    assert!(fees.is_empty(), "{fees:?}");
+    assert_eq!((outside, other_topic), (None, None));
+    assert_eq!(inside.as_ref(), funds.first());
+}
