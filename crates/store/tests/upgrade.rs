@@ -15,7 +15,8 @@ use jiff::Timestamp;
 use ledgerport_core::access::{ListScope, Principal};
 use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
-use ledgerport_core::ids::{Currency, LedgerId, Msn};
+use ledgerport_core::ids::{Currency, LedgerDate, LedgerId, Msn, Topic};
+use ledgerport_core::proof::{ProofEntry, check_date, check_link};
 use ledgerport_core::world::GrantScope;
 use ledgerport_store::EventOutcome;
 use ledgerport_store::postgres::PostgresStore;
@@ -200,6 +201,16 @@ INSERT INTO grants (partner_id, ledger_id, created_at, created_by) \
 INSERT INTO audit_log (at, actor, action, subject, detail) \
   VALUES ('2024-04-01T08:00:00.000000Z', 'cli', 'ledger.create', '100001', 'settles for 123456');";
 
+trait ParseDate {
+    fn parse_date(&self) -> LedgerDate;
+}
+
+impl ParseDate for str {
+    fn parse_date(&self) -> LedgerDate {
+        LedgerDate::parse("date", self).expect("date")
+    }
+}
+
 fn now() -> Timestamp {
     "2024-04-05T08:00:00Z".parse().expect("now")
 }
@@ -267,6 +278,59 @@ async fn check_the_store_works_on(store: &dyn Store) {
         .expect("the operator reads every ledger");
     assert_eq!(view.units.len(), 1);
     assert_eq!(view.ledger.owner_merchant_id, merchant.id);
+
+    // Migration 13: the dates closed before proofs existed (the ledger's first, 2024-04-01,
+    // through 2024-04-05) were proved when the store started, each topic's chain from the first.
+    let (operator, _) = store
+        .ledger(&ledger_id)
+        .await
+        .expect("read")
+        .expect("the old ledger")
+        .open(&Principal::Operator { user_id: None })
+        .expect("the operator reads every ledger");
+    for topic in [Topic::Funds, Topic::Fees] {
+        let proofs = store.date_proofs(&operator, topic).await.expect("proofs");
+        let dates: Vec<String> = proofs.iter().map(|p| p.ledger_date.to_string()).collect();
+        assert_eq!(
+            dates,
+            [
+                "2024-04-01",
+                "2024-04-02",
+                "2024-04-03",
+                "2024-04-04",
+                "2024-04-05"
+            ],
+            "{topic}"
+        );
+        assert_eq!(proofs[0].previous_chain_digest, None);
+        for pair in proofs.windows(2) {
+            assert!(
+                check_link(&pair[0], &pair[1]).is_empty(),
+                "{topic} {pair:?}"
+            );
+        }
+        for p in &proofs {
+            let entries = store
+                .date_page(&operator, topic, p.ledger_date, 0, 1000)
+                .await
+                .expect("date page");
+            let found = check_date(p, entries.iter().map(ProofEntry::from));
+            assert!(found.is_empty(), "{topic} {}: {found:?}", p.ledger_date);
+        }
+    }
+    let funds_05 = store
+        .date_proof(&operator, Topic::Funds, "2024-04-05".parse_date())
+        .await
+        .expect("read")
+        .expect("the proof of 2024-04-05");
+    assert_eq!(
+        (
+            funds_05.entry_count,
+            funds_05.opening_balance,
+            funds_05.closing_balance
+        ),
+        (8, 0, 0)
+    );
 
     // The grant made before scopes existed means what it meant: everything, for good.
     let grants = store.grants(None, None).await.expect("grants");
@@ -355,6 +419,17 @@ async fn check_the_store_works_on(store: &dyn Store) {
         .expect("close 2024-04-06");
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].payout, Some((2_000_003, 16_970)));
+    // The closing's proof continues the backfilled chain.
+    let funds_06 = store
+        .date_proof(&operator, Topic::Funds, "2024-04-06".parse_date())
+        .await
+        .expect("read")
+        .expect("the proof of 2024-04-06");
+    assert_eq!(
+        funds_06.previous_chain_digest,
+        Some(funds_05.chain_digest),
+        "chained to the backfilled 2024-04-05"
+    );
     let outcomes = store
         .ingest_events(
             vec![event(
