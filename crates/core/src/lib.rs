@@ -6,6 +6,7 @@
 //! ([`access::LedgerAccess`]) is what every reporting query of the store requires.
 
 pub mod access;
+pub mod camt053;
 pub mod chain;
 pub mod changes;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod entry;
 pub mod error;
 pub mod ids;
 pub mod notices;
+pub mod statement;
 pub mod verify;
 pub mod world;
 

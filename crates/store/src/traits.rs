@@ -132,6 +132,15 @@ pub trait ReportStore: Send + Sync {
     /// pspReference of the capture it refunds), in pspReference order. The entries do not name
     /// the capture; `verify` counts these refunds against it.
     async fn refunded_captures(&self, access: &LedgerAccess) -> Result<Vec<(String, String)>>;
+    /// The topic's balance at the start of `date`: after the last entry of the latest earlier
+    /// ledger date, 0 when there is none (a statement's opening balance, also of a period
+    /// without entries). A date outside the reader's grant period is `Invalid`.
+    async fn balance_before_date(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        date: LedgerDate,
+    ) -> Result<i64>;
 }
 
 /// Writing entries: the settlement engine and the one way entries reach a ledger.
