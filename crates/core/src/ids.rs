@@ -266,6 +266,20 @@ impl Currency {
         }
     }
 
+    /// Digits after the decimal point of the currency's minor unit (ISO 4217): amounts travel
+    /// in minor units, people and spreadsheets read them in units of the currency.
+    pub fn exponent(self) -> u32 {
+        match self {
+            Currency::NOK | Currency::DKK | Currency::EUR => 2,
+        }
+    }
+
+    /// `minor` units as a plain decimal amount of the currency with its exponent's digits,
+    /// `-1234.56` for -123456 øre (no grouping, `.` as the separator).
+    pub fn decimal(self, minor: i128) -> String {
+        decimal_of(minor, self.exponent())
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Currency::NOK => "NOK",
@@ -273,6 +287,18 @@ impl Currency {
             Currency::EUR => "EUR",
         }
     }
+}
+
+/// `minor` with `exponent` digits after the point: `decimal_of(-5, 2)` is `-0.05`.
+pub fn decimal_of(minor: i128, exponent: u32) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    if exponent == 0 {
+        return format!("{sign}{abs}");
+    }
+    let scale = 10u128.pow(exponent);
+    let width = exponent as usize;
+    format!("{sign}{}.{:0width$}", abs / scale, abs % scale)
 }
 
 impl fmt::Display for Currency {
@@ -429,6 +455,23 @@ impl BankAccount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_written_in_units_of_the_currency() {
+        for c in [Currency::NOK, Currency::DKK, Currency::EUR] {
+            assert_eq!(c.exponent(), 2);
+            assert_eq!(c.decimal(12345), "123.45");
+        }
+        assert_eq!(Currency::NOK.decimal(-175), "-1.75");
+        assert_eq!(Currency::DKK.decimal(5), "0.05");
+        assert_eq!(Currency::EUR.decimal(0), "0.00");
+        assert_eq!(
+            Currency::NOK.decimal(i128::from(i64::MIN)),
+            "-92233720368547758.08"
+        );
+        assert_eq!(decimal_of(12345, 0), "12345");
+        assert_eq!(decimal_of(-12345, 3), "-12.345");
+    }
 
     #[test]
     fn ledger_dates_must_be_real_dates() {

@@ -6,6 +6,7 @@
 //! ([`access::LedgerAccess`]) is what every reporting query of the store requires.
 
 pub mod access;
+pub mod camt053;
 pub mod chain;
 pub mod changes;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod ids;
 pub mod notices;
 pub mod proof;
+pub mod statement;
 pub mod verify;
 pub mod world;
 

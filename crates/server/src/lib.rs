@@ -18,6 +18,7 @@ pub mod mail;
 pub mod metrics;
 pub mod middleware;
 pub mod portal;
+pub mod statement;
 pub mod tokens;
 
 use axum::Router;

@@ -144,6 +144,15 @@ pub trait ReportStore: Send + Sync {
     ) -> Result<Option<DateProof>>;
     /// Every proof of a topic in date order, for `verify` (a grant's topics and period apply).
     async fn date_proofs(&self, access: &LedgerAccess, topic: Topic) -> Result<Vec<DateProof>>;
+    /// The topic's balance at the start of `date`: after the last entry of the latest earlier
+    /// ledger date, 0 when there is none (a statement's opening balance, also of a period
+    /// without entries). A date outside the reader's grant period is `Invalid`.
+    async fn balance_before_date(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        date: LedgerDate,
+    ) -> Result<i64>;
 }
 
 /// Writing entries: the settlement engine and the one way entries reach a ledger.

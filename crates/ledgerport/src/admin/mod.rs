@@ -10,6 +10,7 @@
 //! - [`close`]: closing the payout periods that have passed
 //! - [`users`]: the portal's users
 //! - [`requests`]: partners' access requests and the merchant's answers
+//! - [`statement`]: a ledger's camt.053 bank statement for a period
 
 use crate::config::Config;
 use anyhow::anyhow;
@@ -18,6 +19,7 @@ mod keys;
 mod logs;
 mod outbox;
 mod requests;
+mod statement;
 mod users;
 mod world;
 
@@ -77,6 +79,8 @@ pub enum AdminCommand {
     /// The mail outbox: mails waiting to be sent over SMTP, and sending them again now.
     #[command(subcommand)]
     Outbox(outbox::OutboxCmd),
+    /// A ledger's bank statement for a period (ISO 20022 camt.053), for accounting systems.
+    Statement(statement::StatementArgs),
 }
 
 pub async fn run(store: &dyn Store, args: AdminArgs, config: &Config) -> anyhow::Result<()> {
@@ -103,6 +107,7 @@ async fn execute(
         AdminCommand::Close(a) => close::close(store, a).await,
         AdminCommand::Users(c) => users::users(store, c).await,
         AdminCommand::Outbox(c) => outbox::outbox(store, c).await,
+        AdminCommand::Statement(a) => statement::statement(store, a).await,
     }
 }
 
@@ -258,13 +263,20 @@ async fn find_ledger(
     flag: &'static str,
     id: &str,
 ) -> anyhow::Result<LedgerView> {
-    let id = parsed(LedgerId::parse(flag, id))?;
+    open_ledger(store, flag, id).await.map(|(_, view)| view)
+}
+
+/// The ledger `id` as the operator reads it: the access policy's decision and the ledger.
+async fn open_ledger(
+    store: &dyn Store,
+    flag: &'static str,
+    id: &str,
+) -> anyhow::Result<(ledgerport_core::access::LedgerAccess, LedgerView)> {
+    let id = parsed(LedgerId::parse(flag, id.trim()))?;
     let ledger = store.ledger(&id).await.map_err(store_err)?;
     // The command line on the operator's machine is the operator.
     let operator = ledgerport_core::access::Principal::Operator { user_id: None };
-    ledgerport_core::access::open(&operator, ledger)
-        .map(|(_, view)| view)
-        .map_err(|_| anyhow!("{flag}: no ledger {id}"))
+    ledgerport_core::access::open(&operator, ledger).map_err(|_| anyhow!("{flag}: no ledger {id}"))
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ use std::collections::{BTreeSet, HashMap};
 pub(super) struct Org {
     pub id: RowId,
     pub name: String,
+    /// The merchant's name alone (`name` adds the organisation number).
+    pub merchant_name: String,
     pub units: Vec<SalesUnit>,
     /// The ledgers the organisation owns, in ledger id order, each as the policy let the user
     /// read it: `access[i]` is the capability for `ledgers[i]`.
@@ -50,6 +52,7 @@ impl Org {
         Ok(Org {
             id,
             name: format!("{} ({})", m.name, m.business.id),
+            merchant_name: m.name,
             units,
             ledgers,
             access: grants,

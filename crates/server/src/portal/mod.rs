@@ -74,6 +74,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/portal/merchant/settlements", get(settlements::page_route))
         .route("/portal/merchant/settlements.csv", get(settlements::csv))
+        .route(
+            "/portal/merchant/settlements/camt053",
+            get(settlements::camt053),
+        )
         .route("/portal/merchant/requests", get(requests::merchant_page))
         .route("/portal/merchant/requests/approve", post(requests::approve))
         .route("/portal/merchant/requests/decline", post(requests::decline))

@@ -3,7 +3,9 @@
 //! summed apart), the payout with its reference, the number of entries, the closing balances
 //! and whether the date is still open; a chart of daily sales, refunds, fees and payout named
 //! as the table's columns (server-rendered SVG); and the entries as CSV with the Report API's
-//! fields, amounts as decimal amounts of the currency named in the `currency` column.
+//! fields, amounts as decimal amounts of the currency named in the `currency` column (123.45
+//! for 12345 minor units, as many decimals as the currency's exponent); and the period as a
+//! camt.053 bank statement (`crate::statement`).
 //!
 //! The ledger must be one the user's organisation owns: its entries are read with the
 //! [`LedgerAccess`] the access policy gave this user for it when the organisation was loaded.
@@ -19,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
 use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::entry::Entry;
-use ledgerport_core::ids::{LedgerDate, Topic};
+use ledgerport_core::ids::{Currency, LedgerDate, Topic};
 use ledgerport_store::{LedgerView, Store};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -118,11 +120,9 @@ fn dates(from: Date, to: Date) -> Vec<Date> {
 }
 
 /// Minor units as a plain decimal amount of the currency, `-1234.56`, as a spreadsheet reads it
-/// (no grouping). Every settlement currency (NOK, DKK, EUR) has two decimals.
-pub fn decimal(minor: i64) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+/// (no grouping), with the currency's own number of decimals.
+pub fn decimal(currency: Currency, minor: i64) -> String {
+    currency.decimal(i128::from(minor))
 }
 
 /// Minor units as `-1 234.56`.
@@ -426,6 +426,7 @@ pub async fn page_handler(
     let (mut types, mut rows, mut svg) = (vec![], vec![], String::new());
     let (mut ledger, mut from, mut to, mut currency) =
         (String::new(), String::new(), String::new(), String::new());
+    let mut decimals = 2;
     if let Some((view, f, t)) = chosen {
         let days = days_of(state, org.access_to(view)?, view, f, t).await?;
         let cols = columns(&days);
@@ -456,6 +457,7 @@ pub async fn page_handler(
         from = f.to_string();
         to = t.to_string();
         currency = view.ledger.currency.as_str().to_owned();
+        decimals = view.ledger.currency.exponent();
     }
     Ok(page(
         who.flash.is_some(),
@@ -466,6 +468,7 @@ pub async fn page_handler(
             from,
             to,
             currency,
+            decimals,
             types,
             rows,
             chart: svg,
@@ -533,9 +536,9 @@ pub async fn csv(
                     cell(&e.entry_type, true),
                     cell(&e.reference, true),
                     e.currency.as_str(),
-                    decimal(e.amount),
-                    decimal(e.balance_before),
-                    decimal(e.balance_after),
+                    decimal(e.currency, e.amount),
+                    decimal(e.currency, e.balance_before),
+                    decimal(e.currency, e.balance_after),
                     cell(&e.recipient_handle, true),
                 );
                 if personal {
@@ -571,6 +574,46 @@ pub async fn csv(
         .into_response())
 }
 
+/// The period as a camt.053 statement (ISO 20022 `BankToCustomerStatementV08`). The ledger and
+/// period are chosen and checked as for the page and the CSV (a 400 names `from` or `to`; another
+/// organisation's ledger is 403), and the entries are read with this user's access.
+pub async fn camt053(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<PeriodQuery>,
+) -> Result<Response, PortalError> {
+    let org = Org::load(&state, &who).await?;
+    let Some((view, from, to)) = choose(&org, &q, today_of(&state))? else {
+        return Err(PortalError::NotFound);
+    };
+    let access = org.access_to(view)?;
+    let doc = crate::statement::camt053(
+        state.store.as_ref(),
+        access,
+        view,
+        &org.merchant_name,
+        LedgerDate::from_date(from),
+        LedgerDate::from_date(to),
+        state.clock.now(),
+    )
+    .await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/xml; charset=utf-8".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", doc.file_name()),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        doc.xml,
+    )
+        .into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,11 +626,12 @@ mod tests {
     }
 
     #[test]
-    fn csv_amounts_are_plain_decimals() {
-        assert_eq!(decimal(124_900), "1249.00");
-        assert_eq!(decimal(-175), "-1.75");
-        assert_eq!(decimal(5), "0.05");
-        assert_eq!(decimal(i64::MIN), "-92233720368547758.08");
+    fn csv_amounts_are_plain_decimals_of_the_currency() {
+        assert_eq!(decimal(Currency::NOK, 124_900), "1249.00");
+        assert_eq!(decimal(Currency::DKK, -175), "-1.75");
+        assert_eq!(decimal(Currency::EUR, 5), "0.05");
+        assert_eq!(decimal(Currency::NOK, 12_345), "123.45");
+        assert_eq!(decimal(Currency::NOK, i64::MIN), "-92233720368547758.08");
     }
 
     #[test]

@@ -395,6 +395,8 @@ pub struct SettlementsPage {
     pub from: String,
     pub to: String,
     pub currency: String,
+    /// Digits after the point in the currency's amounts (the CSV's).
+    pub decimals: u32,
     /// The labels of the table's amount columns, in order.
     pub types: Vec<String>,
     /// Newest date first.

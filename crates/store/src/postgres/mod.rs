@@ -52,6 +52,11 @@ impl Dialect for Postgres {
     const DATE_PAGE_ROWS: &'static str = "SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 \
          AND ledger_date = $3 AND seq > $4 ORDER BY seq LIMIT $5";
 
+    /// The `entries_by_date` index read backwards from the date.
+    const BALANCE_BEFORE_DATE: &'static str = "SELECT balance_after FROM entries \
+         WHERE ledger_id = $1 AND topic = $2 AND ledger_date < $3 \
+         ORDER BY ledger_date DESC, seq DESC LIMIT 1";
+
     fn push_parameter(sql: &mut String, n: usize) {
         sql.push('$');
         sql.push_str(&n.to_string());

@@ -135,6 +135,10 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     /// JSON array of): `$1` ledger, `$2` topic, `$3` date, `$4` after seq, `$5` limit.
     const DATE_PAGE_ROWS: &'static str;
 
+    /// The `balance_after` of the last entry of the latest ledger date before `$3` on ledger
+    /// `$1`, topic `$2`; no row when there is none ([`crate::ReportStore::balance_before_date`]).
+    const BALANCE_BEFORE_DATE: &'static str;
+
     /// Appends the placeholder of the `n`th parameter (from 1) of a statement whose parameters are
     /// all used once, in order (the multi-row INSERTs).
     fn push_parameter(sql: &mut String, n: usize);

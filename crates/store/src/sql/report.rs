@@ -6,7 +6,7 @@
 use super::{Dialect, SqlStore, args};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
 use crate::settlement::proofs::proofs_query;
-use crate::{ReportStore, Result};
+use crate::{ReportStore, Result, StoreError};
 use async_trait::async_trait;
 use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::entry::Entry;
@@ -132,6 +132,30 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
                     .map_or(true, |p| access.check_date(p.ledger_date).is_ok())
             })
             .collect()
+    }
+
+    async fn balance_before_date(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        date: LedgerDate,
+    ) -> Result<i64> {
+        // The balance at the start of a date outside the grant's period would tell what
+        // happened outside it.
+        if let Err(e) = access.check_date(date) {
+            return Err(StoreError::Invalid(e.to_string()));
+        }
+        let row: Option<(i64,)> = self
+            .opt(
+                DB::BALANCE_BEFORE_DATE,
+                args![
+                    access.ledger_id().as_str(),
+                    i64::from(topic.code()),
+                    date.to_string(),
+                ],
+            )
+            .await?;
+        Ok(row.map_or(0, |(b,)| b))
     }
 
     async fn date_page(

@@ -634,3 +634,109 @@ pub async fn refunded_captures_link_each_refund_with_its_own_psp_reference_to_it
     );
     assert_eq!(other, vec![("rf-c".to_owned(), "p3".to_owned())]);
 }
+
+pub async fn the_balance_before_a_date_is_the_last_earlier_dates_closing_balance(s: &dyn Store) {
+    // Arrange: funds 100 + 200 on 04-01, nothing on 04-02, 400 on 04-03; a fee of 3 on 04-01;
+    // another ledger's 999 on 04-01.
+    let m = one_ledger(s, "100001").await;
+    add_api_unit(s, m.id, "123456", "ACME Bergen").await;
+    add_ledger(s, "100002", m.id, &["123456"]).await;
+    append(
+        s,
+        "100001",
+        Topic::Funds,
+        &[
+            entry("capture", 100, "2024-04-01", 1),
+            entry("capture", 200, "2024-04-01", 2),
+            entry("capture", 400, "2024-04-03", 3),
+        ],
+    )
+    .await;
+    append(
+        s,
+        "100001",
+        Topic::Fees,
+        &[entry("capture-fee", -3, "2024-04-01", 1)],
+    )
+    .await;
+    append(
+        s,
+        "100002",
+        Topic::Funds,
+        &[entry("capture", 999, "2024-04-01", 4)],
+    )
+    .await;
+    let access = owner_access(s, "100001").await;
+    let other = owner_access(s, "100002").await;
+    let p = add_approved(s, "Regnskap One", PartnerKind::Accounting).await;
+    let april_2 = GrantScope {
+        from: Some(day("2024-04-02")),
+        to: Some(day("2024-04-02")),
+        ..GrantScope::EVERYTHING
+    };
+    must(
+        s.create_grant(&by(), p.id, &lid("100001"), &april_2).await,
+        "grant",
+    );
+    let partner = Principal::Accounting {
+        key_id: 1,
+        partner_id: p.id,
+    };
+    let scoped = match decide(&partner, Some(&facts_of(s, "100001").await)) {
+        Decision::Allow(a) => a,
+        other => panic!("the partner must read ledger 100001, got {other:?}"),
+    };
+
+    // Act
+    let mut funds = vec![];
+    for date in [
+        "2024-03-31",
+        "2024-04-01",
+        "2024-04-02",
+        "2024-04-03",
+        "2024-04-04",
+    ] {
+        funds.push(must(
+            balance_before(s, &access, Topic::Funds, date).await,
+            "funds balance",
+        ));
+    }
+    let fees = [
+        must(
+            balance_before(s, &access, Topic::Fees, "2024-04-01").await,
+            "fees",
+        ),
+        must(
+            balance_before(s, &access, Topic::Fees, "2024-04-02").await,
+            "fees",
+        ),
+    ];
+    let other_ledger = must(
+        balance_before(s, &other, Topic::Funds, "2024-04-02").await,
+        "other",
+    );
+    let in_scope = must(
+        balance_before(s, &scoped, Topic::Funds, "2024-04-02").await,
+        "in scope",
+    );
+    let out_of_scope = balance_before(s, &scoped, Topic::Funds, "2024-04-04").await;
+
+    // Assert
+    assert_eq!(funds, [0, 0, 300, 300, 700]);
+    assert_eq!(fees, [0, -3]);
+    assert_eq!(other_ledger, 999, "each ledger has its own balances");
+    assert_eq!(in_scope, 300);
+    assert!(
+        matches!(out_of_scope, Err(StoreError::Invalid(_))),
+        "a date outside the grant's period tells nothing: {out_of_scope:?}"
+    );
+}
+
+async fn balance_before(
+    s: &dyn Store,
+    access: &LedgerAccess,
+    topic: Topic,
+    date: &str,
+) -> Result<i64> {
+    s.balance_before_date(access, topic, day(date)).await
+}

@@ -126,6 +126,7 @@ macro_rules! store_contract_tests {
                 payer_details_round_trip_and_stay_absent_when_not_given,
                 a_page_of_a_thousand_entries_reads_back_whole_in_seq_order,
                 refunded_captures_link_each_refund_with_its_own_psp_reference_to_its_capture,
+                the_balance_before_a_date_is_the_last_earlier_dates_closing_balance,
             ],
             server_keys: [
                 signing_keys_are_added_listed_oldest_first_and_retired_once,
