@@ -889,7 +889,7 @@ async fn real_responses_of_every_endpoint_match_the_document() {
     );
     assert_eq!(body["items"][0]["expiresAt"], "2030-01-01T00:00:00.000000Z");
     // Completeness proofs: ledger 500, created on 2024-04-01 and closed through 2024-04-04.
-    unit(app.store.as_ref(), w.merchant1, "555555", None).await;
+    common::unit(app.store.as_ref(), w.merchant1, "555555", None).await;
     ledger_created_at(
         app.store.as_ref(),
         "500",
@@ -908,7 +908,7 @@ async fn real_responses_of_every_endpoint_match_the_document() {
         .await
         .expect("grant");
     app.store
-        .close_due(&lid("500"), app.clock.now())
+        .close_due(&lid("500"), START.parse().expect("start"))
         .await
         .expect("close");
     let proof =
