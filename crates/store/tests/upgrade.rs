@@ -110,6 +110,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "access log detail",
         include_str!("../migrations/sqlite/0011_access_log_detail.sql"),
     ),
+    (
+        12,
+        "mail give-up and invitations",
+        include_str!("../migrations/sqlite/0012_mail_give_up_and_invitations.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -142,6 +147,11 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         11,
         "access log detail",
         include_str!("../migrations/postgres/0011_access_log_detail.sql"),
+    ),
+    (
+        12,
+        "mail give-up and invitations",
+        include_str!("../migrations/postgres/0012_mail_give_up_and_invitations.sql"),
     ),
 ];
 
