@@ -9,6 +9,7 @@ mod common;
 use common::smtp::{SmtpSink, envelope_to, free_port, mail_dir, messages, smtp};
 use common::{START, TestApp, by};
 use jiff::SignedDuration;
+use ledgerport_core::clock::Clock;
 use ledgerport_server::ServerConfig;
 use ledgerport_server::mail::{Delivered, Mailer, SmtpConfig, deliver_due};
 use ledgerport_server::portal::auth::hash_password;

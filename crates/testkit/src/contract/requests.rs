@@ -240,12 +240,16 @@ pub async fn an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_
     assert_eq!(grants[0].scope, narrowed);
     assert_eq!(grants[0].created_by, "owner@acme.test");
     assert_error(again, Expect::Invalid, "approving twice");
-    // The grant an approval makes tells the partner's users as one made in the access form.
+    // The grant an approval makes tells the partner's users as one made in the access form,
+    // and the approval itself in words about the request (newest first).
     let told: Vec<String> = must(s.notifications(partner_user.id, None, 10).await, "notices")
         .into_iter()
         .map(|n| n.kind)
         .collect();
-    assert_eq!(told, vec!["grant.created".to_owned()]);
+    assert_eq!(
+        told,
+        vec!["request.approved".to_owned(), "grant.created".to_owned()]
+    );
 }
 
 pub async fn a_declined_or_withdrawn_request_grants_nothing_and_stays_decided(s: &dyn Store) {
