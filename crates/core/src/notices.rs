@@ -177,6 +177,112 @@ pub fn grant_notices(change: &GrantChange, p: &GrantParties) -> Vec<Notice> {
     ]
 }
 
+/// What happened to an access request (or an invitation, answered at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEvent {
+    /// The partner asked.
+    Made,
+    /// The merchant approved within this scope, granting this many ledgers anew.
+    Approved(GrantScope, usize),
+    Declined,
+    /// The partner took the request back.
+    Withdrawn,
+}
+
+impl RequestEvent {
+    /// The notification's kind: `request.made`, `request.approved`, `request.declined`,
+    /// `request.withdrawn`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RequestEvent::Made => "request.made",
+            RequestEvent::Approved(..) => "request.approved",
+            RequestEvent::Declined => "request.declined",
+            RequestEvent::Withdrawn => "request.withdrawn",
+        }
+    }
+}
+
+/// The request an event is about, in the names people know it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestParties {
+    pub partner_name: String,
+    pub merchant_name: String,
+    /// The sales units asked for, by MSN; none: all of the merchant's.
+    pub units: Vec<String>,
+    /// The scope the partner proposed.
+    pub proposed: GrantScope,
+    /// The request came from the partner's invitation link, answered by the merchant.
+    pub invitation: bool,
+}
+
+/// The notices a request event gives. The side that acted knows; the other side is told: a
+/// request made or withdrawn tells the merchant, an answer tells the partner, in words about
+/// the request (the grants an approval makes tell both sides on their own, [`grant_notices`]).
+pub fn request_notices(event: &RequestEvent, p: &RequestParties) -> Vec<Notice> {
+    let units = if p.units.is_empty() {
+        "all sales units".to_owned()
+    } else {
+        format!("sales units {}", p.units.join(", "))
+    };
+    let (partner, merchant) = (&p.partner_name, &p.merchant_name);
+    let what = if p.invitation {
+        "invitation"
+    } else {
+        "access request"
+    };
+    let to_merchant = |text: String, subject: String| Notice {
+        side: Side::Merchant,
+        kind: event.kind(),
+        subject,
+        text,
+        link: "/portal/merchant/requests",
+    };
+    let to_partner = |text: String, subject: String| Notice {
+        side: Side::Partner,
+        kind: event.kind(),
+        subject,
+        text,
+        link: "/portal/partner/requests",
+    };
+    let notice = match event {
+        RequestEvent::Made => to_merchant(
+            format!(
+                "{partner} asks for access to {units}: {}. Approve, narrow or decline it under \
+                 Access requests.",
+                scope_in_words(&p.proposed)
+            ),
+            format!("Access request from {partner}"),
+        ),
+        RequestEvent::Withdrawn => to_merchant(
+            format!("{partner} withdrew its access request for {units}."),
+            format!("Access request withdrawn by {partner}"),
+        ),
+        RequestEvent::Approved(scope, granted) => to_partner(
+            format!(
+                "{merchant} approved your {what} for {units}: {granted} ledger(s) granted, {}.",
+                scope_in_words(scope)
+            ),
+            format!("{merchant} approved your {what}"),
+        ),
+        RequestEvent::Declined => to_partner(
+            format!("{merchant} declined your {what} for {units}. Nothing was granted."),
+            format!("{merchant} declined your {what}"),
+        ),
+    };
+    vec![one_line_subject(notice)]
+}
+
+/// A mail subject is one header line: names with a control character in them (a unit name
+/// typed with a tab) must not make the change itself fail the outbox's check.
+fn one_line_subject(mut n: Notice) -> Notice {
+    n.subject = n
+        .subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    n
+}
+
 /// Which expiry notice a grant with this expiry is due at `now`, if any: `Expired` once it has
 /// expired, `Expiring` within [`EXPIRY_WARNING`] before. Whether it was sent already is the
 /// store's record, not this rule's.
@@ -233,6 +339,60 @@ mod tests {
         assert_eq!(
             removed[1].text,
             "Kaffe AS removed your access to ledger 100 (Shop)."
+        );
+    }
+
+    #[test]
+    fn a_request_tells_the_merchant_and_an_answer_the_partner_in_words_about_the_request() {
+        let mut p = RequestParties {
+            partner_name: "Regnskap AS".into(),
+            merchant_name: "Kaffe AS".into(),
+            units: vec!["123456".into()],
+            proposed: GrantScope::EVERYTHING,
+            invitation: false,
+        };
+        let made = request_notices(&RequestEvent::Made, &p);
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].side, Side::Merchant);
+        assert_eq!(made[0].kind, "request.made");
+        assert_eq!(made[0].subject, "Access request from Regnskap AS");
+        assert!(
+            made[0].text.starts_with(
+                "Regnskap AS asks for access to sales units 123456: funds and fees, every \
+                 ledger date, with personal data, no end date."
+            ),
+            "{}",
+            made[0].text
+        );
+        let narrow = GrantScope {
+            personal_data: false,
+            ..GrantScope::EVERYTHING
+        };
+        let approved = request_notices(&RequestEvent::Approved(narrow, 1), &p);
+        assert_eq!(approved[0].side, Side::Partner);
+        assert_eq!(
+            approved[0].text,
+            "Kaffe AS approved your access request for sales units 123456: 1 ledger(s) \
+             granted, funds and fees, every ledger date, without personal data, no end date."
+        );
+        p.units.clear();
+        p.invitation = true;
+        let declined = request_notices(&RequestEvent::Declined, &p);
+        assert_eq!(
+            (declined[0].side, declined[0].subject.as_str()),
+            (Side::Partner, "Kaffe AS declined your invitation")
+        );
+        assert_eq!(
+            declined[0].text,
+            "Kaffe AS declined your invitation for all sales units. Nothing was granted."
+        );
+        p.merchant_name = "Kaffe\tAS".into();
+        let withdrawn = request_notices(&RequestEvent::Withdrawn, &p);
+        assert_eq!(withdrawn[0].side, Side::Merchant);
+        assert!(
+            !request_notices(&RequestEvent::Declined, &p)[0]
+                .subject
+                .contains('\t')
         );
     }
 

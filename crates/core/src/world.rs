@@ -420,6 +420,8 @@ pub struct AccessRequest {
     pub decided_at: Option<Timestamp>,
     /// Who approved, declined or withdrew it.
     pub decided_by: Option<String>,
+    /// Made by a merchant answering the partner's invitation link (and so decided at once).
+    pub invitation: bool,
 }
 
 /// The topics a grant covers: at least one.

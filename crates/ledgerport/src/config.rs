@@ -132,6 +132,8 @@ pub const KEYS: &[Key] = &[
         "the path of a readable file holding the SMTP password"),
     key("mail.from", "LEDGERPORT_MAIL_FROM", "--mail-from", Check::Any,
         "a mailbox such as `Ledgerport <no-reply@example.com>`"),
+    key("mail.give_up_after_hours", "LEDGERPORT_MAIL_GIVE_UP_AFTER_HOURS", "--mail-give-up-after-hours", Check::Range(1, U32_MAX),
+        "a whole number of hours from 1 to 4294967295"),
 ];
 
 const fn key(
@@ -278,6 +280,9 @@ pub struct MailSection {
     pub password_file: Option<PathBuf>,
     /// The `From` of every mail.
     pub from: String,
+    /// Hours a mail the SMTP server keeps refusing for a passing reason is tried before the
+    /// sender gives up on it.
+    pub give_up_after_hours: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -305,6 +310,7 @@ impl fmt::Debug for MailSection {
                 },
             )
             .field("from", &self.from)
+            .field("give_up_after_hours", &self.give_up_after_hours)
             .finish()
     }
 }
@@ -353,6 +359,7 @@ impl Default for Config {
                 password: None,
                 password_file: None,
                 from: String::new(),
+                give_up_after_hours: ledgerport_server::mail::DEFAULT_GIVE_UP_AFTER_HOURS,
             },
         }
     }
@@ -483,6 +490,7 @@ impl Config {
             },
             credentials,
             from: m.from.trim().to_owned(),
+            give_up_after: std::time::Duration::from_secs(u64::from(m.give_up_after_hours) * 3600),
         }))
     }
 
@@ -1134,6 +1142,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MAILBOX")]
     #[serde(rename = "mail.from")]
     pub mail_from: Option<String>,
+    /// Hours a mail failing for a passing reason is retried before it is marked failed (a 5xx refusal fails it at once). [default: 72] [env: LEDGERPORT_MAIL_GIVE_UP_AFTER_HOURS] [config: mail.give_up_after_hours]
+    #[arg(long, value_name = "HOURS")]
+    #[serde(rename = "mail.give_up_after_hours")]
+    pub mail_give_up_after_hours: Option<u32>,
 }
 
 /// `ledgerport config ...`.
@@ -1461,6 +1473,7 @@ mod tests {
             ("LEDGERPORT_MAIL_USERNAME", "lp"),
             ("LEDGERPORT_MAIL_PASSWORD", "smtp-pw"),
             ("LEDGERPORT_MAIL_FROM", "Ledgerport <no-reply@example.com>"),
+            ("LEDGERPORT_MAIL_GIVE_UP_AFTER_HOURS", "11"),
         ]);
         let c = resolve(vec![e]).expect("valid").config;
         let expected = Config {
@@ -1503,6 +1516,7 @@ mod tests {
                 password: Some("smtp-pw".into()),
                 password_file: None,
                 from: "Ledgerport <no-reply@example.com>".into(),
+                give_up_after_hours: 11,
             },
         };
         assert_eq!(c, expected);

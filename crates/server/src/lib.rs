@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod cursor;
 pub mod error;
 pub mod ingest;
+pub mod invitation;
 pub mod limits;
 pub mod mail;
 pub mod metrics;
@@ -121,6 +122,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub tokens: Arc<tokens::TokenService>,
     pub cursors: cursor::CursorCodec,
+    /// Signs and checks partners' invitation links ([`invitation`]).
+    pub invitations: invitation::InvitationCodec,
     pub config: Arc<ServerConfig>,
     /// Rate limits and failed-request counts of this process.
     pub limits: Arc<limits::Limits>,
@@ -132,6 +135,9 @@ pub struct AppState {
 
 /// Name under which the cursor MAC key is kept in the store.
 const CURSOR_KEY_NAME: &str = "cursor-mac-key";
+/// Name under which the invitation links' MAC key is kept in the store (a key of its own: a
+/// cursor can never pass for an invitation or the other way round).
+const INVITATION_KEY_NAME: &str = "invitation-mac-key";
 
 impl AppState {
     /// Loads (or on first start creates) the signing keys and the cursor key from the store.
@@ -160,6 +166,11 @@ impl AppState {
             .server_secret(CURSOR_KEY_NAME, &candidate)
             .await
             .map_err(|e| format!("loading the cursor key: {e}"))?;
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut candidate);
+        let invitation_key = store
+            .server_secret(INVITATION_KEY_NAME, &candidate)
+            .await
+            .map_err(|e| format!("loading the invitation key: {e}"))?;
         let limits = Arc::new(limits::Limits::new(config.limits.clone(), clock.clone()));
         let mailer = config.mail.as_ref().map(mail::Mailer::new).transpose()?;
         Ok(AppState {
@@ -169,6 +180,7 @@ impl AppState {
             clock,
             tokens: Arc::new(tokens),
             cursors: cursor::CursorCodec::new(cursor_key),
+            invitations: invitation::InvitationCodec::new(invitation_key),
             config: Arc::new(config),
             metrics: Arc::new(metrics::Metrics::default()),
         })

@@ -3,7 +3,10 @@
 //! Changes write their mails into the outbox in their own transaction; this sender takes them
 //! out. Every [`SEND_INTERVAL`] it claims due mails one at a time, hands each to the SMTP
 //! server and marks it sent, or records the failure and tries again after a backoff that doubles
-//! from a minute up to an hour ([`backoff`]). A claim lasts [`CLAIM`], far longer than one
+//! from a minute up to an hour ([`backoff`]). It gives up on a mail ([`Failure`]) when the
+//! server refuses it for good (a 5xx answer about the mail) or after failing for longer than
+//! the configured give-up time (`mail.give_up_after_hours`, 72 by default): the mail is marked
+//! failed, the operator sees it and may send it again (`ledgerport admin outbox retry`). A claim lasts [`CLAIM`], far longer than one
 //! delivery may take ([`SMTP_TIMEOUT`] per step), so server processes sharing a database never
 //! send one mail at the same time, and a mail claimed by a process that died is picked up by
 //! another once its claim lapses.
@@ -34,6 +37,9 @@ const PASS_LIMIT: usize = 100;
 /// The first retry's wait, doubled on each further failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: SignedDuration = SignedDuration::from_secs(60);
 const MAX_BACKOFF: SignedDuration = SignedDuration::from_secs(3600);
+/// How long a mail that fails for a passing reason is tried before the sender gives up, unless
+/// configured otherwise: three days, long enough for an SMTP outage over a weekend.
+pub const DEFAULT_GIVE_UP_AFTER_HOURS: u32 = 72;
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +62,8 @@ pub struct SmtpConfig {
     pub credentials: Option<(String, String)>,
     /// The `From` of every mail, e.g. `Ledgerport <no-reply@example.com>`.
     pub from: String,
+    /// How long a mail failing for a passing reason is tried before it is marked failed.
+    pub give_up_after: Duration,
 }
 
 /// Without the password (the never-log list, OPERATIONS.md).
@@ -70,6 +78,7 @@ impl fmt::Debug for SmtpConfig {
                 &self.credentials.as_ref().map(|(user, _)| user.as_str()),
             )
             .field("from", &self.from)
+            .field("give_up_after", &self.give_up_after)
             .finish()
     }
 }
@@ -84,11 +93,44 @@ pub fn backoff(attempts: u32) -> SignedDuration {
     wait.min(MAX_BACKOFF)
 }
 
+/// Why a mail was not sent, and whether trying again could help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What went wrong, as the operator sees it.
+    pub error: String,
+    /// The SMTP server refused this mail for good (a 5xx answer other than about
+    /// authentication, which is the configuration's fault and not the mail's), or the mail
+    /// cannot be written at all: it is given up on at once.
+    pub permanent: bool,
+}
+
+impl Failure {
+    fn permanent(error: String) -> Failure {
+        Failure {
+            error,
+            permanent: true,
+        }
+    }
+
+    /// Classifies an SMTP error: a 5xx answer is permanent, except 530 to 539 (authentication
+    /// required or refused: every mail would fail alike until the configuration is fixed, so
+    /// they are retried, and given up only after the give-up time). Connection failures,
+    /// timeouts and 4xx answers are passing.
+    fn of_smtp(e: &lettre::transport::smtp::Error) -> Failure {
+        let authentication = e.status().is_some_and(|c| c.to_string().starts_with("53"));
+        Failure {
+            error: e.to_string(),
+            permanent: e.is_permanent() && !authentication,
+        }
+    }
+}
+
 /// Sends mails through one SMTP server.
 #[derive(Clone)]
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    give_up_after: SignedDuration,
 }
 
 impl Mailer {
@@ -118,18 +160,21 @@ impl Mailer {
         if let Some((user, password)) = &config.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
+        let give_up_after = SignedDuration::try_from(config.give_up_after)
+            .map_err(|e| format!("mail.give_up_after_hours: {e}"))?;
         Ok(Mailer {
             transport: builder.build(),
             from,
+            give_up_after,
         })
     }
 
     /// Hands one mail to the SMTP server; `Ok` once the server has accepted it.
-    pub async fn send(&self, mail: &OutboxMail) -> Result<(), String> {
+    pub async fn send(&self, mail: &OutboxMail) -> Result<(), Failure> {
         let to: Mailbox = mail
             .recipient
             .parse()
-            .map_err(|e| format!("recipient {:?}: {e}", mail.recipient))?;
+            .map_err(|e| Failure::permanent(format!("recipient {:?}: {e}", mail.recipient)))?;
         // The same Message-ID on every attempt of one outbox row, so a mail sent twice (see
         // `deliver_due`) can be recognised as one by the receiving side.
         let domain = self.from.email.domain();
@@ -144,12 +189,20 @@ impl Mailer {
             )))
             .header(ContentType::TEXT_PLAIN)
             .body(mail.body.clone())
-            .map_err(|e| format!("building the message: {e}"))?;
+            .map_err(|e| Failure::permanent(format!("building the message: {e}")))?;
         self.transport
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failure::of_smtp(&e))
+    }
+
+    /// Whether a mail that failed for a passing reason at `now` has been tried long enough
+    /// ([`SmtpConfig::give_up_after`], counted from [`OutboxMail::trying_since`]).
+    pub fn tried_long_enough(&self, mail: &OutboxMail, now: Timestamp) -> bool {
+        mail.trying_since
+            .checked_add(self.give_up_after)
+            .is_ok_and(|end| now >= end)
     }
 }
 
@@ -157,11 +210,15 @@ impl Mailer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Delivered {
     pub sent: usize,
+    /// Failed attempts to be retried after their backoff.
     pub failed: usize,
+    /// Mails given up on: refused for good, or failing for longer than the give-up time.
+    pub gave_up: usize,
 }
 
 /// Sends the mails due now, one claim at a time, as `holder`; stops when none is due (or after
-/// [`PASS_LIMIT`]). A failed mail waits [`backoff`] before its next attempt.
+/// [`PASS_LIMIT`]). A failed mail waits [`backoff`] before its next attempt; one refused for
+/// good, or failing past the give-up time, is marked failed.
 pub async fn deliver_due(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -169,7 +226,7 @@ pub async fn deliver_due(
     holder: &str,
 ) -> Result<Delivered, StoreError> {
     let mut done = Delivered::default();
-    while done.sent + done.failed < PASS_LIMIT {
+    while done.sent + done.failed + done.gave_up < PASS_LIMIT {
         let now = clock.now();
         let until = now.checked_add(CLAIM).unwrap_or(Timestamp::MAX);
         let Some(mail) = store.claim_mails(holder, now, until, 1).await?.pop() else {
@@ -186,9 +243,28 @@ pub async fn deliver_due(
                 store.mark_mail_sent(mail.id, holder, clock.now()).await?;
                 done.sent += 1;
             }
-            Err(error) => {
-                let retry_at = clock
-                    .now()
+            Err(Failure { error, permanent }) => {
+                let now = clock.now();
+                if permanent || mailer.tried_long_enough(&mail, now) {
+                    let why = if permanent {
+                        format!("refused for good: {error}")
+                    } else {
+                        format!(
+                            "gave up after {} h of failures: {error}",
+                            mailer.give_up_after.as_secs() / 3600
+                        )
+                    };
+                    tracing::error!(
+                        mail_id = mail.id,
+                        attempts = mail.attempts,
+                        error = %why,
+                        "gave up sending a mail; `ledgerport admin outbox retry` sends it again"
+                    );
+                    store.give_up_mail(mail.id, holder, &why, now).await?;
+                    done.gave_up += 1;
+                    continue;
+                }
+                let retry_at = now
                     .checked_add(backoff(mail.attempts))
                     .unwrap_or(Timestamp::MAX);
                 tracing::warn!(
@@ -217,8 +293,17 @@ pub(crate) async fn sender_loop(state: AppState, mailer: Mailer) {
     loop {
         tick.tick().await;
         match deliver_due(&*state.store, &*state.clock, &mailer, &holder).await {
-            Ok(Delivered { sent: 0, failed: 0 }) => {}
-            Ok(d) => tracing::info!(sent = d.sent, failed = d.failed, "mail outbox pass"),
+            Ok(Delivered {
+                sent: 0,
+                failed: 0,
+                gave_up: 0,
+            }) => {}
+            Ok(d) => tracing::info!(
+                sent = d.sent,
+                failed = d.failed,
+                gave_up = d.gave_up,
+                "mail outbox pass"
+            ),
             Err(e) => tracing::error!(error = %e, "sending mails failed; will retry"),
         }
     }
@@ -243,6 +328,7 @@ mod tests {
             tls: MailTls::StartTls,
             credentials: Some(("lp".into(), "hunter2-secret".into())),
             from: "no-reply@example.com".into(),
+            give_up_after: Duration::from_secs(3600),
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2-secret"), "{shown}");
@@ -257,6 +343,7 @@ mod tests {
             tls: MailTls::None,
             credentials: None,
             from: "not an address".into(),
+            give_up_after: Duration::from_secs(3600),
         };
         let e = Mailer::new(&c).err().expect("refused");
         assert!(e.starts_with("mail.from:"), "{e}");

@@ -4,11 +4,16 @@
 //! one grant and the very next API call no longer sees it; a merchant editing URLs and form
 //! fields to reach another organisation is refused; a form without its CSRF token is refused.
 //!
+//! And the consent story: a partner requests access with a proposed scope, the merchant narrows
+//! and approves it, the partner's keys read only within the scope, the grant expires on the
+//! test's clock, and every step's mail arrives at aiosmtpd on loopback.
+//!
 //! Screenshots of the main pages go to `target/screenshots/`. When Chromium or its driver is
 //! missing the test runs `scripts/install-chromium.sh`; if that fails, the test fails saying so.
 
 mod common;
 
+use common::smtp::{SmtpSink, envelope_to, free_port, mail_dir, messages, smtp};
 use common::{TestApp, by, lid, world};
 use fantoccini::{Client, ClientBuilder, Locator};
 use ledgerport_core::world::{KeyKind, KeyOwner};
@@ -549,6 +554,300 @@ async fn partner_applies_operator_approves_merchant_grants_and_removes_in_a_real
     ui.go("/portal/merchant/partners").await;
     ui.shot("merchant-partners-phone").await;
     ui.sign_out().await;
+
+    ui.c.close().await.expect("close the browser");
+    drop(driver);
+}
+
+/// A fresh miami token for accounting keys.
+async fn token(app: &TestApp, client_id: &str, secret: &str) -> String {
+    let res = app
+        .miami_token_raw(client_id, secret, "grant_type=client_credentials")
+        .await;
+    assert_eq!(res.status(), 200, "token");
+    let body: serde_json::Value = res.json().await.expect("json");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+/// The messages to `to` whose text holds `needle`.
+fn mails_to<'m>(got: &'m [String], to: &str, needle: &str) -> Vec<&'m String> {
+    got.iter()
+        .filter(|m| envelope_to(m) == to && m.contains(needle))
+        .collect()
+}
+
+/// Waits until the sink holds a mail to `to` holding `needle`, and returns how many do.
+async fn arrived(dir: &Path, to: &str, needle: &str) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = messages(dir);
+        let n = mails_to(&got, to, needle).len();
+        if n > 0 || std::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_requests_access_the_merchant_narrows_it_and_the_grant_expires_in_a_real_browser()
+{
+    // Arrange: the server's own sender delivers to aiosmtpd on loopback (every 5 s).
+    let port = free_port();
+    let dir = mail_dir("browser-consent");
+    let _sink = SmtpSink::start(port, &dir);
+    let app = TestApp::start_with(ledgerport_server::ServerConfig {
+        close_interval: None,
+        mail: Some(smtp(port)),
+        ..ledgerport_server::ServerConfig::default()
+    })
+    .await;
+    let w = world(&app).await;
+    let partner = common::partner(
+        &*app.store,
+        "Tall og Tekst AS",
+        ledgerport_core::world::PartnerKind::Accounting,
+        true,
+    )
+    .await;
+    let (kari, post) = ("kari@acme.test", "post@tallogtekst.test");
+    user(&app, kari, PortalRole::Merchant(w.merchant1), PW).await;
+    user(&app, post, PortalRole::Partner(partner), PW).await;
+    let driver = Driver::start();
+    let ui = Ui {
+        app: &app,
+        c: driver.browser().await,
+    };
+    let ask = "form[action='/portal/partner/requests']";
+
+    // The partner asks ACME AS for units 123455 (ledger 100) and 654321 (ledger 200): both
+    // topics, April 2024, personal data, until 2024-05-01.
+    ui.sign_in(post, PW).await;
+    ui.go("/portal/partner/requests").await;
+    ui.fill(&format!("{ask} input[name=org]"), "987654321")
+        .await;
+    ui.fill(&format!("{ask} input[name=units]"), "123455, 654321")
+        .await;
+    for (name, value) in [
+        ("expires_on", "2024-05-01"),
+        ("from", "2024-04-01"),
+        ("to", "2024-04-30"),
+    ] {
+        // Date inputs take the date as the browser's locale types it; set the value directly.
+        ui.c.execute(
+            &format!("document.querySelector(\"{ask} input[name={name}]\").value = '{value}'"),
+            vec![],
+        )
+        .await
+        .expect("set a date");
+    }
+    ui.tick(Locator::Css(&format!(
+        "{ask} input[name=topics][value='funds']"
+    )))
+    .await;
+    ui.tick(Locator::Css(&format!(
+        "{ask} input[name=topics][value='fees']"
+    )))
+    .await;
+    ui.tick(Locator::Css(&format!("{ask} input[name=personal_data]")))
+        .await;
+    ui.fill(
+        &format!("{ask} textarea[name=message]"),
+        "We keep your books.",
+    )
+    .await;
+    ui.shot("consent-partner-asks").await;
+    ui.click(Locator::Css(&format!("{ask} button[type=submit]")))
+        .await;
+    assert!(ui.flash().await.starts_with("Request sent."));
+    ui.sign_out().await;
+    // The merchant's user is mailed of the request.
+    assert_eq!(
+        arrived(&dir, kari, "Subject: Access request from Tall og Tekst AS").await,
+        1,
+        "{:#?}",
+        messages(&dir)
+    );
+
+    // The merchant narrows it: funds only, no personal data, dates up to 2024-04-04, until
+    // 2024-04-20; and approves.
+    ui.sign_in(kari, PW).await;
+    ui.click(Locator::LinkText("Access requests")).await;
+    ui.expect("Tall og Tekst AS").await;
+    ui.expect("We keep your books.").await;
+    ui.expect("ledger(s) 100, 200").await;
+    ui.tick(Locator::Css("input[name=topics][value='fees']"))
+        .await;
+    ui.tick(Locator::Css("input[name=personal_data]")).await;
+    for (name, value) in [("expires_on", "2024-04-20"), ("to", "2024-04-04")] {
+        ui.c.execute(
+            &format!("document.querySelector(\"input[name={name}]\").value = '{value}'"),
+            vec![],
+        )
+        .await
+        .expect("set a date");
+    }
+    ui.shot("consent-merchant-narrows").await;
+    ui.click(Locator::XPath("//button[text()='Approve']")).await;
+    assert_eq!(
+        ui.flash().await,
+        "Approved: 2 ledger(s) granted (100, 200)."
+    );
+    ui.go("/portal/merchant/partners").await;
+    ui.expect("funds only · dates 2024-04-01 to 2024-04-04 · no personal data · until 2024-04-20 00:00 UTC")
+        .await;
+    ui.shot("consent-merchant-granted").await;
+    ui.sign_out().await;
+    // The partner is mailed of the approval, in words about the request, and of each grant.
+    assert_eq!(
+        arrived(&dir, post, "Subject: ACME AS approved your access request").await,
+        1
+    );
+    assert_eq!(
+        arrived(&dir, post, "Subject: Access granted: ledger 100").await,
+        1
+    );
+    assert_eq!(
+        arrived(&dir, post, "Subject: Access granted: ledger 200").await,
+        1
+    );
+
+    // The partner issues keys and reads within the scope only.
+    ui.sign_in(post, PW).await;
+    ui.expect("Notifications (3 unread)").await;
+    ui.click(Locator::XPath("//button[text()='Issue new keys']"))
+        .await;
+    let client_id = ui.text("#shown-client-id").await;
+    let secret = ui.text("#new-secret").await;
+    ui.sign_out().await;
+    let t = token(&app, &client_id, &secret).await;
+    let status = |path: &'static str| {
+        let (app, t) = (&app, t.clone());
+        async move { app.get(path, Some(&t), &[]).await.status().as_u16() }
+    };
+    assert_eq!(
+        status("/report/v2/ledgers/100/funds/dates/2024-04-04").await,
+        200
+    );
+    assert_eq!(
+        status("/report/v2/ledgers/100/funds/dates/2024-04-05").await,
+        403,
+        "a date outside the grant's period"
+    );
+    assert_eq!(
+        status("/report/v2/ledgers/100/fees/feed").await,
+        403,
+        "a topic the grant does not cover"
+    );
+    assert_eq!(status("/report/v2/ledgers/300/funds/feed").await, 404);
+    let res = app
+        .get(
+            "/report/v2/ledgers/200/funds/dates/2024-04-04?includeGDPRSensitiveData=true",
+            Some(&t),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["ledgerport-personal-data"], "withheld");
+    let body: serde_json::Value = res.json().await.expect("json");
+    let first = &body["items"][0];
+    assert_eq!(first["pspReference"], "2001", "{body}");
+    for field in ["name", "message", "maskedPhoneNo"] {
+        assert!(first.get(field).is_none(), "{field} in {first}");
+    }
+    let want: BTreeSet<String> = ["100", "200"].map(String::from).into();
+    assert_eq!(listed_ledgers(&app, &client_id, &secret).await, want);
+
+    // Six days before the expiry both sides are warned; past it, told it expired.
+    app.clock.set("2024-04-14T00:00:00Z".parse().expect("time"));
+    ledgerport_server::notify_expiries(&app.state)
+        .await
+        .expect("expiring notices");
+    assert_eq!(
+        arrived(&dir, post, "Subject: Access expires soon: ledger 100").await,
+        1
+    );
+    assert_eq!(
+        arrived(&dir, kari, "Subject: Access expires soon: ledger 200").await,
+        1
+    );
+    // Five minutes before the expiry a fresh token still reads; at the expiry, that very token
+    // (valid for 15 minutes) reads nothing.
+    app.clock.set("2024-04-19T23:55:00Z".parse().expect("time"));
+    let t = token(&app, &client_id, &secret).await;
+    assert_eq!(
+        app.get(
+            "/report/v2/ledgers/100/funds/dates/2024-04-04",
+            Some(&t),
+            &[]
+        )
+        .await
+        .status(),
+        200,
+        "still readable before the expiry"
+    );
+    app.clock.set("2024-04-20T00:00:00Z".parse().expect("time"));
+    ledgerport_server::notify_expiries(&app.state)
+        .await
+        .expect("expired notices");
+    let after = app
+        .get(
+            "/report/v2/ledgers/100/funds/dates/2024-04-04",
+            Some(&t),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        after.status(),
+        404,
+        "from its expiry on, a token issued before reads nothing"
+    );
+    assert_eq!(
+        listed_ledgers(&app, &client_id, &secret).await,
+        BTreeSet::new(),
+        "gone from the listing"
+    );
+    assert_eq!(
+        arrived(&dir, post, "Subject: Access expired: ledger 100").await,
+        1
+    );
+    assert_eq!(
+        arrived(&dir, kari, "Subject: Access expired: ledger 200").await,
+        1
+    );
+
+    // The partner's notifications page tells the whole story.
+    ui.sign_in(post, PW).await;
+    ui.click(Locator::LinkText("Notifications (7 unread)"))
+        .await;
+    ui.expect("ACME AS approved your access request for sales units 123455, 654321")
+        .await;
+    ui.expect("has expired").await;
+    ui.shot("consent-partner-notifications").await;
+    ui.sign_out().await;
+
+    // Every step's mail arrived once: nothing twice.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let got = messages(&dir);
+    for (to, subject) in [
+        (kari, "Subject: Access request from Tall og Tekst AS"),
+        (post, "Subject: ACME AS approved your access request"),
+        (post, "Subject: Access granted: ledger 100"),
+        (kari, "Subject: Access granted: ledger 200"),
+        (post, "Subject: Access expires soon: ledger 200"),
+        (kari, "Subject: Access expires soon: ledger 100"),
+        (post, "Subject: Access expired: ledger 200"),
+        (kari, "Subject: Access expired: ledger 100"),
+    ] {
+        assert_eq!(
+            mails_to(&got, to, subject).len(),
+            1,
+            "{to}: {subject}\n{got:#?}"
+        );
+    }
 
     ui.c.close().await.expect("close the browser");
     drop(driver);

@@ -1,137 +1,24 @@
 //! The mail outbox delivered to a real SMTP server on loopback: aiosmtpd (Debian
-//! `python3-aiosmtpd`), run by `tests/fixtures/smtp_sink.py`, which writes every message it
-//! accepts to a directory the test reads. When /usr/bin/python3 cannot import aiosmtpd the test runs
-//! `scripts/install-aiosmtpd.sh`; if that fails, the test fails saying so.
+//! `python3-aiosmtpd`), run by `tests/fixtures/smtp_sink.py` ([`common::smtp`]), which writes
+//! every message it accepts to a directory the test reads.
 //!
 //! Time is the test's `ManualClock`: backoffs pass by moving it, never by sleeping.
 
 mod common;
 
+use common::smtp::{SmtpSink, envelope_to, free_port, mail_dir, messages, smtp};
 use common::{START, TestApp, by};
 use jiff::SignedDuration;
+use ledgerport_core::clock::Clock;
 use ledgerport_server::ServerConfig;
-use ledgerport_server::mail::{Delivered, MailTls, Mailer, SmtpConfig, deliver_due};
+use ledgerport_server::mail::{Delivered, Mailer, SmtpConfig, deliver_due};
 use ledgerport_server::portal::auth::hash_password;
 use ledgerport_store::{NewMail, NewPortalUser, PortalRole};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 const PW: &str = "correct horse battery";
-const FROM: &str = "Ledgerport <no-reply@ledgerport.test>";
-/// Debian's python, which `python3-aiosmtpd` installs for (another python3 may come first on
-/// PATH).
-const PYTHON: &str = "/usr/bin/python3";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn aiosmtpd_present() -> bool {
-    Command::new(PYTHON)
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn ensure_aiosmtpd() {
-    if aiosmtpd_present() {
-        return;
-    }
-    let script = repo_root().join("scripts/install-aiosmtpd.sh");
-    let status = Command::new(&script).status();
-    assert!(
-        status.as_ref().is_ok_and(|s| s.success()) && aiosmtpd_present(),
-        "the mail tests need /usr/bin/python3 with aiosmtpd (Debian python3-aiosmtpd); installing it with {} failed ({status:?}): run it as root (or with sudo) and test again",
-        script.display()
-    );
-}
-
-/// A loopback port nothing listens on (yet).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// aiosmtpd on 127.0.0.1:`port`, writing what it accepts into `dir`; killed when dropped.
-struct SmtpSink {
-    child: Child,
-}
-
-impl SmtpSink {
-    fn start(port: u16, dir: &Path) -> SmtpSink {
-        ensure_aiosmtpd();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
-        let mut child = Command::new(PYTHON)
-            .arg(script)
-            .arg("127.0.0.1")
-            .arg(port.to_string())
-            .arg(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the SMTP sink");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the sink's first line");
-        assert_eq!(line.trim(), "ready", "the SMTP sink did not start");
-        SmtpSink { child }
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A directory of the test's own for the messages, emptied first.
-fn mail_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ledgerport-mail-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mail dir");
-    dir
-}
-
-/// The messages the sink has written, by file name.
-fn messages(dir: &Path) -> Vec<String> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read the mail dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .map(|p| std::fs::read_to_string(p).expect("read a message"))
-        .collect()
-}
-
-/// The envelope recipient of a message the sink wrote.
-fn envelope_to(message: &str) -> &str {
-    message
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("X-Envelope-To: "))
-        .expect("the sink's envelope line")
-}
-
-fn smtp(port: u16) -> SmtpConfig {
-    SmtpConfig {
-        host: "127.0.0.1".into(),
-        port,
-        tls: MailTls::None,
-        credentials: None,
-        from: FROM.into(),
-    }
-}
-
 /// A cookie-keeping client for the forms before sign-in (the double-submit CSRF cookie).
 struct Visitor<'a> {
     app: &'a TestApp,
@@ -329,7 +216,11 @@ async fn an_smtp_outage_loses_no_mail_and_the_mail_arrives_once_when_the_server_
     // The SMTP server is down: the attempt fails and the mail waits a minute.
     assert_eq!(
         pass().await.expect("pass"),
-        Delivered { sent: 0, failed: 1 }
+        Delivered {
+            sent: 0,
+            failed: 1,
+            gave_up: 0
+        }
     );
     let waiting = app.store.outbox(false, 10).await.expect("outbox");
     assert_eq!(waiting.len(), 1);
@@ -370,7 +261,11 @@ async fn an_smtp_outage_loses_no_mail_and_the_mail_arrives_once_when_the_server_
     app.clock.advance(SignedDuration::from_mins(1));
     assert_eq!(
         pass().await.expect("pass"),
-        Delivered { sent: 0, failed: 1 }
+        Delivered {
+            sent: 0,
+            failed: 1,
+            gave_up: 0
+        }
     );
     let waiting = app.store.outbox(false, 10).await.expect("outbox");
     assert_eq!(
@@ -385,7 +280,11 @@ async fn an_smtp_outage_loses_no_mail_and_the_mail_arrives_once_when_the_server_
     app.clock.advance(SignedDuration::from_mins(2));
     assert_eq!(
         pass().await.expect("pass"),
-        Delivered { sent: 1, failed: 0 }
+        Delivered {
+            sent: 1,
+            failed: 0,
+            gave_up: 0
+        }
     );
     app.clock.advance(SignedDuration::from_hours(2));
     assert_eq!(pass().await.expect("pass"), Delivered::default());
@@ -596,4 +495,229 @@ async fn a_grant_made_in_the_portal_tells_the_partner_in_the_portal_and_by_mail_
         .post("/portal/notifications/read", &[("id", "all")])
         .await;
     assert_eq!(status, 403, "a form without the CSRF token");
+}
+
+/// The world of a grant: Kaffe AS owns ledger 100 (unit 123456) with user kari; Regnskap AS,
+/// approved, has user ola. Returns the partner.
+async fn kaffe_and_regnskap(app: &TestApp) -> i64 {
+    let store = &*app.store;
+    let m = common::merchant(store, "987654321", "Kaffe AS").await;
+    common::unit(store, m, "123456", None).await;
+    common::ledger(store, "100", m, &["123456"], 100).await;
+    let p = common::partner(
+        store,
+        "Regnskap AS",
+        ledgerport_core::world::PartnerKind::Accounting,
+        true,
+    )
+    .await;
+    user(app, "kari@kaffe.test", PortalRole::Merchant(m)).await;
+    user(app, "ola@regnskap.test", PortalRole::Partner(p)).await;
+    p
+}
+
+#[tokio::test]
+async fn an_smtp_outage_during_a_grant_change_loses_no_mail_and_each_arrives_once() {
+    // Arrange: no SMTP server listens yet; the test is the sender, on the test's clock.
+    let app = TestApp::start().await;
+    let p = kaffe_and_regnskap(&app).await;
+    let port = free_port();
+    let dir = mail_dir("grant-outage");
+    let mailer = Mailer::new(&smtp(port)).expect("mailer");
+    let pass = || deliver_due(&*app.store, &*app.clock, &mailer, "test-sender");
+
+    // Act: the grant is made while the server is down.
+    app.store
+        .create_grant(
+            &by(),
+            p,
+            &common::lid("100"),
+            &ledgerport_core::world::GrantScope::EVERYTHING,
+        )
+        .await
+        .expect("grant");
+    let down = pass().await.expect("pass while down");
+    app.clock.advance(SignedDuration::from_mins(1));
+    let still_down = pass().await.expect("pass while still down");
+    let waiting = app.store.outbox(false, 10).await.expect("outbox");
+    let _sink = SmtpSink::start(port, &dir);
+    app.clock.advance(SignedDuration::from_mins(2));
+    let up = pass().await.expect("pass when up");
+    app.clock.advance(SignedDuration::from_hours(2));
+    let later = pass().await.expect("a later pass");
+
+    // Assert
+    assert_eq!(
+        (down, still_down),
+        (
+            Delivered {
+                sent: 0,
+                failed: 2,
+                gave_up: 0
+            },
+            Delivered {
+                sent: 0,
+                failed: 2,
+                gave_up: 0
+            }
+        )
+    );
+    assert_eq!(waiting.len(), 2, "both sides' mails wait: {waiting:#?}");
+    assert!(waiting.iter().all(|m| m.last_error.is_some()));
+    assert_eq!(
+        up,
+        Delivered {
+            sent: 2,
+            failed: 0,
+            gave_up: 0
+        }
+    );
+    assert_eq!(later, Delivered::default(), "nothing sent twice");
+    let got = messages(&dir);
+    let mut to: Vec<&str> = got.iter().map(|m| envelope_to(m)).collect();
+    to.sort_unstable();
+    assert_eq!(to, ["kari@kaffe.test", "ola@regnskap.test"], "{got:#?}");
+    assert!(
+        got.iter()
+            .all(|m| m.contains("Subject: Access granted: ledger 100 (Unit 123456)")),
+        "{got:#?}"
+    );
+    let summary = app.store.outbox_summary().await.expect("summary");
+    assert_eq!((summary.pending, summary.failed), (0, 0));
+}
+
+#[tokio::test]
+async fn a_refused_mail_fails_at_once_a_deferred_one_after_the_give_up_time_and_retry_sends_both() {
+    // Arrange: the SMTP server refuses for good first, then defers; the give-up time is 3 h.
+    let app = TestApp::start().await;
+    user(&app, "ops@example.test", PortalRole::Operator).await;
+    let port = free_port();
+    let dir = mail_dir("give-up");
+    let _sink = SmtpSink::start(port, &dir);
+    let mailer = Mailer::new(&SmtpConfig {
+        give_up_after: Duration::from_secs(3 * 3600),
+        ..smtp(port)
+    })
+    .expect("mailer");
+    let pass = || deliver_due(&*app.store, &*app.clock, &mailer, "test-sender");
+    let enqueue = |to: &'static str| {
+        app.store.enqueue_mail(NewMail {
+            recipient: to.into(),
+            subject: format!("For {to}"),
+            body: "Hello.\n".into(),
+        })
+    };
+    let start: jiff::Timestamp = START.parse().expect("start");
+
+    // Act 1: a 550 answer.
+    std::fs::write(dir.join("refuse"), "").expect("refuse");
+    let refused = enqueue("gone@example.test").await.expect("enqueue");
+    let first = pass().await.expect("pass");
+    app.clock.advance(SignedDuration::from_hours(10));
+    let never_again = pass().await.expect("pass");
+
+    // Act 2: 451 answers, for longer than the give-up time.
+    std::fs::remove_file(dir.join("refuse")).expect("unrefuse");
+    std::fs::write(dir.join("defer"), "").expect("defer");
+    let deferred = enqueue("later@example.test").await.expect("enqueue");
+    let deferred_at = app.clock.now();
+    let mut passes = vec![];
+    for _ in 0..10 {
+        passes.push((app.clock.now(), pass().await.expect("pass")));
+        app.clock.advance(SignedDuration::from_mins(30));
+    }
+
+    // Assert: each marked failed, visibly, the permanent one at once.
+    assert_eq!(
+        first,
+        Delivered {
+            sent: 0,
+            failed: 0,
+            gave_up: 1
+        }
+    );
+    assert_eq!(
+        never_again,
+        Delivered::default(),
+        "a failed mail is not tried again"
+    );
+    let gave_up: Vec<jiff::Timestamp> = passes
+        .iter()
+        .filter(|(_, d)| d.gave_up == 1)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(gave_up.len(), 1, "{passes:#?}");
+    assert!(
+        gave_up[0] >= deferred_at + SignedDuration::from_hours(3)
+            && gave_up[0] < deferred_at + SignedDuration::from_hours(4),
+        "given up at {} (enqueued {deferred_at}): {passes:#?}",
+        gave_up[0]
+    );
+    assert!(
+        passes
+            .iter()
+            .filter(|(t, _)| *t < deferred_at + SignedDuration::from_hours(3))
+            .all(|(_, d)| d.gave_up == 0),
+        "{passes:#?}"
+    );
+    let listed = app.store.outbox(false, 10).await.expect("outbox");
+    let shown = |id| listed.iter().find(|m| m.id == id).expect("listed").clone();
+    let r = shown(refused.id);
+    assert_eq!(r.failed_at, Some(start));
+    assert!(
+        r.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("refused for good: ") && e.contains("550")),
+        "{r:?}"
+    );
+    assert_eq!(r.attempts, 1);
+    let d = shown(deferred.id);
+    assert_eq!(d.failed_at, Some(gave_up[0]));
+    assert!(
+        d.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("gave up after 3 h of failures: ") && e.contains("451")),
+        "{d:?}"
+    );
+    let summary = app.store.outbox_summary().await.expect("summary");
+    assert_eq!((summary.pending, summary.failed), (0, 2));
+
+    // The operator console shows them.
+    let mut op = signed_in(&app, "ops@example.test").await;
+    let (status, page) = op.get("/portal/operator/status").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<strong>2</strong> mail(s) failed"), "{page}");
+    assert!(page.contains("No mail is waiting."), "{page}");
+
+    // Act 3: the server is fixed and the operator retries: both go, once.
+    std::fs::remove_file(dir.join("defer")).expect("undefer");
+    assert!(messages(&dir).is_empty());
+    let retried = app
+        .store
+        .retry_mails(None, app.clock.now())
+        .await
+        .expect("retry");
+    let sent = pass().await.expect("pass");
+    app.clock.advance(SignedDuration::from_hours(5));
+    let after = pass().await.expect("pass");
+
+    // Assert
+    assert_eq!(retried, 2);
+    assert_eq!(
+        sent,
+        Delivered {
+            sent: 2,
+            failed: 0,
+            gave_up: 0
+        }
+    );
+    assert_eq!(after, Delivered::default());
+    let mut to: Vec<String> = messages(&dir)
+        .iter()
+        .map(|m| envelope_to(m).to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["gone@example.test", "later@example.test"]);
+    let summary = app.store.outbox_summary().await.expect("summary");
+    assert_eq!((summary.pending, summary.failed), (0, 0));
 }

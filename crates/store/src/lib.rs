@@ -100,6 +100,23 @@ pub struct NewAccessRequest {
     pub message: String,
 }
 
+/// A merchant's answer to a partner's invitation link: the partner's proposal as the signed link
+/// carries it, the units the merchant chose, and the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationAnswer {
+    /// The link's own id (random, carried by the signed link): each merchant answers a link once.
+    pub invitation: String,
+    pub partner: RowId,
+    pub merchant: RowId,
+    /// The sales units the merchant chose; empty: all of its units.
+    pub units: Vec<Msn>,
+    /// The scope the partner proposed.
+    pub proposed: GrantScope,
+    /// `Some(scope)`: grant within `scope`, which may narrow the proposal, never widen it;
+    /// `None`: decline.
+    pub grant: Option<GrantScope>,
+}
+
 /// Which access requests to list: a partner's, a merchant's, or (both `None`) all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestFilter {

@@ -28,15 +28,23 @@ pub struct OutboxMail {
     /// Why the latest attempt failed, if it did.
     pub last_error: Option<String>,
     pub sent_at: Option<Timestamp>,
+    /// When the sender gave up on the mail (a permanent refusal, or failing for longer than
+    /// the give-up time); such a mail waits for the operator's retry.
+    pub failed_at: Option<Timestamp>,
+    /// Since when the mail has been tried: its creation, or the operator's latest retry of it
+    /// after it failed. The give-up time counts from here.
+    pub trying_since: Timestamp,
 }
 
 /// The mails waiting, at a glance.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboxSummary {
-    /// Mails not sent yet.
+    /// Mails not sent yet and not given up on.
     pub pending: u64,
+    /// Mails the sender gave up on, waiting for the operator's retry.
+    pub failed: u64,
     /// When the oldest of them was enqueued.
     pub oldest: Option<Timestamp>,
-    /// The error of the most recent failed attempt among them.
+    /// The error of the most recent failed attempt among the mails not sent (given up or not).
     pub last_error: Option<String>,
 }

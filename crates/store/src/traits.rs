@@ -3,10 +3,10 @@
 //! any of them once [`crate::prelude`] is imported.
 
 use crate::{
-    AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome, LedgerView,
-    NewAccessRecord, NewAccessRequest, NewKey, NewLedger, NewMail, NewMerchant, NewPartner,
-    NewPortalUser, NewSalesUnit, Notification, OutboxMail, OutboxSummary, PoolStats, PortalSession,
-    PortalUser, RequestFilter, Result, SignInFailures, SigningKeyRecord,
+    AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome,
+    InvitationAnswer, LedgerView, NewAccessRecord, NewAccessRequest, NewKey, NewLedger, NewMail,
+    NewMerchant, NewPartner, NewPortalUser, NewSalesUnit, Notification, OutboxMail, OutboxSummary,
+    PoolStats, PortalSession, PortalUser, RequestFilter, Result, SignInFailures, SigningKeyRecord,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -272,8 +272,8 @@ pub trait OutboxStore: Send + Sync {
     /// Enqueues one mail on its own, due at once. A recipient that is not one address, or a
     /// recipient or subject with a line break, is `Invalid` naming the field.
     async fn enqueue_mail(&self, mail: NewMail) -> Result<OutboxMail>;
-    /// Claims for `holder` until `until` up to `limit` mails due at `now` (not sent, their next
-    /// attempt reached, unclaimed or their claim lapsed), soonest due first, counting an attempt
+    /// Claims for `holder` until `until` up to `limit` mails due at `now` (not sent, not given
+    /// up on, their next attempt reached, unclaimed or their claim lapsed), soonest due first, counting an attempt
     /// on each. No other holder claims them before `until`.
     async fn claim_mails(
         &self,
@@ -294,14 +294,24 @@ pub trait OutboxStore: Send + Sync {
         error: &str,
         retry_at: Timestamp,
     ) -> Result<bool>;
-    /// The mails not sent yet, soonest due first; with `include_sent`, every mail, newest
+    /// Gives up on a mail `holder` has claimed: records why, marks it failed at `at` and
+    /// releases it. Nothing claims it again until [`OutboxStore::retry_mails`]. False as for
+    /// [`OutboxStore::mark_mail_sent`].
+    async fn give_up_mail(
+        &self,
+        id: RowId,
+        holder: &str,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<bool>;
+    /// The mails not sent yet (given up on or not), soonest due first; with `include_sent`, every mail, newest
     /// first. At most `limit`.
     async fn outbox(&self, include_sent: bool, limit: u32) -> Result<Vec<OutboxMail>>;
     /// The mails waiting, at a glance.
     async fn outbox_summary(&self) -> Result<OutboxSummary>;
     /// Makes the mail `id` (or every mail not sent) due at `now`, e.g. after the SMTP server
-    /// is fixed; returns how many. Claims are left alone: a mail being sent stays with its
-    /// sender.
+    /// is fixed; returns how many. A mail given up on is tried again, its give-up time counted
+    /// anew from `now`. Claims are left alone: a mail being sent stays with its sender.
     async fn retry_mails(&self, id: Option<RowId>, now: Timestamp) -> Result<u64>;
 }
 
@@ -336,6 +346,16 @@ pub trait RequestStore: Send + Sync {
     async fn decline_access_request(&self, by: &Actor, id: RowId) -> Result<AccessRequest>;
     /// The partner takes back a pending request.
     async fn withdraw_access_request(&self, by: &Actor, id: RowId) -> Result<AccessRequest>;
+    /// A merchant answers a partner's invitation link: records the request the invitation
+    /// stands for, already approved (granting as [`RequestStore::approve_access_request`]
+    /// does) or declined, in one transaction, and tells the partner. A merchant's second
+    /// answer to one invitation is a `Conflict`; a partner that may no longer be granted, a
+    /// widening scope or no ledger to grant is `Invalid` naming the field.
+    async fn answer_invitation(
+        &self,
+        by: &Actor,
+        answer: InvitationAnswer,
+    ) -> Result<(AccessRequest, Vec<LedgerId>)>;
 }
 
 /// Portal notifications: what portal users have been told of grants. Grant changes write them

@@ -326,18 +326,63 @@ mod tests {
             })
             .await
             .expect("enqueue");
+        let gone = s
+            .enqueue_mail(ledgerport_store::NewMail {
+                recipient: "gone@example.com".into(),
+                subject: "Bounced".into(),
+                body: "Text.\n".into(),
+            })
+            .await
+            .expect("enqueue");
+        let now = jiff::Timestamp::now();
+        let claimed = s
+            .claim_mails("test", now, now + jiff::SignedDuration::from_mins(10), 10)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2);
+        s.mark_mail_failed(m.id, "test", "timeout", now)
+            .await
+            .expect("fail");
+        s.give_up_mail(gone.id, "test", "refused for good: 550 no such user", now)
+            .await
+            .expect("give up");
         let listed = admin(s, "outbox list").await.expect("list");
         assert!(
-            listed.text.starts_with("pending:    1\n"),
+            listed.text.starts_with("pending:    1\nfailed:     1\n"),
             "{}",
             listed.text
         );
         assert!(listed.text.contains("kari@example.com"), "{}", listed.text);
-        assert_eq!(listed.json["mails"][0]["id"], m.id);
+        let gone_row = listed
+            .text
+            .lines()
+            .find(|l| l.contains("gone@example.com"))
+            .expect("the failed mail is listed");
+        assert!(
+            gone_row.contains(" failed ") && gone_row.contains("550 no such user"),
+            "{gone_row}"
+        );
+        assert_eq!(listed.json["failed"], 1);
+        let failed_at: Vec<bool> = listed.json["mails"]
+            .as_array()
+            .expect("mails")
+            .iter()
+            .map(|m| m["failedAt"].is_string())
+            .collect();
+        assert_eq!(
+            failed_at.iter().filter(|f| **f).count(),
+            1,
+            "{}",
+            listed.json
+        );
         let retried = admin(s, &format!("outbox retry --id {}", m.id))
             .await
             .expect("retry");
         assert_eq!(retried.json["due"], 1);
+        let all = admin(s, "outbox retry").await.expect("retry all");
+        assert_eq!(all.json["due"], 2, "the failed mail too");
+        let after = admin(s, "outbox list").await.expect("list");
+        assert_eq!(after.json["failed"], 0, "{}", after.json);
         let unknown = admin(s, "outbox retry --id 999")
             .await
             .err()

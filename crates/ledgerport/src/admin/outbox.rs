@@ -14,8 +14,10 @@ fn shown(t: jiff::Timestamp) -> String {
 
 #[derive(Subcommand)]
 pub enum OutboxCmd {
-    /// The mails not sent yet, soonest due first, with the queue's summary; `--all` lists sent
-    /// ones too, newest first.
+    /// The mails not sent yet (waiting or failed), soonest due first, with the queue's summary;
+    /// `--all` lists sent ones too, newest first. A failed mail was refused for good by the
+    /// SMTP server (5xx) or kept failing past `mail.give_up_after_hours`; it is not sent until
+    /// retried.
     List {
         /// Every mail, sent or not, newest first.
         #[arg(long)]
@@ -24,8 +26,9 @@ pub enum OutboxCmd {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// Make the waiting mails (or one) due now, e.g. after the SMTP server is fixed: a running
-    /// server sends them at its next pass instead of after their backoff.
+    /// Make the waiting and failed mails (or one) due now, e.g. after the SMTP server is fixed:
+    /// a running server sends them at its next pass instead of after their backoff; a failed
+    /// mail is tried again for another give-up period (`mail.give_up_after_hours`).
     Retry {
         /// Only this mail (its id in `outbox list`).
         #[arg(long, value_name = "ID")]
@@ -44,6 +47,7 @@ fn mail_json(m: &OutboxMail) -> Value {
         "lastAttemptAt": m.last_attempt_at.map(time),
         "lastError": m.last_error,
         "sentAt": m.sent_at.map(time),
+        "failedAt": m.failed_at.map(time),
     })
 }
 
@@ -64,9 +68,10 @@ pub(super) async fn outbox(store: &dyn Store, c: OutboxCmd) -> anyhow::Result<Ou
                         m.subject.clone(),
                         shown(m.created_at),
                         m.attempts.to_string(),
-                        match m.sent_at {
-                            Some(t) => format!("sent {}", shown(t)),
-                            None => format!("next {}", shown(m.next_attempt_at)),
+                        match (m.sent_at, m.failed_at) {
+                            (Some(t), _) => format!("sent {}", shown(t)),
+                            (None, Some(t)) => format!("failed {}", shown(t)),
+                            (None, None) => format!("next {}", shown(m.next_attempt_at)),
                         },
                         m.last_error.clone().unwrap_or_default(),
                     ]
@@ -76,6 +81,7 @@ pub(super) async fn outbox(store: &dyn Store, c: OutboxCmd) -> anyhow::Result<Ou
                 "{}\n{}",
                 fields(&[
                     ("pending", summary.pending.to_string()),
+                    ("failed", summary.failed.to_string()),
                     (
                         "oldest",
                         summary.oldest.map(shown).unwrap_or_else(|| "-".into())
@@ -100,6 +106,7 @@ pub(super) async fn outbox(store: &dyn Store, c: OutboxCmd) -> anyhow::Result<Ou
             );
             let json = json!({
                 "pending": summary.pending,
+                "failed": summary.failed,
                 "oldest": summary.oldest.map(time),
                 "lastError": summary.last_error,
                 "mails": mails.iter().map(mail_json).collect::<Vec<_>>(),
@@ -114,7 +121,7 @@ pub(super) async fn outbox(store: &dyn Store, c: OutboxCmd) -> anyhow::Result<Ou
             if let Some(id) = id
                 && n == 0
             {
-                return Err(anyhow!("--id: no mail {id} waiting to be sent"));
+                return Err(anyhow!("--id: no mail {id} waiting to be sent or failed"));
             }
             Ok(Output::new(
                 format!("{n} mail(s) due now"),

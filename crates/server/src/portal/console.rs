@@ -401,6 +401,7 @@ pub async fn status(State(state): State<AppState>, who: SignedIn) -> Result<Resp
             ledgers,
             mail_sender,
             mail_pending: outbox.pending,
+            mail_failed: outbox.failed,
             mail_oldest: outbox
                 .oldest
                 .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())

@@ -75,14 +75,14 @@ impl Org {
             .ok_or(PortalError::Forbidden)
     }
 
-    fn ledger_of(&self, unit: &SalesUnit) -> Option<&LedgerView> {
+    pub(super) fn ledger_of(&self, unit: &SalesUnit) -> Option<&LedgerView> {
         self.ledgers
             .iter()
             .find(|v| v.units.iter().any(|u| u.msn == unit.msn))
     }
 }
 
-fn kind(u: &SalesUnit) -> &'static str {
+pub(super) fn kind(u: &SalesUnit) -> &'static str {
     match u.kind {
         SalesUnitKind::Api => "api",
         SalesUnitKind::VmNumber => "vm-number",

@@ -8,6 +8,8 @@
 //! - [`auth`]: passwords, sessions, sign-in and the lock-out
 //! - [`public`]: sign-in, sign-out, the partner application
 //! - [`notifications`]: the notifications page of merchant and partner users
+//! - [`requests`]: partners' access requests and merchants' answers; [`invitations`]: the
+//!   signed invitation links a partner sends and a merchant answers
 //! - [`merchant`], [`partner`], [`operator`]: each kind of user's pages; [`console`]: the
 //!   operator's forms for merchants, sales units and ledgers, and the ingestion status
 //! - [`templates`]: the askama templates' structs
@@ -16,6 +18,7 @@ pub mod access_log;
 pub mod auth;
 pub mod console;
 pub mod csrf;
+pub mod invitations;
 pub mod merchant;
 pub mod notifications;
 pub mod operator;
@@ -91,6 +94,11 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/portal/partner/requests/withdraw",
             post(requests::withdraw),
+        )
+        .route("/portal/partner/invitations", post(invitations::make))
+        .route(
+            invitations::INVITATION_PATH,
+            get(invitations::show).post(invitations::answer),
         )
         .route("/portal/partner/keys/issue", post(partner::issue))
         .route("/portal/partner/keys/regenerate", post(partner::regenerate))

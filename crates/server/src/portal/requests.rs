@@ -35,6 +35,7 @@ fn row(r: &AccessRequest, who: String, ledgers: String) -> RequestRow {
         ledgers,
         scope: scope_words(&r.scope),
         choice: ScopeChoice::of(&r.scope),
+        invitation: r.invitation,
         message: r.message.clone(),
         state: r.state.as_str(),
         created: show_time(r.created_at),

@@ -367,6 +367,8 @@ pub struct OperatorStatusPage {
     pub mail_sender: String,
     /// Mails not sent yet, the oldest one's enqueue time, and the latest failure.
     pub mail_pending: u64,
+    /// Mails the sender gave up on.
+    pub mail_failed: u64,
     pub mail_oldest: String,
     pub mail_last_error: String,
 }
@@ -416,6 +418,8 @@ pub struct RequestRow {
     pub scope: String,
     /// The proposed scope in the approval form's fields.
     pub choice: ScopeChoice,
+    /// Made by answering the partner's invitation link.
+    pub invitation: bool,
     pub message: String,
     pub state: &'static str,
     pub created: String,
@@ -459,4 +463,34 @@ pub struct NotificationsPage {
     pub unread: u64,
     /// The id to page on from (the oldest shown), when there may be older ones.
     pub older: Option<i64>,
+}
+
+/// A partner's new invitation link, shown once made (it is not stored: the link is the
+/// invitation).
+#[derive(Template)]
+#[template(path = "invitation_made.html")]
+pub struct InvitationMadePage {
+    pub l: Layout,
+    pub link: String,
+    pub scope: String,
+    pub expires: String,
+}
+
+/// What a partner's invitation link shows: to a merchant user, the proposal with the form to
+/// grant (possibly narrowed) or decline; to someone not signed in, the way to sign in first.
+#[derive(Template)]
+#[template(path = "invitation.html")]
+pub struct InvitationPage {
+    pub l: Layout,
+    pub partner: String,
+    pub proposed: String,
+    pub expires: String,
+    /// The link's text, posted back with the answer.
+    pub token: String,
+    /// Set for a signed-in merchant user: the organisation's name.
+    pub org: Option<String>,
+    /// Set when the partner may no longer be granted access: why.
+    pub refused: Option<String>,
+    pub units: Vec<UnitChoice>,
+    pub scope: ScopeChoice,
 }

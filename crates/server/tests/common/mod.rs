@@ -3,6 +3,8 @@
 //! controls, plus a small world to read.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use jiff::Timestamp;
 use ledgerport_core::clock::{Clock, ManualClock};
 use ledgerport_core::entry::{NewEntry, PayerDetails};

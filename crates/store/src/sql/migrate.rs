@@ -84,6 +84,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_access_log_detail.sql"),
     ),
     (
+        12,
+        "mail give-up and invitations",
+        include_str!("../../migrations/sqlite/0012_mail_give_up_and_invitations.sql"),
+    ),
+    (
         13,
         "date proofs",
         include_str!("../../migrations/sqlite/0013_date_proofs.sql"),
@@ -143,6 +148,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         11,
         "access log detail",
         include_str!("../../migrations/postgres/0011_access_log_detail.sql"),
+    ),
+    (
+        12,
+        "mail give-up and invitations",
+        include_str!("../../migrations/postgres/0012_mail_give_up_and_invitations.sql"),
     ),
     (
         13,

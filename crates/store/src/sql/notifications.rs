@@ -1,6 +1,6 @@
 //! [`NotificationStore`] on SQL (migration `0009_notifications.sql`), and
-//! [`WriteTx::notify_grant`], with which a grant change writes its notifications and mails in
-//! its own transaction. Who is told what is the core's rule ([`notices::grant_notices`]); this
+//! [`WriteTx::notify_grant`] and [`WriteTx::notify_request`], with which a grant change or an
+//! access request's step writes its notifications and mails in its own transaction. Who is told what is the core's rule ([`notices::grant_notices`]); this
 //! module only finds the people and writes what the rule says.
 
 use super::{Dialect, SqlStore, WriteTx, args};
@@ -10,8 +10,10 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use ledgerport_core::entry::wire_time;
 use ledgerport_core::ids::LedgerId;
-use ledgerport_core::notices::{self, GrantChange, GrantParties, Side};
-use ledgerport_core::world::RowId;
+use ledgerport_core::notices::{
+    self, GrantChange, GrantParties, Notice, RequestEvent, RequestParties, Side,
+};
+use ledgerport_core::world::{AccessRequest, RowId};
 
 #[derive(sqlx::FromRow)]
 struct NotificationRow {
@@ -106,25 +108,86 @@ impl<DB: Dialect> WriteTx<DB> {
                 Side::Merchant => &merchant_users,
                 Side::Partner => &partner_users,
             };
-            for u in users {
-                self.execute(
-                    "INSERT INTO notifications (user_id, kind, text, link, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                    args![u.id, notice.kind, &notice.text, notice.link, at],
-                )
-                .await?;
-                let mail = NewMail {
-                    recipient: u.email.clone(),
-                    subject: notice.subject.clone(),
-                    body: format!(
-                        "{}\n\nYour notifications are in the Ledgerport portal under \
-                         Notifications.\n",
-                        notice.text
-                    ),
-                };
-                self.enqueue(at, &mail).await?;
-                written += 1;
-            }
+            written += self.tell(at, users, &notice).await?;
+        }
+        Ok(written)
+    }
+
+    /// Writes `notice` for each of `users`: a portal notification and a mail through the
+    /// outbox. Returns how many users were told.
+    async fn tell(&mut self, at: &str, users: &[UserRow], notice: &Notice) -> Result<u64> {
+        let mut written = 0;
+        for u in users {
+            self.execute(
+                "INSERT INTO notifications (user_id, kind, text, link, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                args![u.id, notice.kind, &notice.text, notice.link, at],
+            )
+            .await?;
+            let mail = NewMail {
+                recipient: u.email.clone(),
+                subject: notice.subject.clone(),
+                body: format!(
+                    "{}\n\nYour notifications are in the Ledgerport portal under \
+                     Notifications.\n",
+                    notice.text
+                ),
+            };
+            self.enqueue(at, &mail).await?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// Tells the other side of request `r` of `event` in this transaction
+    /// ([`notices::request_notices`]): every portal user of the merchant or of the partner. A
+    /// request naming no merchant tells nobody (no merchant may learn of it, and the partner
+    /// acted itself). Returns how many notifications were written.
+    pub(crate) async fn notify_request(
+        &mut self,
+        at: &str,
+        r: &AccessRequest,
+        event: &RequestEvent,
+    ) -> Result<u64> {
+        let Some(merchant) = r.merchant_id else {
+            return Ok(0);
+        };
+        let Some((partner_name, merchant_name)): Option<(String, String)> = self
+            .opt(
+                "SELECT p.name, m.name FROM partners p, merchants m WHERE p.id = $1 AND m.id = $2",
+                args![r.partner_id, merchant],
+            )
+            .await?
+        else {
+            // The request's foreign keys make both exist.
+            return Ok(0);
+        };
+        let parties = RequestParties {
+            partner_name,
+            merchant_name,
+            units: r.units.iter().map(|m| m.to_string()).collect(),
+            proposed: r.scope,
+            invitation: r.invitation,
+        };
+        let mut written = 0;
+        for notice in notices::request_notices(event, &parties) {
+            let users: Vec<UserRow> = match notice.side {
+                Side::Merchant => {
+                    self.all(
+                        "SELECT id, email FROM portal_users WHERE merchant_id = $1 ORDER BY id",
+                        args![merchant],
+                    )
+                    .await?
+                }
+                Side::Partner => {
+                    self.all(
+                        "SELECT id, email FROM portal_users WHERE partner_id = $1 ORDER BY id",
+                        args![r.partner_id],
+                    )
+                    .await?
+                }
+            };
+            written += self.tell(at, &users, &notice).await?;
         }
         Ok(written)
     }

@@ -52,6 +52,8 @@ struct MailRow {
     last_attempt_at: Option<String>,
     last_error: Option<String>,
     sent_at: Option<String>,
+    failed_at: Option<String>,
+    trying_since: Option<String>,
 }
 
 impl MailRow {
@@ -67,12 +69,14 @@ impl MailRow {
             last_attempt_at: self.last_attempt_at.as_deref().map(ts).transpose()?,
             last_error: self.last_error,
             sent_at: self.sent_at.as_deref().map(ts).transpose()?,
+            failed_at: self.failed_at.as_deref().map(ts).transpose()?,
+            trying_since: ts(self.trying_since.as_deref().unwrap_or(&self.created_at))?,
         })
     }
 }
 
 const COLUMNS: &str = "id, recipient, subject, body, created_at, attempts, next_attempt_at, \
-     last_attempt_at, last_error, sent_at";
+     last_attempt_at, last_error, sent_at, failed_at, trying_since";
 
 impl<DB: Dialect> WriteTx<DB> {
     /// Writes `mail` in this transaction, due at `at` (the store's now, wire form).
@@ -118,7 +122,7 @@ impl<DB: Dialect> OutboxStore for SqlStore<DB> {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<OutboxMail>> {
-        let claimable = "sent_at IS NULL AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until <= $3)";
+        let claimable = "sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until <= $3)";
         // The choice is a CTE, which both databases evaluate once: PostgreSQL may run a plain
         // `IN (subquery)` again per row, and its LIMIT would then not bound the claim.
         let sql = format!(
@@ -174,6 +178,23 @@ impl<DB: Dialect> OutboxStore for SqlStore<DB> {
         Ok(n == 1)
     }
 
+    async fn give_up_mail(
+        &self,
+        id: RowId,
+        holder: &str,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<bool> {
+        let n = self
+            .write_one(
+                "UPDATE mail_outbox SET last_error = $3, failed_at = $4, claimed_by = NULL, \
+                 claimed_until = NULL WHERE id = $1 AND claimed_by = $2 AND sent_at IS NULL",
+                args![id, holder, error, wire_time(at)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn outbox(&self, include_sent: bool, limit: u32) -> Result<Vec<OutboxMail>> {
         let sql = if include_sent {
             format!("SELECT {COLUMNS} FROM mail_outbox ORDER BY id DESC LIMIT $1")
@@ -192,7 +213,14 @@ impl<DB: Dialect> OutboxStore for SqlStore<DB> {
     async fn outbox_summary(&self) -> Result<OutboxSummary> {
         let (pending, oldest): (i64, Option<String>) = self
             .one(
-                "SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE sent_at IS NULL",
+                "SELECT COUNT(*), MIN(created_at) FROM mail_outbox \
+                 WHERE sent_at IS NULL AND failed_at IS NULL",
+                args![],
+            )
+            .await?;
+        let (failed,): (i64,) = self
+            .one(
+                "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NOT NULL",
                 args![],
             )
             .await?;
@@ -205,14 +233,19 @@ impl<DB: Dialect> OutboxStore for SqlStore<DB> {
             .await?;
         Ok(OutboxSummary {
             pending: u64::try_from(pending).unwrap_or(0),
+            failed: u64::try_from(failed).unwrap_or(0),
             oldest: oldest.as_deref().map(ts).transpose()?,
             last_error: last_error.and_then(|(e,)| e),
         })
     }
 
     async fn retry_mails(&self, id: Option<RowId>, now: Timestamp) -> Result<u64> {
+        // A mail given up on starts a new give-up period now; one still being tried keeps its
+        // own.
         self.write_one(
-            "UPDATE mail_outbox SET next_attempt_at = $1 \
+            "UPDATE mail_outbox SET next_attempt_at = $1, \
+             trying_since = CASE WHEN failed_at IS NULL THEN trying_since ELSE $1 END, \
+             failed_at = NULL \
              WHERE sent_at IS NULL AND ($2 IS NULL OR id = $2)",
             args![wire_time(now), id],
         )

@@ -7,11 +7,14 @@
 use super::world::{StoredScope, describe_scope};
 use super::{Dialect, SqlStore, WriteTx, args};
 use crate::rows::{ScopeColumns, scope_columns, ts};
-use crate::{Actor, NewAccessRequest, RequestFilter, RequestStore, Result, StoreError, WorldStore};
+use crate::{
+    Actor, InvitationAnswer, NewAccessRequest, RequestFilter, RequestStore, Result, StoreError,
+    WorldStore,
+};
 use async_trait::async_trait;
 use ledgerport_core::changes;
 use ledgerport_core::ids::{LedgerId, Msn};
-use ledgerport_core::notices::GrantChange;
+use ledgerport_core::notices::{GrantChange, RequestEvent};
 use ledgerport_core::world::{AccessRequest, GrantScope, RequestState, RowId};
 use sqlx::AssertSqlSafe;
 
@@ -21,7 +24,7 @@ macro_rules! request_columns {
     () => {
         concat!(
             "g.id, g.partner_id, g.org_id, g.merchant_id, g.message, g.state, g.created_at, \
-             g.decided_at, g.decided_by, ",
+             g.decided_at, g.decided_by, g.invitation, ",
             scope_columns!(),
             " AS personal_data"
         )
@@ -39,6 +42,7 @@ struct RequestRow {
     created_at: String,
     decided_at: Option<String>,
     decided_by: Option<String>,
+    invitation: Option<String>,
     #[sqlx(flatten)]
     scope: ScopeColumns,
 }
@@ -57,6 +61,7 @@ impl RequestRow {
             created_at: ts(&self.created_at)?,
             decided_at: self.decided_at.as_deref().map(ts).transpose()?,
             decided_by: self.decided_by,
+            invitation: self.invitation.is_some(),
         })
     }
 }
@@ -144,6 +149,164 @@ impl<DB: Dialect> SqlStore<DB> {
         .await
     }
 
+    /// Approves `r` (pending, of `merchant`) within `scope` in `tx`: grants its ledgers the
+    /// partner holds no grant on, each telling both sides, moves it to approved and tells the
+    /// partner. Returns the ledgers granted. The caller has checked the narrowing and the
+    /// grantee.
+    async fn approve_in(
+        &self,
+        tx: &mut WriteTx<DB>,
+        by: &Actor,
+        now: &str,
+        r: &AccessRequest,
+        merchant: RowId,
+        scope: &GrantScope,
+    ) -> Result<Vec<LedgerId>> {
+        let id = r.id;
+        let s = StoredScope::of(scope);
+        let ledgers: Vec<(String,)> = tx.all(REQUEST_LEDGERS, args![merchant, id]).await?;
+        if ledgers.is_empty() {
+            return Err(StoreError::Invalid(
+                "units: no ledger of the merchant settles for the units asked for".into(),
+            ));
+        }
+        self.decide_request(tx, by, now, r, RequestState::Approved)
+            .await?;
+        let mut granted = vec![];
+        for (l,) in &ledgers {
+            // A ledger the partner holds a grant on already keeps it as it is: grants the
+            // merchant made stay the merchant's.
+            let n = tx
+                .execute(
+                    "INSERT INTO grants (partner_id, ledger_id, created_at, created_by, \
+                     expires_at, from_date, to_date, topics, personal_data) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9 = 1) \
+                     ON CONFLICT (partner_id, ledger_id) DO NOTHING",
+                    args![
+                        r.partner_id,
+                        l.as_str(),
+                        now,
+                        &by.0,
+                        s.expires_at.clone(),
+                        s.from_date.clone(),
+                        s.to_date.clone(),
+                        s.topics,
+                        s.personal_data,
+                    ],
+                )
+                .await?;
+            if n > 0 {
+                tx.audit(
+                    now,
+                    by,
+                    "grant.create",
+                    &format!("ledger {l}"),
+                    &format!(
+                        "partner {}; access request {id}; {}",
+                        r.partner_id,
+                        describe_scope(scope)
+                    ),
+                )
+                .await?;
+                let ledger = LedgerId::parse("ledger_id", l)?;
+                // Both sides are told of each grant made, as of one made in the access form.
+                tx.notify_grant(now, r.partner_id, &ledger, &GrantChange::Created(*scope))
+                    .await?;
+                granted.push(ledger);
+            }
+        }
+        tx.notify_request(now, r, &RequestEvent::Approved(*scope, granted.len()))
+            .await?;
+        Ok(granted)
+    }
+
+    /// Writes a pending request in `tx` (audited) and returns it as stored. `invitation`: the
+    /// link's id, for a request made by answering an invitation.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_request(
+        &self,
+        tx: &mut WriteTx<DB>,
+        by: &Actor,
+        now: &str,
+        r: &NewAccessRequest,
+        org_id: &str,
+        merchant: Option<RowId>,
+        invitation: Option<&str>,
+    ) -> Result<AccessRequest> {
+        let s = StoredScope::of(&r.scope);
+        let (id,): (i64,) = tx
+            .one(
+                "INSERT INTO access_requests (partner_id, org_id, merchant_id, expires_at, \
+                 from_date, to_date, topics, personal_data, message, state, created_at, \
+                 invitation) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8 = 1, $9, 'pending', $10, $11) \
+                 RETURNING id",
+                args![
+                    r.partner,
+                    org_id,
+                    merchant,
+                    s.expires_at,
+                    s.from_date,
+                    s.to_date,
+                    s.topics,
+                    s.personal_data,
+                    r.message.as_str(),
+                    now,
+                    invitation,
+                ],
+            )
+            .await
+            .map_err(|e| {
+                super::constraint(e, || {
+                    "invitation: this organisation has answered the invitation already".into()
+                })
+            })?;
+        let mut units: Vec<Msn> = r.units.clone();
+        units.sort_unstable_by_key(|m| m.get());
+        units.dedup();
+        tx.insert_rows(
+            "INSERT INTO access_request_units (request_id, msn)",
+            2,
+            "",
+            units
+                .iter()
+                .map(|m| args![id, i64::from(m.get())])
+                .collect(),
+        )
+        .await?;
+        tx.audit(
+            now,
+            by,
+            "request.create",
+            &format!("access request {id}"),
+            &format!(
+                "partner {}; org {org_id}; {}{}",
+                r.partner,
+                describe_scope(&r.scope),
+                if invitation.is_some() {
+                    "; by invitation"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .await?;
+        Ok(AccessRequest {
+            id,
+            partner_id: r.partner,
+            org_id: org_id.to_owned(),
+            merchant_id: merchant,
+            units,
+            scope: r.scope,
+            message: r.message.clone(),
+            state: RequestState::Pending,
+            created_at: ts(now)?,
+            decided_at: None,
+            decided_by: None,
+            invitation: invitation.is_some(),
+        })
+    }
+
     async fn require_request(&self, id: RowId) -> Result<AccessRequest> {
         self.access_request(id)
             .await?
@@ -175,51 +338,15 @@ impl<DB: Dialect> RequestStore for SqlStore<DB> {
         }
         let merchant = self.merchant_by_org(&org_id).await?.map(|m| m.id);
         let now = self.now();
-        let s = StoredScope::of(&r.scope);
         let mut tx = self.begin().await?;
-        let (id,): (i64,) = tx
-            .one(
-                "INSERT INTO access_requests (partner_id, org_id, merchant_id, expires_at, \
-                 from_date, to_date, topics, personal_data, message, state, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8 = 1, $9, 'pending', $10) RETURNING id",
-                args![
-                    r.partner,
-                    org_id.as_str(),
-                    merchant,
-                    s.expires_at,
-                    s.from_date,
-                    s.to_date,
-                    s.topics,
-                    s.personal_data,
-                    r.message.as_str(),
-                    now.as_str(),
-                ],
-            )
+        let made = self
+            .insert_request(&mut tx, by, &now, &r, &org_id, merchant, None)
             .await?;
-        let mut units: Vec<i64> = r.units.iter().map(|m| i64::from(m.get())).collect();
-        units.sort_unstable();
-        units.dedup();
-        tx.insert_rows(
-            "INSERT INTO access_request_units (request_id, msn)",
-            2,
-            "",
-            units.iter().map(|m| args![id, *m]).collect(),
-        )
-        .await?;
-        tx.audit(
-            &now,
-            by,
-            "request.create",
-            &format!("access request {id}"),
-            &format!(
-                "partner {}; org {org_id}; {}",
-                r.partner,
-                describe_scope(&r.scope)
-            ),
-        )
-        .await?;
+        // The merchant's users are told in the request's transaction (nobody, when the number
+        // names no merchant).
+        tx.notify_request(&now, &made, &RequestEvent::Made).await?;
         tx.commit().await?;
-        self.require_request(id).await
+        self.require_request(made.id).await
     }
 
     async fn access_requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>> {
@@ -266,59 +393,10 @@ impl<DB: Dialect> RequestStore for SqlStore<DB> {
             .ok_or_else(|| StoreError::NotFound(format!("partner {}", r.partner_id)))?;
         changes::check_grantee(&p)?;
         let now = self.now();
-        let s = StoredScope::of(scope);
         let mut tx = self.begin().await?;
-        let ledgers: Vec<(String,)> = tx.all(REQUEST_LEDGERS, args![merchant, id]).await?;
-        if ledgers.is_empty() {
-            return Err(StoreError::Invalid(
-                "units: no ledger of the merchant settles for the units asked for".into(),
-            ));
-        }
-        self.decide_request(&mut tx, by, &now, &r, RequestState::Approved)
+        let granted = self
+            .approve_in(&mut tx, by, &now, &r, merchant, scope)
             .await?;
-        let mut granted = vec![];
-        for (l,) in &ledgers {
-            // A ledger the partner holds a grant on already keeps it as it is: grants the
-            // merchant made stay the merchant's.
-            let n = tx
-                .execute(
-                    "INSERT INTO grants (partner_id, ledger_id, created_at, created_by, \
-                     expires_at, from_date, to_date, topics, personal_data) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9 = 1) \
-                     ON CONFLICT (partner_id, ledger_id) DO NOTHING",
-                    args![
-                        r.partner_id,
-                        l.as_str(),
-                        now.as_str(),
-                        &by.0,
-                        s.expires_at.clone(),
-                        s.from_date.clone(),
-                        s.to_date.clone(),
-                        s.topics,
-                        s.personal_data,
-                    ],
-                )
-                .await?;
-            if n > 0 {
-                tx.audit(
-                    &now,
-                    by,
-                    "grant.create",
-                    &format!("ledger {l}"),
-                    &format!(
-                        "partner {}; access request {id}; {}",
-                        r.partner_id,
-                        describe_scope(scope)
-                    ),
-                )
-                .await?;
-                let ledger = LedgerId::parse("ledger_id", l)?;
-                // Both sides are told of each grant made, as of one made in the access form.
-                tx.notify_grant(&now, r.partner_id, &ledger, &GrantChange::Created(*scope))
-                    .await?;
-                granted.push(ledger);
-            }
-        }
         tx.commit().await?;
         Ok((self.require_request(id).await?, granted))
     }
@@ -332,6 +410,7 @@ impl<DB: Dialect> RequestStore for SqlStore<DB> {
         let mut tx = self.begin().await?;
         self.decide_request(&mut tx, by, &now, &r, RequestState::Declined)
             .await?;
+        tx.notify_request(&now, &r, &RequestEvent::Declined).await?;
         tx.commit().await?;
         self.require_request(id).await
     }
@@ -342,7 +421,71 @@ impl<DB: Dialect> RequestStore for SqlStore<DB> {
         let mut tx = self.begin().await?;
         self.decide_request(&mut tx, by, &now, &r, RequestState::Withdrawn)
             .await?;
+        tx.notify_request(&now, &r, &RequestEvent::Withdrawn)
+            .await?;
         tx.commit().await?;
         self.require_request(id).await
+    }
+
+    async fn answer_invitation(
+        &self,
+        by: &Actor,
+        a: InvitationAnswer,
+    ) -> Result<(AccessRequest, Vec<LedgerId>)> {
+        let invitation = a.invitation.trim();
+        if invitation.is_empty() || invitation.len() > 64 {
+            return Err(StoreError::Invalid(
+                "invitation: must be the invitation's id".into(),
+            ));
+        }
+        a.proposed
+            .check()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        if let Some(scope) = &a.grant {
+            changes::check_narrowing(&a.proposed, scope)?;
+            scope
+                .check()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        let p = self
+            .partner(a.partner)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("partner {}", a.partner)))?;
+        changes::check_grantee(&p)?;
+        let m = self
+            .merchant(a.merchant)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("merchant {}", a.merchant)))?;
+        let new = NewAccessRequest {
+            partner: a.partner,
+            org_id: m.business.id.clone(),
+            units: a.units,
+            scope: a.proposed,
+            message: String::new(),
+        };
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let r = self
+            .insert_request(
+                &mut tx,
+                by,
+                &now,
+                &new,
+                &m.business.id,
+                Some(m.id),
+                Some(invitation),
+            )
+            .await?;
+        let granted = match &a.grant {
+            Some(scope) => self.approve_in(&mut tx, by, &now, &r, m.id, scope).await?,
+            None => {
+                self.decide_request(&mut tx, by, &now, &r, RequestState::Declined)
+                    .await?;
+                tx.notify_request(&now, &r, &RequestEvent::Declined).await?;
+                vec![]
+            }
+        };
+        tx.commit().await?;
+        Ok((self.require_request(r.id).await?, granted))
     }
 }

@@ -157,6 +157,7 @@ macro_rules! store_contract_tests {
                 a_claimed_mail_goes_to_no_other_sender_until_its_claim_lapses,
                 a_failed_mail_waits_for_its_retry_time_and_shows_its_error,
                 retrying_makes_waiting_mails_due_now_but_leaves_claims_alone,
+                a_mail_given_up_on_is_failed_visibly_and_sent_again_only_when_retried,
             ],
             requests: [
                 an_access_request_is_stored_pending_and_listed_for_its_partner_and_merchant,
@@ -164,6 +165,8 @@ macro_rules! store_contract_tests {
                 only_approved_accounting_partners_may_ask_with_a_valid_scope_and_message,
                 an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_at_once,
                 a_declined_or_withdrawn_request_grants_nothing_and_stays_decided,
+                every_request_and_answer_tells_the_other_side_in_portal_and_mail,
+                an_invitation_is_answered_once_per_merchant_granting_within_it_and_telling_the_partner,
             ],
             proofs: [
                 closing_proves_every_date_it_closes_on_both_topics_chained_from_the_first,

@@ -39,6 +39,8 @@ pub async fn an_enqueued_mail_is_pending_and_due_at_once(s: &dyn Store) {
             last_attempt_at: None,
             last_error: None,
             sent_at: None,
+            failed_at: None,
+            trying_since: contract_now(),
         }
     );
     assert_eq!(pending, vec![m]);
@@ -46,6 +48,7 @@ pub async fn an_enqueued_mail_is_pending_and_due_at_once(s: &dyn Store) {
         summary,
         OutboxSummary {
             pending: 1,
+            failed: 0,
             oldest: Some(contract_now()),
             last_error: None,
         }
@@ -143,6 +146,7 @@ pub async fn a_failed_mail_waits_for_its_retry_time_and_shows_its_error(s: &dyn 
         summary,
         OutboxSummary {
             pending: 1,
+            failed: 0,
             oldest: Some(contract_now()),
             last_error: Some("connection refused".into()),
         }
@@ -179,4 +183,77 @@ pub async fn retrying_makes_waiting_mails_due_now_but_leaves_claims_alone(s: &dy
     assert_eq!(all, 2, "every mail not sent");
     let ids: Vec<RowId> = by_z.iter().map(|m| m.id).collect();
     assert_eq!(ids, vec![other.id], "y still holds the other");
+}
+
+pub async fn a_mail_given_up_on_is_failed_visibly_and_sent_again_only_when_retried(s: &dyn Store) {
+    // Arrange
+    let refused = must(s.enqueue_mail(mail("gone@example.com")).await, "refused");
+    let fine = must(s.enqueue_mail(mail("kari@example.com")).await, "fine");
+    must(s.claim_mails("a", at(0), at(60), 10).await, "claim both");
+
+    // Act
+    let wrong_holder = must(
+        s.give_up_mail(refused.id, "b", "550 no such user", at(1))
+            .await,
+        "not b's",
+    );
+    let gave_up = must(
+        s.give_up_mail(refused.id, "a", "refused for good: 550 no such user", at(2))
+            .await,
+        "give up",
+    );
+    must(
+        s.mark_mail_failed(fine.id, "a", "timeout", at(60)).await,
+        "fail",
+    );
+    let summary = must(s.outbox_summary().await, "summary");
+    let much_later = must(
+        s.claim_mails("c", at(86_400), at(86_460), 10).await,
+        "later",
+    );
+    let listed = must(s.outbox(false, 10).await, "listed");
+    must(s.mark_mail_sent(fine.id, "c", at(86_401)).await, "sent");
+    let retried = must(s.retry_mails(Some(refused.id), at(90_000)).await, "retry");
+    let again = must(
+        s.claim_mails("d", at(90_000), at(90_060), 10).await,
+        "again",
+    );
+
+    // Assert
+    assert!(!wrong_holder, "only the holder gives up");
+    assert!(gave_up);
+    assert_eq!(
+        summary,
+        OutboxSummary {
+            pending: 1,
+            failed: 1,
+            oldest: Some(contract_now()),
+            last_error: Some("timeout".into()),
+        }
+    );
+    assert_eq!(
+        much_later.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![fine.id],
+        "a failed mail is never claimed on its own"
+    );
+    let failed = some(
+        listed.iter().find(|m| m.id == refused.id),
+        "a failed mail is still listed among those not sent",
+    );
+    assert_eq!(failed.failed_at, Some(at(2)));
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("refused for good: 550 no such user")
+    );
+    assert_eq!(failed.trying_since, contract_now());
+    assert_eq!(retried, 1);
+    assert_eq!(again.len(), 1, "retried: claimed at once");
+    assert_eq!(again[0].id, refused.id);
+    assert_eq!(again[0].failed_at, None);
+    assert_eq!(
+        again[0].trying_since,
+        at(90_000),
+        "the give-up time counts anew from the retry"
+    );
+    assert_eq!(must(s.outbox_summary().await, "summary").failed, 0);
 }

@@ -2,7 +2,7 @@
 
 use super::helpers::*;
 use ledgerport_core::world::{AccessRequest, RequestState};
-use ledgerport_store::{NewAccessRequest, RequestFilter};
+use ledgerport_store::{InvitationAnswer, NewAccessRequest, RequestFilter};
 
 fn proposed() -> GrantScope {
     GrantScope {
@@ -64,6 +64,7 @@ pub async fn an_access_request_is_stored_pending_and_listed_for_its_partner_and_
         created_at: contract_now(),
         decided_at: None,
         decided_by: None,
+        invitation: false,
     };
     assert_eq!(r, expected, "the request as stored");
     assert_eq!(other.merchant_id, Some(b.id));
@@ -239,12 +240,16 @@ pub async fn an_approval_grants_the_requested_ledgers_within_the_narrowed_scope_
     assert_eq!(grants[0].scope, narrowed);
     assert_eq!(grants[0].created_by, "owner@acme.test");
     assert_error(again, Expect::Invalid, "approving twice");
-    // The grant an approval makes tells the partner's users as one made in the access form.
+    // The grant an approval makes tells the partner's users as one made in the access form,
+    // and the approval itself in words about the request (newest first).
     let told: Vec<String> = must(s.notifications(partner_user.id, None, 10).await, "notices")
         .into_iter()
         .map(|n| n.kind)
         .collect();
-    assert_eq!(told, vec!["grant.created".to_owned()]);
+    assert_eq!(
+        told,
+        vec!["request.approved".to_owned(), "grant.created".to_owned()]
+    );
 }
 
 pub async fn a_declined_or_withdrawn_request_grants_nothing_and_stays_decided(s: &dyn Store) {
@@ -287,5 +292,277 @@ pub async fn a_declined_or_withdrawn_request_grants_nothing_and_stays_decided(s:
         s.decline_access_request(&by(), 9999).await,
         Expect::NotFound,
         "an unknown request",
+    );
+}
+
+/// A portal user of `role` with a fixed password hash.
+async fn portal_user(s: &dyn Store, email: &str, role: PortalRole) -> RowId {
+    must(
+        s.create_portal_user(
+            &by(),
+            NewPortalUser {
+                email: email.into(),
+                role,
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            },
+        )
+        .await,
+        email,
+    )
+    .id
+}
+
+/// `user`'s notifications, oldest first, as (kind, text).
+async fn told(s: &dyn Store, user: RowId) -> Vec<(String, String)> {
+    let mut n: Vec<(String, String)> = must(s.notifications(user, None, 100).await, "notices")
+        .into_iter()
+        .map(|n| (n.kind, n.text))
+        .collect();
+    n.reverse();
+    n
+}
+
+/// The subjects of the mails to `to` in the outbox, oldest first.
+async fn mailed(s: &dyn Store, to: &str) -> Vec<String> {
+    let mut m: Vec<(RowId, String)> = must(s.outbox(true, 1000).await, "outbox")
+        .into_iter()
+        .filter(|m| m.recipient == to)
+        .map(|m| (m.id, m.subject))
+        .collect();
+    m.sort();
+    m.into_iter().map(|(_, s)| s).collect()
+}
+
+pub async fn every_request_and_answer_tells_the_other_side_in_portal_and_mail(s: &dyn Store) {
+    // Arrange
+    let (a, b) = listing_world(s).await;
+    let p = add_approved(s, "Regnskap AS", PartnerKind::Accounting).await;
+    let kari = portal_user(s, "kari@acme.test", PortalRole::Merchant(a.id)).await;
+    let ola = portal_user(s, "ola@regnskap.test", PortalRole::Partner(p.id)).await;
+    let bystander = portal_user(s, "eva@bakeriet.test", PortalRole::Merchant(b.id)).await;
+    let mut narrowed = proposed();
+    narrowed.personal_data = false;
+
+    // Act
+    let declined = must(
+        s.create_access_request(&by(), ask(p.id, "987654321", &["123455"]))
+            .await,
+        "ask 1",
+    );
+    let after_ask = (told(s, kari).await.len(), told(s, ola).await.len());
+    must(
+        s.decline_access_request(&by(), declined.id).await,
+        "decline",
+    );
+    let withdrawn = must(
+        s.create_access_request(&by(), ask(p.id, "987654321", &[]))
+            .await,
+        "ask 2",
+    );
+    must(
+        s.withdraw_access_request(&by(), withdrawn.id).await,
+        "withdraw",
+    );
+    let approved = must(
+        s.create_access_request(&by(), ask(p.id, "987654321", &["123456"]))
+            .await,
+        "ask 3",
+    );
+    must(
+        s.approve_access_request(&by(), approved.id, &narrowed)
+            .await,
+        "approve",
+    );
+    let nowhere = must(
+        s.create_access_request(&by(), ask(p.id, "999999999", &[]))
+            .await,
+        "ask no merchant",
+    );
+    must(
+        s.withdraw_access_request(&by(), nowhere.id).await,
+        "withdraw",
+    );
+    let mut long = ask(p.id, "987654321", &[]);
+    long.message = "x".repeat(1001);
+    let refused = s.create_access_request(&by(), long).await;
+
+    // Assert
+    assert_eq!(
+        after_ask,
+        (1, 0),
+        "a request tells the merchant's users only"
+    );
+    assert_error(refused, Expect::Invalid, "a refused request");
+    let proposal = "funds and fees, ledger dates from 2024-01-01, with personal data, until \
+                    2025-01-01T00:00:00.000000Z";
+    let merchant_side = told(s, kari).await;
+    let kinds: Vec<&str> = merchant_side.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "request.made",
+            "request.made",
+            "request.withdrawn",
+            "request.made",
+            "grant.created"
+        ],
+        "{merchant_side:#?}"
+    );
+    assert_eq!(
+        merchant_side[0].1,
+        format!(
+            "Regnskap AS asks for access to sales units 123455: {proposal}. Approve, narrow \
+             or decline it under Access requests."
+        )
+    );
+    assert_eq!(
+        merchant_side[2].1,
+        "Regnskap AS withdrew its access request for all sales units."
+    );
+    let partner_side = told(s, ola).await;
+    let kinds: Vec<&str> = partner_side.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["request.declined", "grant.created", "request.approved"],
+        "{partner_side:#?}"
+    );
+    assert_eq!(
+        partner_side[0].1,
+        "ACME Fitness AS declined your access request for sales units 123455. Nothing was \
+         granted."
+    );
+    assert_eq!(
+        partner_side[2].1,
+        "ACME Fitness AS approved your access request for sales units 123456: 1 ledger(s) \
+         granted, funds and fees, ledger dates from 2024-01-01, without personal data, until \
+         2025-01-01T00:00:00.000000Z."
+    );
+    assert_eq!(
+        told(s, bystander).await,
+        vec![],
+        "another merchant hears nothing"
+    );
+    assert_eq!(
+        mailed(s, "kari@acme.test").await,
+        [
+            "Access request from Regnskap AS",
+            "Access request from Regnskap AS",
+            "Access request withdrawn by Regnskap AS",
+            "Access request from Regnskap AS",
+            "Access granted: ledger 100002 (ACME Bergen, Vippsnummer 57860)",
+        ]
+    );
+    assert_eq!(
+        mailed(s, "ola@regnskap.test").await,
+        [
+            "ACME Fitness AS declined your access request",
+            "Access granted: ledger 100002 (ACME Bergen, Vippsnummer 57860)",
+            "ACME Fitness AS approved your access request",
+        ]
+    );
+}
+
+fn invited(partner: RowId, merchant: RowId, grant: Option<GrantScope>) -> InvitationAnswer {
+    InvitationAnswer {
+        invitation: "0123456789abcdef0123456789abcdef".into(),
+        partner,
+        merchant,
+        units: vec![msn("123455")],
+        proposed: proposed(),
+        grant,
+    }
+}
+
+pub async fn an_invitation_is_answered_once_per_merchant_granting_within_it_and_telling_the_partner(
+    s: &dyn Store,
+) {
+    // Arrange
+    let (a, b) = listing_world(s).await;
+    let p = add_approved(s, "Regnskap AS", PartnerKind::Accounting).await;
+    let ola = portal_user(s, "ola@regnskap.test", PortalRole::Partner(p.id)).await;
+    let kari = portal_user(s, "kari@acme.test", PortalRole::Merchant(a.id)).await;
+    let mut narrowed = proposed();
+    narrowed.topics = Topics {
+        funds: true,
+        fees: false,
+    };
+    let mut wider = proposed();
+    wider.expires_at = None;
+    let merchant = Actor::new("kari@acme.test");
+
+    // Act
+    let widening = s
+        .answer_invitation(&merchant, invited(p.id, a.id, Some(wider)))
+        .await;
+    let (granted_request, granted) = must(
+        s.answer_invitation(&merchant, invited(p.id, a.id, Some(narrowed)))
+            .await,
+        "grant",
+    );
+    let twice = s
+        .answer_invitation(&merchant, invited(p.id, a.id, None))
+        .await;
+    let (declined_request, none) = must(
+        s.answer_invitation(&by(), invited(p.id, b.id, None)).await,
+        "another merchant declines the same link",
+    );
+
+    // Assert
+    match widening {
+        Err(StoreError::Invalid(why)) => assert!(why.starts_with("expires_at:"), "{why}"),
+        other => panic!("a widening answer: expected Invalid naming expires_at, got {other:?}"),
+    }
+    assert_eq!(granted, vec![lid("100001")]);
+    assert_eq!(granted_request.state, RequestState::Approved);
+    assert!(granted_request.invitation);
+    assert_eq!(granted_request.merchant_id, Some(a.id));
+    assert_eq!(granted_request.org_id, "987654321");
+    assert_eq!(granted_request.scope, proposed(), "the proposal is kept");
+    assert_eq!(
+        granted_request.decided_by.as_deref(),
+        Some("kari@acme.test")
+    );
+    let grants = must(s.grants(Some(p.id), None).await, "grants");
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].scope, narrowed);
+    match twice {
+        Err(StoreError::Conflict(why)) => assert!(why.starts_with("invitation:"), "{why}"),
+        other => panic!("a second answer: expected Conflict, got {other:?}"),
+    }
+    assert_eq!(none, vec![]);
+    assert_eq!(declined_request.state, RequestState::Declined);
+    assert_eq!(declined_request.merchant_id, Some(b.id));
+    let kinds: Vec<String> = told(s, ola).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        ["grant.created", "request.approved", "request.declined"]
+    );
+    let texts: Vec<String> = told(s, ola).await.into_iter().map(|(_, t)| t).collect();
+    assert!(
+        texts[1].starts_with("ACME Fitness AS approved your invitation for sales units 123455"),
+        "{texts:#?}"
+    );
+    assert_eq!(
+        texts[2],
+        "Bakeriet AS declined your invitation for sales units 123455. Nothing was granted."
+    );
+    let merchant_side: Vec<String> = told(s, kari).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        merchant_side,
+        ["grant.created"],
+        "the merchant answered itself: told only of the grant"
+    );
+    assert_eq!(
+        must(
+            s.access_requests(&RequestFilter {
+                partner: Some(p.id),
+                merchant: None
+            })
+            .await,
+            "the partner's requests"
+        )
+        .len(),
+        2,
+        "the refused answers wrote nothing"
     );
 }
