@@ -8,6 +8,7 @@
 //! for the Report API [`api::report::access_log`] -> [`api::report::authenticate`] (token ->
 //! `Principal`) -> handler, which asks the access policy for a `LedgerAccess` and reads with it.
 
+pub mod access_writer;
 pub mod api;
 pub mod credentials;
 pub mod cursor;
@@ -127,6 +128,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// What delivers the mail outbox, when SMTP is configured ([`mail`]).
     pub mailer: Option<mail::Mailer>,
+    /// The access log's one writer, which writes the rows of concurrent requests together.
+    pub access_log: access_writer::AccessLogWriter,
 }
 
 /// Name under which the cursor MAC key is kept in the store.
@@ -163,6 +166,7 @@ impl AppState {
         let mailer = config.mail.as_ref().map(mail::Mailer::new).transpose()?;
         Ok(AppState {
             mailer,
+            access_log: access_writer::AccessLogWriter::start(store.clone()),
             limits,
             store,
             clock,

@@ -192,8 +192,10 @@ fn result_words(status: u16, noted: Option<String>) -> String {
 
 /// Records every Report API request: who, which ledger, which endpoint, the status, the request
 /// id, and what the handlers noted ([`AccessNote`]). A ledger listing records one row per ledger
-/// it returned, so each ledger's owner sees the listing among the reads of its ledger. A failure
-/// to record is logged but does not fail the request that was already answered.
+/// it returned, so each ledger's owner sees the listing among the reads of its ledger. The rows
+/// are written by the access log's one writer together with those of concurrent requests
+/// ([`crate::access_writer`]); the answer goes out once they are written. A failure to record
+/// is logged but does not fail the request that was already answered.
 pub async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = req
         .extensions()
@@ -258,7 +260,7 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
             .collect(),
         _ => vec![rec],
     };
-    if let Err(e) = state.store.record_accesses(recs).await {
+    if let Err(e) = state.access_log.record(recs).await {
         tracing::error!(error = %e, "could not record a Report API request in the access log");
     }
     res
