@@ -18,6 +18,7 @@ pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod middleware;
+pub mod page_cache;
 pub mod portal;
 pub mod tokens;
 
@@ -130,6 +131,8 @@ pub struct AppState {
     pub mailer: Option<mail::Mailer>,
     /// The access log's one writer, which writes the rows of concurrent requests together.
     pub access_log: access_writer::AccessLogWriter,
+    /// Bodies of pages that can never change ([`page_cache`]).
+    pub pages: Arc<page_cache::PageCache>,
 }
 
 /// Name under which the cursor MAC key is kept in the store.
@@ -167,6 +170,7 @@ impl AppState {
         Ok(AppState {
             mailer,
             access_log: access_writer::AccessLogWriter::start(store.clone()),
+            pages: Arc::new(page_cache::PageCache::new(page_cache::PAGE_CACHE_BYTES)),
             limits,
             store,
             clock,

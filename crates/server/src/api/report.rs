@@ -3,12 +3,13 @@
 
 use super::wire::{
     DatePage, FeedPage, GrantList, LedgerList, WireEntry, WireGrant, WireLedger, WireMerchant,
-    WireScope, page_response,
+    WireScope, json_body, page_body,
 };
 use super::{QueryParams, check_system_headers, header};
 use crate::cursor::Binding;
 use crate::error::{INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY};
 use crate::middleware::RequestId;
+use crate::page_cache::{CachedPage, PageKey};
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
@@ -532,6 +533,23 @@ pub async fn date_page(
     };
     let after = after_seq(&state, &binding, &q)?;
     let limit = view.ledger.page_size;
+    let (gdpr, withheld) = personal_data(&access, gdpr);
+    if gdpr_asked {
+        note.personal_data(gdpr);
+    }
+    let try_later = view.ledger.is_open(date, state.clock.now());
+    let key = PageKey::Date {
+        ledger: access.ledger_id().clone(),
+        topic,
+        date,
+        after,
+        limit,
+        personal_data: gdpr,
+    };
+    if !try_later && let Some(page) = state.pages.get(&key) {
+        state.metrics.entries_served(topic, page.entries);
+        return Ok(cached_response(limit, withheld, page));
+    }
     let mut entries = state
         .store
         .date_page(&access, topic, date, after, limit + 1)
@@ -542,12 +560,7 @@ pub async fn date_page(
         (true, Some(last)) => Some(state.cursors.encode_seq(&binding, last.seq)),
         _ => None,
     };
-    let try_later = view.ledger.is_open(date, state.clock.now());
     state.metrics.entries_served(topic, entries.len());
-    let (gdpr, withheld) = personal_data(&access, gdpr);
-    if gdpr_asked {
-        note.personal_data(gdpr);
-    }
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     let page = DatePage {
         items,
@@ -555,12 +568,15 @@ pub async fn date_page(
         try_later,
         cursor,
     };
-    Ok((
-        page_size_header(limit),
-        withheld,
-        page_response(entries.len(), &page)?,
-    )
-        .into_response())
+    let page = CachedPage {
+        body: page_body(entries.len(), &page)?,
+        entries: entries.len(),
+    };
+    // A closed date never changes.
+    if !try_later {
+        state.pages.put(key, page.clone());
+    }
+    Ok(cached_response(limit, withheld, page))
 }
 
 pub async fn feed_page(
@@ -592,6 +608,23 @@ pub async fn feed_page(
     let after = after_seq(&state, &binding, &q)?;
     note.feed_after(after);
     let limit = view.ledger.page_size;
+    let (gdpr, withheld) = personal_data(&access, gdpr);
+    if gdpr_asked {
+        note.personal_data(gdpr);
+    }
+    let key = PageKey::Feed {
+        ledger: access.ledger_id().clone(),
+        topic,
+        after,
+        limit,
+        personal_data: gdpr,
+        from: access.scope().from,
+        to: access.scope().to,
+    };
+    if let Some(page) = state.pages.get(&key) {
+        state.metrics.entries_served(topic, page.entries);
+        return Ok(cached_response(limit, withheld, page));
+    }
     let mut entries = state
         .store
         .feed_page(&access, topic, after, limit + 1)
@@ -602,20 +635,29 @@ pub async fn feed_page(
     let position = entries.last().map(|e| e.seq).unwrap_or(after);
     let cursor = state.cursors.encode_seq(&binding, position);
     state.metrics.entries_served(topic, entries.len());
-    let (gdpr, withheld) = personal_data(&access, gdpr);
-    if gdpr_asked {
-        note.personal_data(gdpr);
-    }
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     let page = FeedPage {
         cursor,
         try_later,
         items,
     };
-    Ok((
-        page_size_header(limit),
-        withheld,
-        page_response(entries.len(), &page)?,
-    )
-        .into_response())
+    let page = CachedPage {
+        body: page_body(entries.len(), &page)?,
+        entries: entries.len(),
+    };
+    // Followed by more entries: this page is final.
+    if !try_later {
+        state.pages.put(key, page.clone());
+    }
+    Ok(cached_response(limit, withheld, page))
+}
+
+/// A page's response: its body (kept or just rendered) with the page-size header, and the
+/// header that says personal data was withheld.
+fn cached_response(
+    limit: u32,
+    withheld: Option<[(HeaderName, HeaderValue); 1]>,
+    page: CachedPage,
+) -> Response {
+    (page_size_header(limit), withheld, json_body(page.body)).into_response()
 }
