@@ -8,6 +8,7 @@
 //! for the Report API [`api::report::access_log`] -> [`api::report::authenticate`] (token ->
 //! `Principal`) -> handler, which asks the access policy for a `LedgerAccess` and reads with it.
 
+pub mod access_writer;
 pub mod api;
 pub mod credentials;
 pub mod cursor;
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod middleware;
+pub mod page_cache;
 pub mod portal;
 pub mod statement;
 pub mod tokens;
@@ -131,6 +133,10 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// What delivers the mail outbox, when SMTP is configured ([`mail`]).
     pub mailer: Option<mail::Mailer>,
+    /// The access log's one writer, which writes the rows of concurrent requests together.
+    pub access_log: access_writer::AccessLogWriter,
+    /// Bodies of pages that can never change ([`page_cache`]).
+    pub pages: Arc<page_cache::PageCache>,
 }
 
 /// Name under which the cursor MAC key is kept in the store.
@@ -175,6 +181,8 @@ impl AppState {
         let mailer = config.mail.as_ref().map(mail::Mailer::new).transpose()?;
         Ok(AppState {
             mailer,
+            access_log: access_writer::AccessLogWriter::start(store.clone()),
+            pages: Arc::new(page_cache::PageCache::new(page_cache::PAGE_CACHE_BYTES)),
             limits,
             store,
             clock,

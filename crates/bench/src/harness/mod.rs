@@ -4,9 +4,10 @@
 //! binary's `serve` on it as a child process ([`server`]), and measures over HTTP with many concurrent
 //! connections ([`load`]): token issuance on both endpoints, the full feed download of one large
 //! ledger, dates pages, ledger listings, concurrent readers, page latency on a small and a large
-//! ledger, and ingestion, plus the server's peak memory. In the same run it measures a floor
-//! ([`floor`]): the same page bytes served from memory, so the table ([`report`]) shows
-//! Ledgerport's overhead as a ratio. Targets are those of DESIGN.md "Performance" / issue 5.
+//! ledger, ingestion, and readers while ingestion runs, plus the server's peak memory. In the
+//! same run it measures floors ([`floor`]): the same page bytes served from memory, and by
+//! nginx where it is installed, so the table ([`report`]) shows Ledgerport's overhead as a
+//! ratio. Targets are those of issue 14 ("the read path at the floor").
 
 mod floor;
 mod load;
@@ -92,6 +93,8 @@ pub enum Phase {
     Flatness,
     /// Ingestion over HTTP.
     Ingest,
+    /// Concurrent readers while ingestion runs at full speed, against each alone.
+    Mixed,
 }
 
 /// The phases a run measures.

@@ -1,6 +1,6 @@
 //! The measurements, in order, against one world and one running server.
 
-use super::floor::Floor;
+use super::floor::{self, Floor};
 use super::load::{self, Stats, body};
 use super::report::{Check, Report, Row};
 use super::server::{SERVE_FLAGS, Server};
@@ -14,10 +14,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Targets (issue 5, DESIGN.md "Performance").
-const FEED_ENTRIES_PER_SEC: f64 = 300_000.0;
-const TOKENS_PER_SEC: f64 = 10_000.0;
-const TOKEN_P99_MS: f64 = 10.0;
+/// Targets (issue 14, "the read path at the floor").
+const FEED_ENTRIES_PER_SEC: f64 = 1_000_000.0;
+const TOKENS_PER_SEC: f64 = 25_000.0;
+const TOKEN_P99_MS: f64 = 5.0;
+/// Feed pages at 32 connections: at least this share of a floor's rate.
+const FLOOR_SHARE: f64 = 0.2;
+const HTTP_INGEST_PER_SEC: f64 = 60_000.0;
+/// Readers while ingestion runs: p99 at most this many times the idle p99, and ingestion at
+/// least this share of its idle rate.
+const MIXED_P99_RATIO: f64 = 2.0;
+const MIXED_INGEST_SHARE: f64 = 0.8;
 const PAGE_P99_MS: f64 = 20.0;
 const FLAT_RATIO: f64 = 2.0;
 const MEMORY_MIB: f64 = 200.0;
@@ -226,6 +233,9 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
     let mut cursors: Vec<String> = Vec::new();
     let mut floor: Option<Floor> = None;
     let mut floor_url: Arc<str> = Arc::from("");
+    // The page the floors serve, and Ledgerport's full download, for the nginx floor's rows.
+    let mut nginx: Option<Bytes> = None;
+    let mut feed_one: Option<Stats> = None;
     if sel.has(Phase::Tokens) {
         // (a) token issuance on both endpoints.
         phase("tokens from /accesstoken/get");
@@ -309,20 +319,8 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
         let started = Floor::start(sample_page.clone())?;
         floor_url = format!("{}/page", started.base).into();
         floor = Some(started);
-        let floor_one = {
-            let cx = ctx.clone();
-            let u = floor_url.clone();
-            load::run(1, d, move |_, _| {
-                let cx = cx.clone();
-                let u = u.clone();
-                async move {
-                    let b = body("floor page", cx.http.get(&*u)).await?;
-                    let p: FeedPage = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
-                    Ok(p.items.len() as u64)
-                }
-            })
-            .await?
-        };
+        let floor_one = floor_pages(&ctx, floor_url.clone(), 1, d).await?;
+        nginx = Some(sample_page);
         let mut r = Row::new(format!(
             "feed: full download of the large ledger ({} pages)",
             feed.requests
@@ -334,9 +332,10 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
         r.check = Some(Check::at_least(
             feed.units_per_sec(),
             FEED_ENTRIES_PER_SEC,
-            ">= 300000 entries/s",
+            ">= 1000000 entries/s",
         ));
         rows.push(r);
+        feed_one = Some(feed);
         let mut r = Row::new("floor: the same page from memory, 1 client");
         r.rate = Some((floor_one.units_per_sec(), "entries/s"));
         r.p50_ms = Some(floor_one.p50_ms);
@@ -468,44 +467,21 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
     if sel.has(Phase::Readers) {
         // (e) 1000-entry pages, one reader per ledger, each following its ledger's feed.
         phase("concurrent readers");
-        let token: Arc<str> = ctx.miami_token(&w.big_partner).await?.into();
-        let ledgers = Arc::new(w.reader_ledgers.clone());
-        let cursors_of: Arc<Vec<tokio::sync::Mutex<Option<String>>>> = Arc::new(
-            (0..ledgers.len())
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
-        );
-        let cx = ctx.clone();
-        let tk = token.clone();
-        let readers = (c as usize).min(ledgers.len()) as u32;
-        let s = load::run(readers, d, move |wk, _| {
-            let cx = cx.clone();
-            let tk = tk.clone();
-            let ledgers = ledgers.clone();
-            let cursors_of = cursors_of.clone();
-            async move {
-                let i = wk as usize % ledgers.len();
-                let mut cur = cursors_of[i].lock().await;
-                let (page, _) = cx.feed(&tk, &ledgers[i], cur.as_deref()).await?;
-                // Caught up: start again from the beginning.
-                *cur = (!page.try_later).then_some(page.cursor);
-                Ok(page.items.len() as u64)
-            }
-        })
-        .await?;
-        let fu = floor_url.clone();
-        let cx = ctx.clone();
-        let floor_many = load::run(readers, d, move |_, _| {
-            let cx = cx.clone();
-            let u = fu.clone();
-            async move {
-                let b = body("floor page", cx.http.get(&*u)).await?;
-                let p: FeedPage = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
-                Ok(p.items.len() as u64)
-            }
-        })
-        .await?;
+        let (readers, s) = readers(&ctx, w, c, d).await?;
+        let floor_many = floor_pages(&ctx, floor_url.clone(), readers, d).await?;
         drop(floor.take());
+        // The second floor, nginx serving the same bytes as a static file, where installed.
+        let nginx_many = match (&nginx, floor::nginx_binary()) {
+            (Some(page), Some(bin)) => {
+                phase("nginx floor");
+                let n = floor::Nginx::start(&bin, page)?;
+                let s1 = floor_pages(&ctx, format!("{}/page", n.base).into(), 1, d).await?;
+                let sn = floor_pages(&ctx, format!("{}/page", n.base).into(), readers, d).await?;
+                drop(n);
+                Some((s1, sn))
+            }
+            _ => None,
+        };
         let mut r = Row::new(format!(
             "feed pages, {readers} readers on {readers} ledgers"
         ));
@@ -518,7 +494,13 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
             s.units as f64 / s.requests.max(1) as f64,
             ratio_note(&s, &floor_many)
         );
-        r.check = Some(Check::below(s.p99_ms, PAGE_P99_MS, "p99 < 20 ms"));
+        r.check = Some(
+            Check::below(s.p99_ms, PAGE_P99_MS, "p99 < 20 ms").and(Check::at_least(
+                s.units_per_sec() / floor_many.units_per_sec().max(1e-9),
+                FLOOR_SHARE,
+                ">= 1/5 of floor rate",
+            )),
+        );
         rows.push(r);
         let mut r = Row::new(format!(
             "floor: the same page from memory, {readers} clients"
@@ -527,6 +509,37 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
         r.p50_ms = Some(floor_many.p50_ms);
         r.p99_ms = Some(floor_many.p99_ms);
         rows.push(r);
+        match nginx_many {
+            Some((one, many)) => {
+                let mut r = Row::new("floor: nginx, the same page as a static file, 1 client");
+                r.rate = Some((one.units_per_sec(), "entries/s"));
+                r.p50_ms = Some(one.p50_ms);
+                r.p99_ms = Some(one.p99_ms);
+                if let Some(feed) = &feed_one {
+                    r.note = format!("Ledgerport's full download: {}", ratio_note(feed, &one));
+                }
+                rows.push(r);
+                let mut r = Row::new(format!(
+                    "floor: nginx, the same page as a static file, {readers} clients"
+                ));
+                r.rate = Some((many.per_sec(), "pages/s"));
+                r.p50_ms = Some(many.p50_ms);
+                r.p99_ms = Some(many.p99_ms);
+                let share = s.units_per_sec() / many.units_per_sec().max(1e-9);
+                r.note = format!("Ledgerport's readers: {}", ratio_note(&s, &many));
+                r.check = Some(Check::at_least(
+                    share,
+                    FLOOR_SHARE,
+                    "readers >= 1/5 of nginx's rate",
+                ));
+                rows.push(r);
+            }
+            None => {
+                let mut r = Row::new("floor: nginx, the same page as a static file");
+                r.note = "skipped: no nginx on PATH or in /usr/sbin".into();
+                rows.push(r);
+            }
+        }
     }
     if sel.has(Phase::Flatness) {
         // (f) one page deep in the large ledger against one in the small ledger, one client.
@@ -604,63 +617,72 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
     if sel.has(Phase::Ingest) {
         // (g) ingestion over HTTP with an operator service key.
         phase("ingestion");
-        let service = w.service.clone();
-        let msns = Arc::new(w.msns[(2 + w.reader_ledgers.len()).min(w.msns.len() - 1)..].to_vec());
-        let batch = size.ingest_batch;
-        let cx = ctx.clone();
-        let run_id = jiff::Timestamp::now().as_microsecond();
-        let time = ledgerport_core::entry::wire_time(jiff::Timestamp::now());
-        let rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let rej = rejected.clone();
-        let ingest_clients = 2;
-        let s = load::run(ingest_clients, d, move |wk, n| {
-            let mut events = Vec::with_capacity(batch as usize);
-            for i in 0..batch {
-                let k =
-                    (n * u64::from(batch) + u64::from(i)) * ingest_clients as u64 + u64::from(wk);
-                let msn = msns[(k % msns.len() as u64) as usize];
-                events.push(serde_json::json!({
-                    "eventId": format!("bench-{run_id}-{k}"),
-                    "type": "capture",
-                    "msn": msn.to_string(),
-                    "pspReference": format!("bench{run_id}{k}"),
-                    "reference": format!("order-{k}"),
-                    "amount": 1000 + (k % 97) * 100,
-                    "currency": "NOK",
-                    "time": time,
-                }));
-            }
-            let req = cx
-                .http
-                .post(format!("{}/ingest/v1/events", cx.base))
-                .basic_auth(&service.client_id, Some(&service.secret))
-                .json(&serde_json::json!({ "events": events }));
-            let rej = rej.clone();
-            async move {
-                let b = body("POST /ingest/v1/events", req).await?;
-                let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
-                let accepted = v["accepted"].as_u64().unwrap_or(0);
-                rej.fetch_add(
-                    v["rejected"].as_u64().unwrap_or(0),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-                Ok(accepted)
-            }
-        })
-        .await?;
-        let rejected = rejected.load(std::sync::atomic::Ordering::Relaxed);
-        if s.units == 0 {
-            return Err(format!(
-                "bench: ingestion accepted no event ({rejected} rejected)"
-            ));
-        }
+        let (s, rejected) = ingest(&ctx, w, size.ingest_batch, INGEST_CLIENTS, d).await?;
         let mut r = Row::new(format!(
-            "ingestion: {batch} events a request, {ingest_clients} clients"
+            "ingestion: {} events a request, {INGEST_CLIENTS} clients",
+            size.ingest_batch
         ));
         r.rate = Some((s.units_per_sec(), "events/s"));
         r.p50_ms = Some(s.p50_ms);
         r.p99_ms = Some(s.p99_ms);
         r.note = format!("{} accepted, {rejected} rejected", s.units);
+        r.check = Some(Check::at_least(
+            s.units_per_sec(),
+            HTTP_INGEST_PER_SEC,
+            ">= 60000 events/s",
+        ));
+        rows.push(r);
+    }
+    if sel.has(Phase::Mixed) {
+        // (h) the readers of (e) while ingestion runs at full speed, against each alone,
+        // measured one right after the other.
+        phase("mixed: readers alone");
+        let (n, idle) = readers(&ctx, w, c, d).await?;
+        phase("mixed: ingestion alone");
+        let (ingest_idle, _) = ingest(&ctx, w, size.ingest_batch, INGEST_CLIENTS, d).await?;
+        phase("mixed: readers while ingestion runs");
+        let ((_, mixed), ingest_mixed) = tokio::try_join!(
+            readers(&ctx, w, c, d),
+            ingest(&ctx, w, size.ingest_batch, INGEST_CLIENTS, d)
+        )?;
+        let (ingest_mixed, rejected) = ingest_mixed;
+        let mut r = Row::new(format!("mixed: {n} readers, no ingestion"));
+        r.rate = Some((idle.per_sec(), "pages/s"));
+        r.p50_ms = Some(idle.p50_ms);
+        r.p99_ms = Some(idle.p99_ms);
+        rows.push(r);
+        let mut r = Row::new(format!("mixed: {n} readers while ingestion runs"));
+        r.rate = Some((mixed.per_sec(), "pages/s"));
+        r.p50_ms = Some(mixed.p50_ms);
+        r.p99_ms = Some(mixed.p99_ms);
+        let p99_ratio = mixed.p99_ms / idle.p99_ms.max(1e-9);
+        r.note = format!("p99 {p99_ratio:.2}x the idle p99");
+        r.check = Some(Check::below(
+            p99_ratio,
+            MIXED_P99_RATIO + f64::EPSILON,
+            "p99 <= 2x idle p99",
+        ));
+        rows.push(r);
+        let mut r = Row::new(format!(
+            "mixed: ingestion, {INGEST_CLIENTS} clients, no readers"
+        ));
+        r.rate = Some((ingest_idle.units_per_sec(), "events/s"));
+        r.p50_ms = Some(ingest_idle.p50_ms);
+        r.p99_ms = Some(ingest_idle.p99_ms);
+        rows.push(r);
+        let mut r = Row::new(format!(
+            "mixed: ingestion, {INGEST_CLIENTS} clients, while {n} readers read"
+        ));
+        r.rate = Some((ingest_mixed.units_per_sec(), "events/s"));
+        r.p50_ms = Some(ingest_mixed.p50_ms);
+        r.p99_ms = Some(ingest_mixed.p99_ms);
+        let share = ingest_mixed.units_per_sec() / ingest_idle.units_per_sec().max(1e-9);
+        r.note = format!("{share:.2} of the idle rate, {rejected} rejected");
+        r.check = Some(Check::at_least(
+            share,
+            MIXED_INGEST_SHARE,
+            ">= 0.8 of idle rate",
+        ));
         rows.push(r);
     }
     Ok(rows)
@@ -672,11 +694,129 @@ fn token_row(name: &str, s: &Stats, c: u32) -> Row {
     r.p50_ms = Some(s.p50_ms);
     r.p99_ms = Some(s.p99_ms);
     r.check = Some(
-        Check::at_least(s.per_sec(), TOKENS_PER_SEC, ">= 10000/s").and(Check::below(
+        Check::at_least(s.per_sec(), TOKENS_PER_SEC, ">= 25000/s").and(Check::below(
             s.p99_ms,
             TOKEN_P99_MS,
-            "p99 < 10 ms",
+            "p99 < 5 ms",
         )),
     );
     r
+}
+
+/// Ingestion clients, each sending its next batch as soon as the last is answered.
+const INGEST_CLIENTS: u32 = 2;
+
+/// The same floor page fetched by `clients` connections for `d`, parsed as a feed page.
+async fn floor_pages(
+    ctx: &Ctx,
+    url: Arc<str>,
+    clients: u32,
+    d: std::time::Duration,
+) -> Result<Stats, String> {
+    let cx = ctx.clone();
+    load::run(clients, d, move |_, _| {
+        let cx = cx.clone();
+        let u = url.clone();
+        async move {
+            let b = body("floor page", cx.http.get(&*u)).await?;
+            let p: FeedPage = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
+            Ok(p.items.len() as u64)
+        }
+    })
+    .await
+}
+
+/// Up to `c` readers, one per reader ledger, each following its ledger's feed from the start
+/// (and again from the start when caught up) for `d`: how many read, and what they measured.
+async fn readers(
+    ctx: &Ctx,
+    w: &World,
+    c: u32,
+    d: std::time::Duration,
+) -> Result<(u32, Stats), String> {
+    let token: Arc<str> = ctx.miami_token(&w.big_partner).await?.into();
+    let ledgers = Arc::new(w.reader_ledgers.clone());
+    let cursors_of: Arc<Vec<tokio::sync::Mutex<Option<String>>>> = Arc::new(
+        (0..ledgers.len())
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect(),
+    );
+    let cx = ctx.clone();
+    let readers = (c as usize).min(ledgers.len()) as u32;
+    let s = load::run(readers, d, move |wk, _| {
+        let cx = cx.clone();
+        let tk = token.clone();
+        let ledgers = ledgers.clone();
+        let cursors_of = cursors_of.clone();
+        async move {
+            let i = wk as usize % ledgers.len();
+            let mut cur = cursors_of[i].lock().await;
+            let (page, _) = cx.feed(&tk, &ledgers[i], cur.as_deref()).await?;
+            // Caught up: start again from the beginning.
+            *cur = (!page.try_later).then_some(page.cursor);
+            Ok(page.items.len() as u64)
+        }
+    })
+    .await?;
+    Ok((readers, s))
+}
+
+/// Ingestion over HTTP for `d`: `clients` clients sending batches of `batch` capture events
+/// (ids of their own for each call) to the ledgers no reader reads. The stats count accepted
+/// events as units; the second figure is the events rejected.
+async fn ingest(
+    ctx: &Ctx,
+    w: &World,
+    batch: u32,
+    clients: u32,
+    d: std::time::Duration,
+) -> Result<(Stats, u64), String> {
+    let service = w.service.clone();
+    let msns = Arc::new(w.msns[(2 + w.reader_ledgers.len()).min(w.msns.len() - 1)..].to_vec());
+    let cx = ctx.clone();
+    let run_id = jiff::Timestamp::now().as_microsecond();
+    let time = ledgerport_core::entry::wire_time(jiff::Timestamp::now());
+    let rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rej = rejected.clone();
+    let s = load::run(clients, d, move |wk, n| {
+        let mut events = Vec::with_capacity(batch as usize);
+        for i in 0..batch {
+            let k = (n * u64::from(batch) + u64::from(i)) * u64::from(clients) + u64::from(wk);
+            let msn = msns[(k % msns.len() as u64) as usize];
+            events.push(serde_json::json!({
+                "eventId": format!("bench-{run_id}-{k}"),
+                "type": "capture",
+                "msn": msn.to_string(),
+                "pspReference": format!("bench{run_id}{k}"),
+                "reference": format!("order-{k}"),
+                "amount": 1000 + (k % 97) * 100,
+                "currency": "NOK",
+                "time": time,
+            }));
+        }
+        let req = cx
+            .http
+            .post(format!("{}/ingest/v1/events", cx.base))
+            .basic_auth(&service.client_id, Some(&service.secret))
+            .json(&serde_json::json!({ "events": events }));
+        let rej = rej.clone();
+        async move {
+            let b = body("POST /ingest/v1/events", req).await?;
+            let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
+            let accepted = v["accepted"].as_u64().unwrap_or(0);
+            rej.fetch_add(
+                v["rejected"].as_u64().unwrap_or(0),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            Ok(accepted)
+        }
+    })
+    .await?;
+    let rejected = rejected.load(std::sync::atomic::Ordering::Relaxed);
+    if s.units == 0 {
+        return Err(format!(
+            "bench: ingestion accepted no event ({rejected} rejected)"
+        ));
+    }
+    Ok((s, rejected))
 }

@@ -3,12 +3,13 @@
 
 use super::wire::{
     DatePage, FeedPage, GrantList, LedgerList, WireEntry, WireGrant, WireLedger, WireMerchant,
-    WireProof, WireScope, page_response,
+    WireProof, WireScope, json_body, page_body,
 };
 use super::{QueryParams, check_system_headers, header};
 use crate::cursor::Binding;
 use crate::error::{INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY};
 use crate::middleware::RequestId;
+use crate::page_cache::{CachedPage, PageKey};
 use crate::{AppError, AppState};
 use axum::Json;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
@@ -192,8 +193,10 @@ fn result_words(status: u16, noted: Option<String>) -> String {
 
 /// Records every Report API request: who, which ledger, which endpoint, the status, the request
 /// id, and what the handlers noted ([`AccessNote`]). A ledger listing records one row per ledger
-/// it returned, so each ledger's owner sees the listing among the reads of its ledger. A failure
-/// to record is logged but does not fail the request that was already answered.
+/// it returned, so each ledger's owner sees the listing among the reads of its ledger. The rows
+/// are written by the access log's one writer together with those of concurrent requests
+/// ([`crate::access_writer`]); the answer goes out once they are written. A failure to record
+/// is logged but does not fail the request that was already answered.
 pub async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = req
         .extensions()
@@ -259,7 +262,7 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
             .collect(),
         _ => vec![rec],
     };
-    if let Err(e) = state.store.record_accesses(recs).await {
+    if let Err(e) = state.access_log.record(recs).await {
         tracing::error!(error = %e, "could not record a Report API request in the access log");
     }
     res
@@ -531,6 +534,23 @@ pub async fn date_page(
     };
     let after = after_seq(&state, &binding, &q)?;
     let limit = view.ledger.page_size;
+    let (gdpr, withheld) = personal_data(&access, gdpr);
+    if gdpr_asked {
+        note.personal_data(gdpr);
+    }
+    let try_later = view.ledger.is_open(date, state.clock.now());
+    let key = PageKey::Date {
+        ledger: access.ledger_id().clone(),
+        topic,
+        date,
+        after,
+        limit,
+        personal_data: gdpr,
+    };
+    if !try_later && let Some(page) = state.pages.get(&key) {
+        state.metrics.entries_served(topic, page.entries);
+        return Ok(cached_response(limit, withheld, page));
+    }
     let mut entries = state
         .store
         .date_page(&access, topic, date, after, limit + 1)
@@ -541,12 +561,7 @@ pub async fn date_page(
         (true, Some(last)) => Some(state.cursors.encode_seq(&binding, last.seq)),
         _ => None,
     };
-    let try_later = view.ledger.is_open(date, state.clock.now());
     state.metrics.entries_served(topic, entries.len());
-    let (gdpr, withheld) = personal_data(&access, gdpr);
-    if gdpr_asked {
-        note.personal_data(gdpr);
-    }
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     let page = DatePage {
         items,
@@ -554,12 +569,15 @@ pub async fn date_page(
         try_later,
         cursor,
     };
-    Ok((
-        page_size_header(limit),
-        withheld,
-        page_response(entries.len(), &page)?,
-    )
-        .into_response())
+    let page = CachedPage {
+        body: page_body(entries.len(), &page)?,
+        entries: entries.len(),
+    };
+    // A closed date never changes.
+    if !try_later {
+        state.pages.put(key, page.clone());
+    }
+    Ok(cached_response(limit, withheld, page))
 }
 
 /// `GET /ledgerport/v1/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}/proof`, a Ledgerport
@@ -633,6 +651,23 @@ pub async fn feed_page(
     let after = after_seq(&state, &binding, &q)?;
     note.feed_after(after);
     let limit = view.ledger.page_size;
+    let (gdpr, withheld) = personal_data(&access, gdpr);
+    if gdpr_asked {
+        note.personal_data(gdpr);
+    }
+    let key = PageKey::Feed {
+        ledger: access.ledger_id().clone(),
+        topic,
+        after,
+        limit,
+        personal_data: gdpr,
+        from: access.scope().from,
+        to: access.scope().to,
+    };
+    if let Some(page) = state.pages.get(&key) {
+        state.metrics.entries_served(topic, page.entries);
+        return Ok(cached_response(limit, withheld, page));
+    }
     let mut entries = state
         .store
         .feed_page(&access, topic, after, limit + 1)
@@ -643,20 +678,29 @@ pub async fn feed_page(
     let position = entries.last().map(|e| e.seq).unwrap_or(after);
     let cursor = state.cursors.encode_seq(&binding, position);
     state.metrics.entries_served(topic, entries.len());
-    let (gdpr, withheld) = personal_data(&access, gdpr);
-    if gdpr_asked {
-        note.personal_data(gdpr);
-    }
     let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
     let page = FeedPage {
         cursor,
         try_later,
         items,
     };
-    Ok((
-        page_size_header(limit),
-        withheld,
-        page_response(entries.len(), &page)?,
-    )
-        .into_response())
+    let page = CachedPage {
+        body: page_body(entries.len(), &page)?,
+        entries: entries.len(),
+    };
+    // Followed by more entries: this page is final.
+    if !try_later {
+        state.pages.put(key, page.clone());
+    }
+    Ok(cached_response(limit, withheld, page))
+}
+
+/// A page's response: its body (kept or just rendered) with the page-size header, and the
+/// header that says personal data was withheld.
+fn cached_response(
+    limit: u32,
+    withheld: Option<[(HeaderName, HeaderValue); 1]>,
+    page: CachedPage,
+) -> Response {
+    (page_size_header(limit), withheld, json_body(page.body)).into_response()
 }

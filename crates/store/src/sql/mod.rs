@@ -23,6 +23,7 @@ use ledgerport_core::entry::wire_time;
 use sqlx::{Database, Pool, SqlSafeStr, SqlStr, Transaction};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// One bound parameter. Nulls carry their type: PostgreSQL infers a parameter's type from it.
@@ -261,6 +262,9 @@ pub struct SqlStore<DB: Database> {
     /// SQLite has one writer: this process's write transactions take turns here instead of
     /// colliding. `None` on PostgreSQL, where row locks order the writers of a ledger.
     pub(crate) turn: Option<Arc<Mutex<()>>>,
+    /// Writers waiting for the turn that go before the settlement engine's: the access log's,
+    /// whose rows every Report API request waits for ([`SqlStore::begin_first`]).
+    pub(crate) first: Arc<AtomicUsize>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Statements made of the dialect's parts, made once.
     pub(crate) statements: Statements,
@@ -299,6 +303,7 @@ impl<DB: Dialect> SqlStore<DB> {
             write,
             settle,
             turn,
+            first: Arc::new(AtomicUsize::new(0)),
             clock,
             statements: Statements {
                 ledger_with_units: world::ledger_with_units::<DB>().into(),
@@ -342,9 +347,29 @@ impl<DB: Dialect> SqlStore<DB> {
         })
     }
 
-    /// Begins a transaction of the settlement engine (see [`SqlStore::settle`]).
-    pub(crate) async fn begin_settling(&self) -> Result<WriteTx<DB>> {
+    /// Begins a write transaction that goes before the settlement engine's: a settlement
+    /// transaction (an ingestion batch, a close) that gets the turn while such a writer waits
+    /// lets it go first. So the access log waits at most for the one batch being written,
+    /// never for batches queued before it.
+    pub(crate) async fn begin_first(&self) -> Result<WriteTx<DB>> {
+        self.first.fetch_add(1, Ordering::SeqCst);
         let turn = self.take_turn().await;
+        self.first.fetch_sub(1, Ordering::SeqCst);
+        Ok(WriteTx {
+            tx: self.write.begin().await?,
+            _turn: turn,
+        })
+    }
+
+    /// Begins a transaction of the settlement engine (see [`SqlStore::settle`]), after any
+    /// writer that goes first ([`SqlStore::begin_first`]) waiting when it got the turn: it gives
+    /// the turn back once and queues again, behind them.
+    pub(crate) async fn begin_settling(&self) -> Result<WriteTx<DB>> {
+        let mut turn = self.take_turn().await;
+        if turn.is_some() && self.first.load(Ordering::SeqCst) > 0 {
+            drop(turn);
+            turn = self.take_turn().await;
+        }
         Ok(WriteTx {
             tx: self.settle.begin().await?,
             _turn: turn,

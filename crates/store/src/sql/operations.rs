@@ -50,7 +50,8 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
     }
 
     async fn record_accesses(&self, recs: Vec<NewAccessRecord>) -> Result<()> {
-        let mut tx = self.begin().await?;
+        // Every Report API request waits for its row: it goes before ingestion batches queued.
+        let mut tx = self.begin_first().await?;
         let at = self.now();
         for r in recs {
             tx.execute(
