@@ -112,8 +112,8 @@ pub async fn run(args: CheckReportArgs) -> anyhow::Result<()> {
     let to = match to {
         Some(t) => t,
         None => {
-            let today = jiff::Timestamp::now()
-                .to_zoned(jiff::tz::TimeZone::UTC)
+            let today = jiff::tz::TimeZone::UTC
+                .to_datetime(jiff::Timestamp::now())
                 .date();
             LedgerDate::from_date(today.tomorrow().context("no date after today")?)
         }

@@ -405,26 +405,61 @@ async fn verify_passes_what_the_engine_wrote_and_fails_naming_the_chain_rule_onc
         serde_json::json!({"ledgers": 1, "entries": 20, "violations": []})
     );
     assert_eq!(changed.rows_affected(), 1);
+    // The chain breaks at the entry, and its date's proof no longer holds: the sum, the digest
+    // and the chain digest differ (the digests' values depend on the dates, so only their
+    // fields are compared here; crates/core's proof tests hold a known answer).
+    let d3 = day(w.today, 3);
     assert_eq!(broken.code, Some(1));
+    let lines: Vec<&str> = broken.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", broken.stdout);
     assert_eq!(
-        broken.stdout,
-        "ledger 302321 funds seq 3: chain: balanceAfter 25000 is not balanceBefore 30000 + amount -4999\n\
-         1 ledger, 20 entries checked, 1 violation\n"
+        lines[0],
+        "ledger 302321 funds seq 3: chain: balanceAfter 25000 is not balanceBefore 30000 + amount -4999"
+    );
+    let proof = format!("ledger 302321 funds: proof: ledgerDate {d3}: ");
+    assert_eq!(
+        lines[1],
+        format!("{proof}amountSum: the proof says 0, the entries give 1")
     );
     assert!(
-        broken.stderr.contains("error: 1 violation found"),
+        lines[2].starts_with(&format!("{proof}digest: the proof says ")),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with(&format!("{proof}chainDigest: the proof says ")),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines[4], "1 ledger, 20 entries checked, 4 violations");
+    assert!(
+        broken.stderr.contains("error: 4 violations found"),
         "{}",
         broken.stderr
     );
     assert_eq!(broken_json.code, Some(1));
     let report: serde_json::Value = serde_json::from_str(&broken_json.stdout).expect("json");
     assert_eq!(
-        report["violations"],
-        serde_json::json!([{
+        report["violations"][0],
+        serde_json::json!({
             "ledgerId": "302321", "topic": "funds", "seq": 3, "rule": "chain",
             "detail": "balanceAfter 25000 is not balanceBefore 30000 + amount -4999"
-        }])
+        })
     );
+    assert_eq!(
+        report["violations"][1],
+        serde_json::json!({
+            "ledgerId": "302321", "topic": "funds", "seq": null, "rule": "proof",
+            "detail": format!("ledgerDate {d3}: amountSum: the proof says 0, the entries give 1")
+        })
+    );
+    let rules: Vec<&str> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| v["rule"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(rules, ["chain", "proof", "proof", "proof"]);
 }
 
 #[tokio::test]
