@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod harness;
 mod ingest;
 mod store;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Command {
     /// Ingest many payment events into a fresh database in-process and report events/s and peak
     /// memory.
     Ingest(ingest::BenchArgs),
+    /// Webhook delivery on loopback in-process: deliveries per second to one receiver, and the
+    /// latency from a date's closing to its receipt (p50, p99).
+    Webhooks(webhooks::BenchArgs),
 }
 
 fn init_logging(filter: &str) {
@@ -60,6 +64,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Ingest(args)) => {
             ingest::run(args, cli.database_url.as_deref().unwrap_or_default()).await
         }
+        Some(Command::Webhooks(args)) => webhooks::run(args, cli.database_url.as_deref()).await,
         None => harness::run(cli.harness, cli.database_url).await,
     }
 }

@@ -110,6 +110,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "access log detail",
         include_str!("../migrations/sqlite/0011_access_log_detail.sql"),
     ),
+    (
+        14,
+        "webhooks",
+        include_str!("../migrations/sqlite/0014_webhooks.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -142,6 +147,11 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         11,
         "access log detail",
         include_str!("../migrations/postgres/0011_access_log_detail.sql"),
+    ),
+    (
+        14,
+        "webhooks",
+        include_str!("../migrations/postgres/0014_webhooks.sql"),
     ),
 ];
 

@@ -10,6 +10,7 @@
 //! - [`close`]: closing the payout periods that have passed
 //! - [`users`]: the portal's users
 //! - [`requests`]: partners' access requests and the merchant's answers
+//! - [`webhooks`]: webhook endpoints, their delivery log, the domain events
 
 use crate::config::Config;
 use anyhow::anyhow;
@@ -19,6 +20,7 @@ mod logs;
 mod outbox;
 mod requests;
 mod users;
+mod webhooks;
 mod world;
 
 use clap::Subcommand;
@@ -77,6 +79,10 @@ pub enum AdminCommand {
     /// The mail outbox: mails waiting to be sent over SMTP, and sending them again now.
     #[command(subcommand)]
     Outbox(outbox::OutboxCmd),
+    /// Webhook endpoints of merchants and partners, their delivery log and redelivery, and the
+    /// domain events they are sent.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
 }
 
 pub async fn run(store: &dyn Store, args: AdminArgs, config: &Config) -> anyhow::Result<()> {
@@ -103,6 +109,7 @@ async fn execute(
         AdminCommand::Close(a) => close::close(store, a).await,
         AdminCommand::Users(c) => users::users(store, c).await,
         AdminCommand::Outbox(c) => outbox::outbox(store, c).await,
+        AdminCommand::Webhooks(c) => webhooks::webhooks(store, c, config).await,
     }
 }
 

@@ -83,6 +83,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "access log detail",
         include_str!("../../migrations/sqlite/0011_access_log_detail.sql"),
     ),
+    (
+        14,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0014_webhooks.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -138,6 +143,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         11,
         "access log detail",
         include_str!("../../migrations/postgres/0011_access_log_detail.sql"),
+    ),
+    (
+        14,
+        "webhooks",
+        include_str!("../../migrations/postgres/0014_webhooks.sql"),
     ),
 ];
 
