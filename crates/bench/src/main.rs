@@ -11,6 +11,7 @@ mod close;
 mod harness;
 mod ingest;
 mod store;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
     /// Close one day of many ledgers in a fresh SQLite database, with completeness proofs and
     /// without them (alternating rounds), and report both medians: what proofs add to closing.
     Close(close::CloseArgs),
+    /// Webhook delivery on loopback in-process: deliveries per second to one receiver, and the
+    /// latency from a date's closing to its receipt (p50, p99).
+    Webhooks(webhooks::BenchArgs),
 }
 
 fn init_logging(filter: &str) {
@@ -65,6 +69,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             ingest::run(args, cli.database_url.as_deref().unwrap_or_default()).await
         }
         Some(Command::Close(args)) => close::run(args).await,
+        Some(Command::Webhooks(args)) => webhooks::run(args, cli.database_url.as_deref()).await,
         None => harness::run(cli.harness, cli.database_url).await,
     }
 }

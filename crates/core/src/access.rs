@@ -112,6 +112,18 @@ pub enum Principal {
     /// An accounting partner's user signed in to the portal: the ledgers granted to its partner
     /// while the partner is approved. Made only from a portal session.
     PortalPartner { user_id: RowId, partner_id: RowId },
+    /// A merchant's webhook endpoint when an event is delivered: as the merchant's portal users.
+    /// Made only by the server's webhook sender.
+    WebhookMerchant {
+        endpoint_id: RowId,
+        merchant_id: RowId,
+    },
+    /// A partner's webhook endpoint when an event is delivered: as the partner's portal users.
+    /// Made only by the server's webhook sender.
+    WebhookPartner {
+        endpoint_id: RowId,
+        partner_id: RowId,
+    },
     /// Ledgerport's operator: every ledger. Made only by the command line on the operator's own
     /// machine (`user_id` None) and from an operator's portal session.
     Operator { user_id: Option<RowId> },
@@ -128,6 +140,8 @@ impl Principal {
             | Principal::Management { key_id, .. } => Some(*key_id),
             Principal::PortalMerchant { .. }
             | Principal::PortalPartner { .. }
+            | Principal::WebhookMerchant { .. }
+            | Principal::WebhookPartner { .. }
             | Principal::Operator { .. } => None,
         }
     }
@@ -273,13 +287,16 @@ pub fn decide(p: &Principal, ledger: Option<&LedgerFacts>) -> Decision {
         }
         // The partner's grant, unless it has expired: from its expiry on, the ledger is as if
         // it had never been granted. The rest of the grant's scope goes with the "yes".
-        Principal::Accounting { partner_id, .. } | Principal::PortalPartner { partner_id, .. } => l
+        Principal::Accounting { partner_id, .. }
+        | Principal::PortalPartner { partner_id, .. }
+        | Principal::WebhookPartner { partner_id, .. } => l
             .grants
             .iter()
             .find(|g| g.partner_id == *partner_id && !g.scope.expired_at(l.as_of))
             .map(|g| g.scope),
         Principal::MerchantLevel { merchant_id, .. }
-        | Principal::PortalMerchant { merchant_id, .. } => {
+        | Principal::PortalMerchant { merchant_id, .. }
+        | Principal::WebhookMerchant { merchant_id, .. } => {
             everything(l.owner_merchant_id == *merchant_id)
         }
         Principal::Operator { .. } => everything(true),
@@ -357,11 +374,12 @@ pub enum ListScope {
 pub fn list_scope(p: &Principal) -> Option<ListScope> {
     match p {
         Principal::SalesUnit { msn, .. } => Some(ListScope::SoleHandle(RecipientHandle::Api(*msn))),
-        Principal::Accounting { partner_id, .. } | Principal::PortalPartner { partner_id, .. } => {
-            Some(ListScope::GrantedTo(*partner_id))
-        }
+        Principal::Accounting { partner_id, .. }
+        | Principal::PortalPartner { partner_id, .. }
+        | Principal::WebhookPartner { partner_id, .. } => Some(ListScope::GrantedTo(*partner_id)),
         Principal::MerchantLevel { merchant_id, .. }
-        | Principal::PortalMerchant { merchant_id, .. } => Some(ListScope::OwnedBy(*merchant_id)),
+        | Principal::PortalMerchant { merchant_id, .. }
+        | Principal::WebhookMerchant { merchant_id, .. } => Some(ListScope::OwnedBy(*merchant_id)),
         Principal::Integration { .. }
         | Principal::Management { .. }
         | Principal::Operator { .. } => None,
@@ -797,10 +815,28 @@ mod tests {
                 user_id: 3,
                 partner_id: 7,
             },
+            Principal::WebhookPartner {
+                endpoint_id: 3,
+                partner_id: 7,
+            },
         ] {
             assert!(matches!(decide(&p, Some(&before)), Decision::Allow(_)));
             assert_eq!(decide(&p, Some(&after)), Decision::NoSuchLedger);
         }
+    }
+
+    #[test]
+    fn a_merchants_webhook_endpoint_sees_its_own_ledgers_only() {
+        let own = facts("100", 1, &["api:123455"], &[7]);
+        let other = facts("101", 2, &["api:123456"], &[7]);
+        let p = Principal::WebhookMerchant {
+            endpoint_id: 5,
+            merchant_id: 1,
+        };
+        assert!(matches!(decide(&p, Some(&own)), Decision::Allow(_)));
+        assert_eq!(decide(&p, Some(&other)), Decision::NoSuchLedger);
+        assert_eq!(p.key_id(), None);
+        assert_eq!(p.user_id(), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use figment::providers::Serialized;
 use figment::value::Value;
 use ledgerport_server::mail::{MailTls, SmtpConfig};
 use ledgerport_server::tokens::{KeyEncryptionKey, SigningKeyProtection};
+use ledgerport_server::webhooks::{Network, WebhookConfig};
 use ledgerport_server::{LimitsConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -134,6 +135,16 @@ pub const KEYS: &[Key] = &[
         "a mailbox such as `Ledgerport <no-reply@example.com>`"),
     key("mail.give_up_after_hours", "LEDGERPORT_MAIL_GIVE_UP_AFTER_HOURS", "--mail-give-up-after-hours", Check::Range(1, U32_MAX),
         "a whole number of hours from 1 to 4294967295"),
+    key("webhooks.deliver", "LEDGERPORT_WEBHOOKS_DELIVER", "--webhooks-deliver", Check::Any,
+        "`true` or `false`"),
+    key("webhooks.allowed_networks", "LEDGERPORT_WEBHOOKS_ALLOWED_NETWORKS", "--webhooks-allowed-networks", Check::Any,
+        "addresses or CIDR networks separated by commas, e.g. `127.0.0.1/32, 10.0.0.0/8`, or empty"),
+    key("webhooks.timeout_secs", "LEDGERPORT_WEBHOOKS_TIMEOUT", "--webhooks-timeout", Check::Range(1, 300),
+        "a whole number of seconds from 1 to 300"),
+    key("webhooks.poll_interval_ms", "LEDGERPORT_WEBHOOKS_POLL_INTERVAL_MS", "--webhooks-poll-interval-ms", Check::Range(10, 60_000),
+        "a whole number of milliseconds from 10 to 60000"),
+    key("webhooks.first_retry_secs", "LEDGERPORT_WEBHOOKS_FIRST_RETRY", "--webhooks-first-retry", Check::Range(1, 3600),
+        "a whole number of seconds from 1 to 3600"),
 ];
 
 const fn key(
@@ -216,6 +227,20 @@ pub struct Config {
     pub server: ServerSection,
     pub limits: LimitsSection,
     pub mail: MailSection,
+    pub webhooks: WebhooksSection,
+}
+
+/// Delivering webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Whether this process delivers webhooks (events are written either way).
+    pub deliver: bool,
+    /// Loopback, private or link-local networks endpoints may point into, comma separated.
+    pub allowed_networks: String,
+    pub timeout_secs: u64,
+    pub poll_interval_ms: u64,
+    pub first_retry_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -319,6 +344,7 @@ impl Default for Config {
     fn default() -> Self {
         let server = ServerConfig::default();
         let limits = LimitsConfig::default();
+        let webhooks = WebhookConfig::default();
         Config {
             database_url: "sqlite://ledgerport.db".into(),
             database_url_file: None,
@@ -360,6 +386,13 @@ impl Default for Config {
                 password_file: None,
                 from: String::new(),
                 give_up_after_hours: ledgerport_server::mail::DEFAULT_GIVE_UP_AFTER_HOURS,
+            },
+            webhooks: WebhooksSection {
+                deliver: webhooks.deliver,
+                allowed_networks: String::new(),
+                timeout_secs: webhooks.timeout.as_secs(),
+                poll_interval_ms: u64::try_from(webhooks.poll_interval.as_millis()).unwrap_or(250),
+                first_retry_secs: webhooks.first_retry.as_secs(),
             },
         }
     }
@@ -422,8 +455,33 @@ impl Config {
                 .signing_keys()
                 .unwrap_or(SigningKeyProtection::Plaintext),
             mail: self.smtp().ok().flatten(),
+            webhooks: self.webhooks().unwrap_or_default(),
             ..ServerConfig::default()
         }
+    }
+
+    /// The webhook sender's settings; a network that does not parse is an error naming
+    /// `webhooks.allowed_networks`.
+    pub fn webhooks(&self) -> anyhow::Result<WebhookConfig> {
+        let w = &self.webhooks;
+        let allowed_networks = w
+            .allowed_networks
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                n.parse::<Network>()
+                    .map_err(|e| anyhow!("webhooks.allowed_networks: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(WebhookConfig {
+            deliver: w.deliver,
+            allowed_networks,
+            timeout: Duration::from_secs(w.timeout_secs),
+            poll_interval: Duration::from_millis(w.poll_interval_ms),
+            first_retry: Duration::from_secs(w.first_retry_secs),
+            ..WebhookConfig::default()
+        })
     }
 
     /// How signing keys are kept: encrypted when a key-encryption key is configured; `None`
@@ -700,7 +758,7 @@ impl Layer {
                 .collect();
             let mut expected = known.join(", ");
             if section.is_empty() {
-                expected.push_str(", [log], [server], [limits], [mail]");
+                expected.push_str(", [log], [server], [limits], [mail], [webhooks]");
             }
             return format!("{path}: unknown key `{name}`; expected one of: {expected}");
         }
@@ -1146,6 +1204,26 @@ pub struct ServeArgs {
     #[arg(long, value_name = "HOURS")]
     #[serde(rename = "mail.give_up_after_hours")]
     pub mail_give_up_after_hours: Option<u32>,
+    /// Whether this server delivers webhooks (events are recorded either way). [default: true] [env: LEDGERPORT_WEBHOOKS_DELIVER] [config: webhooks.deliver]
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    #[serde(rename = "webhooks.deliver")]
+    pub webhooks_deliver: Option<bool>,
+    /// Loopback, private or link-local networks webhook endpoints may point into, comma separated (e.g. `127.0.0.1/32`); others are always allowed. [default: none] [env: LEDGERPORT_WEBHOOKS_ALLOWED_NETWORKS] [config: webhooks.allowed_networks]
+    #[arg(long, value_name = "NETWORKS")]
+    #[serde(rename = "webhooks.allowed_networks")]
+    pub webhooks_allowed_networks: Option<String>,
+    /// Seconds one webhook delivery attempt may take. [default: 10] [env: LEDGERPORT_WEBHOOKS_TIMEOUT] [config: webhooks.timeout_secs]
+    #[arg(long, value_name = "SECS")]
+    #[serde(rename = "webhooks.timeout_secs")]
+    pub webhooks_timeout: Option<u64>,
+    /// Milliseconds between looks for due webhook deliveries. [default: 250] [env: LEDGERPORT_WEBHOOKS_POLL_INTERVAL_MS] [config: webhooks.poll_interval_ms]
+    #[arg(long, value_name = "MS")]
+    #[serde(rename = "webhooks.poll_interval_ms")]
+    pub webhooks_poll_interval_ms: Option<u64>,
+    /// Seconds before a failed delivery's first retry, doubling (with jitter) up to an hour, for up to 3 days. [default: 5] [env: LEDGERPORT_WEBHOOKS_FIRST_RETRY] [config: webhooks.first_retry_secs]
+    #[arg(long, value_name = "SECS")]
+    #[serde(rename = "webhooks.first_retry_secs")]
+    pub webhooks_first_retry: Option<u64>,
 }
 
 /// `ledgerport config ...`.
@@ -1474,8 +1552,19 @@ mod tests {
             ("LEDGERPORT_MAIL_PASSWORD", "smtp-pw"),
             ("LEDGERPORT_MAIL_FROM", "Ledgerport <no-reply@example.com>"),
             ("LEDGERPORT_MAIL_GIVE_UP_AFTER_HOURS", "11"),
+            ("LEDGERPORT_WEBHOOKS_DELIVER", "false"),
+            (
+                "LEDGERPORT_WEBHOOKS_ALLOWED_NETWORKS",
+                "127.0.0.1/32, 10.0.0.0/8",
+            ),
+            ("LEDGERPORT_WEBHOOKS_TIMEOUT", "11"),
+            ("LEDGERPORT_WEBHOOKS_POLL_INTERVAL_MS", "12"),
+            ("LEDGERPORT_WEBHOOKS_FIRST_RETRY", "13"),
         ]);
         let c = resolve(vec![e]).expect("valid").config;
+        let w = c.webhooks().expect("valid networks");
+        assert_eq!(w.allowed_networks.len(), 2);
+        assert_eq!(w.poll_interval, Duration::from_millis(12));
         let expected = Config {
             database_url: "sqlite::memory:".into(),
             database_url_file: None,
@@ -1517,6 +1606,13 @@ mod tests {
                 password_file: None,
                 from: "Ledgerport <no-reply@example.com>".into(),
                 give_up_after_hours: 11,
+            },
+            webhooks: WebhooksSection {
+                deliver: false,
+                allowed_networks: "127.0.0.1/32, 10.0.0.0/8".into(),
+                timeout_secs: 11,
+                poll_interval_ms: 12,
+                first_retry_secs: 13,
             },
         };
         assert_eq!(c, expected);

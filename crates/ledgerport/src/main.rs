@@ -97,6 +97,7 @@ pub async fn run_server(
     }
     let server_config = ledgerport_server::ServerConfig {
         signing_keys: config.required_signing_keys()?,
+        webhooks: config.webhooks()?,
         mail,
         ..config.server_config()
     };

@@ -23,6 +23,7 @@ pub mod page_cache;
 pub mod portal;
 pub mod statement;
 pub mod tokens;
+pub mod webhooks;
 
 use axum::Router;
 use ledgerport_core::clock::Clock;
@@ -62,6 +63,8 @@ pub struct ServerConfig {
     /// Days the access log keeps a Report API request (default 396, about 13 months); older
     /// rows are pruned hourly by [`serve`] ([`prune_access_log`]). 0 keeps them forever.
     pub access_log_retention_days: u32,
+    /// Delivering webhooks ([`webhooks`]).
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 /// Rate limits: token buckets per client id on the token endpoints and per principal on the
@@ -110,6 +113,7 @@ impl Default for ServerConfig {
             signing_keys: tokens::SigningKeyProtection::Plaintext,
             mail: None,
             access_log_retention_days: DEFAULT_ACCESS_LOG_RETENTION_DAYS,
+            webhooks: webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct AppState {
     pub access_log: access_writer::AccessLogWriter,
     /// Bodies of pages that can never change ([`page_cache`]).
     pub pages: Arc<page_cache::PageCache>,
+    /// What delivers webhooks and checks where endpoints point ([`webhooks`]).
+    pub webhooks: webhooks::Sender,
 }
 
 /// Name under which the cursor MAC key is kept in the store.
@@ -179,10 +185,12 @@ impl AppState {
             .map_err(|e| format!("loading the invitation key: {e}"))?;
         let limits = Arc::new(limits::Limits::new(config.limits.clone(), clock.clone()));
         let mailer = config.mail.as_ref().map(mail::Mailer::new).transpose()?;
+        let webhooks = webhooks::Sender::new(&config.webhooks)?;
         Ok(AppState {
             mailer,
             access_log: access_writer::AccessLogWriter::start(store.clone()),
             pages: Arc::new(page_cache::PageCache::new(page_cache::PAGE_CACHE_BYTES)),
+            webhooks,
             limits,
             store,
             clock,
@@ -233,6 +241,11 @@ pub async fn serve(
         .mailer
         .clone()
         .map(|mailer| tokio::spawn(mail::sender_loop(state.clone(), mailer)));
+    let webhook_sender = state
+        .config
+        .webhooks
+        .deliver
+        .then(|| tokio::spawn(webhooks::sender_loop(state.clone(), state.webhooks.clone())));
     // With each connection's peer address, which the limits of unauthenticated requests key by
     // ([`limits::ClientAddr`]).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -253,6 +266,11 @@ pub async fn serve(
     if let Some(s) = sender {
         // A mail not yet marked sent is claimed again once its claim lapses (`mail`).
         s.abort();
+    }
+    if let Some(w) = webhook_sender {
+        // A delivery not yet recorded is claimed again once its claim lapses, with the same
+        // webhook-id (`webhooks`).
+        w.abort();
     }
     result
 }

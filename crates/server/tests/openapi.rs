@@ -8,7 +8,7 @@ mod common;
 mod schema;
 
 use common::*;
-use ledgerport_core::ids::LedgerDate;
+use ledgerport_core::ids::{LedgerDate, LedgerId};
 use ledgerport_core::world::{GrantScope, KeyKind, KeyOwner, PartnerKind, Topics};
 use ledgerport_server::{LimitsConfig, ServerConfig};
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 /// Every route the server serves, as (method, path template of the document).
-const ROUTES: [(&str, &str); 15] = [
+const ROUTES: [(&str, &str); 21] = [
     ("post", "/accesstoken/get"),
     ("post", "/accessToken/get"),
     ("post", "/miami/v1/token"),
@@ -32,6 +32,15 @@ const ROUTES: [(&str, &str); 15] = [
     (
         "get",
         "/ledgerport/v1/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}/proof",
+    ),
+    ("get", "/ledgerport/v1/webhooks"),
+    ("post", "/ledgerport/v1/webhooks"),
+    ("delete", "/ledgerport/v1/webhooks/{id}"),
+    ("post", "/ledgerport/v1/webhooks/{id}/rotate-secret"),
+    ("get", "/ledgerport/v1/webhooks/{id}/deliveries"),
+    (
+        "post",
+        "/ledgerport/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver",
     ),
     ("post", "/ingest/v1/events"),
     ("get", "/healthz"),
@@ -970,6 +979,283 @@ async fn real_responses_of_every_endpoint_match_the_document() {
             "{body}"
         );
     }
+
+    // --- Webhooks (extension) ---
+    const HOOKS: &str = "/ledgerport/v1/webhooks";
+    const HOOK: &str = "/ledgerport/v1/webhooks/{id}";
+    const ROTATE: &str = "/ledgerport/v1/webhooks/{id}/rotate-secret";
+    const DELIVERIES: &str = "/ledgerport/v1/webhooks/{id}/deliveries";
+    const REDELIVER: &str = "/ledgerport/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver";
+    let send = |method: reqwest::Method, path: String, token: Option<&str>, body: Option<Value>| {
+        let mut req = app.http.request(method, app.url(&path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    use reqwest::Method;
+    // 192.0.2.1 is a documentation address: public to the policy, and nothing answers there.
+    let created = doc
+        .check(
+            "post",
+            HOOKS,
+            201,
+            send(
+                Method::POST,
+                HOOKS.into(),
+                acc,
+                Some(json!({"url": "http://192.0.2.1/hook", "eventTypes": ["grant.changed"]})),
+            )
+            .await
+            .expect("post"),
+        )
+        .await;
+    let hook = created["id"].as_str().expect("id").to_owned();
+    assert!(
+        created["secret"]
+            .as_str()
+            .expect("secret")
+            .starts_with("whsec_")
+    );
+    for body in [
+        json!({"url": "http://127.0.0.1:9/x"}),
+        json!({"url": "http://192.0.2.1/x", "eventTypes": ["nope"]}),
+        json!({"url": "ftp://192.0.2.1/x"}),
+        json!({"address": "http://192.0.2.1/x"}),
+    ] {
+        doc.check(
+            "post",
+            HOOKS,
+            400,
+            send(Method::POST, HOOKS.into(), acc, Some(body))
+                .await
+                .expect("post"),
+        )
+        .await;
+    }
+    doc.check(
+        "post",
+        HOOKS,
+        401,
+        send(
+            Method::POST,
+            HOOKS.into(),
+            None,
+            Some(json!({"url": "http://192.0.2.1/x"})),
+        )
+        .await
+        .expect("post"),
+    )
+    .await;
+    doc.check(
+        "post",
+        HOOKS,
+        403,
+        send(
+            Method::POST,
+            HOOKS.into(),
+            Some(&integration_token),
+            Some(json!({"url": "http://192.0.2.1/x"})),
+        )
+        .await
+        .expect("post"),
+    )
+    .await;
+    let list = doc
+        .check("get", HOOKS, 200, app.get(HOOKS, acc, &[]).await)
+        .await;
+    assert_eq!(list["items"][0]["id"], hook.as_str());
+    doc.check("get", HOOKS, 401, app.get(HOOKS, None, &[]).await)
+        .await;
+    doc.check(
+        "get",
+        HOOKS,
+        403,
+        app.get(HOOKS, Some(&integration_token), &[]).await,
+    )
+    .await;
+    let rotated = doc
+        .check(
+            "post",
+            ROTATE,
+            200,
+            send(
+                Method::POST,
+                format!("{HOOKS}/{hook}/rotate-secret"),
+                acc,
+                Some(json!({"overlapHours": 2})),
+            )
+            .await
+            .expect("rotate"),
+        )
+        .await;
+    assert!(rotated["previousSecretExpiresAt"].is_string());
+    doc.check(
+        "post",
+        ROTATE,
+        400,
+        send(
+            Method::POST,
+            format!("{HOOKS}/{hook}/rotate-secret"),
+            acc,
+            Some(json!({"overlapHours": 1000})),
+        )
+        .await
+        .expect("rotate"),
+    )
+    .await;
+    doc.check(
+        "post",
+        ROTATE,
+        404,
+        send(
+            Method::POST,
+            format!("{HOOKS}/ep_00000000000000000000000000000000/rotate-secret"),
+            acc,
+            None,
+        )
+        .await
+        .expect("rotate"),
+    )
+    .await;
+    doc.check(
+        "post",
+        ROTATE,
+        401,
+        send(
+            Method::POST,
+            format!("{HOOKS}/{hook}/rotate-secret"),
+            None,
+            None,
+        )
+        .await
+        .expect("rotate"),
+    )
+    .await;
+    // A grant change makes a delivery for the partner's endpoint.
+    app.store
+        .set_grant_scope(
+            &by(),
+            w.granted_partner,
+            &LedgerId::parse("ledger", "100").expect("id"),
+            &GrantScope {
+                personal_data: false,
+                ..GrantScope::EVERYTHING
+            },
+        )
+        .await
+        .expect("change the grant");
+    let log = doc
+        .check(
+            "get",
+            DELIVERIES,
+            200,
+            app.get(&format!("{HOOKS}/{hook}/deliveries"), acc, &[])
+                .await,
+        )
+        .await;
+    let delivery = log["items"][0]["id"].as_i64().expect("a delivery");
+    assert_eq!(log["items"][0]["eventType"], "grant.changed");
+    doc.check(
+        "get",
+        DELIVERIES,
+        400,
+        app.get(&format!("{HOOKS}/{hook}/deliveries?before=x"), acc, &[])
+            .await,
+    )
+    .await;
+    doc.check(
+        "get",
+        DELIVERIES,
+        404,
+        app.get(
+            &format!("{HOOKS}/ep_00000000000000000000000000000000/deliveries"),
+            acc,
+            &[],
+        )
+        .await,
+    )
+    .await;
+    doc.check(
+        "get",
+        DELIVERIES,
+        401,
+        app.get(&format!("{HOOKS}/{hook}/deliveries"), None, &[])
+            .await,
+    )
+    .await;
+    doc.check(
+        "post",
+        REDELIVER,
+        202,
+        send(
+            Method::POST,
+            format!("{HOOKS}/{hook}/deliveries/{delivery}/redeliver"),
+            acc,
+            None,
+        )
+        .await
+        .expect("redeliver"),
+    )
+    .await;
+    doc.check(
+        "post",
+        REDELIVER,
+        404,
+        send(
+            Method::POST,
+            format!("{HOOKS}/{hook}/deliveries/999999/redeliver"),
+            acc,
+            None,
+        )
+        .await
+        .expect("redeliver"),
+    )
+    .await;
+    doc.check(
+        "post",
+        REDELIVER,
+        401,
+        send(
+            Method::POST,
+            format!("{HOOKS}/{hook}/deliveries/{delivery}/redeliver"),
+            None,
+            None,
+        )
+        .await
+        .expect("redeliver"),
+    )
+    .await;
+    doc.check(
+        "delete",
+        HOOK,
+        401,
+        send(Method::DELETE, format!("{HOOKS}/{hook}"), None, None)
+            .await
+            .expect("delete"),
+    )
+    .await;
+    doc.check(
+        "delete",
+        HOOK,
+        204,
+        send(Method::DELETE, format!("{HOOKS}/{hook}"), acc, None)
+            .await
+            .expect("delete"),
+    )
+    .await;
+    doc.check(
+        "delete",
+        HOOK,
+        404,
+        send(Method::DELETE, format!("{HOOKS}/{hook}"), acc, None)
+            .await
+            .expect("delete"),
+    )
+    .await;
 
     // --- Ingestion ---
     let batch = json!({"events": [

@@ -1,8 +1,8 @@
 //! Storage for Ledgerport, in the domain's words.
 //!
-//! [`Store`] is the interface the server and the command line use: the sum of nine narrow traits
+//! [`Store`] is the interface the server and the command line use: the sum of ten narrow traits
 //! ([`WorldStore`], [`CredentialStore`], [`ReportStore`], [`SettlementStore`], [`PortalStore`],
-//! [`OperationsStore`], [`OutboxStore`], [`RequestStore`], [`NotificationStore`]; `use ledgerport_store::prelude::*` to call them). [`SqlStore`] implements
+//! [`OperationsStore`], [`OutboxStore`], [`RequestStore`], [`NotificationStore`], [`WebhookStore`]; `use ledgerport_store::prelude::*` to call them). [`SqlStore`] implements
 //! them once for both databases (`sql/`, with the settlement engine's transactions in
 //! `settlement/`); `sqlite`, the embedded default, and `postgres`, for several servers on one
 //! database, hold only what differs ([`open`] picks one by URL). The tests every backend must pass
@@ -56,6 +56,7 @@ mod settlement;
 mod sql;
 pub mod sqlite;
 mod traits;
+mod webhook;
 
 pub use error::StoreError;
 pub use model::*;
@@ -65,8 +66,9 @@ pub use portal::*;
 pub use sql::SqlStore;
 pub use traits::{
     CredentialStore, NotificationStore, OperationsStore, OutboxStore, PortalStore, ReportStore,
-    RequestStore, SettlementStore, WorldStore,
+    RequestStore, SettlementStore, WebhookStore, WorldStore,
 };
+pub use webhook::*;
 
 use ledgerport_core::clock::Clock;
 use ledgerport_core::ids::Msn;
@@ -134,7 +136,7 @@ impl Actor {
     }
 }
 
-/// The whole store: the sum of its nine parts. Every type that has them all is a `Store`, so
+/// The whole store: the sum of its ten parts. Every type that has them all is a `Store`, so
 /// `Arc<dyn Store>` serves callers that need several; import [`prelude`] to call them.
 pub trait Store:
     WorldStore
@@ -146,6 +148,7 @@ pub trait Store:
     + OutboxStore
     + RequestStore
     + NotificationStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -162,6 +165,7 @@ impl<T> Store for T where
         + OutboxStore
         + RequestStore
         + NotificationStore
+        + WebhookStore
         + Send
         + Sync
         + 'static
@@ -173,7 +177,7 @@ pub mod prelude {
     pub use crate::Store;
     pub use crate::traits::{
         CredentialStore, NotificationStore, OperationsStore, OutboxStore, PortalStore, ReportStore,
-        RequestStore, SettlementStore, WorldStore,
+        RequestStore, SettlementStore, WebhookStore, WorldStore,
     };
 }
 

@@ -2,6 +2,10 @@
 //! their sum (every type with all nine is a `Store`), so a caller holding `Arc<dyn Store>` calls
 //! any of them once [`crate::prelude`] is imported.
 
+use crate::webhook::{
+    AttemptRecord, DomainEvent, NewWebhookEndpoint, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint, WebhookOwner,
+};
 use crate::{
     AccessLogFilter, AccessRecord, Actor, AuditRecord, ClosedPeriod, EventOutcome,
     InvitationAnswer, LedgerView, NewAccessRecord, NewAccessRequest, NewKey, NewLedger, NewMail,
@@ -383,4 +387,76 @@ pub trait NotificationStore: Send + Sync {
     /// and expiry: the notice is recorded on the grant in the transaction that writes it, so
     /// repeated calls and several processes write each once. Returns the notifications written.
     async fn notify_grant_expiries(&self, now: Timestamp) -> Result<u64>;
+}
+
+/// Domain events and webhooks. Changes write their events in their own transactions (with a
+/// delivery for every endpoint that may want each); the server's sender claims due deliveries,
+/// asks the access policy whether the endpoint's owner may still see the event, and records each
+/// attempt. Whose endpoint a caller may manage is the caller's to check.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Registers an endpoint (audited). A URL that is not http(s) with a host, or an unknown
+    /// event type, is `Invalid` naming the field.
+    async fn create_webhook_endpoint(
+        &self,
+        by: &Actor,
+        e: NewWebhookEndpoint,
+    ) -> Result<WebhookEndpoint>;
+    /// The endpoints of `owner` (every endpoint when `None`), in creation order.
+    async fn webhook_endpoints(&self, owner: Option<WebhookOwner>) -> Result<Vec<WebhookEndpoint>>;
+    async fn webhook_endpoint(&self, uid: &str) -> Result<Option<WebhookEndpoint>>;
+    async fn webhook_endpoint_by_id(&self, id: RowId) -> Result<Option<WebhookEndpoint>>;
+    /// Deletes an endpoint with its deliveries and their log; false if there was none.
+    async fn delete_webhook_endpoint(&self, by: &Actor, uid: &str) -> Result<bool>;
+    /// Makes `secret` the endpoint's secret; the one before keeps signing until
+    /// `previous_until`. `NotFound` without the endpoint.
+    async fn rotate_webhook_secret(
+        &self,
+        by: &Actor,
+        uid: &str,
+        secret: Vec<u8>,
+        previous_until: Timestamp,
+    ) -> Result<WebhookEndpoint>;
+    /// Enables a disabled endpoint again; its pending deliveries are due at once, with a fresh
+    /// retry period.
+    async fn enable_webhook_endpoint(&self, by: &Actor, uid: &str) -> Result<WebhookEndpoint>;
+    /// Events after id `after` (of one ledger, or all), in id order, at most `limit`.
+    async fn domain_events(
+        &self,
+        ledger: Option<&LedgerId>,
+        after: RowId,
+        limit: u32,
+    ) -> Result<Vec<DomainEvent>>;
+    /// Claims for `holder` until `until` up to `limit` deliveries due at `now` (pending, their
+    /// next attempt reached, unclaimed or their claim lapsed, their endpoint enabled), soonest
+    /// due first, counting an attempt on each. No other holder claims them before `until`.
+    async fn claim_webhook_deliveries(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>>;
+    /// Records an attempt of a delivery `holder` has claimed and what follows
+    /// ([`crate::AttemptOutcome`]), releasing it; giving up disables the endpoint and tells its
+    /// owner's portal users, once. False when `holder` no longer holds it.
+    async fn record_webhook_attempt(
+        &self,
+        id: RowId,
+        holder: &str,
+        rec: AttemptRecord,
+    ) -> Result<bool>;
+    /// An endpoint's deliveries, newest first, older than `before` when given, at most `limit`.
+    async fn webhook_deliveries(
+        &self,
+        endpoint: RowId,
+        before: Option<RowId>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>>;
+    async fn webhook_delivery(&self, id: RowId) -> Result<Option<WebhookDelivery>>;
+    /// A delivery's attempts, oldest first: the delivery log.
+    async fn webhook_attempts(&self, delivery: RowId) -> Result<Vec<WebhookAttempt>>;
+    /// Makes a delivery due again at once (whatever its state; audited), the same `webhook-id`;
+    /// false if there is none.
+    async fn redeliver_webhook(&self, by: &Actor, delivery: RowId) -> Result<bool>;
 }

@@ -121,6 +121,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "date proofs",
         include_str!("../migrations/sqlite/0013_date_proofs.sql"),
     ),
+    (
+        14,
+        "webhooks",
+        include_str!("../migrations/sqlite/0014_webhooks.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -163,6 +168,11 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         13,
         "date proofs",
         include_str!("../migrations/postgres/0013_date_proofs.sql"),
+    ),
+    (
+        14,
+        "webhooks",
+        include_str!("../migrations/postgres/0014_webhooks.sql"),
     ),
 ];
 

@@ -11,6 +11,7 @@
 //! - [`users`]: the portal's users
 //! - [`requests`]: partners' access requests and the merchant's answers
 //! - [`statement`]: a ledger's camt.053 bank statement for a period
+//! - [`webhooks`]: webhook endpoints, their delivery log, the domain events
 
 use crate::config::Config;
 use anyhow::anyhow;
@@ -21,6 +22,7 @@ mod outbox;
 mod requests;
 mod statement;
 mod users;
+mod webhooks;
 mod world;
 
 use clap::Subcommand;
@@ -81,6 +83,10 @@ pub enum AdminCommand {
     Outbox(outbox::OutboxCmd),
     /// A ledger's bank statement for a period (ISO 20022 camt.053), for accounting systems.
     Statement(statement::StatementArgs),
+    /// Webhook endpoints of merchants and partners, their delivery log and redelivery, and the
+    /// domain events they are sent.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
 }
 
 pub async fn run(store: &dyn Store, args: AdminArgs, config: &Config) -> anyhow::Result<()> {
@@ -108,6 +114,7 @@ async fn execute(
         AdminCommand::Users(c) => users::users(store, c).await,
         AdminCommand::Outbox(c) => outbox::outbox(store, c).await,
         AdminCommand::Statement(a) => statement::statement(store, a).await,
+        AdminCommand::Webhooks(c) => webhooks::webhooks(store, c, config).await,
     }
 }
 

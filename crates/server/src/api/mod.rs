@@ -5,17 +5,33 @@ pub mod docs;
 pub mod ingest;
 pub mod report;
 pub mod token;
+pub mod webhooks;
 pub mod wire;
 
 use crate::{AppError, AppState};
 use axum::Router;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub fn routes(state: AppState) -> Router {
     let report = Router::new()
         .route("/settlement/v1/ledgers", get(report::list_ledgers))
         .route("/ledgerport/v1/grants", get(report::list_grants))
+        .route("/ledgerport/v1/webhooks", get(webhooks::list))
+        .route("/ledgerport/v1/webhooks", post(webhooks::create))
+        .route("/ledgerport/v1/webhooks/{id}", delete(webhooks::delete))
+        .route(
+            "/ledgerport/v1/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate),
+        )
+        .route(
+            "/ledgerport/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/ledgerport/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route(
             "/report/v2/ledgers/{ledger_id}/{topic}/dates/{ledger_date}",
             get(report::date_page),

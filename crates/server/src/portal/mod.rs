@@ -27,6 +27,7 @@ pub mod public;
 pub mod requests;
 pub mod settlements;
 pub mod templates;
+pub mod webhooks;
 
 use crate::AppState;
 use askama::Template;
@@ -103,6 +104,13 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/partner/keys/issue", post(partner::issue))
         .route("/portal/partner/keys/regenerate", post(partner::regenerate))
         .route("/portal/partner/keys/revoke", post(partner::revoke))
+        .route("/portal/merchant/webhooks", get(webhooks::page_route))
+        .route("/portal/partner/webhooks", get(webhooks::page_route))
+        .route("/portal/webhooks/create", post(webhooks::create))
+        .route("/portal/webhooks/rotate", post(webhooks::rotate))
+        .route("/portal/webhooks/enable", post(webhooks::enable))
+        .route("/portal/webhooks/delete", post(webhooks::delete))
+        .route("/portal/webhooks/redeliver", post(webhooks::redeliver))
         .route("/portal/operator", get(operator::partners))
         .route("/portal/operator/partners/state", post(operator::set_state))
         .route("/portal/operator/world", get(operator::world))

@@ -50,11 +50,13 @@ impl Layout {
                 ("/portal/merchant/settlements", "Settlements"),
                 ("/portal/merchant/keys", "API keys"),
                 ("/portal/merchant/access-log", "Access log"),
+                ("/portal/merchant/webhooks", "Webhooks"),
             ],
             PortalRole::Partner(_) => &[
                 ("/portal/partner", "Overview"),
                 ("/portal/partner/requests", "Access requests"),
                 ("/portal/partner/access-log", "Access log"),
+                ("/portal/partner/webhooks", "Webhooks"),
             ],
             PortalRole::Operator => &[
                 ("/portal/operator", "Partners"),

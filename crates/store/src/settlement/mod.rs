@@ -19,7 +19,7 @@
 pub(crate) mod proofs;
 
 use crate::rows::{LedgerCtxRow, PriorWithIdRow, UnitLedgerRow, ledger_columns};
-use crate::sql::{Arg, Dialect, List, SqlStore, WriteTx, args, texts};
+use crate::sql::{Arg, Dialect, List, SqlStore, WriteTx, args, events, texts};
 use crate::{ClosedPeriod, EventOutcome, Result, SettlementStore, StoreError};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -269,6 +269,7 @@ async fn read_chain_ends<DB: SettleSql>(
 /// Closes the period of `ctx`'s ledger that ends `end`: its closing entries and the ledger's
 /// progress. Entries placed before are written first (the period's sums read them).
 async fn close_period<DB: SettleSql>(
+    at: &str,
     tx: &mut WriteTx<DB>,
     ctx: &mut LedgerCtx,
     placing: &mut Placing,
@@ -323,6 +324,7 @@ async fn close_period<DB: SettleSql>(
     };
     let plan = plan_close(&ctx.ledger, ctx.country, &ctx.first_unit, end, facts);
     let (mut payout, mut fees) = (None, 0);
+    let mut payout_reference = None;
     let (mut funds_after, mut fees_after) = (funds_balance, fees_balance);
     for (topic, e) in plan.entries {
         let balance = match topic {
@@ -333,6 +335,7 @@ async fn close_period<DB: SettleSql>(
         match e.entry_type.as_str() {
             "payout-scheduled" => {
                 payout = Some((next, -e.amount));
+                payout_reference = Some(e.psp_reference.clone());
                 // What a payout-aborted may later bring back (whole, once). A row of the same
                 // pspReference can only come from entries appended by hand before migration 6
                 // recorded them; the engine's own payout is the one an abort names.
@@ -380,6 +383,21 @@ async fn close_period<DB: SettleSql>(
         "UPDATE ledgers SET closed_through = $1, next_payout_number = $2, closed_funds_balance = $3, \
          closed_fees_balance = $4 WHERE ledger_id = $5",
         args![end.to_string(), next_after, funds_after, fees_after, id.as_str()],
+    )
+    .await?;
+    // The events of the closing, in its transaction: the payout first, then the date, whose
+    // entries are final from here on.
+    let currency = ctx.ledger.currency;
+    if let (Some((_, amount)), Some(reference)) = (payout, payout_reference) {
+        tx.record_event(
+            at,
+            events::payout_scheduled(&id, end, currency, &reference, amount),
+        )
+        .await?;
+    }
+    tx.record_event(
+        at,
+        events::ledger_date_closed(&id, end, currency, funds_after, fees_after),
     )
     .await?;
     ctx.ledger.closed_through = end;
@@ -582,7 +600,8 @@ async fn ingest<DB: SettleSql>(
                         due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now.max(ev.time))
                     {
                         let closed =
-                            close_period(&mut tx, ctx, &mut placing, end, store.proofs).await?;
+                            close_period(&received_at, &mut tx, ctx, &mut placing, end, store.proofs)
+                                .await?;
                         if let Some((number, amount)) = closed.payout {
                             payouts.insert(
                                 key(&payout_reference(&id, number)),
@@ -728,7 +747,9 @@ async fn close_due<DB: SettleSql>(
         // The chains are read only when a period is due: the closing task asks every ledger on
         // every pass, and most have nothing to close.
         read_chain_ends(&mut tx, &mut placing, &ids).await?;
-        closed.push(close_period(&mut tx, &mut ctx, &mut placing, end, store.proofs).await?);
+        closed.push(
+            close_period(&store.now(), &mut tx, &mut ctx, &mut placing, end, store.proofs).await?,
+        );
         tx.commit().await?;
     }
 }

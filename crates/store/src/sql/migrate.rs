@@ -93,6 +93,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "date proofs",
         include_str!("../../migrations/sqlite/0013_date_proofs.sql"),
     ),
+    (
+        14,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0014_webhooks.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -158,6 +163,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         13,
         "date proofs",
         include_str!("../../migrations/postgres/0013_date_proofs.sql"),
+    ),
+    (
+        14,
+        "webhooks",
+        include_str!("../../migrations/postgres/0014_webhooks.sql"),
     ),
 ];
 

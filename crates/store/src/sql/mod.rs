@@ -8,6 +8,7 @@
 //! Queries are written with numbered parameters (`$1`), which SQLite and PostgreSQL both read.
 
 mod credentials;
+pub(crate) mod events;
 pub(crate) mod migrate;
 mod notifications;
 mod operations;
@@ -15,6 +16,7 @@ mod outbox;
 mod portal;
 pub(crate) mod report;
 mod requests;
+pub(crate) mod webhooks;
 mod world;
 
 use crate::{Actor, Result, StoreError};

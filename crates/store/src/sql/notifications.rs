@@ -56,7 +56,8 @@ struct UserRow {
 impl<DB: Dialect> WriteTx<DB> {
     /// Tells both sides of `partner`'s grant on `ledger` of `change` in this transaction: a
     /// notification to every portal user of the ledger's owner and of the partner, and a mail
-    /// to each through the outbox. `at` is the store's now (wire form). Returns how many
+    /// to each through the outbox, and the change's domain event ([`super::events::grant_event`]).
+    /// `at` is the store's now (wire form). Returns how many
     /// notifications were written.
     pub(crate) async fn notify_grant(
         &mut self,
@@ -65,6 +66,10 @@ impl<DB: Dialect> WriteTx<DB> {
         ledger: &LedgerId,
         change: &GrantChange,
     ) -> Result<u64> {
+        // The grant's domain event goes with its notices (an expiry warning has none).
+        if let Some(event) = super::events::grant_event(partner, ledger, change) {
+            self.record_event(at, event).await?;
+        }
         let Some(p): Option<PartiesRow> = self
             .opt(
                 "SELECT p.name AS partner_name, m.name AS merchant_name, m.id AS merchant_id \

@@ -470,6 +470,12 @@ impl<DB: Dialect> WorldStore for SqlStore<DB> {
         let detail = format!("{} -> {}", current.as_str(), to.as_str());
         tx.audit(&now, by, "partner.state", &format!("partner {id}"), &detail)
             .await?;
+        let (name,): (String,) = tx
+            .one("SELECT name FROM partners WHERE id = $1", args![id])
+            .await?;
+        if let Some(event) = super::events::partner_event(id, &name, to) {
+            tx.record_event(&now, event).await?;
+        }
         tx.commit().await?;
         Self::require(self.partner(id).await, || format!("partner {id}")).await
     }

@@ -37,6 +37,7 @@ pub mod portal;
 pub mod proofs;
 pub mod requests;
 pub mod server_keys;
+pub mod webhooks;
 
 use jiff::Timestamp;
 use ledgerport_store::Store;
@@ -177,6 +178,14 @@ macro_rules! store_contract_tests {
                 a_refused_grant_change_tells_nobody,
                 notifications_come_newest_first_in_pages_and_only_their_user_marks_them_read,
                 expiry_notices_are_written_once_each_however_often_asked,
+            ],
+            webhooks: [
+                grant_and_partner_changes_write_events_numbered_per_ledger,
+                a_refused_change_writes_no_event,
+                closing_a_date_writes_its_event_and_a_delivery_for_each_endpoint_that_wants_it,
+                a_claimed_delivery_goes_to_no_other_sender_until_its_claim_lapses,
+                a_failed_delivery_waits_and_giving_up_disables_the_endpoint_and_tells_its_owner,
+                endpoints_are_checked_rotated_and_deleted_with_their_log,
             ],
         }
     };
