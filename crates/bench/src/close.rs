@@ -14,7 +14,7 @@ use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{Currency, LedgerId, Msn};
 use ledgerport_store::sqlite::SqliteStore;
-use ledgerport_store::{EventOutcome, Store};
+use ledgerport_store::{EventOutcome, SettlementStore, Store};
 use ledgerport_testkit::WorldBuilder;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

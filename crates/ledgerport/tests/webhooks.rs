@@ -509,6 +509,34 @@ async fn every_event_arrives_signed_after_an_outage_and_nothing_after_the_grant_
             "signature checked by Python: {line}"
         );
     }
+    // A date-closed event carries its date's proofs: the proof endpoint's very JSON.
+    let mut proved = 0;
+    for line in log
+        .iter()
+        .filter(|l| l["path"] == "/partner" && l["type"] == "ledger.date.closed")
+    {
+        let data = &line["data"];
+        for topic in ["funds", "fees"] {
+            let served = http
+                .get(format!(
+                    "{base}/ledgerport/v1/ledgers/{}/{topic}/dates/{}/proof",
+                    data["ledgerId"].as_str().expect("ledgerId"),
+                    data["ledgerDate"].as_str().expect("ledgerDate"),
+                ))
+                .bearer_auth(&t)
+                .send()
+                .await
+                .expect("proof");
+            if served.status() == 200 {
+                let served: Value = served.json().await.expect("proof json");
+                assert_eq!(data["proofs"][topic], served, "{line}");
+                proved += 1;
+            } else {
+                assert!(data["proofs"][topic].is_null(), "no proof, none sent: {line}");
+            }
+        }
+    }
+    assert!(proved >= 4, "date-closed events carried proofs: {proved}");
     // A failed attempt and its successful retry carry the same webhook-id.
     let failed: BTreeSet<String> = log
         .iter()

@@ -16,7 +16,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use jiff::{SignedDuration, Timestamp};
-use ledgerport_core::access::{self, Principal};
+use crate::api::wire::WireProof;
+use ledgerport_core::access::{self, LedgerAccess, Principal};
 use ledgerport_core::ids::Topic;
 use ledgerport_store::{
     AttemptOutcome, AttemptRecord, DomainEvent, RETRY_PERIOD, Store, StoreError, WebhookDelivery,
@@ -289,14 +290,55 @@ pub fn signature(key: &[u8], msg_id: &str, timestamp: i64, body: &str) -> String
 }
 
 /// The body of an event's webhook: `type`, `timestamp` (when the event happened) and `data`. The
-/// same bytes on every attempt.
+/// same bytes on every attempt to an endpoint whose owner's access stays the same.
 pub fn body(event: &DomainEvent) -> String {
+    body_with(event, None)
+}
+
+/// [`body`], with `extra` (`"key":value` pairs, already JSON) added at the end of `data`.
+fn body_with(event: &DomainEvent, extra: Option<&str>) -> String {
+    let data = match extra {
+        // `data` is a JSON object written by the store; the pairs go before its closing brace.
+        Some(extra) if event.data.ends_with('}') => {
+            let head = &event.data[..event.data.len() - 1];
+            let comma = if head.trim_end().ends_with('{') { "" } else { "," };
+            format!("{head}{comma}{extra}}}")
+        }
+        _ => event.data.clone(),
+    };
     format!(
         r#"{{"type":{},"timestamp":{},"data":{}}}"#,
         serde_json::Value::from(event.event_type.as_str()),
         serde_json::Value::from(ledgerport_core::entry::wire_time(event.created_at)),
-        event.data
+        data
     )
+}
+
+/// The body an endpoint is sent. A date-closed event also carries `proofs`: the completeness
+/// proof of its `ledgerDate` for each topic the reader may see (the proof endpoint's JSON, whose
+/// `chainDigest` covers every earlier date too), read through the same decision that let the
+/// delivery go; a proof never changes, so retries send the same bytes.
+async fn delivery_body(
+    store: &dyn Store,
+    event: &DomainEvent,
+    access: Option<&LedgerAccess>,
+) -> Result<String, StoreError> {
+    let (Some(access), Some(date)) = (access, event.ledger_date) else {
+        return Ok(body(event));
+    };
+    if event.event_type != ledgerport_store::LEDGER_DATE_CLOSED {
+        return Ok(body(event));
+    }
+    let mut proofs = serde_json::Map::new();
+    for topic in [Topic::Funds, Topic::Fees] {
+        if let Some(proof) = store.date_proof(access, topic, date).await? {
+            let wire = serde_json::to_value(WireProof::from(&proof))
+                .map_err(|e| StoreError::Corrupt(format!("a proof as JSON: {e}")))?;
+            proofs.insert(topic.as_str().to_owned(), wire);
+        }
+    }
+    let extra = format!(r#""proofs":{}"#, serde_json::Value::Object(proofs));
+    Ok(body_with(event, Some(&extra)))
 }
 
 /// The wait before the next attempt of a delivery whose `attempts`th attempt failed: the first
@@ -422,26 +464,49 @@ pub async fn entitled(
     endpoint: &WebhookEndpoint,
     event: &DomainEvent,
 ) -> Result<bool, StoreError> {
+    Ok(!matches!(
+        entitlement(store, endpoint, event).await?,
+        Entitlement::Withheld
+    ))
+}
+
+/// What [`entitled`] decided, with the decision's access for an event about a ledger.
+enum Entitlement {
+    Withheld,
+    /// The partner's own event.
+    Own,
+    Ledger(LedgerAccess),
+}
+
+async fn entitlement(
+    store: &dyn Store,
+    endpoint: &WebhookEndpoint,
+    event: &DomainEvent,
+) -> Result<Entitlement, StoreError> {
     let Some(ledger) = &event.ledger_id else {
         return Ok(
-            matches!(endpoint.owner, WebhookOwner::Partner(p) if event.partner_id == Some(p)),
+            if matches!(endpoint.owner, WebhookOwner::Partner(p) if event.partner_id == Some(p)) {
+                Entitlement::Own
+            } else {
+                Entitlement::Withheld
+            },
         );
     };
     let guarded = store.ledger(ledger).await?;
     let Ok((access, _)) = access::open(&principal(endpoint), guarded) else {
-        return Ok(false);
+        return Ok(Entitlement::Withheld);
     };
     if let Some(date) = event.ledger_date
         && access.check_date(date).is_err()
     {
-        return Ok(false);
+        return Ok(Entitlement::Withheld);
     }
     if event.event_type == ledgerport_store::PAYOUT_SCHEDULED
         && access.check_topic(Topic::Funds).is_err()
     {
-        return Ok(false);
+        return Ok(Entitlement::Withheld);
     }
-    Ok(true)
+    Ok(Entitlement::Ledger(access))
 }
 
 /// What one pass of the sender did.
@@ -524,7 +589,8 @@ async fn attempt(
         latency_ms,
         outcome,
     };
-    if !entitled(store, endpoint, &delivery.event).await? {
+    let entitlement = entitlement(store, endpoint, &delivery.event).await?;
+    if let Entitlement::Withheld = entitlement {
         store
             .record_webhook_attempt(
                 delivery.id,
@@ -536,7 +602,11 @@ async fn attempt(
     }
     let msg_id = delivery.message_id();
     let timestamp = started.as_second();
-    let body = body(&delivery.event);
+    let access = match &entitlement {
+        Entitlement::Ledger(access) => Some(access),
+        _ => None,
+    };
+    let body = delivery_body(store, &delivery.event, access).await?;
     let result = match signatures(state, endpoint, &msg_id, timestamp, &body, started) {
         Ok(sigs) => {
             let clock = Instant::now();
