@@ -253,6 +253,7 @@ mod tests {
         ("outbox", include_str!("outbox.rs")),
         ("requests", include_str!("requests.rs")),
         ("notifications", include_str!("notifications.rs")),
+        ("proofs", include_str!("proofs.rs")),
     ];
 
     /// The `pub async fn` names in a section's source.
