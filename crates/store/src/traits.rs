@@ -321,7 +321,9 @@ pub trait OutboxStore: Send + Sync {
 
 /// Partners' access requests and the merchant's answers. Whose request a caller may see or
 /// decide is the caller's to check (the portal by the signed-in organisation); the rules of the
-/// request itself are the core's ([`ledgerport_core::changes`]).
+/// request itself are the core's ([`ledgerport_core::changes`]). Each step tells the other
+/// side's portal users, by notification and mail in the step's own transaction
+/// ([`ledgerport_core::notices::request_notices`]).
 #[async_trait]
 pub trait RequestStore: Send + Sync {
     /// Records a pending request (audited). Only an approved accounting partner may ask; the
@@ -362,9 +364,9 @@ pub trait RequestStore: Send + Sync {
     ) -> Result<(AccessRequest, Vec<LedgerId>)>;
 }
 
-/// Portal notifications: what portal users have been told of grants. Grant changes write them
-/// in their own transactions (with the mails that tell the same); these methods read them,
-/// mark them read, and write the expiry notices.
+/// Portal notifications: what portal users have been told of grants and access requests. Grant
+/// changes and each step of a request write them in their own transactions (with the mails that
+/// tell the same); these methods read them, mark them read, and write the expiry notices.
 #[async_trait]
 pub trait NotificationStore: Send + Sync {
     /// `user`'s notifications, newest first: at most `limit`, those older than `before` (an

@@ -1,5 +1,6 @@
-//! The notifications page of merchant and partner users: what they have been told of grants,
-//! newest first in pages, and marking them read (their own only; the store checks the owner).
+//! The notifications page of merchant and partner users: what they have been told of grants and
+//! access requests, newest first in pages, and marking them read (their own only; the store
+//! checks the owner).
 
 use super::auth::SignedIn;
 use super::templates::{Layout, NOTIFICATIONS, NotificationRow, NotificationsPage};
