@@ -24,10 +24,10 @@ use std::hash::{Hash, Hasher};
 /// What the checks have seen so far.
 #[derive(Debug, Default)]
 pub struct Observed {
-    /// Every entry read: (ledger, topic code, seq) to the entry.
-    entries: HashMap<(String, u8, i64), Entry>,
-    /// The entries of every closed date, as first read.
-    closed: HashMap<(String, u8, LedgerDate), Vec<Entry>>,
+    /// Every entry read, per (ledger, topic code), in seq order.
+    entries: HashMap<(String, u8), Vec<Entry>>,
+    /// The entries of every closed date, as first read, per (ledger, topic code).
+    closed: HashMap<(String, u8), BTreeMap<LedgerDate, Vec<Entry>>>,
     /// Payouts scheduled: ledger, pspReference, amount (positive); for payout-aborted events.
     pub payouts: Vec<(LedgerId, String, i64)>,
     /// A date the ledgers have closed, for grants limited to a period.
@@ -83,7 +83,17 @@ pub(crate) async fn after_step(sim: &mut Sim, access_too: bool) -> Result<(), Fa
         for (topic, entries) in [(Topic::Funds, &funds), (Topic::Fees, &fees)] {
             unchanged(&mut sim.observed, id, topic, entries).map_err(|m| fail(step, m))?;
             closed_dates(sim, &ledger, topic, entries, step).await?;
-            format!("{entries:?}").hash(&mut digest);
+            for e in entries.iter() {
+                (
+                    e.seq,
+                    e.amount,
+                    e.balance_after,
+                    &e.entry_type,
+                    &e.psp_reference,
+                )
+                    .hash(&mut digest);
+                (e.ledger_date.to_string(), &e.time, &e.reference).hash(&mut digest);
+            }
         }
         for e in &funds {
             if e.entry_type == "payout-scheduled" {
@@ -108,12 +118,12 @@ pub(crate) async fn after_step(sim: &mut Sim, access_too: bool) -> Result<(), Fa
 /// engine's rules independently of the entries: a capture less its fee (basis points rounded
 /// half up, plus the fixed part); refunds and retained disputes out; returned disputes,
 /// top-ups and aborted payouts in; service fees out; corrections and credit notes as signed.
-fn event_effect(ledger: &Ledger, e: &PaymentEvent) -> i128 {
+pub(crate) fn event_effect(basis_points: i64, fixed_minor: i64, e: &PaymentEvent) -> i128 {
     let a = i128::from(e.amount);
     match e.kind {
         EventKind::Capture => {
-            let bp = i128::from(ledger.fee_plan.basis_points);
-            let fee = (a * bp + 5_000).div_euclid(10_000) + i128::from(ledger.fee_plan.fixed_minor);
+            let bp = i128::from(basis_points);
+            let fee = (a * bp + 5_000).div_euclid(10_000) + i128::from(fixed_minor);
             a - fee
         }
         EventKind::Refund | EventKind::DisputeRetained | EventKind::ServiceFee => -a,
@@ -134,19 +144,7 @@ fn conservation(
     fees: &[Entry],
 ) -> Result<(), String> {
     let id = &ledger.ledger_id;
-    let mut moved: i128 = 0;
-    let mut counted = std::collections::HashSet::new();
-    for (events, outcomes) in &sim.batches {
-        for (e, o) in events.iter().zip(outcomes) {
-            if let EventOutcome::Accepted { ledger_id, .. } = o
-                && ledger_id == id
-                && counted.insert(e.event_id.as_str())
-            {
-                moved += event_effect(ledger, e);
-            }
-        }
-    }
-    let _ = index;
+    let moved = sim.moved.get(&index).copied().unwrap_or(0);
     let balance = |entries: &[Entry]| i128::from(entries.last().map_or(0, |e| e.balance_after));
     let sum_of = |entries: &[Entry], kind: &str| -> i128 {
         entries
@@ -170,37 +168,35 @@ fn conservation(
     Ok(())
 }
 
-/// No entry read before has changed or gone.
+/// No entry read before has changed or gone: what was read is a prefix of what is read now.
 fn unchanged(
     obs: &mut Observed,
     id: &LedgerId,
     topic: Topic,
     entries: &[Entry],
 ) -> Result<(), String> {
-    let by_seq: HashMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
-    for ((l, t, seq), before) in &obs.entries {
-        if l != id.as_str() || *t != topic.code() {
-            continue;
-        }
-        match by_seq.get(seq) {
-            Some(now) if *now == before => {}
+    let seen = obs
+        .entries
+        .entry((id.as_str().to_owned(), topic.code()))
+        .or_default();
+    for (i, before) in seen.iter().enumerate() {
+        match entries.get(i) {
+            Some(now) if now == before => {}
             Some(now) => {
                 return Err(format!(
-                    "entry {id} {topic} seq {seq} changed: was {before:?}, is {now:?}"
+                    "entry {id} {topic} seq {} changed: was {before:?}, is {now:?}",
+                    before.seq
                 ));
             }
             None => {
                 return Err(format!(
-                    "entry {id} {topic} seq {seq} is gone: was {before:?}"
+                    "entry {id} {topic} seq {} is gone: was {before:?}",
+                    before.seq
                 ));
             }
         }
     }
-    for e in entries {
-        obs.entries
-            .entry((id.as_str().to_owned(), topic.code(), e.seq))
-            .or_insert_with(|| e.clone());
-    }
+    seen.extend(entries[seen.len()..].iter().cloned());
     Ok(())
 }
 
@@ -222,12 +218,14 @@ async fn closed_dates(
         by_date.entry(e.ledger_date).or_default().push(e.clone());
     }
     let closed_through = ledger.closed_through;
-    for ((l, t, date), first) in &sim.observed.closed {
-        if l != id.as_str() || *t != topic.code() {
-            continue;
-        }
-        let now = by_date.get(date).cloned().unwrap_or_default();
-        if now != *first {
+    let first_read = sim
+        .observed
+        .closed
+        .entry((id.as_str().to_owned(), topic.code()))
+        .or_default();
+    for (date, first) in first_read.iter() {
+        let now = by_date.get(date).map(Vec::as_slice).unwrap_or_default();
+        if now != first.as_slice() {
             return Err(fail(
                 step,
                 format!(
@@ -235,7 +233,7 @@ async fn closed_dates(
                      (first difference: {:?})",
                     first.len(),
                     now.len(),
-                    first.iter().zip(&now).find(|(a, b)| a != b)
+                    first.iter().zip(now).find(|(a, b)| a != b)
                 ),
             ));
         }
@@ -246,10 +244,7 @@ async fn closed_dates(
         .next_back()
         .map(|(d, _)| *d);
     for (date, list) in by_date.range(..=closed_through) {
-        sim.observed
-            .closed
-            .entry((id.as_str().to_owned(), topic.code(), *date))
-            .or_insert_with(|| list.clone());
+        first_read.entry(*date).or_insert_with(|| list.clone());
     }
     if let Some(date) = latest {
         let s = sim.store();

@@ -94,6 +94,15 @@ pub async fn check_schedule(
     Ok(stats)
 }
 
+/// How long shrinking may take (`SIM_SHRINK_SECS`, 120 unless set).
+fn shrink_time() -> std::time::Duration {
+    let secs = std::env::var("SIM_SHRINK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    std::time::Duration::from_secs(secs)
+}
+
 /// Drops steps while the schedule still fails (halves, then quarters, ... then single steps),
 /// at most `tries` runs; the shortest failing schedule and its failure.
 pub async fn shrink(
@@ -109,10 +118,13 @@ pub async fn shrink(
     let mut failure = first;
     let mut runs = 0;
     let mut chunk = best.len().div_ceil(2).max(1);
-    while chunk >= 1 && runs < tries {
+    // A budget of time as well as of runs: a failure that is a hang costs a step timeout a run.
+    let deadline = std::time::Instant::now() + shrink_time();
+    let more = |runs: usize| runs < tries && std::time::Instant::now() < deadline;
+    while chunk >= 1 && more(runs) {
         let mut start = 0;
         let mut shrunk = false;
-        while start < best.len() && runs < tries {
+        while start < best.len() && more(runs) {
             let mut candidate = best.clone();
             let end = (start + chunk).min(candidate.len());
             candidate.drain(start..end);

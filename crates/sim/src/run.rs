@@ -117,12 +117,30 @@ pub struct Sim {
     posted: Vec<PaymentEvent>,
     /// The first answer of every event id.
     pub(crate) answers: HashMap<String, EventOutcome>,
+    /// What the accepted events moved, per ledger (index), by the engine's rules
+    /// ([`checks::event_effect`]).
+    pub(crate) moved: HashMap<usize, i128>,
     pub(crate) observed: Observed,
     pub stats: Stats,
     next_id: u64,
     step: usize,
     /// Whether crashes are injected (a replay leaves them out).
     faults_on: bool,
+}
+
+/// Whether to say on stderr what every step asks of the store (`SIM_TRACE=1`).
+fn trace() -> bool {
+    std::env::var_os("SIM_TRACE").is_some()
+}
+
+/// How long one step and its checks may take (`SIM_STEP_TIMEOUT_SECS`, 30 unless set); steps
+/// take well under a second.
+fn step_timeout() -> std::time::Duration {
+    let secs = std::env::var("SIM_STEP_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    std::time::Duration::from_secs(secs)
 }
 
 fn fail(step: usize, message: impl Into<String>) -> Failure {
@@ -157,6 +175,9 @@ impl Sim {
     /// A fresh database with the world of `setup`, clock at its start.
     pub async fn new(backend: Backend, setup: Setup, faults_on: bool) -> Result<Sim, Failure> {
         let start = t(setup.start);
+        if trace() {
+            eprintln!("sim: {setup:#?}");
+        }
         let clock = Arc::new(ManualClock::new(start));
         let (url, pg) = match &backend {
             Backend::Memory => ("sqlite::memory:".to_owned(), None),
@@ -196,6 +217,7 @@ impl Sim {
             batches: Vec::new(),
             posted: Vec::new(),
             answers: HashMap::new(),
+            moved: HashMap::new(),
             observed: Observed::default(),
             stats: Stats::default(),
             next_id: 0,
@@ -234,6 +256,7 @@ impl Sim {
             batches: Vec::new(),
             posted: Vec::new(),
             answers: HashMap::new(),
+            moved: HashMap::new(),
             observed: Observed::default(),
             stats: Stats::default(),
             next_id: 0,
@@ -244,6 +267,7 @@ impl Sim {
         Ok(sim)
     }
 
+    /// Server 0's store.
     pub(crate) fn store(&self) -> &dyn Store {
         self.servers[0].store()
     }
@@ -371,8 +395,24 @@ impl Sim {
     pub async fn step(&mut self, index: usize, step: &Step) -> Result<(), Failure> {
         self.step = index;
         self.stats.steps += 1;
-        self.run_step(step, None).await?;
-        checks::after_step(self, matches!(step, Step::Access(_)) || index % 4 == 0).await
+        let limit = step_timeout();
+        let access_too = matches!(step, Step::Access(_)) || index % 4 == 0;
+        let work = async {
+            self.run_step(step, None).await?;
+            checks::after_step(self, access_too).await
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(done) => done,
+            // A step that never ends (a closing run that closes the same period again and again)
+            // is a failure too.
+            Err(_) => Err(fail(
+                index,
+                format!(
+                    "the step did not finish within {}s: {step:?}",
+                    limit.as_secs()
+                ),
+            )),
+        }
     }
 
     /// Runs a step; `crash` arms a fault at that write statement of server 0 first.
@@ -463,6 +503,12 @@ impl Sim {
     {
         loop {
             let handle = self.servers[server].clone();
+            if trace() {
+                eprintln!(
+                    "sim: step {} server {server}: {what} at {}",
+                    self.step, self.now
+                );
+            }
             match f(handle.store()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => match handle.faults().take_fired() {
@@ -522,6 +568,30 @@ impl Sim {
                     ));
                 }
             } else {
+                if let EventOutcome::Accepted { ledger_id, .. } = o {
+                    let i = self
+                        .ledger_ids
+                        .iter()
+                        .position(|l| l == ledger_id)
+                        .ok_or_else(|| fail(self.step, format!("{o:?} names an unknown ledger")))?;
+                    let of_unit = self
+                        .units
+                        .iter()
+                        .find(|u| u.msn == e.msn.get())
+                        .map(|u| u.ledger);
+                    if of_unit != Some(i) {
+                        return Err(fail(
+                            self.step,
+                            format!(
+                                "event {} of unit {} was booked on ledger {ledger_id}",
+                                e.event_id, e.msn
+                            ),
+                        ));
+                    }
+                    let l = &self.setup.ledgers[i];
+                    *self.moved.entry(i).or_default() +=
+                        checks::event_effect(l.basis_points, l.fixed_minor, e);
+                }
                 self.answers.insert(e.event_id.clone(), o.clone());
             }
         }
