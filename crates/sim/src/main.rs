@@ -296,5 +296,7 @@ pub async fn kill_round(seed: u64, steps: usize, path: &std::path::Path) -> Resu
             .await
             .map_err(|f| format!("seed {seed}, killed at {wait_ms} ms, then {f}"))?;
     }
-    Ok(())
+    sim.check_all()
+        .await
+        .map_err(|f| format!("seed {seed}, killed at {wait_ms} ms, at the end: {f}"))
 }

@@ -126,6 +126,12 @@ pub struct Sim {
     step: usize,
     /// Whether crashes are injected (a replay leaves them out).
     faults_on: bool,
+    /// Over a database a killed child wrote (and in that child): the conservation check waits
+    /// until the whole schedule has been posted again (the child's events are in the database
+    /// before the simulator has seen their answers), and events are made from the schedule
+    /// alone, not from the payouts the database holds, so parent and child make the same event
+    /// of each id (payout aborts then name made-up payouts).
+    pub(crate) conservation_deferred: bool,
 }
 
 /// Whether to say on stderr what every step asks of the store (`SIM_TRACE=1`).
@@ -223,6 +229,7 @@ impl Sim {
             next_id: 0,
             step: 0,
             faults_on,
+            conservation_deferred: false,
         };
         sim.build_world().await?;
         Ok(sim)
@@ -262,9 +269,18 @@ impl Sim {
             next_id: 0,
             step: 0,
             faults_on: false,
+            conservation_deferred: true,
         };
         sim.find_world().await?;
         Ok(sim)
+    }
+
+    /// Every check now, money conservation included: after a killed child's schedule has been
+    /// run again whole.
+    pub async fn check_all(&mut self) -> Result<(), Failure> {
+        self.conservation_deferred = false;
+        self.stats.steps += 1;
+        checks::after_step(self, true).await
     }
 
     /// Server 0's store.
@@ -647,7 +663,11 @@ impl Sim {
     /// Turns specs into events: new ones a little (or, now and then, days) before the clock,
     /// or repeats of earlier events; then shuffles the batch.
     fn make_batch(&mut self, specs: &[EventSpec], shuffle: u64) -> Vec<PaymentEvent> {
-        let payouts = self.observed.payouts.clone();
+        let payouts = if self.conservation_deferred {
+            Vec::new()
+        } else {
+            self.observed.payouts.clone()
+        };
         let mut out: Vec<PaymentEvent> = Vec::new();
         for spec in specs {
             if spec.duplicate && !(self.posted.is_empty() && out.is_empty()) {
