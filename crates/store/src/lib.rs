@@ -46,6 +46,8 @@
 //! ```
 
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod model;
 mod notification;
 mod outbox;

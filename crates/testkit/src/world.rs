@@ -301,6 +301,17 @@ impl WorldBuilder {
         self.last_ledger(|l| l.mode = mode)
     }
 
+    /// The last ledger's time zone (an IANA name, checked when the world is built).
+    pub fn time_zone(self, time_zone: &str) -> Self {
+        let time_zone = time_zone.to_owned();
+        self.last_ledger(|l| l.time_zone = time_zone)
+    }
+
+    /// The last ledger's currency.
+    pub fn currency(self, currency: Currency) -> Self {
+        self.last_ledger(|l| l.currency = currency)
+    }
+
     /// The last ledger's cutoff, `HH:MM`.
     pub fn cutoff(self, cutoff: &str) -> Self {
         let cutoff = cutoff.to_owned();

@@ -273,6 +273,9 @@ pub struct SqlStore<DB: Database> {
     /// Whether closing writes completeness proofs: always, but for the one measurement of what
     /// they cost ([`SqlStore::measure_closing_without_proofs`]).
     pub(crate) proofs: bool,
+    /// The simulator's fault injection (`crate::faults`), counting every write statement.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: Arc<crate::faults::FaultPlan>,
 }
 
 /// The statements the store composes from its dialect's parts, kept so that the reads every
@@ -287,6 +290,8 @@ pub(crate) struct Statements {
 /// A write transaction, holding the store's write turn (if it has one) until it ends.
 pub struct WriteTx<DB: Database> {
     tx: Transaction<'static, DB>,
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<crate::faults::FaultPlan>,
     // Declared after `tx`, so it is released after the transaction has ended.
     _turn: Option<OwnedMutexGuard<()>>,
 }
@@ -314,6 +319,8 @@ impl<DB: Dialect> SqlStore<DB> {
                 date_page: report::date_page::<DB>().into(),
             },
             proofs: true,
+            #[cfg(feature = "fault-injection")]
+            faults: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -326,6 +333,12 @@ impl<DB: Dialect> SqlStore<DB> {
     #[doc(hidden)]
     pub fn measure_closing_without_proofs(&mut self) {
         self.proofs = false;
+    }
+
+    /// The simulator's fault injection on this store handle (`crate::faults`).
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_plan(&self) -> Arc<crate::faults::FaultPlan> {
+        self.faults.clone()
     }
 
     /// The time now as the store writes it.
@@ -345,6 +358,8 @@ impl<DB: Dialect> SqlStore<DB> {
         let turn = self.take_turn().await;
         Ok(WriteTx {
             tx: self.write.begin().await?,
+            #[cfg(feature = "fault-injection")]
+            faults: self.faults.clone(),
             _turn: turn,
         })
     }
@@ -374,6 +389,8 @@ impl<DB: Dialect> SqlStore<DB> {
         }
         Ok(WriteTx {
             tx: self.settle.begin().await?,
+            #[cfg(feature = "fault-injection")]
+            faults: self.faults.clone(),
             _turn: turn,
         })
     }
@@ -382,7 +399,17 @@ impl<DB: Dialect> SqlStore<DB> {
     pub(crate) async fn write_one(&self, sql: impl SqlSafeStr, args: Vec<Arg>) -> Result<u64> {
         let _turn = self.take_turn().await;
         let mut c = self.write.acquire().await?;
-        DB::execute(&mut c, sql.into_sql_str(), args).await
+        let sql = sql.into_sql_str();
+        #[cfg(feature = "fault-injection")]
+        let fail_after = self.faults.before(sql.as_str())?;
+        #[cfg(feature = "fault-injection")]
+        let text = sql.clone();
+        let out = DB::execute(&mut c, sql, args).await;
+        #[cfg(feature = "fault-injection")]
+        if fail_after {
+            return Err(self.faults.after(text.as_str()));
+        }
+        out
     }
 
     /// One statement written on its own that returns a row.
@@ -393,7 +420,17 @@ impl<DB: Dialect> SqlStore<DB> {
     ) -> Result<Option<T>> {
         let _turn = self.take_turn().await;
         let mut c = self.write.acquire().await?;
-        DB::fetch_optional(&mut c, sql.into_sql_str(), args).await
+        let sql = sql.into_sql_str();
+        #[cfg(feature = "fault-injection")]
+        let fail_after = self.faults.before(sql.as_str())?;
+        #[cfg(feature = "fault-injection")]
+        let text = sql.clone();
+        let out = DB::fetch_optional(&mut c, sql, args).await;
+        #[cfg(feature = "fault-injection")]
+        if fail_after {
+            return Err(self.faults.after(text.as_str()));
+        }
+        out
     }
 
     pub(crate) async fn all<T: FromRows>(
@@ -427,7 +464,17 @@ impl<DB: Dialect> WriteTx<DB> {
         sql: impl SqlSafeStr,
         args: Vec<Arg>,
     ) -> Result<Vec<T>> {
-        DB::fetch_all(&mut self.tx, sql.into_sql_str(), args).await
+        let sql = sql.into_sql_str();
+        #[cfg(feature = "fault-injection")]
+        let fail_after = self.faults.before(sql.as_str())?;
+        #[cfg(feature = "fault-injection")]
+        let text = sql.clone();
+        let out = DB::fetch_all(&mut self.tx, sql, args).await;
+        #[cfg(feature = "fault-injection")]
+        if fail_after {
+            return Err(self.faults.after(text.as_str()));
+        }
+        out
     }
 
     pub(crate) async fn opt<T: FromRows>(
@@ -435,7 +482,17 @@ impl<DB: Dialect> WriteTx<DB> {
         sql: impl SqlSafeStr,
         args: Vec<Arg>,
     ) -> Result<Option<T>> {
-        DB::fetch_optional(&mut self.tx, sql.into_sql_str(), args).await
+        let sql = sql.into_sql_str();
+        #[cfg(feature = "fault-injection")]
+        let fail_after = self.faults.before(sql.as_str())?;
+        #[cfg(feature = "fault-injection")]
+        let text = sql.clone();
+        let out = DB::fetch_optional(&mut self.tx, sql, args).await;
+        #[cfg(feature = "fault-injection")]
+        if fail_after {
+            return Err(self.faults.after(text.as_str()));
+        }
+        out
     }
 
     pub(crate) async fn one<T: FromRows>(
@@ -449,11 +506,31 @@ impl<DB: Dialect> WriteTx<DB> {
     }
 
     pub(crate) async fn execute(&mut self, sql: impl SqlSafeStr, args: Vec<Arg>) -> Result<u64> {
-        DB::execute(&mut self.tx, sql.into_sql_str(), args).await
+        let sql = sql.into_sql_str();
+        #[cfg(feature = "fault-injection")]
+        let fail_after = self.faults.before(sql.as_str())?;
+        #[cfg(feature = "fault-injection")]
+        let text = sql.clone();
+        let out = DB::execute(&mut self.tx, sql, args).await;
+        #[cfg(feature = "fault-injection")]
+        if fail_after {
+            return Err(self.faults.after(text.as_str()));
+        }
+        out
     }
 
     pub(crate) async fn commit(self) -> Result<()> {
-        Ok(self.tx.commit().await?)
+        #[cfg(feature = "fault-injection")]
+        let (faults, fail_after) = {
+            let fail_after = self.faults.before("COMMIT")?;
+            (self.faults.clone(), fail_after)
+        };
+        self.tx.commit().await?;
+        #[cfg(feature = "fault-injection")]
+        if fail_after {
+            return Err(faults.after("COMMIT"));
+        }
+        Ok(())
     }
 
     /// Writes an audit record of a change made in this transaction.
