@@ -374,6 +374,8 @@ impl<DB: Dialect> SqlStore<DB> {
         self.first.fetch_sub(1, Ordering::SeqCst);
         Ok(WriteTx {
             tx: self.write.begin().await?,
+            #[cfg(feature = "fault-injection")]
+            faults: self.faults.clone(),
             _turn: turn,
         })
     }
