@@ -532,7 +532,10 @@ async fn every_event_arrives_signed_after_an_outage_and_nothing_after_the_grant_
                 assert_eq!(data["proofs"][topic], served, "{line}");
                 proved += 1;
             } else {
-                assert!(data["proofs"][topic].is_null(), "no proof, none sent: {line}");
+                assert!(
+                    data["proofs"][topic].is_null(),
+                    "no proof, none sent: {line}"
+                );
             }
         }
     }

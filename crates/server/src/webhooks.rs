@@ -11,12 +11,12 @@
 //! endpoint and tells its owner.
 
 use crate::AppState;
+use crate::api::wire::WireProof;
 use crate::tokens::{SigningKeyProtection, TokenError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use jiff::{SignedDuration, Timestamp};
-use crate::api::wire::WireProof;
 use ledgerport_core::access::{self, LedgerAccess, Principal};
 use ledgerport_core::ids::Topic;
 use ledgerport_store::{
@@ -301,7 +301,11 @@ fn body_with(event: &DomainEvent, extra: Option<&str>) -> String {
         // `data` is a JSON object written by the store; the pairs go before its closing brace.
         Some(extra) if event.data.ends_with('}') => {
             let head = &event.data[..event.data.len() - 1];
-            let comma = if head.trim_end().ends_with('{') { "" } else { "," };
+            let comma = if head.trim_end().ends_with('{') {
+                ""
+            } else {
+                ","
+            };
             format!("{head}{comma}{extra}}}")
         }
         _ => event.data.clone(),

@@ -599,9 +599,15 @@ async fn ingest<DB: SettleSql>(
                     for end in
                         due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now.max(ev.time))
                     {
-                        let closed =
-                            close_period(&received_at, &mut tx, ctx, &mut placing, end, store.proofs)
-                                .await?;
+                        let closed = close_period(
+                            &received_at,
+                            &mut tx,
+                            ctx,
+                            &mut placing,
+                            end,
+                            store.proofs,
+                        )
+                        .await?;
                         if let Some((number, amount)) = closed.payout {
                             payouts.insert(
                                 key(&payout_reference(&id, number)),
@@ -748,7 +754,15 @@ async fn close_due<DB: SettleSql>(
         // every pass, and most have nothing to close.
         read_chain_ends(&mut tx, &mut placing, &ids).await?;
         closed.push(
-            close_period(&store.now(), &mut tx, &mut ctx, &mut placing, end, store.proofs).await?,
+            close_period(
+                &store.now(),
+                &mut tx,
+                &mut ctx,
+                &mut placing,
+                end,
+                store.proofs,
+            )
+            .await?,
         );
         tx.commit().await?;
     }
