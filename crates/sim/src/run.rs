@@ -412,7 +412,7 @@ impl Sim {
         self.step = index;
         self.stats.steps += 1;
         let limit = step_timeout();
-        let access_too = matches!(step, Step::Access(_)) || index % 4 == 0;
+        let access_too = matches!(step, Step::Access(_)) || index.is_multiple_of(4);
         let work = async {
             self.run_step(step, None).await?;
             checks::after_step(self, access_too).await
@@ -716,7 +716,7 @@ impl Sim {
         self.next_id += 1;
         let fresh = format!("psp-{id}");
         let captured = |fallback: &str| {
-            if captures.is_empty() || pick % 13 == 0 {
+            if captures.is_empty() || pick.is_multiple_of(13) {
                 fallback.to_owned()
             } else {
                 captures[pick % captures.len()].psp_reference.clone()
@@ -782,7 +782,7 @@ impl Sim {
                 fresh.clone(),
                 None,
                 spec.amount - 100_000,
-                Some(if pick % 2 == 0 {
+                Some(if pick.is_multiple_of(2) {
                     Topic::Funds
                 } else {
                     Topic::Fees
@@ -793,7 +793,7 @@ impl Sim {
                 fresh.clone(),
                 None,
                 spec.amount / 20 + 1,
-                Some(if pick % 3 == 0 {
+                Some(if pick.is_multiple_of(3) {
                     Topic::Funds
                 } else {
                     Topic::Fees
@@ -804,7 +804,7 @@ impl Sim {
                 let mine: Vec<&(LedgerId, String, i64)> =
                     payouts.iter().filter(|p| p.0 == *ledger_id).collect();
                 match mine.get(pick % mine.len().max(1)) {
-                    Some(p) if pick % 5 != 0 => {
+                    Some(p) if !pick.is_multiple_of(5) => {
                         (EventKind::PayoutAborted, p.1.clone(), None, p.2, None)
                     }
                     _ => (
@@ -817,12 +817,13 @@ impl Sim {
                 }
             }
         };
-        let payer =
-            (unit.vm && kind == EventKind::Capture && pick % 2 == 0).then(|| PayerDetails {
+        let payer = (unit.vm && kind == EventKind::Capture && pick.is_multiple_of(2)).then(|| {
+            PayerDetails {
                 name: format!("Payer {id}"),
                 message: "takk".into(),
                 masked_phone_no: "xxxx 1234".into(),
-            });
+            }
+        });
         PaymentEvent {
             event_id: format!("ev-{id}"),
             kind,
