@@ -133,6 +133,7 @@ fn t(s: &str) -> Timestamp {
     s.parse().expect("time")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn event(
     id: &str,
     kind: EventKind,
