@@ -230,8 +230,8 @@ async fn world(url: &str) -> World {
                     currency: ledgerport_core::ids::Currency::NOK,
                     payout_account: ledgerport_core::ids::BankAccount::parse(
                         "account",
-                        "NO",
-                        "12345678903",
+                        "BBAN:NO",
+                        "86011117947",
                     )
                     .expect("account"),
                     owner_merchant_id: merchant,
