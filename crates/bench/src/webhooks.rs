@@ -117,7 +117,7 @@ pub async fn run(args: BenchArgs, database_url: Option<&str>) -> Result<(), Stri
                 NewLedger {
                     ledger_id: id.clone(),
                     currency: Currency::NOK,
-                    payout_account: BankAccount::parse("account", "NO", "12345678903")
+                    payout_account: BankAccount::parse("account", "BBAN:NO", "86011117947")
                         .map_err(err)?,
                     owner_merchant_id: merchant,
                     settles_for: vec![Msn::parse("msn", &msn).map_err(err)?],
