@@ -15,7 +15,8 @@ use ledgerport_core::access::{self, Presented, Principal};
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerDate, LedgerId, Topic};
-use ledgerport_core::verify::check_ledger;
+use ledgerport_core::proof::DateProof;
+use ledgerport_core::verify::{check_ledger, check_proofs};
 use ledgerport_core::world::{ApiKey, KeyOwner, Ledger, PartnerState};
 use ledgerport_store::{EventOutcome, Store};
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +29,8 @@ pub struct Observed {
     entries: HashMap<(String, u8), Vec<Entry>>,
     /// The entries of every closed date, as first read, per (ledger, topic code).
     closed: HashMap<(String, u8), BTreeMap<LedgerDate, Vec<Entry>>>,
+    /// The completeness proof of every closed date, as first read, per (ledger, topic code).
+    proofs: HashMap<(String, u8), BTreeMap<LedgerDate, DateProof>>,
     /// Payouts scheduled: ledger, pspReference, amount (positive); for payout-aborted events.
     pub payouts: Vec<(LedgerId, String, i64)>,
     /// A date the ledgers have closed, for grants limited to a period.
@@ -202,11 +205,9 @@ fn unchanged(
     Ok(())
 }
 
-/// A closed date's entries never change, and its date page is what the feed holds of it.
-///
-/// This is also the place to check a closed date's completeness proof, where the store keeps
-/// one: read it with the date's entries and compare it with the first one read, as the entries
-/// are compared here.
+/// A closed date's entries never change, and its date page is what the feed holds of it; its
+/// completeness proof agrees with its entries and the previous date's proof (`verify`'s proof
+/// rule) and never changes either.
 async fn closed_dates(
     sim: &mut Sim,
     ledger: &Ledger,
@@ -270,6 +271,58 @@ async fn closed_dates(
                     by_date.get(&date).map_or(0, Vec::len)
                 ),
             ));
+        }
+    }
+    closed_date_proofs(sim, ledger, topic, entries, step).await
+}
+
+/// The proofs of the ledger's closed dates of `topic`: each one is what `verify` recomputes from
+/// the entries, chained to the previous one, and equal to what was read the first time.
+async fn closed_date_proofs(
+    sim: &mut Sim,
+    ledger: &Ledger,
+    topic: Topic,
+    entries: &[Entry],
+    step: usize,
+) -> Result<(), Failure> {
+    let id = &ledger.ledger_id;
+    let s = sim.store();
+    let guarded = s
+        .ledger(id)
+        .await
+        .map_err(|e| fail(step, format!("read ledger {id}: {e:?}")))?;
+    let (access, _) = access::open(&Principal::Operator { user_id: None }, guarded)
+        .map_err(|r| fail(step, format!("the operator cannot open {id}: {r:?}")))?;
+    let proofs = s
+        .date_proofs(&access, topic)
+        .await
+        .map_err(|e| fail(step, format!("proofs of {id} {topic}: {e:?}")))?;
+    let violations = check_proofs(ledger, topic, entries, &proofs);
+    if !violations.is_empty() {
+        let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
+        return Err(fail(step, format!("verify: {}", list.join("; "))));
+    }
+    let first_read = sim
+        .observed
+        .proofs
+        .entry((id.as_str().to_owned(), topic.code()))
+        .or_default();
+    for proof in proofs {
+        match first_read.get(&proof.ledger_date) {
+            Some(first) if *first != proof => {
+                return Err(fail(
+                    step,
+                    format!(
+                        "the proof of closed date {} of ledger {id} {topic} changed: was \
+                         {first:?}, is {proof:?}",
+                        proof.ledger_date
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                first_read.insert(proof.ledger_date, proof);
+            }
         }
     }
     Ok(())
