@@ -13,7 +13,6 @@ use jiff::tz::TimeZone;
 use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{Currency, LedgerId, Msn};
-use ledgerport_store::prelude::*;
 use ledgerport_store::sqlite::SqliteStore;
 use ledgerport_store::{EventOutcome, SettlementStore, Store};
 use ledgerport_testkit::WorldBuilder;
