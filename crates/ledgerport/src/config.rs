@@ -1371,14 +1371,14 @@ mod tests {
             "/etc/ledgerport.toml: unknown key `listen`; expected one of: database_url, \
              database_url_file, signing_key_encryption_key, signing_key_encryption_key_file, \
              signing_key_encryption_key_previous, signing_key_encryption_key_previous_file, \
-             insecure_plaintext_signing_keys, [log], [server], [limits], [mail]"
+             insecure_plaintext_signing_keys, [log], [server], [limits], [mail], [webhooks]"
         );
         assert_eq!(
             file_error("[sever]\nlisten = \"127.0.0.1:1\"\n"),
             "/etc/ledgerport.toml: unknown key `sever`; expected one of: database_url, \
              database_url_file, signing_key_encryption_key, signing_key_encryption_key_file, \
              signing_key_encryption_key_previous, signing_key_encryption_key_previous_file, \
-             insecure_plaintext_signing_keys, [log], [server], [limits], [mail]"
+             insecure_plaintext_signing_keys, [log], [server], [limits], [mail], [webhooks]"
         );
     }
 
