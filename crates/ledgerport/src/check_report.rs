@@ -373,7 +373,7 @@ impl Client {
             bail!("--base-url: must be an http:// or https:// URL");
         }
         // TLS by rustls with the ring provider (the one the mail sender already uses).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        ledgerport_server::use_ring_for_tls();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .user_agent(concat!(
