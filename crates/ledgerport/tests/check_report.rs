@@ -112,6 +112,23 @@ async fn check_report_passes_on_the_demo_and_names_the_date_of_an_altered_entry(
     let db = dir.join("demo.db");
     let (demo_process, demo) = start_demo(&db);
 
+    // The entry to alter later: a capture on ledger 302321's latest closed date. A server keeps
+    // the pages of closed dates it has served (they never change), so the passing runs below
+    // stop the day before: the altered date's page is first served after the alteration.
+    let url = format!("sqlite://{}", db.display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("open the demo's database");
+    let (seq, altered_date, day_before): (i64, String, String) = sqlx::query_as(
+        "SELECT seq, ledger_date, date(ledger_date, '-1 day') FROM entries \
+         WHERE ledger_id = '302321' AND topic = 0 AND entry_type = 'capture' \
+         AND ledger_date = (SELECT closed_through FROM ledgers WHERE ledger_id = '302321') \
+         ORDER BY seq LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("a capture on the latest closed date");
+
     // The partner's accounting keys: every ledger it is granted, both topics.
     let partner = ledgerport(&[
         "check-report",
@@ -121,6 +138,8 @@ async fn check_report_passes_on_the_demo_and_names_the_date_of_an_altered_entry(
         &demo.partner_id,
         "--client-secret",
         &demo.partner_secret,
+        "--to",
+        &day_before,
     ]);
     let out = text(&partner);
     assert!(partner.status.success(), "{out}");
@@ -140,24 +159,15 @@ async fn check_report_passes_on_the_demo_and_names_the_date_of_an_altered_entry(
         &demo.unit_secret,
         "--subscription-key",
         &demo.unit_sub,
+        "--to",
+        &day_before,
     ]);
     let out = text(&unit);
     assert!(unit.status.success(), "{out}");
     assert!(out.contains("1 ledger,"), "{out}");
 
-    // Alter one entry of a closed date (its reference only: count, sum and balances still
-    // agree), behind the server's back.
-    let url = format!("sqlite://{}", db.display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .expect("open the demo's database");
-    let (seq, altered_date): (i64, String) = sqlx::query_as(
-        "SELECT seq, ledger_date FROM entries WHERE ledger_id = '302321' AND topic = 0 \
-         AND entry_type = 'capture' ORDER BY seq LIMIT 1 OFFSET 3",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .expect("an entry");
+    // Alter it (its reference only: count, sum and balances still agree), behind the server's
+    // back.
     sqlx::query(
         "UPDATE entries SET reference = reference || '-altered' \
          WHERE ledger_id = '302321' AND topic = 0 AND seq = ?",
