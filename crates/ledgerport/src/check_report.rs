@@ -43,9 +43,9 @@ Exit status: 0 when every date checked matches its proof (a summary is printed);
 first mismatch (ledger, topic, date and what differs), or when the server cannot be reached or
 answers what the API does not say.
 
-https:// base URLs are verified against the system's root certificates.")]
+This build speaks http:// only: put a TLS-terminating proxy in front for a remote server.")]
 pub struct CheckReportArgs {
-    /// The Ledgerport to check, e.g. https://ledgerport.example.com.
+    /// The Ledgerport to check, e.g. http://127.0.0.1:8080 (http:// only in this build).
     #[arg(long, value_name = "URL")]
     pub base_url: String,
     /// The keys' client id.
@@ -369,11 +369,14 @@ impl Client {
     fn new(args: &CheckReportArgs) -> anyhow::Result<Self> {
         let base = Url::parse(args.base_url.trim_end_matches('/'))
             .map_err(|e| anyhow!("--base-url: {e}"))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            bail!("--base-url: must be an http:// or https:// URL");
+        if base.scheme() == "https" {
+            bail!(
+                "--base-url: this build speaks http:// only (no TLS client); reach an https:// server through a local TLS-terminating proxy"
+            );
         }
-        // TLS by rustls with the ring provider (the one the mail sender already uses).
-        ledgerport_server::use_ring_for_tls();
+        if base.scheme() != "http" || base.cannot_be_a_base() {
+            bail!("--base-url: must be an http:// URL");
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .user_agent(concat!(

@@ -145,14 +145,6 @@ pub struct AppState {
     pub webhooks: webhooks::Sender,
 }
 
-/// Makes rustls use the ring provider (the one lettre's TLS already brings), once per process.
-/// HTTP clients need it before they are built: the binary's reqwest has rustls without a default
-/// provider (`check-report` speaks HTTPS), and cargo unifies that feature for the webhook sender.
-pub fn use_ring_for_tls() {
-    // An error only says a provider is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Name under which the cursor MAC key is kept in the store.
 const CURSOR_KEY_NAME: &str = "cursor-mac-key";
 /// Name under which the invitation links' MAC key is kept in the store (a key of its own: a

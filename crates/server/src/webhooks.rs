@@ -368,7 +368,6 @@ pub struct Sender {
 impl Sender {
     pub fn new(config: &WebhookConfig) -> Result<Sender, String> {
         let policy = AddressPolicy::new(config.allowed_networks.clone());
-        crate::use_ring_for_tls();
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(CheckedResolver(policy.clone())))
             .redirect(reqwest::redirect::Policy::none())
