@@ -284,6 +284,7 @@ async fn the_document_is_openapi_3_1_and_lists_exactly_the_served_routes() {
         let req = match method.as_str() {
             "get" => app.http.get(app.url(&path)),
             "post" => app.http.post(app.url(&path)),
+            "delete" => app.http.delete(app.url(&path)),
             other => panic!("{other}"),
         };
         let res = req.send().await.expect("request");
