@@ -254,6 +254,7 @@ mod tests {
         ("requests", include_str!("requests.rs")),
         ("notifications", include_str!("notifications.rs")),
         ("proofs", include_str!("proofs.rs")),
+        ("webhooks", include_str!("webhooks.rs")),
     ];
 
     /// The `pub async fn` names in a section's source.
