@@ -628,14 +628,21 @@ impl Sim {
         Ok(())
     }
 
-    /// A batch on server 0 while server 1 closes every ledger, at once.
+    /// A batch on server 0 while server 1 closes every ledger, at once; then server 0 closes
+    /// every ledger too, last first, so its closing runs meet server 1's on the same ledgers.
     async fn race(&mut self, events: Vec<PaymentEvent>) -> Result<(), Failure> {
         let now = self.now;
         let (a, b) = (self.servers[0].clone(), self.servers[1].clone());
         let ids = self.ledger_ids.clone();
         self.stats.events += events.len() as u64;
-        self.stats.closings += ids.len() as u64;
-        let ingest = a.store().ingest_events(events.clone(), now);
+        self.stats.closings += 2 * ids.len() as u64;
+        let ingest = async {
+            let outcomes = a.store().ingest_events(events.clone(), now).await?;
+            for id in ids.iter().rev() {
+                a.store().close_due(id, now).await?;
+            }
+            Ok::<_, StoreError>(outcomes)
+        };
         let closing = async {
             for id in &ids {
                 b.store().close_due(id, now).await?;
@@ -655,7 +662,12 @@ impl Sim {
             }
             return self.record(events, outcomes);
         }
-        let outcomes = ingested.map_err(|e| fail(self.step, format!("racing ingest: {e:?}")))?;
+        let outcomes = ingested.map_err(|e| {
+            fail(
+                self.step,
+                format!("racing ingest and close on server 0: {e:?}"),
+            )
+        })?;
         closed.map_err(|e| fail(self.step, format!("racing close: {e:?}")))?;
         self.record(events, outcomes)
     }

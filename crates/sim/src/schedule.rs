@@ -227,8 +227,9 @@ pub enum Step {
         server: u8,
         ledger: u8,
     },
-    /// Both servers at once: a batch on one and every ledger's closing run on the other, or
-    /// two closing runs.
+    /// Both servers at once: a batch, then every ledger's closing run (last ledger first), on
+    /// one, and every ledger's closing run on the other, so closing meets ingestion and
+    /// closing meets closing on the same ledgers (PostgreSQL; on SQLite they take turns).
     Race {
         events: Vec<EventSpec>,
         shuffle: u64,
