@@ -126,6 +126,8 @@ pub struct Sim {
     step: usize,
     /// Whether crashes are injected (a replay leaves them out).
     faults_on: bool,
+    /// Write statements the last step of each kind ran without a fault ([`kind_of`]).
+    statements_of: HashMap<&'static str, u64>,
     /// Over a database a killed child wrote (and in that child): the conservation check waits
     /// until the whole schedule has been posted again (the child's events are in the database
     /// before the simulator has seen their answers), and events are made from the schedule
@@ -229,6 +231,7 @@ impl Sim {
             next_id: 0,
             step: 0,
             faults_on,
+            statements_of: HashMap::new(),
             conservation_deferred: false,
         };
         sim.build_world().await?;
@@ -269,6 +272,7 @@ impl Sim {
             next_id: 0,
             step: 0,
             faults_on: false,
+            statements_of: HashMap::new(),
             conservation_deferred: true,
         };
         sim.find_world().await?;
@@ -442,12 +446,35 @@ impl Sim {
                 self.servers[0].faults().arm(nth, kind);
                 self.servers[1].faults().arm(nth, kind);
             }
+            let before = self.statements();
             let out = self.run_plain(step).await;
             for s in &self.servers {
                 s.faults().disarm();
             }
+            // How many write statements a step of this kind runs, learned from the last one
+            // that ran without a fault (the handles are the same ones then).
+            if crash.is_none() && !matches!(step, Step::Crash { .. }) && out.is_ok() {
+                let after = self.statements();
+                let ran = after
+                    .iter()
+                    .zip(before)
+                    .map(|(a, b)| a.saturating_sub(b))
+                    .max()
+                    .unwrap_or(0);
+                if ran > 0 {
+                    self.statements_of.insert(kind_of(step), ran);
+                }
+            }
             out
         })
+    }
+
+    /// Write statements each server's handle has run (in memory both are one handle).
+    fn statements(&self) -> [u64; 2] {
+        [
+            self.servers[0].faults().statements(),
+            self.servers[1].faults().statements(),
+        ]
     }
 
     async fn run_plain(&mut self, step: &Step) -> Result<(), Failure> {
@@ -498,7 +525,16 @@ impl Sim {
                 } else {
                     FaultKind::Before
                 };
-                let crash = self.faults_on.then_some((u64::from(*nth), kind));
+                // The fault strikes among the statements a step of this kind really runs (as
+                // many as the last one ran), so the last statements and the commit of a long
+                // step are as likely to be hit as the first ones, and no crash is wasted on a
+                // statement number the step never reaches.
+                let nth = u64::from(*nth);
+                let nth = match self.statements_of.get(kind_of(then)) {
+                    Some(&n) if n > 0 => 1 + (nth - 1) % n,
+                    _ => 1 + (nth - 1) % 40,
+                };
+                let crash = self.faults_on.then_some((nth, kind));
                 self.run_step(then, crash).await?;
             }
             Step::Access(op) => self.access(*op).await?,
@@ -948,6 +984,19 @@ impl Sim {
                 .await
             }
         }
+    }
+}
+
+/// The kind of a step, for counting the write statements such a step runs.
+fn kind_of(step: &Step) -> &'static str {
+    match step {
+        Step::Advance { .. } | Step::Jump { .. } => "clock",
+        Step::Ingest { .. } => "ingest",
+        Step::Redeliver { .. } => "redeliver",
+        Step::Close { .. } => "close",
+        Step::Race { .. } => "race",
+        Step::Crash { then, .. } => kind_of(then),
+        Step::Access(_) => "access",
     }
 }
 

@@ -234,8 +234,11 @@ pub enum Step {
         events: Vec<EventSpec>,
         shuffle: u64,
     },
-    /// The `nth` write statement of the step after this fails (`after`: once it has run;
-    /// on a commit, committed but unanswered); the store is reopened and the step retried.
+    /// A write statement (or commit) of the step `then` fails (`after`: once it has run; on a
+    /// commit, committed but unanswered); the store is reopened and the step retried. Which
+    /// one: the `nth`, counted round as many statements as the last step of its kind ran
+    /// without a fault (`run::Sim`), so every statement of a step, its commit included, can be
+    /// hit.
     Crash {
         nth: u8,
         after: bool,
@@ -337,7 +340,7 @@ pub fn schedule(rng: &mut Rng, setup: &Setup, len: usize) -> Vec<Step> {
             let step = plain_step(rng, setup, units);
             if rng.chance(12) && !matches!(step, Step::Advance { .. } | Step::Jump { .. }) {
                 Step::Crash {
-                    nth: rng.range(1, 40) as u8,
+                    nth: rng.range(1, 255) as u8,
                     after: rng.chance(50),
                     then: Box::new(step),
                 }
