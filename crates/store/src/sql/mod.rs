@@ -564,7 +564,8 @@ impl<DB: Dialect> WriteTx<DB> {
     /// `tail` what follows the values (an `ON CONFLICT` clause, or nothing). Statements come in
     /// a few fixed sizes only, so the connection's prepared-statement cache holds them all:
     /// preparing a statement of hundreds of rows anew for every odd batch size costs more than
-    /// the extra executions of smaller ones.
+    /// the extra executions of smaller ones. Where the dialect binds columns as arrays
+    /// ([`Dialect::INSERT_BY_COLUMNS`]) it is one statement of one array per column instead.
     pub(crate) async fn insert_rows(
         &mut self,
         head: &str,
