@@ -45,6 +45,9 @@ pub enum Arg {
 pub enum List {
     Texts(Vec<String>),
     Ints(Vec<i64>),
+    /// A column of a multi-row INSERT bound as one array ([`Dialect::INSERT_BY_COLUMNS`]).
+    NullableTexts(Vec<Option<String>>),
+    NullableInts(Vec<Option<i64>>),
 }
 
 impl From<i64> for Arg {
@@ -141,6 +144,11 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     /// The `balance_after` of the last entry of the latest ledger date before `$3` on ledger
     /// `$1`, topic `$2`; no row when there is none ([`crate::ReportStore::balance_before_date`]).
     const BALANCE_BEFORE_DATE: &'static str;
+
+    /// Whether a multi-row INSERT binds one array per column (`SELECT * FROM unnest($1::text[],
+    /// …)`: one statement, the same text whatever the number of rows) rather than one parameter
+    /// per value ([`WriteTx::insert_rows`]).
+    const INSERT_BY_COLUMNS: bool = false;
 
     /// Appends the placeholder of the `n`th parameter (from 1) of a statement whose parameters are
     /// all used once, in order (the multi-row INSERTs).
@@ -556,7 +564,8 @@ impl<DB: Dialect> WriteTx<DB> {
     /// `tail` what follows the values (an `ON CONFLICT` clause, or nothing). Statements come in
     /// a few fixed sizes only, so the connection's prepared-statement cache holds them all:
     /// preparing a statement of hundreds of rows anew for every odd batch size costs more than
-    /// the extra executions of smaller ones.
+    /// the extra executions of smaller ones. Where the dialect binds columns as arrays
+    /// ([`Dialect::INSERT_BY_COLUMNS`]) it is one statement of one array per column instead.
     pub(crate) async fn insert_rows(
         &mut self,
         head: &str,
@@ -564,6 +573,37 @@ impl<DB: Dialect> WriteTx<DB> {
         tail: &str,
         rows: Vec<Vec<Arg>>,
     ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows = if DB::INSERT_BY_COLUMNS {
+            match by_columns(columns, rows) {
+                Ok(arrays) => {
+                    let mut sql = String::with_capacity(head.len() + columns * 16 + tail.len());
+                    sql.push_str(head);
+                    sql.push_str(" SELECT * FROM unnest(");
+                    for (i, a) in arrays.iter().enumerate() {
+                        if i > 0 {
+                            sql.push_str(", ");
+                        }
+                        DB::push_parameter(&mut sql, i + 1);
+                        sql.push_str(match a {
+                            List::NullableInts(_) | List::Ints(_) => "::bigint[]",
+                            List::NullableTexts(_) | List::Texts(_) => "::text[]",
+                        });
+                    }
+                    sql.push(')');
+                    sql.push_str(tail);
+                    let args = arrays.into_iter().map(Arg::List).collect();
+                    self.execute(sqlx::AssertSqlSafe(sql), args).await?;
+                    return Ok(());
+                }
+                // A column of another type (bytes): a parameter per value, as below.
+                Err(rows) => rows,
+            }
+        } else {
+            rows
+        };
         // SQLite allows 32766 parameters per statement and PostgreSQL 65535; stay well below.
         let largest = (8_000 / columns).max(1);
         let mut rows = rows.into_iter().peekable();
@@ -593,6 +633,55 @@ impl<DB: Dialect> WriteTx<DB> {
         }
         Ok(())
     }
+}
+
+/// The rows as one array per column, each of integers or of texts (nulls allowed); the rows
+/// back unchanged when a column holds anything else or mixes the two.
+fn by_columns(
+    columns: usize,
+    rows: Vec<Vec<Arg>>,
+) -> std::result::Result<Vec<List>, Vec<Vec<Arg>>> {
+    let ints: Vec<bool> = match rows.first() {
+        Some(first) if first.len() == columns => first
+            .iter()
+            .map(|a| matches!(a, Arg::Int(_) | Arg::NullInt))
+            .collect(),
+        _ => return Err(rows),
+    };
+    let fits = rows.iter().all(|r| {
+        r.len() == columns
+            && r.iter().zip(&ints).all(|(a, &int)| match a {
+                Arg::Int(_) | Arg::NullInt => int,
+                Arg::Text(_) | Arg::NullText => !int,
+                Arg::Blob(_) | Arg::List(_) => false,
+            })
+    });
+    if !fits {
+        return Err(rows);
+    }
+    let mut arrays: Vec<List> = ints
+        .iter()
+        .map(|&int| {
+            if int {
+                List::NullableInts(Vec::with_capacity(rows.len()))
+            } else {
+                List::NullableTexts(Vec::with_capacity(rows.len()))
+            }
+        })
+        .collect();
+    for row in rows {
+        for (a, array) in row.into_iter().zip(arrays.iter_mut()) {
+            match (array, a) {
+                (List::NullableInts(v), Arg::Int(i)) => v.push(Some(i)),
+                (List::NullableInts(v), _) => v.push(None),
+                (List::NullableTexts(v), Arg::Text(t)) => v.push(Some(t)),
+                (List::NullableTexts(v), _) => v.push(None),
+                // Not made above.
+                (List::Texts(_) | List::Ints(_), _) => {}
+            }
+        }
+    }
+    Ok(arrays)
 }
 
 /// Maps a constraint failure to the domain's words; anything else stays as it was.

@@ -144,6 +144,8 @@ impl Dialect for Sqlite {
         out.add(match list {
             List::Texts(v) => json_array(&v),
             List::Ints(v) => format!("{v:?}"),
+            List::NullableTexts(v) => json_values(&v, |s, t| push_json_string(s, t)),
+            List::NullableInts(v) => json_values(&v, |s, i| s.push_str(&i.to_string())),
         })
     }
 
@@ -158,6 +160,22 @@ fn json_array<S: AsRef<str>>(items: &[S]) -> String {
             s.push(',');
         }
         push_json_string(&mut s, item.as_ref());
+    }
+    s.push(']');
+    s
+}
+
+/// A JSON array of values, `null` for `None`.
+fn json_values<T>(items: &[Option<T>], push: impl Fn(&mut String, &T)) -> String {
+    let mut s = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        match item {
+            Some(v) => push(&mut s, v),
+            None => s.push_str("null"),
+        }
     }
     s.push(']');
     s
