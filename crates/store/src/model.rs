@@ -204,3 +204,24 @@ pub struct ClosedPeriod {
     /// Fees retained (net) or invoiced (gross), positive.
     pub fees: i64,
 }
+
+/// One page of entries as the Report API writes them: the database renders each entry's JSON
+/// object and joins them, so the server splices these bytes into the page's body without
+/// parsing or serialising an entry ([`crate::ReportStore::feed_page_wire`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WirePage {
+    /// The page's entries as JSON objects joined by commas (the inside of the page's `items`
+    /// array; empty for none): each entry an object with the
+    /// Report API's fields in its schema's order (`pspReference`, `time`, `ledgerDate`,
+    /// `entryType`, `reference`, `currency`, `amount`, `balanceBefore`, `balanceAfter`,
+    /// `recipientHandle`, then `name`, `message`, `maskedPhoneNo` when personal data was asked
+    /// for and the payment has them), no whitespace, strings escaped as `serde_json` escapes them.
+    pub items: String,
+    /// How many entries `items` holds.
+    pub entries: usize,
+    /// The seq of the page's last entry; `None` for an empty page.
+    pub last_seq: Option<i64>,
+    /// Whether the reader may read entries beyond this page (in its grant's period, and of
+    /// the same date for a date page).
+    pub more: bool,
+}

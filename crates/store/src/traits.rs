@@ -11,6 +11,7 @@ use crate::{
     InvitationAnswer, LedgerView, NewAccessRecord, NewAccessRequest, NewKey, NewLedger, NewMail,
     NewMerchant, NewPartner, NewPortalUser, NewSalesUnit, Notification, OutboxMail, OutboxSummary,
     PoolStats, PortalSession, PortalUser, RequestFilter, Result, SignInFailures, SigningKeyRecord,
+    WirePage,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -133,6 +134,26 @@ pub trait ReportStore: Send + Sync {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>>;
+    /// What [`ReportStore::feed_page`] reads, already in the Report API's JSON ([`WirePage`]):
+    /// payer details only when `personal_data`.
+    async fn feed_page_wire(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        after_seq: i64,
+        limit: u32,
+        personal_data: bool,
+    ) -> Result<WirePage>;
+    /// What [`ReportStore::date_page`] reads, already in the Report API's JSON ([`WirePage`]).
+    async fn date_page_wire(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        date: LedgerDate,
+        after_seq: i64,
+        limit: u32,
+        personal_data: bool,
+    ) -> Result<WirePage>;
     /// The refunds booked with their own pspReference: (the refund's pspReference, the
     /// pspReference of the capture it refunds), in pspReference order. The entries do not name
     /// the capture; `verify` counts these refunds against it.

@@ -2,8 +2,8 @@
 //! log.
 
 use super::wire::{
-    DatePage, FeedPage, GrantList, LedgerList, WireEntry, WireGrant, WireLedger, WireMerchant,
-    WireProof, WireScope, json_body, page_body,
+    GrantList, LedgerList, WireGrant, WireLedger, WireMerchant, WireProof, WireScope, date_body,
+    feed_body, json_body,
 };
 use super::{QueryParams, check_system_headers, header};
 use crate::cursor::Binding;
@@ -80,12 +80,15 @@ async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
         .verify(token)
         .await
         .ok_or(AppError::Unauthorized)?;
-    let key = state
+    // The key and its partner's state in one read (a round trip to the store less than the key
+    // and then its partner), found by the token's client id: a key of that client id but
+    // another row is not the key the token was issued to.
+    let (key, partner) = state
         .store
-        .key(claims.key_id)
+        .key_with_partner_state(&claims.sub)
         .await?
+        .filter(|(key, _)| key.id == claims.key_id)
         .ok_or(AppError::Unauthorized)?;
-    let partner = crate::credentials::partner_state(state.store.as_ref(), &key).await?;
     let principal = access::authenticate(
         &key,
         partner,
@@ -551,27 +554,20 @@ pub async fn date_page(
         state.metrics.entries_served(topic, page.entries);
         return Ok(cached_response(limit, withheld, page));
     }
-    let mut entries = state
+    // The entries come rendered by the store, so the page is spliced, not serialised.
+    let wire = state
         .store
-        .date_page(&access, topic, date, after, limit + 1)
+        .date_page_wire(&access, topic, date, after, limit, gdpr)
         .await?;
-    let has_more = entries.len() > limit as usize;
-    entries.truncate(limit as usize);
-    let cursor = match (has_more, entries.last()) {
-        (true, Some(last)) => Some(state.cursors.encode_seq(&binding, last.seq)),
+    let has_more = wire.more;
+    let cursor = match (has_more, wire.last_seq) {
+        (true, Some(last)) => Some(state.cursors.encode_seq(&binding, last)),
         _ => None,
     };
-    state.metrics.entries_served(topic, entries.len());
-    let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
-    let page = DatePage {
-        items,
-        has_more,
-        try_later,
-        cursor,
-    };
+    state.metrics.entries_served(topic, wire.entries);
     let page = CachedPage {
-        body: page_body(entries.len(), &page)?,
-        entries: entries.len(),
+        body: date_body(&wire.items, has_more, try_later, cursor.as_deref())?,
+        entries: wire.entries,
     };
     // A closed date never changes.
     if !try_later {
@@ -668,25 +664,19 @@ pub async fn feed_page(
         state.metrics.entries_served(topic, page.entries);
         return Ok(cached_response(limit, withheld, page));
     }
-    let mut entries = state
+    // The entries come rendered by the store, so the page is spliced, not serialised.
+    let wire = state
         .store
-        .feed_page(&access, topic, after, limit + 1)
+        .feed_page_wire(&access, topic, after, limit, gdpr)
         .await?;
-    // Fewer than a page beyond this one: the client has caught up and should come back later.
-    let try_later = entries.len() <= limit as usize;
-    entries.truncate(limit as usize);
-    let position = entries.last().map(|e| e.seq).unwrap_or(after);
+    // Nothing beyond this page: the client has caught up and should come back later.
+    let try_later = !wire.more;
+    let position = wire.last_seq.unwrap_or(after);
     let cursor = state.cursors.encode_seq(&binding, position);
-    state.metrics.entries_served(topic, entries.len());
-    let items = entries.iter().map(|e| WireEntry::new(e, gdpr)).collect();
-    let page = FeedPage {
-        cursor,
-        try_later,
-        items,
-    };
+    state.metrics.entries_served(topic, wire.entries);
     let page = CachedPage {
-        body: page_body(entries.len(), &page)?,
-        entries: entries.len(),
+        body: feed_body(&cursor, try_later, &wire.items)?,
+        entries: wire.entries,
     };
     // Followed by more entries: this page is final.
     if !try_later {

@@ -4,54 +4,10 @@ use crate::AppError;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::BusinessId;
 use ledgerport_core::proof::DateProof;
 use ledgerport_store::LedgerView;
 use serde::Serialize;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WireEntry<'a> {
-    psp_reference: &'a str,
-    time: &'a str,
-    ledger_date: ledgerport_core::ids::LedgerDate,
-    entry_type: &'a str,
-    reference: &'a str,
-    currency: &'static str,
-    amount: i64,
-    balance_before: i64,
-    balance_after: i64,
-    recipient_handle: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    masked_phone_no: Option<&'a str>,
-}
-
-impl<'a> WireEntry<'a> {
-    /// Payer details go out only when asked for, and only vm-number payments have them.
-    pub fn new(e: &'a Entry, include_gdpr: bool) -> Self {
-        let payer = e.payer.as_ref().filter(|_| include_gdpr);
-        WireEntry {
-            psp_reference: &e.psp_reference,
-            time: &e.time,
-            ledger_date: e.ledger_date,
-            entry_type: &e.entry_type,
-            reference: &e.reference,
-            currency: e.currency.as_str(),
-            amount: e.amount,
-            balance_before: e.balance_before,
-            balance_after: e.balance_after,
-            recipient_handle: &e.recipient_handle,
-            name: payer.map(|p| p.name.as_str()),
-            message: payer.map(|p| p.message.as_str()),
-            masked_phone_no: payer.map(|p| p.masked_phone_no.as_str()),
-        }
-    }
-}
 
 #[derive(Serialize)]
 pub struct WireBusinessId {
@@ -123,24 +79,6 @@ pub struct LedgerList {
     pub cursor: String,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DatePage<'a> {
-    pub items: Vec<WireEntry<'a>>,
-    pub has_more: bool,
-    pub try_later: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FeedPage<'a> {
-    pub cursor: String,
-    pub try_later: bool,
-    pub items: Vec<WireEntry<'a>>,
-}
-
 /// One grant as `GET /ledgerport/v1/grants` lists it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -188,17 +126,54 @@ pub struct GrantList {
     pub cursor: String,
 }
 
-/// What one entry takes on the wire, about: a page of 1000 entries is 250 KB.
-const ENTRY_BYTES: usize = 256;
-
-/// A page of `entries` entries as JSON bytes, written into a buffer sized for them up front:
-/// axum's `Json` starts at 128 bytes and doubles, copying a 250 KB page about eleven times (the
-/// single-client feed page profile showed the copies and the page faults).
-pub fn page_body<T: Serialize>(entries: usize, page: &T) -> Result<Bytes, AppError> {
-    let mut body = Vec::with_capacity(128 + entries * ENTRY_BYTES);
-    serde_json::to_writer(&mut body, page)
-        .map_err(|e| AppError::Internal(format!("writing a page: {e}")))?;
+/// A feed page's body around entries the store rendered ([`ledgerport_store::WirePage`]),
+/// without parsing or serialising an entry: `{"cursor":…,"tryLater":…,"items":[…]}`, no
+/// whitespace, as the API always wrote it (`tests/wire_bytes.rs` holds every page to that).
+pub fn feed_body(cursor: &str, try_later: bool, items: &str) -> Result<Bytes, AppError> {
+    let mut body = Vec::with_capacity(64 + cursor.len() + items.len());
+    body.extend_from_slice(b"{\"cursor\":");
+    json_string(&mut body, cursor)?;
+    body.extend_from_slice(if try_later {
+        b",\"tryLater\":true,\"items\":["
+    } else {
+        b",\"tryLater\":false,\"items\":["
+    });
+    body.extend_from_slice(items.as_bytes());
+    body.extend_from_slice(b"]}");
     Ok(Bytes::from(body))
+}
+
+/// A date page's body around entries the store rendered:
+/// `{"items":[…],"hasMore":…,"tryLater":…}`, and `"cursor"` last when there is more.
+pub fn date_body(
+    items: &str,
+    has_more: bool,
+    try_later: bool,
+    cursor: Option<&str>,
+) -> Result<Bytes, AppError> {
+    let mut body = Vec::with_capacity(96 + items.len());
+    body.extend_from_slice(b"{\"items\":[");
+    body.extend_from_slice(items.as_bytes());
+    body.extend_from_slice(if has_more {
+        b"],\"hasMore\":true"
+    } else {
+        b"],\"hasMore\":false"
+    });
+    body.extend_from_slice(if try_later {
+        b",\"tryLater\":true"
+    } else {
+        b",\"tryLater\":false"
+    });
+    if let Some(cursor) = cursor {
+        body.extend_from_slice(b",\"cursor\":");
+        json_string(&mut body, cursor)?;
+    }
+    body.push(b'}');
+    Ok(Bytes::from(body))
+}
+
+fn json_string(out: &mut Vec<u8>, text: &str) -> Result<(), AppError> {
+    serde_json::to_writer(out, text).map_err(|e| AppError::Internal(format!("writing a page: {e}")))
 }
 
 /// JSON bytes as a response.

@@ -6,7 +6,7 @@
 use super::{Dialect, SqlStore, args};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
 use crate::settlement::proofs::proofs_query;
-use crate::{ReportStore, Result, StoreError};
+use crate::{ReportStore, Result, StoreError, WirePage};
 use async_trait::async_trait;
 use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::entry::Entry;
@@ -45,8 +45,156 @@ pub(super) fn feed_page_in_period<DB: Dialect>() -> String {
     )
 }
 
+/// The Report API's fields of an entry of `p` in its schema's order, and the payer's.
+const WIRE_FIELDS: [(&str, &str); 10] = [
+    ("pspReference", "p.psp_reference"),
+    ("time", "p.time"),
+    ("ledgerDate", "p.ledger_date"),
+    ("entryType", "p.entry_type"),
+    ("reference", "p.reference"),
+    ("currency", "p.currency"),
+    ("amount", "p.amount"),
+    ("balanceBefore", "p.balance_before"),
+    ("balanceAfter", "p.balance_after"),
+    ("recipientHandle", "p.recipient_handle"),
+];
+const WIRE_PAYER: [(&str, &str); 3] = [
+    ("name", "p.payer_name"),
+    ("message", "p.payer_message"),
+    ("maskedPhoneNo", "p.masked_phone_no"),
+];
+
+/// The Report API's JSON object of the entry `p` ([`crate::WirePage`]): with `personal`, the
+/// payer's details when the payment has all three (as the domain's `Entry` has a payer).
+fn wire_entry<DB: Dialect>(personal: bool) -> String {
+    let plain = DB::json_object(&WIRE_FIELDS);
+    if !personal {
+        return plain;
+    }
+    let all: Vec<(&str, &str)> = WIRE_FIELDS.iter().chain(&WIRE_PAYER).copied().collect();
+    format!(
+        "CASE WHEN p.payer_name IS NOT NULL AND p.payer_message IS NOT NULL \
+         AND p.masked_phone_no IS NOT NULL THEN {} ELSE {plain} END",
+        DB::json_object(&all)
+    )
+}
+
+/// A [`crate::WirePage`] of the entries `rows` (a query of whole entry rows in seq order):
+/// their count, last seq and joined JSON objects, and whether an entry `x` meeting `next`
+/// follows the last (or `after`, for an empty page), in the same statement so in the same
+/// snapshot. Instead of reading one entry more than the page, which would have to be cut off
+/// the joined text.
+fn wire_page<DB: Dialect>(rows: &str, personal: bool, next: &str, after: &str) -> String {
+    format!(
+        "SELECT n, last_seq, items, EXISTS (SELECT 1 FROM entries x WHERE {next} \
+         AND x.seq > COALESCE(last_seq, {after})) \
+         FROM (SELECT COUNT(*) AS n, MAX(p.seq) AS last_seq, {} AS items FROM ({rows}) p) page",
+        DB::join_list(&wire_entry::<DB>(personal), "p.seq")
+    )
+}
+
+/// [`feed_page`] and [`feed_page_in_period`] as a [`crate::WirePage`].
+pub(super) fn feed_page_wire<DB: Dialect>(in_period: bool, personal: bool) -> String {
+    let period = if in_period {
+        " AND ledger_date >= $5 AND ledger_date <= $6"
+    } else {
+        ""
+    };
+    let rows = format!(
+        "SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 AND seq > $3{period} \
+         ORDER BY seq LIMIT $4"
+    );
+    let next = format!(
+        "x.ledger_id = $1 AND x.topic = $2{}",
+        period.replace("ledger_date", "x.ledger_date")
+    );
+    wire_page::<DB>(&rows, personal, &next, "$3")
+}
+
+/// [`date_page`] as a [`crate::WirePage`].
+pub(super) fn date_page_wire<DB: Dialect>(personal: bool) -> String {
+    wire_page::<DB>(
+        DB::DATE_PAGE_ROWS,
+        personal,
+        "x.ledger_id = $1 AND x.topic = $2 AND x.ledger_date = $3",
+        "$4",
+    )
+}
+
 #[async_trait]
 impl<DB: Dialect> ReportStore for SqlStore<DB> {
+    async fn feed_page_wire(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        after_seq: i64,
+        limit: u32,
+        personal_data: bool,
+    ) -> Result<WirePage> {
+        let mut params = args![
+            access.ledger_id().as_str(),
+            i64::from(topic.code()),
+            after_seq,
+            i64::from(limit),
+        ];
+        // As `feed_page`: the period's entries only, at the ledger's own positions.
+        let scope = access.scope();
+        let in_period = scope.from.is_some() || scope.to.is_some();
+        if in_period {
+            params.push(
+                scope
+                    .from
+                    .map_or("0000-01-01".into(), |d| d.to_string())
+                    .into(),
+            );
+            params.push(
+                scope
+                    .to
+                    .map_or("9999-12-31".into(), |d| d.to_string())
+                    .into(),
+            );
+        }
+        let statement = self.statements.feed_page_wire[usize::from(in_period)]
+            [usize::from(personal_data)]
+        .clone();
+        let row: WirePageRow = self.one(AssertSqlSafe(statement), params).await?;
+        wire_page_of(row)
+    }
+
+    async fn date_page_wire(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+        date: LedgerDate,
+        after_seq: i64,
+        limit: u32,
+        personal_data: bool,
+    ) -> Result<WirePage> {
+        // As `date_page`: nothing of a date outside the grant's period.
+        if access.check_date(date).is_err() {
+            return Ok(WirePage {
+                items: String::new(),
+                entries: 0,
+                last_seq: None,
+                more: false,
+            });
+        }
+        let statement = self.statements.date_page_wire[usize::from(personal_data)].clone();
+        let row: WirePageRow = self
+            .one(
+                AssertSqlSafe(statement),
+                args![
+                    access.ledger_id().as_str(),
+                    i64::from(topic.code()),
+                    date.to_string(),
+                    after_seq,
+                    i64::from(limit),
+                ],
+            )
+            .await?;
+        wire_page_of(row)
+    }
+
     async fn feed_page(
         &self,
         access: &LedgerAccess,
@@ -185,4 +333,18 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
             .await?;
         entries_from_page_json(&page)
     }
+}
+
+/// A [`wire_page`] row: count, last seq, the joined objects, whether more follow.
+type WirePageRow = (i64, Option<i64>, String, bool);
+
+fn wire_page_of((n, last_seq, items, more): WirePageRow) -> Result<WirePage> {
+    let entries = usize::try_from(n)
+        .map_err(|_| StoreError::Corrupt(format!("entry page: a count of {n} entries")))?;
+    Ok(WirePage {
+        items,
+        entries,
+        last_seq,
+        more,
+    })
 }
