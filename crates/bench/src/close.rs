@@ -135,14 +135,20 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// The store of one round in a fresh database, closing with proofs or (the baseline) without;
-/// and the PostgreSQL database to drop after it.
+/// One round's store, and what to delete after it: its PostgreSQL database or SQLite file.
+struct Fresh {
+    store: Arc<dyn Store>,
+    db: Option<TestDatabase>,
+    file: Option<PathBuf>,
+}
+
+/// The store of one round in a fresh database, closing with proofs or (the baseline) without.
 async fn fresh_store(
     target: &Target<'_>,
     round: u32,
     clock: Arc<ManualClock>,
     proofs: bool,
-) -> Result<(Arc<dyn Store>, Option<TestDatabase>, Option<PathBuf>), String> {
+) -> Result<Fresh, String> {
     match target {
         Target::Sqlite(base) => {
             let mut name = base.as_os_str().to_owned();
@@ -157,7 +163,11 @@ async fn fresh_store(
             if !proofs {
                 store.measure_closing_without_proofs();
             }
-            Ok((Arc::new(store), None, Some(file)))
+            Ok(Fresh {
+                store: Arc::new(store),
+                db: None,
+                file: Some(file),
+            })
         }
         Target::Postgres(server) => {
             let db = TestDatabase::create_on((*server).to_owned())
@@ -167,7 +177,11 @@ async fn fresh_store(
             if !proofs {
                 store.measure_closing_without_proofs();
             }
-            Ok((Arc::new(store), Some(db), None))
+            Ok(Fresh {
+                store: Arc::new(store),
+                db: Some(db),
+                file: None,
+            })
         }
     }
 }
@@ -192,7 +206,7 @@ async fn one_round(
             .map_err(err)
     };
     let clock = Arc::new(ManualClock::new(at(0, 1)?));
-    let (store, db, file) = fresh_store(target, round, clock.clone(), proofs).await?;
+    let Fresh { store, db, file } = fresh_store(target, round, clock.clone(), proofs).await?;
     let ledgers = world(store.as_ref(), args.ledgers).await?;
     // The captures, spread over 01:00 to 21:00, each batch arriving at its last event's time
     // (within the day, so nothing closes yet).
