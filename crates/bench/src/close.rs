@@ -7,15 +7,20 @@
 //! proofs existed (`SqlStore::measure_closing_without_proofs`: the period's sums in SQL, no
 //! proofs), once as the product does (the period's entries read once, every date and topic
 //! proved). The rounds alternate the two, and the median of each is reported.
+//!
+//! With `--database-url postgres://…` each round's world goes into a new database on that server
+//! instead, dropped after the round.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{Currency, LedgerId, Msn};
+use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::sqlite::SqliteStore;
 use ledgerport_store::{EventOutcome, SettlementStore, Store};
 use ledgerport_testkit::WorldBuilder;
+use ledgerport_testkit::testing::TestDatabase;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,9 +36,18 @@ pub struct CloseArgs {
     /// Rounds of each kind, alternating.
     #[arg(long, default_value_t = 5)]
     pub rounds: u32,
-    /// SQLite database file, deleted and created afresh for every round.
+    /// SQLite database file, deleted and created afresh for every round (a name of its own for
+    /// each, so no round meets the files of the one before while its connections close).
+    /// Without `--database-url`.
     #[arg(long, default_value = "ledgerport-bench-close.db")]
     pub database: PathBuf,
+}
+
+/// Where the rounds' worlds go.
+enum Target<'a> {
+    Sqlite(&'a Path),
+    /// The server: each round makes a database of its own on it.
+    Postgres(&'a str),
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -48,10 +62,21 @@ fn remove(db: &Path) {
     }
 }
 
-pub async fn run(args: CloseArgs) -> Result<(), String> {
+pub async fn run(args: CloseArgs, database_url: Option<&str>) -> Result<(), String> {
     if args.ledgers == 0 || args.captures == 0 || args.rounds == 0 {
         return Err(err("--ledgers, --captures and --rounds must be at least 1"));
     }
+    let target = match database_url {
+        None => Target::Sqlite(&args.database),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Target::Postgres(u)
+        }
+        Some(_) => {
+            return Err(err(
+                "--database-url: close takes a postgres:// server (SQLite: --database FILE)",
+            ));
+        }
+    };
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
         // Alternate which goes first, so neither always gets the warmer machine.
@@ -60,7 +85,7 @@ pub async fn run(args: CloseArgs) -> Result<(), String> {
         } else {
             [true, false]
         } {
-            let secs = one_round(&args, proofs).await?;
+            let secs = one_round(&args, &target, round, proofs).await?;
             eprintln!(
                 "  round {}: {} proofs {:.1} ms",
                 round + 1,
@@ -74,9 +99,15 @@ pub async fn run(args: CloseArgs) -> Result<(), String> {
             }
         }
     }
-    remove(&args.database);
     let (a, b) = (median(&mut without), median(&mut with));
     let per = |s: f64| s * 1000.0 / f64::from(args.ledgers);
+    println!(
+        "database            {}",
+        match target {
+            Target::Sqlite(p) => format!("sqlite file {}", p.display()),
+            Target::Postgres(_) => "postgres, a new database each round".into(),
+        }
+    );
     println!(
         "closing             {} ledgers, one day each: {} captures and their fees ({} entries), then the closing's own",
         args.ledgers,
@@ -104,9 +135,64 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// One round's store, and what to delete after it: its PostgreSQL database or SQLite file.
+struct Fresh {
+    store: Arc<dyn Store>,
+    db: Option<TestDatabase>,
+    file: Option<PathBuf>,
+}
+
+/// The store of one round in a fresh database, closing with proofs or (the baseline) without.
+async fn fresh_store(
+    target: &Target<'_>,
+    round: u32,
+    clock: Arc<ManualClock>,
+    proofs: bool,
+) -> Result<Fresh, String> {
+    match target {
+        Target::Sqlite(base) => {
+            let mut name = base.as_os_str().to_owned();
+            name.push(format!(
+                ".{}-{round}",
+                if proofs { "with" } else { "without" }
+            ));
+            let file = PathBuf::from(name);
+            remove(&file);
+            let url = format!("sqlite://{}", file.display());
+            let mut store = SqliteStore::open(&url, clock).await.map_err(err)?;
+            if !proofs {
+                store.measure_closing_without_proofs();
+            }
+            Ok(Fresh {
+                store: Arc::new(store),
+                db: None,
+                file: Some(file),
+            })
+        }
+        Target::Postgres(server) => {
+            let db = TestDatabase::create_on((*server).to_owned())
+                .await
+                .map_err(err)?;
+            let mut store = PostgresStore::open(&db.url, clock).await.map_err(err)?;
+            if !proofs {
+                store.measure_closing_without_proofs();
+            }
+            Ok(Fresh {
+                store: Arc::new(store),
+                db: Some(db),
+                file: None,
+            })
+        }
+    }
+}
+
 /// Builds the world in a fresh database and times closing its day; returns the seconds.
-async fn one_round(args: &CloseArgs, proofs: bool) -> Result<f64, String> {
-    remove(&args.database);
+async fn one_round(
+    args: &CloseArgs,
+    target: &Target<'_>,
+    round: u32,
+    proofs: bool,
+) -> Result<f64, String> {
     let oslo = TimeZone::get("Europe/Oslo").map_err(err)?;
     // The day closed: the day before yesterday in Oslo, so every time below is in the past.
     let day = oslo
@@ -120,12 +206,8 @@ async fn one_round(args: &CloseArgs, proofs: bool) -> Result<f64, String> {
             .map_err(err)
     };
     let clock = Arc::new(ManualClock::new(at(0, 1)?));
-    let url = format!("sqlite://{}", args.database.display());
-    let mut store = SqliteStore::open(&url, clock.clone()).await.map_err(err)?;
-    if !proofs {
-        store.measure_closing_without_proofs();
-    }
-    let ledgers = world(&store, args.ledgers).await?;
+    let Fresh { store, db, file } = fresh_store(target, round, clock.clone(), proofs).await?;
+    let ledgers = world(store.as_ref(), args.ledgers).await?;
     // The captures, spread over 01:00 to 21:00, each batch arriving at its last event's time
     // (within the day, so nothing closes yet).
     let total = u64::from(args.ledgers) * u64::from(args.captures);
@@ -177,6 +259,11 @@ async fn one_round(args: &CloseArgs, proofs: bool) -> Result<f64, String> {
         )));
     }
     drop(store);
+    // The PostgreSQL database goes with `db`; the SQLite files once the pool has let go.
+    drop(db);
+    if let Some(file) = file {
+        remove(&file);
+    }
     Ok(secs)
 }
 

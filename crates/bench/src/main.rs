@@ -46,8 +46,9 @@ enum Command {
     /// Ingest many payment events into a fresh database in-process and report events/s and peak
     /// memory.
     Ingest(ingest::BenchArgs),
-    /// Close one day of many ledgers in a fresh SQLite database, with completeness proofs and
-    /// without them (alternating rounds), and report both medians: what proofs add to closing.
+    /// Close one day of many ledgers in a fresh database (SQLite, or PostgreSQL with
+    /// `--database-url`), with completeness proofs and without them (alternating rounds), and
+    /// report both medians: what proofs add to closing.
     Close(close::CloseArgs),
     /// Webhook delivery on loopback in-process: deliveries per second to one receiver, and the
     /// latency from a date's closing to its receipt (p50, p99).
@@ -68,7 +69,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Ingest(args)) => {
             ingest::run(args, cli.database_url.as_deref().unwrap_or_default()).await
         }
-        Some(Command::Close(args)) => close::run(args).await,
+        Some(Command::Close(args)) => close::run(args, cli.database_url.as_deref()).await,
         Some(Command::Webhooks(args)) => webhooks::run(args, cli.database_url.as_deref()).await,
         None => harness::run(cli.harness, cli.database_url).await,
     }

@@ -284,7 +284,14 @@ pub async fn run(args: DemoArgs, config: &crate::config::Config) -> anyhow::Resu
             .yesterday()
             .map_err(demo_err)?,
     );
-    let print = move |addr: SocketAddr| print_instructions(addr, &url, &issued, yesterday);
+    // The last seven closed dates, for the statement the partner is shown how to download.
+    let week = LedgerDate::from_date(
+        yesterday
+            .date()
+            .checked_sub(jiff::Span::new().days(6))
+            .map_err(demo_err)?,
+    );
+    let print = move |addr: SocketAddr| print_instructions(addr, &url, &issued, week, yesterday);
     if args.no_serve {
         print(config.server.listen);
         return Ok(());
@@ -843,7 +850,13 @@ fn demo_event(
     }
 }
 
-fn print_instructions(addr: SocketAddr, url: &str, k: &Issued, yesterday: LedgerDate) {
+fn print_instructions(
+    addr: SocketAddr,
+    url: &str,
+    k: &Issued,
+    week: LedgerDate,
+    yesterday: LedgerDate,
+) {
     let base = format!("http://{addr}");
     let extract = r#"sed -E 's/.*"access_token":"([^"]+)".*/\1/'"#;
     println!(
@@ -868,6 +881,12 @@ Accounting keys of the partner Regnskap AS (granted ledgers 302321, 302322 and 4
   PTOKEN=$(curl -s -X POST {base}/miami/v1/token -u '{pid}:{psecret}' -d grant_type=client_credentials | {extract})
   curl -s {base}/settlement/v1/ledgers -H "Authorization: Bearer $PTOKEN"
   curl -s '{base}/report/v2/ledgers/302322/funds/feed?includeGDPRSensitiveData=true' -H "Authorization: Bearer $PTOKEN"
+  curl -s {base}/ledgerport/v1/ledgers/302321/funds/dates/{yesterday}/proof -H "Authorization: Bearer $PTOKEN"
+  curl -s '{base}/ledgerport/v1/ledgers/302321/statements/camt053?from={week}&to={yesterday}' -H "Authorization: Bearer $PTOKEN" -o camt053-302321.xml
+
+The last two: the completeness proof of a closed date, and a week of closed dates as a camt.053
+bank statement. To check every closed date of the ledger against its proof, as a partner would:
+  cargo run -q -- check-report --base-url {base} --client-id {pid} --client-secret {psecret} --ledger 302321
 
 Portal (a browser, no JavaScript needed): {base}/portal/sign-in
 {portal}

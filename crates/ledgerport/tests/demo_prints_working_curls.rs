@@ -53,16 +53,18 @@ fn the_demo_prints_curl_commands_that_return_a_token_and_then_real_entries() {
         .map(|l| l.trim())
         .filter(|l| l.starts_with("curl ") || l.starts_with("TOKEN=") || l.starts_with("PTOKEN="))
         .collect();
-    assert_eq!(commands.len(), 7, "printed:\n{}", printed.join("\n"));
+    assert_eq!(commands.len(), 9, "printed:\n{}", printed.join("\n"));
 
     // Run them exactly as printed, in one shell, separating their outputs.
     let script: String = commands
         .iter()
         .map(|c| format!("{c}\necho; echo '=====' \n"))
         .collect();
+    // In the test's own directory: the statement's curl writes a file.
     let out = Command::new("bash")
         .arg("-c")
         .arg(&script)
+        .current_dir(&dir)
         .output()
         .expect("bash");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -103,6 +105,19 @@ fn the_demo_prints_curl_commands_that_return_a_token_and_then_real_entries() {
         outputs[6].contains("maskedPhoneNo"),
         "GDPR feed: {}",
         outputs[6]
+    );
+    assert!(
+        outputs[7].contains(r#""form":"ledgerport-date-proof-v1""#)
+            && outputs[7].contains(r#""chainDigest""#),
+        "proof: {}",
+        outputs[7]
+    );
+    let statement =
+        std::fs::read_to_string(dir.join("camt053-302321.xml")).expect("the statement's file");
+    assert!(
+        statement.contains("urn:iso:std:iso:20022:tech:xsd:camt.053.001.08")
+            && statement.contains("<Stmt><Id>302321-"),
+        "camt.053: {statement}"
     );
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,5 +1,6 @@
-//! camt.053 statements from the portal's Settlements page: every document is validated against
-//! the official ISO 20022 XSD with `xmllint` and read back with PyPI's `camt053`
+//! camt.053 statements from the portal's Settlements page and from the Report API's extension
+//! `GET /ledgerport/v1/ledgers/{ledgerId}/statements/camt053`: every document is validated
+//! against the official ISO 20022 XSD with `xmllint` and read back with PyPI's `camt053`
 //! (`ledgerport_testkit::camt053`, which installs both at test time).
 //!
 //! The world: merchant 987654321, whose name needs XML escaping, owns three ledgers created on
@@ -14,12 +15,13 @@
 
 mod common;
 
-use common::{START, TestApp, by, lid, msn};
+use common::{START, TestApp, by, lid, msn, partner, world};
 use jiff::Timestamp;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{BankAccount, Country, Currency};
 use ledgerport_core::world::{
-    FeePlan, PayoutFrequency, RowId, SalesUnitKind, SettlementMode, parse_cutoff,
+    FeePlan, GrantScope, KeyKind, KeyOwner, PartnerKind, PayoutFrequency, RowId, SalesUnitKind,
+    SettlementMode, Topics, parse_cutoff,
 };
 use ledgerport_server::portal::auth::hash_password;
 use ledgerport_store::{EventOutcome, NewLedger, NewPortalUser, NewSalesUnit, PortalRole};
@@ -226,8 +228,8 @@ async fn ledger(
 }
 
 /// The world of this file's header, with a merchant user `kari@acme.test` of merchant
-/// 987654321.
-async fn statement_world(app: &TestApp) {
+/// 987654321; returns that merchant.
+async fn statement_world(app: &TestApp) -> RowId {
     let built = WorldBuilder::new()
         .merchant("987654321", OWNER)
         .merchant("912345678", "Other AS")
@@ -355,6 +357,7 @@ async fn statement_world(app: &TestApp) {
         )
         .await
         .expect("user");
+    acme
 }
 
 /// A decimal amount as the reader gives it (`"1249.00"`) in minor units.
@@ -576,4 +579,224 @@ async fn a_bad_period_is_a_400_naming_the_field_and_another_organisations_ledger
         "{}",
         page.body
     );
+}
+
+/// An answer of the Report API: status, content type, content disposition and body.
+async fn api_get(app: &TestApp, path: &str, token: &str) -> Page {
+    let res = app.get(path, Some(token), &[]).await;
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .unwrap_or_default()
+    };
+    let (content_type, disposition) = (header("content-type"), header("content-disposition"));
+    Page {
+        status: res.status().as_u16(),
+        content_type,
+        disposition,
+        body: res.text().await.expect("body"),
+    }
+}
+
+fn api_path(ledger: &str, query: &str) -> String {
+    format!("/ledgerport/v1/ledgers/{ledger}/statements/camt053?{query}")
+}
+
+/// An accounting partner of its own with a grant of `scope` on `ledger`, and its token.
+async fn granted(app: &TestApp, name: &str, ledger: &str, scope: GrantScope) -> String {
+    let p = partner(app.store.as_ref(), name, PartnerKind::Accounting, true).await;
+    app.store
+        .create_grant(&by(), p, &lid(ledger), &scope)
+        .await
+        .expect("grant");
+    let keys = app.issue(KeyKind::Accounting, KeyOwner::Partner(p)).await;
+    app.miami_token(&keys).await
+}
+
+#[tokio::test]
+async fn the_api_gives_the_portals_document_to_each_reader_of_the_ledger() {
+    let app = TestApp::start().await;
+    let acme = statement_world(&app).await;
+    let mut v = Visitor::new(&app);
+    v.sign_in("kari@acme.test").await;
+    let portal = v.camt053("100", "2024-04-03", "2024-04-04").await;
+    let merchant_keys = app
+        .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(acme))
+        .await;
+    let merchant = app.miami_token(&merchant_keys).await;
+    let partner = granted(&app, "Regnskap AS", "100", GrantScope::EVERYTHING).await;
+    let path = api_path("100", "from=2024-04-03&to=2024-04-04");
+
+    for token in [&merchant, &partner] {
+        let p = api_get(&app, &path, token).await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert_eq!(p.content_type, "application/xml; charset=utf-8");
+        assert_eq!(
+            p.disposition,
+            "attachment; filename=\"camt053-100-2024-04-03-to-2024-04-04.xml\""
+        );
+        // The same clock makes the same document, byte for byte, as the portal's.
+        assert_eq!(p.body, portal);
+        let s = statement(&p.body, "NOK");
+        assert_eq!(s["id"], "100-20240403-20240404");
+        let got: Vec<(String, i64)> = lines(&s).into_iter().map(|l| (l.0, l.1)).collect();
+        let want = [
+            ("funds-1", 124_900),
+            ("fees-1", -2_186),
+            ("funds-2", 50_000),
+            ("fees-2", -875),
+            ("funds-3", -900),
+            ("funds-5", -170_939),
+        ];
+        assert_eq!(got, want.map(|(r, a)| (r.to_owned(), a)).to_vec());
+    }
+}
+
+#[tokio::test]
+async fn bad_periods_open_dates_and_grants_that_do_not_cover_the_period_are_refused_naming_it() {
+    let app = TestApp::start().await;
+    let acme = statement_world(&app).await;
+    let merchant_keys = app
+        .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(acme))
+        .await;
+    let merchant = app.miami_token(&merchant_keys).await;
+    let funds_only = granted(
+        &app,
+        "Funds Only AS",
+        "100",
+        GrantScope {
+            topics: Topics {
+                funds: true,
+                fees: false,
+            },
+            ..GrantScope::EVERYTHING
+        },
+    )
+    .await;
+    let from_fourth = granted(
+        &app,
+        "From The Fourth AS",
+        "100",
+        GrantScope {
+            from: Some(common::date("2024-04-04")),
+            ..GrantScope::EVERYTHING
+        },
+    )
+    .await;
+    for (token, query, status, starts) in [
+        (&merchant, "to=2024-04-04", 400, "from: is required"),
+        (&merchant, "from=2024-04-03", 400, "to: is required"),
+        (&merchant, "from=2024-02-30&to=2024-04-04", 400, "from:"),
+        (&merchant, "from=2024-04-01&to=04.04.2024", 400, "to:"),
+        (
+            &merchant,
+            "from=2024-04-04&to=2024-04-03",
+            400,
+            "from: must not be after to",
+        ),
+        // 93 days.
+        (&merchant, "from=2024-01-01&to=2024-04-02", 400, "from:"),
+        (
+            &merchant,
+            "from=2024-04-03&to=2024-04-05",
+            409,
+            "to: 2024-04-05 is not closed yet",
+        ),
+        (&merchant, "from=2024-04-06&to=2024-04-06", 409, "to:"),
+        (&funds_only, "from=2024-04-04&to=2024-04-04", 403, "topic:"),
+        (
+            &from_fourth,
+            "from=2024-04-03&to=2024-04-04",
+            403,
+            "from: 2024-04-03 is outside the grant's period",
+        ),
+    ] {
+        let p = api_get(&app, &api_path("100", query), token).await;
+        assert_eq!(p.status, status, "{query}: {}", p.body);
+        let body: Value = serde_json::from_str(&p.body).expect("a problem");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.starts_with(starts), "{query}: {detail}");
+    }
+    // 92 days are allowed; inside its period the narrower grant reads.
+    let p = api_get(
+        &app,
+        &api_path("100", "from=2024-01-04&to=2024-04-04"),
+        &merchant,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    statement(&p.body, "NOK");
+    let p = api_get(
+        &app,
+        &api_path("100", "from=2024-04-04&to=2024-04-04"),
+        &from_fourth,
+    )
+    .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    statement(&p.body, "NOK");
+}
+
+#[tokio::test]
+async fn a_partner_without_a_grant_gets_a_missing_ledgers_bytes_and_payers_never_show() {
+    // The common world: ledger 200 holds, on the closed 2024-04-04, a capture whose payer is
+    // Kari Nordmann (message "Kaffe", phone xxxx 1234); "Granted Regnskap" may read it whole.
+    let app = TestApp::start().await;
+    let w = world(&app).await;
+    let keys = app
+        .issue(KeyKind::Accounting, KeyOwner::Partner(w.granted_partner))
+        .await;
+    let whole = app.miami_token(&keys).await;
+    let no_names = granted(
+        &app,
+        "No Names AS",
+        "200",
+        GrantScope {
+            personal_data: false,
+            ..GrantScope::EVERYTHING
+        },
+    )
+    .await;
+    let stranger = granted(&app, "Stranger AS", "400", GrantScope::EVERYTHING).await;
+    let other_keys = app
+        .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant2))
+        .await;
+    let other_merchant = app.miami_token(&other_keys).await;
+    let query = "from=2024-04-04&to=2024-04-04";
+
+    let p = api_get(&app, &api_path("200", query), &whole).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let withheld = api_get(&app, &api_path("200", query), &no_names).await;
+    assert_eq!(withheld.status, 200, "{}", withheld.body);
+    assert_eq!(
+        withheld.body, p.body,
+        "a statement carries no personal data to withhold"
+    );
+    for personal in ["Kari Nordmann", "Nordmann", "Kaffe", "xxxx 1234"] {
+        assert!(!p.body.contains(personal), "{personal} in {}", p.body);
+    }
+    let s = statement(&p.body, "NOK");
+    let amounts: Vec<i64> = lines(&s).into_iter().map(|l| l.1).collect();
+    assert_eq!(amounts, [4000, 6000]);
+
+    // Not granted, another organisation's, and no such ledger: one answer, but for the path.
+    for token in [&stranger, &other_merchant] {
+        let refused = app.get(&api_path("200", query), Some(token), &[]).await;
+        let missing = app.get(&api_path("999", query), Some(token), &[]).await;
+        let (rs, ms) = (refused.status(), missing.status());
+        let (rh, mh) = (refused.headers().clone(), missing.headers().clone());
+        let (rb, mb) = (
+            refused.text().await.expect("body"),
+            missing.text().await.expect("body"),
+        );
+        assert_eq!((rs.as_u16(), ms.as_u16()), (404, 404), "{rb}");
+        assert_eq!(rh["content-type"], mh["content-type"]);
+        assert_eq!(rh.get("content-length"), mh.get("content-length"));
+        assert_eq!(
+            rb.replace("/ledgers/200/", "/ledgers/999/"),
+            mb,
+            "byte for byte a missing ledger's answer"
+        );
+        assert!(rb.contains("No such ledgerId"), "{rb}");
+    }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 /// Every route the server serves, as (method, path template of the document).
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 22] = [
     ("post", "/accesstoken/get"),
     ("post", "/accessToken/get"),
     ("post", "/miami/v1/token"),
@@ -32,6 +32,10 @@ const ROUTES: [(&str, &str); 21] = [
     (
         "get",
         "/ledgerport/v1/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}/proof",
+    ),
+    (
+        "get",
+        "/ledgerport/v1/ledgers/{ledgerId}/statements/camt053",
     ),
     ("get", "/ledgerport/v1/webhooks"),
     ("post", "/ledgerport/v1/webhooks"),
@@ -445,6 +449,7 @@ const DATE: &str = "/report/v2/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}";
 const FEED: &str = "/report/v2/ledgers/{ledgerId}/{topic}/feed";
 const GRANTS: &str = "/ledgerport/v1/grants";
 const PROOF: &str = "/ledgerport/v1/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}/proof";
+const CAMT053: &str = "/ledgerport/v1/ledgers/{ledgerId}/statements/camt053";
 const INGEST: &str = "/ingest/v1/events";
 
 #[tokio::test]
@@ -954,6 +959,34 @@ async fn real_responses_of_every_endpoint_match_the_document() {
         doc.check("get", PROOF, status, app.get(&path, token, &[]).await)
             .await;
     }
+    // camt.053 statements of ledger 500's closed dates.
+    let camt = |l: &str, from: &str, to: &str| {
+        format!("/ledgerport/v1/ledgers/{l}/statements/camt053?from={from}&to={to}")
+    };
+    let body = doc
+        .check(
+            "get",
+            CAMT053,
+            200,
+            app.get(&camt("500", "2024-04-01", "2024-04-04"), acc, &[])
+                .await,
+        )
+        .await;
+    assert!(
+        body.as_str()
+            .is_some_and(|x| x.contains("<Stmt><Id>500-20240401-20240404</Id>")),
+        "{body}"
+    );
+    for (status, path, token) in [
+        (400, camt("500", "2024-04-01", "2024-13-01"), acc),
+        (401, camt("500", "2024-04-01", "2024-04-04"), None),
+        (403, camt("200", "2024-04-04", "2024-04-04"), narrow_acc),
+        (404, camt("400", "2024-04-03", "2024-04-03"), acc),
+        (409, camt("500", "2024-04-01", "2024-04-05"), acc),
+    ] {
+        doc.check("get", CAMT053, status, app.get(&path, token, &[]).await)
+            .await;
+    }
     for (template, path) in [
         (
             FEED,
@@ -1366,6 +1399,10 @@ async fn real_responses_of_every_endpoint_match_the_document() {
         (
             PROOF,
             "/ledgerport/v1/ledgers/100/funds/dates/2024-04-04/proof",
+        ),
+        (
+            CAMT053,
+            "/ledgerport/v1/ledgers/100/statements/camt053?from=2024-04-04&to=2024-04-04",
         ),
     ] {
         let res = limited.get(path, Some(&token2), &[]).await;

@@ -68,7 +68,9 @@ impl TestDatabase {
         }
     }
 
-    async fn create_on(server_url: String) -> Result<TestDatabase> {
+    /// Creates an empty database on the PostgreSQL server `server_url` names (a benchmark's,
+    /// which names its server on its command line rather than in `DATABASE_URL`).
+    pub async fn create_on(server_url: String) -> Result<TestDatabase> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -41,6 +41,10 @@ pub fn routes(state: AppState) -> Router {
             get(report::date_proof),
         )
         .route(
+            "/ledgerport/v1/ledgers/{ledger_id}/statements/camt053",
+            get(report::camt053_statement),
+        )
+        .route(
             "/report/v2/ledgers/{ledger_id}/{topic}/feed",
             get(report::feed_page),
         )

@@ -22,6 +22,7 @@ use ledgerport_core::access::{
 };
 use ledgerport_core::entry::wire_time;
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
+use ledgerport_core::statement::check_period;
 use ledgerport_core::world::{ApiKey, KeyOwner};
 use ledgerport_store::{LedgerView, NewAccessRecord};
 use std::sync::{Arc, Mutex};
@@ -616,6 +617,106 @@ pub async fn date_proof(
             )))
         }
     }
+}
+
+/// The longest period one `GET .../statements/camt053` covers, in ledger dates: the portal's
+/// limit, about a quarter, so one answer stays a document an accounting system imports at once.
+pub const MAX_STATEMENT_API_DAYS: i64 = 92;
+
+/// `GET /ledgerport/v1/ledgers/{ledgerId}/statements/camt053?from=YYYY-MM-DD&to=YYYY-MM-DD`, a
+/// Ledgerport extension: the ledger's closed dates `from..=to` as an ISO 20022 camt.053 bank
+/// statement, the very document the portal's Settlements page gives for them
+/// ([`crate::statement::camt053`]). The date page's rules: 403 for keys that may never read, 400
+/// naming `from` or `to` (missing, not a date, `from` after `to`, longer than
+/// [`MAX_STATEMENT_API_DAYS`]), the same 404 for a ledger that is unknown or not the caller's,
+/// 403 for a grant without both topics (a statement is of both) or a period reaching outside the
+/// grant's. Then a period reaching an open date is 409 naming `to`: a statement of a date that
+/// may still change would not be the statement of that date.
+pub async fn camt053_statement(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    axum::Extension(note): axum::Extension<AccessNote>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    let Path(ledger_id) = path.map_err(|_| AppError::bad("path", "is not valid"))?;
+    refuse_never_readers(&caller)?;
+    let q = QueryParams::parse(raw.as_deref())?;
+    let date = |field: &'static str| -> Result<LedgerDate, AppError> {
+        match q.get(field).map(str::trim).filter(|v| !v.is_empty()) {
+            None => Err(AppError::bad(
+                field,
+                "is required: a ledger date YYYY-MM-DD",
+            )),
+            Some(v) => Ok(LedgerDate::parse(field, v)?),
+        }
+    };
+    let (from, to) = (date("from")?, date("to")?);
+    note.ledger_date(from);
+    check_period("from", from, to, MAX_STATEMENT_API_DAYS)?;
+    let (access, view) = open_ledger(&state, &caller, &ledger_id).await?;
+    for topic in [Topic::Funds, Topic::Fees] {
+        access
+            .check_topic(topic)
+            .map_err(|e| out_of_scope(&note, e))?;
+    }
+    // A grant's period is one run of dates: the period asked for is within it when both ends are.
+    for (field, d) in [("from", from), ("to", to)] {
+        match access.check_date(d) {
+            Ok(()) => {}
+            Err(OutOfScope::Date { date, period }) => {
+                note.result("refused: date outside the grant's period");
+                return Err(AppError::Forbidden(format!(
+                    "{field}: {date} is outside the grant's period ({period})"
+                )));
+            }
+            Err(e) => return Err(out_of_scope(&note, e)),
+        }
+    }
+    let now = state.clock.now();
+    if view.ledger.is_open(to, now) {
+        note.result("refused: period not closed yet");
+        return Err(AppError::Conflict(format!(
+            "to: {to} is not closed yet; a statement covers closed dates only (the last closed \
+             date is {})",
+            view.ledger.closed_through.min(last_closed_by(&view, now))
+        )));
+    }
+    let owner = state
+        .store
+        .merchant(view.ledger.owner_merchant_id)
+        .await?
+        .map(|m| m.name)
+        .unwrap_or_default();
+    let doc =
+        crate::statement::camt053(state.store.as_ref(), &access, &view, &owner, from, to, now)
+            .await?;
+    note.result(format!("read: camt.053 statement of {from} to {to}"));
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/xml; charset=utf-8".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", doc.file_name()),
+            ),
+        ],
+        doc.xml,
+    )
+        .into_response())
+}
+
+/// The last date that is closed by the clock alone: the day before today (in the ledger's time
+/// zone and cutoff).
+fn last_closed_by(view: &LedgerView, now: jiff::Timestamp) -> LedgerDate {
+    let today = view.ledger.ledger_date_of(now);
+    today
+        .date()
+        .yesterday()
+        .map(LedgerDate::from_date)
+        .unwrap_or(today)
 }
 
 pub async fn feed_page(

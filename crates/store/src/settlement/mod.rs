@@ -372,7 +372,7 @@ async fn close_period<DB: SettleSql>(
         );
         entries.sort_by_key(|e| (e.topic.code(), e.entry.seq));
         placing.flush(tx).await?;
-        proofs::write_proofs(tx, &id, after, end, &entries).await?;
+        proofs::write_proofs(tx, &id, &[Topic::Funds, Topic::Fees], after, end, &entries).await?;
     } else {
         placing.flush(tx).await?;
     }
@@ -769,7 +769,10 @@ async fn close_due<DB: SettleSql>(
 }
 
 /// Appends entries to one chain in one transaction, as given (no engine rules beyond the
-/// entry type of the topic and the ledger's currency).
+/// entry type of the topic and the ledger's currency). Entries dated on closed dates change what
+/// those dates held, so their proofs and every later one of the topic are written anew in the
+/// same transaction: a proof always tells what its date holds, and the changed chain digests
+/// show the change to anyone who kept the old ones.
 async fn append<DB: SettleSql>(
     store: &SqlStore<DB>,
     ledger: &LedgerId,
@@ -785,6 +788,7 @@ async fn append<DB: SettleSql>(
         .remove(ledger.as_str())
         .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
     let currency = ctx.ledger.currency;
+    let earliest = entries.iter().map(|e| e.ledger_date).min();
     for e in entries {
         check_entry_type(topic, &e.entry_type)
             .map_err(|err| StoreError::Invalid(err.to_string()))?;
@@ -798,6 +802,12 @@ async fn append<DB: SettleSql>(
     }
     let written: Vec<Entry> = placing.pending.iter().map(|(_, _, e)| e.clone()).collect();
     placing.flush(&mut tx).await?;
+    if let Some(earliest) = earliest
+        && store.proofs
+        && earliest <= ctx.ledger.closed_through
+    {
+        proofs::reprove_from(&mut tx, &ctx.ledger, topic, earliest).await?;
+    }
     tx.commit().await?;
     Ok(written)
 }

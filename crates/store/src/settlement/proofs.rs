@@ -7,13 +7,14 @@
 //! and get none.
 
 use super::{SettleSql, lock_ledgers, read_ledgers};
-use crate::rows::DateProofRow;
+use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
 use crate::sql::{Arg, SqlStore, WriteTx, args};
 use crate::{Result, StoreError};
 use ledgerport_core::changes::first_closed_date;
 use ledgerport_core::entry::Entry;
-use ledgerport_core::ids::{Currency, LedgerDate, LedgerId, Topic};
+use ledgerport_core::ids::{LedgerDate, LedgerId, Topic};
 use ledgerport_core::proof::{DateDigest, DateProof, Previous, ProofEntry};
+use ledgerport_core::world::Ledger;
 use sqlx::AssertSqlSafe;
 use std::collections::HashMap;
 
@@ -28,72 +29,48 @@ pub(super) struct PeriodEntry {
 }
 
 /// The entries of both topics of `ledger` dated after `after` through `through`, each topic in
-/// sequence order (funds first).
+/// sequence order (funds first). Read as one row per topic, its entries one JSON array (as date
+/// pages are read): one row per entry, each its own hand-off from the connection (on SQLite from
+/// its worker thread), cost closing more than everything else the proofs add.
 pub(super) async fn read_period<DB: SettleSql>(
     tx: &mut WriteTx<DB>,
     ledger: &LedgerId,
     after: LedgerDate,
     through: LedgerDate,
 ) -> Result<Vec<PeriodEntry>> {
-    type Row = (
-        i64,
-        i64,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-        String,
-    );
     let sql = format!(
-        "SELECT e.topic, e.seq, e.psp_reference, e.time, e.ledger_date, e.entry_type, e.reference, \
-         e.currency, e.amount, e.balance_before, e.balance_after, e.recipient_handle FROM {} \
-         ORDER BY e.topic, e.seq",
+        "SELECT p.topic, {} FROM (SELECT e.* FROM {}) p GROUP BY p.topic ORDER BY p.topic",
+        DB::json_list(&format!("{}({})", DB::JSON_ROW, entry_columns!()), "seq"),
         DB::PERIOD_ENTRIES_FROM
     );
-    let rows: Vec<Row> = tx
+    let rows: Vec<(i64, String)> = tx
         .all(
             AssertSqlSafe(sql),
             args![ledger.as_str(), after.to_string(), through.to_string()],
         )
         .await?;
-    rows.into_iter()
-        .map(|r| {
-            let topic = u8::try_from(r.0)
-                .ok()
-                .and_then(Topic::from_code)
-                .ok_or_else(|| StoreError::Corrupt(format!("topic {}", r.0)))?;
-            Ok(PeriodEntry {
-                topic,
-                entry: Entry {
-                    seq: r.1,
-                    psp_reference: r.2,
-                    time: r.3,
-                    ledger_date: LedgerDate::parse("ledger_date", &r.4)?,
-                    entry_type: r.5,
-                    reference: r.6,
-                    currency: Currency::parse("currency", &r.7)?,
-                    amount: r.8,
-                    balance_before: r.9,
-                    balance_after: r.10,
-                    recipient_handle: r.11,
-                    payer: None,
-                },
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (code, page) in rows {
+        let topic = u8::try_from(code)
+            .ok()
+            .and_then(Topic::from_code)
+            .ok_or_else(|| StoreError::Corrupt(format!("topic {code}")))?;
+        out.extend(
+            entries_from_page_json(&page)?
+                .into_iter()
+                .map(|entry| PeriodEntry { topic, entry }),
+        );
+    }
+    Ok(out)
 }
 
-/// Computes and writes the proofs of both topics of `ledger` for the dates after `after`
-/// through `through`, from `entries` (those dates' entries, each topic in sequence order), each
-/// chained to the proof of `after` (the chain starts where there is none).
+/// Computes and writes the proofs of `topics` of `ledger` for the dates after `after` through
+/// `through`, from `entries` (those dates' entries, each topic in sequence order), each chained
+/// to the proof of `after` (the chain starts where there is none).
 pub(super) async fn write_proofs<DB: SettleSql>(
     tx: &mut WriteTx<DB>,
     ledger: &LedgerId,
+    topics: &[Topic],
     after: LedgerDate,
     through: LedgerDate,
     entries: &[PeriodEntry],
@@ -109,7 +86,7 @@ pub(super) async fn write_proofs<DB: SettleSql>(
         )
         .await?;
     let mut rows = Vec::new();
-    for topic in [Topic::Funds, Topic::Fees] {
+    for &topic in topics {
         let mut previous = match before.iter().find(|(t, ..)| *t == i64::from(topic.code())) {
             Some((_, balance, chain)) => Previous {
                 balance: *balance,
@@ -193,6 +170,39 @@ fn proof_row(p: &DateProof) -> Vec<Arg> {
     ]
 }
 
+/// Keeps the proofs of `ledger`'s `topic` true after entries dated `earliest` or later were
+/// appended to it while dates from `earliest` on were closed already ([`super::append`]): the
+/// proofs from `earliest` (or the ledger's first date, if later) through `closed_through` are
+/// written anew from the entries, chained to the proof of the date before. Every later chain
+/// digest changes with them, as a change to a closed date must show.
+pub(super) async fn reprove_from<DB: SettleSql>(
+    tx: &mut WriteTx<DB>,
+    ledger: &Ledger,
+    topic: Topic,
+    earliest: LedgerDate,
+) -> Result<()> {
+    let before_first = first_closed_date(&ledger.time_zone, ledger.cutoff, ledger.created_at);
+    let day_before = earliest
+        .date()
+        .yesterday()
+        .map(LedgerDate::from_date)
+        .map_err(|_| StoreError::Corrupt(format!("no date before {earliest}")))?;
+    let after = day_before.max(before_first);
+    if after >= ledger.closed_through {
+        // Only open dates (or dates before the first, which have no proofs) were touched.
+        return Ok(());
+    }
+    let id = &ledger.ledger_id;
+    tx.execute(
+        "DELETE FROM date_proofs WHERE ledger_id = $1 AND topic = $2 AND ledger_date > $3",
+        args![id.as_str(), i64::from(topic.code()), after.to_string()],
+    )
+    .await?;
+    let mut entries = read_period(tx, id, after, ledger.closed_through).await?;
+    entries.retain(|e| e.topic == topic);
+    write_proofs(tx, id, &[topic], after, ledger.closed_through, &entries).await
+}
+
 /// Proves the closed dates of the ledgers migration 13 listed, each in its own transaction under
 /// its ledger's lock, which also takes it off the list; a start stopped half-way leaves the rest
 /// to the next. Every proof of such a ledger is written anew from its first date, so proofs a
@@ -232,6 +242,7 @@ pub(crate) async fn backfill<DB: SettleSql>(store: &SqlStore<DB>) -> Result<()> 
             write_proofs(
                 &mut tx,
                 &l.ledger_id,
+                &[Topic::Funds, Topic::Fees],
                 before_first,
                 l.closed_through,
                 &entries,

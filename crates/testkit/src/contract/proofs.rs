@@ -196,3 +196,78 @@ pub async fn a_reader_gets_only_the_proofs_of_its_grants_topics_and_period(s: &d
     assert_eq!((outside, other_topic), (None, None));
     assert_eq!(inside.as_ref(), funds.first());
 }
+
+/// Every proof of `topic` is what its date's entries give, each chained to the one before;
+/// returns them in date order.
+async fn proofs_that_hold(s: &dyn Store, access: &LedgerAccess, topic: Topic) -> Vec<DateProof> {
+    let all = must(s.date_proofs(access, topic).await, "the topic's proofs");
+    let dates: Vec<String> = all.iter().map(|p| p.ledger_date.to_string()).collect();
+    assert_eq!(dates, CLOSED, "{topic}: one proof per closed date");
+    for (i, p) in all.iter().enumerate() {
+        let entries = must(
+            s.date_page(access, topic, p.ledger_date, 0, 1000).await,
+            "the date's entries",
+        );
+        let found = check_date(p, entries.iter().map(ProofEntry::from));
+        assert!(found.is_empty(), "{topic} {}: {found:?}", p.ledger_date);
+        if i > 0 {
+            let link = check_link(&all[i - 1], p);
+            assert!(link.is_empty(), "{topic} {}: {link:?}", p.ledger_date);
+        }
+    }
+    all
+}
+
+pub async fn appending_to_a_closed_date_proves_it_and_every_later_date_anew(s: &dyn Store) {
+    // Arrange
+    closed_ledger(s).await;
+    let access = owner_access(s, "100001").await;
+    let funds_before = proofs_that_hold(s, &access, Topic::Funds).await;
+    let fees_before = proofs_that_hold(s, &access, Topic::Fees).await;
+
+    // Act: a capture dated 2024-04-03, closed (with 2024-04-04 after it) before it arrives; then
+    // one on the open 2024-04-05, which no proof covers.
+    append(
+        s,
+        "100001",
+        Topic::Funds,
+        &[entry("capture", 700, "2024-04-03", 4)],
+    )
+    .await;
+    let funds_after = proofs_that_hold(s, &access, Topic::Funds).await;
+    append(
+        s,
+        "100001",
+        Topic::Funds,
+        &[entry("capture", 300, "2024-04-05", 5)],
+    )
+    .await;
+    let funds_later = proofs_that_hold(s, &access, Topic::Funds).await;
+
+    // Assert
+    assert_eq!(
+        funds_after[..2],
+        funds_before[..2],
+        "the dates before hold what they held"
+    );
+    let (third, fourth) = (&funds_after[2], &funds_after[3]);
+    assert_eq!(third.entry_count, funds_before[2].entry_count + 1);
+    assert_eq!(third.amount_sum, funds_before[2].amount_sum + 700);
+    assert_eq!(
+        (fourth.opening_balance, fourth.closing_balance),
+        (-1300, -1300)
+    );
+    for i in 2..CLOSED.len() {
+        assert_ne!(
+            funds_after[i].chain_digest, funds_before[i].chain_digest,
+            "{}: the change shows in every later chain digest",
+            CLOSED[i]
+        );
+    }
+    assert_eq!(
+        proofs_that_hold(s, &access, Topic::Fees).await,
+        fees_before,
+        "the other topic's proofs are untouched"
+    );
+    assert_eq!(funds_later, funds_after, "an open date changes no proof");
+}
