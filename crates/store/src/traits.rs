@@ -397,6 +397,13 @@ pub trait NotificationStore: Send + Sync {
 /// attempt. Whose endpoint a caller may manage is the caller's to check.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
+    /// Told (`notify_one`) each time a transaction of this store handle that wrote a domain
+    /// event commits, so a sender in this process can start at once rather than at its next
+    /// poll; `None` for a store that cannot tell. Events written by other processes on the same
+    /// database are found by polling.
+    fn webhook_events_written(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
     /// Registers an endpoint (audited). A URL that is not http(s) with a host, or an unknown
     /// event type, is `Invalid` naming the field.
     async fn create_webhook_endpoint(

@@ -37,6 +37,7 @@ impl<DB: Dialect> WriteTx<DB> {
     /// ledger's row is updated first, which on PostgreSQL holds its lock until the transaction
     /// ends, so a ledger's events take their numbers in commit order.
     pub(crate) async fn record_event(&mut self, at: &str, mut event: NewEvent) -> Result<RowId> {
+        self.wrote_event = true;
         let ledger = event.ledger_id.as_ref().map(|l| l.as_str().to_owned());
         let seq: Option<i64> = match &ledger {
             Some(l) => {
@@ -327,6 +328,10 @@ impl<DB: Dialect> SqlStore<DB> {
 
 #[async_trait]
 impl<DB: Dialect> WebhookStore for SqlStore<DB> {
+    fn webhook_events_written(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.events_written.clone())
+    }
+
     async fn create_webhook_endpoint(
         &self,
         by: &Actor,
