@@ -569,30 +569,46 @@ pub async fn deliver_due(
             };
             // Deleted meanwhile: its deliveries went with it.
             let Some(endpoint) = endpoint else { continue };
-            let (state, sender, holder) = (state.clone(), sender.clone(), holder.to_owned());
-            tasks
-                .spawn(async move { attempt(&state, &sender, &holder, &endpoint, delivery).await });
+            let (state, sender) = (state.clone(), sender.clone());
+            tasks.spawn(async move { attempt(&state, &sender, &endpoint, delivery).await });
         }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(AttemptOutcome::Delivered)) => pass.delivered += 1,
-                Ok(Ok(AttemptOutcome::Withheld)) => pass.withheld += 1,
-                Ok(Ok(_)) => pass.failed += 1,
-                Ok(Err(e)) => return Err(e),
-                Err(e) => tracing::error!(error = %e, "a webhook delivery task failed"),
+        // Attempts are recorded as they finish, those finished meanwhile together in one
+        // transaction: one commit (on PostgreSQL one flush to disk) for many deliveries.
+        while let Some(first) = tasks.join_next().await {
+            let mut finished = vec![first];
+            while let Some(more) = tasks.try_join_next() {
+                finished.push(more);
+            }
+            let mut records = Vec::with_capacity(finished.len());
+            for done in finished {
+                match done {
+                    Ok(Ok(record)) => records.push(record),
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => tracing::error!(error = %e, "a webhook delivery task failed"),
+                }
+            }
+            state
+                .store
+                .record_webhook_attempts(holder, &records)
+                .await?;
+            for (_, record) in &records {
+                match record.outcome {
+                    AttemptOutcome::Delivered => pass.delivered += 1,
+                    AttemptOutcome::Withheld => pass.withheld += 1,
+                    _ => pass.failed += 1,
+                }
             }
         }
     }
 }
 
-/// One attempt of one delivery, recorded; returns its outcome.
+/// One attempt of one delivery; returns what to record of it (the caller records it).
 async fn attempt(
     state: &AppState,
     sender: &Sender,
-    holder: &str,
     endpoint: &WebhookEndpoint,
     delivery: WebhookDelivery,
-) -> Result<AttemptOutcome, StoreError> {
+) -> Result<(ledgerport_core::world::RowId, AttemptRecord), StoreError> {
     let store = state.store.as_ref();
     let started = state.clock.now();
     let record = |status, error, latency_ms, outcome| AttemptRecord {
@@ -604,14 +620,7 @@ async fn attempt(
     };
     let entitlement = entitlement(store, endpoint, &delivery.event).await?;
     if let Entitlement::Withheld = entitlement {
-        store
-            .record_webhook_attempt(
-                delivery.id,
-                holder,
-                record(None, None, 0, AttemptOutcome::Withheld),
-            )
-            .await?;
-        return Ok(AttemptOutcome::Withheld);
+        return Ok((delivery.id, record(None, None, 0, AttemptOutcome::Withheld)));
     }
     let msg_id = delivery.message_id();
     let timestamp = started.as_second();
@@ -670,14 +679,7 @@ async fn attempt(
             "a webhook delivery failed"
         );
     }
-    store
-        .record_webhook_attempt(
-            delivery.id,
-            holder,
-            record(status, error, latency_ms, outcome.clone()),
-        )
-        .await?;
-    Ok(outcome)
+    Ok((delivery.id, record(status, error, latency_ms, outcome)))
 }
 
 /// The `webhook-signature` value: the current secret's signature and, during a rotation's

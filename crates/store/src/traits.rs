@@ -455,6 +455,14 @@ pub trait WebhookStore: Send + Sync {
         holder: &str,
         rec: AttemptRecord,
     ) -> Result<bool>;
+    /// [`WebhookStore::record_webhook_attempt`] for several deliveries in one transaction: a
+    /// sender that finished many attempts together waits for one commit, not one each. For each,
+    /// whether `holder` still held it (one it no longer held is left as it is).
+    async fn record_webhook_attempts(
+        &self,
+        holder: &str,
+        attempts: &[(RowId, AttemptRecord)],
+    ) -> Result<Vec<bool>>;
     /// An endpoint's deliveries, newest first, older than `before` when given, at most `limit`.
     async fn webhook_deliveries(
         &self,
