@@ -263,7 +263,7 @@ fn over_https_it_trusts_the_ca_file_and_refuses_an_unknown_certificate() {
     let base = format!("https://127.0.0.1:{}", proxy.port);
     let ca_file = ca.ca().display().to_string();
     let run = |extra: &[&str]| {
-        let mut args = vec![
+        let mut args: Vec<&str> = vec![
             "check-report",
             "--base-url",
             &base,
