@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// The sender's poll interval in the latency phase, in milliseconds.
     #[arg(long, default_value_t = 250)]
     poll_ms: u64,
+    /// Latency phase: the sender finds deliveries by its poll alone, not woken when the
+    /// closing commits (as before the wake existed), for comparison.
+    #[arg(long)]
+    poll_only: bool,
 }
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -188,7 +192,14 @@ pub async fn run(args: BenchArgs, database_url: Option<&str>) -> Result<(), Stri
     }
 
     // 2. Latency, with the sender's loop running.
-    let sender = tokio::spawn(webhooks::sender_loop(state.clone(), state.webhooks.clone()));
+    let sender = if args.poll_only {
+        tokio::spawn(webhooks::sender_loop_polling_only(
+            state.clone(),
+            state.webhooks.clone(),
+        ))
+    } else {
+        tokio::spawn(webhooks::sender_loop(state.clone(), state.webhooks.clone()))
+    };
     let mut latencies = Vec::with_capacity(args.samples);
     let mut now = start;
     for i in 0..args.samples {
@@ -234,9 +245,14 @@ pub async fn run(args: BenchArgs, database_url: Option<&str>) -> Result<(), Stri
         latencies[i.min(latencies.len() - 1)].as_secs_f64() * 1000.0
     };
     println!(
-        "latency from a date's closing to its receipt ({} samples, poll interval {} ms): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "latency from a date's closing to its receipt ({} samples, poll interval {} ms, {}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),
         args.poll_ms,
+        if args.poll_only {
+            "poll only"
+        } else {
+            "woken on commit"
+        },
         pct(0.5),
         pct(0.99),
         pct(1.0)

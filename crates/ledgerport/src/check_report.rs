@@ -43,11 +43,16 @@ Exit status: 0 when every date checked matches its proof (a summary is printed);
 first mismatch (ledger, topic, date and what differs), or when the server cannot be reached or
 answers what the API does not say.
 
-This build speaks http:// only: put a TLS-terminating proxy in front for a remote server.")]
+An https:// server's certificate is checked against the system's root certificates (or
+SSL_CERT_FILE / SSL_CERT_DIR) and the certificates of --ca-file.")]
 pub struct CheckReportArgs {
-    /// The Ledgerport to check, e.g. http://127.0.0.1:8080 (http:// only in this build).
+    /// The Ledgerport to check, e.g. https://ledgerport.example.com or http://127.0.0.1:8080.
     #[arg(long, value_name = "URL")]
     pub base_url: String,
+    /// A PEM file of CA certificates to trust for an https:// --base-url besides the system's
+    /// root certificates (a private CA, a self-signed test server).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The keys' client id.
     #[arg(long, env = "LEDGERPORT_CLIENT_ID", value_name = "ID")]
     pub client_id: String,
@@ -369,15 +374,16 @@ impl Client {
     fn new(args: &CheckReportArgs) -> anyhow::Result<Self> {
         let base = Url::parse(args.base_url.trim_end_matches('/'))
             .map_err(|e| anyhow!("--base-url: {e}"))?;
-        if base.scheme() == "https" {
-            bail!(
-                "--base-url: this build speaks http:// only (no TLS client); reach an https:// server through a local TLS-terminating proxy"
-            );
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            bail!("--base-url: must be an https:// or http:// URL");
         }
-        if base.scheme() != "http" || base.cannot_be_a_base() {
-            bail!("--base-url: must be an http:// URL");
-        }
-        let http = reqwest::Client::builder()
+        let extra = match &args.ca_file {
+            Some(path) => ledgerport_server::http::read_ca_file(path)
+                .map_err(|e| anyhow!("--ca-file: {e}"))?,
+            None => Vec::new(),
+        };
+        let http = ledgerport_server::http::client_builder_with(&extra)
+            .map_err(|e| anyhow!("starting the HTTP client: {e}"))?
             .timeout(Duration::from_secs(60))
             .user_agent(concat!(
                 "ledgerport-check-report/",

@@ -145,6 +145,8 @@ pub const KEYS: &[Key] = &[
         "a whole number of milliseconds from 10 to 60000"),
     key("webhooks.first_retry_secs", "LEDGERPORT_WEBHOOKS_FIRST_RETRY", "--webhooks-first-retry", Check::Range(1, 3600),
         "a whole number of seconds from 1 to 3600"),
+    key("webhooks.extra_ca_file", "LEDGERPORT_WEBHOOKS_EXTRA_CA_FILE", "--webhooks-extra-ca-file", Check::Any,
+        "the path of a readable PEM file of CA certificates, or empty for none"),
 ];
 
 const fn key(
@@ -241,6 +243,9 @@ pub struct WebhooksSection {
     pub timeout_secs: u64,
     pub poll_interval_ms: u64,
     pub first_retry_secs: u64,
+    /// PEM file of CA certificates trusted for https:// endpoints besides the system's; empty:
+    /// none.
+    pub extra_ca_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -393,6 +398,7 @@ impl Default for Config {
                 timeout_secs: webhooks.timeout.as_secs(),
                 poll_interval_ms: u64::try_from(webhooks.poll_interval.as_millis()).unwrap_or(250),
                 first_retry_secs: webhooks.first_retry.as_secs(),
+                extra_ca_file: String::new(),
             },
         }
     }
@@ -480,6 +486,8 @@ impl Config {
             timeout: Duration::from_secs(w.timeout_secs),
             poll_interval: Duration::from_millis(w.poll_interval_ms),
             first_retry: Duration::from_secs(w.first_retry_secs),
+            extra_ca_file: (!w.extra_ca_file.trim().is_empty())
+                .then(|| PathBuf::from(w.extra_ca_file.trim())),
             ..WebhookConfig::default()
         })
     }
@@ -1224,6 +1232,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     #[serde(rename = "webhooks.first_retry_secs")]
     pub webhooks_first_retry: Option<u64>,
+    /// PEM file of CA certificates trusted for https:// webhook endpoints besides the system's root certificates (a private CA). [default: none] [env: LEDGERPORT_WEBHOOKS_EXTRA_CA_FILE] [config: webhooks.extra_ca_file]
+    #[arg(long, value_name = "FILE")]
+    #[serde(rename = "webhooks.extra_ca_file")]
+    pub webhooks_extra_ca_file: Option<String>,
 }
 
 /// `ledgerport config ...`.
@@ -1560,11 +1572,19 @@ mod tests {
             ("LEDGERPORT_WEBHOOKS_TIMEOUT", "11"),
             ("LEDGERPORT_WEBHOOKS_POLL_INTERVAL_MS", "12"),
             ("LEDGERPORT_WEBHOOKS_FIRST_RETRY", "13"),
+            (
+                "LEDGERPORT_WEBHOOKS_EXTRA_CA_FILE",
+                "/etc/ledgerport/ca.pem",
+            ),
         ]);
         let c = resolve(vec![e]).expect("valid").config;
         let w = c.webhooks().expect("valid networks");
         assert_eq!(w.allowed_networks.len(), 2);
         assert_eq!(w.poll_interval, Duration::from_millis(12));
+        assert_eq!(
+            w.extra_ca_file.as_deref(),
+            Some(Path::new("/etc/ledgerport/ca.pem"))
+        );
         let expected = Config {
             database_url: "sqlite::memory:".into(),
             database_url_file: None,
@@ -1613,6 +1633,7 @@ mod tests {
                 timeout_secs: 11,
                 poll_interval_ms: 12,
                 first_retry_secs: 13,
+                extra_ca_file: "/etc/ledgerport/ca.pem".into(),
             },
         };
         assert_eq!(c, expected);

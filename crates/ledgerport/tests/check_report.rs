@@ -2,6 +2,10 @@
 //! date matches its proof with accounting keys and with sales-unit keys; after an entry is
 //! altered in the database behind the server's back, it fails naming the ledger, topic and date,
 //! and so does the operator's `verify`. Bad input and an unreachable server are clear errors.
+//! Over https:// (a TLS proxy with a test CA's certificate in front of the demo) it passes with
+//! `--ca-file` naming that CA and refuses the server's certificate without it.
+
+mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -208,7 +212,7 @@ async fn check_report_passes_on_the_demo_and_names_the_date_of_an_altered_entry(
 #[test]
 fn bad_input_and_an_unreachable_server_are_errors_naming_what_failed() {
     let common = ["--client-id", "id", "--client-secret", "secret"];
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--base-url", "not a url"], "--base-url"),
         (&["--base-url", "ftp://example.com"], "--base-url"),
         (
@@ -216,6 +220,15 @@ fn bad_input_and_an_unreachable_server_are_errors_naming_what_failed() {
             "--from",
         ),
         (&["--base-url", "http://127.0.0.1:9"], "cannot reach"),
+        (
+            &[
+                "--base-url",
+                "https://127.0.0.1:9",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            "--ca-file: /nonexistent/ca.pem",
+        ),
     ];
     for (args, expected) in cases {
         let mut all = vec!["check-report"];
@@ -229,4 +242,53 @@ fn bad_input_and_an_unreachable_server_are_errors_naming_what_failed() {
             "{args:?}: expected {expected:?} in {out}"
         );
     }
+}
+
+#[test]
+fn over_https_it_trusts_the_ca_file_and_refuses_an_unknown_certificate() {
+    let dir = std::env::temp_dir().join(format!(
+        "ledgerport-check-report-tls-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (demo_process, demo) = start_demo(&dir.join("demo.db"));
+    let port: u16 = demo
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("the demo's port");
+    let ca = tls::TestCa::new("check-report");
+    let proxy = tls::TlsProxy::start(&ca, port);
+    let base = format!("https://127.0.0.1:{}", proxy.port);
+    let ca_file = ca.ca().display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = vec![
+            "check-report",
+            "--base-url",
+            &base,
+            "--client-id",
+            &demo.partner_id,
+            "--client-secret",
+            &demo.partner_secret,
+        ];
+        args.extend_from_slice(extra);
+        ledgerport(&args)
+    };
+
+    let trusted = run(&["--ca-file", &ca_file]);
+    let out = text(&trusted);
+    assert!(trusted.status.success(), "{out}");
+    assert!(out.contains("every date matches its proof"), "{out}");
+
+    // The system's roots alone do not know the test CA: the handshake fails, saying why.
+    let unknown = run(&[]);
+    let out = text(&unknown);
+    assert_eq!(unknown.status.code(), Some(1), "{out}");
+    assert!(out.contains("cannot reach"), "{out}");
+    assert!(out.contains("certificate"), "{out}");
+
+    drop(proxy);
+    drop(demo_process);
+    let _ = std::fs::remove_dir_all(&dir);
 }

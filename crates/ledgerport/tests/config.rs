@@ -282,7 +282,8 @@ async fn serve_listens_on_the_address_of_the_config_file() {
         .spawn()
         .expect("start serve"),
     );
-    let client = reqwest::Client::builder()
+    let client = ledgerport_server::http::client_builder()
+        .expect("an HTTP client builder")
         .no_proxy()
         .build()
         .expect("client");
@@ -332,7 +333,8 @@ async fn serve_answers_metrics_on_the_metrics_listener_only() {
             .spawn()
             .expect("start serve"),
     );
-    let client = reqwest::Client::builder()
+    let client = ledgerport_server::http::client_builder()
+        .expect("an HTTP client builder")
         .no_proxy()
         .build()
         .expect("client");

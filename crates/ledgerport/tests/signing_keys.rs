@@ -64,7 +64,8 @@ async fn serve(db: &str, env: &[(&str, &str)]) -> (Server, Vec<String>) {
             .spawn()
             .expect("start serve"),
     );
-    let http = reqwest::Client::builder()
+    let http = ledgerport_server::http::client_builder()
+        .expect("an HTTP client builder")
         .no_proxy()
         .build()
         .expect("client");

@@ -141,7 +141,8 @@ async fn a_token_from_one_server_is_accepted_by_the_other_and_changes_through_ei
 {
     // Arrange: two servers started at the same moment on one empty key table.
     let w = world().await;
-    let http = reqwest::Client::builder()
+    let http = ledgerport_server::http::client_builder()
+        .expect("an HTTP client builder")
         .no_proxy()
         .build()
         .expect("client");
@@ -225,7 +226,8 @@ fn captures(first: usize, n: usize, tag: &str) -> serde_json::Value {
 async fn ingestion_and_closing_on_two_servers_at_once_keep_every_chain_intact() {
     // Arrange
     let w = world().await;
-    let http = reqwest::Client::builder()
+    let http = ledgerport_server::http::client_builder()
+        .expect("an HTTP client builder")
         .no_proxy()
         .build()
         .expect("client");

@@ -7,6 +7,8 @@
 //! created five days ago (so their past dates close as soon as a server starts), both granted to
 //! the approved accounting partner Books AS, which has accounting keys.
 
+mod tls;
+
 use ledgerport_core::clock::SystemClock;
 use ledgerport_core::ids::LedgerId;
 use ledgerport_core::world::{GrantScope, KeyKind, PartnerState, RowId};
@@ -99,13 +101,21 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> Receiver {
+        Receiver::start_with(None).await
+    }
+
+    /// With `tls`, the receiver speaks HTTPS with the test CA's certificate for 127.0.0.1.
+    async fn start_with(tls: Option<&tls::TestCa>) -> Receiver {
         let dir = TempDir::new("webhooks-receiver");
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhook_receiver.py");
+        let mut command = Command::new("/usr/bin/python3");
+        command.arg(&script).arg(&dir.0);
+        if let Some(ca) = tls {
+            command.arg(ca.cert()).arg(ca.key());
+        }
         let proc = Proc(
-            Command::new("/usr/bin/python3")
-                .arg(&script)
-                .arg(&dir.0)
+            command
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -162,6 +172,11 @@ impl Receiver {
 /// `ledgerport serve` on `url` with webhooks allowed to loopback, quick retries and a short
 /// attempt timeout; waits for `/healthz`.
 async fn serve(url: &str, http: &reqwest::Client) -> (Proc, String) {
+    serve_with(url, http, &[]).await
+}
+
+/// `serve` with further settings in its environment.
+async fn serve_with(url: &str, http: &reqwest::Client, env: &[(&str, &str)]) -> (Proc, String) {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         probe.local_addr().expect("addr").port()
@@ -177,6 +192,7 @@ async fn serve(url: &str, http: &reqwest::Client) -> (Proc, String) {
         .env("LEDGERPORT_WEBHOOKS_FIRST_RETRY", "1")
         .env("LEDGERPORT_WEBHOOKS_TIMEOUT", "2")
         .env("LEDGERPORT_WEBHOOKS_POLL_INTERVAL_MS", "100")
+        .envs(env.iter().copied())
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -452,7 +468,7 @@ async fn api_manages_the_partners_endpoints(
 async fn every_event_arrives_signed_after_an_outage_and_nothing_after_the_grant_is_removed() {
     let db = database().await;
     let w = world(&db.url).await;
-    let http = reqwest::Client::new();
+    let http = ledgerport_server::http::client().expect("an HTTP client");
     let receiver = Receiver::start().await;
     // The receiver is down from the start.
     receiver.set("outage", Some("1"));
@@ -721,7 +737,7 @@ async fn every_event_arrives_signed_after_an_outage_and_nothing_after_the_grant_
 async fn a_server_killed_during_a_delivery_loses_nothing_the_retry_has_the_same_webhook_id() {
     let db = database().await;
     let _w = world(&db.url).await;
-    let http = reqwest::Client::new();
+    let http = ledgerport_server::http::client().expect("an HTTP client");
     let receiver = Receiver::start().await;
     // The receiver takes its time: the server is killed while it waits for the answer.
     receiver.set("slow", Some("1.5"));
@@ -771,6 +787,63 @@ async fn a_server_killed_during_a_delivery_loses_nothing_the_retry_has_the_same_
         );
     }
     for line in &log {
+        assert_eq!(line["verified"], true, "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_endpoint_gets_its_deliveries_once_its_ca_is_trusted() {
+    let db = database().await;
+    let _w = world(&db.url).await;
+    let http = ledgerport_server::http::client().expect("an HTTP client");
+    let ca = tls::TestCa::new("webhooks");
+    let receiver = Receiver::start_with(Some(&ca)).await;
+    let url = format!("https://127.0.0.1:{}/merchant", receiver.port);
+    let (m_id, m_secret) = admin_endpoint(&db.url, ["--merchant", "987654321"], &url);
+    receiver.secrets(&BTreeMap::from([("/merchant".to_owned(), vec![m_secret])]));
+    let store = ledgerport_store::open(&db.url, Arc::new(SystemClock))
+        .await
+        .expect("open");
+    let endpoint = store
+        .webhook_endpoint(&m_id)
+        .await
+        .expect("read")
+        .expect("endpoint");
+
+    // The system's roots alone do not know the test CA: every attempt fails on the certificate
+    // and nothing reaches the receiver.
+    let (server, _) = serve(&db.url, &http).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let deliveries = store
+            .webhook_deliveries(endpoint.id, None, 1000)
+            .await
+            .expect("deliveries");
+        if let Some(e) = deliveries.iter().find_map(|d| d.last_error.clone()) {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no attempt within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(server);
+    assert!(refused.contains("certificate"), "{refused}");
+    assert!(receiver.log().is_empty(), "{:?}", receiver.log());
+
+    // Trusting the CA (webhooks.extra_ca_file), every event arrives, signed.
+    let ca_file = ca.ca().display().to_string();
+    let (_server, _) = serve_with(
+        &db.url,
+        &http,
+        &[("LEDGERPORT_WEBHOOKS_EXTRA_CA_FILE", ca_file.as_str())],
+    )
+    .await;
+    let want = expected(store.as_ref(), &m_id).await;
+    assert!(!want.is_empty(), "the closed dates made deliveries");
+    until(&receiver, 60, "every event over https", |log| {
+        delivered(log, "/merchant").is_superset(&want)
+    })
+    .await;
+    for line in receiver.log() {
         assert_eq!(line["verified"], true, "{line}");
     }
 }

@@ -13,6 +13,7 @@ pub mod api;
 pub mod credentials;
 pub mod cursor;
 pub mod error;
+pub mod http;
 pub mod ingest;
 pub mod invitation;
 pub mod limits;

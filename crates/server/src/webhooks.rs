@@ -53,6 +53,9 @@ pub struct WebhookConfig {
     pub first_retry: Duration,
     /// Deliveries attempted at once by one process.
     pub concurrency: usize,
+    /// A PEM file of CA certificates trusted for https:// endpoints besides the system's roots
+    /// (a private CA, or a test's self-signed certificate).
+    pub extra_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -64,6 +67,7 @@ impl Default for WebhookConfig {
             timeout: Duration::from_secs(10),
             first_retry: Duration::from_secs(5),
             concurrency: 64,
+            extra_ca_file: None,
         }
     }
 }
@@ -178,10 +182,9 @@ impl AddressPolicy {
     pub async fn check_url(&self, url: &str) -> Result<(), String> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| format!("url: not a valid URL ({e}), got {url:?}"))?;
-        if parsed.scheme() != "http" {
+        if parsed.scheme() != "http" && parsed.scheme() != "https" {
             return Err(format!(
-                "url: this server delivers webhooks over http:// only (put a TLS-terminating \
-                 proxy in front of the receiver), got {url:?}"
+                "url: must be an https:// (or http://) URL, got {url:?}"
             ));
         }
         let host = parsed
@@ -368,7 +371,13 @@ pub struct Sender {
 impl Sender {
     pub fn new(config: &WebhookConfig) -> Result<Sender, String> {
         let policy = AddressPolicy::new(config.allowed_networks.clone());
-        let client = reqwest::Client::builder()
+        let extra = match &config.extra_ca_file {
+            Some(path) => crate::http::read_ca_file(path)
+                .map_err(|e| format!("webhooks.extra_ca_file: {e}"))?,
+            None => Vec::new(),
+        };
+        let client = crate::http::client_builder_with(&extra)
+            .map_err(|e| format!("webhooks: {e}"))?
             .dns_resolver(Arc::new(CheckedResolver(policy.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -560,30 +569,46 @@ pub async fn deliver_due(
             };
             // Deleted meanwhile: its deliveries went with it.
             let Some(endpoint) = endpoint else { continue };
-            let (state, sender, holder) = (state.clone(), sender.clone(), holder.to_owned());
-            tasks
-                .spawn(async move { attempt(&state, &sender, &holder, &endpoint, delivery).await });
+            let (state, sender) = (state.clone(), sender.clone());
+            tasks.spawn(async move { attempt(&state, &sender, &endpoint, delivery).await });
         }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(AttemptOutcome::Delivered)) => pass.delivered += 1,
-                Ok(Ok(AttemptOutcome::Withheld)) => pass.withheld += 1,
-                Ok(Ok(_)) => pass.failed += 1,
-                Ok(Err(e)) => return Err(e),
-                Err(e) => tracing::error!(error = %e, "a webhook delivery task failed"),
+        // Attempts are recorded as they finish, those finished meanwhile together in one
+        // transaction: one commit (on PostgreSQL one flush to disk) for many deliveries.
+        while let Some(first) = tasks.join_next().await {
+            let mut finished = vec![first];
+            while let Some(more) = tasks.try_join_next() {
+                finished.push(more);
+            }
+            let mut records = Vec::with_capacity(finished.len());
+            for done in finished {
+                match done {
+                    Ok(Ok(record)) => records.push(record),
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => tracing::error!(error = %e, "a webhook delivery task failed"),
+                }
+            }
+            state
+                .store
+                .record_webhook_attempts(holder, &records)
+                .await?;
+            for (_, record) in &records {
+                match record.outcome {
+                    AttemptOutcome::Delivered => pass.delivered += 1,
+                    AttemptOutcome::Withheld => pass.withheld += 1,
+                    _ => pass.failed += 1,
+                }
             }
         }
     }
 }
 
-/// One attempt of one delivery, recorded; returns its outcome.
+/// One attempt of one delivery; returns what to record of it (the caller records it).
 async fn attempt(
     state: &AppState,
     sender: &Sender,
-    holder: &str,
     endpoint: &WebhookEndpoint,
     delivery: WebhookDelivery,
-) -> Result<AttemptOutcome, StoreError> {
+) -> Result<(ledgerport_core::world::RowId, AttemptRecord), StoreError> {
     let store = state.store.as_ref();
     let started = state.clock.now();
     let record = |status, error, latency_ms, outcome| AttemptRecord {
@@ -595,14 +620,7 @@ async fn attempt(
     };
     let entitlement = entitlement(store, endpoint, &delivery.event).await?;
     if let Entitlement::Withheld = entitlement {
-        store
-            .record_webhook_attempt(
-                delivery.id,
-                holder,
-                record(None, None, 0, AttemptOutcome::Withheld),
-            )
-            .await?;
-        return Ok(AttemptOutcome::Withheld);
+        return Ok((delivery.id, record(None, None, 0, AttemptOutcome::Withheld)));
     }
     let msg_id = delivery.message_id();
     let timestamp = started.as_second();
@@ -661,14 +679,7 @@ async fn attempt(
             "a webhook delivery failed"
         );
     }
-    store
-        .record_webhook_attempt(
-            delivery.id,
-            holder,
-            record(status, error, latency_ms, outcome.clone()),
-        )
-        .await?;
-    Ok(outcome)
+    Ok((delivery.id, record(status, error, latency_ms, outcome)))
 }
 
 /// The `webhook-signature` value: the current secret's signature and, during a rotation's
@@ -697,13 +708,37 @@ fn signatures(
     Ok(out)
 }
 
-/// Delivers due webhooks every poll interval (at once again while deliveries keep coming).
+/// Delivers due webhooks every poll interval, and at once when this process has written an
+/// event (the store says so), so a delivery does not wait for the next poll; events written by
+/// other servers on the database, and retries falling due, are found by the poll.
 pub async fn sender_loop(state: AppState, sender: Sender) {
+    let written = state.store.webhook_events_written();
+    run_sender(state, sender, written).await;
+}
+
+/// The sender as it was before it was woken by writes: the poll alone. Only for
+/// `ledgerport-bench webhooks --poll-only`, which measures what waking saves, in one run.
+#[doc(hidden)]
+pub async fn sender_loop_polling_only(state: AppState, sender: Sender) {
+    run_sender(state, sender, None).await;
+}
+
+async fn run_sender(state: AppState, sender: Sender, written: Option<Arc<tokio::sync::Notify>>) {
     let holder = format!("webhooks-{}", uuid::Uuid::new_v4());
     let mut tick = tokio::time::interval(sender.config.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        match &written {
+            Some(written) => {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = written.notified() => {}
+                }
+            }
+            None => {
+                tick.tick().await;
+            }
+        }
         match deliver_due(&state, &sender, &holder).await {
             Ok(p) if p == Pass::default() => {}
             Ok(p) => tracing::debug!(

@@ -37,7 +37,8 @@ impl<'a> Visitor<'a> {
             .expect("user");
         let mut v = Visitor {
             app,
-            http: reqwest::Client::builder()
+            http: ledgerport_server::http::client_builder()
+                .expect("an HTTP client builder")
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),

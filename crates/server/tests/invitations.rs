@@ -31,7 +31,8 @@ impl<'a> Visitor<'a> {
     fn new(app: &'a TestApp) -> Self {
         Visitor {
             app,
-            http: reqwest::Client::builder()
+            http: ledgerport_server::http::client_builder()
+                .expect("an HTTP client builder")
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),

@@ -31,7 +31,8 @@ impl<'a> Visitor<'a> {
     fn new(app: &'a TestApp) -> Self {
         Visitor {
             app,
-            http: reqwest::Client::builder()
+            http: ledgerport_server::http::client_builder()
+                .expect("an HTTP client builder")
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
@@ -617,7 +618,8 @@ async fn parallel_sign_ins(app: &TestApp, email: &str, passwords: &[&str]) -> Ve
     for _ in passwords {
         forms.push(sign_in_form(app).await);
     }
-    let http = reqwest::Client::builder()
+    let http = ledgerport_server::http::client_builder()
+        .expect("an HTTP client builder")
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
@@ -750,7 +752,8 @@ async fn portal_pages_carry_a_strict_content_security_policy_and_framing_sniffin
         .get("__Host-lp_session")
         .cloned()
         .expect("session");
-    let http = reqwest::Client::builder()
+    let http = ledgerport_server::http::client_builder()
+        .expect("an HTTP client builder")
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
@@ -1317,7 +1320,8 @@ async fn a_burst_of_sign_ins_is_refused_with_retry_after_and_health_stays_fast()
     for _ in 0..40 {
         forms.push(sign_in_form(&app).await);
     }
-    let http = reqwest::Client::builder()
+    let http = ledgerport_server::http::client_builder()
+        .expect("an HTTP client builder")
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");

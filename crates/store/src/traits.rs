@@ -418,6 +418,13 @@ pub trait NotificationStore: Send + Sync {
 /// attempt. Whose endpoint a caller may manage is the caller's to check.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
+    /// Told (`notify_one`) each time a transaction of this store handle that wrote a domain
+    /// event commits, so a sender in this process can start at once rather than at its next
+    /// poll; `None` for a store that cannot tell. Events written by other processes on the same
+    /// database are found by polling.
+    fn webhook_events_written(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
     /// Registers an endpoint (audited). A URL that is not http(s) with a host, or an unknown
     /// event type, is `Invalid` naming the field.
     async fn create_webhook_endpoint(
@@ -469,6 +476,14 @@ pub trait WebhookStore: Send + Sync {
         holder: &str,
         rec: AttemptRecord,
     ) -> Result<bool>;
+    /// [`WebhookStore::record_webhook_attempt`] for several deliveries in one transaction: a
+    /// sender that finished many attempts together waits for one commit, not one each. For each,
+    /// whether `holder` still held it (one it no longer held is left as it is).
+    async fn record_webhook_attempts(
+        &self,
+        holder: &str,
+        attempts: &[(RowId, AttemptRecord)],
+    ) -> Result<Vec<bool>>;
     /// An endpoint's deliveries, newest first, older than `before` when given, at most `limit`.
     async fn webhook_deliveries(
         &self,

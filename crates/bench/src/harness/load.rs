@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// One HTTP client for every measurement (and the floor), so they all pay the same client cost.
 /// HTTP/1.1 keep-alive, one connection per concurrent worker.
 pub fn client(concurrency: u32) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    ledgerport_server::http::client_builder()?
         .pool_max_idle_per_host(concurrency as usize + 4)
         .timeout(Duration::from_secs(120))
         .build()

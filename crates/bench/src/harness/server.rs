@@ -130,7 +130,7 @@ impl Server {
     }
 
     async fn wait_ready(&self) -> Result<(), String> {
-        let client = reqwest::Client::new();
+        let client = ledgerport_server::http::client()?;
         let began = Instant::now();
         loop {
             if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await

@@ -92,7 +92,7 @@ impl TestApp {
             store,
             clock,
             state,
-            http: reqwest::Client::new(),
+            http: ledgerport_server::http::client().expect("an HTTP client"),
             shutdown: Some(tx),
             _db: None,
         }

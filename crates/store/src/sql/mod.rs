@@ -26,7 +26,7 @@ use sqlx::{Database, Pool, SqlSafeStr, SqlStr, Transaction};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 /// One bound parameter. Nulls carry their type: PostgreSQL infers a parameter's type from it.
 #[derive(Debug, Clone)]
@@ -291,6 +291,10 @@ pub struct SqlStore<DB: Database> {
     /// Whether closing writes completeness proofs: always, but for the one measurement of what
     /// they cost ([`SqlStore::measure_closing_without_proofs`]).
     pub(crate) proofs: bool,
+    /// Told when a transaction that wrote a domain event has committed, so this process's
+    /// webhook sender starts at once instead of at its next poll
+    /// ([`crate::WebhookStore::webhook_events_written`]).
+    pub(crate) events_written: Arc<Notify>,
     /// The simulator's fault injection (`crate::faults`), counting every write statement.
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Arc<crate::faults::FaultPlan>,
@@ -312,6 +316,9 @@ pub(crate) struct Statements {
 /// A write transaction, holding the store's write turn (if it has one) until it ends.
 pub struct WriteTx<DB: Database> {
     tx: Transaction<'static, DB>,
+    /// The store's [`SqlStore::events_written`], told on commit when `wrote_event`.
+    events_written: Arc<Notify>,
+    pub(crate) wrote_event: bool,
     #[cfg(feature = "fault-injection")]
     faults: Arc<crate::faults::FaultPlan>,
     // Declared after `tx`, so it is released after the transaction has ended.
@@ -347,6 +354,7 @@ impl<DB: Dialect> SqlStore<DB> {
                     .map(|personal| report::date_page_wire::<DB>(personal).into()),
             },
             proofs: true,
+            events_written: Arc::new(Notify::new()),
             #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
         };
@@ -386,6 +394,8 @@ impl<DB: Dialect> SqlStore<DB> {
         let turn = self.take_turn().await;
         Ok(WriteTx {
             tx: self.write.begin().await?,
+            events_written: self.events_written.clone(),
+            wrote_event: false,
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
             _turn: turn,
@@ -402,6 +412,8 @@ impl<DB: Dialect> SqlStore<DB> {
         self.first.fetch_sub(1, Ordering::SeqCst);
         Ok(WriteTx {
             tx: self.write.begin().await?,
+            events_written: self.events_written.clone(),
+            wrote_event: false,
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
             _turn: turn,
@@ -419,6 +431,8 @@ impl<DB: Dialect> SqlStore<DB> {
         }
         Ok(WriteTx {
             tx: self.settle.begin().await?,
+            events_written: self.events_written.clone(),
+            wrote_event: false,
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
             _turn: turn,
@@ -555,7 +569,12 @@ impl<DB: Dialect> WriteTx<DB> {
             let fail_after = self.faults.before("COMMIT")?;
             (self.faults.clone(), fail_after)
         };
+        let (events_written, wrote_event) = (self.events_written.clone(), self.wrote_event);
         self.tx.commit().await?;
+        if wrote_event {
+            // A permit is kept if the sender is busy, so it looks again when it is done.
+            events_written.notify_one();
+        }
         #[cfg(feature = "fault-injection")]
         if fail_after {
             return Err(faults.after("COMMIT"));

@@ -37,6 +37,7 @@ impl<DB: Dialect> WriteTx<DB> {
     /// ledger's row is updated first, which on PostgreSQL holds its lock until the transaction
     /// ends, so a ledger's events take their numbers in commit order.
     pub(crate) async fn record_event(&mut self, at: &str, mut event: NewEvent) -> Result<RowId> {
+        self.wrote_event = true;
         let ledger = event.ledger_id.as_ref().map(|l| l.as_str().to_owned());
         let seq: Option<i64> = match &ledger {
             Some(l) => {
@@ -325,8 +326,74 @@ impl<DB: Dialect> SqlStore<DB> {
     }
 }
 
+/// Records one attempt in `tx` (see [`WebhookStore::record_webhook_attempt`]); false, writing
+/// nothing, when `holder` no longer holds the delivery.
+async fn record_attempt<DB: Dialect>(
+    tx: &mut WriteTx<DB>,
+    now: &str,
+    id: RowId,
+    holder: &str,
+    rec: &AttemptRecord,
+) -> Result<bool> {
+    let at = wire_time(rec.at);
+    let (state, next, finished) = match &rec.outcome {
+        AttemptOutcome::Delivered => (DeliveryState::Delivered, at.clone(), Some(at.clone())),
+        AttemptOutcome::RetryAt(t) => (DeliveryState::Pending, wire_time(*t), None),
+        AttemptOutcome::GiveUp => (DeliveryState::Failed, at.clone(), Some(at.clone())),
+        AttemptOutcome::Withheld => (DeliveryState::Withheld, at.clone(), Some(at.clone())),
+    };
+    let latency = i64::try_from(rec.latency_ms).unwrap_or(i64::MAX);
+    let status = rec.status.map(i64::from);
+    let n = if rec.outcome == AttemptOutcome::Withheld {
+        tx.execute(
+            "UPDATE webhook_deliveries SET state = $3, finished_at = $4, claimed_by = NULL, \
+             claimed_until = NULL WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
+            args![id, holder, state.as_str(), finished],
+        )
+        .await?
+    } else {
+        tx.execute(
+            "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, finished_at = $5, \
+             last_attempt_at = $6, last_status = $7, last_error = $8, last_latency_ms = $9, \
+             claimed_by = NULL, claimed_until = NULL \
+             WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
+            args![
+                id,
+                holder,
+                state.as_str(),
+                next,
+                finished,
+                at.as_str(),
+                status,
+                rec.error.clone(),
+                latency
+            ],
+        )
+        .await?
+    };
+    if n != 1 {
+        return Ok(false);
+    }
+    if rec.outcome != AttemptOutcome::Withheld {
+        tx.execute(
+            "INSERT INTO webhook_attempts (delivery_id, at, status, error, latency_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+            args![id, at.as_str(), status, rec.error.clone(), latency],
+        )
+        .await?;
+    }
+    if rec.outcome == AttemptOutcome::GiveUp {
+        disable_failing_endpoint(tx, now, id).await?;
+    }
+    Ok(true)
+}
+
 #[async_trait]
 impl<DB: Dialect> WebhookStore for SqlStore<DB> {
+    fn webhook_events_written(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.events_written.clone())
+    }
+
     async fn create_webhook_endpoint(
         &self,
         by: &Actor,
@@ -550,59 +617,25 @@ impl<DB: Dialect> WebhookStore for SqlStore<DB> {
         rec: AttemptRecord,
     ) -> Result<bool> {
         let now = self.now();
-        let at = wire_time(rec.at);
-        let (state, next, finished) = match &rec.outcome {
-            AttemptOutcome::Delivered => (DeliveryState::Delivered, at.clone(), Some(at.clone())),
-            AttemptOutcome::RetryAt(t) => (DeliveryState::Pending, wire_time(*t), None),
-            AttemptOutcome::GiveUp => (DeliveryState::Failed, at.clone(), Some(at.clone())),
-            AttemptOutcome::Withheld => (DeliveryState::Withheld, at.clone(), Some(at.clone())),
-        };
-        let latency = i64::try_from(rec.latency_ms).unwrap_or(i64::MAX);
-        let status = rec.status.map(i64::from);
         let mut tx = self.begin().await?;
-        let n = if rec.outcome == AttemptOutcome::Withheld {
-            tx.execute(
-                "UPDATE webhook_deliveries SET state = $3, finished_at = $4, claimed_by = NULL, \
-                 claimed_until = NULL WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
-                args![id, holder, state.as_str(), finished],
-            )
-            .await?
-        } else {
-            tx.execute(
-                "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, finished_at = $5, \
-                 last_attempt_at = $6, last_status = $7, last_error = $8, last_latency_ms = $9, \
-                 claimed_by = NULL, claimed_until = NULL \
-                 WHERE id = $1 AND claimed_by = $2 AND state = 'pending'",
-                args![
-                    id,
-                    holder,
-                    state.as_str(),
-                    next,
-                    finished,
-                    at.as_str(),
-                    status,
-                    rec.error.clone(),
-                    latency
-                ],
-            )
-            .await?
-        };
-        if n != 1 {
-            return Ok(false);
-        }
-        if rec.outcome != AttemptOutcome::Withheld {
-            tx.execute(
-                "INSERT INTO webhook_attempts (delivery_id, at, status, error, latency_ms) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                args![id, at.as_str(), status, rec.error.clone(), latency],
-            )
-            .await?;
-        }
-        if rec.outcome == AttemptOutcome::GiveUp {
-            disable_failing_endpoint(&mut tx, &now, id).await?;
+        let held = record_attempt(&mut tx, &now, id, holder, &rec).await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn record_webhook_attempts(
+        &self,
+        holder: &str,
+        attempts: &[(RowId, AttemptRecord)],
+    ) -> Result<Vec<bool>> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let mut held = Vec::with_capacity(attempts.len());
+        for (id, rec) in attempts {
+            held.push(record_attempt(&mut tx, &now, *id, holder, rec).await?);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(held)
     }
 
     async fn webhook_deliveries(

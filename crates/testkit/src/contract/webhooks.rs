@@ -230,11 +230,24 @@ pub async fn a_claimed_delivery_goes_to_no_other_sender_until_its_claim_lapses(s
         ),
         "a no longer holds it"
     );
-    assert!(must(
-        s.record_webhook_attempt(b[0].id, "b", rec(AttemptOutcome::Delivered))
-            .await,
-        "b records"
-    ));
+    // Recorded with others in one transaction (as the sender does): held, so written.
+    assert_eq!(
+        must(
+            s.record_webhook_attempts("b", &[(b[0].id, rec(AttemptOutcome::Delivered))])
+                .await,
+            "b records"
+        ),
+        vec![true]
+    );
+    assert_eq!(
+        must(
+            s.record_webhook_attempts("b", &[(b[0].id, rec(AttemptOutcome::Delivered))])
+                .await,
+            "b records again"
+        ),
+        vec![false],
+        "recorded once: the delivery is no longer pending"
+    );
     let d = some(must(s.webhook_delivery(b[0].id).await, "read"), "delivery");
     assert_eq!(d.state, DeliveryState::Delivered);
     assert_eq!(d.last_status, Some(200));
