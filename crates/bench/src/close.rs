@@ -18,7 +18,7 @@ use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{Currency, LedgerId, Msn};
 use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::sqlite::SqliteStore;
-use ledgerport_store::{EventOutcome, SettlementStore, Store};
+use ledgerport_store::{EventOutcome, Store};
 use ledgerport_testkit::WorldBuilder;
 use ledgerport_testkit::testing::TestDatabase;
 use std::path::{Path, PathBuf};
