@@ -131,29 +131,7 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         limit: u32,
         personal_data: bool,
     ) -> Result<WirePage> {
-        let mut params = args![
-            access.ledger_id().as_str(),
-            i64::from(topic.code()),
-            after_seq,
-            i64::from(limit),
-        ];
-        // As `feed_page`: the period's entries only, at the ledger's own positions.
-        let scope = access.scope();
-        let in_period = scope.from.is_some() || scope.to.is_some();
-        if in_period {
-            params.push(
-                scope
-                    .from
-                    .map_or("0000-01-01".into(), |d| d.to_string())
-                    .into(),
-            );
-            params.push(
-                scope
-                    .to
-                    .map_or("9999-12-31".into(), |d| d.to_string())
-                    .into(),
-            );
-        }
+        let (params, in_period) = feed_params(access, topic, after_seq, limit);
         let statement = self.statements.feed_page_wire[usize::from(in_period)]
             [usize::from(personal_data)]
         .clone();
@@ -202,28 +180,8 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>> {
-        let mut params = args![
-            access.ledger_id().as_str(),
-            i64::from(topic.code()),
-            after_seq,
-            i64::from(limit),
-        ];
-        // The feed of a grant limited to a period holds only the entries of its dates; the
-        // positions (and so the cursors) are the ledger's own.
-        let scope = access.scope();
-        let statement = if scope.from.is_some() || scope.to.is_some() {
-            params.push(
-                scope
-                    .from
-                    .map_or("0000-01-01".into(), |d| d.to_string())
-                    .into(),
-            );
-            params.push(
-                scope
-                    .to
-                    .map_or("9999-12-31".into(), |d| d.to_string())
-                    .into(),
-            );
+        let (params, in_period) = feed_params(access, topic, after_seq, limit);
+        let statement = if in_period {
             self.statements.feed_page_in_period.clone()
         } else {
             self.statements.feed_page.clone()
@@ -337,6 +295,33 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
 
 /// A [`wire_page`] row: count, last seq, the joined objects, whether more follow.
 type WirePageRow = (i64, Option<i64>, String, bool);
+
+/// The parameters of a feed page's statement, and whether the grant limits it to a period: the
+/// feed of such a grant holds only the entries of its dates (the `_in_period` statements take
+/// the period as two more parameters), at the ledger's own positions, so cursors stay the
+/// ledger's.
+fn feed_params(
+    access: &LedgerAccess,
+    topic: Topic,
+    after_seq: i64,
+    limit: u32,
+) -> (Vec<super::Arg>, bool) {
+    let mut params = args![
+        access.ledger_id().as_str(),
+        i64::from(topic.code()),
+        after_seq,
+        i64::from(limit),
+    ];
+    let scope = access.scope();
+    let in_period = scope.from.is_some() || scope.to.is_some();
+    if in_period {
+        let from = scope.from.map_or("0000-01-01".into(), |d| d.to_string());
+        let to = scope.to.map_or("9999-12-31".into(), |d| d.to_string());
+        params.push(from.into());
+        params.push(to.into());
+    }
+    (params, in_period)
+}
 
 fn wire_page_of((n, last_seq, items, more): WirePageRow) -> Result<WirePage> {
     let entries = usize::try_from(n)
