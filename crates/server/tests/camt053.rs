@@ -15,13 +15,13 @@
 
 mod common;
 
-use common::{START, TestApp, by, lid, msn, partner, world};
+use common::{START, TestApp, by, lid, msn, partner_with, world};
 use jiff::Timestamp;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{BankAccount, Country, Currency};
 use ledgerport_core::world::{
-    FeePlan, GrantScope, KeyKind, KeyOwner, PartnerKind, PayoutFrequency, RowId, SalesUnitKind,
-    SettlementMode, Topics, parse_cutoff,
+    FeePlan, GrantScope, KeyKind, KeyOwner, PayoutFrequency, RowId, SalesUnitKind, SettlementMode,
+    Topics, parse_cutoff,
 };
 use ledgerport_server::portal::auth::hash_password;
 use ledgerport_store::{EventOutcome, NewLedger, NewPortalUser, NewSalesUnit, PortalRole};
@@ -604,17 +604,6 @@ fn api_path(ledger: &str, query: &str) -> String {
     format!("/ledgerport/v1/ledgers/{ledger}/statements/camt053?{query}")
 }
 
-/// An accounting partner of its own with a grant of `scope` on `ledger`, and its token.
-async fn granted(app: &TestApp, name: &str, ledger: &str, scope: GrantScope) -> String {
-    let p = partner(app.store.as_ref(), name, PartnerKind::Accounting, true).await;
-    app.store
-        .create_grant(&by(), p, &lid(ledger), &scope)
-        .await
-        .expect("grant");
-    let keys = app.issue(KeyKind::Accounting, KeyOwner::Partner(p)).await;
-    app.miami_token(&keys).await
-}
-
 #[tokio::test]
 async fn the_api_gives_the_portals_document_to_each_reader_of_the_ledger() {
     let app = TestApp::start().await;
@@ -626,7 +615,9 @@ async fn the_api_gives_the_portals_document_to_each_reader_of_the_ledger() {
         .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(acme))
         .await;
     let merchant = app.miami_token(&merchant_keys).await;
-    let partner = granted(&app, "Regnskap AS", "100", GrantScope::EVERYTHING).await;
+    let partner = partner_with(&app, "Regnskap AS", "100", GrantScope::EVERYTHING)
+        .await
+        .1;
     let path = api_path("100", "from=2024-04-03&to=2024-04-04");
 
     for token in [&merchant, &partner] {
@@ -662,7 +653,7 @@ async fn bad_periods_open_dates_and_grants_that_do_not_cover_the_period_are_refu
         .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(acme))
         .await;
     let merchant = app.miami_token(&merchant_keys).await;
-    let funds_only = granted(
+    let funds_only = partner_with(
         &app,
         "Funds Only AS",
         "100",
@@ -674,8 +665,9 @@ async fn bad_periods_open_dates_and_grants_that_do_not_cover_the_period_are_refu
             ..GrantScope::EVERYTHING
         },
     )
-    .await;
-    let from_fourth = granted(
+    .await
+    .1;
+    let from_fourth = partner_with(
         &app,
         "From The Fourth AS",
         "100",
@@ -684,7 +676,8 @@ async fn bad_periods_open_dates_and_grants_that_do_not_cover_the_period_are_refu
             ..GrantScope::EVERYTHING
         },
     )
-    .await;
+    .await
+    .1;
     for (token, query, status, starts) in [
         (&merchant, "to=2024-04-04", 400, "from: is required"),
         (&merchant, "from=2024-04-03", 400, "to: is required"),
@@ -748,7 +741,7 @@ async fn a_partner_without_a_grant_gets_a_missing_ledgers_bytes_and_payers_never
         .issue(KeyKind::Accounting, KeyOwner::Partner(w.granted_partner))
         .await;
     let whole = app.miami_token(&keys).await;
-    let no_names = granted(
+    let no_names = partner_with(
         &app,
         "No Names AS",
         "200",
@@ -757,8 +750,11 @@ async fn a_partner_without_a_grant_gets_a_missing_ledgers_bytes_and_payers_never
             ..GrantScope::EVERYTHING
         },
     )
-    .await;
-    let stranger = granted(&app, "Stranger AS", "400", GrantScope::EVERYTHING).await;
+    .await
+    .1;
+    let stranger = partner_with(&app, "Stranger AS", "400", GrantScope::EVERYTHING)
+        .await
+        .1;
     let other_keys = app
         .issue(KeyKind::MerchantLevel, KeyOwner::Merchant(w.merchant2))
         .await;

@@ -10,27 +10,11 @@ use common::*;
 use jiff::SignedDuration;
 use ledgerport_core::clock::Clock;
 use ledgerport_core::ids::LedgerDate;
-use ledgerport_core::world::{GrantScope, KeyKind, KeyOwner, PartnerKind, RowId, Topics};
+use ledgerport_core::world::{GrantScope, KeyKind, KeyOwner, Topics};
 use serde_json::{Value, json};
 
 fn date(s: &str) -> LedgerDate {
     LedgerDate::parse("date", s).expect("date")
-}
-
-/// A new approved accounting partner granted `ledger` within `scope`, and a token of its keys.
-async fn partner_with(
-    app: &TestApp,
-    name: &str,
-    ledger: &str,
-    scope: GrantScope,
-) -> (RowId, String) {
-    let p = partner(app.store.as_ref(), name, PartnerKind::Accounting, true).await;
-    app.store
-        .create_grant(&by(), p, &lid(ledger), &scope)
-        .await
-        .expect("grant");
-    let keys = app.issue(KeyKind::Accounting, KeyOwner::Partner(p)).await;
-    (p, app.miami_token(&keys).await)
 }
 
 /// Status, the headers a client could tell apart (all but the request id and date), and the

@@ -341,6 +341,22 @@ pub async fn partner(store: &dyn Store, name: &str, kind: PartnerKind, approve: 
     built.build(store).await.expect("partner").partner(name)
 }
 
+/// A new approved accounting partner granted `ledger` within `scope`, and a token of its keys.
+pub async fn partner_with(
+    app: &TestApp,
+    name: &str,
+    ledger: &str,
+    scope: ledgerport_core::world::GrantScope,
+) -> (RowId, String) {
+    let p = partner(app.store.as_ref(), name, PartnerKind::Accounting, true).await;
+    app.store
+        .create_grant(&by(), p, &lid(ledger), &scope)
+        .await
+        .expect("grant");
+    let keys = app.issue(KeyKind::Accounting, KeyOwner::Partner(p)).await;
+    (p, app.miami_token(&keys).await)
+}
+
 pub fn new_entry(
     psp: &str,
     time: &str,
