@@ -6,7 +6,11 @@
 //! The canonical form is made of what every reader of the Report API receives, personal data
 //! withheld or not: the ten non-personal fields of each entry in the order the date page returns
 //! them (sequence order), each as a netstring (`<byte length in decimal>:<UTF-8 bytes>,`), so no
-//! value can be mistaken for another whatever characters it holds. API.md has a worked example;
+//! value can be mistaken for another whatever characters it holds. The date's digest is a hash
+//! chain over its entries (form v2): it starts as 32 zero bytes and each entry replaces it with
+//! SHA-256 of the digest so far followed by the entry's netstrings. So a digest can be carried
+//! forward one entry at a time from a stored [`DateDigestState`]: the store extends it as it
+//! books entries and never reads a date's entries back to prove it. API.md has a worked example;
 //! the tests below hold it as a known answer computed apart from this code.
 //!
 //! Pure: the store feeds the entries it writes or reads, a client the entries it downloaded.
@@ -19,7 +23,7 @@ use std::fmt;
 
 /// The name of this canonical form, the first field of every chain digest's input. A later form
 /// would get a new name, so a proof always says how it was made.
-pub const FORM: &str = "ledgerport-date-proof-v1";
+pub const FORM: &str = "ledgerport-date-proof-v2";
 
 /// A SHA-256 digest; shown as 64 lowercase hexadecimal digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,7 +151,8 @@ pub struct DateProof {
     pub opening_balance: i64,
     /// The last entry's `balanceAfter`; without entries the opening balance.
     pub closing_balance: i64,
-    /// SHA-256 of the date's entries in the canonical form ([`encode_entry`], concatenated).
+    /// The hash chain over the date's entries in the canonical form ([`DateDigest`]): 32 zero
+    /// bytes for a date without entries.
     pub digest: Digest,
     /// The previous date's chain digest; `None` at the start of the chain.
     pub previous_chain_digest: Option<Digest>,
@@ -203,43 +208,77 @@ pub fn chain_digest(
 #[error("the amounts of ledger date {0} add up beyond the range of an amount")]
 pub struct SumOutOfRange(pub LedgerDate);
 
-/// A date's proof, built one entry at a time (in sequence order) so neither the store nor a
-/// client needs the date's entries in memory at once.
-pub struct DateDigest {
-    sha: Sha256,
-    buf: Vec<u8>,
-    count: u64,
-    sum: i128,
-    first_before: Option<i64>,
-    last_after: Option<i64>,
+/// Where a date's digest starts: 32 zero bytes (also the digest of a date without entries).
+pub const START_DIGEST: Digest = Digest([0; 32]);
+
+/// What a date's entries give so far, as a store keeps it between transactions: the hash chain
+/// over them ([`DateDigest`]), how many, their sum, the first one's `balanceBefore` and the last
+/// one's `balanceAfter` (both `None` without entries). Pure data; [`DateDigest::resume`] goes on
+/// from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateDigestState {
+    pub digest: Digest,
+    pub count: u64,
+    pub sum: i128,
+    pub first_before: Option<i64>,
+    pub last_after: Option<i64>,
 }
 
-impl Default for DateDigest {
+impl DateDigestState {
+    /// A date without entries.
+    pub const EMPTY: DateDigestState = DateDigestState {
+        digest: START_DIGEST,
+        count: 0,
+        sum: 0,
+        first_before: None,
+        last_after: None,
+    };
+}
+
+impl Default for DateDigestState {
     fn default() -> Self {
-        Self::new()
+        Self::EMPTY
     }
+}
+
+/// A date's proof, built one entry at a time (in sequence order) so neither the store nor a
+/// client needs the date's entries in memory at once, and resumable from a stored
+/// [`DateDigestState`]: the digest is `d_n` where `d_0` is [`START_DIGEST`] and
+/// `d_i = SHA-256(d_{i-1} || canonical form of entry i)`.
+#[derive(Debug, Clone, Default)]
+pub struct DateDigest {
+    state: DateDigestState,
+    buf: Vec<u8>,
 }
 
 impl DateDigest {
     pub fn new() -> Self {
+        Self::resume(DateDigestState::EMPTY)
+    }
+
+    /// Goes on from what a date's earlier entries gave.
+    pub fn resume(state: DateDigestState) -> Self {
         DateDigest {
-            sha: Sha256::new(),
+            state,
             buf: Vec::with_capacity(256),
-            count: 0,
-            sum: 0,
-            first_before: None,
-            last_after: None,
         }
+    }
+
+    /// What the entries added so far give.
+    pub fn state(&self) -> DateDigestState {
+        self.state
     }
 
     pub fn add(&mut self, e: &ProofEntry<'_>) {
         self.buf.clear();
+        self.buf.extend_from_slice(&self.state.digest.0);
         encode_entry(&mut self.buf, e);
-        self.sha.update(&self.buf);
-        self.count += 1;
-        self.sum += i128::from(e.amount);
-        self.first_before.get_or_insert(e.balance_before);
-        self.last_after = Some(e.balance_after);
+        let s = &mut self.state;
+        s.digest = Digest(Sha256::digest(&self.buf).into());
+        s.count += 1;
+        s.sum += i128::from(e.amount);
+        s.first_before.get_or_insert(e.balance_before);
+        s.last_after = Some(e.balance_after);
     }
 
     /// The proof of the date the entries added were of, following `previous`.
@@ -250,34 +289,44 @@ impl DateDigest {
         ledger_date: LedgerDate,
         previous: Previous,
     ) -> Result<DateProof, SumOutOfRange> {
-        let amount_sum = i64::try_from(self.sum).map_err(|_| SumOutOfRange(ledger_date))?;
-        let opening_balance = self.first_before.unwrap_or(previous.balance);
-        let closing_balance = self.last_after.unwrap_or(opening_balance);
-        let digest = Digest(self.sha.finalize().into());
-        let chain = chain_digest(
-            ledger_id.as_str(),
-            topic,
-            ledger_date,
-            self.count,
-            amount_sum,
-            opening_balance,
-            closing_balance,
-            &digest,
-            previous.chain_digest.as_ref(),
-        );
-        Ok(DateProof {
-            ledger_id: ledger_id.clone(),
-            topic,
-            ledger_date,
-            entry_count: self.count,
-            amount_sum,
-            opening_balance,
-            closing_balance,
-            digest,
-            previous_chain_digest: previous.chain_digest,
-            chain_digest: chain,
-        })
+        prove_state(ledger_id, topic, ledger_date, &self.state, previous)
     }
+}
+
+/// The proof of a date whose entries give `state`, following `previous`.
+pub fn prove_state(
+    ledger_id: &LedgerId,
+    topic: Topic,
+    ledger_date: LedgerDate,
+    state: &DateDigestState,
+    previous: Previous,
+) -> Result<DateProof, SumOutOfRange> {
+    let amount_sum = i64::try_from(state.sum).map_err(|_| SumOutOfRange(ledger_date))?;
+    let opening_balance = state.first_before.unwrap_or(previous.balance);
+    let closing_balance = state.last_after.unwrap_or(opening_balance);
+    let chain = chain_digest(
+        ledger_id.as_str(),
+        topic,
+        ledger_date,
+        state.count,
+        amount_sum,
+        opening_balance,
+        closing_balance,
+        &state.digest,
+        previous.chain_digest.as_ref(),
+    );
+    Ok(DateProof {
+        ledger_id: ledger_id.clone(),
+        topic,
+        ledger_date,
+        entry_count: state.count,
+        amount_sum,
+        opening_balance,
+        closing_balance,
+        digest: state.digest,
+        previous_chain_digest: previous.chain_digest,
+        chain_digest: chain,
+    })
 }
 
 /// Proves one date from its entries in sequence order.
@@ -483,8 +532,9 @@ mod tests {
     /// ```text
     /// e1 = b"10:3343121302,27:2022-10-01T14:33:00.824993Z,10:2022-10-01,7:capture,11:purchase-12,3:NOK,5:10000,1:0,5:10000,8:NO:57860,"
     /// e2 = b"14:302321-2000001,27:2022-10-01T21:59:59.999999Z,10:2022-10-01,16:payout-scheduled,26:Utb. 2000001 Vippsnr 57860,3:NOK,6:-10000,5:10000,1:0,0:,"
-    /// digest = hashlib.sha256(e1 + e2).hexdigest()
-    /// chain  = hashlib.sha256(b"24:ledgerport-date-proof-v1,6:302321,5:funds,10:2022-10-01,1:2,1:0,1:0,1:0,64:" + digest.encode() + b",0:,").hexdigest()
+    /// d1 = hashlib.sha256(bytes(32) + e1).digest()
+    /// digest = hashlib.sha256(d1 + e2).hexdigest()
+    /// chain  = hashlib.sha256(b"24:ledgerport-date-proof-v2,6:302321,5:funds,10:2022-10-01,1:2,1:0,1:0,1:0,64:" + digest.encode() + b",0:,").hexdigest()
     /// ```
     #[test]
     fn the_worked_example_has_the_known_digests() {
@@ -500,13 +550,79 @@ mod tests {
         assert_eq!((p.opening_balance, p.closing_balance), (0, 0));
         assert_eq!(
             p.digest.hex(),
-            "8ca26a0f1fab34df838b0e227c6465511e60469c54098417211499306d9dc5cf"
+            "22a1241a73889a54c272d90a3535ad225689d259e198f92149404344228d7d9a"
         );
         assert_eq!(
             p.chain_digest.hex(),
-            "a823d73cf57be152300db4d5c783af2c832d09ec5e8cc251d2e09b7db69a8b11"
+            "57c50c6dccabfee540071a75bcdb2fefd060afb473670a5f51eef791ab80d833"
         );
         assert_eq!(p.previous_chain_digest, None);
+    }
+
+    #[test]
+    fn the_first_link_of_the_worked_example_has_the_known_digest() {
+        // d1 = hashlib.sha256(bytes(32) + e1).hexdigest(), e1 as above.
+        let mut d = DateDigest::new();
+        d.add(&example()[0]);
+        assert_eq!(
+            d.state().digest.hex(),
+            "f71c41347fc63a534da713bf9dcbf3917fa74735955842f5c495f1d9440e2b38"
+        );
+    }
+
+    #[test]
+    fn a_digest_resumed_from_a_state_equals_one_made_in_one_go() {
+        let one_go = prove_date(
+            &lid("302321"),
+            Topic::Funds,
+            d("2022-10-01"),
+            example(),
+            Previous::START,
+        )
+        .expect("one go");
+        let mut first = DateDigest::new();
+        first.add(&example()[0]);
+        let stored = first.state();
+        assert_eq!(
+            (
+                stored.count,
+                stored.sum,
+                stored.first_before,
+                stored.last_after
+            ),
+            (1, 10000, Some(0), Some(10000))
+        );
+        let mut resumed = DateDigest::resume(stored);
+        resumed.add(&example()[1]);
+        let state = resumed.state();
+        assert_eq!((state.count, state.sum, state.last_after), (2, 0, Some(0)));
+        let proof = resumed
+            .finish(
+                &lid("302321"),
+                Topic::Funds,
+                d("2022-10-01"),
+                Previous::START,
+            )
+            .expect("resumed");
+        assert_eq!(proof, one_go);
+        assert_eq!(DateDigest::new().state(), DateDigestState::EMPTY);
+    }
+
+    #[test]
+    fn entries_in_another_order_give_another_digest() {
+        let [a, b] = example();
+        let p = |entries: [ProofEntry<'static>; 2]| {
+            prove_date(
+                &lid("1"),
+                Topic::Funds,
+                d("2022-10-01"),
+                entries,
+                Previous::START,
+            )
+            .expect("proof")
+            .digest
+        };
+        assert_ne!(p([a, b]), p([b, a]));
     }
 
     #[test]
@@ -524,11 +640,8 @@ mod tests {
         .expect("proof");
         assert_eq!((p.entry_count, p.amount_sum), (0, 0));
         assert_eq!((p.opening_balance, p.closing_balance), (-700, -700));
-        // SHA-256 of no bytes.
-        assert_eq!(
-            p.digest.hex(),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        // The hash chain's start: 32 zero bytes.
+        assert_eq!(p.digest.hex(), "0".repeat(64));
         assert_eq!(p.previous_chain_digest, Some(Digest([7; 32])));
     }
 

@@ -43,7 +43,9 @@ pub const DATE_ORDER: &str = "date-order";
 
 /// Every date the engine has closed, from the ledger's first date through `closed_through`, has
 /// a completeness proof on each topic ([`crate::proof`]) that its entries still give (count, sum,
-/// balances, digest, chain digest), each chained to the date before; no other date has one.
+/// balances, digest, chain digest), each chained to the date before; no other date has one. And
+/// the digest state the store carries for each date ([`crate::proof::DateDigestState`], what a
+/// date's proof is made from when it closes) is what the date's entries give.
 pub const PROOF: &str = "proof";
 
 /// Every rule, in the order reports list a single entry's violations.
@@ -130,6 +132,72 @@ pub fn check_proofs(
             p.ledger_date,
             "a proof of a date the engine has not closed".into(),
         ));
+    }
+    out
+}
+
+/// Checks the digest states a store keeps for one topic (the [`PROOF`] rule): `entries` is the
+/// whole topic in feed order, `states` the stored states by date. Every date with entries has a
+/// state equal to what they give; a stored state of a date without entries is empty.
+pub fn check_date_states(
+    ledger: &Ledger,
+    topic: Topic,
+    entries: &[Entry],
+    states: &[(LedgerDate, crate::proof::DateDigestState)],
+) -> Vec<Violation> {
+    use crate::proof::{DateDigest, DateDigestState, ProofEntry};
+    let mut found: HashMap<LedgerDate, DateDigest> = HashMap::new();
+    for e in entries {
+        found
+            .entry(e.ledger_date)
+            .or_default()
+            .add(&ProofEntry::from(e));
+    }
+    let mut found: Vec<(LedgerDate, DateDigestState)> =
+        found.into_iter().map(|(d, g)| (d, g.state())).collect();
+    found.sort_by_key(|(d, _)| *d);
+    let stored: HashMap<LedgerDate, DateDigestState> = states.iter().copied().collect();
+    let mut out = Vec::new();
+    let mut violation = |date: LedgerDate, what: String| {
+        out.push(Violation {
+            ledger_id: ledger.ledger_id.clone(),
+            topic: Some(topic),
+            seq: None,
+            rule: PROOF,
+            detail: format!("ledgerDate {date}: {what}"),
+        })
+    };
+    let show =
+        |s: &DateDigestState| format!("{} entries, sum {}, digest {}", s.count, s.sum, s.digest);
+    for (date, want) in &found {
+        match stored.get(date) {
+            None => violation(*date, "has entries but no stored digest state".into()),
+            Some(got) if got != want => violation(
+                *date,
+                format!(
+                    "the stored digest state says {}, the entries give {}",
+                    show(got),
+                    show(want)
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    let mut extra: Vec<&(LedgerDate, DateDigestState)> = states
+        .iter()
+        .filter(|(d, s)| {
+            *s != DateDigestState::EMPTY && found.binary_search_by_key(d, |(f, _)| *f).is_err()
+        })
+        .collect();
+    extra.sort_by_key(|(d, _)| *d);
+    for (date, s) in extra {
+        violation(
+            *date,
+            format!(
+                "the stored digest state says {}, the date has no entries",
+                show(s)
+            ),
+        );
     }
     out
 }
@@ -1328,5 +1396,59 @@ mod tests {
                 "{mode:?} {freq:?} paid out"
             );
         }
+    }
+
+    #[test]
+    fn stored_digest_states_must_be_what_the_entries_give() {
+        use crate::proof::{DateDigest, DateDigestState, ProofEntry};
+        let mut b = Book::default();
+        b.capture("2022-10-01", "p1", 10000);
+        b.capture("2022-10-01", "p2", 500);
+        b.capture("2022-10-02", "p3", 700);
+        let l = ledger(SettlementMode::Net);
+        let state_of = |date: &str| {
+            let mut g = DateDigest::new();
+            for e in b.funds.iter().filter(|e| e.ledger_date == d(date)) {
+                g.add(&ProofEntry::from(e));
+            }
+            g.state()
+        };
+        let good = vec![
+            (d("2022-10-01"), state_of("2022-10-01")),
+            (d("2022-10-02"), state_of("2022-10-02")),
+            // A closed date without entries keeps an empty state.
+            (d("2022-10-03"), DateDigestState::EMPTY),
+        ];
+        assert!(check_date_states(&l, Topic::Funds, &b.funds, &good).is_empty());
+
+        let mut changed = b.clone();
+        changed.funds[1].reference = "altered".into();
+        let v = check_date_states(&l, Topic::Funds, &changed.funds, &good);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].rule, PROOF);
+        assert!(
+            v[0].detail
+                .starts_with("ledgerDate 2022-10-01: the stored digest state says 2 entries"),
+            "{}",
+            v[0].detail
+        );
+
+        let missing = &good[..1];
+        let v = check_date_states(&l, Topic::Funds, &b.funds, missing);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail
+                .contains("2022-10-02: has entries but no stored digest state")
+        );
+
+        let v = check_date_states(&l, Topic::Funds, &b.funds[..2], &good);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail
+                .contains("2022-10-02: the stored digest state says 1 entries, sum 700"),
+            "{}",
+            v[0].detail
+        );
+        assert!(v[0].detail.ends_with("the date has no entries"));
     }
 }

@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use ledgerport_core::access::{self, LedgerAccess, Principal};
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerId, Topic};
-use ledgerport_core::verify::{Violation, check_ledger, check_proofs};
+use ledgerport_core::verify::{Violation, check_date_states, check_ledger, check_proofs};
 use ledgerport_store::{LedgerView, Store, StoreError};
 use serde_json::json;
 use std::io::Write;
@@ -130,6 +130,13 @@ async fn verify_ledger(
             .await
             .map_err(|e| anyhow!("reading ledger {id} {topic} proofs: {}", store_err(e)))?;
         found.extend(check_proofs(&view.ledger, topic, entries, &proofs));
+        let states = store.date_digest_states(access, topic).await.map_err(|e| {
+            anyhow!(
+                "reading ledger {id} {topic} digest states: {}",
+                store_err(e)
+            )
+        })?;
+        found.extend(check_date_states(&view.ledger, topic, entries, &states));
     }
     summary.ledgers += 1;
     summary.entries += funds.len() + fees.len();

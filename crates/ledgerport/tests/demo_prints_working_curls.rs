@@ -107,7 +107,7 @@ fn the_demo_prints_curl_commands_that_return_a_token_and_then_real_entries() {
         outputs[6]
     );
     assert!(
-        outputs[7].contains(r#""form":"ledgerport-date-proof-v1""#)
+        outputs[7].contains(r#""form":"ledgerport-date-proof-v2""#)
             && outputs[7].contains(r#""chainDigest""#),
         "proof: {}",
         outputs[7]

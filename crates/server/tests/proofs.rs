@@ -131,7 +131,7 @@ async fn a_closed_dates_proof_is_what_its_date_page_gives_with_or_without_person
         let path = format!("/ledgerport/v1/ledgers/{ledger}/{topic}/dates/2024-04-05/proof");
         let (status, body) = json_of(app.get(&path, Some(&token), &[]).await).await;
         assert_eq!(status, 200, "{path}: {body}");
-        assert_eq!(body["form"], "ledgerport-date-proof-v1");
+        assert_eq!(body["form"], "ledgerport-date-proof-v2");
         assert_eq!(body["ledgerId"], ledger);
         assert_eq!(body["topic"], topic);
         assert_eq!(body["ledgerDate"], "2024-04-05");

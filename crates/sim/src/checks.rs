@@ -16,7 +16,7 @@ use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerDate, LedgerId, Topic};
 use ledgerport_core::proof::DateProof;
-use ledgerport_core::verify::{check_ledger, check_proofs};
+use ledgerport_core::verify::{check_date_states, check_ledger, check_proofs};
 use ledgerport_core::world::{ApiKey, KeyOwner, Ledger, PartnerState};
 use ledgerport_store::{EventOutcome, Store};
 use std::collections::{BTreeMap, HashMap};
@@ -297,7 +297,12 @@ async fn closed_date_proofs(
         .date_proofs(&access, topic)
         .await
         .map_err(|e| fail(step, format!("proofs of {id} {topic}: {e:?}")))?;
-    let violations = check_proofs(ledger, topic, entries, &proofs);
+    let states = s
+        .date_digest_states(&access, topic)
+        .await
+        .map_err(|e| fail(step, format!("digest states of {id} {topic}: {e:?}")))?;
+    let mut violations = check_proofs(ledger, topic, entries, &proofs);
+    violations.extend(check_date_states(ledger, topic, entries, &states));
     if !violations.is_empty() {
         let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
         return Err(fail(step, format!("verify: {}", list.join("; "))));

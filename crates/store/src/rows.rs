@@ -640,9 +640,12 @@ pub struct LedgerCtxRow {
     pub closed_funds_balance: i64,
     pub closed_fees_balance: i64,
     pub first_handle: Option<String>,
+    /// The latest date each topic has a `date_digests` row for (migration 15).
+    pub last_funds_digest: Option<String>,
+    pub last_fees_digest: Option<String>,
 }
 
-/// A row of `date_proofs` (`settlement::proofs::PROOF_COLUMNS`).
+/// A proof: a row of `date_digests` with its chain digest (`settlement::proofs::PROOF_COLUMNS`).
 #[derive(sqlx::FromRow)]
 pub struct DateProofRow {
     pub ledger_id: String,

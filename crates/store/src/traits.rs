@@ -19,7 +19,7 @@ use ledgerport_core::access::{Guarded, LedgerAccess, ListScope};
 use ledgerport_core::engine::PaymentEvent;
 use ledgerport_core::entry::{Entry, NewEntry};
 use ledgerport_core::ids::{LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
-use ledgerport_core::proof::DateProof;
+use ledgerport_core::proof::{DateDigestState, DateProof};
 use ledgerport_core::world::{
     AccessRequest, ApiKey, Grant, GrantScope, Merchant, Partner, PartnerState, RowId, SalesUnit,
 };
@@ -169,6 +169,14 @@ pub trait ReportStore: Send + Sync {
     ) -> Result<Option<DateProof>>;
     /// Every proof of a topic in date order, for `verify` (a grant's topics and period apply).
     async fn date_proofs(&self, access: &LedgerAccess, topic: Topic) -> Result<Vec<DateProof>>;
+    /// The digest state the store keeps for each date of a topic that has entries or is closed
+    /// ([`DateDigestState`]: what the date's entries give, from which its proof is made when it
+    /// closes), in date order, for `verify` (a grant's topics and period apply).
+    async fn date_digest_states(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+    ) -> Result<Vec<(LedgerDate, DateDigestState)>>;
     /// The topic's balance at the start of `date`: after the last entry of the latest earlier
     /// ledger date, 0 when there is none (a statement's opening balance, also of a period
     /// without entries). A date outside the reader's grant period is `Invalid`.

@@ -17,6 +17,7 @@ use ledgerport_core::clock::ManualClock;
 use ledgerport_core::engine::{EventKind, PaymentEvent};
 use ledgerport_core::ids::{Currency, LedgerDate, LedgerId, Msn, Topic};
 use ledgerport_core::proof::{ProofEntry, check_date, check_link};
+use ledgerport_core::verify::{check_date_states, check_proofs};
 use ledgerport_core::world::GrantScope;
 use ledgerport_store::EventOutcome;
 use ledgerport_store::postgres::PostgresStore;
@@ -126,6 +127,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/sqlite/0014_webhooks.sql"),
     ),
+    (
+        15,
+        "date digests",
+        include_str!("../migrations/sqlite/0015_date_digests.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -173,6 +179,11 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         14,
         "webhooks",
         include_str!("../migrations/postgres/0014_webhooks.sql"),
+    ),
+    (
+        15,
+        "date digests",
+        include_str!("../migrations/postgres/0015_date_digests.sql"),
     ),
 ];
 
@@ -299,8 +310,9 @@ async fn check_the_store_works_on(store: &dyn Store) {
     assert_eq!(view.units.len(), 1);
     assert_eq!(view.ledger.owner_merchant_id, merchant.id);
 
-    // Migration 13: the dates closed before proofs existed (the ledger's first, 2024-04-01,
-    // through 2024-04-05) were proved when the store started, each topic's chain from the first.
+    // Migrations 13 and 15: the dates closed before proofs existed (the ledger's first,
+    // 2024-04-01, through 2024-04-05) were proved when the store started (form v2), each topic's
+    // chain from the first, and every date with entries got its digest state.
     let (operator, _) = store
         .ledger(&ledger_id)
         .await
@@ -337,6 +349,23 @@ async fn check_the_store_works_on(store: &dyn Store) {
             let found = check_date(p, entries.iter().map(ProofEntry::from));
             assert!(found.is_empty(), "{topic} {}: {found:?}", p.ledger_date);
         }
+        let all = store
+            .feed_page(&operator, topic, 0, 1000)
+            .await
+            .expect("the topic's entries");
+        let states = store
+            .date_digest_states(&operator, topic)
+            .await
+            .expect("digest states");
+        let found = check_date_states(&view.ledger, topic, &all, &states);
+        assert!(found.is_empty(), "{topic}: {found:?}");
+        let found = check_proofs(&view.ledger, topic, &all, &proofs);
+        assert!(found.is_empty(), "{topic}: {found:?}");
+        assert_eq!(
+            proofs.iter().map(|p| p.entry_count).sum::<u64>(),
+            all.len() as u64,
+            "{topic}: every entry is on a closed date"
+        );
     }
     let funds_05 = store
         .date_proof(&operator, Topic::Funds, "2024-04-05".parse_date())
@@ -681,4 +710,191 @@ async fn a_postgres_database_of_the_old_migration_runner_upgrades_cleanly() {
         ]
     );
     conn.close().await.expect("close");
+}
+
+/// Form-v1 proofs of ledger 100001's closed dates as migration 13's backfill wrote them (their
+/// values do not matter: migration 15 drops them), and the ledger off the backfill list.
+const V1_PROOFS: &str = "\
+INSERT INTO date_proofs (ledger_id, topic, ledger_date, entry_count, amount_sum, opening_balance, \
+  closing_balance, digest, previous_chain_digest, chain_digest) VALUES \
+  ('100001', 0, '2024-04-05', 8, 0, 0, 0, \
+   '8ca26a0f1fab34df838b0e227c6465511e60469c54098417211499306d9dc5cf', NULL, \
+   'a823d73cf57be152300db4d5c783af2c832d09ec5e8cc251d2e09b7db69a8b11');
+DELETE FROM proof_backfill;";
+
+/// The migrator of `migrations` up to and including version 14.
+fn migrator_through_14(
+    migrations: &[&[(i64, &'static str, &'static str)]],
+) -> sqlx::migrate::Migrator {
+    sqlx::migrate::Migrator::with_migrations(
+        migrations
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter(|(v, ..)| *v <= 14)
+            .map(|(v, d, sql)| {
+                Migration::new(
+                    *v,
+                    Cow::Borrowed(*d),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// After a store at migration 14 (form-v1 proofs, no digest states) starts with this build:
+/// every proof is form v2, equal to what a client computes from the date pages alone, every
+/// date's digest state is what its entries give, and nothing is left to backfill.
+async fn check_the_v2_upgrade(store: &dyn Store) {
+    use ledgerport_core::proof::{DateProof, Previous, prove_date};
+    let ledger_id = LedgerId::parse("ledger_id", "100001").expect("ledger id");
+    let (operator, view) = store
+        .ledger(&ledger_id)
+        .await
+        .expect("read")
+        .expect("the ledger")
+        .open(&Principal::Operator { user_id: None })
+        .expect("the operator reads every ledger");
+    for topic in [Topic::Funds, Topic::Fees] {
+        let proofs = store.date_proofs(&operator, topic).await.expect("proofs");
+        assert_eq!(proofs.len(), 5, "{topic}: 2024-04-01 to 05 proved");
+        let mut previous: Option<&DateProof> = None;
+        for p in &proofs {
+            let entries = store
+                .date_page(&operator, topic, p.ledger_date, 0, 1000)
+                .await
+                .expect("date page");
+            let start = previous.map_or(Previous::START, DateProof::as_previous);
+            let fresh = prove_date(
+                &ledger_id,
+                topic,
+                p.ledger_date,
+                entries.iter().map(ProofEntry::from),
+                start,
+            )
+            .expect("prove");
+            assert_eq!(p, &fresh, "{topic} {}", p.ledger_date);
+            previous = Some(p);
+        }
+        let all = store
+            .feed_page(&operator, topic, 0, 1000)
+            .await
+            .expect("entries");
+        let states = store
+            .date_digest_states(&operator, topic)
+            .await
+            .expect("states");
+        assert!(check_date_states(&view.ledger, topic, &all, &states).is_empty());
+        assert!(check_proofs(&view.ledger, topic, &all, &proofs).is_empty());
+    }
+    let funds_05 = store
+        .date_proof(&operator, Topic::Funds, "2024-04-05".parse_date())
+        .await
+        .expect("read")
+        .expect("the proof of 2024-04-05");
+    assert_ne!(
+        funds_05.chain_digest.hex(),
+        "a823d73cf57be152300db4d5c783af2c832d09ec5e8cc251d2e09b7db69a8b11",
+        "the form-v1 proof is gone"
+    );
+    assert_eq!(funds_05.entry_count, 8);
+    // Booking goes on from the rebuilt state: the next closing's proof still holds.
+    store
+        .ingest_events(vec![capture("v2-1", "p-v2", 2000)], now())
+        .await
+        .expect("ingest");
+    store
+        .close_due(&ledger_id, "2024-04-07T06:00:00Z".parse().expect("time"))
+        .await
+        .expect("close");
+    for topic in [Topic::Funds, Topic::Fees] {
+        let all = store
+            .feed_page(&operator, topic, 0, 1000)
+            .await
+            .expect("entries");
+        let (operator, view) = store
+            .ledger(&ledger_id)
+            .await
+            .expect("read")
+            .expect("the ledger")
+            .open(&Principal::Operator { user_id: None })
+            .expect("operator");
+        let proofs = store.date_proofs(&operator, topic).await.expect("proofs");
+        assert_eq!(proofs.len(), 6, "{topic}: 2024-04-06 closed too");
+        let states = store
+            .date_digest_states(&operator, topic)
+            .await
+            .expect("states");
+        assert!(check_date_states(&view.ledger, topic, &all, &states).is_empty());
+        assert!(check_proofs(&view.ledger, topic, &all, &proofs).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_database_with_proofs_of_form_v1_upgrades_to_form_v2() {
+    // Arrange: a database at migration 14 with entries, closed dates and a form-v1 proof.
+    let path = std::env::temp_dir().join(format!(
+        "ledgerport-upgrade-v2-{}-{}.db",
+        std::process::id(),
+        Timestamp::now().as_nanosecond()
+    ));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    migrator_through_14(&[SQLITE, SQLITE_NEW])
+        .run(&mut conn)
+        .await
+        .expect("migrations 1 to 14");
+    sqlx::raw_sql(ROWS).execute(&mut conn).await.expect("rows");
+    sqlx::raw_sql(
+        "INSERT INTO entry_dates (ledger_id, topic, ledger_date, first_seq, last_seq) VALUES ('100001', 0, '2024-04-05', 1, 8)",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("date runs");
+    sqlx::raw_sql(V1_PROOFS)
+        .execute(&mut conn)
+        .await
+        .expect("v1 proofs");
+    conn.close().await.expect("close");
+
+    // Act
+    let clock = Arc::new(ManualClock::new(now()));
+    let store = SqliteStore::open(&url, clock).await.expect("upgrade");
+
+    // Assert
+    check_the_v2_upgrade(&store).await;
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs DATABASE_URL naming PostgreSQL"]
+async fn a_postgres_database_with_proofs_of_form_v1_upgrades_to_form_v2() {
+    // Arrange
+    let db = TestDatabase::create().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    migrator_through_14(&[POSTGRES, POSTGRES_NEW])
+        .run(&mut conn)
+        .await
+        .expect("migrations 1 to 14");
+    sqlx::raw_sql(ROWS).execute(&mut conn).await.expect("rows");
+    sqlx::raw_sql(V1_PROOFS)
+        .execute(&mut conn)
+        .await
+        .expect("v1 proofs");
+
+    // Act
+    let clock = Arc::new(ManualClock::new(now()));
+    let store = PostgresStore::open(&db.url, clock).await.expect("upgrade");
+
+    // Assert
+    check_the_v2_upgrade(&store).await;
 }

@@ -13,9 +13,11 @@
 //!   latest booked date (the engine's `plan_event` takes that date).
 //!
 //! Speed: a batch reads what it needs in a few queries (units, earlier answers, pspReference
-//! totals, ledgers, chain ends), places entries in memory, and writes entries, event ids and
-//! totals with multi-row INSERTs at the end, one transaction in all.
+//! totals, ledgers, chain ends with their dates' digest states), places entries in memory, and
+//! writes entries, their dates' digest states ([`digests`]), event ids and totals with
+//! multi-row INSERTs at the end, one transaction in all.
 
+mod digests;
 pub(crate) mod proofs;
 
 use crate::rows::{LedgerCtxRow, PriorWithIdRow, UnitLedgerRow, ledger_columns};
@@ -89,14 +91,28 @@ struct LedgerCtx {
     carried_fees: i64,
 }
 
-/// The entries one transaction places, from the chain ends it has read, until they are written.
-#[derive(Default)]
+/// The entries one transaction places, from the chain ends it has read, until they are written,
+/// and the digest states of their dates.
 struct Placing {
     chains: Chains,
     pending: Vec<(LedgerId, Topic, Entry)>,
+    digests: digests::DateStates,
+    /// Whether the digest states are read, extended and written: always, but for the store that
+    /// measures closing as it was before proofs ([`SqlStore::measure_closing_without_proofs`]),
+    /// which keeps none, as the store did then.
+    track: bool,
 }
 
 impl Placing {
+    fn new(track: bool) -> Self {
+        Placing {
+            chains: Chains::default(),
+            pending: Vec::new(),
+            digests: digests::DateStates::default(),
+            track,
+        }
+    }
+
     /// Places one entry at the end of its chain.
     fn place(&mut self, ledger: &LedgerId, topic: Topic, e: NewEntry) -> Result<()> {
         let entry = self
@@ -123,8 +139,24 @@ impl Placing {
         Ok(n)
     }
 
-    /// Writes the entries placed so far and the date runs they make.
+    /// Writes the entries placed so far, the date runs they make and their dates' digest states.
     async fn flush<DB: SettleSql>(&mut self, tx: &mut WriteTx<DB>) -> Result<()> {
+        self.flush_entries(tx).await?;
+        if self.track {
+            self.digests.write(tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the entries placed so far and the date runs they make; their dates' digest states
+    /// are extended in memory, left for the caller to write ([`digests::DateStates`]).
+    async fn flush_entries<DB: SettleSql>(&mut self, tx: &mut WriteTx<DB>) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.track {
+            self.digests.extend(tx, &self.pending).await?;
+        }
         let rows = std::mem::take(&mut self.pending)
             .into_iter()
             .map(|(ledger, topic, e)| entry_row(ledger, topic, e))
@@ -202,12 +234,22 @@ async fn read_ledgers<DB: SettleSql>(
     placing: &mut Placing,
     ids: &[String],
 ) -> Result<HashMap<String, LedgerCtx>> {
+    // The latest date with a digest state of each topic: every later date has no entries.
+    let last_digests = if placing.track {
+        "(SELECT MAX(dd.ledger_date) FROM date_digests dd WHERE dd.ledger_id = l.ledger_id \
+          AND dd.topic = 0) AS last_funds_digest, \
+         (SELECT MAX(dd.ledger_date) FROM date_digests dd WHERE dd.ledger_id = l.ledger_id \
+          AND dd.topic = 1) AS last_fees_digest"
+    } else {
+        "CAST(NULL AS TEXT) AS last_funds_digest, CAST(NULL AS TEXT) AS last_fees_digest"
+    };
     let sql = format!(
         "SELECT {}, l.closed_funds_balance, l.closed_fees_balance, \
          (SELECT su.handle FROM ledger_units lu JOIN sales_units su ON su.msn = lu.msn \
-          WHERE lu.ledger_id = l.ledger_id ORDER BY lu.position LIMIT 1) AS first_handle \
+          WHERE lu.ledger_id = l.ledger_id ORDER BY lu.position LIMIT 1) AS first_handle, {} \
          FROM ledgers l JOIN merchants m ON m.id = l.owner_merchant_id WHERE {}",
         ledger_columns!(),
+        last_digests,
         DB::in_list("l.ledger_id", "$1")
     );
     let rows: Vec<LedgerCtxRow> = tx.all(AssertSqlSafe(sql), vec![texts(ids)]).await?;
@@ -218,10 +260,17 @@ async fn read_ledgers<DB: SettleSql>(
             .first_handle
             .ok_or_else(|| StoreError::Corrupt(format!("ledger {id} settles for no unit")))?;
         let view = r.ledger.into_view(Vec::new())?;
-        for topic in [Topic::Funds, Topic::Fees] {
-            placing
-                .chains
-                .set_end(view.ledger.ledger_id.clone(), topic, ChainEnd::EMPTY);
+        for (topic, last) in [
+            (Topic::Funds, &r.last_funds_digest),
+            (Topic::Fees, &r.last_fees_digest),
+        ] {
+            let lid = view.ledger.ledger_id.clone();
+            placing.chains.set_end(lid.clone(), topic, ChainEnd::EMPTY);
+            let last = last
+                .as_deref()
+                .map(|d| LedgerDate::parse("ledger_date", d))
+                .transpose()?;
+            placing.digests.set_latest_row(lid, topic, last);
         }
         out.insert(
             id,
@@ -237,37 +286,77 @@ async fn read_ledgers<DB: SettleSql>(
     Ok(out)
 }
 
-/// Where each chain of the given ledgers ends, into `placing`.
+/// Where each chain of the given ledgers ends, with the digest state of the date it ends on,
+/// into `placing`.
 async fn read_chain_ends<DB: SettleSql>(
     tx: &mut WriteTx<DB>,
     placing: &mut Placing,
     ids: &[String],
 ) -> Result<()> {
-    let sql = format!(
-        "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date FROM {}",
-        DB::CHAIN_ENDS_FROM
-    );
-    let ends: Vec<(String, i64, i64, i64, String)> =
-        tx.all(AssertSqlSafe(sql), vec![texts(ids)]).await?;
-    for (ledger, topic, seq, balance, date) in ends {
+    let sql = if placing.track {
+        format!(
+            "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date, s.entry_count, \
+             s.amount_sum, s.opening_balance, s.closing_balance, s.digest FROM {} \
+             LEFT JOIN date_digests s ON s.ledger_id = e.ledger_id AND s.topic = e.topic \
+             AND s.ledger_date = e.ledger_date",
+            DB::CHAIN_ENDS_FROM
+        )
+    } else {
+        format!(
+            "SELECT e.ledger_id, e.topic, e.seq, e.balance_after, e.ledger_date, \
+             CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), \
+             CAST(NULL AS BIGINT), CAST(NULL AS TEXT) FROM {}",
+            DB::CHAIN_ENDS_FROM
+        )
+    };
+    let ends: Vec<ChainEndRow> = tx.all(AssertSqlSafe(sql), vec![texts(ids)]).await?;
+    for (ledger, topic, seq, balance, date, count, sum, opening, closing, digest) in ends {
         let topic = u8::try_from(topic)
             .ok()
             .and_then(Topic::from_code)
             .ok_or_else(|| StoreError::Corrupt(format!("topic {topic}")))?;
+        let ledger = LedgerId::parse("ledger_id", &ledger)?;
+        let date = LedgerDate::parse("ledger_date", &date)?;
         let end = ChainEnd {
             seq,
             balance,
-            date: Some(LedgerDate::parse("ledger_date", &date)?),
+            date: Some(date),
         };
-        placing
-            .chains
-            .set_end(LedgerId::parse("ledger_id", &ledger)?, topic, end);
+        placing.chains.set_end(ledger.clone(), topic, end);
+        if !placing.track {
+            continue;
+        }
+        let (Some(count), Some(sum), Some(opening), Some(closing), Some(digest)) =
+            (count, sum, opening, closing, digest)
+        else {
+            return Err(StoreError::Corrupt(format!(
+                "ledger {ledger} {topic}: no digest state for {date}, which has entries (the \
+                 store's start builds them for the ledgers listed in proof_backfill)"
+            )));
+        };
+        let state = digests::state_from_columns((count, sum, opening, closing, digest))?;
+        placing.digests.set_stored((ledger, topic, date), state);
     }
     Ok(())
 }
 
-/// Closes the period of `ctx`'s ledger that ends `end`: its closing entries and the ledger's
-/// progress. Entries placed before are written first (the period's sums read them).
+/// A chain end and its date's digest state (`None`s when the date has no state row).
+type ChainEndRow = (
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// Closes the period of `ctx`'s ledger that ends `end`: its closing entries, the proofs of its
+/// dates and the ledger's progress. Entries placed before are written first (with their dates'
+/// digest states, which give the period's sums and proofs: no entry is read back).
 async fn close_period<DB: SettleSql>(
     at: &str,
     tx: &mut WriteTx<DB>,
@@ -280,19 +369,15 @@ async fn close_period<DB: SettleSql>(
     let id = ctx.ledger.ledger_id.clone();
     let after = ctx.ledger.closed_through;
     let overflow = || StoreError::Corrupt(format!("the balances of ledger {id} are out of range"));
-    // The period's entries, read once: their sums make the closing, and with the closing's own
-    // entries they make the dates' proofs.
-    let mut entries = Vec::new();
-    let (mut period_funds, mut period_fees) = (0i64, 0i64);
+    // The period's digest states and the proof before it, one statement: their sums make the
+    // closing, and with the closing's own entries they make the dates' proofs.
+    let topics = [Topic::Funds, Topic::Fees];
+    let mut period = None;
+    let (period_funds, period_fees): (i64, i64);
     if prove {
-        entries = proofs::read_period(tx, &id, after, end).await?;
-        for e in &entries {
-            let sum = match e.topic {
-                Topic::Funds => &mut period_funds,
-                Topic::Fees => &mut period_fees,
-            };
-            *sum = sum.checked_add(e.entry.amount).ok_or_else(overflow)?;
-        }
+        let rows = proofs::read_period(tx, &id, &topics, after, end).await?;
+        (period_funds, period_fees) = (rows.sum(Topic::Funds)?, rows.sum(Topic::Fees)?);
+        period = Some(rows);
     } else {
         // Closing as it was before proofs, for measuring what they cost
         // ([`SqlStore::measure_closing_without_proofs`]).
@@ -359,22 +444,16 @@ async fn close_period<DB: SettleSql>(
         }
         placing.place(&id, topic, e)?;
     }
-    if prove {
-        // The closing's entries come after the period's on each topic (funds first, as read).
-        entries.extend(
-            placing
-                .pending
-                .iter()
-                .map(|(_, topic, e)| proofs::PeriodEntry {
-                    topic: *topic,
-                    entry: e.clone(),
-                }),
-        );
-        entries.sort_by_key(|e| (e.topic.code(), e.entry.seq));
-        placing.flush(tx).await?;
-        proofs::write_proofs(tx, &id, &[Topic::Funds, Topic::Fees], after, end, &entries).await?;
-    } else {
-        placing.flush(tx).await?;
+    // The closing's entries, with the end date's digest states extended by them in memory:
+    // the proofs' upsert writes those states.
+    placing.flush_entries(tx).await?;
+    match &period {
+        Some(period) => {
+            proofs::write_proofs(tx, &id, &topics, period, end, &mut placing.digests).await?;
+            // Nothing is left unless the closing placed entries off its period: no statement.
+            placing.digests.write(tx).await?;
+        }
+        None => placing.digests.discard_changes(),
     }
     let next_after = next
         .checked_add(i64::from(plan.used_payout_number))
@@ -552,7 +631,7 @@ async fn ingest<DB: SettleSql>(
     }
     let mut aborted_payouts: Vec<(String, String)> = Vec::new();
 
-    let mut placing = Placing::default();
+    let mut placing = Placing::new(store.proofs);
     let mut ledgers = load_ledgers(&mut tx, &mut placing, &ledger_ids).await?;
     let mut touched: Vec<(String, String)> = Vec::new();
     let (mut accepted_rows, mut rejected_rows) = (Vec::new(), Vec::new());
@@ -739,7 +818,7 @@ async fn close_due<DB: SettleSql>(
     loop {
         let mut tx = store.begin_settling().await?;
         lock_ledgers(&mut tx, &ids).await?;
-        let mut placing = Placing::default();
+        let mut placing = Placing::new(store.proofs);
         let mut ctx = read_ledgers(&mut tx, &mut placing, &ids)
             .await?
             .remove(ledger.as_str())
@@ -782,7 +861,7 @@ async fn append<DB: SettleSql>(
     let ids = [ledger.as_str().to_owned()];
     let mut tx = store.begin().await?;
     lock_ledgers(&mut tx, &ids).await?;
-    let mut placing = Placing::default();
+    let mut placing = Placing::new(store.proofs);
     let ctx = load_ledgers(&mut tx, &mut placing, &ids)
         .await?
         .remove(ledger.as_str())
@@ -806,7 +885,7 @@ async fn append<DB: SettleSql>(
         && store.proofs
         && earliest <= ctx.ledger.closed_through
     {
-        proofs::reprove_from(&mut tx, &ctx.ledger, topic, earliest).await?;
+        proofs::reprove_from(&mut tx, &ctx.ledger, topic, earliest, &mut placing.digests).await?;
     }
     tx.commit().await?;
     Ok(written)

@@ -98,6 +98,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../../migrations/sqlite/0014_webhooks.sql"),
     ),
+    (
+        15,
+        "date digests",
+        include_str!("../../migrations/sqlite/0015_date_digests.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -168,6 +173,11 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         14,
         "webhooks",
         include_str!("../../migrations/postgres/0014_webhooks.sql"),
+    ),
+    (
+        15,
+        "date digests",
+        include_str!("../../migrations/postgres/0015_date_digests.sql"),
     ),
 ];
 

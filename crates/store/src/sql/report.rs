@@ -5,13 +5,13 @@
 
 use super::{Dialect, SqlStore, args};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
-use crate::settlement::proofs::proofs_query;
+use crate::settlement::proofs::{STATES_QUERY, proofs_query, state_of_row};
 use crate::{ReportStore, Result, StoreError, WirePage};
 use async_trait::async_trait;
 use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerDate, Topic};
-use ledgerport_core::proof::DateProof;
+use ledgerport_core::proof::{DateDigestState, DateProof};
 use sqlx::AssertSqlSafe;
 
 /// The entries of a JSON page, each a JSON array of the columns `entries_from_page_json` reads,
@@ -238,6 +238,30 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
                     .map_or(true, |p| access.check_date(p.ledger_date).is_ok())
             })
             .collect()
+    }
+
+    async fn date_digest_states(
+        &self,
+        access: &LedgerAccess,
+        topic: Topic,
+    ) -> Result<Vec<(LedgerDate, DateDigestState)>> {
+        if access.check_topic(topic).is_err() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64, i64, i64, i64, String)> = self
+            .all(
+                STATES_QUERY,
+                args![access.ledger_id().as_str(), i64::from(topic.code())],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (date, state) = state_of_row(row)?;
+            if access.check_date(date).is_ok() {
+                out.push((date, state));
+            }
+        }
+        Ok(out)
     }
 
     async fn balance_before_date(

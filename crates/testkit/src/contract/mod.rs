@@ -173,6 +173,7 @@ macro_rules! store_contract_tests {
                 closing_proves_every_date_it_closes_on_both_topics_chained_from_the_first,
                 a_reader_gets_only_the_proofs_of_its_grants_topics_and_period,
                 appending_to_a_closed_date_proves_it_and_every_later_date_anew,
+                digest_states_follow_every_batch_that_books_on_a_date,
             ],
             notifications: [
                 a_grant_created_changed_and_removed_tells_every_user_of_both_sides,

@@ -271,3 +271,126 @@ pub async fn appending_to_a_closed_date_proves_it_and_every_later_date_anew(s: &
     );
     assert_eq!(funds_later, funds_after, "an open date changes no proof");
 }
+
+/// The digest states of both topics of `ledger` are what its entries give, date by date (the
+/// `proof` rule of `verify`); returns the stored states of `topic`.
+async fn states_that_hold(
+    s: &dyn Store,
+    ledger: &str,
+    topic: Topic,
+) -> Vec<(LedgerDate, ledgerport_core::proof::DateDigestState)> {
+    use ledgerport_core::verify::{check_date_states, check_proofs};
+    let access = owner_access(s, ledger).await;
+    let view = some(
+        must(operator_view(s, &lid(ledger)).await, "the ledger"),
+        "the ledger",
+    );
+    let mut wanted = Vec::new();
+    for t in [Topic::Funds, Topic::Fees] {
+        let entries = whole_feed(s, ledger, t).await;
+        let states = must(s.date_digest_states(&access, t).await, "digest states");
+        let proofs = must(s.date_proofs(&access, t).await, "proofs");
+        let found = check_date_states(&view.ledger, t, &entries, &states);
+        assert!(found.is_empty(), "{t}: {found:?}");
+        let found = check_proofs(&view.ledger, t, &entries, &proofs);
+        assert!(found.is_empty(), "{t}: {found:?}");
+        if t == topic {
+            wanted = states;
+        }
+    }
+    wanted
+}
+
+pub async fn digest_states_follow_every_batch_that_books_on_a_date(s: &dyn Store) {
+    use ledgerport_core::engine::{EventKind, PaymentEvent};
+    // Arrange: ledger 100001, created at the contract's clock (2024-04-05, Oslo).
+    one_ledger(s, "100001").await;
+    let capture = |id: &str, at: &str| PaymentEvent {
+        event_id: id.into(),
+        kind: EventKind::Capture,
+        msn: msn("123455"),
+        psp_reference: format!("p-{id}"),
+        capture_psp_reference: None,
+        reference: format!("r-{id}"),
+        amount: 1000,
+        currency: Currency::NOK,
+        time: at.parse().expect("time"),
+        topic: None,
+        payer: None,
+    };
+    let now = contract_now();
+    let fifth = day("2024-04-05");
+
+    // Act and assert: three batches, each its own transaction, and an appended entry between
+    // them, all booked on 2024-04-05; each time the date's state is what its entries give.
+    let mut funds_count = 0;
+    for (batch, ids) in [["a1", "a2"], ["b1", "b2"], ["c1", "c2"]]
+        .iter()
+        .enumerate()
+    {
+        let events = ids.iter().map(|id| capture(id, CONTRACT_NOW)).collect();
+        let outcomes = must(s.ingest_events(events, now).await, "ingest");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, ledgerport_store::EventOutcome::Accepted { .. })),
+            "{outcomes:?}"
+        );
+        funds_count += 2;
+        if batch == 1 {
+            append(
+                s,
+                "100001",
+                Topic::Funds,
+                &[entry("capture", 300, "2024-04-05", 9)],
+            )
+            .await;
+            funds_count += 1;
+        }
+        let states = states_that_hold(s, "100001", Topic::Funds).await;
+        assert_eq!(states.len(), 1, "one date booked: {states:?}");
+        assert_eq!(states[0].0, fifth);
+        assert_eq!(states[0].1.count, funds_count, "after batch {batch}");
+    }
+    let before_closing = states_that_hold(s, "100001", Topic::Funds).await[0].1;
+
+    // The closing adds its entries to 2024-04-05's state and proves it from there; a batch on
+    // the next date starts that date's state afresh.
+    let closed = must(
+        s.close_due(
+            &lid("100001"),
+            "2024-04-06T06:00:00Z".parse().expect("time"),
+        )
+        .await,
+        "close 2024-04-05",
+    );
+    assert_eq!(closed.len(), 1);
+    let after_closing = states_that_hold(s, "100001", Topic::Funds).await;
+    assert!(
+        after_closing[0].1.count > before_closing.count,
+        "the closing's entries count"
+    );
+    let proof = some(
+        must(
+            s.date_proof(&owner_access(s, "100001").await, Topic::Funds, fifth)
+                .await,
+            "the proof",
+        ),
+        "the proof of 2024-04-05",
+    );
+    assert_eq!(proof.digest, after_closing[0].1.digest);
+    assert_eq!(proof.entry_count, after_closing[0].1.count);
+    let later = "2024-04-06T07:00:00Z";
+    must(
+        s.ingest_events(vec![capture("d1", later)], later.parse().expect("time"))
+            .await,
+        "ingest on 2024-04-06",
+    );
+    let states = states_that_hold(s, "100001", Topic::Funds).await;
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!((states[1].0, states[1].1.count), (day("2024-04-06"), 1));
+    assert_eq!(
+        states[0], after_closing[0],
+        "the closed date keeps its state"
+    );
+}
