@@ -5,8 +5,9 @@
 //! with `--captures` captures and their fees booked on one day, nothing closed yet) and times one
 //! `close_due` per ledger that closes that day: once with a store that closes as it did before
 //! proofs existed (`SqlStore::measure_closing_without_proofs`: the period's sums in SQL, no
-//! proofs), once as the product does (the period's entries read once, every date and topic
-//! proved). The rounds alternate the two, and the median of each is reported.
+//! proofs, no digest states kept while booking), once as the product does (the period's digest
+//! states read, every date and topic proved from them). The rounds alternate the two, and the
+//! median of each is reported.
 //!
 //! With `--database-url postgres://…` each round's world goes into a new database on that server
 //! instead, dropped after the round.

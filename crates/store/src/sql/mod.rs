@@ -288,8 +288,9 @@ pub struct SqlStore<DB: Database> {
     pub(crate) clock: Arc<dyn Clock>,
     /// Statements made of the dialect's parts, made once.
     pub(crate) statements: Statements,
-    /// Whether closing writes completeness proofs: always, but for the one measurement of what
-    /// they cost ([`SqlStore::measure_closing_without_proofs`]).
+    /// Whether closing writes completeness proofs and booking keeps the dates' digest states:
+    /// always, but for the one measurement of what they cost
+    /// ([`SqlStore::measure_closing_without_proofs`]).
     pub(crate) proofs: bool,
     /// Told when a transaction that wrote a domain event has committed, so this process's
     /// webhook sender starts at once instead of at its next poll
@@ -363,8 +364,8 @@ impl<DB: Dialect> SqlStore<DB> {
     }
 
     /// Makes this store close periods as it did before completeness proofs existed (no proofs,
-    /// the period's sums in SQL), so `ledgerport-bench close` can measure what proofs add to
-    /// closing in one run, on a database of its own. Nothing else calls it: a store that closes
+    /// the period's sums in SQL, no digest states kept while booking), so `ledgerport-bench
+    /// close` can measure what proofs add to closing in one run, on a database of its own. Nothing else calls it: a store that closes
     /// without proofs leaves closed dates that `verify` and clients find unproved.
     #[doc(hidden)]
     pub fn measure_closing_without_proofs(&mut self) {
