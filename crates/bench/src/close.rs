@@ -56,7 +56,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 fn remove(db: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
         let mut p = db.to_path_buf().into_os_string();
         p.push(suffix);
         let _ = std::fs::remove_file(&p);

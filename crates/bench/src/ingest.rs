@@ -55,7 +55,7 @@ pub async fn run(args: BenchArgs, database_url: &str) -> Result<(), String> {
     let postgres =
         database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
     if !postgres {
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
             let mut p = args.database.clone().into_os_string();
             p.push(suffix);
             let _ = std::fs::remove_file(&p);

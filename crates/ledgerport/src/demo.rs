@@ -231,7 +231,7 @@ pub async fn run(args: DemoArgs, config: &crate::config::Config) -> anyhow::Resu
     let postgres = config.database_url.starts_with("postgres://")
         || config.database_url.starts_with("postgresql://");
     if !postgres {
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
             let mut p = args.database.clone().into_os_string();
             p.push(suffix);
             match std::fs::remove_file(&p) {

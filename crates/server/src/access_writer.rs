@@ -2,8 +2,9 @@
 //! that finished while it was writing the last batch, and writes them all in one transaction.
 //! Each request still waits until its own rows are written (so an answered request is in the
 //! log), but 32 concurrent readers make one write, not 32 that queue one after the other for the
-//! database's write turn (on SQLite the one writer, which an ingestion batch holds for whole
-//! batches) or for a commit each (a disk flush each on PostgreSQL).
+//! write turn or for a commit each (a disk flush each on PostgreSQL). On a SQLite file the log
+//! is a database of its own with its own writer (`ledgerport_store::sqlite::access_log`), so a
+//! batch never waits for an ingestion batch holding the ledger database's one writer.
 
 use ledgerport_store::{NewAccessRecord, Store};
 use std::sync::Arc;

@@ -1065,7 +1065,7 @@ async fn a_store_failure_is_an_opaque_500_and_no_event_is_applied() {
     }
     assert_eq!(entries(&app, "12345", Topic::Funds).await, vec![]);
     drop(app);
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }

@@ -483,7 +483,7 @@ async fn a_500_logs_the_request_id_its_body_names_and_nothing_secret() {
     ));
     assert_never_logged(&secrets);
     drop(app);
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }

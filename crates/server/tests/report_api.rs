@@ -1687,7 +1687,64 @@ async fn a_server_error_is_opaque_and_carries_the_request_id_as_context_id() {
     for leak in ["ledgers", "sqlite", "SQL", "table"] {
         assert!(!text.contains(leak), "500 body reveals {leak}: {text}");
     }
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// A read waits until its access-log row is committed. On a SQLite file that row goes into the
+/// access log's own database file, so a read is answered while another writer holds the ledger
+/// database's write lock (as an ingestion batch does for tens of milliseconds), and its row is
+/// there afterwards.
+#[tokio::test]
+async fn a_read_is_answered_and_logged_while_another_writer_holds_the_ledger_database() {
+    // Arrange: a server on a database file; a connection of its own holds the write lock.
+    let path = std::env::temp_dir().join(format!("ledgerport-busy-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}", path.display());
+    let clock = std::sync::Arc::new(ledgerport_core::clock::ManualClock::new(
+        common::START.parse().expect("start"),
+    ));
+    let store = ledgerport_store::sqlite::SqliteStore::open(&url, clock.clone())
+        .await
+        .expect("store");
+    let app = TestApp::start_on(std::sync::Arc::new(store), clock, ServerConfig::default()).await;
+    let w = world(&app).await;
+    let reader = merchant1_reader(&app, &w).await;
+    let mut writer = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO leases (name, holder, expires_at) VALUES ('held', 'test', 0);")
+        .execute(&mut writer)
+        .await
+        .expect("write lock");
+
+    // Act
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        reader.get(&app, FUNDS_100),
+    )
+    .await;
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut writer)
+        .await
+        .expect("commit");
+
+    // Assert
+    let r = answered.expect("the read waited for the ledger database's writer");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let log = app
+        .store
+        .access_log(&AccessLogFilter {
+            limit: 10,
+            ..AccessLogFilter::default()
+        })
+        .await
+        .expect("log");
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0].rec.request_id, r.request_id.expect("request id"));
+    assert_eq!(log[0].rec.status, 200);
+    drop(app);
+    for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }

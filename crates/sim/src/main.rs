@@ -62,7 +62,7 @@ fn temp_db(seed: u64) -> PathBuf {
 }
 
 fn remove_db(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }

@@ -190,7 +190,7 @@ impl Sim {
         let (url, pg) = match &backend {
             Backend::Memory => ("sqlite::memory:".to_owned(), None),
             Backend::File(path) => {
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
                 (format!("sqlite://{}", path.display()), None)

@@ -39,7 +39,7 @@ fn run(backend: impl Fn(u64) -> Backend, at_most: usize) {
         let b = backend(seed);
         let out = rt.block_on(run_and_report(&b, seed, steps));
         if let Backend::File(p) = &b {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
                 let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
             }
         }

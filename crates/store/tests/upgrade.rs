@@ -132,6 +132,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "date digests",
         include_str!("../migrations/sqlite/0015_date_digests.sql"),
     ),
+    (
+        17,
+        "access log file",
+        include_str!("../migrations/sqlite/0017_access_log_file.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -613,7 +618,7 @@ async fn a_sqlite_database_of_the_old_migration_runner_upgrades_cleanly() {
         ]
     );
     conn.close().await.expect("close");
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
         let mut p = path.clone().into_os_string();
         p.push(suffix);
         let _ = std::fs::remove_file(p);

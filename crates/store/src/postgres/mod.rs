@@ -38,6 +38,7 @@ impl SqlStore<Postgres> {
 
 impl Dialect for Postgres {
     const MIGRATIONS: &'static [(i64, &'static str, &'static str)] = migrate::POSTGRES;
+    const ACCESS_LOG: &'static str = "access_log";
     const TABLE_EXISTS: &'static str = "SELECT COUNT(*) FROM information_schema.tables \
          WHERE table_schema = current_schema() AND table_name = $1";
     const JSON_ROW: &'static str = "json_build_array";

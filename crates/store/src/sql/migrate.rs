@@ -103,11 +103,17 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "date digests",
         include_str!("../../migrations/sqlite/0015_date_digests.sql"),
     ),
+    (
+        17,
+        "access log file",
+        include_str!("../../migrations/sqlite/0017_access_log_file.sql"),
+    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
-/// no PostgreSQL counterpart, as 0001's `entries_by_date` index serves dates here. `ping`
-/// compares the highest version, so the gap is harmless.
+/// no PostgreSQL counterpart, as 0001's `entries_by_date` index serves dates here, nor its 17
+/// (the access log in a file of its own: PostgreSQL has no single writer to wait for). `ping`
+/// compares the highest version, so the gaps are harmless.
 pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
     (
         1,

@@ -132,6 +132,9 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     /// What ends a locking subquery so that rows other transactions hold locked are passed
     /// over rather than waited for (`sql/outbox.rs`): empty where there is one writer.
     const SKIP_LOCKED: &'static str;
+    /// The access log's table as statements name it: on SQLite in the database attached as
+    /// `log` (`sqlite::access_log`).
+    const ACCESS_LOG: &'static str;
 
     /// The JSON array (as text, `[]` when there are no rows) of `item` over the rows of a
     /// query, in `order` order.
@@ -285,6 +288,10 @@ pub struct SqlStore<DB: Database> {
     /// Writers waiting for the turn that go before the settlement engine's: the access log's,
     /// whose rows every Report API request waits for ([`SqlStore::begin_first`]).
     pub(crate) first: Arc<AtomicUsize>,
+    /// Where the access log is written when it has a writer of its own (a SQLite file: its own
+    /// database file, connection and turn, `sqlite::access_log`); `None` when it is written
+    /// like everything else ([`SqlStore::begin_access_log`]).
+    pub(crate) access_log: Option<(Pool<DB>, Arc<Mutex<()>>)>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Statements made of the dialect's parts, made once.
     pub(crate) statements: Statements,
@@ -341,6 +348,7 @@ impl<DB: Dialect> SqlStore<DB> {
             settle,
             turn,
             first: Arc::new(AtomicUsize::new(0)),
+            access_log: None,
             clock,
             statements: Statements {
                 ledger_with_units: world::ledger_with_units::<DB>().into(),
@@ -418,6 +426,24 @@ impl<DB: Dialect> SqlStore<DB> {
             #[cfg(feature = "fault-injection")]
             faults: self.faults.clone(),
             _turn: turn,
+        })
+    }
+
+    /// Begins a write transaction of the access log: on its own connection and turn where it has
+    /// them ([`SqlStore::access_log`]), so that it never waits for the ledger database's writer;
+    /// otherwise as [`SqlStore::begin_first`].
+    pub(crate) async fn begin_access_log(&self) -> Result<WriteTx<DB>> {
+        let Some((pool, turn)) = &self.access_log else {
+            return self.begin_first().await;
+        };
+        let turn = turn.clone().lock_owned().await;
+        Ok(WriteTx {
+            tx: pool.begin().await?,
+            events_written: self.events_written.clone(),
+            wrote_event: false,
+            #[cfg(feature = "fault-injection")]
+            faults: self.faults.clone(),
+            _turn: Some(turn),
         })
     }
 

@@ -9,6 +9,7 @@ use crate::{
 use async_trait::async_trait;
 use jiff::Timestamp;
 use ledgerport_core::world::KeyKind;
+use sqlx::AssertSqlSafe;
 
 /// The one statement a lease is taken with (`$1` name, `$2` holder, `$3` until, `$4` now, in
 /// milliseconds): it writes a row only when the lease is free, lapsed or the holder's own, so
@@ -50,15 +51,20 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
     }
 
     async fn record_accesses(&self, recs: Vec<NewAccessRecord>) -> Result<()> {
-        // Every Report API request waits for its row: it goes before ingestion batches queued.
-        let mut tx = self.begin_first().await?;
+        // Every Report API request waits for its row: on SQLite it is written by the access
+        // log's own writer, never behind an ingestion batch.
+        let mut tx = self.begin_access_log().await?;
         let at = self.now();
+        let insert = format!(
+            "INSERT INTO {} (at, request_id, key_id, key_kind, client_id, partner_id, \
+             merchant_id, msn, ledger_id, endpoint, status, topic, ledger_date, feed_after, \
+             personal_data, result) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            DB::ACCESS_LOG
+        );
         for r in recs {
             tx.execute(
-                "INSERT INTO access_log (at, request_id, key_id, key_kind, client_id, partner_id, \
-                 merchant_id, msn, ledger_id, endpoint, status, topic, ledger_date, feed_after, \
-                 personal_data, result) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                AssertSqlSafe(insert.clone()),
                 args![
                     at.clone(),
                     r.request_id,
@@ -84,14 +90,17 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
     }
 
     async fn access_log(&self, f: &AccessLogFilter) -> Result<Vec<AccessRecord>> {
-        let sql = concat!(
-            "SELECT * FROM access_log a WHERE ",
-            access_where!(),
-            " AND ($7 IS NULL OR a.id < $7) ORDER BY a.id DESC LIMIT $8"
+        let sql = format!(
+            concat!(
+                "SELECT * FROM {} a WHERE ",
+                access_where!(),
+                " AND ($7 IS NULL OR a.id < $7) ORDER BY a.id DESC LIMIT $8"
+            ),
+            DB::ACCESS_LOG
         );
         let rows: Vec<AccessRow> = self
             .all(
-                sql,
+                AssertSqlSafe(sql),
                 args![
                     f.ledger_id.as_ref().map(|l| l.as_str()),
                     f.partner_id,
@@ -108,10 +117,13 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
     }
 
     async fn count_access(&self, f: &AccessLogFilter) -> Result<u64> {
-        let sql = concat!("SELECT COUNT(*) FROM access_log a WHERE ", access_where!());
+        let sql = format!(
+            concat!("SELECT COUNT(*) FROM {} a WHERE ", access_where!()),
+            DB::ACCESS_LOG
+        );
         let (n,): (i64,) = self
             .one(
-                sql,
+                AssertSqlSafe(sql),
                 args![
                     f.ledger_id.as_ref().map(|l| l.as_str()),
                     f.partner_id,
@@ -126,8 +138,15 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
     }
 
     async fn prune_access_log(&self, before: &str) -> Result<u64> {
-        self.write_one("DELETE FROM access_log WHERE at < $1", args![before])
-            .await
+        let mut tx = self.begin_access_log().await?;
+        let n = tx
+            .execute(
+                AssertSqlSafe(format!("DELETE FROM {} WHERE at < $1", DB::ACCESS_LOG)),
+                args![before],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>> {

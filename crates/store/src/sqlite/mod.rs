@@ -4,8 +4,10 @@
 //! engine's statements (`settlement.rs`). Everything else is `crate::sql`'s.
 //!
 //! SQLite allows one writer at a time; rather than let concurrent write transactions collide and
-//! retry, every write takes the store's write turn first, so writers queue in this process.
+//! retry, every write takes the store's write turn first, so writers queue in this process. The
+//! access log is a database file of its own with its own writer (`access_log.rs`).
 
+pub mod access_log;
 mod settlement;
 
 use crate::Result;
@@ -58,6 +60,9 @@ impl SqlStore<Sqlite> {
                 .idle_timeout(None)
                 .max_lifetime(None)
         };
+        // Every connection that reads or writes the access log has its file attached as `log`.
+        let log_file = (!memory).then(|| access_log::path_of(options.get_filename()));
+        let attach_log = access_log::attacher(log_file.clone());
         // An in-memory database lives as long as its one connection, so it gets exactly one.
         let pool_options = if memory {
             one_connection()
@@ -69,6 +74,7 @@ impl SqlStore<Sqlite> {
         // which doubled the thread hand-offs of every one-query request (token issuance).
         let read = pool_options
             .test_before_acquire(false)
+            .after_connect(attach_log.clone())
             .connect_with(options.clone())
             .await?;
         // Every write transaction uses one connection, always the same, so its page cache stays
@@ -91,11 +97,23 @@ impl SqlStore<Sqlite> {
             read.clone()
         } else {
             one_connection()
-                .connect_with(options.foreign_keys(false))
+                .connect_with(options.clone().foreign_keys(false))
                 .await?
         };
-        let store =
+        // The access log's writer: a connection of its own (in memory, the one connection).
+        let log = match log_file {
+            Some(_) => Some(
+                one_connection()
+                    .after_connect(attach_log)
+                    .connect_with(options.clone())
+                    .await?,
+            ),
+            None => None,
+        };
+        access_log::create(log.as_ref().unwrap_or(&read)).await?;
+        let mut store =
             SqlStore::start(read, write, settle, Some(Arc::new(Mutex::new(()))), clock).await?;
+        access_log::start(&mut store, log).await?;
         // The dates closed before proofs existed (migration 13), proved once.
         crate::settlement::proofs::backfill(&store).await?;
         Ok(store)
@@ -108,6 +126,7 @@ impl Dialect for Sqlite {
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1";
     const JSON_ROW: &'static str = "json_array";
     const SKIP_LOCKED: &'static str = "";
+    const ACCESS_LOG: &'static str = "log.access_log";
 
     fn json_list(item: &str, order: &str) -> String {
         format!("json_group_array({item} ORDER BY {order})")
@@ -268,7 +287,7 @@ mod tests {
         );
         assert_eq!((by_reader, by_settler), (1, 0));
         drop(store);
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in access_log::FILE_SUFFIXES {
             let mut p = path.clone().into_os_string();
             p.push(suffix);
             let _ = std::fs::remove_file(p);
