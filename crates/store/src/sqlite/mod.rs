@@ -6,6 +6,7 @@
 //! SQLite allows one writer at a time; rather than let concurrent write transactions collide and
 //! retry, every write takes the store's write turn first, so writers queue in this process.
 
+pub(crate) mod direct;
 mod settlement;
 
 use crate::Result;
@@ -29,7 +30,11 @@ impl SqlStore<Sqlite> {
     /// and brings its schema up to date.
     pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let memory = url.contains(":memory:");
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        // The file the hot reads open beside sqlx's pools (`direct`); none in memory.
+        let direct_file =
+            (!memory && !url.contains("mode=memory")).then(|| options.get_filename().to_owned());
+        let options = options
             .create_if_missing(true)
             .journal_mode(if memory {
                 SqliteJournalMode::Memory
@@ -94,8 +99,12 @@ impl SqlStore<Sqlite> {
                 .connect_with(options.foreign_keys(false))
                 .await?
         };
-        let store =
+        let mut store =
             SqlStore::start(read, write, settle, Some(Arc::new(Mutex::new(()))), clock).await?;
+        if let Some(file) = direct_file {
+            let reads = direct::DirectReads::open(&file, &store.statements.ledger_with_units)?;
+            store.direct = Some(Arc::new(reads));
+        }
         // The dates closed before proofs existed (migration 13), proved once.
         crate::settlement::proofs::backfill(&store).await?;
         Ok(store)
