@@ -2,7 +2,10 @@
 //! store wrote: whatever the read path does to be fast (rendered entries, cached pages), the
 //! wire stays what it was. Every page of both topics of a ledger, followed by cursors, with and
 //! without personal data asked for, for a grant with personal data, one without (withheld, with
-//! its header) and one limited to a period; the entries hold text that needs escaping.
+//! its header) and one limited to a period; the entries hold text that needs escaping and
+//! amounts beyond 2^53. On a SQLite file and on SQLite in memory, whose pages are rendered on
+//! different paths (in Rust from the rows, and by SQLite's `json_object`), and on PostgreSQL
+//! when `DATABASE_URL` names it.
 
 mod common;
 
@@ -93,8 +96,13 @@ fn entries(topic: Topic) -> Vec<NewEntry> {
     for (day, count) in [("03", 4), ("04", 5), ("05", 3)] {
         for i in 0..count {
             let handle = if i % 3 == 0 { "NO:57860" } else { "api:123455" };
+            // One amount of each sign beyond what a double holds exactly (2^53 + 1, -2^53),
+            // and every balance after it.
+            let huge = day == "04" && i == 1;
             let (entry_type, amount) = match topic {
+                Topic::Funds if huge => ("capture", 9_007_199_254_740_993),
                 Topic::Funds => ("capture", 1000 + i64::from(i) * 101),
+                Topic::Fees if huge => ("capture-fee", -9_007_199_254_740_992),
                 Topic::Fees => ("capture-fee", -17 - i64::from(i)),
             };
             let mut e = new_entry(
@@ -249,9 +257,20 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// On a SQLite file (or PostgreSQL when `DATABASE_URL` names it): on a file the pages are
+/// rendered in Rust from the rows (`sqlite::direct`), on PostgreSQL by the database.
 #[tokio::test]
 async fn every_page_is_the_reference_serialisation_of_its_entries() {
-    let app = TestApp::start().await;
+    every_page_is_the_reference(TestApp::start().await).await;
+}
+
+/// On SQLite in memory, whose pages SQLite's `json_object` renders.
+#[tokio::test]
+async fn every_page_in_memory_is_the_reference_serialisation_of_its_entries() {
+    every_page_is_the_reference(TestApp::start_in_memory().await).await;
+}
+
+async fn every_page_is_the_reference(app: TestApp) {
     let page_size = 2usize;
     let built = WorldBuilder::new()
         .merchant("987654321", "ACME AS")

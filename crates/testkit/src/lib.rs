@@ -5,7 +5,7 @@
 //!   back with an independent reader from PyPI (installed at test time);
 //! - [`contract`]: the tests every [`Store`](ledgerport_store::Store) backend must pass, run by
 //!   [`store_contract_tests!`] on each backend;
-//! - [`testing`]: a fresh store per test (in-memory SQLite, or a PostgreSQL database of its own
+//! - [`testing`]: a fresh store per test (a SQLite file, or a PostgreSQL database of its own
 //!   when `DATABASE_URL` names a server) and the guard of PostgreSQL-only tests;
 //! - [`world`]: the one fluent builder of test worlds (merchants, sales units, ledgers, partners,
 //!   grants, keys, entries).

@@ -1,5 +1,6 @@
 //! Stores for tests: a fresh PostgreSQL database when `DATABASE_URL` names a PostgreSQL server,
-//! a fresh in-memory SQLite database otherwise. Every test gets its own database, so tests run in
+//! a fresh SQLite file otherwise (a file, as the server runs on, not `sqlite::memory:`: on a file
+//! the store's hot reads take their own path, `ledgerport_store::sqlite`'s `direct`). Every test gets its own database, so tests run in
 //! parallel; a PostgreSQL one is dropped when the test lets go of it.
 //!
 //! A test that only means something on PostgreSQL is marked
@@ -150,18 +151,68 @@ fn with_database(server_url: &str, name: &str) -> Result<String> {
     Ok(url)
 }
 
-/// A store for one test: derefs to `dyn Store`, and keeps its PostgreSQL database (if any)
-/// alive until dropped.
+/// A SQLite database file made for one test in the system's temporary directory; removed (with
+/// its WAL and shared-memory files) on drop.
+pub struct TestFile {
+    /// The file.
+    pub path: std::path::PathBuf,
+}
+
+impl TestFile {
+    /// A new, unused name for a test database file.
+    pub fn new() -> TestFile {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "ledgerport-test-{}-{nanos}-{}.db",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        TestFile { path }
+    }
+
+    /// The database URL of the file.
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+}
+
+impl Default for TestFile {
+    fn default() -> Self {
+        TestFile::new()
+    }
+}
+
+impl Drop for TestFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A store for one test: derefs to `dyn Store`, and keeps its PostgreSQL database or SQLite file
+/// (if any) until dropped.
 pub struct TestStore {
     store: Arc<dyn Store>,
     // Declared after `store`, so the pool is dropped before the database.
     _db: Option<TestDatabase>,
+    _file: Option<TestFile>,
 }
 
 impl TestStore {
     /// A store the test opened itself (e.g. a SQLite file), with no database to drop.
     pub fn wrap(store: Arc<dyn Store>) -> TestStore {
-        TestStore { store, _db: None }
+        TestStore {
+            store,
+            _db: None,
+            _file: None,
+        }
     }
 
     /// The store as the server and the binary hold it.
@@ -177,8 +228,8 @@ impl Deref for TestStore {
     }
 }
 
-/// A fresh, empty, migrated store on `clock`: PostgreSQL when `DATABASE_URL` names it, SQLite in
-/// memory otherwise. Panics (it is for tests) with the reason when the database cannot be made.
+/// A fresh, empty, migrated store on `clock`: PostgreSQL when `DATABASE_URL` names it, a new
+/// SQLite file otherwise ([`TestFile`]). Panics (it is for tests) with the reason when the database cannot be made.
 pub async fn fresh_store(clock: Arc<dyn Clock>) -> TestStore {
     match postgres_from_env() {
         Some(server_url) => {
@@ -191,15 +242,35 @@ pub async fn fresh_store(clock: Arc<dyn Clock>) -> TestStore {
             TestStore {
                 store,
                 _db: Some(db),
+                _file: None,
             }
         }
-        None => TestStore {
-            store: ledgerport_store::open("sqlite::memory:", clock)
-                .await
-                .unwrap_or_else(|e| panic!("open an in-memory SQLite store: {e:?}")),
-            _db: None,
-        },
+        None => fresh_sqlite_file_store(clock).await,
     }
+}
+
+/// A fresh, empty, migrated SQLite store in a new file ([`TestFile`]), whatever `DATABASE_URL`
+/// says.
+pub async fn fresh_sqlite_file_store(clock: Arc<dyn Clock>) -> TestStore {
+    let file = TestFile::new();
+    let store = ledgerport_store::open(&file.url(), clock)
+        .await
+        .unwrap_or_else(|e| panic!("open a SQLite store in {}: {e:?}", file.path.display()));
+    TestStore {
+        store,
+        _db: None,
+        _file: Some(file),
+    }
+}
+
+/// A fresh, empty, migrated SQLite store in memory (`sqlite::memory:`), whatever `DATABASE_URL`
+/// says: the store's other read path, which the file's leaves out.
+pub async fn fresh_memory_store(clock: Arc<dyn Clock>) -> TestStore {
+    TestStore::wrap(
+        ledgerport_store::open("sqlite::memory:", clock)
+            .await
+            .unwrap_or_else(|e| panic!("open an in-memory SQLite store: {e:?}")),
+    )
 }
 
 /// A fresh PostgreSQL store for a PostgreSQL-only test; panics saying what to set when

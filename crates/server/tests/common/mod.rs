@@ -1,5 +1,5 @@
 //! A running Ledgerport on `127.0.0.1:0` with a fresh store (a PostgreSQL database of its own
-//! when `DATABASE_URL` names a PostgreSQL server, in-memory SQLite otherwise) and a clock the test
+//! when `DATABASE_URL` names a PostgreSQL server, a SQLite file otherwise) and a clock the test
 //! controls, plus a small world to read.
 #![allow(dead_code)]
 
@@ -18,7 +18,7 @@ use ledgerport_server::{AppState, ServerConfig};
 use ledgerport_store::{Actor, NewLedger, NewSalesUnit, Store};
 pub use ledgerport_testkit::Keys;
 use ledgerport_testkit::WorldBuilder;
-use ledgerport_testkit::testing::{TestStore, fresh_store};
+use ledgerport_testkit::testing::{TestStore, fresh_memory_store, fresh_store};
 use std::sync::Arc;
 
 /// The moment tests start at: noon UTC on 2024-04-05, so 2024-04-04 is closed and 2024-04-05 open.
@@ -60,6 +60,20 @@ impl TestApp {
     pub async fn start_with(config: ServerConfig) -> TestApp {
         let clock = Arc::new(ManualClock::new(START.parse().expect("start")));
         let db = fresh_store(clock.clone()).await;
+        let mut app = Self::start_on(db.shared(), clock, config).await;
+        app._db = Some(db);
+        app
+    }
+
+    /// As [`TestApp::start`], on SQLite in memory whatever `DATABASE_URL` says: the store's
+    /// reads through sqlx, which a database file's hot reads go around.
+    pub async fn start_in_memory() -> TestApp {
+        let clock = Arc::new(ManualClock::new(START.parse().expect("start")));
+        let db = fresh_memory_store(clock.clone()).await;
+        let config = ServerConfig {
+            close_interval: None,
+            ..ServerConfig::default()
+        };
         let mut app = Self::start_on(db.shared(), clock, config).await;
         app._db = Some(db);
         app

@@ -14,8 +14,18 @@ impl<DB: Dialect> SqlStore<DB> {
             .ok_or_else(|| StoreError::NotFound(format!("key {id}")))
     }
 
-    async fn key_where(&self, sql: &'static str, value: &str) -> Result<Option<ApiKey>> {
-        let row: Option<KeyRow> = self.opt(sql, args![value]).await?;
+    /// A key read on the caller's thread (`direct`, on a SQLite file), or by the statement
+    /// `fallback` with `value` as its parameter.
+    async fn key_read(
+        &self,
+        direct: impl FnOnce(&crate::sqlite::direct::DirectReads) -> Result<Option<KeyRow>>,
+        fallback: &'static str,
+        value: &str,
+    ) -> Result<Option<ApiKey>> {
+        let row = match &self.direct {
+            Some(d) => direct(d)?,
+            None => self.opt(fallback, args![value]).await?,
+        };
         row.map(KeyRow::into_domain).transpose()
     }
 }
@@ -88,12 +98,17 @@ impl<DB: Dialect> CredentialStore for SqlStore<DB> {
     }
 
     async fn key_by_client_id(&self, client_id: &str) -> Result<Option<ApiKey>> {
-        self.key_where("SELECT * FROM api_keys WHERE client_id = $1", client_id)
-            .await
+        self.key_read(
+            |d| d.key_by_client_id(client_id),
+            "SELECT * FROM api_keys WHERE client_id = $1",
+            client_id,
+        )
+        .await
     }
 
     async fn key_by_subscription_key(&self, key: &str) -> Result<Option<ApiKey>> {
-        self.key_where(
+        self.key_read(
+            |d| d.key_by_subscription_key(key),
             "SELECT * FROM api_keys WHERE subscription_key_1 = $1 OR subscription_key_2 = $1",
             key,
         )
@@ -104,13 +119,19 @@ impl<DB: Dialect> CredentialStore for SqlStore<DB> {
         &self,
         client_id: &str,
     ) -> Result<Option<(ApiKey, Option<PartnerState>)>> {
-        let row: Option<KeyAndStateRow> = self
-            .opt(
-                "SELECT k.*, p.state AS partner_state FROM api_keys k \
-                 LEFT JOIN partners p ON p.id = k.owner_partner_id WHERE k.client_id = $1",
-                args![client_id],
-            )
-            .await?;
+        let row: Option<KeyAndStateRow> = match &self.direct {
+            Some(d) => d
+                .key_with_partner_state(client_id)?
+                .map(|(key, partner_state)| KeyAndStateRow { key, partner_state }),
+            None => {
+                self.opt(
+                    "SELECT k.*, p.state AS partner_state FROM api_keys k \
+                     LEFT JOIN partners p ON p.id = k.owner_partner_id WHERE k.client_id = $1",
+                    args![client_id],
+                )
+                .await?
+            }
+        };
         row.map(|r| {
             let state = r
                 .partner_state

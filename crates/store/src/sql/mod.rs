@@ -306,6 +306,9 @@ pub struct SqlStore<DB: Database> {
     /// The simulator's fault injection (`crate::faults`), counting every write statement.
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: Arc<crate::faults::FaultPlan>,
+    /// On a SQLite file, the hot reads stepped on the caller's thread instead of through sqlx's
+    /// worker (`crate::sqlite::direct`); `None` in memory and on PostgreSQL.
+    pub(crate) direct: Option<Arc<crate::sqlite::direct::DirectReads>>,
 }
 
 /// The statements the store composes from its dialect's parts, kept so that the reads every
@@ -366,6 +369,7 @@ impl<DB: Dialect> SqlStore<DB> {
             events_written: Arc::new(Notify::new()),
             #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
+            direct: None,
         };
         store.migrate().await?;
         Ok(store)

@@ -2,6 +2,8 @@
 //! JSON array parsed in one pass, rather than one row (and, on SQLite, one hand-off from the
 //! connection's worker thread) per entry. A date page is the backend's own query
 //! ([`Dialect::DATE_PAGE_ROWS`]): SQLite reads the date's runs of entries, PostgreSQL an index.
+//! On a SQLite file the Report API's pages (`feed_page_wire`, `date_page_wire`) are read and
+//! written in Rust on the caller's thread instead (`crate::sqlite::direct`).
 
 use super::{Dialect, SqlStore, args};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
@@ -131,6 +133,20 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         limit: u32,
         personal_data: bool,
     ) -> Result<WirePage> {
+        if let Some(d) = &self.direct {
+            let scope = access.scope();
+            let period = (scope.from.is_some() || scope.to.is_some()).then(|| period_of(access));
+            return d.feed_page_wire(
+                access.ledger_id().as_str(),
+                i64::from(topic.code()),
+                after_seq,
+                limit,
+                period
+                    .as_ref()
+                    .map(|(from, to)| (from.as_str(), to.as_str())),
+                personal_data,
+            );
+        }
         let (params, in_period) = feed_params(access, topic, after_seq, limit);
         let statement = self.statements.feed_page_wire[usize::from(in_period)]
             [usize::from(personal_data)]
@@ -156,6 +172,16 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
                 last_seq: None,
                 more: false,
             });
+        }
+        if let Some(d) = &self.direct {
+            return d.date_page_wire(
+                access.ledger_id().as_str(),
+                i64::from(topic.code()),
+                &date.to_string(),
+                after_seq,
+                limit,
+                personal_data,
+            );
         }
         let statement = self.statements.date_page_wire[usize::from(personal_data)].clone();
         let row: WirePageRow = self
@@ -339,12 +365,20 @@ fn feed_params(
     let scope = access.scope();
     let in_period = scope.from.is_some() || scope.to.is_some();
     if in_period {
-        let from = scope.from.map_or("0000-01-01".into(), |d| d.to_string());
-        let to = scope.to.map_or("9999-12-31".into(), |d| d.to_string());
+        let (from, to) = period_of(access);
         params.push(from.into());
         params.push(to.into());
     }
     (params, in_period)
+}
+
+/// The first and last date of the grant's period as the statements compare them (open ends as
+/// dates before and after any ledger date).
+fn period_of(access: &LedgerAccess) -> (String, String) {
+    let scope = access.scope();
+    let from = scope.from.map_or("0000-01-01".into(), |d| d.to_string());
+    let to = scope.to.map_or("9999-12-31".into(), |d| d.to_string());
+    (from, to)
 }
 
 fn wire_page_of((n, last_seq, items, more): WirePageRow) -> Result<WirePage> {

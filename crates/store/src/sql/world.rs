@@ -94,8 +94,13 @@ impl<DB: Dialect> SqlStore<DB> {
         &self,
         id: &LedgerId,
     ) -> Result<Option<(LedgerView, Vec<StandingGrant>)>> {
-        let sql = AssertSqlSafe(self.statements.ledger_with_units.clone());
-        let row: Option<LedgerWithUnitsRow> = self.opt(sql, args![id.as_str()]).await?;
+        let row: Option<LedgerWithUnitsRow> = match &self.direct {
+            Some(d) => d.ledger_with_units(id.as_str())?,
+            None => {
+                let sql = AssertSqlSafe(self.statements.ledger_with_units.clone());
+                self.opt(sql, args![id.as_str()]).await?
+            }
+        };
         row.map(LedgerWithUnitsRow::into_view).transpose()
     }
 

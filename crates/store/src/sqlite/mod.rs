@@ -8,6 +8,7 @@
 //! access log is a database file of its own with its own writer (`access_log.rs`).
 
 pub mod access_log;
+pub(crate) mod direct;
 mod settlement;
 
 use crate::Result;
@@ -31,7 +32,10 @@ impl SqlStore<Sqlite> {
     /// and brings its schema up to date.
     pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let memory = url.contains(":memory:");
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        // The file the hot reads open beside sqlx's pools (`direct`); none in memory.
+        let direct_file = (!memory).then(|| options.get_filename().to_owned());
+        let options = options
             .create_if_missing(true)
             .journal_mode(if memory {
                 SqliteJournalMode::Memory
@@ -114,6 +118,10 @@ impl SqlStore<Sqlite> {
         let mut store =
             SqlStore::start(read, write, settle, Some(Arc::new(Mutex::new(()))), clock).await?;
         access_log::start(&mut store, log).await?;
+        if let Some(file) = direct_file {
+            let reads = direct::DirectReads::open(&file, &store.statements.ledger_with_units)?;
+            store.direct = Some(Arc::new(reads));
+        }
         // The dates closed before proofs existed (migration 13), proved once.
         crate::settlement::proofs::backfill(&store).await?;
         Ok(store)

@@ -564,6 +564,150 @@ pub async fn a_page_of_a_thousand_entries_reads_back_whole_in_seq_order(s: &dyn 
     assert_eq!(date_rest, on_the_5th[500..].to_vec());
 }
 
+pub async fn wire_pages_hold_the_entry_pages_entries_and_say_whether_more_follow(s: &dyn Store) {
+    // Arrange: 1,500 entries whose dates alternate in runs of 100 (a date page joins several
+    // runs), every third with payer details that need escaping, amounts beyond 2^53.
+    let m = add_merchant(s, "987654321", "ACME Fitness AS").await;
+    add_vm_unit(s, m.id, "223344", Country::NO, "57860").await;
+    add_ledger(s, "100001", m.id, &["223344"]).await;
+    let entries: Vec<NewEntry> = (1..=1500u32)
+        .map(|n| {
+            let date = if n / 100 % 2 == 0 {
+                "2024-04-05"
+            } else {
+                "2024-04-06"
+            };
+            let amount = if n % 2 == 1 {
+                9_007_199_254_740_993
+            } else {
+                -9_007_199_254_740_992
+            };
+            NewEntry {
+                recipient_handle: "NO:57860".into(),
+                payer: (n % 3 == 0).then(|| PayerDetails {
+                    name: format!("Kari \"K\" Nordmann {n}"),
+                    message: format!("back\\slash\nline\ttab\u{1}\u{7f}\u{2028} 🍕 {n}"),
+                    masked_phone_no: "xxxx 1234".into(),
+                }),
+                ..entry("capture", amount, date, n)
+            }
+        })
+        .collect();
+    append(s, "100001", Topic::Funds, &entries).await;
+    let access = owner_access(s, "100001").await;
+    let d5 = day("2024-04-05");
+
+    // Act / Assert: pages from the start, the middle, the last entry and past it.
+    for (after, limit) in [
+        (0, 1000),
+        (999, 1000),
+        (1000, 1000),
+        (1499, 1000),
+        (1500, 1000),
+        (0, 1),
+    ] {
+        let expected = must(
+            s.feed_page(&access, Topic::Funds, after, limit).await,
+            "feed",
+        );
+        let next_from = expected.last().map_or(after, |e| e.seq);
+        let more = !must(
+            s.feed_page(&access, Topic::Funds, next_from, 1).await,
+            "feed",
+        )
+        .is_empty();
+        for personal in [false, true] {
+            let wire = must(
+                s.feed_page_wire(&access, Topic::Funds, after, limit, personal)
+                    .await,
+                "wire feed",
+            );
+            let what = format!("feed after {after}, limit {limit}, personal {personal}");
+            check_wire(&wire, &expected, more, personal, &what);
+        }
+    }
+    let on_the_5th = must(
+        s.date_page(&access, Topic::Funds, d5, 0, 1000).await,
+        "date",
+    );
+    assert_eq!(on_the_5th.len(), 799, "entries of 2024-04-05");
+    for (after, limit) in [
+        (0, 300),
+        (on_the_5th[299].seq, 300),
+        (on_the_5th[598].seq, 300),
+        (on_the_5th[798].seq, 300),
+        (0, 799),
+    ] {
+        let expected = must(
+            s.date_page(&access, Topic::Funds, d5, after, limit).await,
+            "date",
+        );
+        let next_from = expected.last().map_or(after, |e| e.seq);
+        let more = !must(
+            s.date_page(&access, Topic::Funds, d5, next_from, 1).await,
+            "date",
+        )
+        .is_empty();
+        for personal in [false, true] {
+            let wire = must(
+                s.date_page_wire(&access, Topic::Funds, d5, after, limit, personal)
+                    .await,
+                "wire date page",
+            );
+            let what = format!("date page after {after}, limit {limit}, personal {personal}");
+            check_wire(&wire, &expected, more, personal, &what);
+        }
+    }
+}
+
+/// A wire page against the entries of the same page: count, last seq, whether more follow, and
+/// each object's fields (numbers exact, text unescaped back to what was written).
+#[track_caller]
+fn check_wire(
+    wire: &ledgerport_store::WirePage,
+    expected: &[Entry],
+    more: bool,
+    personal: bool,
+    what: &str,
+) {
+    assert_eq!(wire.entries, expected.len(), "{what}: count");
+    assert_eq!(
+        wire.last_seq,
+        expected.last().map(|e| e.seq),
+        "{what}: last seq"
+    );
+    assert_eq!(wire.more, more, "{what}: whether more follow");
+    let items: Vec<serde_json::Map<String, serde_json::Value>> =
+        match serde_json::from_str(&format!("[{}]", wire.items)) {
+            Ok(v) => v,
+            Err(e) => panic!("{what}: the items are not JSON objects: {e}"),
+        };
+    assert_eq!(items.len(), expected.len(), "{what}: objects");
+    for (o, e) in items.iter().zip(expected) {
+        let text = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let int = |k: &str| o.get(k).and_then(|v| v.as_i64());
+        assert_eq!(
+            text("pspReference"),
+            Some(e.psp_reference.clone()),
+            "{what}"
+        );
+        assert_eq!(
+            text("ledgerDate"),
+            Some(e.ledger_date.to_string()),
+            "{what}"
+        );
+        assert_eq!(int("amount"), Some(e.amount), "{what}: amount of {}", e.seq);
+        assert_eq!(int("balanceAfter"), Some(e.balance_after), "{what}");
+        let payer = o.get("name").map(|_| PayerDetails {
+            name: text("name").unwrap_or_default(),
+            message: text("message").unwrap_or_default(),
+            masked_phone_no: text("maskedPhoneNo").unwrap_or_default(),
+        });
+        let expected_payer = if personal { e.payer.clone() } else { None };
+        assert_eq!(payer, expected_payer, "{what}: payer of {}", e.seq);
+    }
+}
+
 pub async fn refunded_captures_link_each_refund_with_its_own_psp_reference_to_its_capture(
     s: &dyn Store,
 ) {

@@ -126,6 +126,7 @@ macro_rules! store_contract_tests {
                 date_pages_return_only_that_dates_entries_after_the_given_seq,
                 payer_details_round_trip_and_stay_absent_when_not_given,
                 a_page_of_a_thousand_entries_reads_back_whole_in_seq_order,
+                wire_pages_hold_the_entry_pages_entries_and_say_whether_more_follow,
                 refunded_captures_link_each_refund_with_its_own_psp_reference_to_its_capture,
                 the_balance_before_a_date_is_the_last_earlier_dates_closing_balance,
             ],
