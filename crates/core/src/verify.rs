@@ -137,8 +137,10 @@ pub fn check_proofs(
 }
 
 /// Checks the digest states a store keeps for one topic (the [`PROOF`] rule): `entries` is the
-/// whole topic in feed order, `states` the stored states by date. Every date with entries has a
-/// state equal to what they give; a stored state of a date without entries is empty.
+/// whole topic in feed order, `states` the stored states by date. Every date the engine has not
+/// closed (open dates, and dates before the ledger's first) with entries has a state equal to
+/// what they give; a stored state of such a date without entries is empty. A closed date's state
+/// is its proof, which [`check_proofs`] checks field by field.
 pub fn check_date_states(
     ledger: &Ledger,
     topic: Topic,
@@ -146,8 +148,13 @@ pub fn check_date_states(
     states: &[(LedgerDate, crate::proof::DateDigestState)],
 ) -> Vec<Violation> {
     use crate::proof::{DateDigest, DateDigestState, ProofEntry};
+    let before_first =
+        crate::changes::first_closed_date(&ledger.time_zone, ledger.cutoff, ledger.created_at);
+    let open = |d: &LedgerDate| *d <= before_first || *d > ledger.closed_through;
+    let states: Vec<(LedgerDate, DateDigestState)> =
+        states.iter().filter(|(d, _)| open(d)).copied().collect();
     let mut found: HashMap<LedgerDate, DateDigest> = HashMap::new();
-    for e in entries {
+    for e in entries.iter().filter(|e| open(&e.ledger_date)) {
         found
             .entry(e.ledger_date)
             .or_default()
@@ -1450,5 +1457,10 @@ mod tests {
             v[0].detail
         );
         assert!(v[0].detail.ends_with("the date has no entries"));
+
+        // A closed date's state is its proof, which check_proofs checks instead.
+        let mut closed = l.clone();
+        closed.closed_through = d("2022-10-01");
+        assert!(check_date_states(&closed, Topic::Funds, &changed.funds, &good).is_empty());
     }
 }
