@@ -181,20 +181,7 @@ async fn insert_at_once<DB: SettleSql>(
     if DB::INSERT_BY_COLUMNS || rows.len() > 64 {
         return tx.insert_rows(head, columns, tail, rows).await;
     }
-    let mut sql = String::with_capacity(head.len() + rows.len() * columns * 6 + tail.len());
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
-    for r in 0..rows.len() {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..columns {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            DB::push_parameter(&mut sql, r * columns + c + 1);
-        }
-        sql.push(')');
-    }
-    sql.push_str(tail);
+    let sql = crate::sql::values_statement::<DB>(head, rows.len(), columns, tail);
     tx.execute(AssertSqlSafe(sql), rows.into_iter().flatten().collect())
         .await?;
     Ok(())

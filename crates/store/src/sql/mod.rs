@@ -684,25 +684,36 @@ impl<DB: Dialect> WriteTx<DB> {
                 .find(|&n| n <= left)
                 .unwrap_or(1);
             left -= size;
-            let mut sql = String::with_capacity(head.len() + size * columns * 6 + tail.len());
-            sql.push_str(head);
-            sql.push_str(" VALUES ");
-            for r in 0..size {
-                sql.push_str(if r == 0 { "(" } else { ", (" });
-                for c in 0..columns {
-                    if c > 0 {
-                        sql.push_str(", ");
-                    }
-                    DB::push_parameter(&mut sql, r * columns + c + 1);
-                }
-                sql.push(')');
-            }
-            sql.push_str(tail);
+            let sql = values_statement::<DB>(head, size, columns, tail);
             let args: Vec<Arg> = rows.by_ref().take(size).flatten().collect();
             self.execute(sqlx::AssertSqlSafe(sql), args).await?;
         }
         Ok(())
     }
+}
+
+/// `head VALUES ($1, …), (…) tail` for `rows` rows of `columns` parameters each.
+pub(crate) fn values_statement<DB: Dialect>(
+    head: &str,
+    rows: usize,
+    columns: usize,
+    tail: &str,
+) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * columns * 6 + tail.len());
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            DB::push_parameter(&mut sql, r * columns + c + 1);
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
 }
 
 /// The rows as one array per column, each of integers or of texts (nulls allowed); the rows
