@@ -32,6 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+mod verified;
+use verified::VerifiedTokens;
+
 pub const TOKEN_TYPE: &str = "at+jwt";
 
 /// The shortest time between two reloads of the key set caused by unknown key ids. A key made
@@ -94,6 +97,8 @@ pub struct TokenService {
     last_miss_reload: Mutex<Option<jiff::Timestamp>>,
     /// How many times the key set was read from the store.
     reloads: AtomicU64,
+    /// Tokens whose signature this process checked, with the key that signed them.
+    verified: VerifiedTokens<(Arc<KeyEntry>, Claims)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -345,6 +350,7 @@ impl TokenService {
             keys: RwLock::new(KeySet::default()),
             last_miss_reload: Mutex::new(None),
             reloads: AtomicU64::new(0),
+            verified: VerifiedTokens::new(verified::CAPACITY),
         };
         svc.reload().await?;
         let by = Actor::new("server:startup");
@@ -484,8 +490,19 @@ impl TokenService {
     }
 
     /// Checks signature, algorithm, type, issuer, audience and times. `None` for any failure: the
-    /// client gets one answer whatever was wrong.
+    /// client gets one answer whatever was wrong. A token whose signature this process already
+    /// checked skips that check only (see `verified`); the key and the times are checked anew.
     pub async fn verify(&self, token: &str) -> Option<Claims> {
+        let now = self.clock.now().as_second();
+        if let Some((signed_by, claims)) = self.verified.get(token) {
+            // The key must still be in the set with the same public half (a reload makes new
+            // entries for the same keys; a key could in principle be replaced under its kid).
+            let entry = self.lookup(&signed_by.kid)?;
+            if entry.public_raw != signed_by.public_raw {
+                return None;
+            }
+            return self.live(&entry, claims, now);
+        }
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TOKEN_TYPE) {
             return None;
@@ -504,11 +521,7 @@ impl TokenService {
                 self.lookup(&kid)?
             }
         };
-        let now = self.clock.now().as_second();
-        if entry
-            .retired_at
-            .is_some_and(|r| r + self.max_lifetime_secs < now)
-        {
+        if self.key_expired(&entry, now) {
             return None;
         }
         let mut v = Validation::new(Algorithm::EdDSA);
@@ -520,10 +533,33 @@ impl TokenService {
         v.validate_nbf = false;
         let data = jsonwebtoken::decode::<Claims>(token, &entry.decoding, &v).ok()?;
         let c = data.claims;
-        if c.exp <= now || c.nbf > now || KeyKind::parse("key_type", &c.key_type).is_err() {
+        if KeyKind::parse("key_type", &c.key_type).is_err() {
+            return None;
+        }
+        let c = self.live(&entry, c, now)?;
+        self.verified
+            .insert(token, c.exp, now, (entry.clone(), c.clone()));
+        Some(c)
+    }
+
+    /// Whether a retired key is past the time its last token could still be valid.
+    fn key_expired(&self, entry: &KeyEntry, now: i64) -> bool {
+        entry
+            .retired_at
+            .is_some_and(|r| r + self.max_lifetime_secs < now)
+    }
+
+    /// The claims of a token with a good signature, if its key and its times allow it now.
+    fn live(&self, entry: &KeyEntry, c: Claims, now: i64) -> Option<Claims> {
+        if self.key_expired(entry, now) || c.exp <= now || c.nbf > now {
             return None;
         }
         Some(c)
+    }
+
+    /// How many tokens this process remembers as verified (for tests).
+    pub fn verified_count(&self) -> usize {
+        self.verified.len()
     }
 
     /// The public keys as a JWK set: every key that may still have live tokens.

@@ -1262,3 +1262,45 @@ async fn tokens_naming_unknown_keys_reload_the_key_set_at_most_once_per_interval
         .await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn a_token_remembered_as_verified_still_expires_and_a_changed_byte_is_still_refused() {
+    let app = TestApp::start().await;
+    world(&app).await;
+    let k = app
+        .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455")))
+        .await;
+    let token = app.standard_token(&k).await;
+    let with_sub = [("Ocp-Apim-Subscription-Key", sub(&k))];
+    for _ in 0..2 {
+        let res = app
+            .get("/settlement/v1/ledgers", Some(&token), &with_sub)
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    assert!(app.state.tokens.verified_count() >= 1);
+
+    // The same claims under a signature with one character changed: not the remembered bytes.
+    // (A character inside the signature: the last one also carries padding bits.)
+    let at = token.len() - 10;
+    let changed = if &token[at..at + 1] == "A" { "B" } else { "A" };
+    let forged = format!("{}{changed}{}", &token[..at], &token[at + 1..]);
+    let res = app
+        .get("/settlement/v1/ledgers", Some(&forged), &with_sub)
+        .await;
+    assert_eq!(res.status(), 401);
+
+    // At its expiry the remembered token is refused like any other.
+    let lifetime = app
+        .state
+        .tokens
+        .verify(&token)
+        .await
+        .map(|c| c.exp - c.iat)
+        .expect("still valid");
+    app.clock.advance(jiff::SignedDuration::from_secs(lifetime));
+    let res = app
+        .get("/settlement/v1/ledgers", Some(&token), &with_sub)
+        .await;
+    assert_eq!(res.status(), 401);
+}
