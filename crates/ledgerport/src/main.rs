@@ -11,6 +11,7 @@ mod check_report;
 pub mod config;
 mod demo;
 mod import;
+mod log_queue;
 mod replay;
 mod store;
 mod verify;
@@ -63,17 +64,31 @@ enum Command {
     Config(config::ConfigArgs),
 }
 
-fn init_logging(filter: &str, format: config::LogFormat) {
+/// Logs to stderr: through a queue and a writing thread of its own when `queued` (the server,
+/// which logs a line or two per request: see [`log_queue`]), directly otherwise. Returns the
+/// queue, which `main` waits for before it exits.
+fn init_logging(
+    filter: &str,
+    format: config::LogFormat,
+    queued: bool,
+) -> Option<log_queue::LogQueue> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == config::LogFormat::Json {
-        builder.json().init();
+    let queue = if queued {
+        log_queue::LogQueue::start()
+            .map_err(|e| eprintln!("warning: logging without a writing thread: {e}"))
+            .ok()
     } else {
-        builder.init();
+        None
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match (queue.clone(), format == config::LogFormat::Json) {
+        (Some(q), true) => builder.with_writer(q).json().init(),
+        (Some(q), false) => builder.with_writer(q).init(),
+        (None, true) => builder.with_writer(std::io::stderr).json().init(),
+        (None, false) => builder.with_writer(std::io::stderr).init(),
     }
+    queue
 }
 
 /// Resolves on Ctrl-C or SIGTERM, saying so in the log.
@@ -222,7 +237,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&loaded.config.log.level, loaded.config.log.format);
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Demo(_));
+    let log_queue = init_logging(&loaded.config.log.level, loaded.config.log.format, serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -233,7 +249,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, loaded)) {
+    let result = runtime.block_on(run(cli, loaded));
+    // Every line logged so far goes out before the process ends (and before its last error).
+    if let Some(queue) = log_queue {
+        queue.wait_written(std::time::Duration::from_secs(5));
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
