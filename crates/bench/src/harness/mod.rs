@@ -11,6 +11,7 @@
 
 mod floor;
 mod load;
+mod page_scan;
 mod phases;
 mod report;
 mod server;

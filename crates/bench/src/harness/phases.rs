@@ -2,6 +2,7 @@
 
 use super::floor::{self, Floor};
 use super::load::{self, Stats, body};
+use super::page_scan::{self, PageSummary};
 use super::report::{Check, Report, Row};
 use super::server::{SERVE_FLAGS, Server};
 use super::world::{self, BasicCreds, World};
@@ -79,7 +80,7 @@ impl Ctx {
         token: &str,
         ledger: &LedgerId,
         cursor: Option<&str>,
-    ) -> Result<(FeedPage, Bytes), String> {
+    ) -> Result<(PageSummary, Bytes), String> {
         let mut req = self
             .http
             .get(format!(
@@ -91,8 +92,7 @@ impl Ctx {
             req = req.query(&[("cursor", c)]);
         }
         let b = body("feed page", req).await?;
-        let page = serde_json::from_slice(&b).map_err(|e| format!("feed page: {e}"))?;
-        Ok((page, b))
+        Ok((page_scan::scan(&b)?, b))
     }
 }
 
@@ -295,11 +295,19 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
             let t = Instant::now();
             let (page, bytes) = ctx.feed(&token, &w.large, cursor.as_deref()).await?;
             lat.push(t.elapsed().as_micros() as u32);
-            entries += page.items.len() as u64;
-            if sample_page.is_none() && page.items.len() == 1000 {
+            entries += page.entries as u64;
+            if sample_page.is_none() && page.entries == 1000 {
+                // The scan's reading of this page, checked once against a full parse.
+                let full: FeedPage =
+                    serde_json::from_slice(&bytes).map_err(|e| format!("feed page: {e}"))?;
+                if (full.cursor.as_str(), full.try_later, full.items.len())
+                    != (page.cursor.as_str(), page.try_later, page.entries)
+                {
+                    return Err("feed page: the scan and the parser disagree".into());
+                }
                 sample_page = Some(bytes);
             }
-            if page.try_later || page.items.is_empty() {
+            if page.try_later || page.entries == 0 {
                 break;
             }
             cursors.push(page.cursor.clone());
@@ -315,7 +323,7 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
         let sample_page =
             sample_page.ok_or("bench: the large ledger has no full 1000-entry page")?;
 
-        // The floor for (b): the same page bytes, one client, parsed the same way.
+        // The floor for (b): the same page bytes, one client, read the same way (`page_scan`).
         let started = Floor::start(sample_page.clone())?;
         floor_url = format!("{}/page", started.base).into();
         floor = Some(started);
@@ -549,7 +557,7 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
         let mut cur: Option<String> = None;
         loop {
             let (page, _) = ctx.feed(&token, &w.small, cur.as_deref()).await?;
-            if page.try_later || page.items.is_empty() {
+            if page.try_later || page.entries == 0 {
                 break;
             }
             small_cursors.push(page.cursor.clone());
@@ -579,7 +587,7 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
                 async move {
                     let c = &cs[n as usize % cs.len()];
                     let (page, _) = cx.feed(&tk, &ledger, c.as_deref()).await?;
-                    Ok(page.items.len() as u64)
+                    Ok(page.entries as u64)
                 }
             })
             .await?;
@@ -706,7 +714,7 @@ fn token_row(name: &str, s: &Stats, c: u32) -> Row {
 /// Ingestion clients, each sending its next batch as soon as the last is answered.
 const INGEST_CLIENTS: u32 = 2;
 
-/// The same floor page fetched by `clients` connections for `d`, parsed as a feed page.
+/// The same floor page fetched by `clients` connections for `d`, read as a feed page.
 async fn floor_pages(
     ctx: &Ctx,
     url: Arc<str>,
@@ -719,8 +727,7 @@ async fn floor_pages(
         let u = url.clone();
         async move {
             let b = body("floor page", cx.http.get(&*u)).await?;
-            let p: FeedPage = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
-            Ok(p.items.len() as u64)
+            Ok(page_scan::scan(&b)?.entries as u64)
         }
     })
     .await
@@ -754,7 +761,7 @@ async fn readers(
             let (page, _) = cx.feed(&tk, &ledgers[i], cur.as_deref()).await?;
             // Caught up: start again from the beginning.
             *cur = (!page.try_later).then_some(page.cursor);
-            Ok(page.items.len() as u64)
+            Ok(page.entries as u64)
         }
     })
     .await?;
