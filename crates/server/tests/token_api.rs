@@ -1202,15 +1202,21 @@ fn with_kid(token: &str, kid: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn tokens_naming_unknown_keys_reload_the_key_set_at_most_once_per_interval() {
-    let app = TestApp::start().await;
-    world(&app).await;
+/// The world, and a standard token of unit 123455 with the subscription key it travels with.
+async fn unit_token(app: &TestApp) -> (String, String) {
+    world(app).await;
     let k = app
         .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455")))
         .await;
     let token = app.standard_token(&k).await;
-    let with_sub = [("Ocp-Apim-Subscription-Key", sub(&k))];
+    (token, sub(&k).to_owned())
+}
+
+#[tokio::test]
+async fn tokens_naming_unknown_keys_reload_the_key_set_at_most_once_per_interval() {
+    let app = TestApp::start().await;
+    let (token, sub_key) = unit_token(&app).await;
+    let with_sub = [("Ocp-Apim-Subscription-Key", sub_key.as_str())];
     let before = app.state.tokens.reload_count();
     for i in 0..30 {
         let forged = with_kid(&token, &format!("no-such-key-{i}"));
@@ -1266,12 +1272,8 @@ async fn tokens_naming_unknown_keys_reload_the_key_set_at_most_once_per_interval
 #[tokio::test]
 async fn a_token_remembered_as_verified_still_expires_and_a_changed_byte_is_still_refused() {
     let app = TestApp::start().await;
-    world(&app).await;
-    let k = app
-        .issue(KeyKind::SalesUnit, KeyOwner::SalesUnit(msn("123455")))
-        .await;
-    let token = app.standard_token(&k).await;
-    let with_sub = [("Ocp-Apim-Subscription-Key", sub(&k))];
+    let (token, sub_key) = unit_token(&app).await;
+    let with_sub = [("Ocp-Apim-Subscription-Key", sub_key.as_str())];
     for _ in 0..2 {
         let res = app
             .get("/settlement/v1/ledgers", Some(&token), &with_sub)
