@@ -97,8 +97,16 @@ pub struct TokenService {
     last_miss_reload: Mutex<Option<jiff::Timestamp>>,
     /// How many times the key set was read from the store.
     reloads: AtomicU64,
-    /// Tokens whose signature this process checked, with the key that signed them.
-    verified: VerifiedTokens<(Arc<KeyEntry>, Claims)>,
+    /// Tokens whose signature this process checked.
+    verified: VerifiedTokens<Arc<Verified>>,
+}
+
+/// What is remembered of a token whose signature checked out: its claims and which public key
+/// signed it (never the key entry itself, which holds an active key's private half).
+struct Verified {
+    kid: String,
+    public_raw: Vec<u8>,
+    claims: Claims,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -494,14 +502,14 @@ impl TokenService {
     /// checked skips that check only (see `verified`); the key and the times are checked anew.
     pub async fn verify(&self, token: &str) -> Option<Claims> {
         let now = self.clock.now().as_second();
-        if let Some((signed_by, claims)) = self.verified.get(token) {
+        if let Some(known) = self.verified.get(token) {
             // The key must still be in the set with the same public half (a reload makes new
             // entries for the same keys; a key could in principle be replaced under its kid).
-            let entry = self.lookup(&signed_by.kid)?;
-            if entry.public_raw != signed_by.public_raw {
+            let entry = self.lookup(&known.kid)?;
+            if entry.public_raw != known.public_raw {
                 return None;
             }
-            return self.live(&entry, claims, now);
+            return self.live(&entry, known.claims.clone(), now);
         }
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TOKEN_TYPE) {
@@ -537,8 +545,12 @@ impl TokenService {
             return None;
         }
         let c = self.live(&entry, c, now)?;
-        self.verified
-            .insert(token, c.exp, now, (entry.clone(), c.clone()));
+        let known = Verified {
+            kid: entry.kid.clone(),
+            public_raw: entry.public_raw.clone(),
+            claims: c.clone(),
+        };
+        self.verified.insert(token, c.exp, now, Arc::new(known));
         Some(c)
     }
 
