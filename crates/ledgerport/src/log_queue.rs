@@ -36,6 +36,9 @@ struct Shared {
     /// Tells waiting threads the writer has written a batch.
     written: Condvar,
     max_bytes: usize,
+    /// Gathered bytes that make the writer write at once: [`WRITE_AT`], or less under a small
+    /// bound.
+    write_at: usize,
 }
 
 impl Shared {
@@ -66,6 +69,7 @@ impl LogQueue {
             wake: Condvar::new(),
             written: Condvar::new(),
             max_bytes,
+            write_at: WRITE_AT.min(max_bytes),
         });
         let for_writer = shared.clone();
         std::thread::Builder::new()
@@ -103,7 +107,7 @@ impl LogQueue {
             };
         }
         g.lines.extend_from_slice(line);
-        if g.lines.len() >= WRITE_AT.min(self.shared.max_bytes) {
+        if g.lines.len() >= self.shared.write_at {
             self.shared.wake.notify_one();
         }
     }
@@ -116,7 +120,7 @@ fn write_lines(shared: &Shared, mut out: impl Write) {
         let asked = {
             let mut g = shared.lock();
             // Under load too: what gathers in the meantime goes out in one write.
-            if g.lines.len() < WRITE_AT.min(shared.max_bytes) && g.asked == g.answered {
+            if g.lines.len() < shared.write_at && g.asked == g.answered {
                 g = match shared.wake.wait_timeout(g, WRITE_EVERY) {
                     Ok((g, _)) => g,
                     Err(p) => p.into_inner().0,
