@@ -8,8 +8,6 @@ use crate::ParseError;
 use crate::entry::{NewEntry, PayerDetails, wire_time};
 use crate::ids::{Country, Currency, LedgerDate, Msn, RecipientHandle, Topic};
 use crate::world::{Ledger, PayoutFrequency, SalesUnit, SalesUnitKind, SettlementMode};
-use jiff::civil::DateTime;
-use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 
 /// How far ahead of the clock an event's time may lie (clock skew between payment systems).
@@ -564,11 +562,9 @@ pub fn due_period_ends(
 
 /// The last microsecond of a ledger date in the ledger's zone: when its closing entries happen.
 pub fn end_of_date(ledger: &Ledger, date: LedgerDate) -> Timestamp {
-    let tz = TimeZone::get(&ledger.time_zone).unwrap_or(TimeZone::UTC);
-    let next_start = DateTime::from_parts(next_date(date).date(), ledger.cutoff);
-    tz.to_timestamp(next_start)
-        .ok()
-        .and_then(|t| t.checked_sub(1.microsecond()).ok())
+    ledger
+        .date_starts_at(next_date(date))
+        .checked_sub(1.microsecond())
         .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 

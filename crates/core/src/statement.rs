@@ -300,14 +300,7 @@ pub fn build(f: StatementFacts<'_>) -> Statement {
     let opening = i128::from(f.opening_funds) + i128::from(f.opening_fees);
     let closing = opening + lines.iter().map(|l| i128::from(l.amount)).sum::<i128>();
     let ledger = f.ledger;
-    let from_time = f
-        .from
-        .date()
-        .yesterday()
-        .ok()
-        .map(|d| end_of_date(ledger, LedgerDate::from_date(d)))
-        .and_then(|t| t.checked_add(jiff::SignedDuration::from_micros(1)).ok())
-        .unwrap_or(Timestamp::UNIX_EPOCH);
+    let from_time = ledger.date_starts_at(f.from);
     let units = f
         .units
         .iter()

@@ -141,25 +141,54 @@ pub struct Ledger {
 }
 
 /// The ledger date `t` falls on for a ledger in `time_zone` with `cutoff`: the civil date there,
-/// moved back one day when the local time is before the cutoff. Comparing local civil times is
-/// what makes this right on the days the clocks change.
+/// moved back one day when `t` is before that date's cutoff instant.
+///
+/// A date runs from its cutoff instant to the next one ([`date_starts_at`]), so the date of a
+/// later instant is never an earlier date. Comparing the local clock time with the cutoff would
+/// not do that: when the clocks go back across the cutoff (02:30 on the last Sunday of October
+/// in Europe), 02:15 of the repeated hour comes after 02:30 of the first one, and the date would
+/// fall back a day for a quarter of an hour, after dates booked on and periods closed by it.
 pub fn ledger_date_at(time_zone: &str, cutoff: Time, t: Timestamp) -> LedgerDate {
     let tz = TimeZone::get(time_zone).unwrap_or(TimeZone::UTC);
-    let local = tz.to_datetime(t);
-    let date = if local.time() < cutoff {
-        local.date().yesterday().unwrap_or(local.date())
+    let local = tz.to_datetime(t).date();
+    let date = if t < date_starts_at(&tz, cutoff, local) {
+        local.yesterday().unwrap_or(local)
     } else {
-        local.date()
+        local
     };
     LedgerDate::from_date(date)
 }
 
+/// The instant a ledger date begins: its cutoff in the ledger's zone. A cutoff the clocks skip
+/// begins the date when they resume (the first local time at or after the cutoff); a cutoff
+/// they pass twice, the first time.
+pub fn date_starts_at(tz: &TimeZone, cutoff: Time, date: jiff::civil::Date) -> Timestamp {
+    let at = jiff::civil::DateTime::from_parts(date, cutoff);
+    let ambiguous = tz.to_ambiguous_timestamp(at);
+    let start = match ambiguous.offset() {
+        // Read with the offset after the gap, the cutoff lies before the gap: the zone's next
+        // transition from there is the instant the clocks resume.
+        jiff::tz::AmbiguousOffset::Gap { after, .. } => after
+            .to_timestamp(at)
+            .ok()
+            .and_then(|before_gap| tz.following(before_gap).next())
+            .map(|transition| transition.timestamp()),
+        _ => ambiguous.earlier().ok(),
+    };
+    start.unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
 impl Ledger {
-    /// The ledger date `t` falls on: the civil date in the ledger's zone, moved back one day when
-    /// the local time is before the cutoff. Comparing local civil times is what makes this right
-    /// on the days the clocks change.
+    /// The ledger date `t` falls on ([`ledger_date_at`]).
     pub fn ledger_date_of(&self, t: Timestamp) -> LedgerDate {
         ledger_date_at(&self.time_zone, self.cutoff, t)
+    }
+
+    /// The instant `date` begins on this ledger: its cutoff in the ledger's zone
+    /// ([`date_starts_at`]).
+    pub fn date_starts_at(&self, date: LedgerDate) -> Timestamp {
+        let tz = TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC);
+        date_starts_at(&tz, self.cutoff, date.date())
     }
 
     /// Open dates are not complete yet: today's and later ones, and past dates whose payout
@@ -629,6 +658,47 @@ mod tests {
         assert_eq!(
             l.ledger_date_of(at("2024-10-27T03:00:00Z")).to_string(),
             "2024-10-27"
+        );
+    }
+
+    #[test]
+    fn a_cutoff_in_the_repeated_hour_begins_the_date_once() {
+        // 2024-10-27 in Copenhagen: 03:00 CEST (01:00Z) becomes 02:00 CET, so 02:00-03:00 local
+        // happens twice. With a 02:30 cutoff the date begins at the first 02:30 (00:30Z); the
+        // repeated hour's 02:15 (01:15Z) is later and stays on 2024-10-27.
+        let l = ledger("Europe/Copenhagen", "02:30");
+        let date = |t: &str| l.ledger_date_of(at(t)).to_string();
+        assert_eq!(date("2024-10-27T00:29:59Z"), "2024-10-26");
+        assert_eq!(date("2024-10-27T00:30:00Z"), "2024-10-27");
+        assert_eq!(date("2024-10-27T01:15:00Z"), "2024-10-27");
+        assert_eq!(date("2024-10-27T01:30:00Z"), "2024-10-27");
+        assert_eq!(date("2024-10-28T01:29:59Z"), "2024-10-27");
+        assert_eq!(date("2024-10-28T01:30:00Z"), "2024-10-28");
+        // Minute by minute through the change, the date never goes back.
+        let mut t = at("2024-10-26T20:00:00Z");
+        let mut last = l.ledger_date_of(t);
+        for _ in 0..(10 * 60) {
+            t += jiff::SignedDuration::from_mins(1);
+            let d = l.ledger_date_of(t);
+            assert!(d >= last, "{t}: {d} after {last}");
+            last = d;
+        }
+        // A cutoff the clocks skip (2024-03-31, 02:00 becomes 03:00) begins the date at 03:00,
+        // and the date before ends there.
+        assert_eq!(date("2024-03-31T00:59:59Z"), "2024-03-30");
+        assert_eq!(date("2024-03-31T01:00:00Z"), "2024-03-31");
+        let d = |s: &str| LedgerDate::parse("d", s).expect("date");
+        assert_eq!(
+            l.date_starts_at(d("2024-03-31")),
+            at("2024-03-31T01:00:00Z")
+        );
+        assert_eq!(
+            l.date_starts_at(d("2024-10-27")),
+            at("2024-10-27T00:30:00Z")
+        );
+        assert_eq!(
+            l.date_starts_at(d("2024-10-28")),
+            at("2024-10-28T01:30:00Z")
         );
     }
 

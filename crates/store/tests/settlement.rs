@@ -483,3 +483,62 @@ async fn a_late_event_for_a_closed_date_is_booked_on_the_first_open_date() {
     assert_eq!(late.ledger_date.to_string(), "2022-10-02");
     assert_eq!(late.balance_before, 0);
 }
+
+#[tokio::test]
+async fn a_period_passed_before_the_clocks_go_back_is_closed_before_the_next_date_is_booked() {
+    // 2024-10-27 in Oslo: 03:00 CEST (01:00Z) becomes 02:00 CET, so 02:00-03:00 local happens
+    // twice. With a 02:30 cutoff, 2024-10-27 begins at the first 02:30 (00:30Z). A capture of
+    // 02:45 CEST (00:45Z) posted at 02:15 CET (01:15Z), in the repeated hour, is booked on
+    // 2024-10-27, and the period ending 2024-10-26 must be closed first: found by the simulator
+    // (seed 1796013366948507515), when the local clock's 02:15 put "now" back on 2024-10-26.
+    let (s, _clock) = store_at("2024-10-26T05:00:00Z").await;
+    WorldBuilder::new()
+        .merchant("987654321", "ACME AS")
+        .api_unit("100000")
+        .ledger("12345", &["100000"])
+        .payout(PayoutFrequency::Daily)
+        .fees(0, 400)
+        .cutoff("02:30")
+        .build(&**s)
+        .await
+        .expect("world");
+    let capture =
+        |id: &str, psp: &str, time: &str| event(id, EventKind::Capture, 100_000, psp, 10_000, time);
+    s.ingest_events(
+        vec![capture("e1", "p1", "2024-10-26T10:00:00Z")],
+        t("2024-10-26T10:00:00Z"),
+    )
+    .await
+    .expect("ingest");
+    s.ingest_events(
+        vec![capture("e2", "p2", "2024-10-27T00:45:00Z")],
+        t("2024-10-27T01:15:00Z"),
+    )
+    .await
+    .expect("ingest in the repeated hour");
+
+    let dates = |entries: Vec<Entry>| {
+        entries
+            .iter()
+            .map(|e| (e.entry_type.clone(), e.ledger_date.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let d = |ty: &str, date: &str| (ty.to_owned(), date.to_owned());
+    assert_eq!(
+        dates(all_entries(&**s, "12345", Topic::Funds).await),
+        vec![
+            d("capture", "2024-10-26"),
+            d("fees-retained", "2024-10-26"),
+            d("payout-scheduled", "2024-10-26"),
+            d("capture", "2024-10-27"),
+        ]
+    );
+    assert_eq!(
+        dates(all_entries(&**s, "12345", Topic::Fees).await),
+        vec![
+            d("capture-fee", "2024-10-26"),
+            d("fees-retained", "2024-10-26"),
+            d("capture-fee", "2024-10-27"),
+        ]
+    );
+}
