@@ -11,7 +11,7 @@ mod credentials;
 pub(crate) mod events;
 pub(crate) mod migrate;
 mod notifications;
-mod operations;
+pub(crate) mod operations;
 mod outbox;
 mod portal;
 pub(crate) mod report;
@@ -309,6 +309,9 @@ pub struct SqlStore<DB: Database> {
     /// On a SQLite file, the hot reads stepped on the caller's thread instead of through sqlx's
     /// worker (`crate::sqlite::direct`); `None` in memory and on PostgreSQL.
     pub(crate) direct: Option<Arc<crate::sqlite::direct::DirectReads>>,
+    /// On a SQLite file, the access log's rows written by a thread of its own
+    /// (`crate::sqlite::log_writer`); `None` in memory and on PostgreSQL.
+    pub(crate) log_writer: Option<crate::sqlite::log_writer::LogWriter>,
 }
 
 /// The statements the store composes from its dialect's parts, kept so that the reads every
@@ -370,6 +373,7 @@ impl<DB: Dialect> SqlStore<DB> {
             #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
             direct: None,
+            log_writer: None,
         };
         store.migrate().await?;
         Ok(store)

@@ -52,16 +52,14 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
 
     async fn record_accesses(&self, recs: Vec<NewAccessRecord>) -> Result<()> {
         // Every Report API request waits for its row: on SQLite it is written by the access
-        // log's own writer, never behind an ingestion batch.
-        let mut tx = self.begin_access_log().await?;
+        // log's own writer, never behind an ingestion batch; on a SQLite file by a thread of
+        // its own (`sqlite::log_writer`).
         let at = self.now();
-        let insert = format!(
-            "INSERT INTO {} (at, request_id, key_id, key_kind, client_id, partner_id, \
-             merchant_id, msn, ledger_id, endpoint, status, topic, ledger_date, feed_after, \
-             personal_data, result) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            DB::ACCESS_LOG
-        );
+        if let Some(writer) = &self.log_writer {
+            return writer.record(at, recs).await;
+        }
+        let mut tx = self.begin_access_log().await?;
+        let insert = access_log_insert(DB::ACCESS_LOG);
         for r in recs {
             tx.execute(
                 AssertSqlSafe(insert.clone()),
@@ -176,4 +174,15 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
             idle: u32::try_from(self.read.num_idle()).unwrap_or(u32::MAX),
         }
     }
+}
+
+/// The statement that writes one access-log row into `table`: `at` (`$1`), then the fields of
+/// a [`NewAccessRecord`] in their order.
+pub(crate) fn access_log_insert(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} (at, request_id, key_id, key_kind, client_id, partner_id, \
+         merchant_id, msn, ledger_id, endpoint, status, topic, ledger_date, feed_after, \
+         personal_data, result) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    )
 }

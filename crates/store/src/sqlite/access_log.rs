@@ -361,6 +361,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_row_waits_while_pruning_holds_the_log_file_and_is_written_after_it() {
+        // Arrange: a row, then a transaction of the log's sqlx connection (as pruning runs)
+        // holding the log file's write lock, with that row deleted.
+        let db = TempDb::new("log-wait");
+        let store = Arc::new(
+            SqliteStore::open(&db.url(), Arc::new(SystemClock))
+                .await
+                .expect("store"),
+        );
+        store
+            .record_accesses(vec![row("before")])
+            .await
+            .expect("first row");
+        let mut prune = store.begin_access_log().await.expect("log transaction");
+        prune
+            .execute(
+                "DELETE FROM log.access_log WHERE request_id = 'before'",
+                crate::sql::args![],
+            )
+            .await
+            .expect("delete");
+
+        // Act: the writer thread's row, while the lock is held, then the prune commits.
+        let writing = tokio::spawn({
+            let store = store.clone();
+            async move { store.record_accesses(vec![row("after")]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let waited = !writing.is_finished();
+        prune.commit().await.expect("prune commits");
+        let written = tokio::time::timeout(Duration::from_secs(5), writing).await;
+
+        // Assert
+        assert!(
+            waited,
+            "the row was written through the other writer's lock"
+        );
+        assert!(
+            matches!(written, Ok(Ok(Ok(())))),
+            "the row was not written once the lock was free: {written:?}"
+        );
+        let listed: Vec<String> = request_ids(&*store)
+            .await
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(listed, vec!["after".to_owned()]);
+    }
+
+    #[tokio::test]
     async fn an_in_memory_store_keeps_its_access_log_on_its_one_connection() {
         let store = SqliteStore::open("sqlite::memory:", Arc::new(SystemClock))
             .await
@@ -368,7 +418,7 @@ mod tests {
 
         store.record_accesses(vec![row("m1")]).await.expect("row");
 
-        assert!(store.access_log.is_none());
+        assert!(store.access_log.is_none() && store.log_writer.is_none());
         assert_eq!(request_ids(&store).await, vec![(1, "m1".to_owned())]);
     }
 }

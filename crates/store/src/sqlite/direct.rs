@@ -285,7 +285,7 @@ impl DirectReads {
 }
 
 /// `sql` with its `$1`-style parameters written `?1`, which SQLite binds by number.
-fn numbered(sql: &str) -> String {
+pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -298,7 +298,7 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-fn db(e: rusqlite::Error) -> StoreError {
+pub(super) fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(crate::error::DbError(Box::new(e)))
 }
 

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub(crate) mod direct;
+pub(crate) mod log_writer;
 mod settlement;
 
 use crate::Result;
@@ -118,6 +119,10 @@ impl SqlStore<Sqlite> {
         let mut store =
             SqlStore::start(read, write, settle, Some(Arc::new(Mutex::new(()))), clock).await?;
         access_log::start(&mut store, log).await?;
+        if let Some(file) = &log_file {
+            let insert = direct::numbered(&crate::sql::operations::access_log_insert("access_log"));
+            store.log_writer = Some(log_writer::LogWriter::open(file, &insert)?);
+        }
         if let Some(file) = direct_file {
             let reads = direct::DirectReads::open(&file, &store.statements.ledger_with_units)?;
             store.direct = Some(Arc::new(reads));
