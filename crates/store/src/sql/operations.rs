@@ -1,6 +1,6 @@
 //! [`OperationsStore`] on SQL: the closing lease, the access and audit logs, readiness.
 
-use super::{Dialect, SqlStore, args};
+use super::{Arg, Dialect, SqlStore, args};
 use crate::rows::{AccessRow, AuditRow};
 use crate::{
     AccessLogFilter, AccessRecord, AuditRecord, NewAccessRecord, OperationsStore, PoolStats,
@@ -55,34 +55,14 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
         // log's own writer, never behind an ingestion batch; on a SQLite file by a thread of
         // its own (`sqlite::log_writer`).
         let at = self.now();
+        let rows = recs.into_iter().map(|r| access_log_row(&at, r));
         if let Some(writer) = &self.log_writer {
-            return writer.record(at, recs).await;
+            return writer.record(rows.collect()).await;
         }
         let mut tx = self.begin_access_log().await?;
         let insert = access_log_insert(DB::ACCESS_LOG);
-        for r in recs {
-            tx.execute(
-                AssertSqlSafe(insert.clone()),
-                args![
-                    at.clone(),
-                    r.request_id,
-                    r.key_id,
-                    r.key_kind.map(KeyKind::as_str),
-                    r.client_id,
-                    r.partner_id,
-                    r.merchant_id,
-                    r.msn.map(|m| i64::from(m.get())),
-                    r.ledger_id,
-                    r.endpoint,
-                    i64::from(r.status),
-                    r.topic,
-                    r.ledger_date,
-                    r.feed_after,
-                    r.personal_data,
-                    r.result,
-                ],
-            )
-            .await?;
+        for row in rows {
+            tx.execute(AssertSqlSafe(insert.clone()), row).await?;
         }
         tx.commit().await
     }
@@ -176,8 +156,30 @@ impl<DB: Dialect> OperationsStore for SqlStore<DB> {
     }
 }
 
+/// The values of [`access_log_insert`]'s parameters: the instant, then the record's fields.
+pub(crate) fn access_log_row(at: &str, r: NewAccessRecord) -> Vec<Arg> {
+    args![
+        at,
+        r.request_id,
+        r.key_id,
+        r.key_kind.map(KeyKind::as_str),
+        r.client_id,
+        r.partner_id,
+        r.merchant_id,
+        r.msn.map(|m| i64::from(m.get())),
+        r.ledger_id,
+        r.endpoint,
+        i64::from(r.status),
+        r.topic,
+        r.ledger_date,
+        r.feed_after,
+        r.personal_data,
+        r.result,
+    ]
+}
+
 /// The statement that writes one access-log row into `table`: `at` (`$1`), then the fields of
-/// a [`NewAccessRecord`] in their order.
+/// a [`NewAccessRecord`] in their order ([`access_log_row`]).
 pub(crate) fn access_log_insert(table: &str) -> String {
     format!(
         "INSERT INTO {table} (at, request_id, key_id, key_kind, client_id, partner_id, \

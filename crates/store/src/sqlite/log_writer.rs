@@ -18,16 +18,17 @@
 //! The simulator's fault points are on the ledger database's writes; it writes no access log.
 
 use super::direct::db;
-use crate::{NewAccessRecord, Result, StoreError};
-use ledgerport_core::world::KeyKind;
-use rusqlite::{Connection, OpenFlags, params};
+use crate::sql::Arg;
+use crate::{Result, StoreError};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, params_from_iter};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// One call's rows, the instant they are stamped with, and where the result goes.
-type Job = (String, Vec<NewAccessRecord>, oneshot::Sender<Result<()>>);
+/// One call's rows (each the statement's parameters) and where the result goes.
+type Job = (Vec<Vec<Value>>, oneshot::Sender<Result<()>>);
 
 /// The handle the store sends batches to. The thread ends, closing its connection, when the
 /// handle is dropped.
@@ -55,21 +56,41 @@ impl LogWriter {
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                for (at, recs, done) in rx {
-                    let _ = done.send(write(&conn, &insert, &at, &recs));
+                for (rows, done) in rx {
+                    let _ = done.send(write(&conn, &insert, &rows));
                 }
             })
             .map_err(|e| stopped(&format!("could not start: {e}")))?;
         Ok(LogWriter { jobs })
     }
 
-    /// Writes `recs`, stamped `at`, in one transaction, and returns once it has committed.
-    pub(crate) async fn record(&self, at: String, recs: Vec<NewAccessRecord>) -> Result<()> {
+    /// Writes `rows` (the values of the statement's parameters, `access_log_row`) in one
+    /// transaction, and returns once it has committed.
+    pub(crate) async fn record(&self, rows: Vec<Vec<Arg>>) -> Result<()> {
+        let rows = rows
+            .into_iter()
+            .map(|row| row.into_iter().map(value).collect())
+            .collect::<Result<_>>()?;
         let (done, result) = oneshot::channel();
         let gone = || stopped("has stopped");
-        self.jobs.send((at, recs, done)).map_err(|_| gone())?;
+        self.jobs.send((rows, done)).map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
     }
+}
+
+/// A parameter as rusqlite binds it.
+fn value(a: Arg) -> Result<Value> {
+    Ok(match a {
+        Arg::Int(i) => Value::Integer(i),
+        Arg::Text(t) => Value::Text(t),
+        Arg::Blob(b) => Value::Blob(b),
+        Arg::NullInt | Arg::NullText => Value::Null,
+        Arg::List(_) => {
+            return Err(StoreError::Invalid(
+                "an access-log column holds one value, not a list".into(),
+            ));
+        }
+    })
 }
 
 fn stopped(what: &str) -> StoreError {
@@ -79,30 +100,13 @@ fn stopped(what: &str) -> StoreError {
 }
 
 /// The rows in one transaction, rolled back whole if one fails.
-fn write(conn: &Connection, insert: &str, at: &str, recs: &[NewAccessRecord]) -> Result<()> {
+fn write(conn: &Connection, insert: &str, rows: &[Vec<Value>]) -> Result<()> {
     // IMMEDIATE: the write lock is taken (or waited for) at the start, never upgraded midway.
     conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
     let written = (|| {
         let mut stmt = conn.prepare_cached(insert)?;
-        for r in recs {
-            stmt.execute(params![
-                at,
-                r.request_id,
-                r.key_id,
-                r.key_kind.map(KeyKind::as_str),
-                r.client_id,
-                r.partner_id,
-                r.merchant_id,
-                r.msn.map(|m| i64::from(m.get())),
-                r.ledger_id,
-                r.endpoint,
-                i64::from(r.status),
-                r.topic,
-                r.ledger_date,
-                r.feed_after,
-                r.personal_data,
-                r.result,
-            ])?;
+        for row in rows {
+            stmt.execute(params_from_iter(row))?;
         }
         conn.execute_batch("COMMIT")
     })();
