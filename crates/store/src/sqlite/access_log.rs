@@ -4,9 +4,11 @@
 //! that commit needs SQLite's one write turn, which an ingestion batch holds for tens of
 //! milliseconds, so reads waited behind ingestion. In a file of its own (`<database>-access-log`,
 //! with its own WAL) the log has its own writer: one connection and a turn of its own, and a
-//! transaction that writes only `log.access_log` takes only that file's write lock. Readers
-//! see both files on every connection, so the portal's and the admin's filters (which join the
-//! ledgers) stay one statement.
+//! transaction that writes only `log.access_log` takes only that file's write lock. The rows are
+//! written by a thread of their own (`log_writer`); pruning and the move below go through the
+//! `log` connection, and SQLite's file lock orders the two. Readers see both files on every
+//! connection, so the portal's and the admin's filters (which join the ledgers) stay one
+//! statement.
 //!
 //! The file is in WAL mode with `synchronous=NORMAL`, as the ledger database: a commit is in its
 //! WAL before it returns, so a crash of the process loses no committed row. No transaction
