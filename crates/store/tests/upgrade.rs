@@ -137,6 +137,11 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "access log file",
         include_str!("../migrations/sqlite/0017_access_log_file.sql"),
     ),
+    (
+        18,
+        "entry wire",
+        include_str!("../migrations/sqlite/0018_entry_wire.sql"),
+    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -189,6 +194,11 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         15,
         "date digests",
         include_str!("../migrations/postgres/0015_date_digests.sql"),
+    ),
+    (
+        18,
+        "entry wire",
+        include_str!("../migrations/postgres/0018_entry_wire.sql"),
     ),
 ];
 
@@ -291,6 +301,27 @@ fn expected_versions(
         .collect()
 }
 
+/// An entry as the Report API writes it (no payer: the old entries have none), every string by
+/// `serde_json`.
+fn reference_json(e: &ledgerport_core::entry::Entry) -> String {
+    let s = |t: &str| serde_json::to_string(t).expect("a string");
+    format!(
+        "{{\"pspReference\":{},\"time\":{},\"ledgerDate\":{},\"entryType\":{},\"reference\":{},\
+         \"currency\":{},\"amount\":{},\"balanceBefore\":{},\"balanceAfter\":{},\
+         \"recipientHandle\":{}}}",
+        s(&e.psp_reference),
+        s(&e.time),
+        s(&e.ledger_date.to_string()),
+        s(&e.entry_type),
+        s(&e.reference),
+        s(e.currency.as_str()),
+        e.amount,
+        e.balance_before,
+        e.balance_after,
+        s(&e.recipient_handle),
+    )
+}
+
 /// Checks the world through the store and goes on writing: a repeated old event answers as it
 /// did, a new one continues the funds chain after the old entries.
 async fn check_the_store_works_on(store: &dyn Store) {
@@ -362,6 +393,14 @@ async fn check_the_store_works_on(store: &dyn Store) {
             .date_digest_states(&operator, topic)
             .await
             .expect("digest states");
+        // Migration 18: the old entries' JSON, written by the database, is what the Report API
+        // sends for them.
+        let wire = store
+            .feed_page_wire(&operator, topic, 0, 1000, true)
+            .await
+            .expect("the topic's page");
+        let expected: Vec<String> = all.iter().map(reference_json).collect();
+        assert_eq!(wire.items, expected.join(","), "{topic}");
         let found = check_date_states(&view.ledger, topic, &all, &states);
         assert!(found.is_empty(), "{topic}: {found:?}");
         let found = check_proofs(&view.ledger, topic, &all, &proofs);
