@@ -14,42 +14,8 @@ use ledgerport_core::entry::{Entry, NewEntry, PayerDetails};
 use ledgerport_core::ids::{LedgerDate, Topic};
 use ledgerport_core::world::{GrantScope, KeyKind, KeyOwner, Topics};
 use ledgerport_testkit::WorldBuilder;
+use ledgerport_testkit::wire::{entry_json as entry, json_string as s};
 use serde_json::Value;
-
-/// A JSON string, as any JSON writer escapes it.
-fn s(text: &str) -> String {
-    serde_json::to_string(text).expect("a string serialises")
-}
-
-/// The reference rendering of one entry: the Report API's fields in the order of its schema,
-/// payer details only when given.
-fn entry(e: &Entry, personal: bool) -> String {
-    let mut out = format!(
-        "{{\"pspReference\":{},\"time\":{},\"ledgerDate\":{},\"entryType\":{},\"reference\":{},\
-         \"currency\":{},\"amount\":{},\"balanceBefore\":{},\"balanceAfter\":{},\
-         \"recipientHandle\":{}",
-        s(&e.psp_reference),
-        s(&e.time),
-        s(&e.ledger_date.to_string()),
-        s(&e.entry_type),
-        s(&e.reference),
-        s(e.currency.as_str()),
-        e.amount,
-        e.balance_before,
-        e.balance_after,
-        s(&e.recipient_handle),
-    );
-    if let (true, Some(p)) = (personal, &e.payer) {
-        out.push_str(&format!(
-            ",\"name\":{},\"message\":{},\"maskedPhoneNo\":{}",
-            s(&p.name),
-            s(&p.message),
-            s(&p.masked_phone_no)
-        ));
-    }
-    out.push('}');
-    out
-}
 
 fn items(entries: &[&Entry], personal: bool) -> String {
     let all: Vec<String> = entries.iter().map(|e| entry(e, personal)).collect();

@@ -11,7 +11,7 @@ use ledgerport_core::ids::{Currency, LedgerDate, LedgerId, Topic};
 use ledgerport_testkit::WorldBuilder;
 use ledgerport_testkit::contract::contract_now;
 use ledgerport_testkit::testing::{TestDatabase, TestFile};
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 use std::sync::Arc;
 
 /// The backfill of a migration: its `UPDATE entries` statement.
@@ -99,6 +99,29 @@ fn check(before: &[(String, Option<String>)], after: &[(String, Option<String>)]
     }
 }
 
+/// Runs the backfill `sql` over the entries `conn` holds: every row must be left as it was.
+async fn backfill_changes_nothing<DB>(conn: &mut DB::Connection, sql: String)
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> (String, Option<String>): sqlx::FromRow<'r, DB::Row>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let before: Vec<(String, Option<String>)> = sqlx::query_as(ROWS)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("rows");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await
+        .expect("the backfill");
+    let after: Vec<(String, Option<String>)> = sqlx::query_as(ROWS)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("rows");
+    check(&before, &after);
+}
+
 #[tokio::test]
 async fn the_sqlite_migration_writes_the_stores_bytes() {
     let file = TestFile::new();
@@ -106,17 +129,8 @@ async fn the_sqlite_migration_writes_the_stores_bytes() {
     let mut conn = sqlx::SqliteConnection::connect(&file.url())
         .await
         .expect("connect");
-    let read = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Vec<(String, Option<String>)> {
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
-    };
-    let before = read(sqlx::query(ROWS).fetch_all(&mut conn).await.expect("rows"));
     let sql = backfill(include_str!("../migrations/sqlite/0018_entry_wire.sql"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
-        .expect("the backfill");
-    let after = read(sqlx::query(ROWS).fetch_all(&mut conn).await.expect("rows"));
-    check(&before, &after);
+    backfill_changes_nothing::<sqlx::Sqlite>(&mut conn, sql).await;
 }
 
 #[tokio::test]
@@ -125,15 +139,6 @@ async fn the_postgres_migration_writes_the_stores_bytes() {
     let db = TestDatabase::create().await;
     store_entries(&db.url).await;
     let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-    let read = |rows: Vec<sqlx::postgres::PgRow>| -> Vec<(String, Option<String>)> {
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
-    };
-    let before = read(sqlx::query(ROWS).fetch_all(&mut conn).await.expect("rows"));
     let sql = backfill(include_str!("../migrations/postgres/0018_entry_wire.sql"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
-        .expect("the backfill");
-    let after = read(sqlx::query(ROWS).fetch_all(&mut conn).await.expect("rows"));
-    check(&before, &after);
+    backfill_changes_nothing::<sqlx::Postgres>(&mut conn, sql).await;
 }

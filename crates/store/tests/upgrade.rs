@@ -24,6 +24,7 @@ use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::prelude::*;
 use ledgerport_store::sqlite::SqliteStore;
 use ledgerport_testkit::testing::TestDatabase;
+use ledgerport_testkit::wire::entry_json;
 use sqlx::migrate::{Migration, MigrationType};
 use sqlx::{Connection, SqlSafeStr};
 use std::borrow::Cow;
@@ -301,27 +302,6 @@ fn expected_versions(
         .collect()
 }
 
-/// An entry as the Report API writes it (no payer: the old entries have none), every string by
-/// `serde_json`.
-fn reference_json(e: &ledgerport_core::entry::Entry) -> String {
-    let s = |t: &str| serde_json::to_string(t).expect("a string");
-    format!(
-        "{{\"pspReference\":{},\"time\":{},\"ledgerDate\":{},\"entryType\":{},\"reference\":{},\
-         \"currency\":{},\"amount\":{},\"balanceBefore\":{},\"balanceAfter\":{},\
-         \"recipientHandle\":{}}}",
-        s(&e.psp_reference),
-        s(&e.time),
-        s(&e.ledger_date.to_string()),
-        s(&e.entry_type),
-        s(&e.reference),
-        s(e.currency.as_str()),
-        e.amount,
-        e.balance_before,
-        e.balance_after,
-        s(&e.recipient_handle),
-    )
-}
-
 /// Checks the world through the store and goes on writing: a repeated old event answers as it
 /// did, a new one continues the funds chain after the old entries.
 async fn check_the_store_works_on(store: &dyn Store) {
@@ -399,7 +379,7 @@ async fn check_the_store_works_on(store: &dyn Store) {
             .feed_page_wire(&operator, topic, 0, 1000, true)
             .await
             .expect("the topic's page");
-        let expected: Vec<String> = all.iter().map(reference_json).collect();
+        let expected: Vec<String> = all.iter().map(|e| entry_json(e, true)).collect();
         assert_eq!(wire.items, expected.join(","), "{topic}");
         let found = check_date_states(&view.ledger, topic, &all, &states);
         assert!(found.is_empty(), "{topic}: {found:?}");
