@@ -48,12 +48,8 @@ pub const DATE_ORDER: &str = "date-order";
 /// date's proof is made from when it closes) is what the date's entries give.
 pub const PROOF: &str = "proof";
 
-/// What the Report API sends for each entry (the JSON the store wrote with it) says what the
-/// entry's own fields say; checked by `ledgerport verify`, which reads both.
-pub const WIRE: &str = "wire";
-
 /// Every rule, in the order reports list a single entry's violations.
-pub const RULES: [&str; 10] = [
+pub const RULES: [&str; 9] = [
     CHAIN,
     DATE_ORDER,
     AMOUNT_SIGN,
@@ -63,7 +59,6 @@ pub const RULES: [&str; 10] = [
     CAPTURE_FEE,
     REFUND_LIMIT,
     PROOF,
-    WIRE,
 ];
 
 /// Checks the [`PROOF`] rule on one topic: `entries` is the whole topic in feed order, `proofs`

@@ -6,9 +6,9 @@ use anyhow::anyhow;
 use ledgerport_core::access::{self, LedgerAccess, Principal};
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerId, Topic};
-use ledgerport_core::verify::{Violation, WIRE, check_date_states, check_ledger, check_proofs};
+use ledgerport_core::verify::{Violation, check_date_states, check_ledger, check_proofs};
 use ledgerport_store::{LedgerView, Store, StoreError};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use std::io::Write;
 
 /// Entries read per query.
@@ -35,9 +35,6 @@ Rules (each violation names one):
                         completeness proof per topic that its entries still give: entryCount,
                         amountSum, openingBalance, closingBalance, digest, chainDigest, chained to
                         the date before (the detail names the ledgerDate)
-  wire                  what the Report API sends for each entry (the JSON stored with it, read
-                        with personal data) says what the entry's fields say (the detail names the
-                        first field that differs)
 
 Exit status: 0 when every ledger is clean, 1 when a rule is broken or the database cannot be read.")]
 pub struct VerifyArgs {
@@ -140,10 +137,6 @@ async fn verify_ledger(
             )
         })?;
         found.extend(check_date_states(&view.ledger, topic, entries, &states));
-        let sent = whole_topic_wire(store, access, topic)
-            .await
-            .map_err(|e| anyhow!("reading ledger {id} {topic} as sent: {}", store_err(e)))?;
-        found.extend(check_wire(id, topic, entries, sent));
     }
     summary.ledgers += 1;
     summary.entries += funds.len() + fees.len();
@@ -166,118 +159,6 @@ async fn whole_topic(
             return Ok(all);
         }
     }
-}
-
-/// Every entry of one topic as the Report API sends it (with personal data): the pages' items in
-/// feed order, each page's JSON array parsed, or why a page is not JSON.
-async fn whole_topic_wire(
-    store: &dyn Store,
-    access: &LedgerAccess,
-    topic: Topic,
-) -> Result<Result<Vec<Value>, String>, StoreError> {
-    let mut all = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store
-            .feed_page_wire(access, topic, after, PAGE, true)
-            .await?;
-        match serde_json::from_str::<Vec<Value>>(&format!("[{}]", page.items)) {
-            Ok(items) => all.extend(items),
-            Err(e) => return Ok(Err(format!("the page after seq {after} is not JSON: {e}"))),
-        }
-        match (page.more, page.last_seq) {
-            (true, Some(last)) => after = last,
-            _ => return Ok(Ok(all)),
-        }
-    }
-}
-
-/// Rule `wire`: each entry as sent (`sent`, in feed order) is the JSON of its fields.
-fn check_wire(
-    ledger_id: &LedgerId,
-    topic: Topic,
-    entries: &[Entry],
-    sent: Result<Vec<Value>, String>,
-) -> Vec<Violation> {
-    let violation = |seq: Option<i64>, detail: String| Violation {
-        ledger_id: ledger_id.clone(),
-        topic: Some(topic),
-        seq,
-        rule: WIRE,
-        detail,
-    };
-    let sent = match sent {
-        Ok(sent) => sent,
-        Err(why) => return vec![violation(None, why)],
-    };
-    let mut found = Vec::new();
-    if sent.len() != entries.len() {
-        found.push(violation(
-            None,
-            format!(
-                "{} entries, but the Report API sends {}",
-                entries.len(),
-                sent.len()
-            ),
-        ));
-    }
-    for (e, got) in entries.iter().zip(&sent) {
-        let want = entry_json(e);
-        let Some(got) = got.as_object() else {
-            found.push(violation(
-                Some(e.seq),
-                format!("the Report API sends {got}, not an object"),
-            ));
-            continue;
-        };
-        if let Some(field) = first_difference(&want, got) {
-            let show = |v: Option<&Value>| v.map_or("nothing".into(), Value::to_string);
-            found.push(violation(
-                Some(e.seq),
-                format!(
-                    "{field}: the Report API sends {}, the entry says {}",
-                    show(got.get(field)),
-                    show(want.get(field))
-                ),
-            ));
-        }
-    }
-    found
-}
-
-/// An entry's fields under the Report API's names, payer details included.
-fn entry_json(e: &Entry) -> Map<String, Value> {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_owned(), v);
-    };
-    put("pspReference", json!(e.psp_reference));
-    put("time", json!(e.time));
-    put("ledgerDate", json!(e.ledger_date.to_string()));
-    put("entryType", json!(e.entry_type));
-    put("reference", json!(e.reference));
-    put("currency", json!(e.currency.as_str()));
-    put("amount", json!(e.amount));
-    put("balanceBefore", json!(e.balance_before));
-    put("balanceAfter", json!(e.balance_after));
-    put("recipientHandle", json!(e.recipient_handle));
-    if let Some(p) = &e.payer {
-        put("name", json!(p.name));
-        put("message", json!(p.message));
-        put("maskedPhoneNo", json!(p.masked_phone_no));
-    }
-    m
-}
-
-/// The first field, by name, whose values differ or that only one of the two has.
-fn first_difference<'a>(
-    want: &'a Map<String, Value>,
-    got: &'a Map<String, Value>,
-) -> Option<&'a str> {
-    want.iter()
-        .find(|(k, v)| got.get(k.as_str()) != Some(v))
-        .or_else(|| got.iter().find(|(k, _)| !want.contains_key(k.as_str())))
-        .map(|(k, _)| k.as_str())
 }
 
 fn summary_line(s: &Summary) -> String {

@@ -24,7 +24,6 @@ use ledgerport_store::postgres::PostgresStore;
 use ledgerport_store::prelude::*;
 use ledgerport_store::sqlite::SqliteStore;
 use ledgerport_testkit::testing::TestDatabase;
-use ledgerport_testkit::wire::entry_json;
 use sqlx::migrate::{Migration, MigrationType};
 use sqlx::{Connection, SqlSafeStr};
 use std::borrow::Cow;
@@ -138,11 +137,6 @@ const SQLITE_NEW: &[(i64, &str, &str)] = &[
         "access log file",
         include_str!("../migrations/sqlite/0017_access_log_file.sql"),
     ),
-    (
-        18,
-        "entry wire",
-        include_str!("../migrations/sqlite/0018_entry_wire.sql"),
-    ),
 ];
 
 const POSTGRES_NEW: &[(i64, &str, &str)] = &[
@@ -195,11 +189,6 @@ const POSTGRES_NEW: &[(i64, &str, &str)] = &[
         15,
         "date digests",
         include_str!("../migrations/postgres/0015_date_digests.sql"),
-    ),
-    (
-        18,
-        "entry wire",
-        include_str!("../migrations/postgres/0018_entry_wire.sql"),
     ),
 ];
 
@@ -373,14 +362,6 @@ async fn check_the_store_works_on(store: &dyn Store) {
             .date_digest_states(&operator, topic)
             .await
             .expect("digest states");
-        // Migration 18: the old entries' JSON, written by the database, is what the Report API
-        // sends for them.
-        let wire = store
-            .feed_page_wire(&operator, topic, 0, 1000, true)
-            .await
-            .expect("the topic's page");
-        let expected: Vec<String> = all.iter().map(|e| entry_json(e, true)).collect();
-        assert_eq!(wire.items, expected.join(","), "{topic}");
         let found = check_date_states(&view.ledger, topic, &all, &states);
         assert!(found.is_empty(), "{topic}: {found:?}");
         let found = check_proofs(&view.ledger, topic, &all, &proofs);

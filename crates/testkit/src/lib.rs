@@ -7,14 +7,12 @@
 //!   [`store_contract_tests!`] on each backend;
 //! - [`testing`]: a fresh store per test (a SQLite file, or a PostgreSQL database of its own
 //!   when `DATABASE_URL` names a server) and the guard of PostgreSQL-only tests;
-//! - [`wire`]: the plain serialisation of an entry the Report API's bytes are held to;
 //! - [`world`]: the one fluent builder of test worlds (merchants, sales units, ledgers, partners,
 //!   grants, keys, entries).
 
 pub mod camt053;
 pub mod contract;
 pub mod testing;
-pub mod wire;
 pub mod world;
 
 pub use world::{Keys, World, WorldBuilder};

@@ -165,10 +165,10 @@ impl Placing {
             &format!(
                 "{} entries (ledger_id, topic, seq, psp_reference, time, ledger_date, entry_type, \
                  reference, currency, amount, balance_before, balance_after, recipient_handle, \
-                 payer_name, payer_message, masked_phone_no, wire, wire_payer)",
+                 payer_name, payer_message, masked_phone_no)",
                 DB::INSERT
             ),
-            18,
+            16,
             "",
             rows,
         )
@@ -177,9 +177,7 @@ impl Placing {
     }
 }
 
-/// The row of an entry, with its Report API JSON (`crate::wire_json`).
 fn entry_row(ledger: LedgerId, topic: Topic, e: Entry) -> Vec<Arg> {
-    let (wire, wire_payer) = crate::wire_json::entry_wire(&e);
     let (name, message, phone) = match e.payer {
         Some(p) => (
             Arg::Text(p.name),
@@ -205,8 +203,6 @@ fn entry_row(ledger: LedgerId, topic: Topic, e: Entry) -> Vec<Arg> {
         name,
         message,
         phone,
-        Arg::Text(wire),
-        wire_payer.map_or(Arg::NullText, Arg::Text),
     ]
 }
 

@@ -108,11 +108,6 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "access log file",
         include_str!("../../migrations/sqlite/0017_access_log_file.sql"),
     ),
-    (
-        18,
-        "entry wire",
-        include_str!("../../migrations/sqlite/0018_entry_wire.sql"),
-    ),
 ];
 
 /// PostgreSQL's migrations. Versions follow SQLite's; its 3 (date runs instead of an index) has
@@ -189,11 +184,6 @@ pub(crate) const POSTGRES: &[(i64, &str, &str)] = &[
         15,
         "date digests",
         include_str!("../../migrations/postgres/0015_date_digests.sql"),
-    ),
-    (
-        18,
-        "entry wire",
-        include_str!("../../migrations/postgres/0018_entry_wire.sql"),
     ),
 ];
 

@@ -140,6 +140,12 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     /// query, in `order` order.
     fn json_list(item: &str, order: &str) -> String;
 
+    /// A JSON object (as text, without whitespace) of `(key, SQL expression)` pairs in this
+    /// order, each text value a JSON string escaped as `serde_json` escapes it (quote,
+    /// backslash, `\b \f \n \r \t`, other control characters as lowercase `\u00xx`, nothing
+    /// else) and each integer its decimal digits: the Report API's bytes ([`crate::WirePage`]).
+    fn json_object(fields: &[(&str, &str)]) -> String;
+
     /// The texts `item` of the rows of a query joined by commas in `order` order, `''` when
     /// there are no rows.
     fn join_list(item: &str, order: &str) -> String;

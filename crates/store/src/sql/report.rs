@@ -8,7 +8,7 @@
 use super::{Dialect, SqlStore, args};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
 use crate::settlement::proofs::{STATES_QUERY, proofs_query, state_of_row};
-use crate::{ReportStore, Result, StoreError, WirePage, wire_json};
+use crate::{ReportStore, Result, StoreError, WirePage};
 use async_trait::async_trait;
 use ledgerport_core::access::LedgerAccess;
 use ledgerport_core::entry::Entry;
@@ -47,19 +47,38 @@ pub(super) fn feed_page_in_period<DB: Dialect>() -> String {
     )
 }
 
-/// The Report API's JSON object of the entry `p` ([`crate::WirePage`]), from what the store
-/// wrote with the entry (`crate::wire_json`): with `personal`, the payer's details when it has
-/// them.
-fn wire_entry(personal: bool) -> String {
-    let head = wire_json::sql_expand("p.wire");
-    if personal {
-        format!(
-            "{head} || COALESCE({}, '') || '}}'",
-            wire_json::sql_expand("p.wire_payer")
-        )
-    } else {
-        format!("{head} || '}}'")
+/// The Report API's fields of an entry of `p` in its schema's order, and the payer's.
+const WIRE_FIELDS: [(&str, &str); 10] = [
+    ("pspReference", "p.psp_reference"),
+    ("time", "p.time"),
+    ("ledgerDate", "p.ledger_date"),
+    ("entryType", "p.entry_type"),
+    ("reference", "p.reference"),
+    ("currency", "p.currency"),
+    ("amount", "p.amount"),
+    ("balanceBefore", "p.balance_before"),
+    ("balanceAfter", "p.balance_after"),
+    ("recipientHandle", "p.recipient_handle"),
+];
+const WIRE_PAYER: [(&str, &str); 3] = [
+    ("name", "p.payer_name"),
+    ("message", "p.payer_message"),
+    ("maskedPhoneNo", "p.masked_phone_no"),
+];
+
+/// The Report API's JSON object of the entry `p` ([`crate::WirePage`]): with `personal`, the
+/// payer's details when the payment has all three (as the domain's `Entry` has a payer).
+fn wire_entry<DB: Dialect>(personal: bool) -> String {
+    let plain = DB::json_object(&WIRE_FIELDS);
+    if !personal {
+        return plain;
     }
+    let all: Vec<(&str, &str)> = WIRE_FIELDS.iter().chain(&WIRE_PAYER).copied().collect();
+    format!(
+        "CASE WHEN p.payer_name IS NOT NULL AND p.payer_message IS NOT NULL \
+         AND p.masked_phone_no IS NOT NULL THEN {} ELSE {plain} END",
+        DB::json_object(&all)
+    )
 }
 
 /// A [`crate::WirePage`] of the entries `rows` (a query of whole entry rows in seq order):
@@ -72,7 +91,7 @@ fn wire_page<DB: Dialect>(rows: &str, personal: bool, next: &str, after: &str) -
         "SELECT n, last_seq, items, EXISTS (SELECT 1 FROM entries x WHERE {next} \
          AND x.seq > COALESCE(last_seq, {after})) \
          FROM (SELECT COUNT(*) AS n, MAX(p.seq) AS last_seq, {} AS items FROM ({rows}) p) page",
-        DB::join_list(&wire_entry(personal), "p.seq")
+        DB::join_list(&wire_entry::<DB>(personal), "p.seq")
     )
 }
 

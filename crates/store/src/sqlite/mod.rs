@@ -145,6 +145,16 @@ impl Dialect for Sqlite {
         format!("json_group_array({item} ORDER BY {order})")
     }
 
+    /// SQLite's `json_object` writes no whitespace and escapes strings exactly as `serde_json`
+    /// does (its `jsonAppendString`); the Report API's byte-equality test holds it to that.
+    fn json_object(fields: &[(&str, &str)]) -> String {
+        let args: Vec<String> = fields
+            .iter()
+            .map(|(key, value)| format!("'{key}', {value}"))
+            .collect();
+        format!("json_object({})", args.join(", "))
+    }
+
     fn join_list(item: &str, order: &str) -> String {
         format!("COALESCE(group_concat({item}, ',' ORDER BY {order}), '')")
     }
