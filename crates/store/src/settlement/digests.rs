@@ -11,7 +11,7 @@
 //! earlier date) is read first, one statement each: that happens only for appended entries.
 
 use super::SettleSql;
-use crate::sql::{Arg, WriteTx, args};
+use crate::sql::{Arg, Tx, args};
 use crate::{Result, StoreError};
 use ledgerport_core::entry::Entry;
 use ledgerport_core::ids::{LedgerDate, LedgerId, Topic};
@@ -72,7 +72,7 @@ impl DateStates {
     /// reading first the stored state of any date this transaction does not know.
     pub async fn extend<DB: SettleSql>(
         &mut self,
-        tx: &mut WriteTx<DB>,
+        tx: &mut impl Tx<DB>,
         entries: &[(LedgerId, Topic, Entry)],
     ) -> Result<()> {
         for (ledger, topic, e) in entries {
@@ -120,7 +120,7 @@ impl DateStates {
     }
 
     /// Writes the states changed since the last write in one multi-row upsert.
-    pub async fn write<DB: SettleSql>(&mut self, tx: &mut WriteTx<DB>) -> Result<()> {
+    pub async fn write<DB: SettleSql>(&mut self, tx: &mut impl Tx<DB>) -> Result<()> {
         let mut keys: Vec<DateKey> = self.dirty.drain().collect();
         // In key order, so concurrent writers on PostgreSQL take the rows' locks in one order.
         keys.sort_by(|a, b| (&a.0, a.1.code(), a.2).cmp(&(&b.0, b.1.code(), b.2)));
@@ -139,7 +139,7 @@ impl DateStates {
 }
 
 /// The stored state of one date (empty when it has no row).
-async fn read_state<DB: SettleSql>(tx: &mut WriteTx<DB>, key: &DateKey) -> Result<DateDigestState> {
+async fn read_state<DB: SettleSql>(tx: &mut impl Tx<DB>, key: &DateKey) -> Result<DateDigestState> {
     let row: Option<StateColumns> = tx
         .opt(
             "SELECT entry_count, amount_sum, opening_balance, closing_balance, digest \

@@ -21,7 +21,8 @@ mod digests;
 pub(crate) mod proofs;
 
 use crate::rows::{LedgerCtxRow, PriorWithIdRow, UnitLedgerRow, ledger_columns};
-use crate::sql::{Arg, Dialect, List, SqlStore, WriteTx, args, events, texts};
+use crate::sql::{Arg, Dialect, List, SqlStore, Tx, args, events, texts};
+use crate::sqlite::direct_settle::{DirectSettle, on_own_thread};
 use crate::{ClosedPeriod, EventOutcome, Result, SettlementStore, StoreError};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -33,7 +34,6 @@ use ledgerport_core::engine::{
 use ledgerport_core::entry::{Entry, NewEntry, check_entry_type};
 use ledgerport_core::ids::{Country, LedgerDate, LedgerId, Msn, RecipientHandle, Topic};
 use ledgerport_core::world::{Ledger, SalesUnit};
-use sqlx::AssertSqlSafe;
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -73,11 +73,17 @@ pub trait SettleSql: Dialect {
     /// entries (runs of consecutive sequence numbers). A backend whose dates are served by an
     /// index of the entries keeps nothing.
     fn write_runs(
-        tx: &mut WriteTx<Self>,
+        tx: &mut impl Tx<Self>,
         runs: Vec<DateRun>,
     ) -> impl Future<Output = Result<()>> + Send {
         let _ = (tx, runs);
         async { Ok(()) }
+    }
+
+    /// Where the store's settlement transactions are stepped on the caller's thread
+    /// (`crate::sqlite::direct_settle`); `None` where they go through sqlx's transactions.
+    fn direct_settle(store: &SqlStore<Self>) -> Option<&DirectSettle> {
+        store.direct_settle.as_ref()
     }
 }
 
@@ -140,7 +146,7 @@ impl Placing {
     }
 
     /// Writes the entries placed so far, the date runs they make and their dates' digest states.
-    async fn flush<DB: SettleSql>(&mut self, tx: &mut WriteTx<DB>) -> Result<()> {
+    async fn flush<DB: SettleSql>(&mut self, tx: &mut impl Tx<DB>) -> Result<()> {
         self.flush_entries(tx).await?;
         if self.track {
             self.digests.write(tx).await?;
@@ -150,7 +156,7 @@ impl Placing {
 
     /// Writes the entries placed so far and the date runs they make; their dates' digest states
     /// are extended in memory, left for the caller to write ([`digests::DateStates`]).
-    async fn flush_entries<DB: SettleSql>(&mut self, tx: &mut WriteTx<DB>) -> Result<()> {
+    async fn flush_entries<DB: SettleSql>(&mut self, tx: &mut impl Tx<DB>) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -206,7 +212,7 @@ fn entry_row(ledger: LedgerId, topic: Topic, e: Entry) -> Vec<Arg> {
     ]
 }
 
-async fn lock_ledgers<DB: SettleSql>(tx: &mut WriteTx<DB>, ids: &[String]) -> Result<()> {
+async fn lock_ledgers<DB: SettleSql>(tx: &mut impl Tx<DB>, ids: &[String]) -> Result<()> {
     if let Some(sql) = DB::LOCK_LEDGERS {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
@@ -218,7 +224,7 @@ async fn lock_ledgers<DB: SettleSql>(tx: &mut WriteTx<DB>, ids: &[String]) -> Re
 
 /// Loads the contexts of the given ledgers and the ends of their chains, one query each.
 async fn load_ledgers<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     placing: &mut Placing,
     ids: &[String],
 ) -> Result<HashMap<String, LedgerCtx>> {
@@ -230,7 +236,7 @@ async fn load_ledgers<DB: SettleSql>(
 /// The contexts of the given ledgers, each chain starting empty in `placing` until
 /// [`read_chain_ends`] reads where it stands.
 async fn read_ledgers<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     placing: &mut Placing,
     ids: &[String],
 ) -> Result<HashMap<String, LedgerCtx>> {
@@ -252,7 +258,7 @@ async fn read_ledgers<DB: SettleSql>(
         last_digests,
         DB::in_list("l.ledger_id", "$1")
     );
-    let rows: Vec<LedgerCtxRow> = tx.all(AssertSqlSafe(sql), vec![texts(ids)]).await?;
+    let rows: Vec<LedgerCtxRow> = tx.all(&sql, vec![texts(ids)]).await?;
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
         let id = r.ledger.ledger_id.clone();
@@ -289,7 +295,7 @@ async fn read_ledgers<DB: SettleSql>(
 /// Where each chain of the given ledgers ends, with the digest state of the date it ends on,
 /// into `placing`.
 async fn read_chain_ends<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     placing: &mut Placing,
     ids: &[String],
 ) -> Result<()> {
@@ -309,7 +315,7 @@ async fn read_chain_ends<DB: SettleSql>(
             DB::CHAIN_ENDS_FROM
         )
     };
-    let ends: Vec<ChainEndRow> = tx.all(AssertSqlSafe(sql), vec![texts(ids)]).await?;
+    let ends: Vec<ChainEndRow> = tx.all(&sql, vec![texts(ids)]).await?;
     for (ledger, topic, seq, balance, date, count, sum, opening, closing, digest) in ends {
         let topic = u8::try_from(topic)
             .ok()
@@ -359,7 +365,7 @@ type ChainEndRow = (
 /// digest states, which give the period's sums and proofs: no entry is read back).
 async fn close_period<DB: SettleSql>(
     at: &str,
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     ctx: &mut LedgerCtx,
     placing: &mut Placing,
     end: LedgerDate,
@@ -387,10 +393,7 @@ async fn close_period<DB: SettleSql>(
             DB::PERIOD_ENTRIES_FROM
         );
         (period_funds, period_fees) = tx
-            .one(
-                AssertSqlSafe(sql),
-                args![id.as_str(), after.to_string(), end.to_string()],
-            )
+            .one(&sql, args![id.as_str(), after.to_string(), end.to_string()])
             .await?;
     }
     let funds_balance = ctx
@@ -430,10 +433,10 @@ async fn close_period<DB: SettleSql>(
                 )
                 .await?;
                 tx.execute(
-                    AssertSqlSafe(format!(
+                    &format!(
                         "{} payouts (ledger_id, psp_reference, amount, aborted) VALUES ($1, $2, $3, 0)",
                         DB::INSERT
-                    )),
+                    ),
                     args![id.as_str(), e.psp_reference.clone(), -e.amount],
                 )
                 .await?;
@@ -513,7 +516,25 @@ async fn ingest<DB: SettleSql>(
     events: Vec<PaymentEvent>,
     now: Timestamp,
 ) -> Result<Vec<EventOutcome>> {
-    let mut tx = store.begin_settling().await?;
+    match DB::direct_settle(store) {
+        Some(direct) => {
+            on_own_thread(async {
+                let tx = direct.begin(store).await?;
+                ingest_in(store, tx, events, now).await
+            })
+            .await
+        }
+        None => ingest_in(store, store.begin_settling().await?, events, now).await,
+    }
+}
+
+/// [`ingest`] in the transaction `tx`.
+async fn ingest_in<DB: SettleSql>(
+    store: &SqlStore<DB>,
+    mut tx: impl Tx<DB>,
+    events: Vec<PaymentEvent>,
+    now: Timestamp,
+) -> Result<Vec<EventOutcome>> {
     let received_at = store.now();
 
     // The units of the batch and their ledgers, locked before anything else is read.
@@ -526,10 +547,7 @@ async fn ingest<DB: SettleSql>(
         DB::in_list("su.msn", "$1")
     );
     let unit_rows: Vec<UnitLedgerRow> = tx
-        .all(
-            AssertSqlSafe(sql),
-            vec![Arg::List(List::Ints(msns.clone()))],
-        )
+        .all(&sql, vec![Arg::List(List::Ints(msns.clone()))])
         .await?;
     let mut units: HashMap<Msn, UnitOf> = HashMap::new();
     for r in unit_rows {
@@ -555,7 +573,7 @@ async fn ingest<DB: SettleSql>(
         DB::in_list("event_id", "$1"),
         DB::in_list("event_id", "$1")
     );
-    let prior: Vec<PriorWithIdRow> = tx.all(AssertSqlSafe(sql), vec![texts(&ids)]).await?;
+    let prior: Vec<PriorWithIdRow> = tx.all(&sql, vec![texts(&ids)]).await?;
     let mut answered: HashMap<String, EventOutcome> = HashMap::new();
     for r in prior {
         let o = r.prior.into_outcome(&r.event_id)?;
@@ -586,7 +604,7 @@ async fn ingest<DB: SettleSql>(
          JOIN payments pm ON pm.ledger_id = k.l AND pm.psp_reference = k.p",
         DB::PAIRS
     );
-    let known: Vec<PaymentRow> = tx.all(AssertSqlSafe(sql), DB::pairs(&pairs)).await?;
+    let known: Vec<PaymentRow> = tx.all(&sql, DB::pairs(&pairs)).await?;
     let mut totals: HashMap<(String, String), Payment> = HashMap::new();
     for (l, p, captured, refunded, disputed, returned, refund_of) in known {
         let totals_of = PaymentTotals {
@@ -617,8 +635,7 @@ async fn ingest<DB: SettleSql>(
              JOIN payouts po ON po.ledger_id = k.l AND po.psp_reference = k.p",
             DB::PAIRS
         );
-        let rows: Vec<(String, String, i64, i64)> =
-            tx.all(AssertSqlSafe(sql), DB::pairs(&payout_pairs)).await?;
+        let rows: Vec<(String, String, i64, i64)> = tx.all(&sql, DB::pairs(&payout_pairs)).await?;
         for (l, p, amount, aborted) in rows {
             payouts.insert(
                 (l, p),
@@ -813,38 +830,58 @@ async fn close_due<DB: SettleSql>(
     ledger: &LedgerId,
     now: Timestamp,
 ) -> Result<Vec<ClosedPeriod>> {
-    let ids = [ledger.as_str().to_owned()];
     let mut closed = Vec::new();
     loop {
-        let mut tx = store.begin_settling().await?;
-        lock_ledgers(&mut tx, &ids).await?;
-        let mut placing = Placing::new(store.proofs);
-        let mut ctx = read_ledgers(&mut tx, &mut placing, &ids)
-            .await?
-            .remove(ledger.as_str())
-            .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
-        let Some(end) = due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now)
-            .into_iter()
-            .next()
-        else {
-            return Ok(closed);
+        let next = match DB::direct_settle(store) {
+            Some(direct) => {
+                on_own_thread(async {
+                    close_next(store, direct.begin(store).await?, ledger, now).await
+                })
+                .await?
+            }
+            None => close_next(store, store.begin_settling().await?, ledger, now).await?,
         };
-        // The chains are read only when a period is due: the closing task asks every ledger on
-        // every pass, and most have nothing to close.
-        read_chain_ends(&mut tx, &mut placing, &ids).await?;
-        closed.push(
-            close_period(
-                &store.now(),
-                &mut tx,
-                &mut ctx,
-                &mut placing,
-                end,
-                store.proofs,
-            )
-            .await?,
-        );
-        tx.commit().await?;
+        match next {
+            Some(period) => closed.push(period),
+            None => return Ok(closed),
+        }
     }
+}
+
+/// Closes the ledger's first due period as of `now` in the transaction `tx`, if one is due.
+async fn close_next<DB: SettleSql>(
+    store: &SqlStore<DB>,
+    mut tx: impl Tx<DB>,
+    ledger: &LedgerId,
+    now: Timestamp,
+) -> Result<Option<ClosedPeriod>> {
+    let ids = [ledger.as_str().to_owned()];
+    lock_ledgers(&mut tx, &ids).await?;
+    let mut placing = Placing::new(store.proofs);
+    let mut ctx = read_ledgers(&mut tx, &mut placing, &ids)
+        .await?
+        .remove(ledger.as_str())
+        .ok_or_else(|| StoreError::NotFound(format!("ledger {ledger}")))?;
+    let Some(end) = due_period_ends(&ctx.ledger, ctx.ledger.closed_through, now)
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    // The chains are read only when a period is due: the closing task asks every ledger on
+    // every pass, and most have nothing to close.
+    read_chain_ends(&mut tx, &mut placing, &ids).await?;
+    let closed = close_period(
+        &store.now(),
+        &mut tx,
+        &mut ctx,
+        &mut placing,
+        end,
+        store.proofs,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(closed))
 }
 
 /// Appends entries to one chain in one transaction, as given (no engine rules beyond the

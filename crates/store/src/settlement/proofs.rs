@@ -11,7 +11,7 @@
 use super::digests::{DateStates, STATE_COLUMNS, StateColumns, state_from_columns, stored_sum};
 use super::{SettleSql, lock_ledgers, read_ledgers};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
-use crate::sql::{Arg, SqlStore, WriteTx, args};
+use crate::sql::{Arg, SqlStore, Tx, args};
 use crate::{Result, StoreError};
 use ledgerport_core::changes::first_closed_date;
 use ledgerport_core::ids::{LedgerDate, LedgerId, Topic};
@@ -19,7 +19,6 @@ use ledgerport_core::proof::{
     DateDigest, DateDigestState, DateProof, Digest, Previous, ProofEntry, prove_state,
 };
 use ledgerport_core::world::Ledger;
-use sqlx::AssertSqlSafe;
 use std::collections::{BTreeMap, HashMap};
 
 /// The columns of a proof in `date_digests`, in the order [`DateProofRow`] and [`proof_row`]
@@ -76,7 +75,7 @@ impl PeriodRows {
 
 /// Reads the rows of `ledger`'s `topics` dated `after` through `through`, one statement.
 pub(super) async fn read_period<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     ledger: &LedgerId,
     topics: &[Topic],
     after: LedgerDate,
@@ -93,7 +92,7 @@ pub(super) async fn read_period<DB: SettleSql>(
     type Row = (i64, String, i64, i64, i64, i64, String, Option<String>);
     let rows: Vec<Row> = tx
         .all(
-            AssertSqlSafe(sql),
+            &sql,
             args![ledger.as_str(), after.to_string(), through.to_string()],
         )
         .await?;
@@ -121,7 +120,7 @@ pub(super) async fn read_period<DB: SettleSql>(
 /// is none). A date's state is the one `states` holds if this transaction changed it (the
 /// closing's own entries), else the stored one in `period`.
 pub(super) async fn write_proofs<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     ledger: &LedgerId,
     topics: &[Topic],
     period: &PeriodRows,
@@ -165,11 +164,11 @@ pub(super) async fn write_proofs<DB: SettleSql>(
     .await
 }
 
-/// Writes a closing's few rows in one statement: [`WriteTx::insert_rows`] writes rows in
+/// Writes a closing's few rows in one statement: [`Tx::insert_rows`] writes rows in
 /// batches of the sizes it keeps prepared (on SQLite two rows are two statements, each a
 /// hand-off to the connection's worker, which is what a closing's cost is mostly made of).
 async fn insert_at_once<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     head: &str,
     columns: usize,
     tail: &str,
@@ -182,7 +181,7 @@ async fn insert_at_once<DB: SettleSql>(
         return tx.insert_rows(head, columns, tail, rows).await;
     }
     let sql = crate::sql::values_statement::<DB>(head, rows.len(), columns, tail);
-    tx.execute(AssertSqlSafe(sql), rows.into_iter().flatten().collect())
+    tx.execute(&sql, rows.into_iter().flatten().collect())
         .await?;
     Ok(())
 }
@@ -191,7 +190,7 @@ async fn insert_at_once<DB: SettleSql>(
 /// the opening balance; a first date without entries opens with the balance after the last
 /// entry dated on or before `after` (0 without one), read only then.
 async fn chain_start<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     ledger: &LedgerId,
     topic: Topic,
     after: LedgerDate,
@@ -228,7 +227,7 @@ fn prove_dates(
 /// The balance of `topic` after the last entry dated on or before `date` (0 without one): where
 /// a chain of proofs starts.
 async fn balance_through<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     ledger: &LedgerId,
     topic: Topic,
     date: LedgerDate,
@@ -274,7 +273,7 @@ fn proof_row(p: &DateProof) -> Vec<Arg> {
 /// chained to the proof of the date before. Every later chain digest changes with them, as a
 /// change to a closed date must show.
 pub(super) async fn reprove_from<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     ledger: &Ledger,
     topic: Topic,
     earliest: LedgerDate,
@@ -340,7 +339,7 @@ pub(crate) async fn backfill<DB: SettleSql>(store: &SqlStore<DB>) -> Result<()> 
 }
 
 /// Writes one ledger's date states and proofs anew from its entries.
-async fn backfill_ledger<DB: SettleSql>(tx: &mut WriteTx<DB>, l: &Ledger) -> Result<()> {
+async fn backfill_ledger<DB: SettleSql>(tx: &mut impl Tx<DB>, l: &Ledger) -> Result<()> {
     let id = &l.ledger_id;
     let before_first = first_closed_date(&l.time_zone, l.cutoff, l.created_at);
     tx.execute(
@@ -400,7 +399,7 @@ async fn backfill_ledger<DB: SettleSql>(tx: &mut WriteTx<DB>, l: &Ledger) -> Res
 /// The digest state of every date of one topic, from its entries in sequence order (read in
 /// pages, each one JSON array as date pages are read).
 async fn states_from_entries<DB: SettleSql>(
-    tx: &mut WriteTx<DB>,
+    tx: &mut impl Tx<DB>,
     ledger: &LedgerId,
     topic: Topic,
 ) -> Result<BTreeMap<LedgerDate, DateDigestState>> {
@@ -414,7 +413,7 @@ async fn states_from_entries<DB: SettleSql>(
     loop {
         let (page,): (String,) = tx
             .one(
-                AssertSqlSafe(sql.clone()),
+                &sql,
                 args![
                     ledger.as_str(),
                     i64::from(topic.code()),

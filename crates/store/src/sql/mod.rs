@@ -312,6 +312,9 @@ pub struct SqlStore<DB: Database> {
     /// On a SQLite file, the access log's rows written by a thread of its own
     /// (`crate::sqlite::log_writer`); `None` in memory and on PostgreSQL.
     pub(crate) log_writer: Option<crate::sqlite::log_writer::LogWriter>,
+    /// On a SQLite file, the settlement engine's transactions stepped on the caller's thread
+    /// (`crate::sqlite::direct_settle`); `None` in memory and on PostgreSQL.
+    pub(crate) direct_settle: Option<crate::sqlite::direct_settle::DirectSettle>,
 }
 
 /// The statements the store composes from its dialect's parts, kept so that the reads every
@@ -374,6 +377,7 @@ impl<DB: Dialect> SqlStore<DB> {
             faults: Arc::default(),
             direct: None,
             log_writer: None,
+            direct_settle: None,
         };
         store.migrate().await?;
         Ok(store)
@@ -455,15 +459,10 @@ impl<DB: Dialect> SqlStore<DB> {
         })
     }
 
-    /// Begins a transaction of the settlement engine (see [`SqlStore::settle`]), after any
-    /// writer that goes first ([`SqlStore::begin_first`]) waiting when it got the turn: it gives
-    /// the turn back once and queues again, behind them.
+    /// Begins a transaction of the settlement engine (see [`SqlStore::settle`]) with the turn of
+    /// [`SqlStore::settling_turn`].
     pub(crate) async fn begin_settling(&self) -> Result<WriteTx<DB>> {
-        let mut turn = self.take_turn().await;
-        if turn.is_some() && self.first.load(Ordering::SeqCst) > 0 {
-            drop(turn);
-            turn = self.take_turn().await;
-        }
+        let turn = self.settling_turn().await;
         Ok(WriteTx {
             tx: self.settle.begin().await?,
             events_written: self.events_written.clone(),
@@ -472,6 +471,18 @@ impl<DB: Dialect> SqlStore<DB> {
             faults: self.faults.clone(),
             _turn: turn,
         })
+    }
+
+    /// The write turn of a settlement transaction: taken after any writer that goes first
+    /// ([`SqlStore::begin_first`]) waiting when it got the turn, by giving it back once and
+    /// queueing again, behind them.
+    pub(crate) async fn settling_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        let turn = self.take_turn().await;
+        if turn.is_some() && self.first.load(Ordering::SeqCst) > 0 {
+            drop(turn);
+            return self.take_turn().await;
+        }
+        turn
     }
 
     /// One statement written on its own (its own transaction); returns the rows it affected.
@@ -633,6 +644,63 @@ impl<DB: Dialect> WriteTx<DB> {
         .await?;
         Ok(())
     }
+}
+
+/// A row type the settlement engine reads: decoded by sqlx on either backend, and from a rusqlite
+/// row on a SQLite file's settlement connection (`crate::sqlite::direct_settle`).
+pub trait TxRow: FromRows + crate::sqlite::direct_settle::FromDirect {}
+
+impl<T: FromRows + crate::sqlite::direct_settle::FromDirect> TxRow for T {}
+
+/// What a write transaction steps its statements on: sqlx's transaction ([`WriteTx`]) or, for
+/// the settlement engine on a SQLite file, a rusqlite connection stepped on the caller's thread
+/// (`crate::sqlite::direct_settle::DirectTx`). The engine's code is written once over this; what
+/// is built from statements (multi-row inserts, domain events) is written once here.
+pub trait Tx<DB: Dialect>: Send {
+    fn all<T: TxRow>(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<Vec<T>>> + Send;
+
+    fn opt<T: TxRow>(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<Option<T>>> + Send;
+
+    /// Runs one statement; returns the rows it changed.
+    fn execute(&mut self, sql: &str, args: Vec<Arg>) -> impl Future<Output = Result<u64>> + Send;
+
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Marks the transaction as one that wrote a domain event: its commit wakes the webhook
+    /// sender ([`SqlStore::events_written`]).
+    fn wrote_event(&mut self);
+
+    fn one<T: TxRow>(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<T>> + Send {
+        async move {
+            self.opt(sql, args).await?.ok_or_else(|| {
+                StoreError::Corrupt("a query that returns one row returned none".into())
+            })
+        }
+    }
+
+    /// Writes a domain event in this transaction ([`webhooks::record_event`]).
+    fn record_event(
+        &mut self,
+        at: &str,
+        event: webhooks::NewEvent,
+    ) -> impl Future<Output = Result<ledgerport_core::world::RowId>> + Send
+    where
+        Self: Sized,
+    {
+        webhooks::record_event(self, at, event)
+    }
 
     /// Inserts `rows` of `columns` values each: `head` is `INSERT ... INTO table (columns)`,
     /// `tail` what follows the values (an `ON CONFLICT` clause, or nothing). Statements come in
@@ -640,59 +708,83 @@ impl<DB: Dialect> WriteTx<DB> {
     /// preparing a statement of hundreds of rows anew for every odd batch size costs more than
     /// the extra executions of smaller ones. Where the dialect binds columns as arrays
     /// ([`Dialect::INSERT_BY_COLUMNS`]) it is one statement of one array per column instead.
-    pub(crate) async fn insert_rows(
+    fn insert_rows(
         &mut self,
         head: &str,
         columns: usize,
         tail: &str,
         rows: Vec<Vec<Arg>>,
-    ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let rows = if DB::INSERT_BY_COLUMNS {
-            match by_columns(columns, rows) {
-                Ok(arrays) => {
-                    let mut sql = String::with_capacity(head.len() + columns * 16 + tail.len());
-                    sql.push_str(head);
-                    sql.push_str(" SELECT * FROM unnest(");
-                    for (i, a) in arrays.iter().enumerate() {
-                        if i > 0 {
-                            sql.push_str(", ");
-                        }
-                        DB::push_parameter(&mut sql, i + 1);
-                        sql.push_str(match a {
-                            List::NullableInts(_) | List::Ints(_) => "::bigint[]",
-                            List::NullableTexts(_) | List::Texts(_) => "::text[]",
-                        });
-                    }
-                    sql.push(')');
-                    sql.push_str(tail);
-                    let args = arrays.into_iter().map(Arg::List).collect();
-                    self.execute(sqlx::AssertSqlSafe(sql), args).await?;
-                    return Ok(());
-                }
-                // A column of another type (bytes): a parameter per value, as below.
-                Err(rows) => rows,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            if rows.is_empty() {
+                return Ok(());
             }
-        } else {
-            rows
-        };
-        // SQLite allows 32766 parameters per statement and PostgreSQL 65535; stay well below.
-        let largest = (8_000 / columns).max(1);
-        let mut rows = rows.into_iter().peekable();
-        let mut left = rows.len();
-        while rows.peek().is_some() {
-            let size = [largest, 64, 16, 4, 1]
-                .into_iter()
-                .find(|&n| n <= left)
-                .unwrap_or(1);
-            left -= size;
-            let sql = values_statement::<DB>(head, size, columns, tail);
-            let args: Vec<Arg> = rows.by_ref().take(size).flatten().collect();
-            self.execute(sqlx::AssertSqlSafe(sql), args).await?;
+            let rows = if DB::INSERT_BY_COLUMNS {
+                match by_columns(columns, rows) {
+                    Ok(arrays) => {
+                        let mut sql = String::with_capacity(head.len() + columns * 16 + tail.len());
+                        sql.push_str(head);
+                        sql.push_str(" SELECT * FROM unnest(");
+                        for (i, a) in arrays.iter().enumerate() {
+                            if i > 0 {
+                                sql.push_str(", ");
+                            }
+                            DB::push_parameter(&mut sql, i + 1);
+                            sql.push_str(match a {
+                                List::NullableInts(_) | List::Ints(_) => "::bigint[]",
+                                List::NullableTexts(_) | List::Texts(_) => "::text[]",
+                            });
+                        }
+                        sql.push(')');
+                        sql.push_str(tail);
+                        let args = arrays.into_iter().map(Arg::List).collect();
+                        self.execute(&sql, args).await?;
+                        return Ok(());
+                    }
+                    // A column of another type (bytes): a parameter per value, as below.
+                    Err(rows) => rows,
+                }
+            } else {
+                rows
+            };
+            // SQLite allows 32766 parameters per statement and PostgreSQL 65535; stay well below.
+            let largest = (8_000 / columns).max(1);
+            let mut rows = rows.into_iter().peekable();
+            let mut left = rows.len();
+            while rows.peek().is_some() {
+                let size = [largest, 64, 16, 4, 1]
+                    .into_iter()
+                    .find(|&n| n <= left)
+                    .unwrap_or(1);
+                left -= size;
+                let sql = values_statement::<DB>(head, size, columns, tail);
+                let args: Vec<Arg> = rows.by_ref().take(size).flatten().collect();
+                self.execute(&sql, args).await?;
+            }
+            Ok(())
         }
-        Ok(())
+    }
+}
+
+impl<DB: Dialect> Tx<DB> for WriteTx<DB> {
+    async fn all<T: TxRow>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>> {
+        WriteTx::all(self, sqlx::AssertSqlSafe(sql), args).await
+    }
+
+    async fn opt<T: TxRow>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Option<T>> {
+        WriteTx::opt(self, sqlx::AssertSqlSafe(sql), args).await
+    }
+
+    async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64> {
+        WriteTx::execute(self, sqlx::AssertSqlSafe(sql), args).await
+    }
+
+    async fn commit(self) -> Result<()> {
+        WriteTx::commit(self).await
+    }
+
+    fn wrote_event(&mut self) {
+        self.wrote_event = true;
     }
 }
 

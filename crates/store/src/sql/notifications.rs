@@ -3,7 +3,7 @@
 //! access request's step writes its notifications and mails in its own transaction. Who is told what is the core's rule ([`notices::grant_notices`]); this
 //! module only finds the people and writes what the rule says.
 
-use super::{Dialect, SqlStore, WriteTx, args};
+use super::{Dialect, SqlStore, Tx, WriteTx, args};
 use crate::rows::ts;
 use crate::{NewMail, Notification, NotificationStore, Result};
 use async_trait::async_trait;

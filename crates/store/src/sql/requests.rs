@@ -5,7 +5,7 @@
 //! exactly when its grants exist.
 
 use super::world::{StoredScope, describe_scope};
-use super::{Dialect, SqlStore, WriteTx, args};
+use super::{Dialect, SqlStore, Tx, WriteTx, args};
 use crate::rows::{ScopeColumns, scope_columns, ts};
 use crate::{
     Actor, InvitationAnswer, NewAccessRequest, RequestFilter, RequestStore, Result, StoreError,

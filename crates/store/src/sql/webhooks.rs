@@ -1,4 +1,4 @@
-//! Domain events and webhooks on SQL (migration `0014_webhooks.sql`): [`WriteTx::record_event`],
+//! Domain events and webhooks on SQL (migration `0014_webhooks.sql`): [`record_event`],
 //! with which a change writes its event (and the event's deliveries) in its own transaction, and
 //! [`WebhookStore`].
 //!
@@ -11,7 +11,7 @@
 //! Claims work as the mail outbox's (`sql/outbox.rs`): one `UPDATE` marks the chosen rows with
 //! the holder and a lapse time, `FOR UPDATE SKIP LOCKED` on PostgreSQL.
 
-use super::{Dialect, SqlStore, WriteTx, args, constraint};
+use super::{Dialect, SqlStore, Tx, WriteTx, args, constraint};
 use crate::rows::ts;
 use crate::webhook::*;
 use crate::{Actor, NewMail, Result, StoreError, WebhookStore};
@@ -23,7 +23,7 @@ use ledgerport_core::world::RowId;
 
 /// An event to write: its type, what it is about, and its data (a JSON object).
 #[derive(Debug, Clone)]
-pub(crate) struct NewEvent {
+pub struct NewEvent {
     pub(crate) event_type: &'static str,
     pub(crate) ledger_id: Option<LedgerId>,
     pub(crate) partner_id: Option<RowId>,
@@ -31,61 +31,63 @@ pub(crate) struct NewEvent {
     pub(crate) data: serde_json::Value,
 }
 
-impl<DB: Dialect> WriteTx<DB> {
-    /// Writes `event` in this transaction at `at` (the store's now, wire form), with its place
-    /// in its ledger's sequence and a delivery for each endpoint that may want it. The
-    /// ledger's row is updated first, which on PostgreSQL holds its lock until the transaction
-    /// ends, so a ledger's events take their numbers in commit order.
-    pub(crate) async fn record_event(&mut self, at: &str, mut event: NewEvent) -> Result<RowId> {
-        self.wrote_event = true;
-        let ledger = event.ledger_id.as_ref().map(|l| l.as_str().to_owned());
-        let seq: Option<i64> = match &ledger {
-            Some(l) => {
-                let (seq,): (i64,) = self
-                    .one(
-                        "UPDATE ledgers SET event_seq = event_seq + 1 WHERE ledger_id = $1 \
-                         RETURNING event_seq",
-                        args![l.as_str()],
-                    )
-                    .await?;
-                Some(seq)
-            }
-            None => None,
-        };
-        if let (Some(seq), Some(data)) = (seq, event.data.as_object_mut()) {
-            data.insert("ledgerSequence".into(), seq.into());
+/// Writes `event` in this transaction at `at` (the store's now, wire form), with its place
+/// in its ledger's sequence and a delivery for each endpoint that may want it. The
+/// ledger's row is updated first, which on PostgreSQL holds its lock until the transaction
+/// ends, so a ledger's events take their numbers in commit order.
+pub(crate) async fn record_event<DB: Dialect>(
+    tx: &mut impl Tx<DB>,
+    at: &str,
+    mut event: NewEvent,
+) -> Result<RowId> {
+    tx.wrote_event();
+    let ledger = event.ledger_id.as_ref().map(|l| l.as_str().to_owned());
+    let seq: Option<i64> = match &ledger {
+        Some(l) => {
+            let (seq,): (i64,) = tx
+                .one(
+                    "UPDATE ledgers SET event_seq = event_seq + 1 WHERE ledger_id = $1 \
+                     RETURNING event_seq",
+                    args![l.as_str()],
+                )
+                .await?;
+            Some(seq)
         }
-        let (id,): (i64,) = self
-            .one(
-                "INSERT INTO domain_events (event_type, ledger_id, ledger_seq, partner_id, \
-                 ledger_date, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                args![
-                    event.event_type,
-                    ledger.clone(),
-                    seq,
-                    event.partner_id,
-                    event.ledger_date.map(|d| d.to_string()),
-                    event.data.to_string(),
-                    at
-                ],
-            )
-            .await?;
-        // Merchants hear of their ledgers, partners of ledgers they hold a grant row on (whether
-        // it still lets them read is decided at delivery) and of themselves.
-        self.execute(
-            "INSERT INTO webhook_deliveries (event_id, endpoint_id, state, created_at, \
-             retry_since, next_attempt_at) \
-             SELECT $1, e.id, 'pending', $2, $2, $2 FROM webhook_endpoints e \
-             WHERE e.disabled_at IS NULL \
-             AND (e.event_types = '*' OR (' ' || e.event_types || ' ') LIKE ('% ' || $3 || ' %')) \
-             AND (e.merchant_id = (SELECT l.owner_merchant_id FROM ledgers l WHERE l.ledger_id = $4) \
-                  OR e.partner_id = $5 \
-                  OR e.partner_id IN (SELECT g.partner_id FROM grants g WHERE g.ledger_id = $4))",
-            args![id, at, event.event_type, ledger, event.partner_id],
+        None => None,
+    };
+    if let (Some(seq), Some(data)) = (seq, event.data.as_object_mut()) {
+        data.insert("ledgerSequence".into(), seq.into());
+    }
+    let (id,): (i64,) = tx
+        .one(
+            "INSERT INTO domain_events (event_type, ledger_id, ledger_seq, partner_id, \
+             ledger_date, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            args![
+                event.event_type,
+                ledger.clone(),
+                seq,
+                event.partner_id,
+                event.ledger_date.map(|d| d.to_string()),
+                event.data.to_string(),
+                at
+            ],
         )
         .await?;
-        Ok(id)
-    }
+    // Merchants hear of their ledgers, partners of ledgers they hold a grant row on (whether
+    // it still lets them read is decided at delivery) and of themselves.
+    tx.execute(
+        "INSERT INTO webhook_deliveries (event_id, endpoint_id, state, created_at, \
+         retry_since, next_attempt_at) \
+         SELECT $1, e.id, 'pending', $2, $2, $2 FROM webhook_endpoints e \
+         WHERE e.disabled_at IS NULL \
+         AND (e.event_types = '*' OR (' ' || e.event_types || ' ') LIKE ('% ' || $3 || ' %')) \
+         AND (e.merchant_id = (SELECT l.owner_merchant_id FROM ledgers l WHERE l.ledger_id = $4) \
+              OR e.partner_id = $5 \
+              OR e.partner_id IN (SELECT g.partner_id FROM grants g WHERE g.ledger_id = $4))",
+        args![id, at, event.event_type, ledger, event.partner_id],
+    )
+    .await?;
+    Ok(id)
 }
 
 /// Checks an endpoint's URL and event types before it is written; each error names its field.

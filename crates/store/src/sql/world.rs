@@ -2,7 +2,7 @@
 //! change must pass are the core's ([`ledgerport_core::changes`]); this reads what they need and
 //! writes what they allow, with an audit record in the same transaction.
 
-use super::{Dialect, SqlStore, WriteTx, args, constraint, texts};
+use super::{Dialect, SqlStore, Tx, WriteTx, args, constraint, texts};
 use crate::rows::{
     GrantRow, GrantTuple, LedgerRow, LedgerUnitRow, LedgerWithUnitsRow, MerchantRow, PartnerRow,
     SalesUnitRow, ScopeColumns, ledger_columns, scope_columns, ts,

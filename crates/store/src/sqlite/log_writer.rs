@@ -18,6 +18,7 @@
 //! The simulator's fault points are on the ledger database's writes; it writes no access log.
 
 use super::direct::db;
+use super::value;
 use crate::sql::Arg;
 use crate::{Result, StoreError};
 use rusqlite::types::Value;
@@ -70,27 +71,12 @@ impl LogWriter {
         let rows = rows
             .into_iter()
             .map(|row| row.into_iter().map(value).collect())
-            .collect::<Result<_>>()?;
+            .collect();
         let (done, result) = oneshot::channel();
         let gone = || stopped("has stopped");
         self.jobs.send((rows, done)).map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
     }
-}
-
-/// A parameter as rusqlite binds it.
-fn value(a: Arg) -> Result<Value> {
-    Ok(match a {
-        Arg::Int(i) => Value::Integer(i),
-        Arg::Text(t) => Value::Text(t),
-        Arg::Blob(b) => Value::Blob(b),
-        Arg::NullInt | Arg::NullText => Value::Null,
-        Arg::List(_) => {
-            return Err(StoreError::Invalid(
-                "an access-log column holds one value, not a list".into(),
-            ));
-        }
-    })
 }
 
 fn stopped(what: &str) -> StoreError {

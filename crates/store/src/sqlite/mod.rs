@@ -9,11 +9,12 @@
 
 pub mod access_log;
 pub(crate) mod direct;
+pub(crate) mod direct_settle;
 pub(crate) mod log_writer;
 mod settlement;
 
 use crate::Result;
-use crate::sql::{Dialect, List, SqlStore, dialect_execution, migrate};
+use crate::sql::{Arg, Dialect, List, SqlStore, dialect_execution, migrate};
 use ledgerport_core::clock::Clock;
 use sqlx::Sqlite;
 use sqlx::error::BoxDynError;
@@ -126,6 +127,7 @@ impl SqlStore<Sqlite> {
         if let Some(file) = direct_file {
             let reads = direct::DirectReads::open(&file, &store.statements.ledger_with_units)?;
             store.direct = Some(Arc::new(reads));
+            store.direct_settle = Some(direct_settle::DirectSettle::open(&file)?);
         }
         // The dates closed before proofs existed (migration 13), proved once.
         crate::settlement::proofs::backfill(&store).await?;
@@ -187,15 +189,32 @@ impl Dialect for Sqlite {
     /// A list is bound as a JSON array, for `json_each`.
     fn add_list(out: &mut SqliteArguments, list: List) -> std::result::Result<(), BoxDynError> {
         use sqlx::Arguments;
-        out.add(match list {
-            List::Texts(v) => json_array(&v),
-            List::Ints(v) => format!("{v:?}"),
-            List::NullableTexts(v) => json_values(&v, |s, t| push_json_string(s, t)),
-            List::NullableInts(v) => json_values(&v, |s, i| s.push_str(&i.to_string())),
-        })
+        out.add(list_json(list))
     }
 
     dialect_execution!();
+}
+
+/// A list as the JSON array it is bound as, for `json_each`.
+fn list_json(list: List) -> String {
+    match list {
+        List::Texts(v) => json_array(&v),
+        List::Ints(v) => format!("{v:?}"),
+        List::NullableTexts(v) => json_values(&v, |s, t| push_json_string(s, t)),
+        List::NullableInts(v) => json_values(&v, |s, i| s.push_str(&i.to_string())),
+    }
+}
+
+/// A parameter as rusqlite binds it (`direct_settle`, `log_writer`): a list as its JSON array.
+fn value(a: Arg) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match a {
+        Arg::Int(i) => Value::Integer(i),
+        Arg::Text(t) => Value::Text(t),
+        Arg::Blob(b) => Value::Blob(b),
+        Arg::NullInt | Arg::NullText => Value::Null,
+        Arg::List(l) => Value::Text(list_json(l)),
+    }
 }
 
 /// A JSON array of strings, for `json_each` with one bound parameter.

@@ -8,7 +8,7 @@ use super::push_json_string;
 use crate::Result;
 use crate::StoreError;
 use crate::settlement::SettleSql;
-use crate::sql::{Arg, WriteTx};
+use crate::sql::{Arg, Tx};
 use ledgerport_core::chain::DateRun;
 use sqlx::Sqlite;
 
@@ -48,7 +48,7 @@ impl SettleSql for Sqlite {
         vec![Arg::Text(json)]
     }
 
-    async fn write_runs(tx: &mut WriteTx<Self>, runs: Vec<DateRun>) -> Result<()> {
+    async fn write_runs(tx: &mut impl Tx<Self>, runs: Vec<DateRun>) -> Result<()> {
         let (extended, new): (Vec<DateRun>, Vec<DateRun>) =
             runs.into_iter().partition(|r| r.continues_stored);
         // Extend the stored runs in one statement: [ledger, topic, date, old last, new last].
