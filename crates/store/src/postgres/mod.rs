@@ -29,7 +29,7 @@ impl SqlStore<Postgres> {
             .max_connections(10)
             .connect(url)
             .await?;
-        let store = SqlStore::start(pool.clone(), pool.clone(), pool, None, clock).await?;
+        let store = SqlStore::start(pool.clone(), pool, None, clock).await?;
         // The dates closed before proofs existed (migration 13), proved once.
         crate::settlement::proofs::backfill(&store).await?;
         Ok(store)

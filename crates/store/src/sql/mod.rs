@@ -279,9 +279,6 @@ pub struct SqlStore<DB: Database> {
     /// What write transactions use. On SQLite one connection, always the same, so its page
     /// cache stays valid from one write to the next; on PostgreSQL the one pool.
     pub(crate) write: Pool<DB>,
-    /// What the settlement engine writes with: on a SQLite file its own connection without
-    /// foreign-key enforcement (see `sqlite::SqliteStore::open`); otherwise `write`.
-    pub(crate) settle: Pool<DB>,
     /// SQLite has one writer: this process's write transactions take turns here instead of
     /// colliding. `None` on PostgreSQL, where row locks order the writers of a ledger.
     pub(crate) turn: Option<Arc<Mutex<()>>>,
@@ -347,14 +344,12 @@ impl<DB: Dialect> SqlStore<DB> {
     pub(crate) async fn start(
         read: Pool<DB>,
         write: Pool<DB>,
-        settle: Pool<DB>,
         turn: Option<Arc<Mutex<()>>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         let store = SqlStore {
             read,
             write,
-            settle,
             turn,
             first: Arc::new(AtomicUsize::new(0)),
             access_log: None,
@@ -459,12 +454,13 @@ impl<DB: Dialect> SqlStore<DB> {
         })
     }
 
-    /// Begins a transaction of the settlement engine (see [`SqlStore::settle`]) with the turn of
+    /// Begins a transaction of the settlement engine through sqlx (on a SQLite file the engine's
+    /// batches and closings go through [`SqlStore::direct_settle`] instead), with the turn of
     /// [`SqlStore::settling_turn`].
     pub(crate) async fn begin_settling(&self) -> Result<WriteTx<DB>> {
         let turn = self.settling_turn().await;
         Ok(WriteTx {
-            tx: self.settle.begin().await?,
+            tx: self.write.begin().await?,
             events_written: self.events_written.clone(),
             wrote_event: false,
             #[cfg(feature = "fault-injection")]

@@ -91,21 +91,6 @@ impl SqlStore<Sqlite> {
         } else {
             one_connection().connect_with(options.clone()).await?
         };
-        // The settlement engine writes through its own connection, without foreign-key
-        // enforcement on a database file: every row it writes refers to a ledger it has just
-        // read in the same transaction under the write turn, so the references hold by
-        // construction, and without enforcement SQLite needs no statement journal for the
-        // multi-row `INSERT OR FAIL`s (any failure rolls the whole transaction back anyway),
-        // which saves about a quarter of the inserts' CPU time. Its own connection, because
-        // switching enforcement per transaction would re-prepare every cached statement each
-        // time. In memory it is the one connection, enforced.
-        let settle = if memory {
-            read.clone()
-        } else {
-            one_connection()
-                .connect_with(options.clone().foreign_keys(false))
-                .await?
-        };
         // The access log's writer: a connection of its own (in memory, the one connection).
         let log = match log_file {
             Some(_) => Some(
@@ -117,8 +102,7 @@ impl SqlStore<Sqlite> {
             None => None,
         };
         access_log::create(log.as_ref().unwrap_or(&read)).await?;
-        let mut store =
-            SqlStore::start(read, write, settle, Some(Arc::new(Mutex::new(()))), clock).await?;
+        let mut store = SqlStore::start(read, write, Some(Arc::new(Mutex::new(()))), clock).await?;
         access_log::start(&mut store, log).await?;
         if let Some(file) = &log_file {
             let insert = direct::numbered(&crate::sql::operations::access_log_insert("access_log"));
@@ -127,6 +111,8 @@ impl SqlStore<Sqlite> {
         if let Some(file) = direct_file {
             let reads = direct::DirectReads::open(&file, &store.statements.ledger_with_units)?;
             store.direct = Some(Arc::new(reads));
+            // The settlement engine's own connection (`direct_settle`), opened once the schema
+            // is up to date.
             store.direct_settle = Some(direct_settle::DirectSettle::open(&file)?);
         }
         // The dates closed before proofs existed (migration 13), proved once.
@@ -285,45 +271,6 @@ mod tests {
 
         let err = store.ping().await.expect_err("schema behind");
         assert!(err.to_string().contains("this build needs"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn only_the_settlement_connection_of_a_file_leaves_foreign_keys_unenforced() {
-        // Arrange: a database file (in memory every connection is the one enforced connection).
-        let path = std::env::temp_dir().join(format!(
-            "ledgerport-fk-{}-{}.db",
-            std::process::id(),
-            SystemClock.now().as_nanosecond()
-        ));
-        let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::open(&url, Arc::new(SystemClock))
-            .await
-            .expect("store");
-        let orphan = "INSERT INTO events VALUES ('e2', 'no-such-ledger', 0, 't')";
-
-        // Act
-        let by_writer = sqlx::query(orphan).execute(&store.write).await;
-        let by_reader: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(&store.read)
-            .await
-            .expect("pragma");
-        let by_settler: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(&store.settle)
-            .await
-            .expect("pragma");
-
-        // Assert
-        assert!(
-            by_writer.is_err(),
-            "the writer accepted an event row of a missing ledger"
-        );
-        assert_eq!((by_reader, by_settler), (1, 0));
-        drop(store);
-        for suffix in access_log::FILE_SUFFIXES {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
     }
 
     #[tokio::test]
