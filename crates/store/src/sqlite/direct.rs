@@ -124,19 +124,8 @@ impl DirectReads {
 
     /// A new read-only connection with the PRAGMAs of the store's sqlx readers.
     fn connect(&self) -> Result<Connection> {
-        let c = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(db)?;
-        c.busy_timeout(Duration::from_secs(10)).map_err(db)?;
-        // As `SqliteStore::open`'s: a 32 MiB page cache, the file mapped, temporaries in
-        // memory; and this connection may not write.
-        c.pragma_update(None, "cache_size", -32768).map_err(db)?;
-        c.pragma_update(None, "mmap_size", 268_435_456)
-            .map_err(db)?;
-        // 2: MEMORY.
-        c.pragma_update(None, "temp_store", 2).map_err(db)?;
+        let c = open_file(&self.path)?;
+        // This connection may not write.
         c.pragma_update(None, "query_only", true).map_err(db)?;
         // Without the query planner stability guarantee SQLite looks at the value bound to a
         // page's `LIMIT` while planning, and then marks the statement expired whenever that
@@ -285,6 +274,24 @@ impl DirectReads {
 }
 
 /// `sql` with its `$1`-style parameters written `?1`, which SQLite binds by number.
+/// A connection to the database file `path` with the PRAGMAs every connection of the store's
+/// has, as `SqliteStore::open` sets them for sqlx's: a 10 s busy timeout, a 32 MiB page cache,
+/// the file mapped, temporaries in memory.
+pub(super) fn open_file(path: &Path) -> Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db)?;
+    c.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+    c.pragma_update(None, "cache_size", -32768).map_err(db)?;
+    c.pragma_update(None, "mmap_size", 268_435_456)
+        .map_err(db)?;
+    // 2: MEMORY.
+    c.pragma_update(None, "temp_store", 2).map_err(db)?;
+    Ok(c)
+}
+
 pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();

@@ -21,7 +21,7 @@
 //! turn, tens of milliseconds on one thread: `on_own_thread` tells the runtime so, and it moves
 //! the thread's other tasks to another.
 
-use super::direct::{db, numbered};
+use super::direct::{db, numbered, open_file};
 use super::value;
 use crate::rows::{
     LedgerCtxRow, LedgerRow, PriorEventRow, PriorWithIdRow, SalesUnitRow, UnitLedgerRow,
@@ -29,11 +29,10 @@ use crate::rows::{
 use crate::sql::{Arg, Dialect, SqlStore, Tx, TxRow};
 use crate::{Result, StoreError};
 use rusqlite::types::FromSql;
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, Row};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{Notify, OwnedMutexGuard};
 
 /// Prepared statements kept by the connection: the engine's statements, and its multi-row
@@ -161,20 +160,10 @@ impl DirectSettle {
 
     /// A new connection with the PRAGMAs of the store's sqlx writers, foreign keys unenforced.
     fn connect(&self) -> Result<Connection> {
-        let c = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(db)?;
-        c.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        let c = open_file(&self.path)?;
         // The file is in WAL mode already (persistent); the rest is per connection.
         c.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
         c.pragma_update(None, "foreign_keys", false).map_err(db)?;
-        c.pragma_update(None, "cache_size", -32768).map_err(db)?;
-        c.pragma_update(None, "mmap_size", 268_435_456)
-            .map_err(db)?;
-        // 2: MEMORY.
-        c.pragma_update(None, "temp_store", 2).map_err(db)?;
         c.pragma_update(None, "wal_autocheckpoint", 10_000)
             .map_err(db)?;
         c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
