@@ -22,7 +22,7 @@ pub(crate) mod proofs;
 
 use crate::rows::{LedgerCtxRow, PriorWithIdRow, UnitLedgerRow, ledger_columns};
 use crate::sql::{Arg, Dialect, List, SqlStore, Tx, args, events, texts};
-use crate::sqlite::direct_settle::{DirectSettle, on_own_thread};
+use crate::sqlite::direct_settle::on_own_thread;
 use crate::{ClosedPeriod, EventOutcome, Result, SettlementStore, StoreError};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -78,12 +78,6 @@ pub trait SettleSql: Dialect {
     ) -> impl Future<Output = Result<()>> + Send {
         let _ = (tx, runs);
         async { Ok(()) }
-    }
-
-    /// Where the store's settlement transactions are stepped on the caller's thread
-    /// (`crate::sqlite::direct_settle`); `None` where they go through sqlx's transactions.
-    fn direct_settle(store: &SqlStore<Self>) -> Option<&DirectSettle> {
-        store.direct_settle.as_ref()
     }
 }
 
@@ -516,7 +510,7 @@ async fn ingest<DB: SettleSql>(
     events: Vec<PaymentEvent>,
     now: Timestamp,
 ) -> Result<Vec<EventOutcome>> {
-    match DB::direct_settle(store) {
+    match &store.direct_settle {
         Some(direct) => {
             on_own_thread(async {
                 let tx = direct.begin(store).await?;
@@ -832,7 +826,7 @@ async fn close_due<DB: SettleSql>(
 ) -> Result<Vec<ClosedPeriod>> {
     let mut closed = Vec::new();
     loop {
-        let next = match DB::direct_settle(store) {
+        let next = match &store.direct_settle {
             Some(direct) => {
                 on_own_thread(async {
                     close_next(store, direct.begin(store).await?, ledger, now).await

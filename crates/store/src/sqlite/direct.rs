@@ -514,29 +514,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_database_file_reads_on_the_callers_thread_and_memory_through_sqlx() {
-        use crate::sqlite::SqliteStore;
-        use ledgerport_core::clock::{Clock, SystemClock};
+        use crate::sqlite::{SqliteStore, remove_test_file, test_file_store};
+        use ledgerport_core::clock::SystemClock;
         use std::sync::Arc;
-        let path = std::env::temp_dir().join(format!(
-            "ledgerport-direct-{}-{}.db",
-            std::process::id(),
-            SystemClock.now().as_nanosecond()
-        ));
-        let url = format!("sqlite://{}", path.display());
-        let file = SqliteStore::open(&url, Arc::new(SystemClock))
-            .await
-            .expect("file store");
+        let (file, path) = test_file_store("direct").await;
         let memory = SqliteStore::open("sqlite::memory:", Arc::new(SystemClock))
             .await
             .expect("memory store");
         assert!(file.direct.is_some(), "a file's hot reads go through sqlx");
         assert!(memory.direct.is_none(), "memory's hot reads open a file");
         drop(file);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        remove_test_file(path);
     }
 
     #[test]

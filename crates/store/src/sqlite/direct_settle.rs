@@ -349,31 +349,9 @@ pub(crate) async fn on_own_thread<F: Future>(work: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::{SqliteStore, access_log};
-    use ledgerport_core::clock::{Clock, SystemClock};
+    use crate::sqlite::{SqliteStore, remove_test_file as remove, test_file_store};
+    use ledgerport_core::clock::SystemClock;
     use sqlx::Sqlite;
-
-    /// A store on a new database file, and the file's path (to remove).
-    async fn file_store(name: &str) -> (SqliteStore, PathBuf) {
-        let path = std::env::temp_dir().join(format!(
-            "ledgerport-direct-settle-{name}-{}-{}.db",
-            std::process::id(),
-            SystemClock.now().as_nanosecond()
-        ));
-        let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::open(&url, Arc::new(SystemClock))
-            .await
-            .expect("store");
-        (store, path)
-    }
-
-    fn remove(path: PathBuf) {
-        for suffix in access_log::FILE_SUFFIXES {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
 
     const MERCHANT: &str = "INSERT INTO merchants (id, org_scheme, org_id, name, created_at) \
          VALUES ($1, 'org', $2, 'M', 't')";
@@ -388,7 +366,7 @@ mod tests {
     #[tokio::test]
     async fn a_committed_transaction_is_seen_by_the_store_and_a_dropped_one_leaves_nothing() {
         // Arrange
-        let (store, path) = file_store("commit").await;
+        let (store, path) = test_file_store("direct-settle-commit").await;
         let direct = store
             .direct_settle
             .as_ref()
@@ -432,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_settlement_connection_leaves_foreign_keys_unenforced_and_it_binds_lists() {
         // Arrange
-        let (store, path) = file_store("fk").await;
+        let (store, path) = test_file_store("direct-settle-fk").await;
         let direct = store
             .direct_settle
             .as_ref()

@@ -247,6 +247,33 @@ fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// A store on a new database file for a unit test, and the file's path, to give to
+/// [`remove_test_file`] when done.
+#[cfg(test)]
+pub(crate) async fn test_file_store(name: &str) -> (SqliteStore, std::path::PathBuf) {
+    use ledgerport_core::clock::{Clock, SystemClock};
+    let path = std::env::temp_dir().join(format!(
+        "ledgerport-{name}-{}-{}.db",
+        std::process::id(),
+        SystemClock.now().as_nanosecond()
+    ));
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url, Arc::new(SystemClock))
+        .await
+        .expect("store on a file");
+    (store, path)
+}
+
+/// Removes a test's database file and every file SQLite and the access log made beside it.
+#[cfg(test)]
+pub(crate) fn remove_test_file(path: std::path::PathBuf) {
+    for suffix in access_log::FILE_SUFFIXES {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
