@@ -3,9 +3,9 @@
 //! wire stays what it was. Every page of both topics of a ledger, followed by cursors, with and
 //! without personal data asked for, for a grant with personal data, one without (withheld, with
 //! its header) and one limited to a period; the entries hold text that needs escaping and
-//! amounts beyond 2^53. On a SQLite file and on SQLite in memory, whose pages are rendered on
-//! different paths (in Rust from the rows, and by SQLite's `json_object`), and on PostgreSQL
-//! when `DATABASE_URL` names it.
+//! amounts beyond 2^53. On a SQLite file and on SQLite in memory, whose rows are read on
+//! different paths (rusqlite on the caller's thread, and sqlx) before one writer renders them,
+//! and on PostgreSQL when `DATABASE_URL` names it.
 
 mod common;
 
@@ -257,14 +257,14 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// On a SQLite file (or PostgreSQL when `DATABASE_URL` names it): on a file the pages are
-/// rendered in Rust from the rows (`sqlite::direct`), on PostgreSQL by the database.
+/// On a SQLite file (or PostgreSQL when `DATABASE_URL` names it): on a file the rows are read
+/// by rusqlite (`sqlite::direct`), on PostgreSQL by sqlx.
 #[tokio::test]
 async fn every_page_is_the_reference_serialisation_of_its_entries() {
     every_page_is_the_reference(TestApp::start().await).await;
 }
 
-/// On SQLite in memory, whose pages SQLite's `json_object` renders.
+/// On SQLite in memory, whose rows sqlx reads.
 #[tokio::test]
 async fn every_page_in_memory_is_the_reference_serialisation_of_its_entries() {
     every_page_is_the_reference(TestApp::start_in_memory().await).await;

@@ -59,6 +59,7 @@ mod sql;
 pub mod sqlite;
 mod traits;
 mod webhook;
+mod wire_json;
 
 pub use error::StoreError;
 pub use model::*;

@@ -205,9 +205,9 @@ pub struct ClosedPeriod {
     pub fees: i64,
 }
 
-/// One page of entries as the Report API writes them: the database renders each entry's JSON
-/// object and joins them, so the server splices these bytes into the page's body without
-/// parsing or serialising an entry ([`crate::ReportStore::feed_page_wire`]).
+/// One page of entries as the Report API writes them: the store writes each entry's JSON object
+/// from its row into one buffer (`wire_json`), so the server splices these bytes into the page's
+/// body without parsing or serialising an entry ([`crate::ReportStore::feed_page_wire`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WirePage {
     /// The page's entries as JSON objects joined by commas (the inside of the page's `items`

@@ -49,25 +49,6 @@ impl Dialect for Postgres {
         format!("COALESCE(json_agg({item} ORDER BY {order}), '[]')::text")
     }
 
-    /// Not `json_build_object`, which writes ` : ` and `, ` between keys and values: the object
-    /// is written around each value's `to_json`, which escapes strings as `serde_json` does
-    /// (PostgreSQL's `escape_json`); the Report API's byte-equality test holds it to that.
-    fn json_object(fields: &[(&str, &str)]) -> String {
-        let form: Vec<String> = fields
-            .iter()
-            .map(|(key, _)| format!("\"{key}\":%s"))
-            .collect();
-        let values: Vec<String> = fields
-            .iter()
-            .map(|(_, value)| format!("to_json({value})"))
-            .collect();
-        format!("format('{{{}}}', {})", form.join(","), values.join(", "))
-    }
-
-    fn join_list(item: &str, order: &str) -> String {
-        format!("COALESCE(string_agg({item}, ',' ORDER BY {order}), '')")
-    }
-
     /// The `entries_by_date` index serves date pages.
     const DATE_PAGE_ROWS: &'static str = "SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 \
          AND ledger_date = $3 AND seq > $4 ORDER BY seq LIMIT $5";

@@ -140,16 +140,6 @@ pub trait Dialect: Database<Connection: sqlx::migrate::Migrate> {
     /// query, in `order` order.
     fn json_list(item: &str, order: &str) -> String;
 
-    /// A JSON object (as text, without whitespace) of `(key, SQL expression)` pairs in this
-    /// order, each text value a JSON string escaped as `serde_json` escapes it (quote,
-    /// backslash, `\b \f \n \r \t`, other control characters as lowercase `\u00xx`, nothing
-    /// else) and each integer its decimal digits: the Report API's bytes ([`crate::WirePage`]).
-    fn json_object(fields: &[(&str, &str)]) -> String;
-
-    /// The texts `item` of the rows of a query joined by commas in `order` order, `''` when
-    /// there are no rows.
-    fn join_list(item: &str, order: &str) -> String;
-
     /// The entries of one page of a date, in seq order (what [`report::date_page`] makes one
     /// JSON array of): `$1` ledger, `$2` topic, `$3` date, `$4` after seq, `$5` limit.
     const DATE_PAGE_ROWS: &'static str;
@@ -321,10 +311,10 @@ pub(crate) struct Statements {
     pub(crate) feed_page: Arc<str>,
     pub(crate) feed_page_in_period: Arc<str>,
     pub(crate) date_page: Arc<str>,
-    /// [`report::feed_page_wire`]: indexed by `[in a period][with personal data]`.
-    pub(crate) feed_page_wire: [[Arc<str>; 2]; 2],
-    /// [`report::date_page_wire`]: indexed by `[with personal data]`.
-    pub(crate) date_page_wire: [Arc<str>; 2],
+    /// [`report::feed_page_wire`]: indexed by `[in a period]`.
+    pub(crate) feed_page_wire: [Arc<str>; 2],
+    /// [`report::date_page_wire`].
+    pub(crate) date_page_wire: Arc<str>,
 }
 
 /// A write transaction, holding the store's write turn (if it has one) until it ends.
@@ -359,12 +349,8 @@ impl<DB: Dialect> SqlStore<DB> {
                 feed_page: report::feed_page::<DB>().into(),
                 feed_page_in_period: report::feed_page_in_period::<DB>().into(),
                 date_page: report::date_page::<DB>().into(),
-                feed_page_wire: [false, true].map(|period| {
-                    [false, true]
-                        .map(|personal| report::feed_page_wire::<DB>(period, personal).into())
-                }),
-                date_page_wire: [false, true]
-                    .map(|personal| report::date_page_wire::<DB>(personal).into()),
+                feed_page_wire: [false, true].map(|period| report::feed_page_wire(period).into()),
+                date_page_wire: report::date_page_wire::<DB>().into(),
             },
             proofs: true,
             events_written: Arc::new(Notify::new()),

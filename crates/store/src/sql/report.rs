@@ -8,6 +8,7 @@
 use super::{Dialect, SqlStore, args};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
 use crate::settlement::proofs::{STATES_QUERY, proofs_query, state_of_row};
+use crate::wire_json::{SqlxEntryRow, page_of_rows, wire_entry_columns};
 use crate::{ReportStore, Result, StoreError, WirePage};
 use async_trait::async_trait;
 use ledgerport_core::access::LedgerAccess;
@@ -47,79 +48,29 @@ pub(super) fn feed_page_in_period<DB: Dialect>() -> String {
     )
 }
 
-/// The Report API's fields of an entry of `p` in its schema's order, and the payer's.
-const WIRE_FIELDS: [(&str, &str); 10] = [
-    ("pspReference", "p.psp_reference"),
-    ("time", "p.time"),
-    ("ledgerDate", "p.ledger_date"),
-    ("entryType", "p.entry_type"),
-    ("reference", "p.reference"),
-    ("currency", "p.currency"),
-    ("amount", "p.amount"),
-    ("balanceBefore", "p.balance_before"),
-    ("balanceAfter", "p.balance_after"),
-    ("recipientHandle", "p.recipient_handle"),
-];
-const WIRE_PAYER: [(&str, &str); 3] = [
-    ("name", "p.payer_name"),
-    ("message", "p.payer_message"),
-    ("maskedPhoneNo", "p.masked_phone_no"),
-];
-
-/// The Report API's JSON object of the entry `p` ([`crate::WirePage`]): with `personal`, the
-/// payer's details when the payment has all three (as the domain's `Entry` has a payer).
-fn wire_entry<DB: Dialect>(personal: bool) -> String {
-    let plain = DB::json_object(&WIRE_FIELDS);
-    if !personal {
-        return plain;
-    }
-    let all: Vec<(&str, &str)> = WIRE_FIELDS.iter().chain(&WIRE_PAYER).copied().collect();
-    format!(
-        "CASE WHEN p.payer_name IS NOT NULL AND p.payer_message IS NOT NULL \
-         AND p.masked_phone_no IS NOT NULL THEN {} ELSE {plain} END",
-        DB::json_object(&all)
-    )
-}
-
-/// A [`crate::WirePage`] of the entries `rows` (a query of whole entry rows in seq order):
-/// their count, last seq and joined JSON objects, and whether an entry `x` meeting `next`
-/// follows the last (or `after`, for an empty page), in the same statement so in the same
-/// snapshot. Instead of reading one entry more than the page, which would have to be cut off
-/// the joined text.
-fn wire_page<DB: Dialect>(rows: &str, personal: bool, next: &str, after: &str) -> String {
-    format!(
-        "SELECT n, last_seq, items, EXISTS (SELECT 1 FROM entries x WHERE {next} \
-         AND x.seq > COALESCE(last_seq, {after})) \
-         FROM (SELECT COUNT(*) AS n, MAX(p.seq) AS last_seq, {} AS items FROM ({rows}) p) page",
-        DB::join_list(&wire_entry::<DB>(personal), "p.seq")
-    )
-}
-
-/// [`feed_page`] and [`feed_page_in_period`] as a [`crate::WirePage`].
-pub(super) fn feed_page_wire<DB: Dialect>(in_period: bool, personal: bool) -> String {
+/// One page of a feed as entry rows for [`crate::wire_json`]: `$1` ledger, `$2` topic, `$3`
+/// after seq, `$4` the page's size plus one (the last row only tells that more follow), and with
+/// `in_period` `$5` and `$6` the grant's first and last date.
+pub(super) fn feed_page_wire(in_period: bool) -> String {
     let period = if in_period {
         " AND ledger_date >= $5 AND ledger_date <= $6"
     } else {
         ""
     };
-    let rows = format!(
-        "SELECT * FROM entries WHERE ledger_id = $1 AND topic = $2 AND seq > $3{period} \
-         ORDER BY seq LIMIT $4"
-    );
-    let next = format!(
-        "x.ledger_id = $1 AND x.topic = $2{}",
-        period.replace("ledger_date", "x.ledger_date")
-    );
-    wire_page::<DB>(&rows, personal, &next, "$3")
+    format!(
+        "SELECT {} FROM entries WHERE ledger_id = $1 AND topic = $2 AND seq > $3{period} \
+         ORDER BY seq LIMIT $4",
+        wire_entry_columns!("")
+    )
 }
 
-/// [`date_page`] as a [`crate::WirePage`].
-pub(super) fn date_page_wire<DB: Dialect>(personal: bool) -> String {
-    wire_page::<DB>(
-        DB::DATE_PAGE_ROWS,
-        personal,
-        "x.ledger_id = $1 AND x.topic = $2 AND x.ledger_date = $3",
-        "$4",
+/// One page of a date as entry rows for [`crate::wire_json`]: as [`date_page`], `$5` the page's
+/// size plus one.
+pub(super) fn date_page_wire<DB: Dialect>() -> String {
+    format!(
+        "SELECT {} FROM ({}) p ORDER BY p.seq",
+        wire_entry_columns!("p."),
+        DB::DATE_PAGE_ROWS
     )
 }
 
@@ -147,12 +98,12 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
                 personal_data,
             );
         }
-        let (params, in_period) = feed_params(access, topic, after_seq, limit);
-        let statement = self.statements.feed_page_wire[usize::from(in_period)]
-            [usize::from(personal_data)]
-        .clone();
-        let row: WirePageRow = self.one(AssertSqlSafe(statement), params).await?;
-        wire_page_of(row)
+        // One row more than the page: whether it exists is whether more follow, read in the
+        // same statement, so in the same snapshot as the page.
+        let (params, in_period) = feed_params(access, topic, after_seq, i64::from(limit) + 1);
+        let statement = self.statements.feed_page_wire[usize::from(in_period)].clone();
+        let rows: Vec<SqlxEntryRow> = self.all(AssertSqlSafe(statement), params).await?;
+        page_of_rows(&rows, limit, personal_data)
     }
 
     async fn date_page_wire(
@@ -183,20 +134,19 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
                 personal_data,
             );
         }
-        let statement = self.statements.date_page_wire[usize::from(personal_data)].clone();
-        let row: WirePageRow = self
-            .one(
-                AssertSqlSafe(statement),
+        let rows: Vec<SqlxEntryRow> = self
+            .all(
+                AssertSqlSafe(self.statements.date_page_wire.clone()),
                 args![
                     access.ledger_id().as_str(),
                     i64::from(topic.code()),
                     date.to_string(),
                     after_seq,
-                    i64::from(limit),
+                    i64::from(limit) + 1,
                 ],
             )
             .await?;
-        wire_page_of(row)
+        page_of_rows(&rows, limit, personal_data)
     }
 
     async fn feed_page(
@@ -206,7 +156,7 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Entry>> {
-        let (params, in_period) = feed_params(access, topic, after_seq, limit);
+        let (params, in_period) = feed_params(access, topic, after_seq, i64::from(limit));
         let statement = if in_period {
             self.statements.feed_page_in_period.clone()
         } else {
@@ -343,9 +293,6 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
     }
 }
 
-/// A [`wire_page`] row: count, last seq, the joined objects, whether more follow.
-type WirePageRow = (i64, Option<i64>, String, bool);
-
 /// The parameters of a feed page's statement, and whether the grant limits it to a period: the
 /// feed of such a grant holds only the entries of its dates (the `_in_period` statements take
 /// the period as two more parameters), at the ledger's own positions, so cursors stay the
@@ -354,13 +301,13 @@ fn feed_params(
     access: &LedgerAccess,
     topic: Topic,
     after_seq: i64,
-    limit: u32,
+    limit: i64,
 ) -> (Vec<super::Arg>, bool) {
     let mut params = args![
         access.ledger_id().as_str(),
         i64::from(topic.code()),
         after_seq,
-        i64::from(limit),
+        limit,
     ];
     let scope = access.scope();
     let in_period = scope.from.is_some() || scope.to.is_some();
@@ -379,15 +326,4 @@ fn period_of(access: &LedgerAccess) -> (String, String) {
     let from = scope.from.map_or("0000-01-01".into(), |d| d.to_string());
     let to = scope.to.map_or("9999-12-31".into(), |d| d.to_string());
     (from, to)
-}
-
-fn wire_page_of((n, last_seq, items, more): WirePageRow) -> Result<WirePage> {
-    let entries = usize::try_from(n)
-        .map_err(|_| StoreError::Corrupt(format!("entry page: a count of {n} entries")))?;
-    Ok(WirePage {
-        items,
-        entries,
-        last_seq,
-        more,
-    })
 }

@@ -17,6 +17,7 @@
 
 use crate::rows::{KeyRow, LedgerRow, LedgerWithUnitsRow};
 use crate::sql::Dialect;
+use crate::wire_json::{Cell, EntryCells, PageWriter, wire_entry_columns};
 use crate::{Result, StoreError, WirePage};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row};
@@ -30,33 +31,13 @@ use std::time::Duration;
 /// closed on return beyond this many.
 const IDLE_CONNECTIONS: usize = 8;
 
-/// The columns of an entry in the order [`write_entry`] reads them.
-const ENTRY_COLUMNS: &str = "e.seq, e.psp_reference, e.time, e.ledger_date, e.entry_type, \
-     e.reference, e.currency, e.amount, e.balance_before, e.balance_after, e.recipient_handle, \
-     e.payer_name, e.payer_message, e.masked_phone_no";
+/// The columns of an entry in the order the page writer reads them.
+const ENTRY_COLUMNS: &str = wire_entry_columns!("e.");
 
 /// The key columns in the order [`key_row`] reads them.
 const KEY_COLUMNS: &str = "k.id, k.kind, k.owner_msn, k.owner_partner_id, k.owner_merchant_id, \
      k.client_id, k.secret_hash, k.generation, k.subscription_key_1, k.subscription_key_2, \
      k.revoked, k.created_at";
-
-/// The Report API's names of the entry's fields after `seq`, in its schema's order: ten always,
-/// the payer's three when personal data is given ([`crate::WirePage`]).
-const WIRE_NAMES: [&[u8]; 13] = [
-    b"{\"pspReference\":",
-    b",\"time\":",
-    b",\"ledgerDate\":",
-    b",\"entryType\":",
-    b",\"reference\":",
-    b",\"currency\":",
-    b",\"amount\":",
-    b",\"balanceBefore\":",
-    b",\"balanceAfter\":",
-    b",\"recipientHandle\":",
-    b",\"name\":",
-    b",\"message\":",
-    b",\"maskedPhoneNo\":",
-];
 
 /// The pool of read-only connections to one database file, and the statements they run.
 pub(crate) struct DirectReads {
@@ -357,160 +338,29 @@ fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerWithUnitsRow> {
 /// The [`WirePage`] of up to `limit` entry rows of [`ENTRY_COLUMNS`] in seq order, and whether
 /// one more follows them.
 fn wire_page(mut rows: rusqlite::Rows<'_>, limit: u32, personal: bool) -> Result<WirePage> {
-    // About what a 1000-entry page of the benchmark's entries takes, so a page is rarely moved
-    // to a larger buffer while written.
-    let mut out: Vec<u8> = Vec::with_capacity(limit as usize * 256);
-    let mut entries = 0usize;
-    let mut last_seq = None;
-    let mut more = false;
+    let mut page = PageWriter::new(limit, personal);
     while let Some(r) = rows.next().map_err(db)? {
-        if entries == limit as usize {
-            more = true;
-            break;
-        }
-        if entries > 0 {
-            out.push(b',');
-        }
-        let seq = match r.get_ref(0).map_err(db)? {
-            ValueRef::Integer(s) => s,
-            _ => {
-                return Err(StoreError::Corrupt(
-                    "entry page: seq is not an integer".into(),
-                ));
-            }
-        };
-        write_entry(&mut out, r, personal)?;
-        entries += 1;
-        last_seq = Some(seq);
-    }
-    let items = String::from_utf8(out)
-        .map_err(|_| StoreError::Corrupt("entry page: text that is not UTF-8".into()))?;
-    Ok(WirePage {
-        items,
-        entries,
-        last_seq,
-        more,
-    })
-}
-
-/// Appends the Report API's JSON object of the entry row `r` ([`ENTRY_COLUMNS`]), each value as
-/// SQLite's `json_object` writes it (the statement the other paths use): an integer as its
-/// digits, text as a JSON string escaped as `serde_json` escapes it, NULL as `null`. With
-/// `personal`, the payer's details when the payment has all three, as the domain's `Entry` has a
-/// payer.
-fn write_entry(out: &mut Vec<u8>, r: &Row<'_>, personal: bool) -> Result<()> {
-    let payer = personal && (11..14).all(|i| !matches!(r.get_ref(i), Ok(ValueRef::Null) | Err(_)));
-    let fields = if payer { 13 } else { 10 };
-    for (i, name) in WIRE_NAMES.iter().take(fields).enumerate() {
-        out.extend_from_slice(name);
-        match r.get_ref(i + 1).map_err(db)? {
-            ValueRef::Integer(v) => {
-                let mut digits = [0; 20];
-                out.extend_from_slice(format_i64(&mut digits, v));
-            }
-            ValueRef::Text(t) => push_json_string(out, t),
-            ValueRef::Null => out.extend_from_slice(b"null"),
-            ValueRef::Real(_) | ValueRef::Blob(_) => {
-                return Err(StoreError::Corrupt(format!(
-                    "entry page: {} is neither text nor an integer",
-                    String::from_utf8_lossy(&name[2..name.len() - 2])
-                )));
-            }
-        }
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// The decimal digits of `v` (with its sign), written at the end of `buf` (room for any `i64`).
-fn format_i64(buf: &mut [u8; 20], v: i64) -> &[u8] {
-    let mut n = v.unsigned_abs();
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
+        if !page.push(r)? {
             break;
         }
     }
-    if v < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
-    &buf[at..]
+    page.finish()
 }
 
-/// Appends `text` as a JSON string escaped as `serde_json` (and SQLite's `json_object`) escape
-/// it: quote and backslash, `\b \f \n \r \t`, other control characters as lowercase `\u00xx`,
-/// every other byte as it is (DEL, U+2028 and all non-ASCII text included).
-fn push_json_string(out: &mut Vec<u8>, text: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in text.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => &[],
-            _ => continue,
-        };
-        out.extend_from_slice(&text[start..i]);
-        if escape.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(escape);
-        }
-        start = i + 1;
+impl EntryCells for Row<'_> {
+    fn cell(&self, i: usize) -> Result<Cell<'_>> {
+        Ok(match self.get_ref(i).map_err(db)? {
+            ValueRef::Integer(v) => Cell::Int(v),
+            ValueRef::Text(t) => Cell::Text(t),
+            ValueRef::Null => Cell::Null,
+            ValueRef::Real(_) | ValueRef::Blob(_) => Cell::Other,
+        })
     }
-    out.extend_from_slice(&text[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strings_are_escaped_as_serde_json_escapes_them() {
-        let mut text = String::new();
-        for c in (0u32..0x80).chain([0x2028, 0x2029, 0xe9, 0x1f600]) {
-            text.push(char::from_u32(c).expect("a char"));
-        }
-        text.push_str("plain \"quoted\" back\\slash");
-        let mut out = Vec::new();
-        push_json_string(&mut out, text.as_bytes());
-        assert_eq!(
-            String::from_utf8(out).expect("utf-8"),
-            serde_json::to_string(&text).expect("serialise")
-        );
-    }
-
-    #[test]
-    fn integers_are_their_decimal_digits() {
-        for v in [
-            0,
-            1,
-            -1,
-            9,
-            10,
-            -10,
-            1 << 53,
-            (1 << 53) + 1,
-            i64::MAX,
-            i64::MIN,
-        ] {
-            let mut buf = [0; 20];
-            assert_eq!(format_i64(&mut buf, v), v.to_string().as_bytes());
-        }
-    }
 
     #[tokio::test]
     async fn a_database_file_reads_on_the_callers_thread_and_memory_through_sqlx() {

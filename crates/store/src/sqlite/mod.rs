@@ -133,20 +133,6 @@ impl Dialect for Sqlite {
         format!("json_group_array({item} ORDER BY {order})")
     }
 
-    /// SQLite's `json_object` writes no whitespace and escapes strings exactly as `serde_json`
-    /// does (its `jsonAppendString`); the Report API's byte-equality test holds it to that.
-    fn json_object(fields: &[(&str, &str)]) -> String {
-        let args: Vec<String> = fields
-            .iter()
-            .map(|(key, value)| format!("'{key}', {value}"))
-            .collect();
-        format!("json_object({})", args.join(", "))
-    }
-
-    fn join_list(item: &str, order: &str) -> String {
-        format!("COALESCE(group_concat({item}, ',' ORDER BY {order}), '')")
-    }
-
     /// Not a scan of the ledger up to the date (seconds on millions of entries) but the date's
     /// runs in seq order (CROSS JOIN keeps them the outer loop), each a primary-key range of
     /// entries, so a page reads only its own rows, with no sort.
