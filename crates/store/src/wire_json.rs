@@ -2,8 +2,9 @@
 //! buffer, once for every backend: the rusqlite reads of a SQLite file (`sqlite::direct`) and
 //! sqlx's rows (PostgreSQL, SQLite in memory) hand their rows to the same [`PageWriter`].
 //! PostgreSQL used to render the objects itself (`format` and `to_json` per field,
-//! `string_agg`): about 7 ms of the database's time for a page of 1000 entries, against about
-//! 1.5 ms to hand over the rows (BENCHMARKS.md, "Pages rendered in Rust on PostgreSQL").
+//! `string_agg`): 7 to 11 ms for a page of 1000 entries in `psql`, against 1.4 to 2.2 ms to hand
+//! over its rows (BENCHMARKS.md, "Pages rendered in Rust on PostgreSQL, and what bounds
+//! ingestion").
 
 use crate::{Result, StoreError, WirePage};
 

@@ -2,8 +2,9 @@
 //! JSON array parsed in one pass, rather than one row (and, on SQLite, one hand-off from the
 //! connection's worker thread) per entry. A date page is the backend's own query
 //! ([`Dialect::DATE_PAGE_ROWS`]): SQLite reads the date's runs of entries, PostgreSQL an index.
-//! On a SQLite file the Report API's pages (`feed_page_wire`, `date_page_wire`) are read and
-//! written in Rust on the caller's thread instead (`crate::sqlite::direct`).
+//! The Report API's pages (`feed_page_wire`, `date_page_wire`) are rows instead, whose JSON
+//! `crate::wire_json` writes: here from sqlx's rows, on a SQLite file from rusqlite's on the
+//! caller's thread (`crate::sqlite::direct`).
 
 use super::{Dialect, SqlStore, args};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
