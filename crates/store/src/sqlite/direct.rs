@@ -3,8 +3,9 @@
 //! and every result row between threads: a third of the server's CPU under token load went to
 //! those hand-offs (BENCHMARKS.md, "Profile of the token miss"). What goes this way: the key
 //! reads of the token endpoints and of every Report API request, the ledger a Report API request
-//! names (with its units and grants), and the feed and date pages, whose entries are written as
-//! the Report API's JSON here, from the row's values as SQLite holds them, into one buffer.
+//! names (with its units and grants), and the feed and date pages, whose rows are handed as
+//! SQLite holds them to the page writer (`crate::wire_json`), which writes their JSON into one
+//! buffer.
 //!
 //! Each call takes a read-only connection from a small pool and gives it back: in WAL mode a
 //! reader sees the last commit when its statement starts and never waits for the writer, so a
