@@ -367,13 +367,45 @@ struct EntryTuple<'a>(
     Option<String>,
 );
 
-/// The columns of one entry, in the order [`EntryTuple`] reads, for a backend's JSON array
-/// function. Dates and currency codes never need escaping, so they are borrowed from the page's
-/// text; an escaped one is corrupt.
+/// The columns of one entry, each after the table prefix given (`entry_columns!("e.")`): in the
+/// order [`EntryTuple`] reads, for a backend's JSON array function, and the order the Report
+/// API's page writer reads (`crate::wire_json`). Dates and currency codes never need escaping,
+/// so they are borrowed from the page's text; an escaped one is corrupt.
 macro_rules! entry_columns {
     () => {
-        "seq, psp_reference, time, ledger_date, entry_type, reference, currency, amount, \
-         balance_before, balance_after, recipient_handle, payer_name, payer_message, masked_phone_no"
+        $crate::rows::entry_columns!("")
+    };
+    ($p:literal) => {
+        concat!(
+            $p,
+            "seq, ",
+            $p,
+            "psp_reference, ",
+            $p,
+            "time, ",
+            $p,
+            "ledger_date, ",
+            $p,
+            "entry_type, ",
+            $p,
+            "reference, ",
+            $p,
+            "currency, ",
+            $p,
+            "amount, ",
+            $p,
+            "balance_before, ",
+            $p,
+            "balance_after, ",
+            $p,
+            "recipient_handle, ",
+            $p,
+            "payer_name, ",
+            $p,
+            "payer_message, ",
+            $p,
+            "masked_phone_no"
+        )
     };
 }
 pub(crate) use entry_columns;

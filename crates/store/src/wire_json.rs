@@ -8,44 +8,6 @@
 
 use crate::{Result, StoreError, WirePage};
 
-/// The columns of an entry in the order [`PageWriter`] reads them: `seq`, the Report API's
-/// ten fields, the payer's three.
-macro_rules! wire_entry_columns {
-    ($p:literal) => {
-        concat!(
-            $p,
-            "seq, ",
-            $p,
-            "psp_reference, ",
-            $p,
-            "time, ",
-            $p,
-            "ledger_date, ",
-            $p,
-            "entry_type, ",
-            $p,
-            "reference, ",
-            $p,
-            "currency, ",
-            $p,
-            "amount, ",
-            $p,
-            "balance_before, ",
-            $p,
-            "balance_after, ",
-            $p,
-            "recipient_handle, ",
-            $p,
-            "payer_name, ",
-            $p,
-            "payer_message, ",
-            $p,
-            "masked_phone_no"
-        )
-    };
-}
-pub(crate) use wire_entry_columns;
-
 /// The Report API's names of the entry's fields after `seq`, in its schema's order: ten always,
 /// the payer's three when personal data is given ([`crate::WirePage`]).
 const WIRE_NAMES: [&[u8]; 13] = [
@@ -73,7 +35,7 @@ pub(crate) enum Cell<'a> {
     Other,
 }
 
-/// A row of [`wire_entry_columns`], whatever read it.
+/// A row of [`entry_columns`](crate::rows::entry_columns), whatever read it.
 pub(crate) trait EntryCells {
     /// The value of column `i` (from 0, `seq`).
     fn cell(&self, i: usize) -> Result<Cell<'_>>;
@@ -235,7 +197,7 @@ pub(crate) struct SqlxEntryRow {
     text: Vec<u8>,
 }
 
-/// How many columns [`wire_entry_columns`] names.
+/// How many columns [`entry_columns`](crate::rows::entry_columns) names.
 const COLUMNS: usize = 14;
 
 #[derive(Clone, Copy)]
@@ -246,10 +208,10 @@ enum Slot {
     Null,
 }
 
-/// Whether column `i` of [`wire_entry_columns`] is an integer column (`seq`, `amount`, the two
-/// balances); the others are text. Both schemas declare them so (BIGINT and TEXT on
-/// PostgreSQL); sqlx refuses a value of another type, which the store reports as a database
-/// error.
+/// Whether column `i` of [`entry_columns`](crate::rows::entry_columns) is an integer column
+/// (`seq`, `amount`, the two balances); the others are text. Both schemas declare them so
+/// (BIGINT and TEXT on PostgreSQL); sqlx refuses a value of another type, which the store
+/// reports as a database error.
 fn integer_column(i: usize) -> bool {
     matches!(i, 0 | 7 | 8 | 9)
 }

@@ -9,7 +9,7 @@
 use super::{Dialect, SqlStore, args};
 use crate::rows::{DateProofRow, entries_from_page_json, entry_columns};
 use crate::settlement::proofs::{STATES_QUERY, proofs_query, state_of_row};
-use crate::wire_json::{SqlxEntryRow, page_of_rows, wire_entry_columns};
+use crate::wire_json::{SqlxEntryRow, page_of_rows};
 use crate::{ReportStore, Result, StoreError, WirePage};
 use async_trait::async_trait;
 use ledgerport_core::access::LedgerAccess;
@@ -61,7 +61,7 @@ pub(super) fn feed_page_wire(in_period: bool) -> String {
     format!(
         "SELECT {} FROM entries WHERE ledger_id = $1 AND topic = $2 AND seq > $3{period} \
          ORDER BY seq LIMIT $4",
-        wire_entry_columns!("")
+        entry_columns!("")
     )
 }
 
@@ -70,7 +70,7 @@ pub(super) fn feed_page_wire(in_period: bool) -> String {
 pub(super) fn date_page_wire<DB: Dialect>() -> String {
     format!(
         "SELECT {} FROM ({}) p ORDER BY p.seq",
-        wire_entry_columns!("p."),
+        entry_columns!("p."),
         DB::DATE_PAGE_ROWS
     )
 }

@@ -16,9 +16,9 @@
 //! Reads only: the simulator's fault points (`crate::faults`) are all on write statements and
 //! commits, so none is routed around.
 
-use crate::rows::{KeyRow, LedgerRow, LedgerWithUnitsRow};
+use crate::rows::{KeyRow, LedgerRow, LedgerWithUnitsRow, entry_columns};
 use crate::sql::Dialect;
-use crate::wire_json::{Cell, EntryCells, PageWriter, wire_entry_columns};
+use crate::wire_json::{Cell, EntryCells, PageWriter};
 use crate::{Result, StoreError, WirePage};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row};
@@ -33,7 +33,7 @@ use std::time::Duration;
 const IDLE_CONNECTIONS: usize = 8;
 
 /// The columns of an entry in the order the page writer reads them.
-const ENTRY_COLUMNS: &str = wire_entry_columns!("e.");
+const ENTRY_COLUMNS: &str = entry_columns!("e.");
 
 /// The key columns in the order [`key_row`] reads them.
 const KEY_COLUMNS: &str = "k.id, k.kind, k.owner_msn, k.owner_partner_id, k.owner_merchant_id, \
