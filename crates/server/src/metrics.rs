@@ -70,6 +70,11 @@ struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabel {
     state: &'static str,
 }
@@ -93,6 +98,8 @@ pub struct Metrics {
     durations: Family<RouteLabel, Histogram, DurationHistogram>,
     tokens_issued: Family<KeyTypeLabel, Counter>,
     entries_served: Family<TopicLabel, Counter>,
+    pages: Family<SourceLabel, Counter>,
+    read_ahead: Family<ResultLabel, Counter>,
     events: Family<ResultLabel, Counter>,
     closing_lag: FloatGauge,
     ledgers_behind: Gauge,
@@ -105,6 +112,8 @@ impl Default for Metrics {
         let durations = Family::new_with_constructor(DurationHistogram);
         let tokens_issued = Family::default();
         let entries_served = Family::default();
+        let pages: Family<SourceLabel, Counter> = Family::default();
+        let read_ahead: Family<ResultLabel, Counter> = Family::default();
         let events: Family<ResultLabel, Counter> = Family::default();
         let closing_lag = FloatGauge::default();
         let ledgers_behind = Gauge::default();
@@ -112,6 +121,12 @@ impl Default for Metrics {
         // Both outcomes are shown from the start, so a rate over them is never "no data".
         for result in ["accepted", "rejected"] {
             let _ = events.get_or_create(&ResultLabel { result });
+        }
+        for source in ["cache", "database"] {
+            let _ = pages.get_or_create(&SourceLabel { source });
+        }
+        for result in ["kept", "dropped"] {
+            let _ = read_ahead.get_or_create(&ResultLabel { result });
         }
         let mut r = Registry::default();
         // `prometheus-client` adds `_total` to counters' names and a full stop to help texts.
@@ -134,6 +149,16 @@ impl Default for Metrics {
             "ledgerport_report_entries_served",
             "Ledger entries served by the Report API (date pages and the feed), by topic",
             entries_served.clone(),
+        );
+        r.register(
+            "ledgerport_report_pages",
+            "Report API date and feed pages answered, by where the body came from: cache (kept, or read ahead) or database (read for the request)",
+            pages.clone(),
+        );
+        r.register(
+            "ledgerport_report_pages_read_ahead",
+            "Feed pages read ahead of their request, by outcome: kept (final, in the cache) or dropped (may still grow, or the read failed)",
+            read_ahead.clone(),
         );
         r.register(
             "ledgerport_ingest_events",
@@ -161,6 +186,8 @@ impl Default for Metrics {
             durations,
             tokens_issued,
             entries_served,
+            pages,
+            read_ahead,
             events,
             closing_lag,
             ledgers_behind,
@@ -216,6 +243,18 @@ impl Metrics {
                 topic: topic.as_str(),
             })
             .inc_by(n as u64);
+    }
+
+    /// A Report API page answered, its body from the page cache or read for the request.
+    pub fn page_answered(&self, from_cache: bool) {
+        let source = if from_cache { "cache" } else { "database" };
+        self.pages.get_or_create(&SourceLabel { source }).inc();
+    }
+
+    /// A feed page read ahead of its request, and kept or not.
+    pub fn page_read_ahead(&self, kept: bool) {
+        let result = if kept { "kept" } else { "dropped" };
+        self.read_ahead.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// An ingested batch: how many of its events were accepted and rejected.

@@ -1,12 +1,15 @@
 //! `GET /metrics` on the metrics listener: Prometheus text exposition of requests by route,
-//! method and status with latency histograms, tokens issued, Report API entries served, ingestion
+//! method and status with latency histograms, tokens issued, Report API entries served, Report
+//! API pages by where their body came from and pages read ahead, ingestion
 //! outcomes, the closing lag (as a maximum and a count of ledgers behind, never per ledger) and
 //! database pool use (OPERATIONS.md). The public listener does not serve it.
 
 mod common;
 
-use common::{TestApp, lid, msn, world};
-use ledgerport_core::world::{KeyKind, KeyOwner};
+use common::{TestApp, lid, msn, new_entry, partner_with, world};
+use ledgerport_core::ids::Topic;
+use ledgerport_core::world::{GrantScope, KeyKind, KeyOwner};
+use ledgerport_testkit::WorldBuilder;
 use serde_json::json;
 
 /// Starts the metrics listener of `app`'s server on a port of its own; returns its base URL.
@@ -192,6 +195,8 @@ async fn metrics_count_requests_tokens_entries_and_events() {
         "ledgerport_http_request_duration_seconds histogram",
         "ledgerport_tokens_issued_total counter",
         "ledgerport_report_entries_served_total counter",
+        "ledgerport_report_pages_total counter",
+        "ledgerport_report_pages_read_ahead_total counter",
         "ledgerport_ingest_events_total counter",
         "ledgerport_closing_lag_seconds gauge",
         "ledgerport_ledgers_behind gauge",
@@ -269,4 +274,109 @@ async fn the_public_listener_does_not_serve_metrics_and_no_ledger_id_is_exposed(
         );
     }
     has(&text, "ledgerport_ledgers_behind", 4.0);
+}
+
+/// A client following a feed's cursors: its first page is read for the request; each next full
+/// page is read ahead while the one before it travels, and comes from the cache; the last page,
+/// which may still grow, is read ahead too but not kept, and is read again for its request. A
+/// second walk finds the full pages kept and reads nothing ahead again (the last page is not
+/// read ahead once more each time round).
+#[tokio::test]
+async fn feed_pages_are_counted_by_where_their_body_came_from() {
+    // Arrange: ledger 100 with 7 entries in pages of 2: three full pages, then one of 1.
+    let app = TestApp::start().await;
+    WorldBuilder::new()
+        .merchant("987654321", "ACME AS")
+        .api_unit("123455")
+        .ledger("100", &["123455"])
+        .page_size(2)
+        .build(app.store.as_ref())
+        .await
+        .expect("world");
+    let entries = (0..7)
+        .map(|i| {
+            let time = format!("2024-04-03T{:02}:00:00Z", 8 + i);
+            new_entry(
+                &format!("p{i}"),
+                &time,
+                "capture",
+                100 + i,
+                "api:123455",
+                None,
+            )
+        })
+        .collect();
+    app.store
+        .append_entries(&lid("100"), Topic::Funds, entries)
+        .await
+        .expect("append");
+    let (_, token) = partner_with(&app, "Books AS", "100", GrantScope::EVERYTHING).await;
+
+    // Act and assert: each walk reads 4 pages.
+    let walk = || async {
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let q = cursor.map(|c| format!("?cursor={c}")).unwrap_or_default();
+            let res = app
+                .get(
+                    &format!("/report/v2/ledgers/100/funds/feed{q}"),
+                    Some(&token),
+                    &[],
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+            let page: serde_json::Value = res.json().await.expect("json");
+            pages += 1;
+            if page["tryLater"] == true {
+                return pages;
+            }
+            cursor = Some(page["cursor"].as_str().expect("cursor").to_owned());
+        }
+    };
+    assert_eq!(walk().await, 4);
+    let text = scrape(&app).await;
+    has(
+        &text,
+        r#"ledgerport_report_pages_total{source="database"}"#,
+        2.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_report_pages_total{source="cache"}"#,
+        2.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_report_pages_read_ahead_total{result="kept"}"#,
+        2.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_report_pages_read_ahead_total{result="dropped"}"#,
+        1.0,
+    );
+
+    assert_eq!(walk().await, 4);
+    let text = scrape(&app).await;
+    has(
+        &text,
+        r#"ledgerport_report_pages_total{source="database"}"#,
+        3.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_report_pages_total{source="cache"}"#,
+        5.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_report_pages_read_ahead_total{result="kept"}"#,
+        2.0,
+    );
+    has(
+        &text,
+        r#"ledgerport_report_pages_read_ahead_total{result="dropped"}"#,
+        1.0,
+    );
 }

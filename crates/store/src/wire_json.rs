@@ -6,7 +6,7 @@
 //! over its rows (BENCHMARKS.md, "Pages rendered in Rust on PostgreSQL, and what bounds
 //! ingestion").
 
-use crate::{Result, StoreError, WirePage};
+use crate::{Result, StoreError, WIRE_HEAD_ROOM, WirePage};
 
 /// The Report API's names of the entry's fields after `seq`, in its schema's order: ten always,
 /// the payer's three when personal data is given ([`crate::WirePage`]).
@@ -56,10 +56,12 @@ impl PageWriter {
     /// A page of `limit` entries, with the payer's details where `personal`; the statement
     /// that feeds it reads `limit + 1` rows, the last only to tell that more follow.
     pub(crate) fn new(limit: u32, personal: bool) -> Self {
+        // About what a 1000-entry page of the benchmark's entries takes, so a page is rarely
+        // moved to a larger buffer while written; the room in front is for the page's opening.
+        let mut out = Vec::with_capacity(WIRE_HEAD_ROOM + limit as usize * 256);
+        out.resize(WIRE_HEAD_ROOM, b' ');
         PageWriter {
-            // About what a 1000-entry page of the benchmark's entries takes, so a page is
-            // rarely moved to a larger buffer while written.
-            out: Vec::with_capacity(limit as usize * 256),
+            out,
             entries: 0,
             last_seq: None,
             more: false,
@@ -95,12 +97,12 @@ impl PageWriter {
     pub(crate) fn finish(self) -> Result<WirePage> {
         let items = String::from_utf8(self.out)
             .map_err(|_| StoreError::Corrupt("entry page: text that is not UTF-8".into()))?;
-        Ok(WirePage {
+        Ok(WirePage::from_text(
             items,
-            entries: self.entries,
-            last_seq: self.last_seq,
-            more: self.more,
-        })
+            self.entries,
+            self.last_seq,
+            self.more,
+        ))
     }
 }
 
@@ -275,6 +277,38 @@ pub(crate) fn page_of_rows(rows: &[SqlxEntryRow], limit: u32, personal: bool) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page of two entries as the writer leaves it, without rows.
+    fn two_entries() -> WirePage {
+        let mut text = " ".repeat(WIRE_HEAD_ROOM);
+        text.push_str("{\"a\":1},{\"b\":2}");
+        WirePage::from_text(text, 2, Some(2), true)
+    }
+
+    #[test]
+    fn a_body_is_written_around_the_entries_in_their_buffer() {
+        let page = two_entries();
+        assert_eq!(page.items(), "{\"a\":1},{\"b\":2}");
+        let (buf, start) = page.into_body(b"{\"items\":[", b"]}");
+        assert_eq!(&buf[start..], b"{\"items\":[{\"a\":1},{\"b\":2}]}");
+        assert_eq!(start, WIRE_HEAD_ROOM - 10, "in the room, not copied");
+        let (buf, start) = WirePage::empty().into_body(b"[", b"]");
+        assert_eq!(&buf[start..], b"[]");
+    }
+
+    #[test]
+    fn an_opening_longer_than_the_room_is_written_before_a_copy() {
+        let open = format!(
+            "{{\"cursor\":\"{}\",\"items\":[",
+            "c".repeat(WIRE_HEAD_ROOM)
+        );
+        let (buf, start) = two_entries().into_body(open.as_bytes(), b"]}");
+        assert_eq!(start, 0);
+        assert_eq!(
+            buf,
+            format!("{open}{{\"a\":1}},{{\"b\":2}}]}}").into_bytes()
+        );
+    }
 
     #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {

@@ -551,9 +551,10 @@ pub async fn date_page(
         limit,
         personal_data: gdpr,
     };
-    if !try_later && let Some(page) = state.pages.get(&key) {
-        state.metrics.entries_served(topic, page.entries);
-        return Ok(cached_response(limit, withheld, page));
+    if !try_later && let Some(hit) = state.pages.get(&key) {
+        state.metrics.page_answered(true);
+        state.metrics.entries_served(topic, hit.page.entries);
+        return Ok(cached_response(limit, withheld, hit.page));
     }
     // The entries come rendered by the store, so the page is spliced, not serialised.
     let wire = state
@@ -565,10 +566,13 @@ pub async fn date_page(
         (true, Some(last)) => Some(state.cursors.encode_seq(&binding, last)),
         _ => None,
     };
+    state.metrics.page_answered(false);
     state.metrics.entries_served(topic, wire.entries);
+    let (entries, position) = (wire.entries, wire.last_seq.unwrap_or(after));
     let page = CachedPage {
-        body: date_body(&wire.items, has_more, try_later, cursor.as_deref())?,
-        entries: wire.entries,
+        body: date_body(wire, has_more, try_later, cursor.as_deref())?,
+        entries,
+        position,
     };
     // A closed date never changes.
     if !try_later {
@@ -761,29 +765,101 @@ pub async fn feed_page(
         from: access.scope().from,
         to: access.scope().to,
     };
-    if let Some(page) = state.pages.get(&key) {
-        state.metrics.entries_served(topic, page.entries);
-        return Ok(cached_response(limit, withheld, page));
+    let hit = state.pages.get_or_wait(&key).await;
+    state.metrics.page_answered(hit.is_some());
+    let (page, read_next) = match hit {
+        Some(hit) => (hit.page, hit.read_ahead),
+        None => {
+            let (page, fin) = read_feed_page(&state, &access, topic, after, limit, gdpr).await?;
+            if fin {
+                state.pages.put(key.clone(), page.clone());
+            }
+            // A final page read for its request: its client is likely to ask for the next.
+            (page, fin)
+        }
+    };
+    if read_next {
+        read_feed_ahead(&state, &access, &key, page.position);
     }
+    state.metrics.entries_served(topic, page.entries);
+    Ok(cached_response(limit, withheld, page))
+}
+
+/// Reads a feed page from the store and renders its body; `true` when the page is final
+/// (followed by more entries, so it can never change).
+async fn read_feed_page(
+    state: &AppState,
+    access: &LedgerAccess,
+    topic: Topic,
+    after: i64,
+    limit: u32,
+    personal_data: bool,
+) -> Result<(CachedPage, bool), AppError> {
     // The entries come rendered by the store, so the page is spliced, not serialised.
     let wire = state
         .store
-        .feed_page_wire(&access, topic, after, limit, gdpr)
+        .feed_page_wire(access, topic, after, limit, personal_data)
         .await?;
     // Nothing beyond this page: the client has caught up and should come back later.
     let try_later = !wire.more;
     let position = wire.last_seq.unwrap_or(after);
-    let cursor = state.cursors.encode_seq(&binding, position);
-    state.metrics.entries_served(topic, wire.entries);
-    let page = CachedPage {
-        body: feed_body(&cursor, try_later, &wire.items)?,
-        entries: wire.entries,
+    let binding = Binding::Feed {
+        ledger: access.ledger_id(),
+        topic,
     };
-    // Followed by more entries: this page is final.
-    if !try_later {
-        state.pages.put(key, page.clone());
-    }
-    Ok(cached_response(limit, withheld, page))
+    let cursor = state.cursors.encode_seq(&binding, position);
+    let page = CachedPage {
+        entries: wire.entries,
+        body: feed_body(&cursor, try_later, wire)?,
+        position,
+    };
+    Ok((page, !try_later))
+}
+
+/// Starts reading the page of the feed `key` names that starts after `position` (the next page),
+/// in a task of its own, unless it is kept or being read already; kept if final ([`crate::page_cache`] on
+/// read-ahead). `access` is the capability of the request that read `key`'s page, and the new
+/// page's key holds everything its rendering depends on, so it is only ever sent to a reader the
+/// same rendering is for, after that reader's own access check.
+fn read_feed_ahead(state: &AppState, access: &LedgerAccess, key: &PageKey, position: i64) {
+    let PageKey::Feed {
+        ledger,
+        topic,
+        limit,
+        personal_data,
+        from,
+        to,
+        ..
+    } = key.clone()
+    else {
+        return;
+    };
+    let next = PageKey::Feed {
+        ledger,
+        topic,
+        after: position,
+        limit,
+        personal_data,
+        from,
+        to,
+    };
+    let Some(reading) = state.pages.start_reading(next) else {
+        return;
+    };
+    let state = state.clone();
+    let access = access.clone();
+    tokio::spawn(async move {
+        let read = read_feed_page(&state, &access, topic, position, limit, personal_data).await;
+        // Counted before the reading ends, so that its request sees it counted.
+        state.metrics.page_read_ahead(matches!(read, Ok((_, true))));
+        match read {
+            Ok((page, true)) => reading.keep(page),
+            // May still grow: its request reads it when it comes.
+            Ok((_, false)) => {}
+            // Its request reads it again and answers with the error.
+            Err(e) => tracing::debug!(error = %e, "reading a feed page ahead failed"),
+        }
+    });
 }
 
 /// A page's response: its body (kept or just rendered) with the page-size header, and the

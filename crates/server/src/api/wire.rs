@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use ledgerport_core::ids::BusinessId;
 use ledgerport_core::proof::DateProof;
-use ledgerport_store::LedgerView;
+use ledgerport_store::{LedgerView, WirePage};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -129,47 +129,49 @@ pub struct GrantList {
 /// A feed page's body around entries the store rendered ([`ledgerport_store::WirePage`]),
 /// without parsing or serialising an entry: `{"cursor":…,"tryLater":…,"items":[…]}`, no
 /// whitespace, as the API always wrote it (`tests/wire_bytes.rs` holds every page to that).
-pub fn feed_body(cursor: &str, try_later: bool, items: &str) -> Result<Bytes, AppError> {
-    let mut body = Vec::with_capacity(64 + cursor.len() + items.len());
-    body.extend_from_slice(b"{\"cursor\":");
-    json_string(&mut body, cursor)?;
-    body.extend_from_slice(if try_later {
+pub fn feed_body(cursor: &str, try_later: bool, page: WirePage) -> Result<Bytes, AppError> {
+    let mut open = Vec::with_capacity(64 + cursor.len());
+    open.extend_from_slice(b"{\"cursor\":");
+    json_string(&mut open, cursor)?;
+    open.extend_from_slice(if try_later {
         b",\"tryLater\":true,\"items\":["
     } else {
         b",\"tryLater\":false,\"items\":["
     });
-    body.extend_from_slice(items.as_bytes());
-    body.extend_from_slice(b"]}");
-    Ok(Bytes::from(body))
+    Ok(body_around(page, &open, b"]}"))
 }
 
 /// A date page's body around entries the store rendered:
 /// `{"items":[…],"hasMore":…,"tryLater":…}`, and `"cursor"` last when there is more.
 pub fn date_body(
-    items: &str,
+    page: WirePage,
     has_more: bool,
     try_later: bool,
     cursor: Option<&str>,
 ) -> Result<Bytes, AppError> {
-    let mut body = Vec::with_capacity(96 + items.len());
-    body.extend_from_slice(b"{\"items\":[");
-    body.extend_from_slice(items.as_bytes());
-    body.extend_from_slice(if has_more {
+    let mut close = Vec::with_capacity(96);
+    close.extend_from_slice(if has_more {
         b"],\"hasMore\":true"
     } else {
         b"],\"hasMore\":false"
     });
-    body.extend_from_slice(if try_later {
+    close.extend_from_slice(if try_later {
         b",\"tryLater\":true"
     } else {
         b",\"tryLater\":false"
     });
     if let Some(cursor) = cursor {
-        body.extend_from_slice(b",\"cursor\":");
-        json_string(&mut body, cursor)?;
+        close.extend_from_slice(b",\"cursor\":");
+        json_string(&mut close, cursor)?;
     }
-    body.push(b'}');
-    Ok(Bytes::from(body))
+    close.push(b'}');
+    Ok(body_around(page, b"{\"items\":[", &close))
+}
+
+/// `open`, the page's entries, `close`, in the entries' own buffer where it has room.
+fn body_around(page: WirePage, open: &[u8], close: &[u8]) -> Bytes {
+    let (buf, start) = page.into_body(open, close);
+    Bytes::from(buf).slice(start..)
 }
 
 fn json_string(out: &mut Vec<u8>, text: &str) -> Result<(), AppError> {

@@ -118,12 +118,7 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
     ) -> Result<WirePage> {
         // As `date_page`: nothing of a date outside the grant's period.
         if access.check_date(date).is_err() {
-            return Ok(WirePage {
-                items: String::new(),
-                entries: 0,
-                last_seq: None,
-                more: false,
-            });
+            return Ok(WirePage::empty());
         }
         if let Some(d) = &self.direct {
             return d.date_page_wire(

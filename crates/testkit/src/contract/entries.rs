@@ -678,7 +678,7 @@ fn check_wire(
     );
     assert_eq!(wire.more, more, "{what}: whether more follow");
     let items: Vec<serde_json::Map<String, serde_json::Value>> =
-        match serde_json::from_str(&format!("[{}]", wire.items)) {
+        match serde_json::from_str(&format!("[{}]", wire.items())) {
             Ok(v) => v,
             Err(e) => panic!("{what}: the items are not JSON objects: {e}"),
         };
