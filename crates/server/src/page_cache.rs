@@ -111,11 +111,6 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// The page's key.
-    pub fn key(&self) -> &PageKey {
-        &self.key
-    }
-
     /// Keeps the page read ahead (the caller decides it is final) and ends the reading.
     pub fn keep(self, page: CachedPage) {
         self.cache.insert(self.key.clone(), page, true);

@@ -816,11 +816,11 @@ async fn read_feed_page(
     Ok((page, !try_later))
 }
 
-/// Starts reading the page of the feed `key` names that starts after `position` (the next page),
-/// in a task of its own, unless it is kept or being read already; kept if final ([`crate::page_cache`] on
-/// read-ahead). `access` is the capability of the request that read `key`'s page, and the new
-/// page's key holds everything its rendering depends on, so it is only ever sent to a reader the
-/// same rendering is for, after that reader's own access check.
+/// Starts reading the page of the feed `key` names that starts after `position` (the next
+/// page), in a task of its own, unless it is kept or being read already; kept if final
+/// ([`crate::page_cache`] on read-ahead). `access` is the capability of the request that read
+/// `key`'s page, and the new page's key holds everything its rendering depends on, so it is only
+/// ever sent to a reader the same rendering is for, after that reader's own access check.
 fn read_feed_ahead(state: &AppState, access: &LedgerAccess, key: &PageKey, position: i64) {
     let PageKey::Feed {
         ledger,
