@@ -137,26 +137,18 @@ impl PageCache {
 
     pub fn get(&self, key: &PageKey) -> Option<Hit> {
         // A poisoned lock only costs the cache: the page is rendered again.
-        let mut inner = self.inner.lock().ok()?;
-        let kept = inner.pages.get_mut(key)?;
-        let read_ahead = std::mem::take(&mut kept.ahead);
-        Some(Hit {
-            page: kept.page.clone(),
-            read_ahead,
-        })
+        hit(&mut *self.inner.lock().ok()?, key)
     }
 
     /// The page if kept; if it is being read ahead, waits for that reading to end first.
     /// `None` when the page has to be read by the caller.
     pub async fn get_or_wait(&self, key: &PageKey) -> Option<Hit> {
         let mut done = {
-            let inner = self.inner.lock().ok()?;
-            if !inner.pages.contains_key(key) {
-                inner.reading.get(key)?.clone()
-            } else {
-                drop(inner);
-                return self.get(key);
+            let mut inner = self.inner.lock().ok()?;
+            if let Some(kept) = hit(&mut inner, key) {
+                return Some(kept);
             }
+            inner.reading.get(key)?.clone()
         };
         // Never sent on: this returns when the reading's sender is dropped.
         let _ = done.changed().await;
@@ -211,6 +203,16 @@ impl PageCache {
     pub fn bytes(&self) -> usize {
         self.inner.lock().map(|i| i.bytes).unwrap_or(0)
     }
+}
+
+/// The page kept under `key`, telling whether this is the first reader of a page read ahead.
+fn hit(inner: &mut Inner, key: &PageKey) -> Option<Hit> {
+    let kept = inner.pages.get_mut(key)?;
+    let read_ahead = std::mem::take(&mut kept.ahead);
+    Some(Hit {
+        page: kept.page.clone(),
+        read_ahead,
+    })
 }
 
 #[cfg(test)]
