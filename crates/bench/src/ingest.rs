@@ -36,6 +36,11 @@ pub struct BenchArgs {
     /// SQLite database file; deleted and created afresh (unless `--database-url` names PostgreSQL).
     #[arg(long, default_value = "ledgerport-bench.db")]
     pub database: PathBuf,
+    /// Then write the rows the run left in `events`, `payments` and `entries` again, by SQLite
+    /// alone, into a fresh database beside it (`<database>-floor`), in the same batches, and
+    /// print that rate as the floor of the engine's (SQLite only).
+    #[arg(long)]
+    pub floor: bool,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -54,12 +59,13 @@ fn peak_rss_mib() -> Option<f64> {
 pub async fn run(args: BenchArgs, database_url: &str) -> Result<(), String> {
     let postgres =
         database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+    if postgres && args.floor {
+        return Err(err(
+            "--floor measures SQLite only; leave out --database-url",
+        ));
+    }
     if !postgres {
-        for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
-            let mut p = args.database.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(&p);
-        }
+        remove_database(&args.database);
     }
     let start: Timestamp = Timestamp::now()
         .checked_sub(jiff::SignedDuration::from_hours(
@@ -175,7 +181,34 @@ pub async fn run(args: BenchArgs, database_url: &str) -> Result<(), String> {
         Some(m) => println!("peak memory (RSS)   {m:.1} MiB"),
         None => println!("peak memory (RSS)   unknown (no /proc/self/status)"),
     }
+    drop(store);
+    if args.floor {
+        let mut floor = args.database.clone().into_os_string();
+        floor.push("-floor");
+        let floor = PathBuf::from(floor);
+        remove_database(&floor);
+        // Migrated by the store, so the floor's tables are the engine's.
+        crate::store::open_with_clock(&format!("sqlite://{}", floor.display()), clock.clone())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let (rate, rows) = crate::ingest_floor::measure(&args.database, &floor, done, args.batch)?;
+        println!(
+            "floor (SQLite)      {rate:.0} events/s: the events' {rows} rows of events, payments \
+             and entries written again by SQLite alone; the engine's rate is {:.2} of it",
+            done as f64 / ingest_secs / rate
+        );
+        remove_database(&floor);
+    }
     Ok(())
+}
+
+/// Removes every file of the SQLite database at `path`.
+fn remove_database(path: &std::path::Path) {
+    for suffix in ledgerport_store::sqlite::access_log::FILE_SUFFIXES {
+        let mut p = path.to_owned().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(&p);
+    }
 }
 
 async fn world(store: &dyn Store, ledgers: u32) -> Result<Vec<LedgerId>, String> {

@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod close;
 mod harness;
 mod ingest;
+mod ingest_floor;
 mod store;
 mod webhooks;
 

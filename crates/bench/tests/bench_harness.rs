@@ -248,3 +248,46 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `ingest --floor` writes every row the run's events left (not the closings' entries) again by
+/// SQLite alone, prints its rate against the engine's, and removes its database.
+#[test]
+fn the_ingestion_floor_writes_again_every_row_of_the_runs_events() {
+    let dir = std::env::temp_dir().join(format!("lp-bench-floor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make the test's directory");
+    let _remove = RemoveOnDrop(dir.clone());
+    let db = dir.join("ingest.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerport-bench"))
+        .args([
+            "ingest",
+            "--log",
+            "warn",
+            "--events",
+            "300",
+            "--ledgers",
+            "3",
+        ])
+        .args(["--batch", "100", "--floor", "--database"])
+        .arg(&db)
+        .output()
+        .expect("run ledgerport-bench ingest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 300 events over 3 ledgers: 270 captures (an event row, a payment row, an entry and its
+    // fee's entry each) and 30 refunds (an event row and an entry each).
+    assert!(
+        stdout.contains("the events' 1140 rows of events, payments and entries"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the engine's rate is"), "{stdout}");
+    let mut floor = db.clone().into_os_string();
+    floor.push("-floor");
+    assert!(
+        !std::path::Path::new(&floor).exists(),
+        "the floor's database is removed"
+    );
+}

@@ -255,7 +255,6 @@ impl DirectReads {
     }
 }
 
-/// `sql` with its `$1`-style parameters written `?1`, which SQLite binds by number.
 /// A connection to the database file `path` with the PRAGMAs every connection of the store's
 /// has, as `SqliteStore::open` sets them for sqlx's: a 10 s busy timeout, a 32 MiB page cache,
 /// the file mapped, temporaries in memory.
@@ -274,6 +273,7 @@ pub(super) fn open_file(path: &Path) -> Result<Connection> {
     Ok(c)
 }
 
+/// `sql` with its `$1`-style parameters written `?1`, which SQLite binds by number.
 pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
