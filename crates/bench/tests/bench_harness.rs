@@ -164,6 +164,8 @@ fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
         "mixed: ingestion, 2 clients, while 4 readers read",
         // Measured where nginx is installed, else a row saying it was skipped.
         "floor: nginx, the same page as a static file",
+        // The token phases again with wrk where it is installed, else a row saying so.
+        "wrk as the client",
         "server peak memory: own (RssAnon",
         "server peak memory: VmHWM",
     ] {

@@ -16,6 +16,7 @@ mod phases;
 mod report;
 mod server;
 mod world;
+mod wrk;
 
 use std::path::PathBuf;
 use std::time::Duration;

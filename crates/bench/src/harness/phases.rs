@@ -6,14 +6,16 @@ use super::page_scan::{self, PageSummary};
 use super::report::{Check, Report, Row};
 use super::server::{SERVE_FLAGS, Server};
 use super::world::{self, BasicCreds, World};
+use super::wrk;
 use super::{Phase, Size};
 use axum::body::Bytes;
+use base64::Engine as _;
 use ledgerport_core::ids::LedgerId;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Targets (issue 14, "the read path at the floor").
 const FEED_ENTRIES_PER_SEC: f64 = 1_000_000.0;
@@ -281,6 +283,7 @@ async fn measure(size: &Size, w: &World, server: &Server) -> Result<Vec<Row>, St
             &s,
             c,
         ));
+        rows.extend(wrk_token_rows(w, &ctx.base, c, d).await?);
     }
     if need_feed {
         // (b) the full feed of the large ledger, one client following cursors.
@@ -709,6 +712,72 @@ fn token_row(name: &str, s: &Stats, c: u32) -> Row {
         )),
     );
     r
+}
+
+/// The token phases again with wrk as the client, where it is installed ([`wrk`]): one key per
+/// endpoint on every connection (the limits are off), so each request is the same bytes.
+async fn wrk_token_rows(w: &World, base: &str, c: u32, d: Duration) -> Result<Vec<Row>, String> {
+    let Some(bin) = wrk::binary() else {
+        let mut r = Row::new("tokens: wrk as the client");
+        r.note = "skipped: no wrk on PATH".into();
+        return Ok(vec![r]);
+    };
+    let unit = w
+        .unit_keys
+        .first()
+        .ok_or("bench: the world has no unit keys")?;
+    let partner = w
+        .accounting_keys
+        .first()
+        .ok_or("bench: the world has no accounting keys")?;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", partner.client_id, partner.secret));
+    let endpoints = [
+        (
+            "tokens: POST /accesstoken/get (sales unit), wrk as the client",
+            "/accesstoken/get",
+            wrk::Post {
+                headers: vec![
+                    ("client_id", unit.client_id.clone()),
+                    ("client_secret", unit.secret.clone()),
+                    ("Ocp-Apim-Subscription-Key", unit.subscription_key.clone()),
+                ],
+                body: String::new(),
+            },
+        ),
+        (
+            "tokens: POST /miami/v1/token (accounting), wrk as the client",
+            "/miami/v1/token",
+            wrk::Post {
+                headers: vec![
+                    ("Authorization", format!("Basic {basic}")),
+                    (
+                        "Content-Type",
+                        "application/x-www-form-urlencoded".to_owned(),
+                    ),
+                ],
+                body: "grant_type=client_credentials".to_owned(),
+            },
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, path, post) in endpoints {
+        phase(name);
+        let s = wrk::run(&bin, &format!("{base}{path}"), &post, c, d).await?;
+        let mut r = Row::new(format!("{name}, {c} connections"));
+        r.rate = Some((s.per_sec, "tokens/s"));
+        r.p50_ms = Some(s.p50_ms);
+        r.p99_ms = Some(s.p99_ms);
+        r.check = Some(
+            Check::at_least(s.per_sec, TOKENS_PER_SEC, ">= 25000/s").and(Check::below(
+                s.p99_ms,
+                TOKEN_P99_MS,
+                "p99 < 5 ms",
+            )),
+        );
+        rows.push(r);
+    }
+    Ok(rows)
 }
 
 /// Ingestion clients, each sending its next batch as soon as the last is answered.
