@@ -106,9 +106,7 @@ const TINY: &[&str] = &[
 
 #[test]
 fn the_harness_measures_every_phase_at_a_tiny_size_and_writes_json() {
-    let dir = std::env::temp_dir().join(format!("ledgerport-bench-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let _cleanup = RemoveOnDrop(dir.clone());
+    let (dir, _cleanup) = test_dir("ledgerport-bench-test");
     let json = dir.join("bench-result.json");
     let db = dir.join("bench.db");
     let out = bench()
@@ -242,6 +240,13 @@ fn bad_sizes_are_refused_naming_the_flag() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--partners"));
 }
 
+/// A new directory of this test process, and what removes it also when an assertion fails.
+fn test_dir(name: &str) -> (PathBuf, RemoveOnDrop) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make the test's directory");
+    (dir.clone(), RemoveOnDrop(dir))
+}
+
 /// Removes the test's directory also when an assertion fails.
 struct RemoveOnDrop(std::path::PathBuf);
 
@@ -255,9 +260,7 @@ impl Drop for RemoveOnDrop {
 /// SQLite alone, prints its rate against the engine's, and removes its database.
 #[test]
 fn the_ingestion_floor_writes_again_every_row_of_the_runs_events() {
-    let dir = std::env::temp_dir().join(format!("lp-bench-floor-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("make the test's directory");
-    let _remove = RemoveOnDrop(dir.clone());
+    let (dir, _cleanup) = test_dir("ledgerport-bench-floor");
     let db = dir.join("ingest.db");
     let out = Command::new(env!("CARGO_BIN_EXE_ledgerport-bench"))
         .args([
