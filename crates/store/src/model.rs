@@ -218,7 +218,7 @@ pub const WIRE_HEAD_ROOM: usize = 160;
 pub struct WirePage {
     /// [`WIRE_HEAD_ROOM`] spaces, then the entries ([`WirePage::items`]).
     text: String,
-    /// How many entries `items` holds.
+    /// How many entries [`WirePage::items`] holds.
     pub entries: usize,
     /// The seq of the page's last entry; `None` for an empty page.
     pub last_seq: Option<i64>,

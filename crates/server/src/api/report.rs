@@ -822,27 +822,20 @@ async fn read_feed_page(
 /// `key`'s page, and the new page's key holds everything its rendering depends on, so it is only
 /// ever sent to a reader the same rendering is for, after that reader's own access check.
 fn read_feed_ahead(state: &AppState, access: &LedgerAccess, key: &PageKey, position: i64) {
+    // The same key but for where the page starts.
+    let mut next = key.clone();
     let PageKey::Feed {
-        ledger,
         topic,
+        after,
         limit,
         personal_data,
-        from,
-        to,
         ..
-    } = key.clone()
+    } = &mut next
     else {
         return;
     };
-    let next = PageKey::Feed {
-        ledger,
-        topic,
-        after: position,
-        limit,
-        personal_data,
-        from,
-        to,
-    };
+    *after = position;
+    let (topic, limit, personal_data) = (*topic, *limit, *personal_data);
     let Some(reading) = state.pages.start_reading(next) else {
         return;
     };
